@@ -1,0 +1,724 @@
+//! Events: the CloudEvents 1.0 envelope that travels on the bus.
+//!
+//! An [`Event`] carries the CloudEvents 1.0 context attributes (`id`, `type`,
+//! `source`, `time`, `subject`, `datacontenttype`, `dataschema`), a JSON `data`
+//! payload and extension attributes. It is validated when it is built, so an
+//! event on the bus is always well formed.
+//!
+//! ```
+//! use hookbus::Event;
+//! use serde_json::json;
+//!
+//! let event = Event::builder("decision.captured")
+//!     .data(json!({"decision_id": "abc123", "confidence": 0.91}))
+//!     .subject("claims_review")
+//!     .extension("partitionkey", "abc123")
+//!     .build()?;
+//! assert_eq!(event.event_type(), "decision.captured");
+//! assert_eq!(event.data()["confidence"], 0.91);
+//!
+//! // Structured-mode CloudEvents JSON, and back.
+//! let text = serde_json::to_string(&event)?;
+//! let back: Event = serde_json::from_str(&text)?;
+//! assert_eq!(back, event);
+//!
+//! // Bad input is an error that says what is wrong, never a panic.
+//! let err = Event::new("decision captured", json!({})).unwrap_err();
+//! assert!(err.to_string().contains("' '"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::OnceLock;
+
+use bytes::Bytes;
+use serde::de::{self, DeserializeOwned, MapAccess, Visitor};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::Value;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// The source used when neither the event nor the bus names one.
+pub const DEFAULT_SOURCE: &str = "hookbus";
+
+/// The CloudEvents spec version hookbus speaks.
+pub const SPEC_VERSION: &str = "1.0";
+
+/// Longest event type accepted, in bytes.
+pub const MAX_TYPE_LEN: usize = 255;
+
+/// Longest extension attribute name accepted (CloudEvents recommends 20).
+pub const MAX_EXTENSION_NAME_LEN: usize = 20;
+
+/// What is wrong with an event, an event type or an extension.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EventError {
+    /// The event type is the empty string.
+    #[error("event type is empty")]
+    EmptyType,
+    /// The event type is longer than [`MAX_TYPE_LEN`] bytes.
+    #[error("event type is {len} bytes long; the limit is {MAX_TYPE_LEN}")]
+    TypeTooLong {
+        /// Its length in bytes.
+        len: usize,
+    },
+    /// The event type holds a character outside `[A-Za-z0-9._-]`.
+    #[error(
+        "event type {ty:?} has {ch:?} at byte {at}; only ASCII letters, digits, '.', '_' and '-' are allowed"
+    )]
+    InvalidTypeChar {
+        /// The offending type (truncated to 64 bytes).
+        ty: String,
+        /// The offending character.
+        ch: char,
+        /// Its byte offset.
+        at: usize,
+    },
+    /// An extension attribute name is not 1..=20 lowercase ASCII letters or digits.
+    #[error(
+        "extension name {name:?} is invalid: CloudEvents extension names are 1 to 20 lowercase letters a-z or digits 0-9"
+    )]
+    InvalidExtensionName {
+        /// The offending name.
+        name: String,
+    },
+    /// The extension name is one of the CloudEvents context attributes.
+    #[error("extension name {name:?} is reserved for a CloudEvents context attribute")]
+    ReservedExtensionName {
+        /// The offending name.
+        name: String,
+    },
+    /// An attribute that must not be empty is empty.
+    #[error("CloudEvents attribute {attribute} must not be empty")]
+    EmptyAttribute {
+        /// Which attribute.
+        attribute: &'static str,
+    },
+    /// The payload of a typed event could not be turned into JSON.
+    #[error("event data could not be serialized to JSON: {0}")]
+    Data(String),
+}
+
+/// Checks an event type: non-empty, at most 255 bytes, `[A-Za-z0-9._-]` only.
+///
+/// ```
+/// assert!(hookbus::event::validate_type("decision.low_confidence").is_ok());
+/// assert!(hookbus::event::validate_type("").is_err());
+/// assert!(hookbus::event::validate_type("decision.*").is_err());
+/// ```
+pub fn validate_type(ty: &str) -> Result<(), EventError> {
+    if ty.is_empty() {
+        return Err(EventError::EmptyType);
+    }
+    if ty.len() > MAX_TYPE_LEN {
+        return Err(EventError::TypeTooLong { len: ty.len() });
+    }
+    if let Some((at, ch)) = ty
+        .char_indices()
+        .find(|&(_, c)| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(EventError::InvalidTypeChar {
+            ty: truncate(ty, 64).to_owned(),
+            ch,
+            at,
+        });
+    }
+    Ok(())
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+const CONTEXT_ATTRIBUTES: [&str; 9] = [
+    "specversion",
+    "id",
+    "type",
+    "source",
+    "time",
+    "subject",
+    "datacontenttype",
+    "dataschema",
+    "data",
+];
+
+/// Checks an extension attribute name against the CloudEvents rules.
+pub fn validate_extension_name(name: &str) -> Result<(), EventError> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_EXTENSION_NAME_LEN
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    if !ok {
+        return Err(EventError::InvalidExtensionName {
+            name: truncate(name, 64).to_owned(),
+        });
+    }
+    if CONTEXT_ATTRIBUTES.contains(&name) || name == "data_base64" {
+        return Err(EventError::ReservedExtensionName {
+            name: name.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// The value of a CloudEvents extension attribute.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ExtensionValue {
+    /// A string (also used for URI, timestamp and binary attributes).
+    String(String),
+    /// A 32-bit integer, as CloudEvents defines `Integer`.
+    Integer(i64),
+    /// A boolean.
+    Boolean(bool),
+}
+
+impl ExtensionValue {
+    /// The value as a string, as the HTTP and Kafka bindings carry it.
+    pub fn to_wire_string(&self) -> Cow<'_, str> {
+        match self {
+            ExtensionValue::String(s) => Cow::Borrowed(s),
+            ExtensionValue::Integer(i) => Cow::Owned(i.to_string()),
+            ExtensionValue::Boolean(b) => Cow::Borrowed(if *b { "true" } else { "false" }),
+        }
+    }
+}
+
+impl fmt::Display for ExtensionValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_wire_string())
+    }
+}
+
+impl From<&str> for ExtensionValue {
+    fn from(v: &str) -> Self {
+        ExtensionValue::String(v.to_owned())
+    }
+}
+impl From<String> for ExtensionValue {
+    fn from(v: String) -> Self {
+        ExtensionValue::String(v)
+    }
+}
+impl From<i64> for ExtensionValue {
+    fn from(v: i64) -> Self {
+        ExtensionValue::Integer(v)
+    }
+}
+impl From<i32> for ExtensionValue {
+    fn from(v: i32) -> Self {
+        ExtensionValue::Integer(v.into())
+    }
+}
+impl From<bool> for ExtensionValue {
+    fn from(v: bool) -> Self {
+        ExtensionValue::Boolean(v)
+    }
+}
+
+/// One event: the CloudEvents 1.0 attributes, JSON data and extensions.
+///
+/// Events are immutable once built. On the bus they are shared behind an
+/// [`Arc`](std::sync::Arc) between all subscribers, never deep-cloned, and the
+/// JSON bytes that outbound sinks send ([`Event::data_json`],
+/// [`Event::structured_json`]) are produced at most once per event and cached.
+pub struct Event {
+    id: Cow<'static, str>,
+    ty: Cow<'static, str>,
+    source: Option<Cow<'static, str>>,
+    time: OffsetDateTime,
+    subject: Option<String>,
+    datacontenttype: Option<String>,
+    dataschema: Option<String>,
+    data: Value,
+    extensions: BTreeMap<String, ExtensionValue>,
+    data_json: OnceLock<Bytes>,
+    structured_json: OnceLock<Bytes>,
+}
+
+impl Clone for Event {
+    fn clone(&self) -> Self {
+        Event {
+            id: self.id.clone(),
+            ty: self.ty.clone(),
+            source: self.source.clone(),
+            time: self.time,
+            subject: self.subject.clone(),
+            datacontenttype: self.datacontenttype.clone(),
+            dataschema: self.dataschema.clone(),
+            data: self.data.clone(),
+            extensions: self.extensions.clone(),
+            data_json: self.data_json.clone(),
+            structured_json: self.structured_json.clone(),
+        }
+    }
+}
+
+impl PartialEq for Event {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+            && self.ty == other.ty
+            && self.source() == other.source()
+            && self.time == other.time
+            && self.subject == other.subject
+            && self.datacontenttype == other.datacontenttype
+            && self.dataschema == other.dataschema
+            && self.data == other.data
+            && self.extensions == other.extensions
+    }
+}
+
+impl fmt::Debug for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Event")
+            .field("id", &self.id)
+            .field("type", &self.ty)
+            .field("source", &self.source())
+            .field("time", &self.time_rfc3339())
+            .field("subject", &self.subject)
+            .field("data", &self.data)
+            .field("extensions", &self.extensions)
+            .finish()
+    }
+}
+
+fn new_id() -> Cow<'static, str> {
+    // v7: unique, and sorts by creation time, which makes logs easier to read.
+    Cow::Owned(uuid::Uuid::now_v7().to_string())
+}
+
+fn now_utc() -> OffsetDateTime {
+    OffsetDateTime::now_utc()
+}
+
+impl Event {
+    /// An event of type `ty` with `data`, a fresh UUID id and the current time.
+    pub fn new(ty: impl Into<Cow<'static, str>>, data: Value) -> Result<Event, EventError> {
+        Event::builder(ty).data(data).build()
+    }
+
+    /// A builder for an event of type `ty`; validation happens in
+    /// [`EventBuilder::build`].
+    pub fn builder(ty: impl Into<Cow<'static, str>>) -> EventBuilder {
+        EventBuilder {
+            ty: ty.into(),
+            id: None,
+            source: None,
+            time: None,
+            subject: None,
+            datacontenttype: None,
+            dataschema: None,
+            data: Value::Null,
+            extensions: Vec::new(),
+        }
+    }
+
+    /// The event from a [`TypedEvent`] value.
+    pub fn from_typed<T: TypedEvent>(value: &T) -> Result<Event, EventError> {
+        let data = serde_json::to_value(value).map_err(|e| EventError::Data(e.to_string()))?;
+        Ok(Event::unchecked(Cow::Borrowed(T::TYPE), data))
+    }
+
+    /// Builds without validating the type: only for types checked elsewhere.
+    pub(crate) fn unchecked(ty: Cow<'static, str>, data: Value) -> Event {
+        Event {
+            id: new_id(),
+            ty,
+            source: None,
+            time: now_utc(),
+            subject: None,
+            datacontenttype: None,
+            dataschema: None,
+            data,
+            extensions: BTreeMap::new(),
+            data_json: OnceLock::new(),
+            structured_json: OnceLock::new(),
+        }
+    }
+
+    /// The event id: unique per event, stable across every delivery attempt.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The event type, e.g. `decision.captured`.
+    pub fn event_type(&self) -> &str {
+        &self.ty
+    }
+
+    /// The source: the one given when built, else the bus's default source
+    /// once emitted, else [`DEFAULT_SOURCE`].
+    pub fn source(&self) -> &str {
+        self.source.as_deref().unwrap_or(DEFAULT_SOURCE)
+    }
+
+    pub(crate) fn has_source(&self) -> bool {
+        self.source.is_some()
+    }
+
+    pub(crate) fn set_source(&mut self, source: Cow<'static, str>) {
+        self.source = Some(source);
+        self.structured_json = OnceLock::new();
+    }
+
+    /// When the event happened (UTC).
+    pub fn time(&self) -> OffsetDateTime {
+        self.time
+    }
+
+    /// The time as RFC 3339 text, e.g. `2024-03-15T10:30:00.123Z`.
+    pub fn time_rfc3339(&self) -> String {
+        self.time
+            .format(&Rfc3339)
+            .unwrap_or_else(|_| String::from("1970-01-01T00:00:00Z"))
+    }
+
+    /// The optional subject.
+    pub fn subject(&self) -> Option<&str> {
+        self.subject.as_deref()
+    }
+
+    /// The content type of `data`; `application/json` unless set otherwise.
+    pub fn datacontenttype(&self) -> &str {
+        self.datacontenttype.as_deref().unwrap_or("application/json")
+    }
+
+    /// The optional schema URI of `data`.
+    pub fn dataschema(&self) -> Option<&str> {
+        self.dataschema.as_deref()
+    }
+
+    /// The payload.
+    pub fn data(&self) -> &Value {
+        &self.data
+    }
+
+    /// The extension attributes, by name.
+    pub fn extensions(&self) -> &BTreeMap<String, ExtensionValue> {
+        &self.extensions
+    }
+
+    /// One extension attribute.
+    pub fn extension(&self, name: &str) -> Option<&ExtensionValue> {
+        self.extensions.get(name)
+    }
+
+    /// Deserializes the data into `T`.
+    pub fn data_as<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        T::deserialize(&self.data)
+    }
+
+    /// The data serialized as JSON bytes (the body of CloudEvents binary mode).
+    /// Produced once and cached: every sink that asks gets the same bytes.
+    pub fn data_json(&self) -> Bytes {
+        self.data_json
+            .get_or_init(|| Bytes::from(serde_json::to_vec(&self.data).unwrap_or_default()))
+            .clone()
+    }
+
+    /// The whole event as CloudEvents structured-mode JSON bytes. Produced once
+    /// and cached.
+    pub fn structured_json(&self) -> Bytes {
+        self.structured_json
+            .get_or_init(|| Bytes::from(serde_json::to_vec(self).unwrap_or_default()))
+            .clone()
+    }
+}
+
+/// Builds an [`Event`]; see [`Event::builder`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct EventBuilder {
+    ty: Cow<'static, str>,
+    id: Option<String>,
+    source: Option<Cow<'static, str>>,
+    time: Option<OffsetDateTime>,
+    subject: Option<String>,
+    datacontenttype: Option<String>,
+    dataschema: Option<String>,
+    data: Value,
+    extensions: Vec<(String, ExtensionValue)>,
+}
+
+impl EventBuilder {
+    /// Sets the payload (default: JSON `null`).
+    pub fn data(mut self, data: Value) -> Self {
+        self.data = data;
+        self
+    }
+    /// Sets the id (default: a fresh UUID). Keep ids unique per source.
+    pub fn id(mut self, id: impl Into<String>) -> Self {
+        self.id = Some(id.into());
+        self
+    }
+    /// Sets the source (default: the bus's default source).
+    pub fn source(mut self, source: impl Into<Cow<'static, str>>) -> Self {
+        self.source = Some(source.into());
+        self
+    }
+    /// Sets the time (default: now). Stored in UTC.
+    pub fn time(mut self, time: OffsetDateTime) -> Self {
+        self.time = Some(time.to_offset(time::UtcOffset::UTC));
+        self
+    }
+    /// Sets the subject.
+    pub fn subject(mut self, subject: impl Into<String>) -> Self {
+        self.subject = Some(subject.into());
+        self
+    }
+    /// Sets the data content type (default `application/json`).
+    pub fn datacontenttype(mut self, ct: impl Into<String>) -> Self {
+        self.datacontenttype = Some(ct.into());
+        self
+    }
+    /// Sets the data schema URI.
+    pub fn dataschema(mut self, schema: impl Into<String>) -> Self {
+        self.dataschema = Some(schema.into());
+        self
+    }
+    /// Adds an extension attribute; its name is checked in [`build`](Self::build).
+    pub fn extension(mut self, name: impl Into<String>, value: impl Into<ExtensionValue>) -> Self {
+        self.extensions.push((name.into(), value.into()));
+        self
+    }
+
+    /// Validates and builds the event.
+    pub fn build(self) -> Result<Event, EventError> {
+        validate_type(&self.ty)?;
+        let mut extensions = BTreeMap::new();
+        for (name, value) in self.extensions {
+            validate_extension_name(&name)?;
+            extensions.insert(name, value);
+        }
+        if self.id.as_deref() == Some("") {
+            return Err(EventError::EmptyAttribute { attribute: "id" });
+        }
+        if self.source.as_deref() == Some("") {
+            return Err(EventError::EmptyAttribute {
+                attribute: "source",
+            });
+        }
+        Ok(Event {
+            id: self.id.map(Cow::Owned).unwrap_or_else(new_id),
+            ty: self.ty,
+            source: self.source,
+            time: self.time.unwrap_or_else(now_utc),
+            subject: self.subject,
+            datacontenttype: self.datacontenttype,
+            dataschema: self.dataschema,
+            data: self.data,
+            extensions,
+            data_json: OnceLock::new(),
+            structured_json: OnceLock::new(),
+        })
+    }
+}
+
+/// A Rust type that is an event of one fixed type.
+///
+/// ```
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Serialize, Deserialize)]
+/// struct DecisionCaptured {
+///     decision_id: String,
+///     confidence: f64,
+/// }
+///
+/// impl hookbus::TypedEvent for DecisionCaptured {
+///     const TYPE: &'static str = "decision.captured";
+/// }
+/// ```
+///
+/// `TYPE` must be a valid event type (see [`validate_type`]); the bus checks it
+/// on emit and refuses the event with [`EventError`] otherwise.
+pub trait TypedEvent: Serialize + DeserializeOwned + Send + 'static {
+    /// The event type, e.g. `decision.captured`.
+    const TYPE: &'static str;
+}
+
+/// Anything the bus can emit: an [`Event`] or a [`TypedEvent`] value.
+///
+/// The bus asks for the type first and builds the event only when some
+/// subscriber is interested, so emitting a typed event nobody listens to costs
+/// no serialization and no allocation.
+pub trait IntoEvent {
+    /// The event type this value will have.
+    fn event_type(&self) -> &str;
+    /// Turns the value into an event.
+    fn into_event(self) -> Result<Event, EventError>;
+}
+
+impl IntoEvent for Event {
+    fn event_type(&self) -> &str {
+        &self.ty
+    }
+    fn into_event(self) -> Result<Event, EventError> {
+        Ok(self)
+    }
+}
+
+impl<T: TypedEvent> IntoEvent for T {
+    fn event_type(&self) -> &str {
+        T::TYPE
+    }
+    fn into_event(self) -> Result<Event, EventError> {
+        validate_type(T::TYPE)?;
+        Event::from_typed(&self)
+    }
+}
+
+// ---- serde: CloudEvents JSON (structured mode) ----
+
+impl Serialize for Event {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("specversion", SPEC_VERSION)?;
+        m.serialize_entry("id", &*self.id)?;
+        m.serialize_entry("source", self.source())?;
+        m.serialize_entry("type", &*self.ty)?;
+        m.serialize_entry("time", &self.time_rfc3339())?;
+        if let Some(subject) = &self.subject {
+            m.serialize_entry("subject", subject)?;
+        }
+        m.serialize_entry("datacontenttype", self.datacontenttype())?;
+        if let Some(schema) = &self.dataschema {
+            m.serialize_entry("dataschema", schema)?;
+        }
+        for (name, value) in &self.extensions {
+            match value {
+                ExtensionValue::String(v) => m.serialize_entry(name, v)?,
+                ExtensionValue::Integer(v) => m.serialize_entry(name, v)?,
+                ExtensionValue::Boolean(v) => m.serialize_entry(name, v)?,
+            }
+        }
+        m.serialize_entry("data", &self.data)?;
+        m.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Event {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Event, D::Error> {
+        d.deserialize_map(EventVisitor)
+    }
+}
+
+struct EventVisitor;
+
+fn string_attr<E: de::Error>(name: &str, v: Value) -> Result<String, E> {
+    match v {
+        Value::String(s) => Ok(s),
+        other => Err(E::custom(format_args!(
+            "CloudEvents attribute {name} must be a string, found {other}"
+        ))),
+    }
+}
+
+impl<'de> Visitor<'de> for EventVisitor {
+    type Value = Event;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a CloudEvents 1.0 JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Event, A::Error> {
+        let mut specversion = None;
+        let mut builder_ty = None;
+        let mut b = Event::builder("");
+        let mut id = None;
+        let mut source = None;
+        let mut time = None;
+        while let Some(key) = map.next_key::<String>()? {
+            let value: Value = map.next_value()?;
+            match key.as_str() {
+                "specversion" => specversion = Some(string_attr(&key, value)?),
+                "id" => id = Some(string_attr(&key, value)?),
+                "type" => builder_ty = Some(string_attr(&key, value)?),
+                "source" => source = Some(string_attr(&key, value)?),
+                "time" => {
+                    let text: String = string_attr(&key, value)?;
+                    let t = OffsetDateTime::parse(&text, &Rfc3339).map_err(|e| {
+                        de::Error::custom(format_args!(
+                            "CloudEvents attribute time {text:?} is not RFC 3339: {e}"
+                        ))
+                    })?;
+                    time = Some(t);
+                }
+                "subject" => b = b.subject(string_attr::<A::Error>(&key, value)?),
+                "datacontenttype" => b = b.datacontenttype(string_attr::<A::Error>(&key, value)?),
+                "dataschema" => b = b.dataschema(string_attr::<A::Error>(&key, value)?),
+                "data" => b = b.data(value),
+                "data_base64" => {
+                    return Err(de::Error::custom(
+                        "data_base64 (binary data) is not supported: hookbus events carry JSON data",
+                    ));
+                }
+                _ => {
+                    let ext = match value {
+                        Value::String(s) => ExtensionValue::String(s),
+                        Value::Bool(v) => ExtensionValue::Boolean(v),
+                        Value::Number(n) if n.is_i64() => {
+                            ExtensionValue::Integer(n.as_i64().unwrap_or_default())
+                        }
+                        other => {
+                            return Err(de::Error::custom(format_args!(
+                                "extension {key:?} must be a string, integer or boolean, found {other}"
+                            )));
+                        }
+                    };
+                    b = b.extension(key, ext);
+                }
+            }
+        }
+        match specversion.as_deref() {
+            Some(SPEC_VERSION) => {}
+            Some(other) => {
+                return Err(de::Error::custom(format_args!(
+                    "unsupported CloudEvents specversion {other:?}; expected \"1.0\""
+                )));
+            }
+            None => return Err(de::Error::missing_field("specversion")),
+        }
+        let ty = builder_ty.ok_or_else(|| de::Error::missing_field("type"))?;
+        let id = id.ok_or_else(|| de::Error::missing_field("id"))?;
+        let source = source.ok_or_else(|| de::Error::missing_field("source"))?;
+        b.ty = Cow::Owned(ty);
+        b = b.id(id).source(source);
+        if let Some(t) = time {
+            b = b.time(t);
+        }
+        let mut event = b.build().map_err(de::Error::custom)?;
+        if time.is_none() {
+            // CloudEvents makes `time` optional; keep "unknown" honest by using
+            // the time we received it rather than inventing a past one.
+            event.time = now_utc();
+        }
+        Ok(event)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn json_bytes_are_cached() {
+        let e = Event::new("a.b", json!({"x": 1})).unwrap();
+        let a = e.data_json();
+        let b = e.data_json();
+        assert_eq!(a.as_ptr(), b.as_ptr());
+        assert_eq!(&a[..], br#"{"x":1}"#);
+    }
+}

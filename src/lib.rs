@@ -1,0 +1,22 @@
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
+#![deny(unsafe_code)]
+
+pub mod bus;
+pub mod event;
+pub mod pattern;
+pub mod sink;
+pub mod stats;
+pub mod subscriber;
+
+pub use bus::{
+    BuildError, Bus, BusBuilder, EmitError, IntoPattern, SubscribeError,
+    DEFAULT_CHANNEL_CAPACITY,
+};
+pub use event::{Event, EventBuilder, EventError, ExtensionValue, IntoEvent, TypedEvent};
+pub use pattern::{Pattern, PatternError};
+pub use sink::{Batch, BoxFuture, DeliveryError, FailureKind, HandlerResult, Sink, SinkFuture};
+pub use stats::{BusStats, ShutdownReport, SubscriberReport, SubscriberStats};
+pub use subscriber::{
+    BatchConfig, OverflowPolicy, SubscriberBuilder, SubscriberOptions, Subscription, Typed,
+};

@@ -1,0 +1,211 @@
+//! The seam every subscriber kind plugs into: a [`Sink`] takes a batch of
+//! events and reports an outcome.
+//!
+//! Closures registered with [`Bus::on`](crate::Bus::on) are the built-in sink
+//! kind; webhooks and Kafka producers implement [`Sink`] and are attached with
+//! [`SubscriberBuilder::sink`](crate::SubscriberBuilder::sink). The subscriber
+//! machinery (pattern, condition, mailbox, overflow policy, batching,
+//! concurrency, stats, failure events, shutdown) is the same for all of them:
+//! a sink only delivers.
+//!
+//! ```
+//! use hookbus::{Batch, Bus, DeliveryError, Sink, SinkFuture};
+//! use std::sync::{Arc, atomic::{AtomicUsize, Ordering}};
+//!
+//! /// Counts what it is given.
+//! struct Counter(Arc<AtomicUsize>);
+//!
+//! impl Sink for Counter {
+//!     fn deliver(&self, batch: Batch) -> SinkFuture {
+//!         let n = self.0.clone();
+//!         Box::pin(async move {
+//!             n.fetch_add(batch.len(), Ordering::SeqCst);
+//!             Ok::<(), DeliveryError>(())
+//!         })
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let bus = Bus::new()?;
+//! let seen = Arc::new(AtomicUsize::new(0));
+//! let _sub = bus.subscriber("order.*").name("counter").sink(Counter(seen.clone()))?;
+//! bus.emit(hookbus::Event::new("order.placed", serde_json::json!({}))?)?;
+//! bus.shutdown(std::time::Duration::from_secs(1)).await;
+//! assert_eq!(seen.load(Ordering::SeqCst), 1);
+//! # Ok(()) }
+//! ```
+
+use std::fmt;
+use std::future::Future;
+use std::ops::Deref;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::event::Event;
+
+/// A boxed, sendable future, as sinks return them.
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// What [`Sink::deliver`] returns.
+pub type SinkFuture = BoxFuture<Result<(), DeliveryError>>;
+
+/// The events handed to a sink or batch handler in one call, oldest first.
+/// Without batching it holds exactly one event.
+#[derive(Clone, Default, PartialEq)]
+pub struct Batch(Vec<Arc<Event>>);
+
+impl Batch {
+    /// A batch of these events.
+    pub fn new(events: Vec<Arc<Event>>) -> Batch {
+        Batch(events)
+    }
+    /// The events.
+    pub fn events(&self) -> &[Arc<Event>] {
+        &self.0
+    }
+    /// The events, owned.
+    pub fn into_vec(self) -> Vec<Arc<Event>> {
+        self.0
+    }
+}
+
+impl Deref for Batch {
+    type Target = [Arc<Event>];
+    fn deref(&self) -> &[Arc<Event>] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Batch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|e| (e.event_type(), e.id())))
+            .finish()
+    }
+}
+
+impl IntoIterator for Batch {
+    type Item = Arc<Event>;
+    type IntoIter = std::vec::IntoIter<Arc<Event>>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
+impl<'a> IntoIterator for &'a Batch {
+    type Item = &'a Arc<Event>;
+    type IntoIter = std::slice::Iter<'a, Arc<Event>>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+/// How a delivery failed, so the bus can report it precisely.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum FailureKind {
+    /// A handler returned an error.
+    Handler,
+    /// A handler or sink panicked (the panic was caught).
+    Panic,
+    /// A sink gave up after its retries (e.g. the last of N HTTP attempts failed).
+    Exhausted,
+    /// A sink met an error that retrying cannot fix (bad request, unknown topic…).
+    Permanent,
+    /// The subscriber is disabled (e.g. an open circuit).
+    Disabled,
+}
+
+impl fmt::Display for FailureKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            FailureKind::Handler => "handler error",
+            FailureKind::Panic => "panic",
+            FailureKind::Exhausted => "retries exhausted",
+            FailureKind::Permanent => "permanent error",
+            FailureKind::Disabled => "disabled",
+        })
+    }
+}
+
+/// A failed delivery: what kind of failure and a message safe to log (sinks
+/// must keep secrets out of it).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{kind}: {message}")]
+pub struct DeliveryError {
+    kind: FailureKind,
+    message: String,
+}
+
+impl DeliveryError {
+    /// A failure of `kind` described by `message`.
+    pub fn new(kind: FailureKind, message: impl Into<String>) -> DeliveryError {
+        DeliveryError {
+            kind,
+            message: message.into(),
+        }
+    }
+    /// A handler's error.
+    pub fn handler(message: impl Into<String>) -> DeliveryError {
+        DeliveryError::new(FailureKind::Handler, message)
+    }
+    /// What kind of failure.
+    pub fn kind(&self) -> FailureKind {
+        self.kind
+    }
+    /// The description.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+/// Where subscriber events go: a webhook, a Kafka topic, a closure.
+///
+/// `deliver` is called from the subscriber's own task with at most
+/// `concurrency` calls in flight; it must not block the thread (do blocking
+/// work with `tokio::task::spawn_blocking`). A sink that retries does so inside
+/// `deliver` and returns the final outcome. A panic inside `deliver` or its
+/// future is caught and counted as a failure; the subscriber keeps running.
+pub trait Sink: Send + Sync + 'static {
+    /// Delivers one batch (one event unless batching is configured).
+    fn deliver(&self, batch: Batch) -> SinkFuture;
+
+    /// Called once when the bus shuts down, after the last `deliver` has
+    /// finished or the deadline has passed: flush buffers and release
+    /// resources within `timeout`. Returns how many events the sink still held
+    /// undelivered (for the shutdown report). The default does nothing.
+    fn close(&self, timeout: Duration) -> BoxFuture<u64> {
+        let _ = timeout;
+        Box::pin(async { 0 })
+    }
+}
+
+impl<S: Sink + ?Sized> Sink for Arc<S> {
+    fn deliver(&self, batch: Batch) -> SinkFuture {
+        (**self).deliver(batch)
+    }
+    fn close(&self, timeout: Duration) -> BoxFuture<u64> {
+        (**self).close(timeout)
+    }
+}
+
+/// What a handler closure may return: `()` or `Result<(), E>` for any
+/// displayable `E` (an `Err` counts as a failed delivery).
+pub trait HandlerResult {
+    /// The outcome as a result.
+    fn into_result(self) -> Result<(), DeliveryError>;
+}
+
+impl HandlerResult for () {
+    fn into_result(self) -> Result<(), DeliveryError> {
+        Ok(())
+    }
+}
+
+impl<E: fmt::Display> HandlerResult for Result<(), E> {
+    fn into_result(self) -> Result<(), DeliveryError> {
+        self.map_err(|e| DeliveryError::handler(e.to_string()))
+    }
+}

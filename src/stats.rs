@@ -1,0 +1,178 @@
+//! Counters and reports: [`Bus::stats`](crate::Bus::stats) and
+//! [`Bus::shutdown`](crate::Bus::shutdown).
+//!
+//! For every subscriber the numbers add up:
+//!
+//! ```text
+//! received = filtered + accepted
+//! accepted = delivered + failed + dropped + pending
+//! ```
+//!
+//! where `pending` is what sits in the mailbox or in a handler right now.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// Live counters of one subscriber. Each field has one writer (the
+/// subscriber's task), so updates are plain stores.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) received: AtomicU64,
+    pub(crate) filtered: AtomicU64,
+    pub(crate) accepted: AtomicU64,
+    pub(crate) delivered: AtomicU64,
+    pub(crate) failed: AtomicU64,
+    pub(crate) dropped: AtomicU64,
+    pub(crate) mailbox: AtomicU64,
+    pub(crate) in_flight: AtomicU64,
+    pub(crate) unflushed: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn bump(counter: &AtomicU64, by: u64) {
+        // Single writer: a load and a store, no read-modify-write needed.
+        counter.store(counter.load(Relaxed) + by, Relaxed);
+    }
+
+    pub(crate) fn snapshot(&self, id: u64, name: &str, pattern: &str) -> SubscriberStats {
+        SubscriberStats {
+            id,
+            name: name.to_owned(),
+            pattern: pattern.to_owned(),
+            received: self.received.load(Relaxed),
+            filtered: self.filtered.load(Relaxed),
+            accepted: self.accepted.load(Relaxed),
+            delivered: self.delivered.load(Relaxed),
+            failed: self.failed.load(Relaxed),
+            dropped: self.dropped.load(Relaxed),
+            mailbox_len: self.mailbox.load(Relaxed),
+            in_flight: self.in_flight.load(Relaxed),
+        }
+    }
+}
+
+/// A snapshot of one subscriber's counters.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SubscriberStats {
+    /// The subscriber's id, unique within its bus.
+    pub id: u64,
+    /// Its name (given, or derived from the pattern).
+    pub name: String,
+    /// Its pattern.
+    pub pattern: String,
+    /// Events whose type matched the pattern.
+    pub received: u64,
+    /// Events the condition turned away (never entered the mailbox).
+    pub filtered: u64,
+    /// Events that passed the condition and were offered to the mailbox.
+    pub accepted: u64,
+    /// Events handled successfully.
+    pub delivered: u64,
+    /// Events whose handler or sink failed (errors and caught panics).
+    pub failed: u64,
+    /// Events the overflow policy dropped.
+    pub dropped: u64,
+    /// Events waiting in the mailbox.
+    pub mailbox_len: u64,
+    /// Events being handled now.
+    pub in_flight: u64,
+}
+
+impl SubscriberStats {
+    /// Events accepted but neither delivered, failed nor dropped yet.
+    pub fn pending(&self) -> u64 {
+        self.mailbox_len + self.in_flight
+    }
+}
+
+/// A snapshot of the bus and all its subscribers.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct BusStats {
+    /// Events put on the channel (some subscriber was interested).
+    pub emitted: u64,
+    /// Events no subscriber's pattern matched: counted, never sent.
+    pub unmatched: u64,
+    /// Emits refused because the channel was full (`EmitError::Full`).
+    pub rejected_full: u64,
+    /// Events on the channel not yet taken in by every subscriber.
+    pub channel_len: u64,
+    /// Every live subscriber, in subscription order.
+    pub subscribers: Vec<SubscriberStats>,
+}
+
+impl BusStats {
+    /// The subscriber with this name, if any.
+    pub fn subscriber(&self, name: &str) -> Option<&SubscriberStats> {
+        self.subscribers.iter().find(|s| s.name == name)
+    }
+}
+
+/// What became of one subscriber's events at shutdown.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SubscriberReport {
+    /// Its counters when it stopped (or at the deadline).
+    pub stats: SubscriberStats,
+    /// Events still pending (in the mailbox or a handler) at the deadline.
+    /// `accepted = delivered + failed + dropped + pending`.
+    pub pending: u64,
+    /// Events the sink still held unflushed after closing (e.g. Kafka).
+    pub unflushed: u64,
+    /// Whether it finished all its work before the deadline.
+    pub completed: bool,
+}
+
+/// The result of [`Bus::shutdown`](crate::Bus::shutdown).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ShutdownReport {
+    /// Bus counters at the end.
+    pub emitted: u64,
+    /// Events no subscriber wanted.
+    pub unmatched: u64,
+    /// Emits refused because the channel was full.
+    pub rejected_full: u64,
+    /// One entry per subscriber alive at shutdown.
+    pub subscribers: Vec<SubscriberReport>,
+}
+
+impl ShutdownReport {
+    /// Whether every subscriber finished in time with nothing pending.
+    pub fn is_clean(&self) -> bool {
+        self.subscribers
+            .iter()
+            .all(|s| s.completed && s.pending == 0 && s.unflushed == 0)
+    }
+
+    /// The report of the subscriber with this name, if any.
+    pub fn subscriber(&self, name: &str) -> Option<&SubscriberReport> {
+        self.subscribers.iter().find(|s| s.stats.name == name)
+    }
+}
+
+impl std::fmt::Display for ShutdownReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "bus: emitted {}, unmatched {}, rejected (full) {}",
+            self.emitted, self.unmatched, self.rejected_full
+        )?;
+        writeln!(
+            f,
+            "{:<24} {:>9} {:>9} {:>9} {:>9} {:>7} {:>7} {:>8}",
+            "subscriber", "received", "filtered", "delivered", "failed", "dropped", "pending", "done"
+        )?;
+        for s in &self.subscribers {
+            writeln!(
+                f,
+                "{:<24} {:>9} {:>9} {:>9} {:>9} {:>7} {:>7} {:>8}",
+                s.stats.name,
+                s.stats.received,
+                s.stats.filtered,
+                s.stats.delivered,
+                s.stats.failed,
+                s.stats.dropped,
+                s.pending,
+                if s.completed { "yes" } else { "deadline" }
+            )?;
+        }
+        Ok(())
+    }
+}
