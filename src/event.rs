@@ -391,7 +391,9 @@ impl Event {
 
     /// The content type of `data`; `application/json` unless set otherwise.
     pub fn datacontenttype(&self) -> &str {
-        self.datacontenttype.as_deref().unwrap_or("application/json")
+        self.datacontenttype
+            .as_deref()
+            .unwrap_or("application/json")
     }
 
     /// The optional schema URI of `data`.

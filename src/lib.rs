@@ -10,8 +10,7 @@ pub mod stats;
 pub mod subscriber;
 
 pub use bus::{
-    BuildError, Bus, BusBuilder, EmitError, IntoPattern, SubscribeError,
-    DEFAULT_CHANNEL_CAPACITY,
+    BuildError, Bus, BusBuilder, DEFAULT_CHANNEL_CAPACITY, EmitError, IntoPattern, SubscribeError,
 };
 pub use event::{Event, EventBuilder, EventError, ExtensionValue, IntoEvent, TypedEvent};
 pub use pattern::{Pattern, PatternError};

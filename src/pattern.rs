@@ -236,7 +236,10 @@ impl Pattern {
             Kind::All => true,
             Kind::Exact => *self.text == *event_type,
             Kind::Wild(segments) => {
-                if !event_type.as_bytes().starts_with(&self.text.as_bytes()[..self.prefix_len]) {
+                if !event_type
+                    .as_bytes()
+                    .starts_with(&self.text.as_bytes()[..self.prefix_len])
+                {
                     return false;
                 }
                 match_segments(segments, event_type)

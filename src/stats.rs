@@ -157,7 +157,14 @@ impl std::fmt::Display for ShutdownReport {
         writeln!(
             f,
             "{:<24} {:>9} {:>9} {:>9} {:>9} {:>7} {:>7} {:>8}",
-            "subscriber", "received", "filtered", "delivered", "failed", "dropped", "pending", "done"
+            "subscriber",
+            "received",
+            "filtered",
+            "delivered",
+            "failed",
+            "dropped",
+            "pending",
+            "done"
         )?;
         for s in &self.subscribers {
             writeln!(

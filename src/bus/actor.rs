@@ -128,7 +128,10 @@ impl Actor {
             let stats = e.stats();
             reports.push(SubscriberReport {
                 pending: stats.mailbox_len + stats.in_flight,
-                unflushed: e.counters.unflushed.load(std::sync::atomic::Ordering::Relaxed),
+                unflushed: e
+                    .counters
+                    .unflushed
+                    .load(std::sync::atomic::Ordering::Relaxed),
                 completed,
                 stats,
             });

@@ -15,13 +15,13 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::TypedEvent;
 use crate::event::{Event, EventError, IntoEvent};
 use crate::pattern::{Pattern, PatternError};
 use crate::sink::HandlerResult;
 use crate::stats::{BusStats, Counters, ShutdownReport};
 use crate::subscriber::worker::{Spec, Worker};
 use crate::subscriber::{Control, SubscriberBuilder, SubscriberOptions, Subscription, Typed};
-use crate::TypedEvent;
 
 use actor::{Actor, Command};
 pub(crate) use interest::Interest;
@@ -56,7 +56,9 @@ impl Drop for BarrierGuard {
 pub enum EmitError {
     /// The bus channel is full: some `Block` subscriber is holding back. Retry,
     /// or use [`Bus::publish`] to wait for room.
-    #[error("the bus channel is full (a subscriber with OverflowPolicy::Block is behind); the event was not emitted")]
+    #[error(
+        "the bus channel is full (a subscriber with OverflowPolicy::Block is behind); the event was not emitted"
+    )]
     Full(Event),
     /// The bus has shut down.
     #[error("the bus is shut down; the event was not emitted")]

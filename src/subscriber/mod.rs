@@ -62,7 +62,9 @@ pub const DROP_REPORT_INTERVAL: Duration = Duration::from_millis(250);
 
 /// What a subscriber does when its mailbox is full. See the
 /// [module docs](self#overflow-policies).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum OverflowPolicy {
     /// Lossless: stop taking events until there is room; back-pressure reaches

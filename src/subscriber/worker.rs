@@ -19,7 +19,7 @@ use serde_json::json;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use super::{Condition, Control, Handler, OverflowPolicy, SubscriberOptions, DROP_REPORT_INTERVAL};
+use super::{Condition, Control, DROP_REPORT_INTERVAL, Handler, OverflowPolicy, SubscriberOptions};
 use crate::bus::{Message, Shared};
 use crate::event::Event;
 use crate::pattern::Pattern;
@@ -396,14 +396,12 @@ impl Worker {
                 });
             }
             Handler::Async(f) => {
-                let started =
-                    std::panic::catch_unwind(AssertUnwindSafe(|| f(batch[0].clone())));
+                let started = std::panic::catch_unwind(AssertUnwindSafe(|| f(batch[0].clone())));
                 self.push_future(batch, started, span);
             }
             Handler::Sink(sink) => {
-                let started = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                    sink.deliver(batch.clone())
-                }));
+                let started =
+                    std::panic::catch_unwind(AssertUnwindSafe(|| sink.deliver(batch.clone())));
                 self.push_future(batch, started, span);
             }
         }
@@ -464,7 +462,10 @@ impl Worker {
         tracing::warn!(subscriber = %self.name, event_id = %events[0].id(), error = %err, "hookbus: delivery failed");
         // Failures while handling the bus's own events are logged, never
         // re-published: that could loop.
-        if events.iter().all(|e| e.event_type().starts_with("hookbus.")) {
+        if events
+            .iter()
+            .all(|e| e.event_type().starts_with("hookbus."))
+        {
             return;
         }
         let Some(bus) = self.bus.upgrade() else {
@@ -513,5 +514,8 @@ fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
 }
 
 fn panic_error(p: &Box<dyn std::any::Any + Send>) -> DeliveryError {
-    DeliveryError::new(FailureKind::Panic, format!("handler panicked: {}", panic_message(p)))
+    DeliveryError::new(
+        FailureKind::Panic,
+        format!("handler panicked: {}", panic_message(p)),
+    )
 }
