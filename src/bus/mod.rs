@@ -551,6 +551,7 @@ impl Bus {
             pattern,
             control,
             counters,
+            bus: Arc::downgrade(shared),
             detached: false,
         })
     }

@@ -393,8 +393,8 @@ impl Control {
 
 /// The handle of a running subscriber.
 ///
-/// **Dropping it unsubscribes**: the subscriber stops taking new events,
-/// delivers what its mailbox already accepted, and ends. To keep a subscriber
+/// **Dropping it unsubscribes**: from that moment no new event reaches the
+/// subscriber; it delivers what its mailbox had already accepted, and ends. To keep a subscriber
 /// for the life of the bus without holding the handle, call
 /// [`detach`](Subscription::detach).
 #[must_use = "dropping a Subscription unsubscribes at once; call .detach() to keep it running"]
@@ -404,6 +404,7 @@ pub struct Subscription {
     pub(crate) pattern: Pattern,
     pub(crate) control: Arc<Control>,
     pub(crate) counters: Arc<Counters>,
+    pub(crate) bus: std::sync::Weak<crate::bus::Shared>,
     pub(crate) detached: bool,
 }
 
@@ -445,6 +446,9 @@ impl Subscription {
 impl Drop for Subscription {
     fn drop(&mut self) {
         if !self.detached {
+            if let Some(bus) = self.bus.upgrade() {
+                bus.interest.remove(self.id);
+            }
             self.control.request_stop();
         }
     }
