@@ -6,6 +6,8 @@
 
 pub mod bus;
 pub mod event;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 pub mod pattern;
 pub mod sink;
 pub mod stats;
