@@ -315,6 +315,43 @@ async fn a_hundred_thousand_events_through_the_bus_none_lost() {
 }
 
 #[tokio::test]
+async fn a_full_librdkafka_queue_is_back_pressure_not_loss() {
+    const N: i64 = 3_000;
+    let topic = create_topic("queue-full", 1).await;
+    // Room for 5 records: almost every send meets QueueFull and must wait.
+    let publisher = KafkaPublisher::builder(bootstrap(), &topic)
+        .set("queue.buffering.max.messages", "5")
+        .build()
+        .unwrap();
+    let bus = Bus::new().unwrap();
+    bus.subscriber("decision.*")
+        .name("kafka")
+        .options(KafkaPublisher::recommended_options())
+        .sink(publisher)
+        .unwrap()
+        .detach();
+    for seq in 0..N {
+        bus.publish(decision(&format!("d{}", seq % 7), seq as u64))
+            .await
+            .unwrap();
+    }
+    let report = guarded("shutdown", bus.shutdown(HANG_GUARD)).await;
+    let kafka = report.subscriber("kafka").unwrap();
+    assert_eq!(
+        (kafka.stats.delivered, kafka.stats.failed),
+        (N as u64, 0),
+        "{report}"
+    );
+    // One partition: the records are in exactly the order they were emitted.
+    let seqs: Vec<i64> = consume(&topic, 1, N as usize)
+        .await
+        .iter()
+        .map(|m| value_json(m)["seq"].as_i64().unwrap())
+        .collect();
+    assert_eq!(seqs, (0..N).collect::<Vec<_>>());
+}
+
+#[tokio::test]
 async fn shutdown_flushes_what_is_still_queued() {
     let topic = create_topic("shutdown", 1).await;
     // A long linger keeps records in librdkafka's queue when shutdown starts.
