@@ -433,6 +433,33 @@ async fn a_record_too_large_fails_alone_and_reaches_the_dead_letter_path() {
 }
 
 #[tokio::test]
+async fn a_missing_topic_is_a_permanent_failure_on_the_dead_letter_path() {
+    let topic = format!("hookbus-missing-{}", uuid::Uuid::new_v4().simple());
+    let publisher = KafkaPublisher::builder(bootstrap(), &topic)
+        // Give up waiting for the topic to appear after 1 s (default 30 s).
+        .set("topic.metadata.propagation.max.ms", "1000")
+        .build()
+        .unwrap();
+    let bus = Bus::new().unwrap();
+    let mut failed = failures(&bus);
+    bus.subscriber("decision.*")
+        .name("kafka")
+        .options(KafkaPublisher::recommended_options())
+        .sink(publisher)
+        .unwrap()
+        .detach();
+    let event = decision("abc123", 1);
+    let id = event.id().to_owned();
+    bus.emit(event).unwrap();
+    let failure = guarded("delivery_failed", failed.recv()).await.unwrap();
+    assert_eq!(failure["kind"], "permanent error", "{failure}");
+    assert_eq!(failure["event_ids"], json!([id]));
+    let report = bus.shutdown(HANG_GUARD).await;
+    let kafka = report.subscriber("kafka").unwrap();
+    assert_eq!((kafka.stats.delivered, kafka.stats.failed), (0, 1));
+}
+
+#[tokio::test]
 async fn healthcheck_names_a_missing_topic() {
     let publisher = KafkaPublisher::new(bootstrap(), "hookbus-no-such-topic-7f3a").unwrap();
     let err = publisher
