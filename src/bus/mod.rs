@@ -166,10 +166,10 @@ pub(crate) struct Shared {
 
 impl Shared {
     fn prepare(&self, mut event: Event) -> Arc<Event> {
-        if !event.has_source() {
-            if let Some(src) = &self.source {
-                event.set_source(src.clone());
-            }
+        if !event.has_source()
+            && let Some(src) = &self.source
+        {
+            event.set_source(src.clone());
         }
         Arc::new(event)
     }

@@ -180,10 +180,10 @@ impl Worker {
     }
 
     fn stop_intake(&mut self) {
-        if self.rx.take().is_some() {
-            if let Some(bus) = self.bus.upgrade() {
-                bus.interest.remove(self.id);
-            }
+        if self.rx.take().is_some()
+            && let Some(bus) = self.bus.upgrade()
+        {
+            bus.interest.remove(self.id);
         }
     }
 
@@ -468,10 +468,25 @@ impl Worker {
         }
         match done.result {
             Ok(()) => Counters::bump(&self.counters.delivered, n),
-            Err(err) => {
-                Counters::bump(&self.counters.failed, n);
-                self.report_failure(&done.events, &err);
-            }
+            Err(err) => match err.failed_events() {
+                // A partial failure: only the named events failed.
+                Some(indices) => {
+                    let failed: Vec<Arc<Event>> = indices
+                        .iter()
+                        .filter_map(|&i| done.events.get(i).cloned())
+                        .collect();
+                    let f = failed.len() as u64;
+                    Counters::bump(&self.counters.delivered, n - f);
+                    Counters::bump(&self.counters.failed, f);
+                    if !failed.is_empty() {
+                        self.report_failure(&failed, &err);
+                    }
+                }
+                None => {
+                    Counters::bump(&self.counters.failed, n);
+                    self.report_failure(&done.events, &err);
+                }
+            },
         }
     }
 
