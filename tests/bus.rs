@@ -262,7 +262,7 @@ async fn drops_are_announced_once_per_burst_and_never_loop() {
     let (announced_tx, mut announced) = mpsc::unbounded_channel();
     // A subscriber to everything, itself stalled and tiny: it will drop the
     // bus's own `hookbus.dropped` events too, which must not be re-announced.
-    let (mut entered, release, _seen) = gated(&bus, "*", "stalled", 1, OverflowPolicy::DropOldest);
+    let (mut entered, _release, _seen) = gated(&bus, "*", "stalled", 1, OverflowPolicy::DropOldest);
     bus.on("hookbus.dropped", move |e| {
         announced_tx
             .send((
