@@ -4,6 +4,7 @@
 //! (pattern → condition → mailbox → batch → handler or sink) → stats.
 
 mod actor;
+mod counter;
 mod interest;
 
 use std::borrow::Cow;
@@ -160,7 +161,7 @@ pub(crate) struct Shared {
     next_id: AtomicU64,
     closed: AtomicBool,
     emitted: AtomicU64,
-    unmatched: AtomicU64,
+    unmatched: counter::ThreadCounter,
     rejected_full: AtomicU64,
 }
 
@@ -174,9 +175,10 @@ impl Shared {
         Arc::new(event)
     }
 
+    #[inline]
     fn emit<E: IntoEvent>(&self, event: E) -> Result<(), EmitError> {
         if !self.interest.wants(event.event_type()) {
-            self.unmatched.fetch_add(1, Relaxed);
+            self.unmatched.bump();
             if self.closed.load(Relaxed) {
                 return Err(EmitError::Closed(event.into_event()?));
             }
@@ -197,7 +199,7 @@ impl Shared {
             }
             // The last interested subscriber left between the check and the send.
             Err(async_broadcast::TrySendError::Inactive(_)) => {
-                self.unmatched.fetch_add(1, Relaxed);
+                self.unmatched.bump();
                 Ok(())
             }
         }
@@ -313,7 +315,7 @@ impl BusBuilder {
             next_id: AtomicU64::new(1),
             closed: AtomicBool::new(false),
             emitted: AtomicU64::new(0),
-            unmatched: AtomicU64::new(0),
+            unmatched: counter::ThreadCounter::default(),
             rejected_full: AtomicU64::new(0),
         });
         let actor = Actor::new(command_rx, receiver.deactivate());
@@ -371,7 +373,7 @@ impl Bus {
     pub async fn publish<E: IntoEvent>(&self, event: E) -> Result<(), EmitError> {
         let shared = &self.shared;
         if !shared.interest.wants(event.event_type()) {
-            shared.unmatched.fetch_add(1, Relaxed);
+            shared.unmatched.bump();
             if shared.closed.load(Relaxed) {
                 return Err(EmitError::Closed(event.into_event()?));
             }
@@ -387,7 +389,7 @@ impl Bus {
                 if shared.sender.is_closed() {
                     Err(EmitError::Closed(unwrap_message(m)))
                 } else {
-                    shared.unmatched.fetch_add(1, Relaxed);
+                    shared.unmatched.bump();
                     Ok(())
                 }
             }
@@ -479,7 +481,7 @@ impl Bus {
         let subscribers = rx.await.unwrap_or_default();
         BusStats {
             emitted: self.shared.emitted.load(Relaxed),
-            unmatched: self.shared.unmatched.load(Relaxed),
+            unmatched: self.shared.unmatched.get(),
             rejected_full: self.shared.rejected_full.load(Relaxed),
             channel_len: self.shared.sender.len() as u64,
             subscribers,
@@ -503,7 +505,7 @@ impl Bus {
         let subscribers = rx.await.unwrap_or_default();
         ShutdownReport {
             emitted: self.shared.emitted.load(Relaxed),
-            unmatched: self.shared.unmatched.load(Relaxed),
+            unmatched: self.shared.unmatched.get(),
             rejected_full: self.shared.rejected_full.load(Relaxed),
             subscribers,
         }
