@@ -21,5 +21,6 @@ pub use pattern::{Pattern, PatternError};
 pub use sink::{Batch, BoxFuture, DeliveryError, FailureKind, HandlerResult, Sink, SinkFuture};
 pub use stats::{BusStats, ShutdownReport, SubscriberReport, SubscriberStats};
 pub use subscriber::{
-    BatchConfig, OverflowPolicy, SubscriberBuilder, SubscriberOptions, Subscription, Typed,
+    BatchConfig, EventStream, OverflowPolicy, SubscriberBuilder, SubscriberOptions, Subscription,
+    Typed,
 };

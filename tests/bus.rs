@@ -700,3 +700,18 @@ fn building_a_bus_outside_a_runtime_is_an_error_not_a_panic() {
     assert_eq!(count.load(Ordering::SeqCst), 1);
     assert!(report.is_clean());
 }
+
+#[tokio::test]
+async fn a_subscriber_can_be_a_stream_and_dropping_it_unsubscribes() {
+    use tokio_stream::StreamExt;
+    let bus = Bus::new().unwrap();
+    let mut stream = bus.subscriber("order.*").capacity(8).stream().unwrap();
+    for i in 0..5 {
+        bus.emit(ev("order.placed", i)).unwrap();
+    }
+    let got: Vec<u64> = (&mut stream).take(5).map(|e| n_of(&e)).collect().await;
+    assert_eq!(got, vec![0, 1, 2, 3, 4]);
+    assert_eq!(stream.stats().received, 5);
+    drop(stream);
+    assert!(!bus.has_subscribers("order.placed"));
+}

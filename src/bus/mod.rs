@@ -22,7 +22,9 @@ use crate::pattern::{Pattern, PatternError};
 use crate::sink::HandlerResult;
 use crate::stats::{BusStats, Counters, ShutdownReport};
 use crate::subscriber::worker::{Spec, Worker};
-use crate::subscriber::{Control, SubscriberBuilder, SubscriberOptions, Subscription, Typed};
+use crate::subscriber::{
+    Control, EventStream, SubscriberBuilder, SubscriberOptions, Subscription, Typed,
+};
 
 use actor::{Actor, Command};
 pub(crate) use interest::Interest;
@@ -438,6 +440,12 @@ impl Bus {
         handler: impl FnMut(Typed<T>) -> R + Send + 'static,
     ) -> Result<Subscription, SubscribeError> {
         self.subscriber(T::TYPE).on_typed(handler)
+    }
+
+    /// Subscribes to `pattern` as a [`Stream`](tokio_stream::Stream) of events
+    /// (default mailbox settings); see [`SubscriberBuilder::stream`].
+    pub fn stream(&self, pattern: impl IntoPattern) -> Result<EventStream, SubscribeError> {
+        self.subscriber(pattern).stream()
     }
 
     /// Subscribes for the next matching event only.

@@ -333,6 +333,44 @@ impl SubscriberBuilder {
         self.finish(Handler::Sink(Box::new(sink)))
     }
 
+    /// Finishes as a [`Stream`](tokio_stream::Stream) of events. The stream's
+    /// consumer is the handler: while it does not poll, the mailbox fills and
+    /// the overflow policy applies as for any subscriber. Dropping the stream
+    /// unsubscribes.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use tokio_stream::StreamExt;
+    ///
+    /// let bus = hookbus::Bus::new()?;
+    /// let mut stream = bus.subscriber("order.*").capacity(16).stream()?;
+    /// bus.emit(hookbus::Event::new("order.placed", serde_json::json!({"id": 1}))?)?;
+    /// let event = stream.next().await.unwrap();
+    /// assert_eq!(event.event_type(), "order.placed");
+    /// # Ok(()) }
+    /// ```
+    pub fn stream(self) -> Result<EventStream, SubscribeError> {
+        if self.options.batch.is_some() {
+            return Err(SubscribeError::InvalidOption(
+                "a stream yields one event at a time; batching does not apply".into(),
+            ));
+        }
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        let subscription = self.on_async(move |e| {
+            let tx = tx.clone();
+            async move {
+                tx.send(e)
+                    .await
+                    .map_err(|_| DeliveryError::handler("the stream was dropped"))
+            }
+        })?;
+        Ok(EventStream {
+            events: tokio_stream::wrappers::ReceiverStream::new(rx),
+            _subscription: subscription,
+        })
+    }
+
     fn finish(self, handler: Handler) -> Result<Subscription, SubscribeError> {
         let pattern = self.pattern?;
         self.options.validate()?;
@@ -452,5 +490,30 @@ impl Drop for Subscription {
             }
             self.control.request_stop();
         }
+    }
+}
+
+/// A subscriber as a stream of events; see [`SubscriberBuilder::stream`].
+#[derive(Debug)]
+#[must_use = "streams do nothing unless polled; dropping one unsubscribes"]
+pub struct EventStream {
+    events: tokio_stream::wrappers::ReceiverStream<Arc<Event>>,
+    _subscription: Subscription,
+}
+
+impl EventStream {
+    /// The subscriber's counters now.
+    pub fn stats(&self) -> SubscriberStats {
+        self._subscription.stats()
+    }
+}
+
+impl tokio_stream::Stream for EventStream {
+    type Item = Arc<Event>;
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Arc<Event>>> {
+        std::pin::Pin::new(&mut self.events).poll_next(cx)
     }
 }
