@@ -82,6 +82,10 @@ enum Segment {
 enum Kind {
     All,
     Exact,
+    /// `literal.prefix.*`: one more segment after the prefix.
+    OneBelow,
+    /// `literal.prefix.**`: the prefix itself or anything below it.
+    Subtree,
     Wild(Box<[Segment]>),
 }
 
@@ -201,8 +205,18 @@ impl Pattern {
                 _ => 0,
             })
             .sum();
-        let kind = if segments.iter().all(|s| matches!(s, Segment::Literal(_))) {
+        let literals = segments
+            .iter()
+            .take_while(|s| matches!(s, Segment::Literal(_)))
+            .count();
+        // The common shapes get matchers that need no segment walk.
+        let kind = if literals == segments.len() {
             Kind::Exact
+        } else if literals + 1 == segments.len() && literals > 0 {
+            match segments[literals] {
+                Segment::One => Kind::OneBelow,
+                _ => Kind::Subtree,
+            }
         } else {
             Kind::Wild(segments.into_boxed_slice())
         };
@@ -237,6 +251,7 @@ impl Pattern {
         match &self.kind {
             Kind::All => None,
             Kind::Exact => self.text.split('.').next(),
+            Kind::OneBelow | Kind::Subtree => self.text.split('.').next(),
             Kind::Wild(segments) => match segments.first() {
                 Some(Segment::Literal(l)) => Some(l),
                 _ => None,
@@ -249,6 +264,18 @@ impl Pattern {
         match &self.kind {
             Kind::All => true,
             Kind::Exact => *self.text == *event_type,
+            Kind::OneBelow => {
+                // `a.b.*`: "a.b." then one non-empty segment without a dot.
+                let prefix = &self.text.as_bytes()[..self.text.len() - 1];
+                event_type.as_bytes().starts_with(prefix)
+                    && !event_type.as_bytes()[prefix.len()..].contains(&b'.')
+            }
+            Kind::Subtree => {
+                // `a.b.**`: "a.b" itself, or "a.b." and anything after.
+                let base = &self.text.as_bytes()[..self.text.len() - 3];
+                let ty = event_type.as_bytes();
+                ty == base || (ty.starts_with(base) && ty.get(base.len()) == Some(&b'.'))
+            }
             Kind::Wild(segments) => {
                 if !event_type
                     .as_bytes()

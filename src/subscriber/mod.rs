@@ -48,8 +48,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use tokio::sync::Notify;
-
 use crate::bus::{Bus, SubscribeError};
 use crate::event::{Event, TypedEvent};
 use crate::pattern::Pattern;
@@ -413,7 +411,9 @@ impl<T> Deref for Typed<T> {
 pub(crate) struct Control {
     pub(crate) stop: AtomicBool,
     pub(crate) abort: AtomicBool,
-    pub(crate) wake: Notify,
+    /// Wakes the task when a flag is set. Registering is a few atomic
+    /// operations, cheap enough to do on every wait of the task.
+    pub(crate) waker: futures_util::task::AtomicWaker,
     /// Set by shutdown: when the sink's `close` must be done.
     pub(crate) deadline: std::sync::Mutex<Option<tokio::time::Instant>>,
 }
@@ -421,12 +421,24 @@ pub(crate) struct Control {
 impl Control {
     pub(crate) fn request_stop(&self) {
         self.stop.store(true, Ordering::SeqCst);
-        self.wake.notify_one();
+        self.waker.wake();
     }
     pub(crate) fn request_abort(&self) {
         self.abort.store(true, Ordering::SeqCst);
         self.stop.store(true, Ordering::SeqCst);
-        self.wake.notify_one();
+        self.waker.wake();
+    }
+    /// Resolves once abort is requested, or stop (when `watch_stop`).
+    pub(crate) fn signalled(&self, watch_stop: bool) -> impl Future<Output = ()> + '_ {
+        std::future::poll_fn(move |cx| {
+            self.waker.register(cx.waker());
+            let stop = watch_stop && self.stop.load(Ordering::SeqCst);
+            if stop || self.abort.load(Ordering::SeqCst) {
+                std::task::Poll::Ready(())
+            } else {
+                std::task::Poll::Pending
+            }
+        })
     }
 }
 

@@ -44,8 +44,23 @@ const INTAKE_BUDGET: usize = 256;
 /// Sync handler calls per turn before intake gets to run again.
 const DISPATCH_BUDGET: usize = 64;
 
+/// The events of one handler call: a single event needs no allocation.
+enum Unit {
+    One(Arc<Event>),
+    Many(Batch),
+}
+
+impl Unit {
+    fn events(&self) -> &[Arc<Event>] {
+        match self {
+            Unit::One(e) => std::slice::from_ref(e),
+            Unit::Many(b) => b.events(),
+        }
+    }
+}
+
 struct Done {
-    events: Batch,
+    events: Unit,
     result: Result<(), DeliveryError>,
 }
 
@@ -134,16 +149,16 @@ impl Worker {
         let can_intake = self.can_intake();
         let batch_deadline = self.batch_deadline();
         let report_at = self.drop_report_at;
-        let far = Instant::now() + Duration::from_secs(86_400);
+        let watch_stop = self.rx.is_some();
         let rx = self.rx.as_mut();
         tokio::select! {
             biased;
-            _ = self.control.wake.notified() => {}
+            _ = self.control.signalled(watch_stop) => {}
             Some(done) = self.in_flight.next(), if !self.in_flight.is_empty() => self.complete(done),
-            _ = tokio::time::sleep_until(batch_deadline.unwrap_or(far)), if batch_deadline.is_some() => {
+            _ = sleep_until(batch_deadline), if batch_deadline.is_some() => {
                 self.batch_due = true;
             }
-            _ = tokio::time::sleep_until(report_at.unwrap_or(far)), if report_at.is_some() => {
+            _ = sleep_until(report_at), if report_at.is_some() => {
                 self.report_drops();
             }
             msg = recv(rx), if can_intake => match msg {
@@ -370,69 +385,79 @@ impl Worker {
                 return;
             };
             self.batch_due = false;
-            let unit: Vec<Arc<Event>> = self.mailbox.drain(..n).collect();
-            self.batch_started = if self.mailbox.is_empty() {
-                None
+            let single = n == 1 && matches!(self.handler, Handler::Sync(_) | Handler::Async(_));
+            let unit = if single {
+                Unit::One(self.mailbox.pop_front().expect("n <= mailbox.len()"))
             } else {
-                Some(Instant::now())
+                Unit::Many(Batch::new(self.mailbox.drain(..n).collect()))
             };
+            if self.options.batch.is_some() {
+                // What is left starts the next batch now.
+                self.batch_started = (!self.mailbox.is_empty()).then(Instant::now);
+            }
             self.counters
                 .mailbox
                 .store(self.mailbox.len() as u64, Ordering::Relaxed);
-            self.start(Batch::new(unit));
+            self.start(unit);
         }
     }
 
-    fn start(&mut self, batch: Batch) {
-        let n = batch.len() as u64;
+    fn start(&mut self, unit: Unit) {
+        let events = unit.events();
         let span = tracing::debug_span!(
             "hookbus.deliver",
             subscriber = %self.name,
-            events = n,
-            event_id = %batch[0].id(),
+            events = events.len(),
+            event_id = %events[0].id(),
         );
-        match &mut self.handler {
-            Handler::Sync(f) => {
-                let result = span.in_scope(|| {
-                    std::panic::catch_unwind(AssertUnwindSafe(|| f(&batch[0])))
+        match (&mut self.handler, &unit) {
+            (Handler::Sync(f), Unit::One(event)) => {
+                let mut call = || {
+                    std::panic::catch_unwind(AssertUnwindSafe(|| f(event)))
                         .unwrap_or_else(|p| Err(panic_error(&p)))
-                });
+                };
+                let result = if span.is_disabled() {
+                    call()
+                } else {
+                    span.in_scope(call)
+                };
                 self.complete(Done {
-                    events: batch,
+                    events: unit,
                     result,
                 });
             }
-            Handler::SyncBatch(f) => {
+            (Handler::SyncBatch(f), Unit::Many(batch)) => {
                 let result = span.in_scope(|| {
-                    std::panic::catch_unwind(AssertUnwindSafe(|| f(&batch)))
+                    std::panic::catch_unwind(AssertUnwindSafe(|| f(batch)))
                         .unwrap_or_else(|p| Err(panic_error(&p)))
                 });
                 self.complete(Done {
-                    events: batch,
+                    events: unit,
                     result,
                 });
             }
-            Handler::Async(f) => {
-                let started = std::panic::catch_unwind(AssertUnwindSafe(|| f(batch[0].clone())));
-                self.push_future(batch, started, span);
+            (Handler::Async(f), Unit::One(event)) => {
+                let started = std::panic::catch_unwind(AssertUnwindSafe(|| f(event.clone())));
+                self.push_future(unit, started, span);
             }
-            Handler::Sink(sink) => {
+            (Handler::Sink(sink), Unit::Many(batch)) => {
                 let started =
                     std::panic::catch_unwind(AssertUnwindSafe(|| sink.deliver(batch.clone())));
-                self.push_future(batch, started, span);
+                self.push_future(unit, started, span);
             }
+            _ => unreachable!("dispatch makes single units only for per-event handlers"),
         }
     }
 
     fn push_future(
         &mut self,
-        events: Batch,
+        events: Unit,
         started: std::thread::Result<BoxFuture<Result<(), DeliveryError>>>,
         span: tracing::Span,
     ) {
         match started {
             Ok(fut) => {
-                self.in_flight_events += events.len() as u64;
+                self.in_flight_events += events.events().len() as u64;
                 self.counters
                     .in_flight
                     .store(self.in_flight_events, Ordering::Relaxed);
@@ -449,7 +474,7 @@ impl Worker {
             }
             Err(p) => {
                 // The call itself panicked before returning a future.
-                self.in_flight_events += events.len() as u64;
+                self.in_flight_events += events.events().len() as u64;
                 self.complete(Done {
                     events,
                     result: Err(panic_error(&p)),
@@ -459,7 +484,8 @@ impl Worker {
     }
 
     fn complete(&mut self, done: Done) {
-        let n = done.events.len() as u64;
+        let events = done.events.events();
+        let n = events.len() as u64;
         if matches!(self.handler, Handler::Async(_) | Handler::Sink(_)) {
             self.in_flight_events -= n;
             self.counters
@@ -473,7 +499,7 @@ impl Worker {
                 Some(indices) => {
                     let failed: Vec<Arc<Event>> = indices
                         .iter()
-                        .filter_map(|&i| done.events.get(i).cloned())
+                        .filter_map(|&i| events.get(i).cloned())
                         .collect();
                     let f = failed.len() as u64;
                     Counters::bump(&self.counters.delivered, n - f);
@@ -484,7 +510,7 @@ impl Worker {
                 }
                 None => {
                     Counters::bump(&self.counters.failed, n);
-                    self.report_failure(&done.events, &err);
+                    self.report_failure(events, &err);
                 }
             },
         }
@@ -521,6 +547,16 @@ impl Worker {
                 "error": err.message(),
             }),
         );
+    }
+}
+
+/// A timer only when there is a deadline. `select!` builds every branch's
+/// future even when its condition is false; an async fn builds nothing until
+/// polled, so the common no-deadline case costs no timer and no clock read.
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
     }
 }
 
