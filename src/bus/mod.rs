@@ -514,6 +514,13 @@ impl Bus {
         self.shared.closed.load(SeqCst)
     }
 
+    /// A weak reference to the bus state, for parts that live inside the bus
+    /// (such as webhook sinks announcing `hookbus.endpoint_disabled`) and must
+    /// not keep it alive.
+    pub(crate) fn downgrade(&self) -> std::sync::Weak<Shared> {
+        Arc::downgrade(&self.shared)
+    }
+
     pub(crate) fn spawn_subscriber(&self, spec: Spec) -> Result<Subscription, SubscribeError> {
         let shared = &self.shared;
         if shared.closed.load(SeqCst) {
