@@ -5,9 +5,12 @@
 pub mod bus;
 pub mod event;
 pub mod pattern;
+pub mod signature;
 pub mod sink;
 pub mod stats;
 pub mod subscriber;
+#[cfg(feature = "webhook")]
+pub mod webhook;
 
 pub use bus::{
     BuildError, Bus, BusBuilder, DEFAULT_CHANNEL_CAPACITY, EmitError, IntoPattern, SubscribeError,
@@ -19,3 +22,5 @@ pub use stats::{BusStats, ShutdownReport, SubscriberReport, SubscriberStats};
 pub use subscriber::{
     BatchConfig, OverflowPolicy, SubscriberBuilder, SubscriberOptions, Subscription, Typed,
 };
+#[cfg(feature = "webhook")]
+pub use webhook::{WebhookEmitter, WebhookManager, WebhookSink};

@@ -1,0 +1,44 @@
+//! Timestamped HMAC: `X-<Prefix>-Timestamp: <unix seconds>` and
+//! `X-<Prefix>-Signature: sha256=<hex HMAC of "<timestamp>.<body>">` (Rubric).
+
+use super::{Secret, SignatureError, check_header_name, hmac_sha256};
+
+/// The timestamped scheme with its header prefix (e.g. `Rubric`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimestampedSignature {
+    timestamp_header: String,
+    signature_header: String,
+}
+
+impl TimestampedSignature {
+    /// The value prefix of the signature header.
+    pub const VALUE_PREFIX: &'static str = "sha256=";
+
+    /// Headers `X-<prefix>-Timestamp` and `X-<prefix>-Signature`.
+    pub fn new(prefix: &str) -> Result<TimestampedSignature, SignatureError> {
+        let timestamp_header = format!("X-{prefix}-Timestamp");
+        let signature_header = format!("X-{prefix}-Signature");
+        check_header_name(&timestamp_header)?;
+        Ok(TimestampedSignature {
+            timestamp_header,
+            signature_header,
+        })
+    }
+    /// The timestamp header name.
+    pub fn timestamp_header(&self) -> &str {
+        &self.timestamp_header
+    }
+    /// The signature header name.
+    pub fn signature_header(&self) -> &str {
+        &self.signature_header
+    }
+    /// The signed content: `<timestamp>.<body>`.
+    pub fn signed_content<'a>(timestamp: &'a str, body: &'a [u8]) -> [&'a [u8]; 3] {
+        [timestamp.as_bytes(), b".", body]
+    }
+    /// The signature header value.
+    pub fn sign(&self, secret: &Secret, timestamp: &str, body: &[u8]) -> String {
+        let mac = hmac_sha256(secret.expose(), &Self::signed_content(timestamp, body));
+        format!("{}{}", Self::VALUE_PREFIX, hex::encode(mac))
+    }
+}
