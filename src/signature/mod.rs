@@ -185,6 +185,19 @@ impl SignatureScheme {
         Ok(())
     }
 
+    /// The names of the headers [`sign`](Self::sign) returns, in order.
+    pub fn header_names(&self) -> Vec<&str> {
+        match self {
+            SignatureScheme::Body(s) => vec![s.header()],
+            SignatureScheme::Timestamped(s) => vec![s.timestamp_header(), s.signature_header()],
+            SignatureScheme::StandardWebhooks(_) => vec![
+                standard::HEADER_ID,
+                standard::HEADER_TIMESTAMP,
+                standard::HEADER_SIGNATURE,
+            ],
+        }
+    }
+
     /// The signature headers for one request, `(name, value)`. Empty when
     /// there is no secret (or only empty ones). Schemes that cannot carry
     /// several signatures sign with the first secret.
@@ -193,8 +206,7 @@ impl SignatureScheme {
         secrets: &[Secret],
         req: &SignRequest<'_>,
     ) -> Result<Vec<(String, String)>, SignatureError> {
-        let secrets: Vec<&Secret> = secrets.iter().filter(|s| !s.is_empty()).collect();
-        let Some(first) = secrets.first() else {
+        let Some(first) = secrets.iter().find(|s| !s.is_empty()) else {
             return Ok(Vec::new());
         };
         Ok(match self {
@@ -212,7 +224,7 @@ impl SignatureScheme {
             SignatureScheme::StandardWebhooks(_) => {
                 let ts = req.timestamp.to_string();
                 let mut sigs = Vec::with_capacity(secrets.len());
-                for s in &secrets {
+                for s in secrets.iter().filter(|s| !s.is_empty()) {
                     sigs.push(StandardWebhooks::sign(s, req.id, &ts, req.body)?);
                 }
                 vec![

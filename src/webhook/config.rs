@@ -435,6 +435,15 @@ impl WebhookBuilder {
             value.set_sensitive(true);
             headers.append(name, value);
         }
+        let signature_headers = self
+            .scheme
+            .header_names()
+            .into_iter()
+            .map(|n| {
+                HeaderName::from_bytes(n.as_bytes())
+                    .map_err(|_| SignatureError::BadHeaderName(n.to_owned()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let patterns = self
             .events
             .iter()
@@ -473,6 +482,7 @@ impl WebhookBuilder {
             secrets: self.secrets.clone(),
             scheme: self.scheme.clone(),
             headers,
+            signature_headers,
             timeout: self.timeout,
             format: self.format,
             template,

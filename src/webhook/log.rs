@@ -81,6 +81,14 @@ pub struct WebhookStats {
 
 const LATENCY_WINDOW: usize = 1024;
 
+/// The attempt log and the latency window, under one lock (one lock per
+/// attempt on the hot path).
+#[derive(Debug, Default)]
+struct Recent {
+    attempts: VecDeque<DeliveryAttempt>,
+    latencies: VecDeque<Duration>,
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     pub(crate) delivered: AtomicU64,
@@ -93,9 +101,8 @@ pub(crate) struct Counters {
 /// The log of one endpoint. Shared by its sink, its emitter and the manager.
 #[derive(Debug)]
 pub(crate) struct DeliveryLog {
-    attempts: Mutex<VecDeque<DeliveryAttempt>>,
+    recent: Mutex<Recent>,
     dead: Mutex<VecDeque<DeadLetter>>,
-    latencies: Mutex<VecDeque<Duration>>,
     capacity: usize,
     dead_capacity: usize,
     pub(crate) counters: Counters,
@@ -104,9 +111,8 @@ pub(crate) struct DeliveryLog {
 impl DeliveryLog {
     pub(crate) fn new(capacity: usize, dead_capacity: usize) -> DeliveryLog {
         DeliveryLog {
-            attempts: Mutex::new(VecDeque::new()),
+            recent: Mutex::new(Recent::default()),
             dead: Mutex::new(VecDeque::new()),
-            latencies: Mutex::new(VecDeque::new()),
             capacity,
             dead_capacity,
             counters: Counters::default(),
@@ -118,21 +124,18 @@ impl DeliveryLog {
         if attempt.attempt > 1 {
             self.counters.retried.fetch_add(1, Relaxed);
         }
-        {
-            let mut l = lock(&self.latencies);
-            if l.len() == LATENCY_WINDOW {
-                l.pop_front();
-            }
-            l.push_back(attempt.latency);
+        let mut r = lock(&self.recent);
+        if r.latencies.len() == LATENCY_WINDOW {
+            r.latencies.pop_front();
         }
+        r.latencies.push_back(attempt.latency);
         if self.capacity == 0 {
             return;
         }
-        let mut a = lock(&self.attempts);
-        if a.len() == self.capacity {
-            a.pop_front();
+        if r.attempts.len() == self.capacity {
+            r.attempts.pop_front();
         }
-        a.push_back(attempt);
+        r.attempts.push_back(attempt);
     }
 
     pub(crate) fn dead_letter(&self, events: &[Arc<Event>], error: &str) {
@@ -170,7 +173,8 @@ impl DeliveryLog {
 
     /// The newest `limit` attempts, newest first.
     pub(crate) fn recent(&self, limit: usize) -> Vec<DeliveryAttempt> {
-        lock(&self.attempts)
+        lock(&self.recent)
+            .attempts
             .iter()
             .rev()
             .take(limit)
@@ -192,7 +196,7 @@ impl DeliveryLog {
     }
 
     pub(crate) fn latency_percentiles(&self) -> (Option<Duration>, Option<Duration>) {
-        let mut v: Vec<Duration> = lock(&self.latencies).iter().copied().collect();
+        let mut v: Vec<Duration> = lock(&self.recent).latencies.iter().copied().collect();
         if v.is_empty() {
             return (None, None);
         }

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
-use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 use serde_json::json;
 use time::OffsetDateTime;
 
@@ -127,6 +127,8 @@ pub(crate) struct Endpoint {
     pub(crate) secrets: Vec<Secret>,
     pub(crate) scheme: SignatureScheme,
     pub(crate) headers: HeaderMap,
+    /// The signature header names, in the order the scheme returns them.
+    pub(crate) signature_headers: Vec<HeaderName>,
     pub(crate) timeout: Duration,
     pub(crate) format: WireFormat,
     pub(crate) template: Option<Template>,
@@ -265,8 +267,7 @@ impl Endpoint {
         let first = &events[0];
         Ok(Payload {
             body,
-            content_type: "application/json".into(),
-            headers: Vec::new(),
+            headers: wire::content_type("application/json"),
             message_id: if events.len() == 1 {
                 first.id().to_owned()
             } else {
@@ -276,20 +277,7 @@ impl Endpoint {
     }
 
     async fn attempt(&self, payload: &Payload) -> AttemptResult {
-        let mut headers = HeaderMap::with_capacity(12);
-        headers.insert(
-            CONTENT_TYPE,
-            HeaderValue::from_str(&payload.content_type)
-                .unwrap_or(HeaderValue::from_static("application/json")),
-        );
-        for (k, v) in &payload.headers {
-            if let (Ok(k), Ok(v)) = (
-                HeaderName::from_bytes(k.as_bytes()),
-                HeaderValue::from_str(v),
-            ) {
-                headers.insert(k, v);
-            }
-        }
+        let mut headers = payload.headers.clone();
         // A fresh timestamp on every attempt, so receivers' tolerance windows
         // hold across retries.
         let sign = SignRequest {
@@ -299,13 +287,10 @@ impl Endpoint {
         };
         match self.scheme.sign(&self.secrets, &sign) {
             Ok(sigs) => {
-                for (k, v) in sigs {
-                    if let (Ok(k), Ok(mut v)) = (
-                        HeaderName::from_bytes(k.as_bytes()),
-                        HeaderValue::from_str(&v),
-                    ) {
+                for ((_, v), name) in sigs.into_iter().zip(&self.signature_headers) {
+                    if let Ok(mut v) = HeaderValue::try_from(v) {
                         v.set_sensitive(true);
-                        headers.insert(k, v);
+                        headers.insert(name.clone(), v);
                     }
                 }
             }

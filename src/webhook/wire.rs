@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 
 use crate::event::{Event, ExtensionValue, SPEC_VERSION};
 
@@ -58,46 +59,62 @@ pub fn encode_header_value(value: &str) -> String {
 pub struct Payload {
     /// The body bytes.
     pub body: Bytes,
-    /// The `Content-Type`.
-    pub content_type: String,
-    /// `ce-*` headers (binary mode, one event), already percent-encoded.
-    pub headers: Vec<(String, String)>,
+    /// `Content-Type`, and for binary mode the `ce-*` headers, already
+    /// percent-encoded.
+    pub headers: HeaderMap,
     /// The message id: the event id, or for several events a batch id made
     /// from the first one. The same on every retry.
     pub message_id: String,
 }
 
-/// The `ce-*` headers of binary mode. `source` overrides the event's source
-/// when the event was emitted without one.
-pub fn binary_headers(event: &Event, source: Option<&str>) -> Vec<(String, String)> {
+fn encoded(value: &str) -> HeaderValue {
+    // Percent-encoding leaves only visible ASCII, which is always a valid
+    // header value.
+    HeaderValue::try_from(encode_header_value(value)).unwrap_or(HeaderValue::from_static(""))
+}
+
+pub(crate) fn content_type(ct: &str) -> HeaderMap {
+    let mut h = HeaderMap::with_capacity(8);
+    h.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_str(ct).unwrap_or(HeaderValue::from_static("application/json")),
+    );
+    h
+}
+
+/// The `Content-Type` and `ce-*` headers of binary mode. `source` overrides
+/// the event's source when the event was emitted without one.
+pub fn binary_headers(event: &Event, source: Option<&str>) -> HeaderMap {
     let src = match source {
         Some(s) if !event.has_source() => s,
         _ => event.source(),
     };
-    let mut h = vec![
-        ("ce-specversion".to_owned(), SPEC_VERSION.to_owned()),
-        ("ce-id".to_owned(), encode_header_value(event.id())),
-        (
-            "ce-type".to_owned(),
-            encode_header_value(event.event_type()),
-        ),
-        ("ce-source".to_owned(), encode_header_value(src)),
-        (
-            "ce-time".to_owned(),
-            encode_header_value(&event.time_rfc3339()),
-        ),
-    ];
+    let mut h = content_type(event.datacontenttype());
+    h.insert(
+        HeaderName::from_static("ce-specversion"),
+        HeaderValue::from_static(SPEC_VERSION),
+    );
+    h.insert(HeaderName::from_static("ce-id"), encoded(event.id()));
+    h.insert(
+        HeaderName::from_static("ce-type"),
+        encoded(event.event_type()),
+    );
+    h.insert(HeaderName::from_static("ce-source"), encoded(src));
+    h.insert(
+        HeaderName::from_static("ce-time"),
+        encoded(&event.time_rfc3339()),
+    );
     if let Some(s) = event.subject() {
-        h.push(("ce-subject".to_owned(), encode_header_value(s)));
+        h.insert(HeaderName::from_static("ce-subject"), encoded(s));
     }
     if let Some(s) = event.dataschema() {
-        h.push(("ce-dataschema".to_owned(), encode_header_value(s)));
+        h.insert(HeaderName::from_static("ce-dataschema"), encoded(s));
     }
     for (name, value) in event.extensions() {
-        h.push((
-            format!("ce-{name}"),
-            encode_header_value(&value.to_wire_string()),
-        ));
+        // Extension names are validated as lowercase ASCII letters and digits.
+        if let Ok(n) = HeaderName::try_from(format!("ce-{name}")) {
+            h.insert(n, encoded(&value.to_wire_string()));
+        }
     }
     h
 }
@@ -113,32 +130,27 @@ pub fn payload(events: &[Arc<Event>], format: WireFormat, source: Option<&str>) 
     match (format, events.len()) {
         (WireFormat::Binary, 1) => Payload {
             body: first.data_json(),
-            content_type: first.datacontenttype().to_owned(),
             headers: binary_headers(first, source),
             message_id,
         },
         (WireFormat::Structured, 1) => Payload {
             body: first.structured_json(),
-            content_type: STRUCTURED_CONTENT_TYPE.to_owned(),
-            headers: Vec::new(),
+            headers: content_type(STRUCTURED_CONTENT_TYPE),
             message_id,
         },
         (WireFormat::Binary | WireFormat::Structured, _) => Payload {
             body: join_array(events.iter().map(|e| e.structured_json())),
-            content_type: BATCH_CONTENT_TYPE.to_owned(),
-            headers: Vec::new(),
+            headers: content_type(BATCH_CONTENT_TYPE),
             message_id,
         },
         (WireFormat::Envelope, 1) => Payload {
             body: envelope(first, source),
-            content_type: "application/json".to_owned(),
-            headers: Vec::new(),
+            headers: content_type("application/json"),
             message_id,
         },
         (WireFormat::Envelope, _) => Payload {
             body: join_array(events.iter().map(|e| envelope(e, source))),
-            content_type: "application/json".to_owned(),
-            headers: Vec::new(),
+            headers: content_type("application/json"),
             message_id,
         },
     }
