@@ -166,14 +166,17 @@ pub(crate) struct Shared {
 
 impl Shared {
     fn prepare(&self, mut event: Event) -> Arc<Event> {
-        if !event.has_source() {
-            if let Some(src) = &self.source {
-                event.set_source(src.clone());
-            }
+        if !event.has_source()
+            && let Some(src) = &self.source
+        {
+            event.set_source(src.clone());
         }
         Arc::new(event)
     }
 
+    // EmitError gives the event back on purpose (nothing is lost); its size is
+    // the point, not an accident.
+    #[allow(clippy::result_large_err)]
     fn emit<E: IntoEvent>(&self, event: E) -> Result<(), EmitError> {
         if !self.interest.wants(event.event_type()) {
             self.unmatched.fetch_add(1, Relaxed);
@@ -346,12 +349,14 @@ impl Bus {
     /// bus channel. `Err(EmitError::Full)` means a `Block` subscriber is behind
     /// and the channel is full; the error gives the event back.
     #[inline]
+    #[allow(clippy::result_large_err)]
     pub fn emit<E: IntoEvent>(&self, event: E) -> Result<(), EmitError> {
         self.shared.emit(event)
     }
 
     /// Emits an event built from a type and a JSON payload (e.g. from dynamic
     /// code). The type is validated.
+    #[allow(clippy::result_large_err)]
     pub fn emit_json(&self, event_type: &str, data: Value) -> Result<(), EmitError> {
         if !self.shared.interest.wants(event_type) {
             crate::event::validate_type(event_type)?;

@@ -157,6 +157,7 @@ impl SubscriberOptions {
 
 pub(crate) type Condition = Box<dyn Fn(&Event) -> bool + Send + Sync>;
 
+#[allow(clippy::type_complexity)]
 pub(crate) enum Handler {
     Sync(Box<dyn FnMut(&Arc<Event>) -> Result<(), DeliveryError> + Send>),
     SyncBatch(Box<dyn FnMut(&Batch) -> Result<(), DeliveryError> + Send>),

@@ -180,10 +180,10 @@ impl Worker {
     }
 
     fn stop_intake(&mut self) {
-        if self.rx.take().is_some() {
-            if let Some(bus) = self.bus.upgrade() {
-                bus.interest.remove(self.id);
-            }
+        if self.rx.take().is_some()
+            && let Some(bus) = self.bus.upgrade()
+        {
+            bus.interest.remove(self.id);
         }
     }
 
