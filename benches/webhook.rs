@@ -143,6 +143,36 @@ fn benches(c: &mut Criterion) {
         })
     });
 
+    g.bench_function("raw_reqwest_with_timeout", |b| {
+        b.to_async(&rt).iter(|| async {
+            stream::iter(0..SINGLE_N)
+                .map(|i| {
+                    let client = client.clone();
+                    let body = body.clone();
+                    let url = url.clone();
+                    async move {
+                        let r = client
+                            .post(url)
+                            .header("content-type", "application/json")
+                            .header("ce-specversion", "1.0")
+                            .header("ce-id", i.to_string())
+                            .header("ce-type", "decision.captured")
+                            .header("ce-source", "hookbus")
+                            .body(body)
+                            .timeout(Duration::from_secs(10))
+                            .send()
+                            .await
+                            .unwrap();
+                        assert!(r.status().is_success());
+                        let _ = r.bytes().await;
+                    }
+                })
+                .buffer_unordered(CONCURRENCY)
+                .collect::<()>()
+                .await;
+        })
+    });
+
     let emitter = rt.block_on(async {
         WebhookEmitter::builder(&url)
             .secret("bench-secret")
