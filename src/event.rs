@@ -272,7 +272,7 @@ impl PartialEq for Event {
             && self.source() == other.source()
             && self.time == other.time
             && self.subject == other.subject
-            && self.datacontenttype == other.datacontenttype
+            && self.datacontenttype() == other.datacontenttype()
             && self.dataschema == other.dataschema
             && self.data == other.data
             && self.extensions == other.extensions
