@@ -75,6 +75,7 @@
 //! ```
 
 mod config;
+mod file_config;
 pub mod filter;
 pub mod guard;
 mod log;
@@ -88,6 +89,7 @@ pub mod wire;
 pub use config::{
     DEFAULT_CONCURRENCY, DEFAULT_DISABLE_AFTER, DEFAULT_TIMEOUT, WebhookBuilder, WebhookError,
 };
+pub use file_config::{RetryConfig, SignatureConfig, WebhookConfig};
 pub use filter::{Filter, FilterError};
 pub use guard::SsrfGuard;
 pub use log::{
