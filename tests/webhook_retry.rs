@@ -67,7 +67,7 @@ async fn default_policy_makes_three_attempts_then_dead_letters() {
 }
 
 #[tokio::test]
-async fn retry_after_is_honoured() {
+async fn retry_after_is_honoured_and_each_attempt_is_signed_afresh() {
     let mut rx = Receiver::start(|_, n| {
         if n == 0 {
             (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "1")]).into_response()
@@ -77,6 +77,8 @@ async fn retry_after_is_honoured() {
     })
     .await;
     let e = WebhookEmitter::builder(&rx.url)
+        .secret("k")
+        .signature(hookbus::signature::SignatureScheme::timestamped("Rubric").unwrap())
         .retry(fast_retry(2))
         .build_emitter()
         .unwrap();
@@ -85,6 +87,21 @@ async fn retry_after_is_honoured() {
     let second = rx.next().await;
     // A lower bound only: the retry waited for Retry-After, not the 1 ms backoff.
     assert!(second.at.duration_since(first.at) >= Duration::from_millis(950));
+    let ts = |r: &webhook_support::Received| -> i64 {
+        r.header("x-rubric-timestamp").unwrap().parse().unwrap()
+    };
+    assert!(
+        ts(&second) > ts(&first),
+        "the timestamp is taken afresh on each attempt"
+    );
+    for r in [&first, &second] {
+        let mut signed = format!("{}.", ts(r)).into_bytes();
+        signed.extend_from_slice(&r.body);
+        assert_eq!(
+            r.header("x-rubric-signature").unwrap(),
+            format!("sha256={}", webhook_support::hmac_hex(b"k", &signed))
+        );
+    }
 }
 
 #[tokio::test]

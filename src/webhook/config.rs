@@ -327,8 +327,11 @@ impl WebhookBuilder {
         self.retry.max_attempts = n;
         self
     }
-    /// The `ce-source` (and envelope `metadata.source`) for events emitted
-    /// without a source of their own (default: the bus's source, `hookbus`).
+    /// The `ce-source` header (binary mode) and envelope `metadata.source` for
+    /// events emitted without a source of their own (default: the bus's
+    /// source, `hookbus`). Structured and batched bodies are the event's cached
+    /// JSON and carry the event's own source: set it for the whole bus with
+    /// [`BusBuilder::source`](crate::BusBuilder::source).
     pub fn source(mut self, source: impl Into<String>) -> Self {
         self.source = Some(source.into());
         self

@@ -209,7 +209,9 @@ impl WebhookManager {
 
     /// Replaces a webhook's settings. Its id, enabled state, delivery log,
     /// dead letters and counters are kept. Events already in its mailbox are
-    /// delivered with the old settings.
+    /// delivered with the old settings. The new subscription starts before the
+    /// old one stops, so an event emitted during the swap may be delivered
+    /// twice, never lost (receivers dedupe on `ce-id`).
     pub fn update(&self, id: &WebhookId, webhook: WebhookBuilder) -> Result<(), WebhookError> {
         let state = self.with(id, |r| r.sink.endpoint.state.clone())?;
         let sink = webhook.build_with_state(state)?;
