@@ -282,3 +282,86 @@ async fn a_retrying_event_does_not_hold_up_others() {
     assert_eq!(rx.next().await.json()["n"], 1);
     assert_eq!(rx.requests(), 2, "the first event's retry is still waiting");
 }
+
+/// Per-key ordering: a2 waits for a1 (which fails once and is retried),
+/// while b1 goes out meanwhile.
+#[tokio::test]
+async fn ordered_by_key_holds_only_the_same_key() {
+    use axum::body::Bytes;
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use tokio::sync::Notify;
+
+    #[derive(Default)]
+    struct State {
+        log: Mutex<Vec<(String, u16)>>,
+        b_seen: AtomicBool,
+        b_arrived: Notify,
+        a1_failed: AtomicBool,
+    }
+    let state = Arc::new(State::default());
+    let (done_tx, mut done) = mpsc::unbounded_channel::<()>();
+    let st = state.clone();
+    let app = axum::Router::new().fallback(move |body: Bytes| {
+        let st = st.clone();
+        let done_tx = done_tx.clone();
+        async move {
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            let name = v["name"].as_str().unwrap().to_owned();
+            let status = if name == "a1" && !st.a1_failed.swap(true, Ordering::SeqCst) {
+                // Hold a1's first answer until b1 has arrived, then fail it.
+                while !st.b_seen.load(Ordering::SeqCst) {
+                    let n = st.b_arrived.notified();
+                    if st.b_seen.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    n.await;
+                }
+                503
+            } else {
+                if name == "b1" {
+                    st.b_seen.store(true, Ordering::SeqCst);
+                    st.b_arrived.notify_waiters();
+                }
+                200
+            };
+            st.log.lock().unwrap().push((name, status));
+            let _ = done_tx.send(());
+            StatusCode::from_u16(status).unwrap()
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let bus = Bus::new().unwrap();
+    let _sub = WebhookSink::builder(&url)
+        .ordered_by("data.key")
+        .retry(fast_retry(3))
+        .build()
+        .unwrap()
+        .subscribe(&bus)
+        .unwrap();
+    for (name, key) in [("a1", "A"), ("a2", "A"), ("b1", "B")] {
+        bus.emit(Event::new("a.b", json!({"name": name, "key": key})).unwrap())
+            .unwrap();
+    }
+    for _ in 0..4 {
+        tokio::time::timeout(Duration::from_secs(20), done.recv())
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    let log = state.log.lock().unwrap().clone();
+    let names: Vec<&str> = log.iter().map(|(n, _)| n.as_str()).collect();
+    let pos = |n: &str, s: u16| log.iter().position(|(x, st)| x == n && *st == s).unwrap();
+    assert!(
+        pos("b1", 200) < pos("a1", 200),
+        "b1 is not held up by key A: {names:?}"
+    );
+    assert!(
+        pos("a1", 200) < pos("a2", 200),
+        "a2 waits for a1's retry: {names:?}"
+    );
+    assert_eq!(log.len(), 4, "{names:?}");
+}

@@ -127,6 +127,7 @@ pub struct WebhookBuilder {
     pub(crate) filter: Option<Result<Filter, FilterError>>,
     pub(crate) batch: Option<(usize, Duration)>,
     pub(crate) concurrency: usize,
+    pub(crate) order_key: Option<String>,
     pub(crate) capacity: usize,
     pub(crate) overflow: OverflowPolicy,
     pub(crate) format: WireFormat,
@@ -191,6 +192,7 @@ impl WebhookBuilder {
             filter: None,
             batch: None,
             concurrency: DEFAULT_CONCURRENCY,
+            order_key: None,
             capacity: 1024,
             overflow: OverflowPolicy::DropOldest,
             format: WireFormat::Binary,
@@ -289,6 +291,15 @@ impl WebhookBuilder {
     /// up every later event of this endpoint.
     pub fn ordered(self) -> Self {
         self.concurrency(1)
+    }
+    /// Ordered mode per key: events whose value at `path` (as in filters:
+    /// `data.decision_id`, `event.partitionkey`, `event.subject`…) is the same
+    /// are delivered one after the other, in order; other keys and events
+    /// without the key are not held up. A retrying event holds up the later
+    /// events of its key (each waiting event keeps a concurrency slot).
+    pub fn ordered_by(mut self, path: impl Into<String>) -> Self {
+        self.order_key = Some(path.into());
+        self
     }
     /// Mailbox capacity when attached to a bus (default 1024).
     pub fn capacity(mut self, capacity: usize) -> Self {
@@ -423,6 +434,15 @@ impl WebhookBuilder {
             ));
         }
         self.retry.validate().map_err(WebhookError::InvalidOption)?;
+        let key_order = match &self.order_key {
+            Some(p) if p.is_empty() || p.split('.').any(str::is_empty) => {
+                return Err(WebhookError::InvalidOption(format!(
+                    "ordered_by needs a field path such as data.decision_id, got {p:?}"
+                )));
+            }
+            Some(p) => Some(Arc::new(super::order::KeyOrder::new(p.clone()))),
+            None => None,
+        };
         self.scheme.check_secrets(&self.secrets)?;
         let mut headers = HeaderMap::new();
         for (k, v) in &self.headers {
@@ -496,6 +516,7 @@ impl WebhookBuilder {
             patterns,
             condition: self.condition.clone(),
             filter,
+            key_order,
             state,
         };
         Ok(WebhookSink::from_parts(Arc::new(endpoint), self))

@@ -313,7 +313,7 @@ fn check_path(path: &str) -> Result<(), FilterError> {
     Ok(())
 }
 
-fn lookup(event: &Event, path: &str) -> Option<Value> {
+pub(crate) fn lookup(event: &Event, path: &str) -> Option<Value> {
     let mut segs = path.split('.');
     let first = segs.next()?;
     let mut cur = match first {

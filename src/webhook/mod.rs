@@ -44,6 +44,10 @@
 //! flight per endpoint, so an event waiting for its retry holds only its own
 //! slot. [`ordered`](WebhookBuilder::ordered) (concurrency 1) delivers in
 //! order, and then a retrying event holds up the ones behind it.
+//! [`ordered_by`](WebhookBuilder::ordered_by) orders per key instead (e.g.
+//! `event.partitionkey` or `data.decision_id`): events sharing a key go one at
+//! a time, in order, while other keys proceed; a retrying event holds up the
+//! later events of its key, and they hold their concurrency slots meanwhile.
 //!
 //! # Transport safety
 //! https is required unless the host is loopback or
@@ -80,6 +84,7 @@ pub mod filter;
 pub mod guard;
 mod log;
 mod manager;
+mod order;
 pub mod presets;
 pub mod retry;
 mod sink;

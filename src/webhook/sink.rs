@@ -139,6 +139,7 @@ pub(crate) struct Endpoint {
     pub(crate) patterns: Vec<Pattern>,
     pub(crate) condition: Option<Condition>,
     pub(crate) filter: Option<Filter>,
+    pub(crate) key_order: Option<Arc<super::order::KeyOrder>>,
     pub(crate) state: Arc<EndpointState>,
 }
 
@@ -694,7 +695,17 @@ impl WebhookSink {
 impl Sink for WebhookSink {
     fn deliver(&self, batch: Batch) -> SinkFuture {
         let ep = self.endpoint.clone();
-        Box::pin(async move { ep.deliver(batch.events()).await.into_result() })
+        // The place in a key's chain is taken now, in dispatch order.
+        let gate = ep.key_order.as_ref().map(|k| k.enter(batch.events()));
+        Box::pin(async move {
+            let mut gate = gate;
+            if let Some(g) = &mut gate {
+                g.wait().await;
+            }
+            let result = ep.deliver(batch.events()).await.into_result();
+            drop(gate);
+            result
+        })
     }
 
     fn close(&self, _timeout: Duration) -> BoxFuture<u64> {
