@@ -146,6 +146,8 @@ pub struct WebhookConfig {
     pub concurrency: Option<usize>,
     /// Deliver one at a time, in order.
     pub ordered: bool,
+    /// Deliver in order per key: the field path of the key.
+    pub ordered_by: Option<String>,
     /// Mailbox capacity.
     pub capacity: Option<usize>,
     /// Mailbox overflow policy.
@@ -180,6 +182,7 @@ impl Default for WebhookConfig {
             batch_timeout_ms: None,
             concurrency: None,
             ordered: false,
+            ordered_by: None,
             capacity: None,
             overflow: None,
             source: None,
@@ -262,6 +265,9 @@ impl WebhookConfig {
         }
         if self.ordered {
             b = b.ordered();
+        }
+        if let Some(k) = self.ordered_by {
+            b = b.ordered_by(k);
         }
         if let Some(c) = self.capacity {
             b = b.capacity(c);
