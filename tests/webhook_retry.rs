@@ -365,3 +365,31 @@ async fn ordered_by_key_holds_only_the_same_key() {
     );
     assert_eq!(log.len(), 4, "{names:?}");
 }
+
+/// A shutdown deadline abandons a delivery waiting for its retry: the bus
+/// reports it pending and the retry never goes out.
+#[tokio::test]
+async fn shutdown_deadline_abandons_a_waiting_retry() {
+    let mut rx = Receiver::start(|_, _| StatusCode::SERVICE_UNAVAILABLE.into_response()).await;
+    let bus = Bus::new().unwrap();
+    let policy = hookbus::webhook::RetryPolicy::exponential(
+        3,
+        Duration::from_secs(3600),
+        Duration::from_secs(3600),
+    )
+    .with_jitter(0.0);
+    let sink = WebhookSink::builder(&rx.url)
+        .name("slow-retry")
+        .retry(policy)
+        .build()
+        .unwrap();
+    let _sub = sink.subscribe(&bus).unwrap();
+    bus.emit(ev()).unwrap();
+    rx.next().await;
+    let report = bus.shutdown(Duration::from_millis(200)).await;
+    let s = report.subscriber("slow-retry").unwrap();
+    assert_eq!(s.pending, 1, "{report}");
+    assert!(!s.completed);
+    assert_eq!(sink.stats().delivered + sink.stats().failed, 0);
+    assert_eq!(rx.requests(), 1);
+}

@@ -576,6 +576,14 @@ impl Endpoint {
     }
 }
 
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// A webhook as a bus subscriber: signed CloudEvents over HTTP with retries.
 /// Build one with [`WebhookSink::builder`], attach it with
 /// [`subscribe`](Self::subscribe).
@@ -697,7 +705,7 @@ impl Sink for WebhookSink {
         let ep = self.endpoint.clone();
         // The place in a key's chain is taken now, in dispatch order.
         let gate = ep.key_order.as_ref().map(|k| k.enter(batch.events()));
-        Box::pin(async move {
+        let delivery = async move {
             let mut gate = gate;
             if let Some(g) = &mut gate {
                 g.wait().await;
@@ -705,6 +713,25 @@ impl Sink for WebhookSink {
             let result = ep.deliver(batch.events()).await.into_result();
             drop(gate);
             result
+        };
+        // Each delivery runs as its own task, so the HTTP work of one
+        // endpoint spreads over the runtime's threads instead of being polled
+        // from the subscriber's single task. Dropping the returned future
+        // (shutdown deadline passed) aborts the task.
+        let task = AbortOnDrop(tokio::spawn(tracing::Instrument::in_current_span(delivery)));
+        Box::pin(async move {
+            let mut task = task;
+            match (&mut task.0).await {
+                Ok(result) => result,
+                Err(e) if e.is_panic() => Err(DeliveryError::new(
+                    FailureKind::Panic,
+                    "webhook delivery panicked",
+                )),
+                Err(_) => Err(DeliveryError::new(
+                    FailureKind::Handler,
+                    "webhook delivery was cancelled",
+                )),
+            }
         })
     }
 
