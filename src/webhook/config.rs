@@ -360,7 +360,8 @@ impl WebhookBuilder {
     }
     /// Turns on the SSRF guard: internal addresses (private, loopback,
     /// link-local, metadata…) are refused after DNS resolution, except what the
-    /// guard's allow-list permits.
+    /// guard's allow-list permits. With the guard on, system proxy settings
+    /// are ignored (a proxy would resolve the host out of the guard's sight).
     pub fn ssrf_guard(mut self, guard: SsrfGuard) -> Self {
         self.guard = Some(guard);
         self
@@ -489,7 +490,9 @@ impl WebhookBuilder {
             client = client.danger_accept_invalid_certs(true);
         }
         if let Some(g) = &self.guard {
-            client = client.dns_resolver(Arc::new(GuardedResolver {
+            // A proxy would resolve the host itself, out of the guard's
+            // sight: with the guard on, connect directly.
+            client = client.no_proxy().dns_resolver(Arc::new(GuardedResolver {
                 guard: Arc::new(g.clone()),
             }));
         }
