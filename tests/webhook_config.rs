@@ -1,3 +1,4 @@
+#![cfg(feature = "webhook")]
 //! Webhooks from a config file: filters, templates, signing, retries.
 
 mod webhook_support;

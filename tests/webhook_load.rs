@@ -1,3 +1,4 @@
+#![cfg(feature = "webhook")]
 //! 10,000 events to a receiver that fails 30 % of requests at random.
 //!
 //! - With enough attempts, every event id arrives and none is lost.

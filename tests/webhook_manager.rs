@@ -1,3 +1,4 @@
+#![cfg(feature = "webhook")]
 //! WebhookManager: register, list, get, update, enable/disable, delete, test,
 //! deliveries, retry_failed, stats.
 

@@ -1,3 +1,4 @@
+#![cfg(feature = "webhook")]
 //! Presets: the body, URL path and auth headers each service expects.
 
 mod webhook_support;

@@ -1,3 +1,4 @@
+#![cfg(feature = "webhook")]
 //! Retries, Retry-After, timeouts, 410, redirects, dead letters and the circuit.
 
 mod webhook_support;

@@ -1,3 +1,4 @@
+#![cfg(feature = "webhook")]
 //! Transport safety and construction-time validation.
 
 mod webhook_support;

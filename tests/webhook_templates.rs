@@ -1,3 +1,4 @@
+#![cfg(feature = "webhook")]
 //! Templates (format specs, nesting, escaping, errors), declarative filters
 //! and conditional webhooks.
 

@@ -1,3 +1,4 @@
+#![cfg(feature = "webhook")]
 //! CloudEvents HTTP binding: binary headers and percent-encoding, structured
 //! mode, batched mode (by size and by time), the Rubric envelope.
 
