@@ -9,9 +9,12 @@ pub mod event;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod pattern;
+pub mod signature;
 pub mod sink;
 pub mod stats;
 pub mod subscriber;
+#[cfg(feature = "webhook")]
+pub mod webhook;
 
 pub use bus::{
     BuildError, Bus, BusBuilder, DEFAULT_CHANNEL_CAPACITY, EmitError, IntoPattern, SubscribeError,
@@ -24,3 +27,5 @@ pub use subscriber::{
     BatchConfig, EventStream, OverflowPolicy, SubscriberBuilder, SubscriberOptions, Subscription,
     Typed,
 };
+#[cfg(feature = "webhook")]
+pub use webhook::{WebhookEmitter, WebhookManager, WebhookSink};

@@ -524,6 +524,14 @@ impl Bus {
         self.shared.closed.load(SeqCst)
     }
 
+    /// A weak reference to the bus state, for parts that live inside the bus
+    /// (such as webhook sinks announcing `hookbus.endpoint_disabled`) and must
+    /// not keep it alive.
+    #[cfg_attr(not(feature = "webhook"), allow(dead_code))]
+    pub(crate) fn downgrade(&self) -> std::sync::Weak<Shared> {
+        Arc::downgrade(&self.shared)
+    }
+
     pub(crate) fn spawn_subscriber(&self, spec: Spec) -> Result<Subscription, SubscribeError> {
         let shared = &self.shared;
         if shared.closed.load(SeqCst) {

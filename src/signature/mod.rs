@@ -1,0 +1,252 @@
+//! Webhook signature schemes: what is signed, with which key, and how the
+//! signature is written into headers.
+//!
+//! Each scheme lives in its own file and exposes the same three pieces, so the
+//! sending side (webhook subscribers) and a receiving side can share them:
+//!
+//! - the **signed content** as a list of byte slices fed to HMAC-SHA256 in
+//!   order (the body is never copied or re-serialised: sign the exact bytes you
+//!   send, verify the exact bytes you received);
+//! - the **encoding** of the MAC into a header value (`sha256=<hex>`,
+//!   `v1,<base64>`);
+//! - the **header names**;
+//! - a constant-time **verify** for each scheme (`verify_slice` under the
+//!   hood), which the receiving side builds on.
+//!
+//! | scheme | headers | signed content | value |
+//! |---|---|---|---|
+//! | [`BodySignature`] (Briefcase, Empathy) | `X-Briefcase-Signature` (configurable) | body | `sha256=<hex>` (prefix configurable) |
+//! | [`TimestampedSignature`] (Rubric) | `X-<Prefix>-Timestamp`, `X-<Prefix>-Signature` | `<ts>.<body>` | `sha256=<hex>` |
+//! | [`StandardWebhooks`] v1 | `webhook-id`, `webhook-timestamp`, `webhook-signature` | `<id>.<ts>.<body>` | `v1,<base64>` (space-separated when rotating) |
+//!
+//! ```
+//! use hookbus::signature::{Secret, SignatureScheme, SignRequest};
+//!
+//! let scheme = SignatureScheme::briefcase();
+//! let secret = Secret::new("my-webhook-secret");
+//! let headers = scheme
+//!     .sign(&[secret], &SignRequest { id: "evt_1", timestamp: 1_700_000_000, body: br#"{"a":1}"# })
+//!     .unwrap();
+//! assert_eq!(headers[0].0, "X-Briefcase-Signature");
+//! assert!(headers[0].1.starts_with("sha256="));
+//! ```
+
+mod body;
+mod standard;
+mod timestamped;
+
+pub use body::BodySignature;
+pub use standard::StandardWebhooks;
+pub use timestamped::TimestampedSignature;
+
+use std::fmt;
+use std::sync::Arc;
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+/// HMAC-SHA256 as every scheme here uses it.
+pub type HmacSha256 = Hmac<Sha256>;
+
+/// A signing secret. Its `Debug` and `Display` never show the value, so it
+/// can sit in configs and errors safely.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(Arc<[u8]>);
+
+impl Secret {
+    /// A secret from text or bytes, used as given (for Standard Webhooks a
+    /// `whsec_` secret is decoded by the scheme, see [`StandardWebhooks`]).
+    pub fn new(secret: impl AsRef<[u8]>) -> Secret {
+        Secret(Arc::from(secret.as_ref()))
+    }
+    /// Whether the secret is empty (an empty secret means "unsigned").
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+    /// The secret's bytes. Keep them out of logs.
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(s: &str) -> Secret {
+        Secret::new(s)
+    }
+}
+
+impl From<String> for Secret {
+    fn from(s: String) -> Secret {
+        Secret::new(s)
+    }
+}
+
+/// What is wrong with a secret or a scheme setting. Never contains the secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SignatureError {
+    /// A `whsec_` secret whose rest is not valid base64.
+    #[error(
+        "a Standard Webhooks secret must be \"whsec_\" followed by base64; this one does not decode"
+    )]
+    BadStandardSecret,
+    /// A header name or prefix that HTTP does not allow.
+    #[error("invalid signature header name {0:?}")]
+    BadHeaderName(String),
+}
+
+/// What one request's signature covers. The `id` and `timestamp` are used by
+/// the schemes that sign them.
+#[derive(Debug, Clone, Copy)]
+pub struct SignRequest<'a> {
+    /// The message id (Standard Webhooks `webhook-id`).
+    pub id: &'a str,
+    /// Unix seconds, taken afresh for every attempt.
+    pub timestamp: i64,
+    /// The exact body bytes sent.
+    pub body: &'a [u8],
+}
+
+/// HMAC-SHA256 of the concatenation of `parts`, fed incrementally (no copy).
+pub fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+    let mut mac = HmacSha256::new_from_slice(key).expect("HMAC accepts keys of any length");
+    for p in parts {
+        mac.update(p);
+    }
+    mac.finalize().into_bytes().into()
+}
+
+/// Checks `expected` against the HMAC of `parts` in constant time.
+pub fn hmac_sha256_verify(key: &[u8], parts: &[&[u8]], expected: &[u8]) -> bool {
+    let mut mac = HmacSha256::new_from_slice(key).expect("HMAC accepts keys of any length");
+    for p in parts {
+        mac.update(p);
+    }
+    mac.verify_slice(expected).is_ok()
+}
+
+/// The signing scheme of an endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SignatureScheme {
+    /// HMAC of the body alone, hex (Briefcase `X-Briefcase-Signature: sha256=…`,
+    /// Empathy `X-Empathy-Signature: …`).
+    Body(BodySignature),
+    /// HMAC of `"<timestamp>.<body>"` with a timestamp header (Rubric).
+    Timestamped(TimestampedSignature),
+    /// Standard Webhooks v1.
+    StandardWebhooks(StandardWebhooks),
+}
+
+impl Default for SignatureScheme {
+    fn default() -> Self {
+        SignatureScheme::briefcase()
+    }
+}
+
+impl SignatureScheme {
+    /// `X-Briefcase-Signature: sha256=<hex>`.
+    pub fn briefcase() -> SignatureScheme {
+        SignatureScheme::Body(BodySignature::default())
+    }
+    /// Body HMAC under a custom header and prefix, e.g.
+    /// `body("X-Empathy-Signature", "")`.
+    pub fn body(header: &str, prefix: &str) -> Result<SignatureScheme, SignatureError> {
+        Ok(SignatureScheme::Body(BodySignature::new(header, prefix)?))
+    }
+    /// `X-<prefix>-Timestamp` + `X-<prefix>-Signature: sha256=<hex of "<ts>.<body>">`.
+    pub fn timestamped(prefix: &str) -> Result<SignatureScheme, SignatureError> {
+        Ok(SignatureScheme::Timestamped(TimestampedSignature::new(
+            prefix,
+        )?))
+    }
+    /// Standard Webhooks v1.
+    pub fn standard_webhooks() -> SignatureScheme {
+        SignatureScheme::StandardWebhooks(StandardWebhooks)
+    }
+
+    /// Checks that the secrets fit the scheme (e.g. `whsec_` base64 decodes).
+    pub fn check_secrets(&self, secrets: &[Secret]) -> Result<(), SignatureError> {
+        if let SignatureScheme::StandardWebhooks(_) = self {
+            for s in secrets {
+                StandardWebhooks::key(s)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The names of the headers [`sign`](Self::sign) returns, in order.
+    pub fn header_names(&self) -> Vec<&str> {
+        match self {
+            SignatureScheme::Body(s) => vec![s.header()],
+            SignatureScheme::Timestamped(s) => vec![s.timestamp_header(), s.signature_header()],
+            SignatureScheme::StandardWebhooks(_) => vec![
+                standard::HEADER_ID,
+                standard::HEADER_TIMESTAMP,
+                standard::HEADER_SIGNATURE,
+            ],
+        }
+    }
+
+    /// The signature headers for one request, `(name, value)`. Empty when
+    /// there is no secret (or only empty ones). Schemes that cannot carry
+    /// several signatures sign with the first secret.
+    pub fn sign(
+        &self,
+        secrets: &[Secret],
+        req: &SignRequest<'_>,
+    ) -> Result<Vec<(String, String)>, SignatureError> {
+        let Some(first) = secrets.iter().find(|s| !s.is_empty()) else {
+            return Ok(Vec::new());
+        };
+        Ok(match self {
+            SignatureScheme::Body(s) => vec![(s.header().to_owned(), s.sign(first, req.body))],
+            SignatureScheme::Timestamped(s) => {
+                let ts = req.timestamp.to_string();
+                vec![
+                    (s.timestamp_header().to_owned(), ts.clone()),
+                    (
+                        s.signature_header().to_owned(),
+                        s.sign(first, &ts, req.body),
+                    ),
+                ]
+            }
+            SignatureScheme::StandardWebhooks(_) => {
+                let ts = req.timestamp.to_string();
+                let mut sigs = Vec::with_capacity(secrets.len());
+                for s in secrets.iter().filter(|s| !s.is_empty()) {
+                    sigs.push(StandardWebhooks::sign(s, req.id, &ts, req.body)?);
+                }
+                vec![
+                    (standard::HEADER_ID.to_owned(), req.id.to_owned()),
+                    (standard::HEADER_TIMESTAMP.to_owned(), ts),
+                    (standard::HEADER_SIGNATURE.to_owned(), sigs.join(" ")),
+                ]
+            }
+        })
+    }
+}
+
+pub(crate) fn check_header_name(name: &str) -> Result<(), SignatureError> {
+    let ok = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(SignatureError::BadHeaderName(name.to_owned()))
+    }
+}

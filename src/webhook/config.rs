@@ -1,0 +1,561 @@
+//! Building a webhook endpoint: [`WebhookBuilder`] and [`WebhookError`].
+//!
+//! Everything is checked in [`WebhookBuilder::build`]: the URL (https unless
+//! the host is loopback or [`allow_http`](WebhookBuilder::allow_http) is set),
+//! header names and values, templates, filters, event patterns, secrets, retry
+//! settings. A bad value is an error that says what is wrong; nothing is
+//! checked for the first time at delivery.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use serde_json::Value;
+
+use super::filter::{Filter, FilterError};
+use super::guard::{GuardedResolver, SsrfGuard, is_loopback_host};
+use super::log::{DEFAULT_DEAD_LETTER_CAPACITY, DEFAULT_LOG_CAPACITY, DeliveryLog};
+use super::retry::RetryPolicy;
+use super::sink::{Endpoint, EndpointState, WebhookEmitter, WebhookSink};
+use super::template::{Template, TemplateError};
+use super::wire::WireFormat;
+use crate::OverflowPolicy;
+use crate::event::Event;
+use crate::pattern::{Pattern, PatternError};
+use crate::signature::{Secret, SignatureError, SignatureScheme};
+
+/// Default request timeout.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default deliveries in flight per endpoint (retries of one event never hold
+/// up the others). Set 1 for ordered delivery.
+pub const DEFAULT_CONCURRENCY: usize = 16;
+/// Default number of failed deliveries in a row after which the endpoint is
+/// disabled.
+pub const DEFAULT_DISABLE_AFTER: u32 = 50;
+
+/// What is wrong with a webhook's settings, or why a management call failed.
+/// Never contains secrets or the URL's path and query (which often are secret,
+/// e.g. Slack's incoming-webhook URLs).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum WebhookError {
+    /// The URL does not parse or is not http(s).
+    #[error("invalid webhook URL: {0}")]
+    InvalidUrl(String),
+    /// Plain http to a host that is not loopback.
+    #[error(
+        "refusing plain http to non-loopback host {0}: use https, or call allow_http(true) if you accept an unencrypted connection"
+    )]
+    InsecureUrl(String),
+    /// The SSRF guard refuses the URL's address.
+    #[error(
+        "the SSRF guard refuses {0}: it is an internal address; add it to the allow-list to permit"
+    )]
+    BlockedAddress(String),
+    /// A header name or value HTTP does not allow.
+    #[error("invalid header {name:?}: {reason}")]
+    InvalidHeader {
+        /// The header name.
+        name: String,
+        /// What is wrong (the value is not repeated).
+        reason: String,
+    },
+    /// A payload template is wrong.
+    #[error("invalid template: {0}")]
+    Template(#[from] TemplateError),
+    /// A filter is wrong.
+    #[error("invalid filter: {0}")]
+    Filter(#[from] FilterError),
+    /// An event pattern is wrong.
+    #[error("invalid event pattern: {0}")]
+    Pattern(#[from] PatternError),
+    /// A signing setting or secret is wrong.
+    #[error("invalid signature setting: {0}")]
+    Signature(#[from] SignatureError),
+    /// Another option is out of range.
+    #[error("invalid webhook option: {0}")]
+    InvalidOption(String),
+    /// The HTTP client could not be built.
+    #[error("could not build the HTTP client: {0}")]
+    Client(String),
+    /// Subscribing to the bus failed.
+    #[error("could not subscribe the webhook: {0}")]
+    Subscribe(#[from] crate::SubscribeError),
+    /// No webhook has this id.
+    #[error("no webhook with id {0:?}")]
+    NotFound(String),
+}
+
+pub(crate) type Condition = Arc<dyn Fn(&Event) -> bool + Send + Sync>;
+
+/// Configures a webhook endpoint; finish with [`build`](Self::build) (a
+/// [`WebhookSink`] to attach to a bus) or [`build_emitter`](Self::build_emitter)
+/// (a [`WebhookEmitter`] to call directly).
+///
+/// ```
+/// use hookbus::webhook::{WebhookSink, RetryPolicy};
+/// use hookbus::signature::SignatureScheme;
+/// use std::time::Duration;
+///
+/// let sink = WebhookSink::builder("https://hooks.example.com/decisions")
+///     .name("decisions")
+///     .secret("my-webhook-secret")
+///     .signature(SignatureScheme::timestamped("Rubric")?)
+///     .events(["decision.low_confidence", "decision.drift_detected"])
+///     .filter("confidence < 0.8")
+///     .header("Authorization", "Bearer t0ken")
+///     .timeout(Duration::from_secs(5))
+///     .retry(RetryPolicy::exponential(5, Duration::from_secs(1), Duration::from_secs(60)))
+///     .build()?;
+/// // The token and secret never show up in Debug output.
+/// let debug = format!("{sink:?}");
+/// assert!(!debug.contains("t0ken") && !debug.contains("my-webhook-secret"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[must_use]
+#[derive(Clone)]
+pub struct WebhookBuilder {
+    pub(crate) name: Option<String>,
+    pub(crate) url: String,
+    pub(crate) secrets: Vec<Secret>,
+    pub(crate) scheme: SignatureScheme,
+    pub(crate) events: Vec<String>,
+    pub(crate) timeout: Duration,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) condition: Option<Condition>,
+    pub(crate) filter: Option<Result<Filter, FilterError>>,
+    pub(crate) batch: Option<(usize, Duration)>,
+    pub(crate) concurrency: usize,
+    pub(crate) order_key: Option<String>,
+    pub(crate) capacity: usize,
+    pub(crate) overflow: OverflowPolicy,
+    pub(crate) format: WireFormat,
+    pub(crate) template: Option<Value>,
+    pub(crate) templates: Vec<(String, Value)>,
+    pub(crate) retry: RetryPolicy,
+    pub(crate) source: Option<String>,
+    pub(crate) allow_http: bool,
+    pub(crate) verify_ssl: bool,
+    pub(crate) guard: Option<SsrfGuard>,
+    pub(crate) disable_after: Option<u32>,
+    pub(crate) log_capacity: usize,
+    pub(crate) dead_letter_capacity: usize,
+}
+
+impl fmt::Debug for WebhookBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebhookBuilder")
+            .field("name", &self.name)
+            .field("url", &redact_url(&self.url))
+            .field("signed", &self.secrets.iter().any(|s| !s.is_empty()))
+            .field("scheme", &self.scheme)
+            .field("events", &self.events)
+            .field(
+                "headers",
+                &self
+                    .headers
+                    .iter()
+                    .map(|(k, _)| k.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .field("format", &self.format)
+            .field("retry", &self.retry)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The URL without path, query or user info: safe to log.
+pub(crate) fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(u) => {
+            let host = u.host_str().unwrap_or("");
+            let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
+            let path = if u.path().len() > 1 { "/…" } else { "" };
+            format!("{}://{host}{port}{path}", u.scheme())
+        }
+        Err(_) => "<invalid url>".into(),
+    }
+}
+
+impl WebhookBuilder {
+    pub(crate) fn new(url: impl Into<String>) -> WebhookBuilder {
+        WebhookBuilder {
+            name: None,
+            url: url.into(),
+            secrets: Vec::new(),
+            scheme: SignatureScheme::default(),
+            events: Vec::new(),
+            timeout: DEFAULT_TIMEOUT,
+            headers: Vec::new(),
+            condition: None,
+            filter: None,
+            batch: None,
+            concurrency: DEFAULT_CONCURRENCY,
+            order_key: None,
+            capacity: 1024,
+            overflow: OverflowPolicy::DropOldest,
+            format: WireFormat::Binary,
+            template: None,
+            templates: Vec::new(),
+            retry: RetryPolicy::default(),
+            source: None,
+            allow_http: false,
+            verify_ssl: true,
+            guard: None,
+            disable_after: Some(DEFAULT_DISABLE_AFTER),
+            log_capacity: DEFAULT_LOG_CAPACITY,
+            dead_letter_capacity: DEFAULT_DEAD_LETTER_CAPACITY,
+        }
+    }
+
+    /// The endpoint's name (in stats, logs and failure events). Default: the
+    /// URL's host.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+    /// The URL.
+    pub fn url(mut self, url: impl Into<String>) -> Self {
+        self.url = url.into();
+        self
+    }
+    /// The signing secret; empty means unsigned (the default).
+    pub fn secret(mut self, secret: impl Into<Secret>) -> Self {
+        self.secrets = vec![secret.into()];
+        self
+    }
+    /// Several secrets while one is being rotated: Standard Webhooks sends one
+    /// signature per secret; the other schemes sign with the first.
+    pub fn secrets(mut self, secrets: impl IntoIterator<Item = impl Into<Secret>>) -> Self {
+        self.secrets = secrets.into_iter().map(Into::into).collect();
+        self
+    }
+    /// The signing scheme (default: Briefcase, `X-Briefcase-Signature: sha256=<hex>`).
+    pub fn signature(mut self, scheme: SignatureScheme) -> Self {
+        self.scheme = scheme;
+        self
+    }
+    /// The event types (or patterns such as `decision.*`) to deliver; none
+    /// means all events except the bus's own `hookbus.*` events.
+    pub fn events<S: Into<String>>(mut self, events: impl IntoIterator<Item = S>) -> Self {
+        self.events = events.into_iter().map(Into::into).collect();
+        self
+    }
+    /// Adds one event type or pattern.
+    pub fn event(mut self, event: impl Into<String>) -> Self {
+        self.events.push(event.into());
+        self
+    }
+    /// The request timeout (default 10 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+    /// An extra header, e.g. `Authorization: Bearer …` or `DD-API-KEY`. Its
+    /// value is treated as sensitive (never logged or shown in `Debug`).
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+    /// A condition closure: only events for which it returns true are
+    /// delivered (a conditional webhook).
+    pub fn condition(mut self, condition: impl Fn(&Event) -> bool + Send + Sync + 'static) -> Self {
+        self.condition = Some(Arc::new(condition));
+        self
+    }
+    /// A declarative filter expression, e.g. `confidence > 0.85` (see
+    /// [`Filter`]); checked in [`build`](Self::build).
+    pub fn filter(mut self, expression: &str) -> Self {
+        self.filter = Some(Filter::parse(expression));
+        self
+    }
+    /// A parsed declarative filter.
+    pub fn filter_parsed(mut self, filter: Filter) -> Self {
+        self.filter = Some(Ok(filter));
+        self
+    }
+    /// Batching: one POST carries up to `batch_size` events, waiting at most
+    /// `batch_timeout` for a batch to fill.
+    pub fn batch(mut self, batch_size: usize, batch_timeout: Duration) -> Self {
+        self.batch = Some((batch_size, batch_timeout));
+        self
+    }
+    /// Deliveries in flight at once (default 16). A retrying event holds one
+    /// slot while it waits, never the others.
+    pub fn concurrency(mut self, n: usize) -> Self {
+        self.concurrency = n;
+        self
+    }
+    /// Ordered mode: one delivery at a time, in order. A retrying event holds
+    /// up every later event of this endpoint.
+    pub fn ordered(self) -> Self {
+        self.concurrency(1)
+    }
+    /// Ordered mode per key: events whose value at `path` (as in filters:
+    /// `data.decision_id`, `event.partitionkey`, `event.subject`…) is the same
+    /// are delivered one after the other, in order; other keys and events
+    /// without the key are not held up. A retrying event holds up the later
+    /// events of its key (each waiting event keeps a concurrency slot).
+    pub fn ordered_by(mut self, path: impl Into<String>) -> Self {
+        self.order_key = Some(path.into());
+        self
+    }
+    /// Mailbox capacity when attached to a bus (default 1024).
+    pub fn capacity(mut self, capacity: usize) -> Self {
+        self.capacity = capacity;
+        self
+    }
+    /// What the mailbox does when full (default drop oldest).
+    pub fn overflow(mut self, policy: OverflowPolicy) -> Self {
+        self.overflow = policy;
+        self
+    }
+    /// The wire format (default CloudEvents binary mode).
+    pub fn format(mut self, format: WireFormat) -> Self {
+        self.format = format;
+        self
+    }
+    /// A payload template for every event (see [`Template`]); checked in
+    /// [`build`](Self::build).
+    pub fn template(mut self, template: Value) -> Self {
+        self.template = Some(template);
+        self
+    }
+    /// A payload template for events matching `pattern` (tried in the order
+    /// given, before the template for every event).
+    pub fn template_for(mut self, pattern: impl Into<String>, template: Value) -> Self {
+        self.templates.push((pattern.into(), template));
+        self
+    }
+    /// The retry policy (default: 3 attempts, exponential backoff with jitter).
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+    /// Sets only the number of attempts.
+    pub fn max_attempts(mut self, n: u32) -> Self {
+        self.retry.max_attempts = n;
+        self
+    }
+    /// The `ce-source` header (binary mode) and envelope `metadata.source` for
+    /// events emitted without a source of their own (default: the bus's
+    /// source, `hookbus`). Structured and batched bodies are the event's cached
+    /// JSON and carry the event's own source: set it for the whole bus with
+    /// [`BusBuilder::source`](crate::BusBuilder::source).
+    pub fn source(mut self, source: impl Into<String>) -> Self {
+        self.source = Some(source.into());
+        self
+    }
+    /// Allows plain http to hosts that are not loopback.
+    pub fn allow_http(mut self, allow: bool) -> Self {
+        self.allow_http = allow;
+        self
+    }
+    /// Whether to verify TLS certificates (default true). Turning it off is
+    /// logged as a warning.
+    pub fn verify_ssl(mut self, verify: bool) -> Self {
+        self.verify_ssl = verify;
+        self
+    }
+    /// Turns on the SSRF guard: internal addresses (private, loopback,
+    /// link-local, metadata…) are refused after DNS resolution, except what the
+    /// guard's allow-list permits. With the guard on, system proxy settings
+    /// are ignored (a proxy would resolve the host out of the guard's sight).
+    pub fn ssrf_guard(mut self, guard: SsrfGuard) -> Self {
+        self.guard = Some(guard);
+        self
+    }
+    /// Disable the endpoint after `n` failed deliveries in a row (default 50);
+    /// `None` never disables it (410 Gone still does).
+    pub fn disable_after(mut self, n: Option<u32>) -> Self {
+        self.disable_after = n;
+        self
+    }
+    /// Attempts kept in the delivery log (default 1000).
+    pub fn log_capacity(mut self, n: usize) -> Self {
+        self.log_capacity = n;
+        self
+    }
+    /// Dead-lettered deliveries kept for `retry_failed` (default 10,000).
+    pub fn dead_letter_capacity(mut self, n: usize) -> Self {
+        self.dead_letter_capacity = n;
+        self
+    }
+
+    /// Checks everything and builds a sink to attach to a bus with
+    /// [`WebhookSink::subscribe`].
+    pub fn build(self) -> Result<WebhookSink, WebhookError> {
+        let state = Arc::new(EndpointState::new(DeliveryLog::new(
+            self.log_capacity,
+            self.dead_letter_capacity,
+        )));
+        self.build_with_state(state)
+    }
+
+    /// Checks everything and builds an emitter to call directly.
+    pub fn build_emitter(self) -> Result<WebhookEmitter, WebhookError> {
+        Ok(WebhookEmitter::from_sink(self.build()?))
+    }
+
+    pub(crate) fn build_with_state(
+        self,
+        state: Arc<EndpointState>,
+    ) -> Result<WebhookSink, WebhookError> {
+        let url = check_url(&self.url, self.allow_http, self.guard.as_ref())?;
+        let name = self
+            .name
+            .clone()
+            .unwrap_or_else(|| url.host_str().unwrap_or("webhook").to_owned());
+        if self.timeout.is_zero() {
+            return Err(WebhookError::InvalidOption(
+                "timeout must be more than zero".into(),
+            ));
+        }
+        if self.concurrency == 0 {
+            return Err(WebhookError::InvalidOption(
+                "concurrency must be at least 1".into(),
+            ));
+        }
+        if self.capacity == 0 {
+            return Err(WebhookError::InvalidOption(
+                "capacity must be at least 1".into(),
+            ));
+        }
+        if let Some((size, wait)) = self.batch
+            && (size == 0 || wait.is_zero())
+        {
+            return Err(WebhookError::InvalidOption(
+                "batch_size must be at least 1 and batch_timeout more than zero".into(),
+            ));
+        }
+        if self.disable_after == Some(0) {
+            return Err(WebhookError::InvalidOption(
+                "disable_after must be at least 1 (or None)".into(),
+            ));
+        }
+        self.retry.validate().map_err(WebhookError::InvalidOption)?;
+        let key_order = match &self.order_key {
+            Some(p) if p.is_empty() || p.split('.').any(str::is_empty) => {
+                return Err(WebhookError::InvalidOption(format!(
+                    "ordered_by needs a field path such as data.decision_id, got {p:?}"
+                )));
+            }
+            Some(p) => Some(Arc::new(super::order::KeyOrder::new(p.clone()))),
+            None => None,
+        };
+        self.scheme.check_secrets(&self.secrets)?;
+        let mut headers = HeaderMap::new();
+        for (k, v) in &self.headers {
+            let name =
+                HeaderName::from_bytes(k.as_bytes()).map_err(|_| WebhookError::InvalidHeader {
+                    name: k.clone(),
+                    reason: "not a valid HTTP header name".into(),
+                })?;
+            let mut value = HeaderValue::from_str(v).map_err(|_| WebhookError::InvalidHeader {
+                name: k.clone(),
+                reason: "the value holds characters HTTP headers cannot carry (control characters or non-ASCII)".into(),
+            })?;
+            value.set_sensitive(true);
+            headers.append(name, value);
+        }
+        let signature_headers = self
+            .scheme
+            .header_names()
+            .into_iter()
+            .map(|n| {
+                HeaderName::from_bytes(n.as_bytes())
+                    .map_err(|_| SignatureError::BadHeaderName(n.to_owned()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let patterns = self
+            .events
+            .iter()
+            .map(|p| Pattern::new(p))
+            .collect::<Result<Vec<_>, _>>()?;
+        let filter = self.filter.clone().transpose()?;
+        let template = self.template.clone().map(Template::new).transpose()?;
+        let templates = self
+            .templates
+            .iter()
+            .map(|(p, t)| Ok((Pattern::new(p)?, Template::new(t.clone())?)))
+            .collect::<Result<Vec<_>, WebhookError>>()?;
+
+        let mut client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("hookbus/", env!("CARGO_PKG_VERSION")))
+            .pool_idle_timeout(Duration::from_secs(90));
+        if !self.verify_ssl {
+            tracing::warn!(webhook = %name, "hookbus: TLS certificate verification is OFF for this webhook (verify_ssl(false)); anyone on the path can read and alter its requests");
+            client = client.danger_accept_invalid_certs(true);
+        }
+        if let Some(g) = &self.guard {
+            // A proxy would resolve the host itself, out of the guard's
+            // sight: with the guard on, connect directly.
+            client = client.no_proxy().dns_resolver(Arc::new(GuardedResolver {
+                guard: Arc::new(g.clone()),
+            }));
+        }
+        let client = client
+            .build()
+            .map_err(|e| WebhookError::Client(e.without_url().to_string()))?;
+
+        let endpoint = Endpoint {
+            name,
+            display_url: redact_url(url.as_str()),
+            url,
+            client,
+            secrets: self.secrets.clone(),
+            scheme: self.scheme.clone(),
+            headers,
+            signature_headers,
+            timeout: self.timeout,
+            format: self.format,
+            template,
+            templates,
+            retry: self.retry.clone(),
+            source: self.source.clone(),
+            disable_after: self.disable_after,
+            patterns,
+            condition: self.condition.clone(),
+            filter,
+            key_order,
+            state,
+        };
+        Ok(WebhookSink::from_parts(Arc::new(endpoint), self))
+    }
+}
+
+fn check_url(
+    text: &str,
+    allow_http: bool,
+    guard: Option<&SsrfGuard>,
+) -> Result<url::Url, WebhookError> {
+    let url = url::Url::parse(text).map_err(|e| WebhookError::InvalidUrl(format!("{e}")))?;
+    let host = url
+        .host()
+        .ok_or_else(|| WebhookError::InvalidUrl("the URL has no host".into()))?;
+    match url.scheme() {
+        "https" => {}
+        "http" if allow_http || is_loopback_host(&host) => {}
+        "http" => return Err(WebhookError::InsecureUrl(host.to_string())),
+        other => {
+            return Err(WebhookError::InvalidUrl(format!(
+                "scheme {other:?} is not supported; use https (or http for loopback)"
+            )));
+        }
+    }
+    if let Some(g) = guard {
+        let ip = match host {
+            url::Host::Ipv4(a) => Some(std::net::IpAddr::V4(a)),
+            url::Host::Ipv6(a) => Some(std::net::IpAddr::V6(a)),
+            url::Host::Domain(_) => None,
+        };
+        if let Some(ip) = ip
+            && !g.permits(ip)
+        {
+            return Err(WebhookError::BlockedAddress(ip.to_string()));
+        }
+    }
+    Ok(url)
+}

@@ -1,0 +1,286 @@
+//! Webhooks from configuration files: [`WebhookConfig`] is plain data
+//! (serde) that turns into a [`WebhookBuilder`], with filters and templates
+//! written as the Rubric docs show them.
+//!
+//! ```
+//! use hookbus::webhook::WebhookConfig;
+//!
+//! let config: WebhookConfig = serde_json::from_str(r#"{
+//!     "name": "production-notifications",
+//!     "url": "https://your-api.example.com/webhooks/rubric",
+//!     "events": ["evaluation.completed", "review.completed", "alert.triggered", "safety.critical"],
+//!     "secret": "whsec_your_signing_secret",
+//!     "signature": {"scheme": "timestamped", "prefix": "Rubric"},
+//!     "filters": {"projects": ["patient-triage", "symptom-checker"], "severity": ["high", "critical"]},
+//!     "retry_config": {"max_retries": 5, "backoff": "exponential", "initial_delay_ms": 1000},
+//!     "templates": {
+//!         "evaluation.completed": {"text": "Evaluation completed: {{data.name}}"}
+//!     }
+//! }"#)?;
+//! assert!(!format!("{config:?}").contains("whsec_your_signing_secret"));
+//! let sink = config.into_builder()?.build()?;
+//! # let _ = sink;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::config::{WebhookBuilder, WebhookError};
+use super::filter::Filter;
+use super::retry::{Backoff, RetryPolicy};
+use super::wire::WireFormat;
+use crate::OverflowPolicy;
+use crate::signature::SignatureScheme;
+
+/// The signing scheme as written in a config file.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "scheme", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SignatureConfig {
+    /// Body HMAC (`X-Briefcase-Signature: sha256=<hex>` unless overridden).
+    Briefcase {
+        /// The header name.
+        #[serde(default)]
+        header: Option<String>,
+        /// The value prefix.
+        #[serde(default)]
+        prefix: Option<String>,
+    },
+    /// `X-<prefix>-Timestamp` + `X-<prefix>-Signature`.
+    Timestamped {
+        /// The header prefix, e.g. `Rubric`.
+        prefix: String,
+    },
+    /// Standard Webhooks v1.
+    StandardWebhooks,
+}
+
+/// Retries as written in a config file (the Rubric `retry_config` shape).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetryConfig {
+    /// Retries after the first attempt (default 2: three attempts in all).
+    pub max_retries: u32,
+    /// `exponential` (default), `fixed`, or `standard_webhooks` (the Svix schedule).
+    pub backoff: String,
+    /// Delay before the first retry.
+    pub initial_delay_ms: u64,
+    /// Longest delay.
+    pub max_delay_ms: u64,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        RetryConfig {
+            max_retries: 2,
+            backoff: "exponential".into(),
+            initial_delay_ms: 500,
+            max_delay_ms: 30_000,
+        }
+    }
+}
+
+impl RetryConfig {
+    fn policy(&self) -> Result<RetryPolicy, WebhookError> {
+        let attempts = self.max_retries.saturating_add(1);
+        let initial = Duration::from_millis(self.initial_delay_ms);
+        let max = Duration::from_millis(self.max_delay_ms.max(self.initial_delay_ms));
+        Ok(match self.backoff.as_str() {
+            "exponential" => RetryPolicy::exponential(attempts, initial, max),
+            "fixed" => RetryPolicy {
+                max_attempts: attempts,
+                backoff: Backoff::Schedule(vec![initial]),
+                ..RetryPolicy::default()
+            },
+            "standard_webhooks" => RetryPolicy::standard_webhooks().with_max_attempts(attempts),
+            other => {
+                return Err(WebhookError::InvalidOption(format!(
+                    "unknown backoff {other:?}; use exponential, fixed or standard_webhooks"
+                )));
+            }
+        })
+    }
+}
+
+/// One webhook as written in a config file. Unknown keys are refused.
+#[derive(Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// Its name.
+    pub name: Option<String>,
+    /// The URL.
+    pub url: String,
+    /// The signing secret (empty or absent: unsigned).
+    pub secret: Option<String>,
+    /// Several secrets during rotation.
+    pub secrets: Vec<String>,
+    /// The signing scheme (default Briefcase).
+    pub signature: Option<SignatureConfig>,
+    /// Event types or patterns (empty: all).
+    pub events: Vec<String>,
+    /// Request timeout in milliseconds (default 10,000).
+    pub timeout_ms: Option<u64>,
+    /// Extra headers.
+    pub headers: BTreeMap<String, String>,
+    /// A declarative filter (expression or map, see [`Filter`]).
+    #[serde(alias = "filters")]
+    pub filter: Option<Filter>,
+    /// A payload template for every event.
+    pub template: Option<Value>,
+    /// Payload templates by event type or pattern.
+    pub templates: BTreeMap<String, Value>,
+    /// The wire format (`binary`, `structured`, `envelope`).
+    pub format: WireFormat,
+    /// Retries.
+    #[serde(alias = "retry_config")]
+    pub retry: Option<RetryConfig>,
+    /// Events per request.
+    pub batch_size: Option<usize>,
+    /// Longest wait for a batch to fill, in milliseconds (default 1000).
+    pub batch_timeout_ms: Option<u64>,
+    /// Deliveries in flight.
+    pub concurrency: Option<usize>,
+    /// Deliver one at a time, in order.
+    pub ordered: bool,
+    /// Deliver in order per key: the field path of the key.
+    pub ordered_by: Option<String>,
+    /// Mailbox capacity.
+    pub capacity: Option<usize>,
+    /// Mailbox overflow policy.
+    pub overflow: Option<OverflowPolicy>,
+    /// `ce-source` for events without one.
+    pub source: Option<String>,
+    /// Allow plain http to non-loopback hosts.
+    pub allow_http: bool,
+    /// Verify TLS certificates (default true).
+    pub verify_ssl: bool,
+    /// Failed deliveries in a row before the endpoint is disabled.
+    pub disable_after: Option<u32>,
+}
+
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        WebhookConfig {
+            name: None,
+            url: String::new(),
+            secret: None,
+            secrets: Vec::new(),
+            signature: None,
+            events: Vec::new(),
+            timeout_ms: None,
+            headers: BTreeMap::new(),
+            filter: None,
+            template: None,
+            templates: BTreeMap::new(),
+            format: WireFormat::default(),
+            retry: None,
+            batch_size: None,
+            batch_timeout_ms: None,
+            concurrency: None,
+            ordered: false,
+            ordered_by: None,
+            capacity: None,
+            overflow: None,
+            source: None,
+            allow_http: false,
+            verify_ssl: true,
+            disable_after: None,
+        }
+    }
+}
+
+impl fmt::Debug for WebhookConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebhookConfig")
+            .field("name", &self.name)
+            .field("url", &super::config::redact_url(&self.url))
+            .field(
+                "signed",
+                &(self.secret.as_deref().is_some_and(|s| !s.is_empty())
+                    || !self.secrets.is_empty()),
+            )
+            .field("signature", &self.signature)
+            .field("events", &self.events)
+            .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .field("filter", &self.filter)
+            .field("format", &self.format)
+            .field("retry", &self.retry)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WebhookConfig {
+    /// The builder this config describes (checked fully by its `build`).
+    pub fn into_builder(self) -> Result<WebhookBuilder, WebhookError> {
+        let mut b = WebhookBuilder::new(self.url);
+        if let Some(n) = self.name {
+            b = b.name(n);
+        }
+        if !self.secrets.is_empty() {
+            b = b.secrets(self.secrets);
+        } else if let Some(s) = self.secret {
+            b = b.secret(s);
+        }
+        b = b.signature(match self.signature {
+            None => SignatureScheme::briefcase(),
+            Some(SignatureConfig::Briefcase { header, prefix }) => SignatureScheme::body(
+                header.as_deref().unwrap_or("X-Briefcase-Signature"),
+                prefix.as_deref().unwrap_or("sha256="),
+            )?,
+            Some(SignatureConfig::Timestamped { prefix }) => SignatureScheme::timestamped(&prefix)?,
+            Some(SignatureConfig::StandardWebhooks) => SignatureScheme::standard_webhooks(),
+        });
+        b = b.events(self.events);
+        if let Some(ms) = self.timeout_ms {
+            b = b.timeout(Duration::from_millis(ms));
+        }
+        for (k, v) in self.headers {
+            b = b.header(k, v);
+        }
+        if let Some(f) = self.filter {
+            b = b.filter_parsed(f);
+        }
+        if let Some(t) = self.template {
+            b = b.template(t);
+        }
+        for (p, t) in self.templates {
+            b = b.template_for(p, t);
+        }
+        b = b.format(self.format);
+        if let Some(r) = self.retry {
+            b = b.retry(r.policy()?);
+        }
+        if let Some(size) = self.batch_size {
+            b = b.batch(
+                size,
+                Duration::from_millis(self.batch_timeout_ms.unwrap_or(1000)),
+            );
+        }
+        if let Some(c) = self.concurrency {
+            b = b.concurrency(c);
+        }
+        if self.ordered {
+            b = b.ordered();
+        }
+        if let Some(k) = self.ordered_by {
+            b = b.ordered_by(k);
+        }
+        if let Some(c) = self.capacity {
+            b = b.capacity(c);
+        }
+        if let Some(o) = self.overflow {
+            b = b.overflow(o);
+        }
+        if let Some(s) = self.source {
+            b = b.source(s);
+        }
+        if let Some(n) = self.disable_after {
+            b = b.disable_after(Some(n));
+        }
+        Ok(b.allow_http(self.allow_http).verify_ssl(self.verify_ssl))
+    }
+}

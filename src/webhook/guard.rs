@@ -1,0 +1,216 @@
+//! Transport safety: the https/loopback rule and the optional SSRF guard that
+//! refuses private, loopback, link-local and metadata addresses after DNS
+//! resolution.
+
+use std::net::{IpAddr, SocketAddr};
+use std::str::FromStr;
+use std::sync::Arc;
+
+/// An address range: an IP and a prefix length, parsed from `10.0.0.0/8`,
+/// `fd00::/8` or a single address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpRange {
+    net: IpAddr,
+    prefix: u8,
+}
+
+impl IpRange {
+    /// Whether `ip` is inside the range.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.net, canonical(ip)) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => {
+                let mask = if self.prefix == 0 {
+                    0
+                } else {
+                    u32::MAX << (32 - self.prefix as u32)
+                };
+                u32::from(n) & mask == u32::from(a) & mask
+            }
+            (IpAddr::V6(n), IpAddr::V6(a)) => {
+                let mask = if self.prefix == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - self.prefix as u32)
+                };
+                u128::from(n) & mask == u128::from(a) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl FromStr for IpRange {
+    type Err = String;
+    fn from_str(s: &str) -> Result<IpRange, String> {
+        let (ip, prefix) = match s.split_once('/') {
+            Some((ip, p)) => (ip, Some(p)),
+            None => (s, None),
+        };
+        let net: IpAddr = ip
+            .trim()
+            .parse()
+            .map_err(|_| format!("{s:?} is not an IP address or CIDR range"))?;
+        let max = if net.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(p) => p
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("{s:?} has a bad prefix length (0..={max})"))?,
+            None => max,
+        };
+        Ok(IpRange { net, prefix })
+    }
+}
+
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(v6),
+        },
+        v4 => v4,
+    }
+}
+
+/// Whether an address is one a webhook should not reach unless allowed:
+/// unspecified, loopback, private, link-local (cloud metadata lives at
+/// 169.254.169.254), CGNAT, benchmarking, multicast, broadcast, reserved,
+/// unique-local and site-local IPv6.
+pub fn is_internal(ip: IpAddr) -> bool {
+    match canonical(ip) {
+        IpAddr::V4(a) => {
+            let o = a.octets();
+            a.is_unspecified()
+                || a.is_loopback()
+                || a.is_private()
+                || a.is_link_local()
+                || a.is_broadcast()
+                || a.is_multicast()
+                || o[0] == 0
+                || (o[0] == 100 && (o[1] & 0xC0) == 64) // 100.64.0.0/10 CGNAT
+                || (o[0] == 198 && (o[1] & 0xFE) == 18) // 198.18.0.0/15
+                || (o[0] == 192 && o[1] == 0 && o[2] == 0) // 192.0.0.0/24
+                || o[0] >= 240
+        }
+        IpAddr::V6(a) => {
+            let s = a.segments();
+            a.is_unspecified()
+                || a.is_loopback()
+                || a.is_multicast()
+                || (s[0] & 0xFE00) == 0xFC00 // fc00::/7 ULA
+                || (s[0] & 0xFFC0) == 0xFE80 // fe80::/10 link-local
+                || (s[0] & 0xFFC0) == 0xFEC0 // fec0::/10 site-local
+                || s[0] == 0x64 && s[1] == 0xff9b // NAT64 may reach internal v4
+        }
+    }
+}
+
+/// Whether the host of a URL is a loopback name or address.
+pub(crate) fn is_loopback_host(host: &url::Host<&str>) -> bool {
+    match host {
+        url::Host::Domain(d) => {
+            let d = d.trim_end_matches('.').to_ascii_lowercase();
+            d == "localhost" || d.ends_with(".localhost")
+        }
+        url::Host::Ipv4(a) => a.is_loopback(),
+        url::Host::Ipv6(a) => {
+            a.is_loopback() || a.to_ipv4_mapped().is_some_and(|v| v.is_loopback())
+        }
+    }
+}
+
+/// The SSRF guard: refuses internal addresses (see [`is_internal`]) unless an
+/// allow-list range contains them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SsrfGuard {
+    allow: Vec<IpRange>,
+}
+
+impl SsrfGuard {
+    /// A guard with an empty allow-list.
+    pub fn new() -> SsrfGuard {
+        SsrfGuard::default()
+    }
+    /// Allows a range (`10.1.0.0/16`) or address even though it is internal.
+    pub fn allow(mut self, range: &str) -> Result<SsrfGuard, String> {
+        self.allow.push(range.parse()?);
+        Ok(self)
+    }
+    /// Whether the guard lets `ip` through.
+    pub fn permits(&self, ip: IpAddr) -> bool {
+        !is_internal(ip) || self.allow.iter().any(|r| r.contains(ip))
+    }
+}
+
+/// A DNS resolver for reqwest that drops the addresses the guard refuses, so
+/// the check happens after resolution, on the addresses actually connected to.
+pub(crate) struct GuardedResolver {
+    pub(crate) guard: Arc<SsrfGuard>,
+}
+
+impl reqwest::dns::Resolve for GuardedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let guard = self.guard.clone();
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let addrs: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let allowed: Vec<SocketAddr> = addrs
+                .iter()
+                .copied()
+                .filter(|a| guard.permits(a.ip()))
+                .collect();
+            if allowed.is_empty() {
+                let msg = format!(
+                    "SSRF guard: {host} resolves only to internal addresses ({}); add them to the allow-list to permit",
+                    addrs
+                        .iter()
+                        .map(|a| a.ip().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                return Err(msg.into());
+            }
+            let it: reqwest::dns::Addrs = Box::new(allowed.into_iter());
+            Ok(it)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_ranges() {
+        for a in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:10.0.0.1",
+        ] {
+            assert!(is_internal(a.parse().unwrap()), "{a}");
+        }
+        for a in ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111", "100.128.0.1"] {
+            assert!(!is_internal(a.parse().unwrap()), "{a}");
+        }
+    }
+
+    #[test]
+    fn allow_list() {
+        let g = SsrfGuard::new().allow("10.1.0.0/16").unwrap();
+        assert!(g.permits("10.1.9.9".parse().unwrap()));
+        assert!(!g.permits("10.2.0.1".parse().unwrap()));
+        assert!(SsrfGuard::new().allow("10.0.0.0/33").is_err());
+        assert!(SsrfGuard::new().allow("nope").is_err());
+    }
+}

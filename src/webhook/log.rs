@@ -1,0 +1,211 @@
+//! The delivery log: every attempt of an endpoint (bounded), the dead letters
+//! (bounded) and the counters behind [`WebhookStats`].
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
+use crate::event::Event;
+
+/// Attempts kept per endpoint by default.
+pub const DEFAULT_LOG_CAPACITY: usize = 1000;
+/// Dead-lettered deliveries kept per endpoint by default.
+pub const DEFAULT_DEAD_LETTER_CAPACITY: usize = 10_000;
+
+/// One delivery attempt, as [`WebhookManager::deliveries`](super::WebhookManager::deliveries) lists it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct DeliveryAttempt {
+    /// When the attempt ended.
+    #[serde(with = "time::serde::rfc3339")]
+    pub time: OffsetDateTime,
+    /// The (first) event id.
+    pub event_id: String,
+    /// The (first) event type.
+    pub event_type: String,
+    /// Events carried by the request.
+    pub events: usize,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+    /// Whether the endpoint accepted it (2xx).
+    pub success: bool,
+    /// Whether this was the last attempt for these events.
+    pub last: bool,
+    /// The HTTP status, if a response came.
+    pub status_code: Option<u16>,
+    /// Time from sending to the response head (or the error).
+    pub latency: Duration,
+    /// What went wrong, if anything (never contains secrets).
+    pub error: Option<String>,
+    /// The start of the response body (up to 512 bytes).
+    pub response_excerpt: Option<String>,
+}
+
+/// Events whose delivery was given up, kept for
+/// [`retry_failed`](super::WebhookManager::retry_failed).
+#[derive(Debug, Clone)]
+pub struct DeadLetter {
+    /// When it was given up.
+    pub time: OffsetDateTime,
+    /// The events of the failed request.
+    pub events: Vec<Arc<Event>>,
+    /// The last error.
+    pub error: String,
+}
+
+/// Counters of one endpoint.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct WebhookStats {
+    /// Events delivered (2xx).
+    pub delivered: u64,
+    /// Events dead-lettered (retries exhausted or a final error).
+    pub failed: u64,
+    /// Retry attempts made (attempts after the first).
+    pub retried: u64,
+    /// Events refused because the endpoint was disabled, plus events the
+    /// subscriber's mailbox dropped (when attached to a bus).
+    pub dropped: u64,
+    /// HTTP requests made.
+    pub attempts: u64,
+    /// Median latency of recent attempts.
+    pub p50_latency: Option<Duration>,
+    /// 99th percentile latency of recent attempts.
+    pub p99_latency: Option<Duration>,
+    /// Failed deliveries in a row now.
+    pub consecutive_failures: u64,
+    /// Whether the endpoint is enabled.
+    pub enabled: bool,
+}
+
+const LATENCY_WINDOW: usize = 1024;
+
+/// The attempt log and the latency window, under one lock (one lock per
+/// attempt on the hot path).
+#[derive(Debug, Default)]
+struct Recent {
+    attempts: VecDeque<DeliveryAttempt>,
+    latencies: VecDeque<Duration>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) delivered: AtomicU64,
+    pub(crate) failed: AtomicU64,
+    pub(crate) retried: AtomicU64,
+    pub(crate) dropped: AtomicU64,
+    pub(crate) attempts: AtomicU64,
+}
+
+/// The log of one endpoint. Shared by its sink, its emitter and the manager.
+#[derive(Debug)]
+pub(crate) struct DeliveryLog {
+    recent: Mutex<Recent>,
+    dead: Mutex<VecDeque<DeadLetter>>,
+    capacity: usize,
+    dead_capacity: usize,
+    pub(crate) counters: Counters,
+}
+
+impl DeliveryLog {
+    pub(crate) fn new(capacity: usize, dead_capacity: usize) -> DeliveryLog {
+        DeliveryLog {
+            recent: Mutex::new(Recent::default()),
+            dead: Mutex::new(VecDeque::new()),
+            capacity,
+            dead_capacity,
+            counters: Counters::default(),
+        }
+    }
+
+    pub(crate) fn record(&self, attempt: DeliveryAttempt) {
+        self.counters.attempts.fetch_add(1, Relaxed);
+        if attempt.attempt > 1 {
+            self.counters.retried.fetch_add(1, Relaxed);
+        }
+        let mut r = lock(&self.recent);
+        if r.latencies.len() == LATENCY_WINDOW {
+            r.latencies.pop_front();
+        }
+        r.latencies.push_back(attempt.latency);
+        if self.capacity == 0 {
+            return;
+        }
+        if r.attempts.len() == self.capacity {
+            r.attempts.pop_front();
+        }
+        r.attempts.push_back(attempt);
+    }
+
+    pub(crate) fn dead_letter(&self, events: &[Arc<Event>], error: &str) {
+        self.counters.failed.fetch_add(events.len() as u64, Relaxed);
+        if self.dead_capacity == 0 {
+            return;
+        }
+        let mut d = lock(&self.dead);
+        if d.len() == self.dead_capacity {
+            d.pop_front();
+        }
+        d.push_back(DeadLetter {
+            time: OffsetDateTime::now_utc(),
+            events: events.to_vec(),
+            error: error.to_owned(),
+        });
+    }
+
+    /// Keeps events that were refused (endpoint disabled) for a later retry,
+    /// without counting them as failed.
+    pub(crate) fn park(&self, events: &[Arc<Event>], reason: &str) {
+        if self.dead_capacity == 0 {
+            return;
+        }
+        let mut d = lock(&self.dead);
+        if d.len() == self.dead_capacity {
+            d.pop_front();
+        }
+        d.push_back(DeadLetter {
+            time: OffsetDateTime::now_utc(),
+            events: events.to_vec(),
+            error: reason.to_owned(),
+        });
+    }
+
+    /// The newest `limit` attempts, newest first.
+    pub(crate) fn recent(&self, limit: usize) -> Vec<DeliveryAttempt> {
+        lock(&self.recent)
+            .attempts
+            .iter()
+            .rev()
+            .take(limit)
+            .cloned()
+            .collect()
+    }
+
+    /// Takes the dead letters recorded at or after `since`.
+    pub(crate) fn take_dead_since(&self, since: OffsetDateTime) -> Vec<DeadLetter> {
+        let mut d = lock(&self.dead);
+        let (keep, take): (VecDeque<_>, VecDeque<_>) = d.drain(..).partition(|x| x.time < since);
+        *d = keep;
+        take.into()
+    }
+
+    /// The dead letters now, oldest first.
+    pub(crate) fn dead_letters(&self) -> Vec<DeadLetter> {
+        lock(&self.dead).iter().cloned().collect()
+    }
+
+    pub(crate) fn latency_percentiles(&self) -> (Option<Duration>, Option<Duration>) {
+        let mut v: Vec<Duration> = lock(&self.recent).latencies.iter().copied().collect();
+        if v.is_empty() {
+            return (None, None);
+        }
+        v.sort_unstable();
+        let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+        (Some(at(0.5)), Some(at(0.99)))
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}

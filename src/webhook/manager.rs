@@ -1,0 +1,332 @@
+//! [`WebhookManager`]: webhooks registered on a bus, managed by id.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use time::OffsetDateTime;
+
+use super::config::{WebhookBuilder, WebhookError};
+use super::log::{DeliveryAttempt, WebhookStats};
+use super::sink::{DeliveryStatus, WebhookSink};
+use super::wire::WireFormat;
+use crate::bus::Bus;
+use crate::event::Event;
+use crate::subscriber::Subscription;
+
+/// The id of a registered webhook, e.g. `wh_1f3a9c0d2b7e`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+pub struct WebhookId(String);
+
+impl WebhookId {
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for WebhookId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<&str> for WebhookId {
+    fn from(s: &str) -> WebhookId {
+        WebhookId(s.to_owned())
+    }
+}
+
+impl AsRef<WebhookId> for WebhookId {
+    fn as_ref(&self) -> &WebhookId {
+        self
+    }
+}
+
+/// What [`WebhookManager::list`] and [`get`](WebhookManager::get) show of a
+/// webhook (no secrets, no header values, no URL path).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct WebhookInfo {
+    /// Its id.
+    pub id: WebhookId,
+    /// Its name.
+    pub name: String,
+    /// Scheme, host and port of the URL.
+    pub url: String,
+    /// Subscribed event types or patterns (empty: all).
+    pub events: Vec<String>,
+    /// Whether it is enabled.
+    pub enabled: bool,
+    /// Whether requests are signed.
+    pub signed: bool,
+    /// The wire format.
+    pub format: WireFormat,
+    /// Whether a payload template shapes the body.
+    pub templated: bool,
+}
+
+/// What [`WebhookManager::test`] returns.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TestResult {
+    /// Whether the endpoint answered 2xx.
+    pub success: bool,
+    /// The HTTP status, if a response came.
+    pub status_code: Option<u16>,
+    /// The start of the response body.
+    pub response_excerpt: Option<String>,
+    /// Request latency.
+    pub latency: Duration,
+    /// What went wrong, if anything.
+    pub error: Option<String>,
+}
+
+/// What [`WebhookManager::retry_failed`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RetryReport {
+    /// Events sent again.
+    pub retried: u64,
+    /// Of those, delivered now.
+    pub delivered: u64,
+    /// Of those, failed again (dead-lettered again).
+    pub failed: u64,
+}
+
+struct Registration {
+    sink: WebhookSink,
+    subscription: Subscription,
+}
+
+/// Manages the webhooks of one bus, as the Empathy and Rubric guides do:
+/// register (plain or conditional), list, get, update, enable/disable,
+/// delete, test, the delivery log, `retry_failed` and stats.
+///
+/// Dropping the manager unsubscribes its webhooks.
+///
+/// ```no_run
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use hookbus::{Bus, Event};
+/// use hookbus::webhook::{WebhookManager, WebhookSink};
+/// use serde_json::json;
+/// use time::macros::datetime;
+///
+/// let bus = Bus::new()?;
+/// let webhooks = WebhookManager::new(&bus);
+/// let id = webhooks.register_conditional(
+///     WebhookSink::builder("https://hooks.example.com/predictions").name("high-confidence"),
+///     |e: &Event| e.data()["confidence"].as_f64() > Some(0.85),
+/// )?;
+/// let sample = Event::new("level_4_prediction", json!({"prediction": "test", "confidence": 0.9}))?;
+/// let result = webhooks.test(&id, sample).await?;
+/// println!("{} {:?} in {:?}", result.success, result.status_code, result.latency);
+/// for d in webhooks.deliveries(&id, 100)? {
+///     println!("{} {} {:?}", if d.success { "OK" } else { "FAIL" }, d.event_type, d.status_code);
+/// }
+/// webhooks.retry_failed(&id, datetime!(2024-03-15 00:00 UTC)).await?;
+/// webhooks.disable(&id)?;
+/// webhooks.delete(&id)?;
+/// # Ok(()) }
+/// ```
+pub struct WebhookManager {
+    bus: Bus,
+    entries: Mutex<BTreeMap<WebhookId, Registration>>,
+}
+
+impl fmt::Debug for WebhookManager {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebhookManager")
+            .field("webhooks", &self.lock().keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+fn new_id() -> WebhookId {
+    let u = uuid::Uuid::new_v4().simple().to_string();
+    WebhookId(format!("wh_{}", &u[..12]))
+}
+
+impl WebhookManager {
+    /// A manager registering webhooks on `bus`.
+    pub fn new(bus: &Bus) -> WebhookManager {
+        WebhookManager {
+            bus: bus.clone(),
+            entries: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<WebhookId, Registration>> {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn with<T>(
+        &self,
+        id: &WebhookId,
+        f: impl FnOnce(&Registration) -> T,
+    ) -> Result<T, WebhookError> {
+        self.lock()
+            .get(id)
+            .map(f)
+            .ok_or_else(|| WebhookError::NotFound(id.to_string()))
+    }
+
+    fn sink(&self, id: &WebhookId) -> Result<WebhookSink, WebhookError> {
+        self.with(id, |r| r.sink.clone())
+    }
+
+    /// Checks, builds and subscribes a webhook; returns its id.
+    pub fn register(&self, webhook: WebhookBuilder) -> Result<WebhookId, WebhookError> {
+        let sink = webhook.build()?;
+        let subscription = sink.subscribe(&self.bus)?;
+        let id = new_id();
+        self.lock()
+            .insert(id.clone(), Registration { sink, subscription });
+        Ok(id)
+    }
+
+    /// Registers a webhook that fires only when `condition` holds.
+    pub fn register_conditional(
+        &self,
+        webhook: WebhookBuilder,
+        condition: impl Fn(&Event) -> bool + Send + Sync + 'static,
+    ) -> Result<WebhookId, WebhookError> {
+        self.register(webhook.condition(condition))
+    }
+
+    /// Every webhook, in id order.
+    pub fn list(&self) -> Vec<WebhookInfo> {
+        self.lock()
+            .iter()
+            .map(|(id, r)| info(id, &r.sink))
+            .collect()
+    }
+
+    /// One webhook.
+    pub fn get(&self, id: &WebhookId) -> Result<WebhookInfo, WebhookError> {
+        self.with(id, |r| info(id, &r.sink))
+    }
+
+    /// Replaces a webhook's settings. Its id, enabled state, delivery log,
+    /// dead letters and counters are kept. Events already in its mailbox are
+    /// delivered with the old settings. The new subscription starts before the
+    /// old one stops, so an event emitted during the swap may be delivered
+    /// twice, never lost (receivers dedupe on `ce-id`).
+    pub fn update(&self, id: &WebhookId, webhook: WebhookBuilder) -> Result<(), WebhookError> {
+        let state = self.with(id, |r| r.sink.endpoint.state.clone())?;
+        let sink = webhook.build_with_state(state)?;
+        let subscription = sink.subscribe(&self.bus)?;
+        let old = self
+            .lock()
+            .insert(id.clone(), Registration { sink, subscription });
+        drop(old);
+        Ok(())
+    }
+
+    /// Enables a webhook again (closes its circuit).
+    pub fn enable(&self, id: &WebhookId) -> Result<(), WebhookError> {
+        self.with(id, |r| r.sink.enable())
+    }
+
+    /// Disables a webhook: its events are refused and kept for `retry_failed`.
+    pub fn disable(&self, id: &WebhookId) -> Result<(), WebhookError> {
+        self.with(id, |r| r.sink.disable())
+    }
+
+    /// Unsubscribes and forgets a webhook (its mailbox is still delivered).
+    pub fn delete(&self, id: &WebhookId) -> Result<(), WebhookError> {
+        let r = self
+            .lock()
+            .remove(id)
+            .ok_or_else(|| WebhookError::NotFound(id.to_string()))?;
+        drop(r);
+        Ok(())
+    }
+
+    /// Sends `event` to the webhook now, once (no retries, no condition),
+    /// even if it is disabled, and says how it went. The attempt is logged.
+    pub async fn test(&self, id: &WebhookId, event: Event) -> Result<TestResult, WebhookError> {
+        let sink = self.sink(id)?;
+        let o = sink.endpoint.send_once(&[Arc::new(event)]).await;
+        Ok(TestResult {
+            success: o.status == DeliveryStatus::Delivered,
+            status_code: o.status_code,
+            response_excerpt: o.response_excerpt,
+            latency: o.latency,
+            error: o.error,
+        })
+    }
+
+    /// The newest `limit` delivery attempts, newest first.
+    pub fn deliveries(
+        &self,
+        id: &WebhookId,
+        limit: usize,
+    ) -> Result<Vec<DeliveryAttempt>, WebhookError> {
+        self.with(id, |r| r.sink.deliveries(limit))
+    }
+
+    /// Sends again the dead-lettered (and disabled-refused) events recorded at
+    /// or after `since`, with the webhook's retry policy. Those that fail
+    /// again are dead-lettered again.
+    pub async fn retry_failed(
+        &self,
+        id: &WebhookId,
+        since: OffsetDateTime,
+    ) -> Result<RetryReport, WebhookError> {
+        let sink = self.sink(id)?;
+        let letters = sink.endpoint.state.log.take_dead_since(since);
+        let limit = sink.builder.concurrency.max(1);
+        let mut report = RetryReport::default();
+        let mut pending = letters.into_iter();
+        let mut running = FuturesUnordered::new();
+        loop {
+            while running.len() < limit {
+                let Some(letter) = pending.next() else { break };
+                let ep = sink.endpoint.clone();
+                running.push(async move {
+                    let n = letter.events.len() as u64;
+                    (n, ep.deliver(&letter.events).await)
+                });
+            }
+            let Some((n, outcome)) = running.next().await else {
+                break;
+            };
+            report.retried += n;
+            if outcome.is_delivered() {
+                report.delivered += n;
+            } else {
+                report.failed += n;
+            }
+        }
+        Ok(report)
+    }
+
+    /// The webhook's counters (mailbox drops included).
+    pub fn stats(&self, id: &WebhookId) -> Result<WebhookStats, WebhookError> {
+        self.with(id, |r| {
+            let mut s = r.sink.stats();
+            s.dropped += r.subscription.stats().dropped;
+            s
+        })
+    }
+
+    /// The sink of a webhook (for direct sends or its dead letters).
+    pub fn sink_of(&self, id: &WebhookId) -> Result<WebhookSink, WebhookError> {
+        self.sink(id)
+    }
+}
+
+fn info(id: &WebhookId, sink: &WebhookSink) -> WebhookInfo {
+    let ep = &sink.endpoint;
+    WebhookInfo {
+        id: id.clone(),
+        name: ep.name.clone(),
+        url: ep.display_url.clone(),
+        events: sink.builder.events.clone(),
+        enabled: sink.is_enabled(),
+        signed: ep.secrets.iter().any(|s| !s.is_empty()),
+        format: ep.format,
+        templated: ep.template.is_some() || !ep.templates.is_empty(),
+    }
+}

@@ -1,0 +1,109 @@
+//! Webhook subscribers: events delivered as signed CloudEvents over HTTP,
+//! with retries, conditional and templated webhooks, a delivery log and a
+//! management API.
+//!
+//! - [`WebhookSink`]: a webhook as a bus subscriber ([`WebhookSink::subscribe`]);
+//! - [`WebhookEmitter`]: the same endpoint called directly, `emit(event).await`
+//!   returning the [`DeliveryOutcome`];
+//! - [`WebhookManager`]: register, list, update, enable/disable, delete, test,
+//!   the delivery log, `retry_failed` and stats;
+//! - [`presets`]: Slack, Discord, Teams, Datadog, PagerDuty, GitHub and JIRA.
+//!
+//! # Wire format
+//! By default each event is one POST in CloudEvents 1.0 HTTP **binary mode**:
+//! the body is the event data as JSON, and `ce-specversion`, `ce-id`,
+//! `ce-type`, `ce-source`, `ce-time` (plus `ce-subject` and extensions) are
+//! headers, percent-encoded as the binding requires. `ce-id` is the event id,
+//! the same on every retry. [`WireFormat::Structured`] sends
+//! `application/cloudevents+json`; a batch is sent as
+//! `application/cloudevents-batch+json`; [`WireFormat::Envelope`] sends the
+//! `{"id", "type", "created_at", "data", "metadata"}` body of the Rubric docs;
+//! a [`Template`] sends whatever JSON you shape.
+//!
+//! # Signing
+//! See [`crate::signature`]: Briefcase (`X-Briefcase-Signature: sha256=<hex>`,
+//! header and prefix configurable), timestamped (`X-<Prefix>-Timestamp` and
+//! `X-<Prefix>-Signature` over `"<ts>.<body>"`), Standard Webhooks v1. The
+//! timestamp is taken afresh on each attempt. Secrets and extra header values
+//! never appear in `Debug`, logs or errors, nor does the URL's path (Slack's
+//! incoming-webhook URLs are secrets).
+//!
+//! # Retries and endpoint health
+//! See [`RetryPolicy`]: 3 attempts by default with exponential backoff and
+//! jitter; connection errors, timeouts, 408, 429 and 5xx are retried,
+//! honouring `Retry-After` (bounded); other 4xx are final; 3xx are never
+//! followed and are final; 410 Gone disables the endpoint. After the last
+//! attempt the events are dead-lettered: kept in the log (for
+//! [`WebhookManager::retry_failed`]) and reported on the bus as
+//! `hookbus.delivery_failed`. After [`disable_after`](WebhookBuilder::disable_after)
+//! failed deliveries in a row the endpoint is disabled and
+//! `hookbus.endpoint_disabled` is published.
+//!
+//! Delivery never blocks the emitter. Up to
+//! [`concurrency`](WebhookBuilder::concurrency) deliveries (default 16) are in
+//! flight per endpoint, so an event waiting for its retry holds only its own
+//! slot. [`ordered`](WebhookBuilder::ordered) (concurrency 1) delivers in
+//! order, and then a retrying event holds up the ones behind it.
+//! [`ordered_by`](WebhookBuilder::ordered_by) orders per key instead (e.g.
+//! `event.partitionkey` or `data.decision_id`): events sharing a key go one at
+//! a time, in order, while other keys proceed; a retrying event holds up the
+//! later events of its key, and they hold their concurrency slots meanwhile.
+//!
+//! # Transport safety
+//! https is required unless the host is loopback or
+//! [`allow_http`](WebhookBuilder::allow_http) is set; TLS is verified unless
+//! [`verify_ssl(false)`](WebhookBuilder::verify_ssl) (logged as a warning);
+//! redirects are never followed; [`SsrfGuard`] optionally refuses internal
+//! addresses after DNS resolution.
+//!
+//! ```no_run
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use hookbus::{Bus, Event};
+//! use hookbus::webhook::{WebhookManager, WebhookSink};
+//! use serde_json::json;
+//!
+//! let bus = Bus::new()?;
+//! let webhooks = WebhookManager::new(&bus);
+//! let id = webhooks.register(
+//!     WebhookSink::builder(std::env::var("SLACK_WEBHOOK_URL")?)
+//!         .name("slack-high-confidence")
+//!         .events(["level_4_prediction"])
+//!         .filter("confidence > 0.85")
+//!         .template(json!({"text": "Prediction: {prediction} ({confidence:.0%})"})),
+//! )?;
+//! bus.emit(Event::new("level_4_prediction", json!({"prediction": "…", "confidence": 0.9}))?)?;
+//! bus.settle().await;
+//! println!("{:?}", webhooks.stats(&id)?);
+//! # Ok(()) }
+//! ```
+
+mod config;
+mod file_config;
+pub mod filter;
+pub mod guard;
+mod log;
+mod manager;
+mod order;
+pub mod presets;
+pub mod retry;
+mod sink;
+pub mod template;
+pub mod wire;
+
+pub use config::{
+    DEFAULT_CONCURRENCY, DEFAULT_DISABLE_AFTER, DEFAULT_TIMEOUT, WebhookBuilder, WebhookError,
+};
+pub use file_config::{RetryConfig, SignatureConfig, WebhookConfig};
+pub use filter::{Filter, FilterError};
+pub use guard::SsrfGuard;
+pub use log::{
+    DEFAULT_DEAD_LETTER_CAPACITY, DEFAULT_LOG_CAPACITY, DeadLetter, DeliveryAttempt, WebhookStats,
+};
+pub use manager::{RetryReport, TestResult, WebhookId, WebhookInfo, WebhookManager};
+pub use retry::{Backoff, RetryPolicy};
+pub use sink::{
+    DeliveryOutcome, DeliveryStatus, RESPONSE_EXCERPT_LEN, WebhookEmitter, WebhookSink,
+};
+pub use template::{Template, TemplateError};
+pub use wire::WireFormat;

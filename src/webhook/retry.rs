@@ -1,0 +1,286 @@
+//! Retry policy: how many attempts, how long between them, and which outcomes
+//! are worth another attempt.
+//!
+//! | outcome | what happens |
+//! |---|---|
+//! | 2xx | delivered |
+//! | connection error, timeout, 408, 429, 5xx | retried after a backoff (`Retry-After` honoured, bounded) |
+//! | 410 Gone | final; the endpoint is disabled |
+//! | 3xx | final: redirects are never followed |
+//! | other 4xx | final |
+
+use std::time::{Duration, SystemTime};
+
+use rand::Rng;
+
+/// How the delay before each retry is chosen.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Backoff {
+    /// `initial × 2^(retry-1)`, capped at `max`.
+    Exponential {
+        /// Delay before the first retry.
+        #[serde(with = "millis")]
+        initial: Duration,
+        /// Longest delay.
+        #[serde(with = "millis")]
+        max: Duration,
+    },
+    /// Explicit delays: entry `i` is waited before attempt `i + 2`; the last
+    /// entry repeats if there are more attempts than entries.
+    Schedule(#[serde(with = "millis_vec")] Vec<Duration>),
+}
+
+/// Retry settings of an endpoint. Default: 3 attempts, exponential backoff
+/// from 500 ms to 30 s, ±20 % jitter, `Retry-After` honoured up to 5 minutes.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included (≥ 1).
+    pub max_attempts: u32,
+    /// The delays.
+    pub backoff: Backoff,
+    /// Jitter as a fraction of the delay (0.2 = ±20 %).
+    pub jitter: f64,
+    /// The longest `Retry-After` obeyed; longer ones are cut to this.
+    #[serde(with = "millis")]
+    pub max_retry_after: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 3,
+            backoff: Backoff::Exponential {
+                initial: Duration::from_millis(500),
+                max: Duration::from_secs(30),
+            },
+            jitter: 0.2,
+            max_retry_after: Duration::from_secs(300),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// One attempt, no retries.
+    pub fn none() -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: 1,
+            ..RetryPolicy::default()
+        }
+    }
+
+    /// `max_attempts` attempts with exponential backoff from `initial` up to `max`.
+    pub fn exponential(max_attempts: u32, initial: Duration, max: Duration) -> RetryPolicy {
+        RetryPolicy {
+            max_attempts,
+            backoff: Backoff::Exponential { initial, max },
+            ..RetryPolicy::default()
+        }
+    }
+
+    /// The Standard Webhooks / Svix schedule: immediately, then 5 s, 5 min,
+    /// 30 min, 2 h, 5 h, 10 h, 10 h (8 attempts), ±20 % jitter.
+    pub fn standard_webhooks() -> RetryPolicy {
+        let s = Duration::from_secs;
+        RetryPolicy {
+            max_attempts: 8,
+            backoff: Backoff::Schedule(vec![
+                s(5),
+                s(300),
+                s(1800),
+                s(7200),
+                s(18000),
+                s(36000),
+                s(36000),
+            ]),
+            ..RetryPolicy::default()
+        }
+    }
+
+    /// Sets the number of attempts.
+    pub fn with_max_attempts(mut self, n: u32) -> Self {
+        self.max_attempts = n;
+        self
+    }
+
+    /// Sets the jitter fraction.
+    pub fn with_jitter(mut self, jitter: f64) -> Self {
+        self.jitter = jitter;
+        self
+    }
+
+    /// Checks the settings, saying what is wrong.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.max_attempts == 0 {
+            return Err("retry max_attempts must be at least 1".into());
+        }
+        if !(0.0..=1.0).contains(&self.jitter) {
+            return Err(format!(
+                "retry jitter must be within 0..=1, got {}",
+                self.jitter
+            ));
+        }
+        if let Backoff::Schedule(s) = &self.backoff
+            && s.is_empty()
+            && self.max_attempts > 1
+        {
+            return Err("retry schedule is empty but max_attempts > 1".into());
+        }
+        Ok(())
+    }
+
+    /// The delay before attempt `attempt` (2 for the first retry), before
+    /// jitter.
+    pub fn base_delay(&self, attempt: u32) -> Duration {
+        let retry = attempt.saturating_sub(1).max(1);
+        match &self.backoff {
+            Backoff::Exponential { initial, max } => {
+                let factor = 2u32.saturating_pow(retry - 1);
+                initial.saturating_mul(factor).min(*max)
+            }
+            Backoff::Schedule(s) => s
+                .get(retry as usize - 1)
+                .or(s.last())
+                .copied()
+                .unwrap_or_default(),
+        }
+    }
+
+    /// The delay before attempt `attempt`, with jitter and the server's
+    /// `Retry-After` (waited at least, up to `max_retry_after`).
+    pub fn delay(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
+        let base = self.base_delay(attempt);
+        let jittered = if self.jitter > 0.0 && !base.is_zero() {
+            let f = rand::thread_rng().gen_range(1.0 - self.jitter..=1.0 + self.jitter);
+            base.mul_f64(f)
+        } else {
+            base
+        };
+        match retry_after {
+            Some(ra) => jittered.max(ra.min(self.max_retry_after)),
+            None => jittered,
+        }
+    }
+}
+
+/// What the response status means for delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusClass {
+    /// 2xx.
+    Success,
+    /// Worth another attempt: 408, 429, 5xx.
+    Retryable,
+    /// 410 Gone: stop and disable the endpoint.
+    Gone,
+    /// Anything else: final.
+    Final,
+}
+
+/// Classifies an HTTP status.
+pub fn classify(status: u16) -> StatusClass {
+    match status {
+        200..=299 => StatusClass::Success,
+        408 | 429 | 500..=599 => StatusClass::Retryable,
+        410 => StatusClass::Gone,
+        _ => StatusClass::Final,
+    }
+}
+
+/// Parses `Retry-After`: delay-seconds or an HTTP date.
+pub fn parse_retry_after(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(SystemTime::now()).unwrap_or_default())
+}
+
+mod millis {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+    pub(crate) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_millis() as u64)
+    }
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        Ok(Duration::from_millis(u64::deserialize(d)?))
+    }
+}
+
+mod millis_vec {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+    pub(crate) fn serialize<S: Serializer>(d: &[Duration], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(d.iter().map(|d| d.as_millis() as u64))
+    }
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Duration>, D::Error> {
+        Ok(Vec::<u64>::deserialize(d)?
+            .into_iter()
+            .map(Duration::from_millis)
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exponential_doubles_and_caps() {
+        let p = RetryPolicy::exponential(6, Duration::from_millis(100), Duration::from_millis(350));
+        assert_eq!(p.base_delay(2), Duration::from_millis(100));
+        assert_eq!(p.base_delay(3), Duration::from_millis(200));
+        assert_eq!(p.base_delay(4), Duration::from_millis(350));
+    }
+
+    #[test]
+    fn svix_schedule() {
+        let p = RetryPolicy::standard_webhooks();
+        assert_eq!(p.base_delay(2), Duration::from_secs(5));
+        assert_eq!(p.base_delay(3), Duration::from_secs(300));
+        assert_eq!(p.base_delay(8), Duration::from_secs(36000));
+    }
+
+    #[test]
+    fn jitter_stays_in_bounds() {
+        let p = RetryPolicy::exponential(3, Duration::from_secs(10), Duration::from_secs(10));
+        for _ in 0..200 {
+            let d = p.delay(2, None);
+            assert!(
+                d >= Duration::from_secs(8) && d <= Duration::from_secs(12),
+                "{d:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn retry_after_is_bounded() {
+        let p = RetryPolicy::exponential(3, Duration::from_millis(1), Duration::from_millis(1))
+            .with_jitter(0.0);
+        assert_eq!(
+            p.delay(2, Some(Duration::from_secs(2))),
+            Duration::from_secs(2)
+        );
+        assert_eq!(
+            p.delay(2, Some(Duration::from_secs(3600))),
+            Duration::from_secs(300)
+        );
+        assert_eq!(parse_retry_after("7"), Some(Duration::from_secs(7)));
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon"), None);
+    }
+
+    #[test]
+    fn classes() {
+        assert_eq!(classify(204), StatusClass::Success);
+        assert_eq!(classify(429), StatusClass::Retryable);
+        assert_eq!(classify(503), StatusClass::Retryable);
+        assert_eq!(classify(410), StatusClass::Gone);
+        assert_eq!(classify(302), StatusClass::Final);
+        assert_eq!(classify(400), StatusClass::Final);
+    }
+}

@@ -1,0 +1,212 @@
+//! The CloudEvents 1.0 HTTP binding: binary, structured and batched mode, the
+//! Rubric-style envelope, and the percent-encoding of header values.
+//!
+//! Bodies are built from the event's cached JSON bytes
+//! ([`Event::data_json`], [`Event::structured_json`]): the same event going to
+//! ten webhooks is serialised once.
+
+use std::sync::Arc;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+
+use crate::event::{Event, ExtensionValue, SPEC_VERSION};
+
+/// How events are written into a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum WireFormat {
+    /// CloudEvents binary mode (the default): the body is the event data,
+    /// attributes go in `ce-*` headers. Several events in one request use
+    /// batched mode.
+    #[default]
+    Binary,
+    /// CloudEvents structured mode: `application/cloudevents+json`, the whole
+    /// event in the body. Several events use batched mode.
+    Structured,
+    /// The envelope the Rubric docs show:
+    /// `{"id", "type", "created_at", "data", "metadata"}`; several events are a
+    /// JSON array of envelopes.
+    Envelope,
+}
+
+/// Content type of CloudEvents structured mode.
+pub const STRUCTURED_CONTENT_TYPE: &str = "application/cloudevents+json";
+/// Content type of CloudEvents batched mode.
+pub const BATCH_CONTENT_TYPE: &str = "application/cloudevents-batch+json";
+
+/// What the CloudEvents HTTP binding (§3.1.3.2) requires to be
+/// percent-encoded in header values: space, `"`, `%`, and everything outside
+/// U+0021..U+007E (controls here; non-ASCII is always encoded).
+const CE_HEADER: &AsciiSet = &CONTROLS.add(b' ').add(b'"').add(b'%');
+
+/// Percent-encodes a CloudEvents attribute for an HTTP header value.
+///
+/// ```
+/// use hookbus::webhook::wire::encode_header_value;
+/// assert_eq!(encode_header_value("Euro € 100%"), "Euro%20%E2%82%AC%20100%25");
+/// assert_eq!(encode_header_value("decision.captured"), "decision.captured");
+/// ```
+pub fn encode_header_value(value: &str) -> String {
+    utf8_percent_encode(value, CE_HEADER).to_string()
+}
+
+/// A request body and the headers that describe it (signature headers are
+/// added per attempt).
+#[derive(Debug, Clone)]
+pub struct Payload {
+    /// The body bytes.
+    pub body: Bytes,
+    /// `Content-Type`, and for binary mode the `ce-*` headers, already
+    /// percent-encoded.
+    pub headers: HeaderMap,
+    /// The message id: the event id, or for several events a batch id made
+    /// from the first one. The same on every retry.
+    pub message_id: String,
+}
+
+fn encoded(value: &str) -> HeaderValue {
+    // Percent-encoding leaves only visible ASCII, which is always a valid
+    // header value.
+    HeaderValue::try_from(encode_header_value(value)).unwrap_or(HeaderValue::from_static(""))
+}
+
+pub(crate) fn content_type(ct: &str) -> HeaderMap {
+    let mut h = HeaderMap::with_capacity(8);
+    h.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_str(ct).unwrap_or(HeaderValue::from_static("application/json")),
+    );
+    h
+}
+
+/// The `Content-Type` and `ce-*` headers of binary mode. `source` overrides
+/// the event's source when the event was emitted without one.
+pub fn binary_headers(event: &Event, source: Option<&str>) -> HeaderMap {
+    let src = match source {
+        Some(s) if !event.has_source() => s,
+        _ => event.source(),
+    };
+    let mut h = content_type(event.datacontenttype());
+    h.insert(
+        HeaderName::from_static("ce-specversion"),
+        HeaderValue::from_static(SPEC_VERSION),
+    );
+    h.insert(HeaderName::from_static("ce-id"), encoded(event.id()));
+    h.insert(
+        HeaderName::from_static("ce-type"),
+        encoded(event.event_type()),
+    );
+    h.insert(HeaderName::from_static("ce-source"), encoded(src));
+    h.insert(
+        HeaderName::from_static("ce-time"),
+        encoded(&event.time_rfc3339()),
+    );
+    if let Some(s) = event.subject() {
+        h.insert(HeaderName::from_static("ce-subject"), encoded(s));
+    }
+    if let Some(s) = event.dataschema() {
+        h.insert(HeaderName::from_static("ce-dataschema"), encoded(s));
+    }
+    for (name, value) in event.extensions() {
+        // Extension names are validated as lowercase ASCII letters and digits.
+        if let Ok(n) = HeaderName::try_from(format!("ce-{name}")) {
+            h.insert(n, encoded(&value.to_wire_string()));
+        }
+    }
+    h
+}
+
+/// Builds the payload of one request for `events` (at least one).
+pub fn payload(events: &[Arc<Event>], format: WireFormat, source: Option<&str>) -> Payload {
+    let first = &events[0];
+    let message_id = if events.len() == 1 {
+        first.id().to_owned()
+    } else {
+        format!("batch_{}_{}", events.len(), first.id())
+    };
+    match (format, events.len()) {
+        (WireFormat::Binary, 1) => Payload {
+            body: first.data_json(),
+            headers: binary_headers(first, source),
+            message_id,
+        },
+        (WireFormat::Structured, 1) => Payload {
+            body: first.structured_json(),
+            headers: content_type(STRUCTURED_CONTENT_TYPE),
+            message_id,
+        },
+        (WireFormat::Binary | WireFormat::Structured, _) => Payload {
+            body: join_array(events.iter().map(|e| e.structured_json())),
+            headers: content_type(BATCH_CONTENT_TYPE),
+            message_id,
+        },
+        (WireFormat::Envelope, 1) => Payload {
+            body: envelope(first, source),
+            headers: content_type("application/json"),
+            message_id,
+        },
+        (WireFormat::Envelope, _) => Payload {
+            body: join_array(events.iter().map(|e| envelope(e, source))),
+            headers: content_type("application/json"),
+            message_id,
+        },
+    }
+}
+
+fn join_array(parts: impl Iterator<Item = Bytes>) -> Bytes {
+    let parts: Vec<Bytes> = parts.collect();
+    let len = parts.iter().map(|p| p.len() + 1).sum::<usize>() + 2;
+    let mut out = BytesMut::with_capacity(len);
+    out.put_u8(b'[');
+    for (i, p) in parts.iter().enumerate() {
+        if i > 0 {
+            out.put_u8(b',');
+        }
+        out.put_slice(p);
+    }
+    out.put_u8(b']');
+    out.freeze()
+}
+
+/// The Rubric-style envelope: `{"id", "type", "created_at", "data",
+/// "metadata"}`; metadata holds the source, the subject and the extensions.
+/// The data bytes are the event's cached JSON, spliced in as they are.
+pub fn envelope(event: &Event, source: Option<&str>) -> Bytes {
+    let src = match source {
+        Some(s) if !event.has_source() => s,
+        _ => event.source(),
+    };
+    let mut meta = serde_json::Map::new();
+    meta.insert("source".into(), src.into());
+    if let Some(s) = event.subject() {
+        meta.insert("subject".into(), s.into());
+    }
+    for (k, v) in event.extensions() {
+        let v = match v {
+            ExtensionValue::String(s) => serde_json::Value::from(s.as_str()),
+            ExtensionValue::Integer(i) => (*i).into(),
+            ExtensionValue::Boolean(b) => (*b).into(),
+        };
+        meta.insert(k.clone(), v);
+    }
+    let data = event.data_json();
+    let head = serde_json::json!({
+        "id": event.id(),
+        "type": event.event_type(),
+        "created_at": event.time_rfc3339(),
+    });
+    let head = serde_json::to_vec(&head).unwrap_or_default();
+    let meta = serde_json::to_vec(&meta).unwrap_or_default();
+    let mut out = BytesMut::with_capacity(head.len() + data.len() + meta.len() + 24);
+    // `head` is `{...}`: drop its closing brace and append the rest.
+    out.put_slice(&head[..head.len() - 1]);
+    out.put_slice(b",\"data\":");
+    out.put_slice(&data);
+    out.put_slice(b",\"metadata\":");
+    out.put_slice(&meta);
+    out.put_u8(b'}');
+    out.freeze()
+}

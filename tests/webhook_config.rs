@@ -1,0 +1,102 @@
+#![cfg(feature = "webhook")]
+//! Webhooks from a config file: filters, templates, signing, retries.
+
+mod webhook_support;
+
+use std::time::Duration;
+
+use hookbus::webhook::{WebhookConfig, WebhookManager};
+use hookbus::{Bus, Event};
+use serde_json::json;
+use webhook_support::{Receiver, hmac_hex};
+
+#[tokio::test]
+async fn a_config_file_webhook_end_to_end() {
+    let mut rx = Receiver::ok().await;
+    let config: WebhookConfig = serde_json::from_value(json!({
+        "name": "slack-notifications",
+        "url": rx.url,
+        "events": ["evaluation.completed", "alert.triggered"],
+        "secret": "whsec_your_signing_secret",
+        "signature": {"scheme": "timestamped", "prefix": "Rubric"},
+        "filters": {"project_id": ["patient-triage", "symptom-checker"], "severity": ["high", "critical"]},
+        "retry_config": {"max_retries": 5, "backoff": "exponential", "initial_delay_ms": 1},
+        "templates": {
+            "evaluation.completed": {
+                "text": "Evaluation completed: {{data.name}}",
+                "blocks": [{"type": "section", "text": {"type": "mrkdwn",
+                    "text": "*{{data.name}}* completed\nAccuracy: {{data.summary.triage_accuracy | percent}}\nSafety: {{data.summary.safety_score | percent}}"}}]
+            }
+        }
+    }))
+    .unwrap();
+    let bus = Bus::new().unwrap();
+    let m = WebhookManager::new(&bus);
+    let id = m.register(config.into_builder().unwrap()).unwrap();
+    let data = |project: &str, severity: &str| {
+        json!({"project_id": project, "severity": severity, "name": "Daily Evaluation - March 15",
+               "summary": {"triage_accuracy": 0.87, "safety_score": 0.95}})
+    };
+    bus.emit(Event::new("evaluation.completed", data("other", "high")).unwrap())
+        .unwrap();
+    bus.emit(Event::new("evaluation.completed", data("patient-triage", "low")).unwrap())
+        .unwrap();
+    bus.emit(Event::new("sample.scored", data("patient-triage", "high")).unwrap())
+        .unwrap();
+    bus.emit(Event::new("evaluation.completed", data("patient-triage", "critical")).unwrap())
+        .unwrap();
+    let r = rx.next().await;
+    let body = r.json();
+    assert_eq!(
+        body["text"],
+        "Evaluation completed: Daily Evaluation - March 15"
+    );
+    assert_eq!(
+        body["blocks"][0]["text"]["text"],
+        "*Daily Evaluation - March 15* completed\nAccuracy: 87%\nSafety: 95%"
+    );
+    let ts = r.header("x-rubric-timestamp").unwrap();
+    let mut signed = format!("{ts}.").into_bytes();
+    signed.extend_from_slice(&r.body);
+    assert_eq!(
+        r.header("x-rubric-signature").unwrap(),
+        format!("sha256={}", hmac_hex(b"whsec_your_signing_secret", &signed))
+    );
+    bus.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(rx.requests(), 1, "the other three were filtered out");
+    assert_eq!(m.get(&id).unwrap().name, "slack-notifications");
+}
+
+#[test]
+fn config_mistakes_are_refused() {
+    let unknown =
+        serde_json::from_value::<WebhookConfig>(json!({"url": "https://x.example", "retires": 3}));
+    assert!(unknown.unwrap_err().to_string().contains("retires"));
+    let bad_filter = serde_json::from_value::<WebhookConfig>(
+        json!({"url": "https://x.example", "filter": "confidence >"}),
+    );
+    assert!(bad_filter.unwrap_err().to_string().contains("bad filter"));
+    let bad_backoff: WebhookConfig = serde_json::from_value(
+        json!({"url": "https://x.example", "retry": {"backoff": "sideways"}}),
+    )
+    .unwrap();
+    assert!(
+        bad_backoff
+            .into_builder()
+            .unwrap_err()
+            .to_string()
+            .contains("sideways")
+    );
+    let bad_template: WebhookConfig =
+        serde_json::from_value(json!({"url": "https://x.example", "template": {"t": "{oops"}}))
+            .unwrap();
+    assert!(
+        bad_template
+            .into_builder()
+            .unwrap()
+            .build()
+            .unwrap_err()
+            .to_string()
+            .contains("unclosed")
+    );
+}

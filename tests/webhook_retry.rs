@@ -1,0 +1,396 @@
+#![cfg(feature = "webhook")]
+//! Retries, Retry-After, timeouts, 410, redirects, dead letters and the circuit.
+
+mod webhook_support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use hookbus::webhook::{DeliveryStatus, WebhookEmitter, WebhookSink};
+use hookbus::{Bus, Event, FailureKind};
+use serde_json::json;
+use tokio::sync::mpsc;
+use webhook_support::{Receiver, fast_retry};
+
+fn ev() -> Event {
+    Event::new("decision.captured", json!({"decision_id": "abc123"})).unwrap()
+}
+
+#[tokio::test]
+async fn fails_twice_then_succeeds_with_the_same_ce_id() {
+    let mut rx = Receiver::start(|_, n| {
+        if n < 2 {
+            StatusCode::SERVICE_UNAVAILABLE.into_response()
+        } else {
+            StatusCode::OK.into_response()
+        }
+    })
+    .await;
+    let e = WebhookEmitter::builder(&rx.url)
+        .secret("k")
+        .retry(fast_retry(3))
+        .build_emitter()
+        .unwrap();
+    let event = ev();
+    let id = event.id().to_owned();
+    let out = e.emit(event).await;
+    assert_eq!(out.status, DeliveryStatus::Delivered);
+    assert_eq!(out.attempts, 3);
+    for _ in 0..3 {
+        assert_eq!(rx.next().await.header("ce-id"), Some(id.as_str()));
+    }
+    let s = e.sink().stats();
+    assert_eq!((s.delivered, s.failed, s.retried, s.attempts), (1, 0, 2, 3));
+    let log = e.sink().deliveries(10);
+    assert_eq!(log.len(), 3);
+    assert_eq!(log[0].attempt, 3);
+    assert!(log[0].success && log[0].last);
+    assert_eq!(log[2].status_code, Some(503));
+}
+
+#[tokio::test]
+async fn default_policy_makes_three_attempts_then_dead_letters() {
+    let rx = Receiver::start(|_, _| StatusCode::INTERNAL_SERVER_ERROR.into_response()).await;
+    let mut policy = fast_retry(3);
+    policy.max_attempts = hookbus::webhook::RetryPolicy::default().max_attempts;
+    let e = WebhookEmitter::builder(&rx.url)
+        .retry(policy)
+        .build_emitter()
+        .unwrap();
+    let out = e.emit(ev()).await;
+    assert_eq!(out.status, DeliveryStatus::Failed(FailureKind::Exhausted));
+    assert_eq!(out.attempts, 3);
+    assert_eq!(rx.requests(), 3);
+    assert_eq!(e.sink().dead_letters().len(), 1);
+    assert!(out.error.unwrap().contains("HTTP 500 after 3 attempt"));
+}
+
+#[tokio::test]
+async fn retry_after_is_honoured_and_each_attempt_is_signed_afresh() {
+    let mut rx = Receiver::start(|_, n| {
+        if n == 0 {
+            (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "1")]).into_response()
+        } else {
+            StatusCode::OK.into_response()
+        }
+    })
+    .await;
+    let e = WebhookEmitter::builder(&rx.url)
+        .secret("k")
+        .signature(hookbus::signature::SignatureScheme::timestamped("Rubric").unwrap())
+        .retry(fast_retry(2))
+        .build_emitter()
+        .unwrap();
+    assert!(e.emit(ev()).await.is_delivered());
+    let first = rx.next().await;
+    let second = rx.next().await;
+    // A lower bound only: the retry waited for Retry-After, not the 1 ms backoff.
+    assert!(second.at.duration_since(first.at) >= Duration::from_millis(950));
+    let ts = |r: &webhook_support::Received| -> i64 {
+        r.header("x-rubric-timestamp").unwrap().parse().unwrap()
+    };
+    assert!(
+        ts(&second) > ts(&first),
+        "the timestamp is taken afresh on each attempt"
+    );
+    for r in [&first, &second] {
+        let mut signed = format!("{}.", ts(r)).into_bytes();
+        signed.extend_from_slice(&r.body);
+        assert_eq!(
+            r.header("x-rubric-signature").unwrap(),
+            format!("sha256={}", webhook_support::hmac_hex(b"k", &signed))
+        );
+    }
+}
+
+#[tokio::test]
+async fn timeout_is_a_retryable_failure() {
+    let rx = Receiver::hanging().await;
+    let e = WebhookEmitter::builder(&rx.url)
+        .timeout(Duration::from_millis(100))
+        .retry(fast_retry(2))
+        .build_emitter()
+        .unwrap();
+    let out = e.emit(ev()).await;
+    assert_eq!(out.status, DeliveryStatus::Failed(FailureKind::Exhausted));
+    assert_eq!(out.attempts, 2);
+    assert_eq!(rx.requests(), 2);
+    assert!(
+        out.error.as_deref().unwrap().contains("timed out"),
+        "{out:?}"
+    );
+}
+
+#[tokio::test]
+async fn gone_disables_the_endpoint_and_is_announced() {
+    let rx = Receiver::start(|_, _| StatusCode::GONE.into_response()).await;
+    let bus = Bus::new().unwrap();
+    let (tx, mut announced) = mpsc::unbounded_channel();
+    let _watch = bus
+        .on("hookbus.endpoint_disabled", move |e: &Event| {
+            let _ = tx.send(e.data().clone());
+        })
+        .unwrap();
+    let sink = WebhookSink::builder(&rx.url)
+        .name("gone")
+        .retry(fast_retry(5))
+        .build()
+        .unwrap();
+    let _sub = sink.subscribe(&bus).unwrap();
+    bus.emit(ev()).unwrap();
+    let data = tokio::time::timeout(Duration::from_secs(20), announced.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(data["webhook"], "gone");
+    assert!(data["reason"].as_str().unwrap().contains("410"));
+    assert!(!sink.is_enabled());
+    assert_eq!(rx.requests(), 1, "410 is final");
+    // Later events are refused without a request, kept for retry_failed.
+    let out = sink.send(&[Arc::new(ev())]).await;
+    assert_eq!(out.status, DeliveryStatus::Failed(FailureKind::Disabled));
+    assert_eq!(rx.requests(), 1);
+}
+
+#[tokio::test]
+async fn redirects_are_not_followed() {
+    let target = Receiver::ok().await;
+    let target_url = target.url.clone();
+    let rx = Receiver::start(move |_, _| {
+        (StatusCode::FOUND, [("location", target_url.clone())]).into_response()
+    })
+    .await;
+    let e = WebhookEmitter::builder(&rx.url)
+        .retry(fast_retry(3))
+        .build_emitter()
+        .unwrap();
+    let out = e.emit(ev()).await;
+    assert_eq!(out.status, DeliveryStatus::Failed(FailureKind::Permanent));
+    assert_eq!(out.status_code, Some(302));
+    assert_eq!(out.attempts, 1);
+    assert!(out.error.unwrap().contains("redirect"));
+    assert_eq!(target.requests(), 0);
+}
+
+#[tokio::test]
+async fn client_errors_are_final_and_reported_on_the_bus() {
+    let rx =
+        Receiver::start(|_, _| (StatusCode::BAD_REQUEST, "missing field x").into_response()).await;
+    let bus = Bus::new().unwrap();
+    let (tx, mut failed) = mpsc::unbounded_channel();
+    let _watch = bus
+        .on("hookbus.delivery_failed", move |e: &Event| {
+            let _ = tx.send(e.data().clone());
+        })
+        .unwrap();
+    let sink = WebhookSink::builder(&rx.url)
+        .name("strict")
+        .secret("topsecret")
+        .retry(fast_retry(5))
+        .build()
+        .unwrap();
+    let _sub = sink.subscribe(&bus).unwrap();
+    let e = ev();
+    let id = e.id().to_owned();
+    bus.emit(e).unwrap();
+    let data = tokio::time::timeout(Duration::from_secs(20), failed.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(data["subscriber"], "strict");
+    assert_eq!(data["event_id"], id);
+    assert_eq!(data["kind"], "permanent error");
+    assert!(!data.to_string().contains("topsecret"));
+    assert_eq!(rx.requests(), 1);
+    let log = sink.deliveries(1);
+    assert_eq!(log[0].response_excerpt.as_deref(), Some("missing field x"));
+}
+
+#[tokio::test]
+async fn consecutive_failures_open_the_circuit() {
+    let rx = Receiver::start(|_, _| StatusCode::BAD_GATEWAY.into_response()).await;
+    let e = WebhookEmitter::builder(&rx.url)
+        .retry(fast_retry(1))
+        .disable_after(Some(3))
+        .build_emitter()
+        .unwrap();
+    for _ in 0..3 {
+        assert_eq!(
+            e.emit(ev()).await.status,
+            DeliveryStatus::Failed(FailureKind::Exhausted)
+        );
+    }
+    assert!(!e.sink().is_enabled());
+    assert_eq!(
+        e.emit(ev()).await.status,
+        DeliveryStatus::Failed(FailureKind::Disabled)
+    );
+    assert_eq!(rx.requests(), 3);
+    e.sink().enable();
+    assert_eq!(e.emit(ev()).await.attempts, 1);
+    assert_eq!(rx.requests(), 4);
+}
+
+#[tokio::test]
+async fn connection_refused_is_retried_then_exhausted() {
+    // Bind then drop a listener: nothing listens on that port.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let e = WebhookEmitter::builder(format!("http://127.0.0.1:{port}/x"))
+        .retry(fast_retry(2))
+        .build_emitter()
+        .unwrap();
+    let out = e.emit(ev()).await;
+    assert_eq!(out.status, DeliveryStatus::Failed(FailureKind::Exhausted));
+    assert_eq!(out.attempts, 2);
+    assert!(out.error.unwrap().contains("connection failed"));
+}
+
+#[tokio::test]
+async fn a_retrying_event_does_not_hold_up_others() {
+    // The first request fails and its retry is 10 s away; the second event
+    // must go out meanwhile.
+    let mut rx = Receiver::start(|_, n| {
+        if n == 0 {
+            StatusCode::SERVICE_UNAVAILABLE.into_response()
+        } else {
+            StatusCode::OK.into_response()
+        }
+    })
+    .await;
+    let bus = Bus::new().unwrap();
+    let policy = hookbus::webhook::RetryPolicy::exponential(
+        2,
+        Duration::from_secs(10),
+        Duration::from_secs(10),
+    )
+    .with_jitter(0.0);
+    let _sub = WebhookSink::builder(&rx.url)
+        .retry(policy)
+        .build()
+        .unwrap()
+        .subscribe(&bus)
+        .unwrap();
+    bus.emit(Event::new("a.b", json!({"n": 0})).unwrap())
+        .unwrap();
+    assert_eq!(rx.next().await.json()["n"], 0);
+    bus.emit(Event::new("a.b", json!({"n": 1})).unwrap())
+        .unwrap();
+    assert_eq!(rx.next().await.json()["n"], 1);
+    assert_eq!(rx.requests(), 2, "the first event's retry is still waiting");
+}
+
+/// Per-key ordering: a2 waits for a1 (which fails once and is retried),
+/// while b1 goes out meanwhile.
+#[tokio::test]
+async fn ordered_by_key_holds_only_the_same_key() {
+    use axum::body::Bytes;
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use tokio::sync::Notify;
+
+    #[derive(Default)]
+    struct State {
+        log: Mutex<Vec<(String, u16)>>,
+        b_seen: AtomicBool,
+        b_arrived: Notify,
+        a1_failed: AtomicBool,
+    }
+    let state = Arc::new(State::default());
+    let (done_tx, mut done) = mpsc::unbounded_channel::<()>();
+    let st = state.clone();
+    let app = axum::Router::new().fallback(move |body: Bytes| {
+        let st = st.clone();
+        let done_tx = done_tx.clone();
+        async move {
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            let name = v["name"].as_str().unwrap().to_owned();
+            let status = if name == "a1" && !st.a1_failed.swap(true, Ordering::SeqCst) {
+                // Hold a1's first answer until b1 has arrived, then fail it.
+                while !st.b_seen.load(Ordering::SeqCst) {
+                    let n = st.b_arrived.notified();
+                    if st.b_seen.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    n.await;
+                }
+                503
+            } else {
+                if name == "b1" {
+                    st.b_seen.store(true, Ordering::SeqCst);
+                    st.b_arrived.notify_waiters();
+                }
+                200
+            };
+            st.log.lock().unwrap().push((name, status));
+            let _ = done_tx.send(());
+            StatusCode::from_u16(status).unwrap()
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let bus = Bus::new().unwrap();
+    let _sub = WebhookSink::builder(&url)
+        .ordered_by("data.key")
+        .retry(fast_retry(3))
+        .build()
+        .unwrap()
+        .subscribe(&bus)
+        .unwrap();
+    for (name, key) in [("a1", "A"), ("a2", "A"), ("b1", "B")] {
+        bus.emit(Event::new("a.b", json!({"name": name, "key": key})).unwrap())
+            .unwrap();
+    }
+    for _ in 0..4 {
+        tokio::time::timeout(Duration::from_secs(20), done.recv())
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    let log = state.log.lock().unwrap().clone();
+    let names: Vec<&str> = log.iter().map(|(n, _)| n.as_str()).collect();
+    let pos = |n: &str, s: u16| log.iter().position(|(x, st)| x == n && *st == s).unwrap();
+    assert!(
+        pos("b1", 200) < pos("a1", 200),
+        "b1 is not held up by key A: {names:?}"
+    );
+    assert!(
+        pos("a1", 200) < pos("a2", 200),
+        "a2 waits for a1's retry: {names:?}"
+    );
+    assert_eq!(log.len(), 4, "{names:?}");
+}
+
+/// A shutdown deadline abandons a delivery waiting for its retry: the bus
+/// reports it pending and the retry never goes out.
+#[tokio::test]
+async fn shutdown_deadline_abandons_a_waiting_retry() {
+    let mut rx = Receiver::start(|_, _| StatusCode::SERVICE_UNAVAILABLE.into_response()).await;
+    let bus = Bus::new().unwrap();
+    let policy = hookbus::webhook::RetryPolicy::exponential(
+        3,
+        Duration::from_secs(3600),
+        Duration::from_secs(3600),
+    )
+    .with_jitter(0.0);
+    let sink = WebhookSink::builder(&rx.url)
+        .name("slow-retry")
+        .retry(policy)
+        .build()
+        .unwrap();
+    let _sub = sink.subscribe(&bus).unwrap();
+    bus.emit(ev()).unwrap();
+    rx.next().await;
+    let report = bus.shutdown(Duration::from_millis(200)).await;
+    let s = report.subscriber("slow-retry").unwrap();
+    assert_eq!(s.pending, 1, "{report}");
+    assert!(!s.completed);
+    assert_eq!(sink.stats().delivered + sink.stats().failed, 0);
+    assert_eq!(rx.requests(), 1);
+}

@@ -1,0 +1,155 @@
+#![cfg(feature = "webhook")]
+//! Each signing scheme, checked by recomputing the HMAC in the test.
+
+mod webhook_support;
+
+use base64::Engine;
+use hookbus::Event;
+use hookbus::signature::SignatureScheme;
+use hookbus::webhook::WebhookEmitter;
+use serde_json::json;
+use webhook_support::{Receiver, hmac_b64, hmac_hex};
+
+fn event() -> Event {
+    Event::new(
+        "decision.low_confidence",
+        json!({"decision_id": "abc123", "confidence": 0.72}),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn briefcase_signature_is_hmac_of_body() {
+    let mut rx = Receiver::ok().await;
+    let e = WebhookEmitter::builder(&rx.url)
+        .secret("my-webhook-secret")
+        .build_emitter()
+        .unwrap();
+    let out = e.emit(event()).await;
+    assert!(out.is_delivered(), "{out:?}");
+    let r = rx.next().await;
+    let expected = format!("sha256={}", hmac_hex(b"my-webhook-secret", &r.body));
+    assert_eq!(r.header("x-briefcase-signature"), Some(expected.as_str()));
+    assert_eq!(r.header("content-type"), Some("application/json"));
+}
+
+#[tokio::test]
+async fn unsigned_when_secret_is_empty() {
+    let mut rx = Receiver::ok().await;
+    let e = WebhookEmitter::builder(&rx.url)
+        .secret("")
+        .build_emitter()
+        .unwrap();
+    assert!(e.emit(event()).await.is_delivered());
+    let r = rx.next().await;
+    assert!(r.header("x-briefcase-signature").is_none());
+    assert!(r.headers.keys().all(|k| !k.as_str().contains("signature")));
+}
+
+#[tokio::test]
+async fn empathy_header_without_prefix() {
+    let mut rx = Receiver::ok().await;
+    let e = WebhookEmitter::builder(&rx.url)
+        .secret("s3cret")
+        .signature(SignatureScheme::body("X-Empathy-Signature", "").unwrap())
+        .build_emitter()
+        .unwrap();
+    assert!(e.emit(event()).await.is_delivered());
+    let r = rx.next().await;
+    assert_eq!(
+        r.header("x-empathy-signature"),
+        Some(hmac_hex(b"s3cret", &r.body).as_str())
+    );
+}
+
+#[tokio::test]
+async fn timestamped_signature_covers_timestamp_and_body() {
+    let mut rx = Receiver::ok().await;
+    let e = WebhookEmitter::builder(&rx.url)
+        .secret("whsec_your_signing_secret")
+        .signature(SignatureScheme::timestamped("Rubric").unwrap())
+        .build_emitter()
+        .unwrap();
+    let before = time::OffsetDateTime::now_utc().unix_timestamp();
+    assert!(e.emit(event()).await.is_delivered());
+    let r = rx.next().await;
+    let ts = r.header("x-rubric-timestamp").unwrap().to_owned();
+    let ts_num: i64 = ts.parse().unwrap();
+    assert!((ts_num - before).abs() <= 5);
+    let mut signed = ts.into_bytes();
+    signed.push(b'.');
+    signed.extend_from_slice(&r.body);
+    let expected = format!("sha256={}", hmac_hex(b"whsec_your_signing_secret", &signed));
+    assert_eq!(r.header("x-rubric-signature"), Some(expected.as_str()));
+}
+
+#[tokio::test]
+async fn standard_webhooks_signature_and_rotation() {
+    let key1 = b"0123456789abcdef0123456789abcdef";
+    let key2 = b"another-key-of-24-bytes!";
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let s1 = format!("whsec_{}", b64.encode(key1));
+    let s2 = format!("whsec_{}", b64.encode(key2));
+    let mut rx = Receiver::ok().await;
+    let e = WebhookEmitter::builder(&rx.url)
+        .secrets([s1.as_str(), s2.as_str()])
+        .signature(SignatureScheme::standard_webhooks())
+        .build_emitter()
+        .unwrap();
+    let ev = event();
+    let id = ev.id().to_owned();
+    assert!(e.emit(ev).await.is_delivered());
+    let r = rx.next().await;
+    assert_eq!(r.header("webhook-id"), Some(id.as_str()));
+    let ts = r.header("webhook-timestamp").unwrap();
+    let mut signed = format!("{id}.{ts}.").into_bytes();
+    signed.extend_from_slice(&r.body);
+    let sigs: Vec<&str> = r.header("webhook-signature").unwrap().split(' ').collect();
+    assert_eq!(
+        sigs,
+        vec![
+            format!("v1,{}", hmac_b64(key1, &signed)),
+            format!("v1,{}", hmac_b64(key2, &signed))
+        ]
+    );
+}
+
+#[test]
+fn bad_standard_secret_is_refused_at_construction() {
+    let err = WebhookEmitter::builder("https://example.com/hook")
+        .secret("whsec_not base64!!")
+        .signature(SignatureScheme::standard_webhooks())
+        .build_emitter()
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("whsec_"), "{msg}");
+    assert!(!msg.contains("not base64!!"), "the secret leaked: {msg}");
+}
+
+#[test]
+fn github_documented_vector_through_the_body_scheme() {
+    // GitHub's X-Hub-Signature-256 is the body scheme under another header.
+    let scheme = hookbus::signature::BodySignature::new("X-Hub-Signature-256", "sha256=").unwrap();
+    let sig = scheme.sign(&"It's a Secret to Everybody".into(), b"Hello, World!");
+    assert_eq!(
+        sig,
+        "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
+    );
+}
+
+#[test]
+fn secrets_are_redacted() {
+    let s = hookbus::signature::Secret::new("hunter2");
+    assert_eq!(format!("{s:?}"), "Secret(<redacted>)");
+    assert_eq!(format!("{s}"), "<redacted>");
+    let sink = hookbus::WebhookSink::builder("https://hooks.slack.com/services/T0/B0/SECRETPATH")
+        .secret("hunter2")
+        .header("Authorization", "Bearer tok-123")
+        .build()
+        .unwrap();
+    let d = format!("{sink:?}");
+    assert!(
+        !d.contains("hunter2") && !d.contains("tok-123") && !d.contains("SECRETPATH"),
+        "{d}"
+    );
+}

@@ -1,0 +1,201 @@
+#![cfg(feature = "webhook")]
+//! CloudEvents HTTP binding: binary headers and percent-encoding, structured
+//! mode, batched mode (by size and by time), the Rubric envelope.
+
+mod webhook_support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hookbus::webhook::{WebhookEmitter, WebhookSink, WireFormat};
+use hookbus::{Bus, Event};
+use serde_json::json;
+use webhook_support::Receiver;
+
+#[tokio::test]
+async fn binary_mode_headers_are_percent_encoded() {
+    let mut rx = Receiver::ok().await;
+    let e = WebhookEmitter::new(&rx.url).unwrap();
+    let ev = Event::builder("decision.captured")
+        .source("claims review/€ \"x\" 100%")
+        .subject("Zoë")
+        .extension("partitionkey", "a b")
+        .data(json!({"decision_id": "abc123", "confidence": 0.91}))
+        .build()
+        .unwrap();
+    let id = ev.id().to_owned();
+    let time = ev.time_rfc3339();
+    assert!(e.emit(ev).await.is_delivered());
+    let r = rx.next().await;
+    assert_eq!(r.method, "POST");
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    assert_eq!(r.header("ce-specversion"), Some("1.0"));
+    assert_eq!(r.header("ce-type"), Some("decision.captured"));
+    assert_eq!(r.header("ce-id"), Some(id.as_str()));
+    assert_eq!(
+        r.header("ce-source"),
+        Some("claims%20review/%E2%82%AC%20%22x%22%20100%25")
+    );
+    assert_eq!(r.header("ce-subject"), Some("Zo%C3%AB"));
+    assert_eq!(r.header("ce-partitionkey"), Some("a%20b"));
+    assert_eq!(r.header("ce-time"), Some(time.as_str()));
+    assert_eq!(
+        r.json(),
+        json!({"decision_id": "abc123", "confidence": 0.91})
+    );
+}
+
+#[tokio::test]
+async fn default_and_configured_source() {
+    let mut rx = Receiver::ok().await;
+    let plain = WebhookEmitter::new(&rx.url).unwrap();
+    let custom = WebhookEmitter::builder(&rx.url)
+        .source("briefcase-ai")
+        .build_emitter()
+        .unwrap();
+    plain.emit(Event::new("a.b", json!({})).unwrap()).await;
+    assert_eq!(rx.next().await.header("ce-source"), Some("hookbus"));
+    custom.emit(Event::new("a.b", json!({})).unwrap()).await;
+    assert_eq!(rx.next().await.header("ce-source"), Some("briefcase-ai"));
+}
+
+#[tokio::test]
+async fn structured_mode() {
+    let mut rx = Receiver::ok().await;
+    let e = WebhookEmitter::builder(&rx.url)
+        .format(WireFormat::Structured)
+        .build_emitter()
+        .unwrap();
+    let ev = Event::new("decision.captured", json!({"x": 1})).unwrap();
+    let id = ev.id().to_owned();
+    assert!(e.emit(ev).await.is_delivered());
+    let r = rx.next().await;
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/cloudevents+json")
+    );
+    assert!(r.header("ce-id").is_none());
+    let v = r.json();
+    assert_eq!(v["specversion"], "1.0");
+    assert_eq!(v["id"], id);
+    assert_eq!(v["type"], "decision.captured");
+    assert_eq!(v["data"], json!({"x": 1}));
+}
+
+#[tokio::test]
+async fn rubric_envelope() {
+    let mut rx = Receiver::ok().await;
+    let e = WebhookEmitter::builder(&rx.url)
+        .format(WireFormat::Envelope)
+        .build_emitter()
+        .unwrap();
+    let ev = Event::builder("evaluation.completed")
+        .id("evt_abc123")
+        .extension("modelversion", "triage-v2.4")
+        .data(json!({"evaluation_id": "eval_xyz789", "summary": {"triage_accuracy": 0.87}}))
+        .build()
+        .unwrap();
+    let created = ev.time_rfc3339();
+    assert!(e.emit(ev).await.is_delivered());
+    let v = rx.next().await.json();
+    assert_eq!(v["id"], "evt_abc123");
+    assert_eq!(v["type"], "evaluation.completed");
+    assert_eq!(v["created_at"], created);
+    assert_eq!(v["data"]["summary"]["triage_accuracy"], 0.87);
+    assert_eq!(v["metadata"]["modelversion"], "triage-v2.4");
+    assert_eq!(v["metadata"]["source"], "hookbus");
+}
+
+#[tokio::test]
+async fn batching_by_size_uses_batched_mode() {
+    let mut rx = Receiver::ok().await;
+    let bus = Bus::new().unwrap();
+    let _sub = WebhookSink::builder(&rx.url)
+        .events(["order.*"])
+        .batch(5, Duration::from_secs(3600))
+        .build()
+        .unwrap()
+        .subscribe(&bus)
+        .unwrap();
+    let mut ids = Vec::new();
+    for i in 0..10 {
+        let e = Event::new("order.placed", json!({"n": i})).unwrap();
+        ids.push(e.id().to_owned());
+        bus.emit(e).unwrap();
+    }
+    let mut got = Vec::new();
+    for _ in 0..2 {
+        let r = rx.next().await;
+        assert_eq!(
+            r.header("content-type"),
+            Some("application/cloudevents-batch+json")
+        );
+        let arr = r.json();
+        let arr = arr.as_array().unwrap();
+        assert_eq!(arr.len(), 5);
+        got.extend(arr.iter().map(|e| e["id"].as_str().unwrap().to_owned()));
+    }
+    got.sort();
+    ids.sort();
+    assert_eq!(got, ids);
+}
+
+#[tokio::test]
+async fn batching_by_time_flushes_a_partial_batch() {
+    let mut rx = Receiver::ok().await;
+    let bus = Bus::new().unwrap();
+    let _sub = WebhookSink::builder(&rx.url)
+        .batch(100, Duration::from_millis(50))
+        .build()
+        .unwrap()
+        .subscribe(&bus)
+        .unwrap();
+    for i in 0..3 {
+        bus.emit(Event::new("order.placed", json!({"n": i})).unwrap())
+            .unwrap();
+    }
+    let r = rx.next().await;
+    let v = r.json();
+    let arr = v.as_array().unwrap();
+    assert_eq!(arr.len(), 3, "one request carrying the three events");
+    assert_eq!(rx.requests(), 1);
+}
+
+#[tokio::test]
+async fn emit_batch_envelopes() {
+    let mut rx = Receiver::ok().await;
+    let e = WebhookEmitter::builder(&rx.url)
+        .format(WireFormat::Envelope)
+        .build_emitter()
+        .unwrap();
+    let events: Vec<Arc<Event>> = (0..3)
+        .map(|i| Arc::new(Event::new("a.b", json!({"i": i})).unwrap()))
+        .collect();
+    assert!(e.emit_batch(events).await.is_delivered());
+    let v = rx.next().await.json();
+    assert_eq!(v.as_array().unwrap().len(), 3);
+    assert_eq!(v[2]["data"]["i"], 2);
+}
+
+#[tokio::test]
+async fn subscribed_events_filter_the_emitter() {
+    let mut rx = Receiver::ok().await;
+    let e = WebhookEmitter::builder(&rx.url)
+        .events(["decision.low_confidence"])
+        .build_emitter()
+        .unwrap();
+    let skipped = e
+        .emit(Event::new("decision.captured", json!({})).unwrap())
+        .await;
+    assert_eq!(skipped.status, hookbus::webhook::DeliveryStatus::Skipped);
+    assert!(
+        e.emit(Event::new("decision.low_confidence", json!({})).unwrap())
+            .await
+            .is_delivered()
+    );
+    assert_eq!(
+        rx.next().await.header("ce-type"),
+        Some("decision.low_confidence")
+    );
+    assert_eq!(rx.requests(), 1);
+}
