@@ -5,7 +5,9 @@
 #![allow(clippy::result_large_err)]
 
 pub mod bus;
+pub mod catalog;
 pub mod event;
+pub mod global;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod pattern;
@@ -20,6 +22,10 @@ pub use bus::{
     BuildError, Bus, BusBuilder, DEFAULT_CHANNEL_CAPACITY, EmitError, IntoPattern, SubscribeError,
 };
 pub use event::{Event, EventBuilder, EventError, ExtensionValue, IntoEvent, TypedEvent};
+pub use global::{
+    DefaultEmitError, NoDefaultBus, Setup, SetupError, default_bus, emit, emit_drift_detected,
+    emit_event, emit_low_confidence, setup, shutdown,
+};
 pub use pattern::{Pattern, PatternError};
 pub use sink::{Batch, BoxFuture, DeliveryError, FailureKind, HandlerResult, Sink, SinkFuture};
 pub use stats::{BusStats, ShutdownReport, SubscriberReport, SubscriberStats};

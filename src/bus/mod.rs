@@ -524,6 +524,11 @@ impl Bus {
         self.shared.closed.load(SeqCst)
     }
 
+    /// The runtime the bus's tasks run on.
+    pub(crate) fn runtime(&self) -> &tokio::runtime::Handle {
+        &self.shared.runtime
+    }
+
     /// A weak reference to the bus state, for parts that live inside the bus
     /// (such as webhook sinks announcing `hookbus.endpoint_disabled`) and must
     /// not keep it alive.
