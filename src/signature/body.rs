@@ -30,6 +30,13 @@ impl BodySignature {
             prefix: prefix.to_owned(),
         })
     }
+    /// A body signature with a header name known to be valid.
+    pub(crate) fn known(header: &'static str, prefix: &'static str) -> BodySignature {
+        BodySignature {
+            header: header.to_owned(),
+            prefix: prefix.to_owned(),
+        }
+    }
     /// The header name.
     pub fn header(&self) -> &str {
         &self.header

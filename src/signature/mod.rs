@@ -18,6 +18,8 @@
 //! | [`BodySignature`] (Briefcase, Empathy) | `X-Briefcase-Signature` (configurable) | body | `sha256=<hex>` (prefix configurable) |
 //! | [`TimestampedSignature`] (Rubric) | `X-<Prefix>-Timestamp`, `X-<Prefix>-Signature` | `<ts>.<body>` | `sha256=<hex>` |
 //! | [`StandardWebhooks`] v1 | `webhook-id`, `webhook-timestamp`, `webhook-signature` | `<id>.<ts>.<body>` | `v1,<base64>` (space-separated when rotating) |
+//! | [`GitHubSignature`] (a [`BodySignature`]) | `X-Hub-Signature-256` | body | `sha256=<hex>` |
+//! | [`SlackSignature`] | `X-Slack-Request-Timestamp`, `X-Slack-Signature` | `v0:<ts>:<body>` | `v0=<hex>` |
 //!
 //! ```
 //! use hookbus::signature::{Secret, SignatureScheme, SignRequest};
@@ -32,10 +34,14 @@
 //! ```
 
 mod body;
+mod github;
+mod slack;
 mod standard;
 mod timestamped;
 
 pub use body::BodySignature;
+pub use github::GitHubSignature;
+pub use slack::SlackSignature;
 pub use standard::StandardWebhooks;
 pub use timestamped::TimestampedSignature;
 
@@ -148,6 +154,8 @@ pub enum SignatureScheme {
     Timestamped(TimestampedSignature),
     /// Standard Webhooks v1.
     StandardWebhooks(StandardWebhooks),
+    /// Slack's `v0` request signing.
+    Slack(SlackSignature),
 }
 
 impl Default for SignatureScheme {
@@ -176,6 +184,14 @@ impl SignatureScheme {
     pub fn standard_webhooks() -> SignatureScheme {
         SignatureScheme::StandardWebhooks(StandardWebhooks)
     }
+    /// GitHub's `X-Hub-Signature-256: sha256=<hex>` (a body signature).
+    pub fn github() -> SignatureScheme {
+        SignatureScheme::Body(GitHubSignature::body_signature())
+    }
+    /// Slack's `X-Slack-Request-Timestamp` + `X-Slack-Signature: v0=<hex>`.
+    pub fn slack() -> SignatureScheme {
+        SignatureScheme::Slack(SlackSignature)
+    }
 
     /// Checks that the secrets fit the scheme (e.g. `whsec_` base64 decodes).
     pub fn check_secrets(&self, secrets: &[Secret]) -> Result<(), SignatureError> {
@@ -196,6 +212,10 @@ impl SignatureScheme {
                 standard::HEADER_ID,
                 standard::HEADER_TIMESTAMP,
                 standard::HEADER_SIGNATURE,
+            ],
+            SignatureScheme::Slack(_) => vec![
+                SlackSignature::HEADER_TIMESTAMP,
+                SlackSignature::HEADER_SIGNATURE,
             ],
         }
     }
@@ -233,6 +253,14 @@ impl SignatureScheme {
                     (standard::HEADER_ID.to_owned(), req.id.to_owned()),
                     (standard::HEADER_TIMESTAMP.to_owned(), ts),
                     (standard::HEADER_SIGNATURE.to_owned(), sigs.join(" ")),
+                ]
+            }
+            SignatureScheme::Slack(_) => {
+                let ts = req.timestamp.to_string();
+                let sig = SlackSignature::sign(first, &ts, req.body);
+                vec![
+                    (SlackSignature::HEADER_TIMESTAMP.to_owned(), ts),
+                    (SlackSignature::HEADER_SIGNATURE.to_owned(), sig),
                 ]
             }
         })
