@@ -1,0 +1,265 @@
+//! `hookbus send`: sign and send events, with retries, and report how it went.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hookbus::Event;
+use hookbus::webhook::{DeliveryOutcome, RetryPolicy, WebhookEmitter};
+use serde_json::Value;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::scheme::{SigningArgs, text_or_file};
+use crate::{EXIT_FAILED, Failure};
+
+/// Sign and send events (the guides' "test a webhook").
+///
+/// Each event is a CloudEvents binary-mode POST: the body is --data, the
+/// ce-* headers carry the type and a fresh id, the signature headers follow
+/// --scheme. Retryable answers (connection errors, timeouts, 408, 429, 5xx)
+/// are retried up to --attempts.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// The endpoint URL (https, or http to a loopback host unless --allow-http).
+    #[arg(long)]
+    url: String,
+    #[command(flatten)]
+    signing: SigningArgs,
+    /// The event type, e.g. decision.captured.
+    #[arg(long = "type", value_name = "TYPE")]
+    event_type: String,
+    /// The event data: JSON text, or @file holding JSON.
+    #[arg(long, default_value = "{}", value_name = "JSON | @FILE")]
+    data: String,
+    /// How many events to send.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    count: u64,
+    /// At most this many events per second (default: as fast as --concurrency allows).
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Events in flight at once.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    concurrency: u64,
+    /// Attempts per event, the first included.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
+    attempts: u32,
+    /// Delay before the first retry, in milliseconds (doubling after each).
+    #[arg(long, default_value_t = 200)]
+    retry_delay_ms: u64,
+    /// Request timeout in seconds.
+    #[arg(long, default_value_t = 10)]
+    timeout: u64,
+    /// The ce-source of the events.
+    #[arg(long, default_value = "hookbus-cli")]
+    source: String,
+    /// Allow plain http to hosts that are not loopback.
+    #[arg(long)]
+    allow_http: bool,
+    /// Print a line for every event (by default only for a single event, and
+    /// for events that needed retries or failed).
+    #[arg(short, long)]
+    verbose: bool,
+}
+
+/// One finished event.
+struct Sent {
+    n: u64,
+    id: String,
+    outcome: DeliveryOutcome,
+}
+
+fn millis(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn excerpt(text: &str) -> String {
+    let one_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    match one_line.char_indices().nth(120) {
+        Some((at, _)) => format!("{}…", &one_line[..at]),
+        None => one_line,
+    }
+}
+
+fn describe(s: &Sent) -> String {
+    let o = &s.outcome;
+    let status = match o.status_code {
+        Some(code) => code.to_string(),
+        None => "no response".to_owned(),
+    };
+    let verdict = if o.is_delivered() {
+        "delivered".to_owned()
+    } else {
+        format!("FAILED: {}", o.error.as_deref().unwrap_or("not delivered"))
+    };
+    let mut line = format!(
+        "#{} {}  {status}  {}  attempts {}  {verdict}",
+        s.n,
+        s.id,
+        millis(o.latency),
+        o.attempts
+    );
+    if let Some(text) = &o.response_excerpt {
+        line.push_str("  response: ");
+        line.push_str(&excerpt(text));
+    }
+    line
+}
+
+fn percentile(sorted: &[Duration], q: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let at = ((sorted.len() - 1) as f64 * q).round() as usize;
+    sorted[at.min(sorted.len() - 1)]
+}
+
+pub(crate) async fn run(args: Args) -> Result<(), Failure> {
+    hookbus::event::validate_type(&args.event_type)
+        .map_err(|e| Failure::input(format!("error: --type: {e}")))?;
+    let data = text_or_file("--data", &args.data)?;
+    let data: Value = serde_json::from_slice(&data).map_err(|e| {
+        Failure::input(format!(
+            "error: --data is not valid JSON ({e}); pass JSON text such as '{{\"decision_id\":\"abc123\"}}', or @path to a file holding it"
+        ))
+    })?;
+    if let Some(rate) = args.rate
+        && !(rate.is_finite() && rate > 0.0)
+    {
+        return Err(Failure::input(
+            "error: --rate must be a positive number of events per second",
+        ));
+    }
+    let initial = Duration::from_millis(args.retry_delay_ms.max(1));
+    let mut builder = WebhookEmitter::builder(&args.url)
+        .signature(args.signing.signature_scheme()?)
+        .retry(RetryPolicy::exponential(
+            args.attempts,
+            initial,
+            initial * 16,
+        ))
+        .timeout(Duration::from_secs(args.timeout.max(1)))
+        .allow_http(args.allow_http)
+        .disable_after(None);
+    if let Some(secret) = args.signing.secret() {
+        builder = builder.secret(secret);
+    }
+    let emitter = builder
+        .build_emitter()
+        .map_err(|e| Failure::input(format!("error: {e}")))?;
+
+    let started = Instant::now();
+    let permits = Arc::new(Semaphore::new(args.concurrency as usize));
+    let mut pacing = args.rate.map(|r| {
+        let mut iv = tokio::time::interval(Duration::from_secs_f64(1.0 / r));
+        iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        iv
+    });
+    let mut tasks = JoinSet::new();
+    let mut report = Report::new(args.count, args.verbose);
+    for n in 1..=args.count {
+        if let Some(iv) = &mut pacing {
+            iv.tick().await;
+        }
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            break;
+        };
+        let event = Event::builder(args.event_type.clone())
+            .source(args.source.clone())
+            .data(data.clone())
+            .build()
+            .map_err(|e| Failure::input(format!("error: {e}")))?;
+        let emitter = emitter.clone();
+        tasks.spawn(async move {
+            let id = event.id().to_owned();
+            let outcome = emitter.emit(event).await;
+            drop(permit);
+            Sent { n, id, outcome }
+        });
+        while let Some(done) = tasks.try_join_next() {
+            report.add(done);
+        }
+    }
+    while let Some(done) = tasks.join_next().await {
+        report.add(done);
+    }
+    report.finish(started.elapsed())
+}
+
+/// Tallies, progress lines and the final line.
+struct Report {
+    total: u64,
+    verbose: bool,
+    done: u64,
+    delivered: u64,
+    retried: u64,
+    latencies: Vec<Duration>,
+    next_progress: u64,
+}
+
+impl Report {
+    fn new(total: u64, verbose: bool) -> Report {
+        Report {
+            total,
+            verbose,
+            done: 0,
+            delivered: 0,
+            retried: 0,
+            latencies: Vec::with_capacity(total.min(1 << 20) as usize),
+            next_progress: (total / 10).max(1),
+        }
+    }
+
+    fn add(&mut self, joined: Result<Sent, tokio::task::JoinError>) {
+        self.done += 1;
+        let Ok(s) = joined else {
+            println!("an event's task failed; counted as not delivered");
+            return;
+        };
+        let o = &s.outcome;
+        if o.is_delivered() {
+            self.delivered += 1;
+        }
+        self.retried += u64::from(o.attempts.saturating_sub(1));
+        if o.status_code.is_some() {
+            self.latencies.push(o.latency);
+        }
+        if self.total == 1 || self.verbose || o.attempts > 1 || !o.is_delivered() {
+            println!("{}", describe(&s));
+        }
+        if self.total > 1 && self.done >= self.next_progress {
+            eprintln!(
+                "progress: {}/{} events ({} delivered, {} failed)",
+                self.done,
+                self.total,
+                self.delivered,
+                self.done - self.delivered
+            );
+            self.next_progress += (self.total / 10).max(1);
+        }
+    }
+
+    fn finish(mut self, elapsed: Duration) -> Result<(), Failure> {
+        self.latencies.sort();
+        let failed = self.done - self.delivered;
+        let secs = elapsed.as_secs_f64().max(1e-9);
+        println!(
+            "sent {} events in {:.2} s: {} delivered, {} failed, {} retries; {:.1} events/s; latency p50 {}, p99 {}",
+            self.done,
+            elapsed.as_secs_f64(),
+            self.delivered,
+            failed,
+            self.retried,
+            self.done as f64 / secs,
+            millis(percentile(&self.latencies, 0.5)),
+            millis(percentile(&self.latencies, 0.99)),
+        );
+        if failed == 0 {
+            Ok(())
+        } else {
+            Err(Failure {
+                code: EXIT_FAILED,
+                message: format!("{failed} of {} events were not delivered", self.done),
+            })
+        }
+    }
+}
