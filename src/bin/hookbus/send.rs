@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hookbus::Event;
-use hookbus::webhook::{DeliveryOutcome, RetryPolicy, WebhookEmitter};
+use hookbus::webhook::{DeliveryOutcome, RetryPolicy, WebhookEmitter, WebhookError};
 use serde_json::Value;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -143,9 +143,12 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
     if let Some(secret) = args.signing.secret() {
         builder = builder.secret(secret);
     }
-    let emitter = builder
-        .build_emitter()
-        .map_err(|e| Failure::input(format!("error: {e}")))?;
+    let emitter = builder.build_emitter().map_err(|e| match e {
+        WebhookError::InsecureUrl(host) => Failure::input(format!(
+            "error: refusing plain http to {host}, which is not loopback: use https, or pass --allow-http to accept an unencrypted connection"
+        )),
+        other => Failure::input(format!("error: {other}")),
+    })?;
 
     let started = Instant::now();
     let permits = Arc::new(Semaphore::new(args.concurrency as usize));
