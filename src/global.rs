@@ -33,7 +33,7 @@
 //!
 //! Or hand over a bus of your own, with closure subscribers, webhooks, Kafka:
 //!
-//! ```
+//! ```standalone_crate
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use hookbus::{Bus, Setup};
@@ -369,7 +369,7 @@ pub fn emit_event<E: IntoEvent>(event: E) -> Result<(), DefaultEmitError> {
 /// serializes to JSON, e.g. `json!({..})`) to the default bus, without
 /// blocking. The type is validated.
 ///
-/// ```
+/// ```standalone_crate
 /// use serde_json::json;
 ///
 /// // Before setup: a clear error that gives the event back, not a panic.
