@@ -1,6 +1,6 @@
 //! HMAC of the body alone, hex encoded: `X-Briefcase-Signature: sha256=<hex>`.
 
-use super::{Secret, SignatureError, check_header_name, hmac_sha256, hmac_sha256_verify};
+use super::{Secret, SignatureError, check_header_name, hmac_sha256, verify_prefixed_hex};
 
 /// The Briefcase scheme and its variants: one header carrying
 /// `<prefix><hex HMAC-SHA256 of the body>`. Default header
@@ -58,13 +58,12 @@ impl BodySignature {
     /// Checks a received header value against `body` in constant time (the
     /// building block for the receiving side).
     pub fn verify(&self, secret: &Secret, body: &[u8], header_value: &str) -> bool {
-        let Some(hex_sig) = header_value.trim().strip_prefix(self.prefix.as_str()) else {
-            return false;
-        };
-        let Ok(mac) = hex::decode(hex_sig) else {
-            return false;
-        };
-        hmac_sha256_verify(secret.expose(), &Self::signed_content(body), &mac)
+        verify_prefixed_hex(
+            secret.expose(),
+            &Self::signed_content(body),
+            &self.prefix,
+            header_value,
+        )
     }
 }
 

@@ -143,6 +143,16 @@ pub fn hmac_sha256_verify(key: &[u8], parts: &[&[u8]], expected: &[u8]) -> bool 
     mac.verify_slice(expected).is_ok()
 }
 
+/// Checks a received `<prefix><hex MAC>` header value against the HMAC of
+/// `parts`, in constant time; a missing prefix or bad hex is a mismatch.
+pub fn verify_prefixed_hex(key: &[u8], parts: &[&[u8]], prefix: &str, value: &str) -> bool {
+    value
+        .trim()
+        .strip_prefix(prefix)
+        .and_then(|h| hex::decode(h).ok())
+        .is_some_and(|mac| hmac_sha256_verify(key, parts, &mac))
+}
+
 /// The signing scheme of an endpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]

@@ -13,7 +13,7 @@
 //! assert!(!SlackSignature::verify(&secret, "1531420619", b"token=xyz&team_id=T1", &value));
 //! ```
 
-use super::{Secret, hmac_sha256, hmac_sha256_verify};
+use super::{Secret, hmac_sha256, verify_prefixed_hex};
 
 /// The Slack request-signing scheme (version `v0`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -41,16 +41,11 @@ impl SlackSignature {
     /// Checks a received `X-Slack-Signature` value for `timestamp` and the raw
     /// body, in constant time.
     pub fn verify(secret: &Secret, timestamp: &str, body: &[u8], signature: &str) -> bool {
-        let Some(hex_sig) = signature.trim().strip_prefix(Self::PREFIX) else {
-            return false;
-        };
-        let Ok(mac) = hex::decode(hex_sig) else {
-            return false;
-        };
-        hmac_sha256_verify(
+        verify_prefixed_hex(
             secret.expose(),
             &Self::signed_content(timestamp, body),
-            &mac,
+            Self::PREFIX,
+            signature,
         )
     }
 }
