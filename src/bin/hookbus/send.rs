@@ -1,5 +1,6 @@
 //! `hookbus send`: sign and send events, with retries, and report how it went.
 
+use std::io::IsTerminal;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -105,12 +106,13 @@ fn describe(s: &Sent) -> String {
     line
 }
 
-fn percentile(sorted: &[Duration], q: f64) -> Duration {
+/// The `q` quantile of sorted latencies, or `-` when no response came.
+fn percentile(sorted: &[Duration], q: f64) -> String {
     if sorted.is_empty() {
-        return Duration::ZERO;
+        return "-".to_owned();
     }
     let at = ((sorted.len() - 1) as f64 * q).round() as usize;
-    sorted[at.min(sorted.len() - 1)]
+    millis(sorted[at.min(sorted.len() - 1)])
 }
 
 pub(crate) async fn run(args: Args) -> Result<(), Failure> {
@@ -197,10 +199,13 @@ struct Report {
     retried: u64,
     latencies: Vec<Duration>,
     next_progress: u64,
+    /// Whether stderr is a terminal (draw a bar in place).
+    tty: bool,
 }
 
 impl Report {
     fn new(total: u64, verbose: bool) -> Report {
+        let tty = std::io::stderr().is_terminal();
         Report {
             total,
             verbose,
@@ -208,7 +213,8 @@ impl Report {
             delivered: 0,
             retried: 0,
             latencies: Vec::with_capacity(total.min(1 << 20) as usize),
-            next_progress: (total / 10).max(1),
+            next_progress: (total / if tty { 100 } else { 10 }).max(1),
+            tty,
         }
     }
 
@@ -227,18 +233,44 @@ impl Report {
             self.latencies.push(o.latency);
         }
         if self.total == 1 || self.verbose || o.attempts > 1 || !o.is_delivered() {
+            if self.tty && self.total > 1 {
+                // Clear the progress bar's line before writing over it.
+                eprint!("\r\x1b[K");
+            }
             println!("{}", describe(&s));
         }
         if self.total > 1 && self.done >= self.next_progress {
-            eprintln!(
-                "progress: {}/{} events ({} delivered, {} failed)",
+            self.progress();
+        }
+    }
+
+    /// A bar redrawn in place on a terminal (every 1 %), a plain line
+    /// otherwise (every 10 %).
+    fn progress(&mut self) {
+        let failed = self.done - self.delivered;
+        if self.tty {
+            const WIDTH: u64 = 30;
+            let filled = (self.done * WIDTH / self.total) as usize;
+            eprint!(
+                "\r[{}{}] {}/{} events ({} delivered, {failed} failed)",
+                "#".repeat(filled),
+                ".".repeat(WIDTH as usize - filled),
                 self.done,
                 self.total,
                 self.delivered,
-                self.done - self.delivered
+            );
+            if self.done == self.total {
+                eprintln!();
+            }
+            self.next_progress += (self.total / 100).max(1);
+        } else {
+            eprintln!(
+                "progress: {}/{} events ({} delivered, {failed} failed)",
+                self.done, self.total, self.delivered,
             );
             self.next_progress += (self.total / 10).max(1);
         }
+        self.next_progress = self.next_progress.min(self.total);
     }
 
     fn finish(mut self, elapsed: Duration) -> Result<(), Failure> {
@@ -253,8 +285,8 @@ impl Report {
             failed,
             self.retried,
             self.done as f64 / secs,
-            millis(percentile(&self.latencies, 0.5)),
-            millis(percentile(&self.latencies, 0.99)),
+            percentile(&self.latencies, 0.5),
+            percentile(&self.latencies, 0.99),
         );
         if failed == 0 {
             Ok(())
