@@ -77,7 +77,9 @@ use std::time::Duration;
 use arc_swap::ArcSwapOption;
 use serde::Serialize;
 
+use crate::TypedEvent;
 use crate::bus::{BuildError, Bus, EmitError};
+use crate::catalog::decision::{DriftDetected, LowConfidence};
 use crate::event::{Event, EventError, IntoEvent};
 use crate::stats::ShutdownReport;
 #[cfg(feature = "webhook")]
@@ -86,10 +88,12 @@ use crate::{
     webhook::{WebhookBuilder, WebhookEmitter, WebhookError, WebhookSink},
 };
 
-/// The event type [`emit_low_confidence`] emits.
-pub const LOW_CONFIDENCE: &str = "decision.low_confidence";
-/// The event type [`emit_drift_detected`] emits.
-pub const DRIFT_DETECTED: &str = "decision.drift_detected";
+/// The event type [`emit_low_confidence`] emits (that of
+/// [`catalog::decision::LowConfidence`](crate::catalog::decision::LowConfidence)).
+pub const LOW_CONFIDENCE: &str = <LowConfidence as TypedEvent>::TYPE;
+/// The event type [`emit_drift_detected`] emits (that of
+/// [`catalog::decision::DriftDetected`](crate::catalog::decision::DriftDetected)).
+pub const DRIFT_DETECTED: &str = <DriftDetected as TypedEvent>::TYPE;
 /// How long a bus created by [`setup`] keeps delivering after a later
 /// `setup` replaced it.
 pub const REPLACED_GRACE: Duration = Duration::from_secs(30);
