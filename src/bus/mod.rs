@@ -504,12 +504,15 @@ impl Bus {
     pub async fn shutdown(&self, timeout: Duration) -> ShutdownReport {
         let deadline = tokio::time::Instant::now() + timeout;
         self.shared.closed.store(true, SeqCst);
-        self.shared.sender.close();
         let (tx, rx) = oneshot::channel();
+        // The actor hears of the shutdown before any subscriber can see the
+        // channel close, finish and report itself ended: an ended subscriber
+        // is then kept for the report instead of being forgotten.
         let _ = self.shared.commands.send(Command::Shutdown {
             deadline,
             reply: tx,
         });
+        self.shared.sender.close();
         let subscribers = rx.await.unwrap_or_default();
         ShutdownReport {
             emitted: self.shared.emitted.load(Relaxed),
