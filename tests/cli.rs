@@ -179,12 +179,46 @@ fn send_to_listen_with_each_scheme() {
 }
 
 #[test]
-fn unsigned_requests_are_shown_as_such() {
-    let listener = Listener::start(&["--scheme", "github"]);
-    let out = send(&listener.url(), "github", "", &[]);
+fn unsigned_requests_data_from_a_file_and_a_rate() {
+    let listener = Listener::start(&["--scheme", "github", "-v"]);
+    let dir = temp_dir("data");
+    let file = dir.join("event.json");
+    std::fs::write(&file, br#"{"pattern_id":"p_17","confidence":0.95}"#).unwrap();
+    let out = hookbus()
+        .args([
+            "send",
+            "--url",
+            &listener.url(),
+            "--type",
+            "pattern_learned",
+        ])
+        .args(["--data", &format!("@{}", file.display())])
+        .args(["--count", "3", "--rate", "200"])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let line = listener.next_line();
-    assert!(line.contains("sig -") && line.ends_with("-> 200"), "{line}");
+    assert!(
+        text(&out.stdout).contains("sent 3 events"),
+        "{}",
+        text(&out.stdout)
+    );
+    for _ in 0..3 {
+        let line = listener.next_line();
+        assert!(
+            line.contains("pattern_learned") && line.contains("sig -"),
+            "{line}"
+        );
+        assert!(
+            line.contains(" 39 B ") && line.ends_with("-> 200"),
+            "{line}"
+        );
+        // -v: the body follows its line.
+        assert_eq!(
+            listener.next_line(),
+            r#"{"pattern_id":"p_17","confidence":0.95}"#
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
