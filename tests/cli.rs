@@ -212,10 +212,10 @@ fn unsigned_requests_data_from_a_file_and_a_rate() {
             line.contains(" 39 B ") && line.ends_with("-> 200"),
             "{line}"
         );
-        // -v: the body follows its line.
+        // -v: the body follows its line (the data as compact JSON).
         assert_eq!(
             listener.next_line(),
-            r#"{"pattern_id":"p_17","confidence":0.95}"#
+            r#"{"confidence":0.95,"pattern_id":"p_17"}"#
         );
     }
     let _ = std::fs::remove_dir_all(&dir);

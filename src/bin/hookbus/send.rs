@@ -29,7 +29,7 @@ pub(crate) struct Args {
     /// The event type, e.g. decision.captured.
     #[arg(long = "type", value_name = "TYPE")]
     event_type: String,
-    /// The event data: JSON text, or @file holding JSON.
+    /// The event data: JSON text, or @file holding JSON (sent as compact JSON).
     #[arg(long, default_value = "{}", value_name = "JSON | @FILE")]
     data: String,
     /// How many events to send.
