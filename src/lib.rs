@@ -9,6 +9,7 @@ pub mod signature;
 pub mod sink;
 pub mod stats;
 pub mod subscriber;
+pub mod verify;
 #[cfg(feature = "webhook")]
 pub mod webhook;
 

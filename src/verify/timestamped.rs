@@ -1,0 +1,27 @@
+//! `X-<Prefix>-Timestamp` + `X-<Prefix>-Signature: sha256=<hex>` over `<ts>.<body>`.
+
+use super::{Claim, HeaderSource, VerifyError, header, parse_hex_mac, parse_timestamp};
+use crate::signature::TimestampedSignature;
+
+pub(super) fn claim<'a>(
+    scheme: &'a TimestampedSignature,
+    headers: &'a (impl HeaderSource + ?Sized),
+    body: &'a [u8],
+) -> Result<Claim<'a>, VerifyError> {
+    let ts_name = scheme.timestamp_header();
+    let sig_name = scheme.signature_header();
+    let ts_text = header(headers, ts_name)?;
+    let sig = header(headers, sig_name)?;
+    let timestamp = parse_timestamp(ts_name, ts_text)?;
+    let hex = sig
+        .strip_prefix(TimestampedSignature::VALUE_PREFIX)
+        .ok_or_else(|| {
+            VerifyError::malformed(sig_name, "the value does not start with \"sha256=\"")
+        })?;
+    Ok(Claim {
+        timestamp: Some(timestamp),
+        id: None,
+        content: TimestampedSignature::signed_content(ts_text, body).to_vec(),
+        signatures: vec![parse_hex_mac(sig_name, hex)?],
+    })
+}
