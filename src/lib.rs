@@ -4,6 +4,8 @@
 
 pub mod bus;
 pub mod event;
+#[cfg(feature = "axum")]
+pub mod ingress;
 pub mod pattern;
 pub mod signature;
 pub mod sink;
