@@ -6,6 +6,8 @@ pub mod bus;
 pub mod event;
 #[cfg(feature = "axum")]
 pub mod ingress;
+#[cfg(feature = "integrations")]
+pub mod integrations;
 pub mod pattern;
 pub mod signature;
 pub mod sink;
