@@ -442,3 +442,105 @@ async fn a_verifier_replay_guard_acknowledges_replays() {
     assert_eq!(rx.recv().await.unwrap().id(), "msg_1");
     assert_nothing_more(&bus, &mut rx).await;
 }
+
+#[tokio::test]
+async fn the_signed_extractor_verifies_before_deserialising() {
+    use axum::extract::DefaultBodyLimit;
+    use axum::routing::post;
+    use hookbus::ingress::{Signed, SignedBody};
+
+    #[derive(serde::Deserialize)]
+    struct Envelope {
+        r#type: String,
+    }
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let app =
+        axum::Router::new()
+            .route(
+                "/typed",
+                post(move |Signed(e): Signed<Envelope>| {
+                    let tx = tx.clone();
+                    async move {
+                        tx.send(e.r#type).unwrap();
+                        "ok"
+                    }
+                }),
+            )
+            .route(
+                "/raw",
+                post(|s: SignedBody| async move {
+                    format!("{} {:?}", s.body.len(), s.verified.timestamp)
+                }),
+            )
+            .layer(DefaultBodyLimit::max(256))
+            .with_state(Verifier::timestamped("Rubric", "whsec_your_signing_secret").unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let post = |path: &'static str, body: String, secret: &'static str| {
+        let base = base.clone();
+        async move {
+            let mut req = reqwest::Client::new()
+                .post(format!("{base}{path}"))
+                .body(body.clone());
+            let headers = SignatureScheme::timestamped("Rubric")
+                .unwrap()
+                .sign(
+                    &[Secret::new(secret)],
+                    &SignRequest {
+                        id: "",
+                        timestamp: now(),
+                        body: body.as_bytes(),
+                    },
+                )
+                .unwrap();
+            for (k, v) in headers {
+                req = req.header(k, v);
+            }
+            req.send().await.unwrap()
+        }
+    };
+    let ok = post(
+        "/typed",
+        r#"{"type":"evaluation.completed"}"#.into(),
+        "whsec_your_signing_secret",
+    )
+    .await;
+    assert_eq!(ok.status(), 200);
+    assert_eq!(rx.recv().await.unwrap(), "evaluation.completed");
+    let raw = post(
+        "/raw",
+        "not json at all".into(),
+        "whsec_your_signing_secret",
+    )
+    .await;
+    assert_eq!(raw.status(), 200);
+    assert!(raw.text().await.unwrap().starts_with("15 Some("));
+
+    let forged = post("/typed", r#"{"type":"x"}"#.into(), "guess").await;
+    assert_eq!(forged.status(), 401);
+    let not_json = post("/typed", "{".into(), "whsec_your_signing_secret").await;
+    assert_eq!(not_json.status(), 400);
+    assert!(
+        json_of(not_json).await["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("the body is not the expected JSON")
+    );
+    let big = post(
+        "/typed",
+        format!(r#"{{"type":"{}"}}"#, "x".repeat(300)),
+        "whsec_your_signing_secret",
+    )
+    .await;
+    assert_eq!(big.status(), 413);
+    assert_eq!(
+        json_of(big).await["error"],
+        "the request body is larger than the limit"
+    );
+    assert!(
+        rx.try_recv().is_err(),
+        "only the verified, well-formed request reached the handler"
+    );
+}

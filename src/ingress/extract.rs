@@ -15,10 +15,11 @@ use crate::verify::{Verified, Verifier, VerifyError};
 #[non_exhaustive]
 pub enum Rejection {
     /// The body is longer than the configured limit: 413.
-    #[error("the request body is larger than the limit of {limit} bytes")]
+    #[error("the request body is larger than the limit{}", limit.map(|l| format!(" of {l} bytes")).unwrap_or_default())]
     TooLarge {
-        /// The limit in bytes.
-        limit: usize,
+        /// The limit in bytes, when the ingress set it (an extractor under
+        /// axum's `DefaultBodyLimit` does not know it).
+        limit: Option<usize>,
     },
     /// The body could not be read: 400.
     #[error("the request body could not be read")]
@@ -66,15 +67,10 @@ impl IntoResponse for Rejection {
 pub(crate) async fn read_body(req: Request, limit: Option<usize>) -> Result<Bytes, Rejection> {
     match Bytes::from_request(req, &()).await {
         Ok(b) => Ok(b),
-        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(Rejection::TooLarge {
-            limit: limit.unwrap_or(DEFAULT_AXUM_LIMIT),
-        }),
+        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(Rejection::TooLarge { limit }),
         Err(_) => Err(Rejection::BodyUnreadable),
     }
 }
-
-/// axum's default request body limit.
-const DEFAULT_AXUM_LIMIT: usize = 2 * 1024 * 1024;
 
 /// An extractor for a request whose signature verified: the raw body bytes,
 /// the headers and what the verification established.
