@@ -71,6 +71,31 @@ async fn json_of(resp: reqwest::Response) -> Value {
     resp.json().await.unwrap()
 }
 
+/// A slash command as Slack sends it, signed at `ts`.
+async fn slack_post(base: &str, body: &'static str, ts: i64) -> reqwest::Response {
+    let ts = ts.to_string();
+    reqwest::Client::new()
+        .post(format!("{base}/slack/commands"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header(SlackSignature::HEADER_TIMESTAMP, &ts)
+        .header(
+            SlackSignature::HEADER_SIGNATURE,
+            SlackSignature::sign(&Secret::new(SLACK_SECRET), &ts, body.as_bytes()),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The `error` text of a refusal.
+async fn error_of(resp: reqwest::Response) -> String {
+    json_of(resp).await["error"]
+        .as_str()
+        .expect("a refusal carries {\"error\": \"…\"}")
+        .to_owned()
+}
+
 /// Nothing more arrived: shutting the bus down runs every handler on what
 /// was emitted, so an empty channel afterwards is final.
 async fn assert_nothing_more(bus: &Bus, rx: &mut mpsc::UnboundedReceiver<Event>) {
@@ -134,27 +159,9 @@ async fn bad_signatures_get_401_and_emit_nothing() {
     );
 
     // A stale Slack timestamp.
-    let body = "command=%2Fempathy&text=hi";
-    let ts = (now() - 600).to_string();
-    let resp = reqwest::Client::new()
-        .post(format!("{base}/slack/commands"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .header(SlackSignature::HEADER_TIMESTAMP, &ts)
-        .header(
-            SlackSignature::HEADER_SIGNATURE,
-            SlackSignature::sign(&Secret::new(SLACK_SECRET), &ts, body.as_bytes()),
-        )
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+    let resp = slack_post(&base, "command=%2Fempathy&text=hi", now() - 600).await;
     assert_eq!(resp.status(), 401);
-    assert!(
-        json_of(resp).await["error"]
-            .as_str()
-            .unwrap()
-            .contains("in the past")
-    );
+    assert!(error_of(resp).await.contains("in the past"));
     assert_nothing_more(&bus, &mut rx).await;
 }
 
@@ -165,12 +172,7 @@ async fn malformed_bodies_get_400() {
     let base = serve(ingress(&bus)).await;
     let resp = github_post(&base, "pull_request", "m-1", "{not json", GH_SECRET).await;
     assert_eq!(resp.status(), 400);
-    assert!(
-        json_of(resp).await["error"]
-            .as_str()
-            .unwrap()
-            .contains("not valid JSON")
-    );
+    assert!(error_of(resp).await.contains("not valid JSON"));
     // An event name that cannot be part of an event type.
     let resp = github_post(&base, "pull request", "m-2", "{}", GH_SECRET).await;
     assert_eq!(resp.status(), 400);
@@ -185,12 +187,7 @@ async fn bodies_past_the_limit_get_413() {
     let big = format!(r#"{{"action":"opened","pad":"{}"}}"#, "x".repeat(2000));
     let resp = github_post(&base, "pull_request", "big-1", &big, GH_SECRET).await;
     assert_eq!(resp.status(), 413);
-    assert!(
-        json_of(resp).await["error"]
-            .as_str()
-            .unwrap()
-            .contains("1024 bytes")
-    );
+    assert!(error_of(resp).await.contains("1024 bytes"));
     // Just under the limit is fine.
     let small = format!(r#"{{"action":"opened","pad":"{}"}}"#, "x".repeat(900));
     let resp = github_post(&base, "pull_request", "big-2", &small, GH_SECRET).await;
@@ -272,24 +269,7 @@ async fn slack_slash_commands_become_events() {
     let bus = Bus::new().unwrap();
     let mut rx = collect(&bus, "slack.**");
     let base = serve(ingress(&bus)).await;
-    let post = |body: &'static str| {
-        let base = base.clone();
-        async move {
-            let ts = now().to_string();
-            reqwest::Client::new()
-                .post(format!("{base}/slack/commands"))
-                .header("content-type", "application/x-www-form-urlencoded")
-                .header(SlackSignature::HEADER_TIMESTAMP, &ts)
-                .header(
-                    SlackSignature::HEADER_SIGNATURE,
-                    SlackSignature::sign(&Secret::new(SLACK_SECRET), &ts, body.as_bytes()),
-                )
-                .body(body)
-                .send()
-                .await
-                .unwrap()
-        }
-    };
+    let post = |body: &'static str| slack_post(&base, body, now());
     let resp = post("team_domain=acme&channel_id=C1&user_id=U2&command=%2Fempathy&text=How+do+I+fix+this%3F&trigger_id=13345224609.738474920.8088930838d88f008e0").await;
     assert_eq!(resp.status(), 200);
     assert_eq!(
@@ -418,12 +398,7 @@ async fn batches_and_plain_json() {
     )
     .await;
     assert_eq!(resp.status(), 400);
-    assert!(
-        json_of(resp).await["error"]
-            .as_str()
-            .unwrap()
-            .contains("specversion")
-    );
+    assert!(error_of(resp).await.contains("specversion"));
     assert_nothing_more(&bus, &mut rx).await;
 }
 
@@ -523,9 +498,8 @@ async fn the_signed_extractor_verifies_before_deserialising() {
     let not_json = post("/typed", "{".into(), "whsec_your_signing_secret").await;
     assert_eq!(not_json.status(), 400);
     assert!(
-        json_of(not_json).await["error"]
-            .as_str()
-            .unwrap()
+        error_of(not_json)
+            .await
             .starts_with("the body is not the expected JSON")
     );
     let big = post(
