@@ -1,7 +1,7 @@
 //! Receiving webhooks into a [`Bus`] over HTTP (feature `axum`).
 //!
 //! - [`Signed<T>`] and [`SignedBody`]: axum extractors that verify the raw body
-//!   with a [`Verifier`](crate::verify::Verifier) before anything parses it.
+//!   with a [`Verifier`] before anything parses it.
 //! - [`Ingress`]: a ready [`Router`] whose routes verify, turn each request
 //!   into events and emit them on a bus:
 //!
