@@ -378,6 +378,19 @@ async fn batches_and_plain_json() {
     assert_eq!(rx.recv().await.unwrap(), a);
     assert_eq!(rx.recv().await.unwrap(), b);
 
+    // An empty batch is received (nothing to emit), not a duplicate.
+    let resp = post_events(&base, "application/cloudevents-batch+json", "batch-2", "[]").await;
+    assert_eq!(json_of(resp).await, json!({"status": "received"}));
+    // Re-sending the batch: both events are duplicates.
+    let resp = post_events(
+        &base,
+        "application/cloudevents-batch+json",
+        "batch-3",
+        &batch,
+    )
+    .await;
+    assert_eq!(json_of(resp).await, json!({"status": "duplicate"}));
+
     // Other JSON: the configured type, the webhook-id as id.
     let body = r#"{"id":"evt_abc123","type":"evaluation.completed","data":{"evaluation_id":"eval_xyz789"}}"#;
     let resp = post_events(&base, "application/json", "msg_42", body).await;

@@ -285,28 +285,39 @@ async fn receive(State(route): State<RouteState>, req: Request) -> Response {
         // Slack shows a slash command's response body to the user: an empty
         // 200 is a silent acknowledgement.
         (Ok(_), Kind::SlackCommands) => StatusCode::OK.into_response(),
-        (Ok(0), _) => status("duplicate"),
+        (Ok(Emitted { new: 0, duplicates }), _) if duplicates > 0 => status("duplicate"),
         (Ok(_), _) => status("received"),
         (Err(refused), _) => unavailable(shared, refused),
     }
 }
 
-/// Emits every event not seen inside the window; the number emitted, or the
-/// 503 answer. An event the bus refused is forgotten again, so the sender's
-/// retry is not mistaken for a duplicate.
-fn emit_all(shared: &Shared, incoming: Vec<Incoming>) -> Result<usize, Refused> {
+/// How many events of a request were emitted, and how many were duplicates.
+#[derive(Debug, Clone, Copy)]
+struct Emitted {
+    new: usize,
+    duplicates: usize,
+}
+
+/// Emits every event not seen inside the window, or says why the bus refused
+/// one. An event the bus refused is forgotten again, so the sender's retry is
+/// not mistaken for a duplicate.
+fn emit_all(shared: &Shared, incoming: Vec<Incoming>) -> Result<Emitted, Refused> {
     let now = unix_now();
     let expires = now.saturating_add(shared.dedupe_window.as_secs() as i64);
-    let mut emitted = 0;
+    let mut emitted = Emitted {
+        new: 0,
+        duplicates: 0,
+    };
     for inc in incoming {
         let key = inc.dedupe_key();
         if let Some(k) = &key
             && !shared.dedupe.first_seen(k, expires, now)
         {
+            emitted.duplicates += 1;
             continue;
         }
         match shared.bus.emit(inc.event) {
-            Ok(()) => emitted += 1,
+            Ok(()) => emitted.new += 1,
             Err(err) => {
                 if let Some(k) = &key {
                     shared.dedupe.forget(k);
