@@ -323,6 +323,19 @@ async fn cloudevents_from_a_hookbus_webhook_arrive_as_they_were_sent() {
         // The same event again (a retry) is acknowledged, not emitted.
         assert!(emitter.emit(sent).await.is_delivered());
     }
+    // Several events in one request: CloudEvents batched mode.
+    let emitter = WebhookEmitter::builder(format!("{base}/events"))
+        .secret(CE_SECRET)
+        .signature(SignatureScheme::standard_webhooks())
+        .build_emitter()
+        .unwrap();
+    let batch: Vec<Arc<Event>> = (0..3)
+        .map(|i| Arc::new(Event::new("decision.captured", json!({"n": i})).unwrap()))
+        .collect();
+    assert!(emitter.emit_batch(batch.clone()).await.is_delivered());
+    for sent in &batch {
+        assert_eq!(&rx.recv().await.unwrap(), sent.as_ref());
+    }
     assert_nothing_more(&bus, &mut rx).await;
 }
 
