@@ -1,6 +1,8 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 #![deny(unsafe_code)]
+// EmitError hands the event back (nothing is lost), which makes it large by design.
+#![allow(clippy::result_large_err)]
 
 pub mod bus;
 pub mod event;
@@ -8,6 +10,8 @@ pub mod event;
 pub mod ingress;
 #[cfg(feature = "integrations")]
 pub mod integrations;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 pub mod pattern;
 pub mod signature;
 pub mod sink;

@@ -230,6 +230,20 @@ impl Pattern {
         matches!(self.kind, Kind::Exact)
     }
 
+    /// The literal first segment every matching type starts with, if the
+    /// pattern has one (`None` for `*` and for patterns that start with a
+    /// wildcard).
+    pub fn first_literal(&self) -> Option<&str> {
+        match &self.kind {
+            Kind::All => None,
+            Kind::Exact => self.text.split('.').next(),
+            Kind::Wild(segments) => match segments.first() {
+                Some(Segment::Literal(l)) => Some(l),
+                _ => None,
+            },
+        }
+    }
+
     /// Whether `event_type` matches.
     pub fn matches(&self, event_type: &str) -> bool {
         match &self.kind {

@@ -137,6 +137,7 @@ impl fmt::Display for FailureKind {
 pub struct DeliveryError {
     kind: FailureKind,
     message: String,
+    failed: Option<Vec<usize>>,
 }
 
 impl DeliveryError {
@@ -145,7 +146,54 @@ impl DeliveryError {
         DeliveryError {
             kind,
             message: message.into(),
+            failed: None,
         }
+    }
+    /// Narrows the failure of a batch to some of its events, by index into
+    /// the batch: the bus counts (and reports in `hookbus.delivery_failed`)
+    /// only those as failed and the others as delivered. For sinks whose
+    /// batches can fail in part, such as a Kafka producer. Out-of-range
+    /// indices are ignored.
+    ///
+    /// ```
+    /// use hookbus::{Batch, Bus, DeliveryError, Event, FailureKind, Sink, SinkFuture};
+    /// use std::time::Duration;
+    ///
+    /// /// Refuses the second event of every batch.
+    /// struct Picky;
+    /// impl Sink for Picky {
+    ///     fn deliver(&self, batch: Batch) -> SinkFuture {
+    ///         let n = batch.len();
+    ///         Box::pin(async move {
+    ///             if n < 2 {
+    ///                 return Ok(());
+    ///             }
+    ///             Err(DeliveryError::new(FailureKind::Permanent, "too large").only_events(vec![1]))
+    ///         })
+    ///     }
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let bus = Bus::new()?;
+    /// bus.subscriber("order.*")
+    ///     .name("picky")
+    ///     .batch(3, Duration::from_secs(60))
+    ///     .sink(Picky)?
+    ///     .detach();
+    /// for _ in 0..3 {
+    ///     bus.emit(Event::new("order.placed", serde_json::json!({}))?)?;
+    /// }
+    /// let report = bus.shutdown(Duration::from_secs(5)).await;
+    /// let picky = report.subscriber("picky").unwrap();
+    /// assert_eq!((picky.stats.delivered, picky.stats.failed), (2, 1));
+    /// # Ok(()) }
+    /// ```
+    pub fn only_events(mut self, mut indices: Vec<usize>) -> DeliveryError {
+        indices.sort_unstable();
+        indices.dedup();
+        self.failed = Some(indices);
+        self
     }
     /// A handler's error.
     pub fn handler(message: impl Into<String>) -> DeliveryError {
@@ -158,6 +206,12 @@ impl DeliveryError {
     /// The description.
     pub fn message(&self) -> &str {
         &self.message
+    }
+    /// The indices of the failed events within the batch, if the failure
+    /// was narrowed with [`only_events`](Self::only_events); `None` means
+    /// the whole batch failed.
+    pub fn failed_events(&self) -> Option<&[usize]> {
+        self.failed.as_deref()
     }
 }
 

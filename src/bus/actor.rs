@@ -18,7 +18,7 @@ use crate::pattern::Pattern;
 use crate::stats::{Counters, SubscriberReport, SubscriberStats};
 use crate::subscriber::Control;
 
-/// How long an aborted subscriber task gets to stop after the deadline.
+/// How long a subscriber task gets to stop (and close its sink) after the deadline.
 const ABORT_GRACE: Duration = Duration::from_secs(1);
 
 pub(crate) struct Entry {
@@ -121,9 +121,17 @@ impl Actor {
         for mut e in entries {
             let completed = tokio::time::timeout_at(deadline, &mut e.join).await.is_ok();
             if !completed {
+                // Ask the task to stop where it is: it drops its in-flight
+                // work (left counted as pending) and still closes its sink,
+                // which reports what it could not flush. Only a task that does
+                // not answer (a sync handler stuck on its thread) is aborted.
                 e.control.request_abort();
-                e.join.abort();
-                let _ = tokio::time::timeout(ABORT_GRACE, &mut e.join).await;
+                if tokio::time::timeout(ABORT_GRACE, &mut e.join)
+                    .await
+                    .is_err()
+                {
+                    e.join.abort();
+                }
             }
             let stats = e.stats();
             reports.push(SubscriberReport {

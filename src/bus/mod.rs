@@ -4,6 +4,7 @@
 //! (pattern → condition → mailbox → batch → handler or sink) → stats.
 
 mod actor;
+mod counter;
 mod interest;
 
 use std::borrow::Cow;
@@ -160,7 +161,7 @@ pub(crate) struct Shared {
     next_id: AtomicU64,
     closed: AtomicBool,
     emitted: AtomicU64,
-    unmatched: AtomicU64,
+    unmatched: counter::ThreadCounter,
     rejected_full: AtomicU64,
 }
 
@@ -174,12 +175,10 @@ impl Shared {
         Arc::new(event)
     }
 
-    // EmitError gives the event back on purpose (nothing is lost); its size is
-    // the point, not an accident.
-    #[allow(clippy::result_large_err)]
+    #[inline]
     fn emit<E: IntoEvent>(&self, event: E) -> Result<(), EmitError> {
         if !self.interest.wants(event.event_type()) {
-            self.unmatched.fetch_add(1, Relaxed);
+            self.unmatched.bump();
             if self.closed.load(Relaxed) {
                 return Err(EmitError::Closed(event.into_event()?));
             }
@@ -200,7 +199,7 @@ impl Shared {
             }
             // The last interested subscriber left between the check and the send.
             Err(async_broadcast::TrySendError::Inactive(_)) => {
-                self.unmatched.fetch_add(1, Relaxed);
+                self.unmatched.bump();
                 Ok(())
             }
         }
@@ -316,7 +315,7 @@ impl BusBuilder {
             next_id: AtomicU64::new(1),
             closed: AtomicBool::new(false),
             emitted: AtomicU64::new(0),
-            unmatched: AtomicU64::new(0),
+            unmatched: counter::ThreadCounter::default(),
             rejected_full: AtomicU64::new(0),
         });
         let actor = Actor::new(command_rx, receiver.deactivate());
@@ -349,14 +348,12 @@ impl Bus {
     /// bus channel. `Err(EmitError::Full)` means a `Block` subscriber is behind
     /// and the channel is full; the error gives the event back.
     #[inline]
-    #[allow(clippy::result_large_err)]
     pub fn emit<E: IntoEvent>(&self, event: E) -> Result<(), EmitError> {
         self.shared.emit(event)
     }
 
     /// Emits an event built from a type and a JSON payload (e.g. from dynamic
     /// code). The type is validated.
-    #[allow(clippy::result_large_err)]
     pub fn emit_json(&self, event_type: &str, data: Value) -> Result<(), EmitError> {
         if !self.shared.interest.wants(event_type) {
             crate::event::validate_type(event_type)?;
@@ -376,7 +373,7 @@ impl Bus {
     pub async fn publish<E: IntoEvent>(&self, event: E) -> Result<(), EmitError> {
         let shared = &self.shared;
         if !shared.interest.wants(event.event_type()) {
-            shared.unmatched.fetch_add(1, Relaxed);
+            shared.unmatched.bump();
             if shared.closed.load(Relaxed) {
                 return Err(EmitError::Closed(event.into_event()?));
             }
@@ -392,7 +389,7 @@ impl Bus {
                 if shared.sender.is_closed() {
                     Err(EmitError::Closed(unwrap_message(m)))
                 } else {
-                    shared.unmatched.fetch_add(1, Relaxed);
+                    shared.unmatched.bump();
                     Ok(())
                 }
             }
@@ -484,7 +481,7 @@ impl Bus {
         let subscribers = rx.await.unwrap_or_default();
         BusStats {
             emitted: self.shared.emitted.load(Relaxed),
-            unmatched: self.shared.unmatched.load(Relaxed),
+            unmatched: self.shared.unmatched.get(),
             rejected_full: self.shared.rejected_full.load(Relaxed),
             channel_len: self.shared.sender.len() as u64,
             subscribers,
@@ -508,7 +505,7 @@ impl Bus {
         let subscribers = rx.await.unwrap_or_default();
         ShutdownReport {
             emitted: self.shared.emitted.load(Relaxed),
-            unmatched: self.shared.unmatched.load(Relaxed),
+            unmatched: self.shared.unmatched.get(),
             rejected_full: self.shared.rejected_full.load(Relaxed),
             subscribers,
         }
@@ -564,6 +561,7 @@ impl Bus {
             pattern,
             control,
             counters,
+            bus: Arc::downgrade(shared),
             detached: false,
         })
     }

@@ -9,7 +9,9 @@
 //!   send, verify the exact bytes you received);
 //! - the **encoding** of the MAC into a header value (`sha256=<hex>`,
 //!   `v1,<base64>`);
-//! - the **header names**.
+//! - the **header names**;
+//! - a constant-time **verify** for each scheme (`verify_slice` under the
+//!   hood), which the receiving side builds on.
 //!
 //! | scheme | headers | signed content | value |
 //! |---|---|---|---|

@@ -4,7 +4,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 
-use super::{Secret, SignatureError, hmac_sha256};
+use super::{Secret, SignatureError, hmac_sha256, hmac_sha256_verify};
 
 pub(crate) const HEADER_ID: &str = "webhook-id";
 pub(crate) const HEADER_TIMESTAMP: &str = "webhook-timestamp";
@@ -50,5 +50,42 @@ impl StandardWebhooks {
         let key = Self::key(secret)?;
         let mac = hmac_sha256(&key, &Self::signed_content(id, timestamp, body));
         Ok(format!("{}{}", Self::VERSION_PREFIX, BASE64.encode(mac)))
+    }
+
+    /// Whether any `v1,` signature in a received `webhook-signature` value
+    /// (space-separated) matches, in constant time per signature.
+    pub fn verify(
+        secret: &Secret,
+        id: &str,
+        timestamp: &str,
+        body: &[u8],
+        header_value: &str,
+    ) -> Result<bool, SignatureError> {
+        let key = Self::key(secret)?;
+        let content = Self::signed_content(id, timestamp, body);
+        Ok(header_value.split(' ').any(|sig| {
+            sig.strip_prefix(Self::VERSION_PREFIX)
+                .and_then(|b64| BASE64.decode(b64).ok())
+                .is_some_and(|mac| hmac_sha256_verify(&key, &content, &mac))
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spec_example() {
+        // The example in the Standard Webhooks specification.
+        let secret = Secret::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
+        let id = "msg_p5jXN8AQM9LWM0D4loKWxJek";
+        let ts = "1614265330";
+        let body = br#"{"test": 2432232314}"#;
+        let sig = StandardWebhooks::sign(&secret, id, ts, body).unwrap();
+        assert_eq!(sig, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+        let rotated = format!("v1,bm9wZQ== {sig}");
+        assert!(StandardWebhooks::verify(&secret, id, ts, body, &rotated).unwrap());
+        assert!(!StandardWebhooks::verify(&secret, id, "1614265331", body, &sig).unwrap());
     }
 }

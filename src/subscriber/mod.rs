@@ -157,7 +157,7 @@ impl SubscriberOptions {
 
 pub(crate) type Condition = Box<dyn Fn(&Event) -> bool + Send + Sync>;
 
-#[allow(clippy::type_complexity)]
+#[allow(clippy::type_complexity)] // four handler shapes, each spelled out once
 pub(crate) enum Handler {
     Sync(Box<dyn FnMut(&Arc<Event>) -> Result<(), DeliveryError> + Send>),
     SyncBatch(Box<dyn FnMut(&Batch) -> Result<(), DeliveryError> + Send>),
@@ -394,8 +394,8 @@ impl Control {
 
 /// The handle of a running subscriber.
 ///
-/// **Dropping it unsubscribes**: the subscriber stops taking new events,
-/// delivers what its mailbox already accepted, and ends. To keep a subscriber
+/// **Dropping it unsubscribes**: from that moment no new event reaches the
+/// subscriber; it delivers what its mailbox had already accepted, and ends. To keep a subscriber
 /// for the life of the bus without holding the handle, call
 /// [`detach`](Subscription::detach).
 #[must_use = "dropping a Subscription unsubscribes at once; call .detach() to keep it running"]
@@ -405,6 +405,7 @@ pub struct Subscription {
     pub(crate) pattern: Pattern,
     pub(crate) control: Arc<Control>,
     pub(crate) counters: Arc<Counters>,
+    pub(crate) bus: std::sync::Weak<crate::bus::Shared>,
     pub(crate) detached: bool,
 }
 
@@ -446,6 +447,9 @@ impl Subscription {
 impl Drop for Subscription {
     fn drop(&mut self) {
         if !self.detached {
+            if let Some(bus) = self.bus.upgrade() {
+                bus.interest.remove(self.id);
+            }
             self.control.request_stop();
         }
     }

@@ -187,11 +187,23 @@ impl Worker {
         }
     }
 
-    /// Takes what the channel already holds, without waiting.
+    /// Takes what the channel already holds, without waiting: as much as the
+    /// mailbox has room for, or more (dropping by policy) once the bus
+    /// channel is more than half full, so a busy subscriber never holds the
+    /// channel back unless it chose `Block`.
     fn intake_ready(&mut self) {
         for _ in 0..INTAKE_BUDGET {
             if !self.can_intake() {
                 return;
+            }
+            if self.mailbox.len() >= self.options.capacity {
+                let pressed = self
+                    .rx
+                    .as_ref()
+                    .is_some_and(|rx| rx.len() * 2 > rx.capacity());
+                if !pressed {
+                    return;
+                }
             }
             let Some(rx) = self.rx.as_mut() else { return };
             match rx.try_recv() {
@@ -211,6 +223,11 @@ impl Worker {
             Message::Event(e) => e,
             Message::Barrier(_) => return,
         };
+        if self.control.stop.load(Ordering::Relaxed) {
+            // Unsubscribed: take nothing new.
+            self.stop_intake();
+            return;
+        }
         if !self.pattern.matches(event.event_type()) {
             return;
         }
@@ -451,10 +468,25 @@ impl Worker {
         }
         match done.result {
             Ok(()) => Counters::bump(&self.counters.delivered, n),
-            Err(err) => {
-                Counters::bump(&self.counters.failed, n);
-                self.report_failure(&done.events, &err);
-            }
+            Err(err) => match err.failed_events() {
+                // A partial failure: only the named events failed.
+                Some(indices) => {
+                    let failed: Vec<Arc<Event>> = indices
+                        .iter()
+                        .filter_map(|&i| done.events.get(i).cloned())
+                        .collect();
+                    let f = failed.len() as u64;
+                    Counters::bump(&self.counters.delivered, n - f);
+                    Counters::bump(&self.counters.failed, f);
+                    if !failed.is_empty() {
+                        self.report_failure(&failed, &err);
+                    }
+                }
+                None => {
+                    Counters::bump(&self.counters.failed, n);
+                    self.report_failure(&done.events, &err);
+                }
+            },
         }
     }
 

@@ -1,0 +1,241 @@
+//! Bus benchmarks, each beside its baseline in the same group:
+//!
+//! - `emit_unmatched`: emitting an event no subscriber wants, against a raw
+//!   `async_broadcast::Sender::try_broadcast` of an `Arc`;
+//! - `fanout/N`: emit + delivery of 10,000 events to N closure subscribers,
+//!   against a raw async-broadcast fan-out and a `tokio::sync::broadcast`
+//!   fan-out doing the same work (build the event, count it in each receiver).
+//!
+//! Run with `cargo bench --bench bus`.
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use hookbus::{Bus, Event, OverflowPolicy, TypedEvent};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tokio::sync::Notify;
+
+#[derive(Serialize, Deserialize)]
+struct Tick {
+    n: u64,
+}
+
+impl TypedEvent for Tick {
+    const TYPE: &'static str = "metrics.tick";
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn emit_unmatched(c: &mut Criterion) {
+    let rt = runtime();
+    let _guard = rt.enter();
+    let bus = Bus::new().unwrap();
+    // Subscribers exist, just not for this type: the interest index is not empty.
+    let _subs: Vec<_> = ["order.*", "decision.captured", "audit.**"]
+        .iter()
+        .map(|p| bus.on(*p, |_e| {}).unwrap())
+        .collect();
+
+    let mut g = c.benchmark_group("emit_unmatched");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("hookbus_emit_typed", |b| {
+        b.iter(|| bus.emit(black_box(Tick { n: 7 })).unwrap())
+    });
+    g.bench_function("hookbus_emit_prebuilt_event", |b| {
+        b.iter_batched(
+            || Event::new("metrics.tick", json!({"n": 7})).unwrap(),
+            |e| bus.emit(e).unwrap(),
+            BatchSize::SmallInput,
+        )
+    });
+    g.bench_function("hookbus_has_subscribers", |b| {
+        b.iter(|| bus.has_subscribers(black_box("metrics.tick")))
+    });
+
+    // Baseline: a raw broadcast of an Arc into a channel with one receiver
+    // (overflow mode, so it never fills).
+    let (mut tx, rx) = async_broadcast::broadcast::<Arc<Event>>(1024);
+    tx.set_overflow(true);
+    let arc = Arc::new(Event::new("metrics.tick", json!({"n": 7})).unwrap());
+    g.bench_function("raw_async_broadcast_try_broadcast_arc", |b| {
+        b.iter(|| {
+            let _ = tx.try_broadcast(black_box(arc.clone()));
+        })
+    });
+    drop(rx);
+    g.finish();
+}
+
+const EVENTS: u64 = 10_000;
+
+/// Counts deliveries and wakes the bench when all have arrived.
+struct Done {
+    count: AtomicU64,
+    target: AtomicU64,
+    notify: Notify,
+}
+
+impl Done {
+    fn new() -> Arc<Done> {
+        Arc::new(Done {
+            count: AtomicU64::new(0),
+            target: AtomicU64::new(u64::MAX),
+            notify: Notify::new(),
+        })
+    }
+    fn hit(&self) {
+        if self.count.fetch_add(1, Ordering::AcqRel) + 1 == self.target.load(Ordering::Acquire) {
+            self.notify.notify_one();
+        }
+    }
+    async fn run(&self, target: u64, send: impl AsyncFnOnce()) {
+        self.count.store(0, Ordering::Release);
+        self.target.store(target, Ordering::Release);
+        let wait = self.notify.notified();
+        send().await;
+        wait.await;
+    }
+}
+
+fn event(i: u64) -> Event {
+    Event::new("load.tick", json!({ "n": i })).unwrap()
+}
+
+fn fanout(c: &mut Criterion) {
+    let rt = runtime();
+    let mut g = c.benchmark_group("fanout");
+    g.throughput(Throughput::Elements(EVENTS));
+    g.sample_size(20);
+    g.measurement_time(Duration::from_secs(8));
+
+    for subscribers in [1usize, 8, 64] {
+        let total = EVENTS * subscribers as u64;
+
+        // hookbus: N closure subscribers, lossless (Block) so every event is
+        // delivered, publish waits for room.
+        let done = Done::new();
+        let bus = rt.block_on(async {
+            let bus = Bus::builder().capacity(1024).build().unwrap();
+            for _ in 0..subscribers {
+                let d = done.clone();
+                bus.subscriber("load.*")
+                    .overflow(OverflowPolicy::Block)
+                    .on(move |_e| d.hit())
+                    .unwrap()
+                    .detach();
+            }
+            bus
+        });
+        g.bench_with_input(
+            BenchmarkId::new("hookbus", subscribers),
+            &subscribers,
+            |b, _| {
+                b.to_async(&rt).iter(|| {
+                    let bus = bus.clone();
+                    let done = done.clone();
+                    async move {
+                        done.run(total, async || {
+                            for i in 0..EVENTS {
+                                bus.publish(event(i)).await.unwrap();
+                            }
+                        })
+                        .await
+                    }
+                })
+            },
+        );
+        rt.block_on(bus.shutdown(Duration::from_secs(10)));
+
+        // Raw async-broadcast: one receiver task per subscriber.
+        let done = Done::new();
+        let (tx, rx) = async_broadcast::broadcast::<Arc<Event>>(1024);
+        let tasks: Vec<_> = (0..subscribers)
+            .map(|_| {
+                let mut rx = rx.clone();
+                let d = done.clone();
+                rt.spawn(async move {
+                    while let Ok(e) = rx.recv_direct().await {
+                        black_box(&e);
+                        d.hit();
+                    }
+                })
+            })
+            .collect();
+        drop(rx);
+        g.bench_with_input(
+            BenchmarkId::new("raw_async_broadcast", subscribers),
+            &subscribers,
+            |b, _| {
+                b.to_async(&rt).iter(|| {
+                    let tx = tx.clone();
+                    let done = done.clone();
+                    async move {
+                        done.run(total, async || {
+                            for i in 0..EVENTS {
+                                tx.broadcast_direct(Arc::new(event(i))).await.unwrap();
+                            }
+                        })
+                        .await
+                    }
+                })
+            },
+        );
+        drop(tx);
+        for t in tasks {
+            rt.block_on(t).unwrap();
+        }
+
+        // tokio::sync::broadcast: big enough that no receiver lags.
+        let done = Done::new();
+        let (tx, _rx) = tokio::sync::broadcast::channel::<Arc<Event>>(EVENTS as usize * 2);
+        let tasks: Vec<_> = (0..subscribers)
+            .map(|_| {
+                let mut rx = tx.subscribe();
+                let d = done.clone();
+                rt.spawn(async move {
+                    while let Ok(e) = rx.recv().await {
+                        black_box(&e);
+                        d.hit();
+                    }
+                })
+            })
+            .collect();
+        drop(_rx);
+        g.bench_with_input(
+            BenchmarkId::new("tokio_broadcast", subscribers),
+            &subscribers,
+            |b, _| {
+                b.to_async(&rt).iter(|| {
+                    let tx = tx.clone();
+                    let done = done.clone();
+                    async move {
+                        done.run(total, async || {
+                            for i in 0..EVENTS {
+                                tx.send(Arc::new(event(i))).unwrap();
+                            }
+                        })
+                        .await
+                    }
+                })
+            },
+        );
+        drop(tx);
+        for t in tasks {
+            rt.block_on(t).unwrap();
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(benches, emit_unmatched, fanout);
+criterion_main!(benches);
