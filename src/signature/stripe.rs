@@ -1,7 +1,7 @@
 //! Stripe-style signatures: one header `Stripe-Signature: t=<ts>,v1=<hex>`
 //! where each `v1` is the hex HMAC-SHA256 of `"<ts>.<body>"`.
 
-use super::{Secret, hmac_sha256};
+use super::{Secret, hmac_sha256, hmac_sha256_verify};
 
 /// The Stripe-style scheme: timestamp and signatures in one header, one
 /// `v1=` entry per secret while a secret is being rotated.
@@ -27,5 +27,17 @@ impl StripeSignature {
             value.push_str(&hex::encode(mac));
         }
         value
+    }
+    /// Checks one received `v1` signature (hex) for `timestamp` and `body` in
+    /// constant time. Parsing the header (`t=`, several `v1=`) and the
+    /// timestamp's age are the receiver's, see [`crate::verify`].
+    pub fn verify(secret: &Secret, timestamp: &str, body: &[u8], v1_hex: &str) -> bool {
+        hex::decode(v1_hex.trim()).is_ok_and(|mac| {
+            hmac_sha256_verify(
+                secret.expose(),
+                &Self::signed_content(timestamp, body),
+                &mac,
+            )
+        })
     }
 }
