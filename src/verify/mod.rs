@@ -57,7 +57,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::signature::{
     BodySignature, Secret, SignatureError, SignatureScheme, StandardWebhooks, TimestampedSignature,
-    hmac_sha256_verify,
 };
 
 /// Default timestamp tolerance: 5 minutes, in both directions.
@@ -193,24 +192,33 @@ fn parse_timestamp(name: &str, text: &str) -> Result<i64, VerifyError> {
         .map_err(|_| VerifyError::malformed(name, "timestamp out of range"))
 }
 
-/// A hex-encoded HMAC-SHA256 (64 hex digits, any case).
-fn parse_hex_mac(name: &str, text: &str) -> Result<Vec<u8>, VerifyError> {
+/// Checks that a signature is a hex-encoded HMAC-SHA256 (64 hex digits,
+/// any case), so a malformed header is reported as such, not as a mismatch.
+fn check_hex_mac(name: &str, text: &str) -> Result<(), VerifyError> {
     if text.len() != 64 {
         return Err(VerifyError::malformed(
             name,
             "expected 64 hex digits of HMAC-SHA256",
         ));
     }
-    hex::decode(text).map_err(|_| VerifyError::malformed(name, "signature is not hex"))
+    if !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(VerifyError::malformed(name, "signature is not hex"));
+    }
+    Ok(())
 }
 
-/// What a scheme read from the request: the content the sender signed and
-/// the signatures it claims.
+/// What a scheme read from a well-formed request: the signed timestamp and
+/// id, and a check of its signature(s) under one secret, done by the
+/// scheme's constant-time `verify` in [`crate::signature`].
 struct Claim<'a> {
     timestamp: Option<i64>,
     id: Option<&'a str>,
-    content: Vec<&'a [u8]>,
-    signatures: Vec<Vec<u8>>,
+    /// The signature value as received: with the timestamp it is unique per
+    /// request, so it keys the replay guard when there is no id.
+    signature: &'a str,
+    /// How many signatures the request carries.
+    count: usize,
+    matches: Box<dyn Fn(&Secret) -> bool + 'a>,
 }
 
 /// The scheme a [`Verifier`] checks.
@@ -266,7 +274,7 @@ pub struct Verified {
 #[derive(Debug, Clone)]
 pub struct Verifier {
     scheme: VerifyScheme,
-    // HMAC keys (for Standard Webhooks, decoded from `whsec_`), redacted in Debug.
+    // The secrets, redacted in Debug (a `whsec_` one is checked when added).
     keys: Vec<Secret>,
     tolerance: Duration,
     replay: Option<Arc<ReplayGuard>>,
@@ -400,11 +408,10 @@ impl Verifier {
         if secret.is_empty() {
             return Ok(self);
         }
-        let key = match self.scheme {
-            VerifyScheme::StandardWebhooks => Secret::new(StandardWebhooks::key(&secret)?),
-            _ => secret,
-        };
-        self.keys.push(key);
+        if self.scheme == VerifyScheme::StandardWebhooks {
+            StandardWebhooks::key(&secret)?;
+        }
+        self.keys.push(secret);
         Ok(self)
     }
 
@@ -463,18 +470,9 @@ impl Verifier {
                 });
             }
         }
-        let mut matched = None;
-        'keys: for (i, key) in self.keys.iter().enumerate() {
-            for sig in &claim.signatures {
-                if hmac_sha256_verify(key.expose(), &claim.content, sig) {
-                    matched = Some((i, sig));
-                    break 'keys;
-                }
-            }
-        }
-        let Some((secret_index, sig)) = matched else {
+        let Some(secret_index) = self.keys.iter().position(|key| (claim.matches)(key)) else {
             return Err(VerifyError::Mismatch {
-                signatures: claim.signatures.len(),
+                signatures: claim.count,
                 secrets: self.keys.len(),
             });
         };
@@ -483,7 +481,7 @@ impl Verifier {
         if let (Some(guard), Some(ts)) = (&self.replay, claim.timestamp) {
             let id = match claim.id {
                 Some(id) => format!("id:{id}"),
-                None => format!("sig:{}", hex::encode(sig)),
+                None => format!("sig:{}", claim.signature),
             };
             let expires = ts.saturating_add(tolerance as i64).saturating_add(1);
             if !guard.first_seen(&id, expires, now) {

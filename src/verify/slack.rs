@@ -1,6 +1,6 @@
 //! Slack: `X-Slack-Request-Timestamp` + `X-Slack-Signature: v0=<hex>` over `v0:<ts>:<body>`.
 
-use super::{Claim, HeaderSource, VerifyError, header, parse_hex_mac, parse_timestamp};
+use super::{Claim, HeaderSource, VerifyError, check_hex_mac, header, parse_timestamp};
 use crate::signature::SlackSignature;
 
 pub(super) fn claim<'a>(
@@ -15,10 +15,12 @@ pub(super) fn claim<'a>(
     let hex = sig
         .strip_prefix(SlackSignature::VALUE_PREFIX)
         .ok_or_else(|| VerifyError::malformed(sig_name, "the value does not start with \"v0=\""))?;
+    check_hex_mac(sig_name, hex)?;
     Ok(Claim {
         timestamp: Some(timestamp),
         id: None,
-        content: SlackSignature::signed_content(ts_text, body).to_vec(),
-        signatures: vec![parse_hex_mac(sig_name, hex)?],
+        signature: sig,
+        count: 1,
+        matches: Box::new(move |secret| SlackSignature::verify(secret, ts_text, body, sig)),
     })
 }

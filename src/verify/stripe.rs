@@ -1,16 +1,13 @@
 //! Stripe-style `t=<ts>,v1=<hex>[,v1=<hex>…]` over `<ts>.<body>`.
 
-use super::{Claim, HeaderSource, VerifyError, header, parse_hex_mac, parse_timestamp};
+use super::{Claim, HeaderSource, VerifyError, check_hex_mac, header, parse_timestamp};
 use crate::signature::StripeSignature;
 
 const MAX_SIGNATURES: usize = 16;
 
 /// The timestamp text and the `v1` signatures of a Stripe-style value.
 /// Other schemes (`v0=` test signatures and unknown keys) are skipped.
-pub(super) fn parse<'a>(
-    name: &str,
-    value: &'a str,
-) -> Result<(&'a str, Vec<Vec<u8>>), VerifyError> {
+fn parse<'a>(name: &str, value: &'a str) -> Result<(&'a str, Vec<&'a str>), VerifyError> {
     let mut ts = None;
     let mut sigs = Vec::new();
     for item in value.split(',') {
@@ -29,7 +26,8 @@ pub(super) fn parse<'a>(
                 if sigs.len() == MAX_SIGNATURES {
                     return Err(VerifyError::malformed(name, "too many signatures"));
                 }
-                sigs.push(parse_hex_mac(name, v)?);
+                check_hex_mac(name, v)?;
+                sigs.push(v);
             }
             _ => {}
         }
@@ -51,7 +49,12 @@ pub(super) fn claim<'a>(
     Ok(Claim {
         timestamp: Some(parse_timestamp(name, ts_text)?),
         id: None,
-        content: StripeSignature::signed_content(ts_text, body).to_vec(),
-        signatures,
+        signature: value,
+        count: signatures.len(),
+        matches: Box::new(move |secret| {
+            signatures
+                .iter()
+                .any(|hex| StripeSignature::verify(secret, ts_text, body, hex))
+        }),
     })
 }

@@ -1,6 +1,6 @@
 //! `X-<Prefix>-Timestamp` + `X-<Prefix>-Signature: sha256=<hex>` over `<ts>.<body>`.
 
-use super::{Claim, HeaderSource, VerifyError, header, parse_hex_mac, parse_timestamp};
+use super::{Claim, HeaderSource, VerifyError, check_hex_mac, header, parse_timestamp};
 use crate::signature::TimestampedSignature;
 
 pub(super) fn claim<'a>(
@@ -18,10 +18,12 @@ pub(super) fn claim<'a>(
         .ok_or_else(|| {
             VerifyError::malformed(sig_name, "the value does not start with \"sha256=\"")
         })?;
+    check_hex_mac(sig_name, hex)?;
     Ok(Claim {
         timestamp: Some(timestamp),
         id: None,
-        content: TimestampedSignature::signed_content(ts_text, body).to_vec(),
-        signatures: vec![parse_hex_mac(sig_name, hex)?],
+        signature: sig,
+        count: 1,
+        matches: Box::new(move |secret| scheme.verify(secret, ts_text, body, sig)),
     })
 }
