@@ -1,6 +1,6 @@
 //! One header with the HMAC of the body: Briefcase, Empathy, GitHub.
 
-use super::{Claim, HeaderSource, VerifyError, check_hex_mac, header};
+use super::{Claim, HeaderSource, VerifyError, check_prefixed_hex, header};
 use crate::signature::BodySignature;
 
 pub(super) fn claim<'a>(
@@ -8,12 +8,8 @@ pub(super) fn claim<'a>(
     headers: &'a (impl HeaderSource + ?Sized),
     body: &'a [u8],
 ) -> Result<Claim<'a>, VerifyError> {
-    let name = scheme.header();
-    let value = header(headers, name)?;
-    let hex = value.strip_prefix(scheme.prefix()).ok_or_else(|| {
-        VerifyError::malformed(name, "the value does not start with the expected prefix")
-    })?;
-    check_hex_mac(name, hex)?;
+    let value = header(headers, scheme.header())?;
+    check_prefixed_hex(scheme.header(), value, scheme.prefix())?;
     Ok(Claim {
         timestamp: None,
         id: None,

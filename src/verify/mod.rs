@@ -207,6 +207,29 @@ fn check_hex_mac(name: &str, text: &str) -> Result<(), VerifyError> {
     Ok(())
 }
 
+/// Checks a `<prefix><64 hex digits>` signature value.
+fn check_prefixed_hex(name: &str, value: &str, prefix: &str) -> Result<(), VerifyError> {
+    let hex = value.strip_prefix(prefix).ok_or_else(|| {
+        VerifyError::malformed(name, "the value does not start with the expected prefix")
+    })?;
+    check_hex_mac(name, hex)
+}
+
+/// A timestamp header and a `<prefix><hex>` signature header, both checked
+/// for shape: the timestamp, its text as signed, and the signature value.
+fn timestamp_and_signature<'h>(
+    headers: &'h (impl HeaderSource + ?Sized),
+    ts_name: &str,
+    sig_name: &str,
+    prefix: &str,
+) -> Result<(i64, &'h str, &'h str), VerifyError> {
+    let ts_text = header(headers, ts_name)?;
+    let sig = header(headers, sig_name)?;
+    let timestamp = parse_timestamp(ts_name, ts_text)?;
+    check_prefixed_hex(sig_name, sig, prefix)?;
+    Ok((timestamp, ts_text, sig))
+}
+
 /// What a scheme read from a well-formed request: the signed timestamp and
 /// id, and a check of its signature(s) under one secret, done by the
 /// scheme's constant-time `verify` in [`crate::signature`].
