@@ -6,6 +6,10 @@
 
 pub mod bus;
 pub mod event;
+#[cfg(feature = "axum")]
+pub mod ingress;
+#[cfg(feature = "integrations")]
+pub mod integrations;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod pattern;
@@ -13,6 +17,7 @@ pub mod signature;
 pub mod sink;
 pub mod stats;
 pub mod subscriber;
+pub mod verify;
 #[cfg(feature = "webhook")]
 pub mod webhook;
 

@@ -30,6 +30,13 @@ impl BodySignature {
             prefix: prefix.to_owned(),
         })
     }
+    /// GitHub's `X-Hub-Signature-256: sha256=<hex>`.
+    pub fn github() -> BodySignature {
+        BodySignature {
+            header: "X-Hub-Signature-256".into(),
+            prefix: "sha256=".into(),
+        }
+    }
     /// The header name.
     pub fn header(&self) -> &str {
         &self.header

@@ -18,6 +18,12 @@
 //! | [`BodySignature`] (Briefcase, Empathy) | `X-Briefcase-Signature` (configurable) | body | `sha256=<hex>` (prefix configurable) |
 //! | [`TimestampedSignature`] (Rubric) | `X-<Prefix>-Timestamp`, `X-<Prefix>-Signature` | `<ts>.<body>` | `sha256=<hex>` |
 //! | [`StandardWebhooks`] v1 | `webhook-id`, `webhook-timestamp`, `webhook-signature` | `<id>.<ts>.<body>` | `v1,<base64>` (space-separated when rotating) |
+//! | GitHub ([`BodySignature::github`]) | `X-Hub-Signature-256` | body | `sha256=<hex>` |
+//! | [`SlackSignature`] | `X-Slack-Request-Timestamp`, `X-Slack-Signature` | `v0:<ts>:<body>` | `v0=<hex>` |
+//! | [`StripeSignature`] | `Stripe-Signature` | `<ts>.<body>` | `t=<ts>,v1=<hex>` (several `v1` when rotating) |
+//!
+//! The last three are what services send to you: [`crate::verify`] checks
+//! them, and their signing helpers exist for round-trip tests and stand-ins.
 //!
 //! ```
 //! use hookbus::signature::{Secret, SignatureScheme, SignRequest};
@@ -32,11 +38,15 @@
 //! ```
 
 mod body;
+mod slack;
 mod standard;
+mod stripe;
 mod timestamped;
 
 pub use body::BodySignature;
+pub use slack::SlackSignature;
 pub use standard::StandardWebhooks;
+pub use stripe::StripeSignature;
 pub use timestamped::TimestampedSignature;
 
 use std::fmt;
