@@ -8,6 +8,10 @@ pub mod bus;
 pub mod catalog;
 pub mod event;
 pub mod global;
+#[cfg(feature = "axum")]
+pub mod ingress;
+#[cfg(feature = "integrations")]
+pub mod integrations;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod pattern;
@@ -15,6 +19,7 @@ pub mod signature;
 pub mod sink;
 pub mod stats;
 pub mod subscriber;
+pub mod verify;
 #[cfg(feature = "webhook")]
 pub mod webhook;
 

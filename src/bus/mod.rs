@@ -469,6 +469,9 @@ impl Bus {
 
     /// Waits until every subscriber has taken in (filtered, queued or dropped)
     /// every event emitted before this call. It does not wait for handlers.
+    /// A stalled subscriber with [`OverflowPolicy::Block`](crate::OverflowPolicy::Block)
+    /// and a full mailbox takes nothing in, so `settle` waits for it too:
+    /// bound it with `tokio::time::timeout` if that can happen.
     pub async fn settle(&self) {
         let (tx, rx) = oneshot::channel();
         let guard = Arc::new(BarrierGuard(Some(tx)));

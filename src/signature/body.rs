@@ -1,6 +1,6 @@
 //! HMAC of the body alone, hex encoded: `X-Briefcase-Signature: sha256=<hex>`.
 
-use super::{Secret, SignatureError, check_header_name, hmac_sha256, verify_prefixed_hex};
+use super::{Secret, SignatureError, check_header_name, hmac_sha256, hmac_sha256_verify};
 
 /// The Briefcase scheme and its variants: one header carrying
 /// `<prefix><hex HMAC-SHA256 of the body>`. Default header
@@ -30,11 +30,11 @@ impl BodySignature {
             prefix: prefix.to_owned(),
         })
     }
-    /// A body signature with a header name known to be valid.
-    pub(crate) fn known(header: &'static str, prefix: &'static str) -> BodySignature {
+    /// GitHub's `X-Hub-Signature-256: sha256=<hex>`.
+    pub fn github() -> BodySignature {
         BodySignature {
-            header: header.to_owned(),
-            prefix: prefix.to_owned(),
+            header: "X-Hub-Signature-256".into(),
+            prefix: "sha256=".into(),
         }
     }
     /// The header name.
@@ -58,12 +58,13 @@ impl BodySignature {
     /// Checks a received header value against `body` in constant time (the
     /// building block for the receiving side).
     pub fn verify(&self, secret: &Secret, body: &[u8], header_value: &str) -> bool {
-        verify_prefixed_hex(
-            secret.expose(),
-            &Self::signed_content(body),
-            &self.prefix,
-            header_value,
-        )
+        let Some(hex_sig) = header_value.trim().strip_prefix(self.prefix.as_str()) else {
+            return false;
+        };
+        let Ok(mac) = hex::decode(hex_sig) else {
+            return false;
+        };
+        hmac_sha256_verify(secret.expose(), &Self::signed_content(body), &mac)
     }
 }
 

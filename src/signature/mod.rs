@@ -18,8 +18,12 @@
 //! | [`BodySignature`] (Briefcase, Empathy) | `X-Briefcase-Signature` (configurable) | body | `sha256=<hex>` (prefix configurable) |
 //! | [`TimestampedSignature`] (Rubric) | `X-<Prefix>-Timestamp`, `X-<Prefix>-Signature` | `<ts>.<body>` | `sha256=<hex>` |
 //! | [`StandardWebhooks`] v1 | `webhook-id`, `webhook-timestamp`, `webhook-signature` | `<id>.<ts>.<body>` | `v1,<base64>` (space-separated when rotating) |
-//! | [`GitHubSignature`] (a [`BodySignature`]) | `X-Hub-Signature-256` | body | `sha256=<hex>` |
+//! | GitHub ([`BodySignature::github`]) | `X-Hub-Signature-256` | body | `sha256=<hex>` |
 //! | [`SlackSignature`] | `X-Slack-Request-Timestamp`, `X-Slack-Signature` | `v0:<ts>:<body>` | `v0=<hex>` |
+//! | [`StripeSignature`] | `Stripe-Signature` | `<ts>.<body>` | `t=<ts>,v1=<hex>` (several `v1` when rotating) |
+//!
+//! The last three are what services send to you: [`crate::verify`] checks
+//! them, and their signing helpers exist for round-trip tests and stand-ins.
 //!
 //! ```
 //! use hookbus::signature::{Secret, SignatureScheme, SignRequest};
@@ -34,15 +38,15 @@
 //! ```
 
 mod body;
-mod github;
 mod slack;
 mod standard;
+mod stripe;
 mod timestamped;
 
 pub use body::BodySignature;
-pub use github::GitHubSignature;
 pub use slack::SlackSignature;
 pub use standard::StandardWebhooks;
+pub use stripe::StripeSignature;
 pub use timestamped::TimestampedSignature;
 
 use std::fmt;
@@ -143,16 +147,6 @@ pub fn hmac_sha256_verify(key: &[u8], parts: &[&[u8]], expected: &[u8]) -> bool 
     mac.verify_slice(expected).is_ok()
 }
 
-/// Checks a received `<prefix><hex MAC>` header value against the HMAC of
-/// `parts`, in constant time; a missing prefix or bad hex is a mismatch.
-pub fn verify_prefixed_hex(key: &[u8], parts: &[&[u8]], prefix: &str, value: &str) -> bool {
-    value
-        .trim()
-        .strip_prefix(prefix)
-        .and_then(|h| hex::decode(h).ok())
-        .is_some_and(|mac| hmac_sha256_verify(key, parts, &mac))
-}
-
 /// The signing scheme of an endpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -164,7 +158,8 @@ pub enum SignatureScheme {
     Timestamped(TimestampedSignature),
     /// Standard Webhooks v1.
     StandardWebhooks(StandardWebhooks),
-    /// Slack's `v0` request signing.
+    /// Slack's `v0` request signing (for tools that stand in for Slack, such
+    /// as `hookbus send --scheme slack`).
     Slack(SlackSignature),
 }
 
@@ -196,7 +191,7 @@ impl SignatureScheme {
     }
     /// GitHub's `X-Hub-Signature-256: sha256=<hex>` (a body signature).
     pub fn github() -> SignatureScheme {
-        SignatureScheme::Body(GitHubSignature::body_signature())
+        SignatureScheme::Body(BodySignature::github())
     }
     /// Slack's `X-Slack-Request-Timestamp` + `X-Slack-Signature: v0=<hex>`.
     pub fn slack() -> SignatureScheme {

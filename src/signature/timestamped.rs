@@ -1,7 +1,7 @@
 //! Timestamped HMAC: `X-<Prefix>-Timestamp: <unix seconds>` and
 //! `X-<Prefix>-Signature: sha256=<hex HMAC of "<timestamp>.<body>">` (Rubric).
 
-use super::{Secret, SignatureError, check_header_name, hmac_sha256, verify_prefixed_hex};
+use super::{Secret, SignatureError, check_header_name, hmac_sha256, hmac_sha256_verify};
 
 /// The timestamped scheme with its header prefix (e.g. `Rubric`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,11 +45,16 @@ impl TimestampedSignature {
     /// Checks a received signature header value for `timestamp` and `body` in
     /// constant time (the timestamp's age is the receiver's to check).
     pub fn verify(&self, secret: &Secret, timestamp: &str, body: &[u8], signature: &str) -> bool {
-        verify_prefixed_hex(
+        let Some(hex_sig) = signature.trim().strip_prefix(Self::VALUE_PREFIX) else {
+            return false;
+        };
+        let Ok(mac) = hex::decode(hex_sig) else {
+            return false;
+        };
+        hmac_sha256_verify(
             secret.expose(),
             &Self::signed_content(timestamp, body),
-            Self::VALUE_PREFIX,
-            signature,
+            &mac,
         )
     }
 }

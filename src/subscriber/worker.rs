@@ -78,6 +78,8 @@ pub(crate) struct Worker {
     in_flight_events: u64,
     batch_started: Option<Instant>,
     batch_due: bool,
+    /// The last non-waiting intake found the channel empty.
+    drained: bool,
     unreported_drops: u64,
     last_drop_report: Option<Instant>,
     drop_report_at: Option<Instant>,
@@ -109,6 +111,7 @@ impl Worker {
             in_flight_events: 0,
             batch_started: None,
             batch_due: false,
+            drained: false,
             unreported_drops: 0,
             last_drop_report: None,
             drop_report_at: None,
@@ -127,7 +130,9 @@ impl Worker {
                 self.stop_intake();
             }
             self.dispatch();
-            self.intake_ready();
+            if !self.drained {
+                self.intake_ready();
+            }
             if self.rx.is_none() && self.mailbox.is_empty() && self.in_flight.is_empty() {
                 break;
             }
@@ -162,7 +167,10 @@ impl Worker {
                 self.report_drops();
             }
             msg = recv(rx), if can_intake => match msg {
-                Some(m) => self.ingest(m),
+                Some(m) => {
+                    self.drained = false;
+                    self.ingest(m);
+                }
                 None => self.stop_intake(),
             },
         }
@@ -223,7 +231,13 @@ impl Worker {
             let Some(rx) = self.rx.as_mut() else { return };
             match rx.try_recv() {
                 Ok(m) => self.ingest(m),
-                Err(async_broadcast::TryRecvError::Empty) => return,
+                Err(async_broadcast::TryRecvError::Empty) => {
+                    // Until `wait` takes a message, asking again only costs
+                    // another turn of the channel's lock, shared with every
+                    // other subscriber.
+                    self.drained = true;
+                    return;
+                }
                 Err(async_broadcast::TryRecvError::Overflowed(_)) => continue,
                 Err(async_broadcast::TryRecvError::Closed) => {
                     self.stop_intake();

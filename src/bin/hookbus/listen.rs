@@ -86,12 +86,12 @@ struct Listener {
 }
 
 pub(crate) async fn run(args: Args) -> Result<(), Failure> {
-    let checker = args.signing.secret().map(|secret| Checker {
-        scheme: args.signing.scheme,
-        prefix: args.signing.prefix.clone(),
-        secret,
-        max_age: (args.max_age > 0).then_some(args.max_age),
-    });
+    let max_age = (args.max_age > 0).then_some(args.max_age);
+    let checker = args
+        .signing
+        .secret()
+        .map(|secret| Checker::new(&args.signing, secret, max_age))
+        .transpose()?;
     if let Some(dir) = &args.save {
         std::fs::create_dir_all(dir).map_err(|e| Failure {
             code: EXIT_IO,

@@ -4,10 +4,10 @@
 use std::fmt;
 
 use clap::ValueEnum;
-use hookbus::signature::{
-    BodySignature, GitHubSignature, Secret, SignatureScheme, SlackSignature, StandardWebhooks,
-    TimestampedSignature,
-};
+use std::time::Duration;
+
+use hookbus::signature::{Secret, SignatureScheme, StandardWebhooks};
+use hookbus::verify::{Verifier, VerifyError};
 
 use crate::Failure;
 
@@ -72,6 +72,9 @@ impl SigningArgs {
     }
 }
 
+const GITHUB_EVENT: &str = "X-GitHub-Event";
+const GITHUB_DELIVERY: &str = "X-GitHub-Delivery";
+
 /// Request headers, looked up case-insensitively.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Headers(pub(crate) Vec<(String, String)>);
@@ -87,7 +90,7 @@ impl Headers {
     /// The event type: CloudEvents binary mode, GitHub, or `-`.
     pub(crate) fn event_type(&self) -> &str {
         self.get("ce-type")
-            .or_else(|| self.get(GitHubSignature::HEADER_EVENT))
+            .or_else(|| self.get(GITHUB_EVENT))
             .unwrap_or("-")
     }
 
@@ -95,138 +98,62 @@ impl Headers {
     pub(crate) fn id(&self) -> &str {
         self.get("ce-id")
             .or_else(|| self.get(StandardWebhooks::HEADER_ID))
-            .or_else(|| self.get(GitHubSignature::HEADER_DELIVERY))
+            .or_else(|| self.get(GITHUB_DELIVERY))
             .unwrap_or("-")
     }
 }
 
-/// How a request's signature is checked.
+/// How a request's signature is checked: the library's [`Verifier`], with
+/// hints for the person at the terminal.
 #[derive(Debug, Clone)]
 pub(crate) struct Checker {
-    pub(crate) scheme: Scheme,
-    pub(crate) prefix: String,
-    pub(crate) secret: Secret,
-    /// Largest accepted timestamp age, in seconds; `None` skips the check.
-    pub(crate) max_age: Option<u64>,
+    scheme: Scheme,
+    verifier: Verifier,
 }
 
 const RAW_BYTES_HINT: &str = "verify the raw bytes received, not re-serialized JSON";
 
 impl Checker {
-    /// `Ok` when the signature verifies, else why not.
+    /// A checker for the scheme in `signing`; `max_age` in seconds, `None`
+    /// skips the timestamp check.
+    pub(crate) fn new(
+        signing: &SigningArgs,
+        secret: Secret,
+        max_age: Option<u64>,
+    ) -> Result<Checker, Failure> {
+        let verifier = match signing.scheme {
+            Scheme::Standard => Verifier::standard_webhooks(secret)
+                .map_err(|e| Failure::input(format!("error: --secret: {e}")))?,
+            Scheme::Briefcase => Verifier::briefcase(secret),
+            Scheme::Timestamped => Verifier::timestamped(&signing.prefix, secret)
+                .map_err(|e| Failure::input(format!("error: --prefix: {e}")))?,
+            Scheme::Github => Verifier::github(secret),
+            Scheme::Slack => Verifier::slack(secret),
+        };
+        Ok(Checker {
+            scheme: signing.scheme,
+            verifier: verifier.tolerance(max_age.map_or(Duration::MAX, Duration::from_secs)),
+        })
+    }
+
+    /// `Ok` when the signature verifies at `now` (unix seconds), else why not.
     pub(crate) fn check(&self, headers: &Headers, body: &[u8], now: i64) -> Result<(), String> {
-        let require = |name: &str| {
-            headers.get(name).ok_or_else(|| {
-                format!(
-                    "missing header {name}: is the sender signing, and with the {} scheme?",
+        self.verifier
+            .verify_at(&headers.0, body, now)
+            .map(|_| ())
+            .map_err(|e| match e {
+                VerifyError::MissingHeader { .. } => format!(
+                    "{e}: is the sender signing, and with the {} scheme?",
                     self.scheme
-                )
+                ),
+                VerifyError::Mismatch { .. } => format!(
+                    "{e}: the secret differs from the sender's, or the signed content changed ({RAW_BYTES_HINT})"
+                ),
+                VerifyError::TimestampOutsideTolerance { .. } => format!(
+                    "{e} (a replay, or clock skew; --max-age 0 skips this check for old captures)"
+                ),
+                other => other.to_string(),
             })
-        };
-        let mismatch = |signed: &str| {
-            format!(
-                "signature mismatch: the secret differs from the sender's, or {signed} changed ({RAW_BYTES_HINT})"
-            )
-        };
-        match self.scheme {
-            Scheme::Briefcase | Scheme::Github => {
-                let sig = match self.scheme {
-                    Scheme::Github => GitHubSignature::body_signature(),
-                    _ => BodySignature::default(),
-                };
-                let value = require(sig.header())?;
-                well_formed_hex(sig.header(), value, sig.prefix())?;
-                if sig.verify(&self.secret, body, value) {
-                    Ok(())
-                } else {
-                    Err(mismatch("the body"))
-                }
-            }
-            Scheme::Timestamped => {
-                let sig = TimestampedSignature::new(&self.prefix)
-                    .map_err(|e| format!("--prefix: {e}"))?;
-                let ts = require(sig.timestamp_header())?;
-                let value = require(sig.signature_header())?;
-                self.check_age(sig.timestamp_header(), ts, now)?;
-                well_formed_hex(
-                    sig.signature_header(),
-                    value,
-                    TimestampedSignature::VALUE_PREFIX,
-                )?;
-                if sig.verify(&self.secret, ts, body, value) {
-                    Ok(())
-                } else {
-                    Err(mismatch("the timestamp or the body"))
-                }
-            }
-            Scheme::Standard => {
-                let id = require(StandardWebhooks::HEADER_ID)?;
-                let ts = require(StandardWebhooks::HEADER_TIMESTAMP)?;
-                let value = require(StandardWebhooks::HEADER_SIGNATURE)?;
-                self.check_age(StandardWebhooks::HEADER_TIMESTAMP, ts, now)?;
-                if !value
-                    .split(' ')
-                    .any(|s| s.starts_with(StandardWebhooks::VERSION_PREFIX))
-                {
-                    return Err(format!(
-                        "malformed {}: expected one or more space-separated v1,<base64> signatures",
-                        StandardWebhooks::HEADER_SIGNATURE
-                    ));
-                }
-                match StandardWebhooks::verify(&self.secret, id, ts, body, value) {
-                    Ok(true) => Ok(()),
-                    Ok(false) => Err(mismatch("the id, the timestamp or the body")),
-                    Err(e) => Err(format!("the secret cannot be used: {e}")),
-                }
-            }
-            Scheme::Slack => {
-                let ts = require(SlackSignature::HEADER_TIMESTAMP)?;
-                let value = require(SlackSignature::HEADER_SIGNATURE)?;
-                self.check_age(SlackSignature::HEADER_TIMESTAMP, ts, now)?;
-                well_formed_hex(
-                    SlackSignature::HEADER_SIGNATURE,
-                    value,
-                    SlackSignature::PREFIX,
-                )?;
-                if SlackSignature::verify(&self.secret, ts, body, value) {
-                    Ok(())
-                } else {
-                    Err(mismatch("the timestamp or the body"))
-                }
-            }
-        }
-    }
-
-    fn check_age(&self, header: &str, ts: &str, now: i64) -> Result<(), String> {
-        let t: i64 = ts
-            .trim()
-            .parse()
-            .map_err(|_| format!("{header} is {ts:?}, not unix seconds"))?;
-        if let Some(max) = self.max_age {
-            let age = now.saturating_sub(t);
-            if age.unsigned_abs() > max {
-                return Err(format!(
-                    "{header} is {age} s away from now, outside the tolerance of {max} s (a replay, or clock skew; --max-age 0 skips this check for old captures)"
-                ));
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Checks `<prefix><64 hex digits>`.
-fn well_formed_hex(header: &str, value: &str, prefix: &str) -> Result<(), String> {
-    let ok = value
-        .trim()
-        .strip_prefix(prefix)
-        .and_then(|h| hex::decode(h).ok())
-        .is_some_and(|mac| mac.len() == 32);
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "malformed {header}: expected {prefix}<64 hex digits>"
-        ))
     }
 }
 

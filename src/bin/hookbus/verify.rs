@@ -61,12 +61,11 @@ pub(crate) fn run(args: Args) -> Result<(), Failure> {
         }
     }
     let body = text_or_file("--body", &args.body)?;
-    let checker = Checker {
-        scheme: args.signing.scheme,
-        prefix: args.signing.prefix.clone(),
+    let checker = Checker::new(
+        &args.signing,
         secret,
-        max_age: (args.max_age > 0).then_some(args.max_age),
-    };
+        (args.max_age > 0).then_some(args.max_age),
+    )?;
     let now = OffsetDateTime::now_utc().unix_timestamp();
     match checker.check(&headers, &body, now) {
         Ok(()) => {

@@ -1,0 +1,268 @@
+//! Turning a verified request into events: CloudEvents (binary, structured,
+//! batched), GitHub deliveries, Slack slash commands, other JSON.
+
+use http::HeaderMap;
+use http::header::CONTENT_TYPE;
+use percent_encoding::percent_decode_str;
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use super::Rejection;
+use crate::event::{Event, EventBuilder, SPEC_VERSION, validate_type};
+use crate::verify::Verified;
+
+/// An event and whether its id came from the sender (only those can be
+/// deduplicated: a generated id is new every time).
+#[derive(Debug)]
+pub(crate) struct Incoming {
+    pub(crate) event: Event,
+    pub(crate) sender_id: bool,
+}
+
+impl Incoming {
+    pub(crate) fn dedupe_key(&self) -> Option<String> {
+        self.sender_id
+            .then(|| format!("{}\n{}", self.event.source(), self.event.id()))
+    }
+}
+
+fn malformed(msg: impl Into<String>) -> Rejection {
+    Rejection::Malformed(msg.into())
+}
+
+/// The media type of `Content-Type`, lowercased, without parameters.
+fn media_type(headers: &HeaderMap) -> Option<String> {
+    let v = headers.get(CONTENT_TYPE)?.to_str().ok()?;
+    Some(
+        v.split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase(),
+    )
+}
+
+fn is_json(media: &str) -> bool {
+    media == "application/json" || media.ends_with("+json")
+}
+
+fn text_header<'h>(headers: &'h HeaderMap, name: &str) -> Result<Option<&'h str>, Rejection> {
+    match headers.get(name) {
+        None => Ok(None),
+        Some(v) => v
+            .to_str()
+            .map(Some)
+            .map_err(|_| malformed(format!("header {name} is not visible ASCII"))),
+    }
+}
+
+fn parse_json(body: &[u8]) -> Result<Value, Rejection> {
+    serde_json::from_slice(body).map_err(|e| malformed(format!("the body is not valid JSON: {e}")))
+}
+
+fn build(b: EventBuilder) -> Result<Event, Rejection> {
+    b.build().map_err(|e| malformed(e.to_string()))
+}
+
+/// The CloudEvents route: structured, batched or binary mode, else any JSON
+/// under `json_type` (with the Standard Webhooks `webhook-id` as its id when
+/// the request carried one).
+pub(crate) fn cloudevents(
+    headers: &HeaderMap,
+    body: &[u8],
+    verified: &Verified,
+    json_type: &str,
+) -> Result<Vec<Incoming>, Rejection> {
+    let media = media_type(headers).unwrap_or_default();
+    if media == "application/cloudevents+json" {
+        let event: Event = serde_json::from_slice(body)
+            .map_err(|e| malformed(format!("not a CloudEvents JSON event: {e}")))?;
+        return Ok(vec![Incoming {
+            event,
+            sender_id: true,
+        }]);
+    }
+    if media == "application/cloudevents-batch+json" {
+        let events: Vec<Event> = serde_json::from_slice(body)
+            .map_err(|e| malformed(format!("not a CloudEvents JSON batch: {e}")))?;
+        return Ok(events
+            .into_iter()
+            .map(|event| Incoming {
+                event,
+                sender_id: true,
+            })
+            .collect());
+    }
+    if headers.contains_key("ce-specversion") {
+        return binary(headers, body, &media).map(|event| {
+            vec![Incoming {
+                event,
+                sender_id: true,
+            }]
+        });
+    }
+    if !media.is_empty() && !is_json(&media) {
+        return Err(malformed(format!(
+            "content type {media:?} is neither CloudEvents nor JSON"
+        )));
+    }
+    let data = parse_json(body)?;
+    let mut b = Event::builder(json_type.to_owned()).data(data);
+    let id = verified
+        .id
+        .clone()
+        .or(text_header(headers, "webhook-id")?.map(str::to_owned));
+    let sender_id = id.is_some();
+    if let Some(id) = id {
+        b = b.id(id);
+    }
+    Ok(vec![Incoming {
+        event: build(b)?,
+        sender_id,
+    }])
+}
+
+/// A percent-decoded `ce-*` header (HTTP binding §3.1.3.2).
+fn ce_header(headers: &HeaderMap, name: &str) -> Result<Option<String>, Rejection> {
+    let Some(raw) = text_header(headers, name)? else {
+        return Ok(None);
+    };
+    percent_decode_str(raw)
+        .decode_utf8()
+        .map(|s| Some(s.into_owned()))
+        .map_err(|_| malformed(format!("header {name} does not percent-decode to UTF-8")))
+}
+
+fn required_ce(headers: &HeaderMap, name: &str) -> Result<String, Rejection> {
+    ce_header(headers, name)?
+        .ok_or_else(|| malformed(format!("binary-mode CloudEvent without {name}")))
+}
+
+/// CloudEvents binary mode: attributes in `ce-*` headers, the data in the body.
+fn binary(headers: &HeaderMap, body: &[u8], media: &str) -> Result<Event, Rejection> {
+    let spec = required_ce(headers, "ce-specversion")?;
+    if spec != SPEC_VERSION {
+        return Err(malformed(format!(
+            "unsupported CloudEvents specversion {spec:?}; expected \"1.0\""
+        )));
+    }
+    let mut b = Event::builder(required_ce(headers, "ce-type")?)
+        .id(required_ce(headers, "ce-id")?)
+        .source(required_ce(headers, "ce-source")?);
+    if let Some(t) = ce_header(headers, "ce-time")? {
+        let time = OffsetDateTime::parse(&t, &Rfc3339)
+            .map_err(|_| malformed(format!("ce-time {t:?} is not RFC 3339")))?;
+        b = b.time(time);
+    }
+    if let Some(s) = ce_header(headers, "ce-subject")? {
+        b = b.subject(s);
+    }
+    if let Some(s) = ce_header(headers, "ce-dataschema")? {
+        b = b.dataschema(s);
+    }
+    for name in headers.keys() {
+        let Some(ext) = name.as_str().strip_prefix("ce-") else {
+            continue;
+        };
+        if matches!(
+            ext,
+            "specversion" | "type" | "id" | "source" | "time" | "subject" | "dataschema"
+        ) {
+            continue;
+        }
+        if let Some(v) = ce_header(headers, name.as_str())? {
+            b = b.extension(ext.to_owned(), v);
+        }
+    }
+    let data = if body.is_empty() {
+        Value::Null
+    } else if media.is_empty() || is_json(media) {
+        parse_json(body)?
+    } else {
+        // Non-JSON data travels as a JSON string when it is text.
+        let text = std::str::from_utf8(body)
+            .map_err(|_| malformed("binary (non-text) CloudEvents data is not supported"))?;
+        Value::String(text.to_owned())
+    };
+    if !media.is_empty() && media != "application/json" {
+        b = b.datacontenttype(media.to_owned());
+    }
+    build(b.data(data))
+}
+
+/// One segment of an event type: `[A-Za-z0-9_-]+`.
+fn segment(what: &str, s: &str) -> Result<(), Rejection> {
+    if s.is_empty()
+        || !s
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        let shown: String = s.chars().take(64).collect();
+        return Err(malformed(format!(
+            "{what} {shown:?} cannot be part of an event type: use ASCII letters, digits, '_' and '-'"
+        )));
+    }
+    Ok(())
+}
+
+/// A GitHub delivery: `github.<X-GitHub-Event>[.<action>]`, id from
+/// `X-GitHub-Delivery`, subject the repository's full name.
+pub(crate) fn github(headers: &HeaderMap, body: &[u8]) -> Result<Vec<Incoming>, Rejection> {
+    let event_name = text_header(headers, "x-github-event")?
+        .ok_or_else(|| malformed("a GitHub delivery without X-GitHub-Event"))?;
+    segment("X-GitHub-Event", event_name)?;
+    let data = parse_json(body)?;
+    let mut ty = format!("github.{event_name}");
+    if let Some(action) = data.get("action").and_then(Value::as_str) {
+        segment("the payload's action", action)?;
+        ty.push('.');
+        ty.push_str(action);
+    }
+    validate_type(&ty).map_err(|e| malformed(e.to_string()))?;
+    let mut b = Event::builder(ty).source("github");
+    let delivery = text_header(headers, "x-github-delivery")?;
+    if let Some(id) = delivery {
+        b = b.id(id);
+    }
+    if let Some(repo) = data
+        .pointer("/repository/full_name")
+        .and_then(Value::as_str)
+    {
+        b = b.subject(repo);
+    }
+    Ok(vec![Incoming {
+        event: build(b.data(data))?,
+        sender_id: delivery.is_some(),
+    }])
+}
+
+/// A Slack slash command (form-encoded): `slack.command.<name>` with every
+/// form field as a string in the data; `trigger_id` as the id.
+pub(crate) fn slack_command(body: &[u8]) -> Result<Vec<Incoming>, Rejection> {
+    let mut fields = Map::new();
+    for (k, v) in form_urlencoded::parse(body) {
+        fields.insert(k.into_owned(), Value::String(v.into_owned()));
+    }
+    let command = fields
+        .get("command")
+        .and_then(Value::as_str)
+        .ok_or_else(|| malformed("a Slack slash command without a command field"))?;
+    let name = command.strip_prefix('/').unwrap_or(command);
+    segment("the slash command", name)?;
+    let mut b = Event::builder(format!("slack.command.{name}")).source("slack");
+    let trigger = fields
+        .get("trigger_id")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    if let Some(id) = &trigger {
+        b = b.id(id.clone());
+    }
+    if let Some(team) = fields.get("team_domain").and_then(Value::as_str) {
+        b = b.subject(team.to_owned());
+    }
+    Ok(vec![Incoming {
+        event: build(b.data(Value::Object(fields)))?,
+        sender_id: trigger.is_some(),
+    }])
+}

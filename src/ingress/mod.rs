@@ -1,0 +1,360 @@
+//! Receiving webhooks into a [`Bus`] over HTTP (feature `axum`).
+//!
+//! - [`Signed<T>`] and [`SignedBody`]: axum extractors that verify the raw body
+//!   with a [`Verifier`] before anything parses it.
+//! - [`Ingress`]: a ready [`Router`] whose routes verify, turn each request
+//!   into events and emit them on a bus:
+//!
+//! | route | accepts | becomes |
+//! |---|---|---|
+//! | [`cloudevents`](Ingress::cloudevents) | CloudEvents binary mode (`ce-*` headers), structured (`application/cloudevents+json`) and batched (`application/cloudevents-batch+json`); any other JSON | the events as they are; other JSON under [`json_type`](Ingress::json_type) (default `webhook.received`) |
+//! | [`github`](Ingress::github) | GitHub deliveries | `github.<X-GitHub-Event>.<action>` (e.g. `github.pull_request.opened`; `github.push` without an action), id `X-GitHub-Delivery`, subject the repository |
+//! | [`slack_commands`](Ingress::slack_commands) | Slack slash commands (form-encoded) | `slack.command.<name>` (`/empathy` → `slack.command.empathy`), the form fields as data, id `trigger_id` |
+//!
+//! Answers, so senders know what to do:
+//!
+//! | status | when |
+//! |---|---|
+//! | 200 `{"status":"received"}` | the bus accepted the event(s) |
+//! | 200 `{"status":"duplicate"}` | every event was already received inside the [dedupe window](Ingress::dedupe) (same source and id): acknowledged, not emitted twice |
+//! | 400 | malformed body or headers (not JSON, not a CloudEvent, a command name that cannot be an event type) |
+//! | 401 | bad signature: missing or malformed signature headers, mismatch, timestamp outside tolerance |
+//! | 413 | body past the [limit](Ingress::body_limit) (default 1 MiB) |
+//! | 503 + `Retry-After` | the bus is full (a `Block` subscriber is behind) or shut down |
+//!
+//! A handler responds as soon as the bus accepted the event: the work happens
+//! in subscribers, so senders never time out waiting for it.
+//!
+//! ```
+//! use hookbus::Bus;
+//! use hookbus::ingress::Ingress;
+//! use hookbus::signature::{BodySignature, Secret};
+//! use hookbus::verify::Verifier;
+//! use tokio::io::{AsyncReadExt, AsyncWriteExt};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let bus = Bus::new()?;
+//! let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+//! bus.on("github.pull_request.*", move |e| {
+//!     tx.send((e.event_type().to_owned(), e.id().to_owned())).unwrap();
+//! })?
+//! .detach();
+//!
+//! let app = Ingress::new(bus.clone())
+//!     .github("/webhooks/github", Verifier::github("gh-secret"))
+//!     .into_router();
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! let addr = listener.local_addr()?;
+//! tokio::spawn(async move { axum::serve(listener, app).await });
+//!
+//! // What GitHub sends when a pull request is opened.
+//! let body = r#"{"action":"opened","number":42,"repository":{"full_name":"octo/repo"}}"#;
+//! let sig = BodySignature::github().sign(&Secret::new("gh-secret"), body.as_bytes());
+//! let request = format!(
+//!     "POST /webhooks/github HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+//!      X-GitHub-Event: pull_request\r\nX-GitHub-Delivery: 72d3162e-cc78-11e3-81ab-4c9367dc0958\r\n\
+//!      X-Hub-Signature-256: {sig}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+//!     body.len()
+//! );
+//! let mut stream = tokio::net::TcpStream::connect(addr).await?;
+//! stream.write_all(request.as_bytes()).await?;
+//! let mut response = String::new();
+//! stream.read_to_string(&mut response).await?;
+//! assert!(response.starts_with("HTTP/1.1 200"));
+//! assert!(response.ends_with(r#"{"status":"received"}"#));
+//!
+//! let (ty, id) = rx.recv().await.unwrap();
+//! assert_eq!(ty, "github.pull_request.opened");
+//! assert_eq!(id, "72d3162e-cc78-11e3-81ab-4c9367dc0958");
+//! # Ok(()) }
+//! ```
+
+mod convert;
+mod extract;
+
+pub use extract::{Rejection, Signed, SignedBody};
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, FromRef, Request, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use http::{HeaderValue, StatusCode, header};
+
+use crate::bus::{Bus, EmitError};
+use crate::event::{EventError, validate_type};
+use crate::verify::{ReplayGuard, Verifier, VerifyError};
+use convert::Incoming;
+use extract::json_response;
+
+/// Default body limit of the ingress routes: 1 MiB.
+pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
+/// Default dedupe window: 5 minutes, as long as the default signature tolerance.
+pub const DEFAULT_DEDUPE_WINDOW: Duration = Duration::from_secs(300);
+/// Default type for JSON that is not a CloudEvent.
+pub const DEFAULT_JSON_TYPE: &str = "webhook.received";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    CloudEvents,
+    GitHub,
+    SlackCommands,
+}
+
+/// Builds a [`Router`] that receives webhooks and emits them on a [`Bus`].
+/// See the [module docs](self) for the routes and status codes.
+pub struct Ingress {
+    bus: Bus,
+    routes: Vec<(String, Kind, Verifier)>,
+    body_limit: usize,
+    dedupe_capacity: usize,
+    dedupe_window: Duration,
+    json_type: String,
+    retry_after: Duration,
+}
+
+impl fmt::Debug for Ingress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ingress")
+            .field(
+                "routes",
+                &self
+                    .routes
+                    .iter()
+                    .map(|(p, k, _)| format!("{k:?} {p}"))
+                    .collect::<Vec<_>>(),
+            )
+            .field("body_limit", &self.body_limit)
+            .field("dedupe_window", &self.dedupe_window)
+            .field("json_type", &self.json_type)
+            .finish()
+    }
+}
+
+impl Ingress {
+    /// An ingress feeding `bus`, with no routes yet.
+    pub fn new(bus: Bus) -> Ingress {
+        Ingress {
+            bus,
+            routes: Vec::new(),
+            body_limit: DEFAULT_BODY_LIMIT,
+            dedupe_capacity: crate::verify::DEFAULT_REPLAY_CAPACITY,
+            dedupe_window: DEFAULT_DEDUPE_WINDOW,
+            json_type: DEFAULT_JSON_TYPE.to_owned(),
+            retry_after: Duration::from_secs(1),
+        }
+    }
+
+    /// A POST route for CloudEvents (binary, structured, batched) and other
+    /// JSON, verified by `verifier` (e.g. the scheme your hookbus webhook
+    /// subscribers sign with: [`Verifier::for_scheme`]).
+    pub fn cloudevents(mut self, path: &str, verifier: Verifier) -> Ingress {
+        self.routes
+            .push((path.to_owned(), Kind::CloudEvents, verifier));
+        self
+    }
+
+    /// A POST route for GitHub webhook deliveries ([`Verifier::github`]).
+    pub fn github(mut self, path: &str, verifier: Verifier) -> Ingress {
+        self.routes.push((path.to_owned(), Kind::GitHub, verifier));
+        self
+    }
+
+    /// A POST route for Slack slash commands ([`Verifier::slack`]).
+    pub fn slack_commands(mut self, path: &str, verifier: Verifier) -> Ingress {
+        self.routes
+            .push((path.to_owned(), Kind::SlackCommands, verifier));
+        self
+    }
+
+    /// The event type for JSON bodies that are not CloudEvents (default
+    /// [`DEFAULT_JSON_TYPE`]).
+    pub fn json_type(mut self, event_type: &str) -> Result<Ingress, EventError> {
+        validate_type(event_type)?;
+        self.json_type = event_type.to_owned();
+        Ok(self)
+    }
+
+    /// The largest body accepted, in bytes (default [`DEFAULT_BODY_LIMIT`]);
+    /// past it the answer is 413.
+    pub fn body_limit(mut self, bytes: usize) -> Ingress {
+        self.body_limit = bytes;
+        self
+    }
+
+    /// How long, and for how many ids at most, a received event id is
+    /// remembered to acknowledge redeliveries without emitting them again
+    /// (default 5 minutes, 100,000 ids).
+    pub fn dedupe(mut self, window: Duration, capacity: usize) -> Ingress {
+        self.dedupe_window = window;
+        self.dedupe_capacity = capacity;
+        self
+    }
+
+    /// The `Retry-After` sent with 503 when the bus is full (default 1 s).
+    pub fn retry_after(mut self, delay: Duration) -> Ingress {
+        self.retry_after = delay;
+        self
+    }
+
+    /// The router. Serve it with `axum::serve`, or nest it into your own.
+    pub fn into_router(self) -> Router {
+        let shared = Arc::new(Shared {
+            bus: self.bus,
+            dedupe: ReplayGuard::new(self.dedupe_capacity),
+            dedupe_window: self.dedupe_window,
+            json_type: self.json_type,
+            retry_after: self.retry_after,
+            body_limit: self.body_limit,
+        });
+        let mut router = Router::new();
+        for (path, kind, verifier) in self.routes {
+            let state = RouteState {
+                shared: shared.clone(),
+                kind,
+                verifier,
+            };
+            router = router.route(&path, post(receive).with_state(state));
+        }
+        router.layer(DefaultBodyLimit::max(self.body_limit))
+    }
+}
+
+struct Shared {
+    bus: Bus,
+    dedupe: ReplayGuard,
+    dedupe_window: Duration,
+    json_type: String,
+    retry_after: Duration,
+    body_limit: usize,
+}
+
+#[derive(Clone)]
+struct RouteState {
+    shared: Arc<Shared>,
+    kind: Kind,
+    verifier: Verifier,
+}
+
+impl FromRef<RouteState> for Verifier {
+    fn from_ref(state: &RouteState) -> Verifier {
+        state.verifier.clone()
+    }
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn status(status: &str) -> Response {
+    json_response(StatusCode::OK, serde_json::json!({ "status": status }))
+}
+
+async fn receive(State(route): State<RouteState>, req: Request) -> Response {
+    let shared = &route.shared;
+    let signed =
+        match SignedBody::verify_request(req, &route.verifier, Some(shared.body_limit)).await {
+            Ok(s) => s,
+            // The verifier's own replay guard saw it: acknowledge, emit nothing.
+            Err(Rejection::Signature(VerifyError::Replay)) => return status("duplicate"),
+            Err(e) => return e.into_response(),
+        };
+    let converted = match route.kind {
+        Kind::CloudEvents => convert::cloudevents(
+            &signed.headers,
+            &signed.body,
+            &signed.verified,
+            &shared.json_type,
+        ),
+        Kind::GitHub => convert::github(&signed.headers, &signed.body),
+        Kind::SlackCommands => convert::slack_command(&signed.body),
+    };
+    let incoming = match converted {
+        Ok(events) => events,
+        Err(e) => return e.into_response(),
+    };
+    let answer = emit_all(shared, incoming);
+    match (answer, route.kind) {
+        // Slack shows a slash command's response body to the user: an empty
+        // 200 is a silent acknowledgement.
+        (Ok(_), Kind::SlackCommands) => StatusCode::OK.into_response(),
+        (Ok(Emitted { new: 0, duplicates }), _) if duplicates > 0 => status("duplicate"),
+        (Ok(_), _) => status("received"),
+        (Err(refused), _) => unavailable(shared, refused),
+    }
+}
+
+/// How many events of a request were emitted, and how many were duplicates.
+#[derive(Debug, Clone, Copy)]
+struct Emitted {
+    new: usize,
+    duplicates: usize,
+}
+
+/// Emits every event not seen inside the window, or says why the bus refused
+/// one. An event the bus refused is forgotten again, so the sender's retry is
+/// not mistaken for a duplicate.
+fn emit_all(shared: &Shared, incoming: Vec<Incoming>) -> Result<Emitted, Refused> {
+    let now = unix_now();
+    let expires = now.saturating_add(shared.dedupe_window.as_secs() as i64);
+    let mut emitted = Emitted {
+        new: 0,
+        duplicates: 0,
+    };
+    for inc in incoming {
+        let key = inc.dedupe_key();
+        if let Some(k) = &key
+            && !shared.dedupe.first_seen(k, expires, now)
+        {
+            emitted.duplicates += 1;
+            continue;
+        }
+        match shared.bus.emit(inc.event) {
+            Ok(()) => emitted.new += 1,
+            Err(err) => {
+                if let Some(k) = &key {
+                    shared.dedupe.forget(k);
+                }
+                return Err(match err {
+                    EmitError::Full(_) => Refused::Full,
+                    EmitError::Closed(_) => Refused::Closed,
+                    _ => Refused::Invalid,
+                });
+            }
+        }
+    }
+    Ok(emitted)
+}
+
+/// Why the bus did not take an event.
+#[derive(Debug, Clone, Copy)]
+enum Refused {
+    Full,
+    Closed,
+    Invalid,
+}
+
+fn unavailable(shared: &Shared, refused: Refused) -> Response {
+    let reason = match refused {
+        Refused::Full => "the bus is full; retry later",
+        Refused::Closed => "the bus is shut down",
+        Refused::Invalid => {
+            return Rejection::Malformed("invalid event".into()).into_response();
+        }
+    };
+    let mut resp = json_response(
+        StatusCode::SERVICE_UNAVAILABLE,
+        serde_json::json!({ "error": reason }),
+    );
+    let secs = shared.retry_after.as_secs().max(1);
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    resp
+}

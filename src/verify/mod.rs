@@ -1,0 +1,521 @@
+//! The receiving side of webhooks: signature verification, no web framework
+//! needed.
+//!
+//! A [`Verifier`] checks one scheme against the **raw body bytes** and the
+//! request headers, with one or more secrets (rotation), a timestamp
+//! tolerance (default 5 minutes, in both directions) and an optional
+//! [`ReplayGuard`]. Comparisons are constant-time (HMAC `verify_slice`).
+//!
+//! | constructor | what it checks |
+//! |---|---|
+//! | [`Verifier::briefcase`], [`Verifier::body`] | `X-Briefcase-Signature: sha256=<hex of body>` (header and prefix configurable, e.g. Empathy's `X-Empathy-Signature: <hex>`) |
+//! | [`Verifier::timestamped`] | `X-<Prefix>-Timestamp` + `X-<Prefix>-Signature: sha256=<hex of "<ts>.<body>">` (Rubric) |
+//! | [`Verifier::standard_webhooks`] | `webhook-id`, `webhook-timestamp`, `webhook-signature: v1,<base64 of "<id>.<ts>.<body>">` |
+//! | [`Verifier::github`] | `X-Hub-Signature-256: sha256=<hex of body>` |
+//! | [`Verifier::slack`] | `X-Slack-Request-Timestamp` + `X-Slack-Signature: v0=<hex of "v0:<ts>:<body>">` |
+//! | [`Verifier::stripe`], [`Verifier::stripe_style`] | `Stripe-Signature: t=<ts>,v1=<hex of "<ts>.<body>">` |
+//!
+//! ```
+//! use hookbus::signature::{Secret, SignatureScheme, SignRequest};
+//! use hookbus::verify::{Verifier, VerifyError};
+//!
+//! let body = br#"{"decision_id":"abc123"}"#;
+//! let now = 1_700_000_000;
+//! // What a Rubric-style sender puts in the headers...
+//! let headers = SignatureScheme::timestamped("Rubric")?
+//!     .sign(&[Secret::new("whsec_s3cret")], &SignRequest { id: "", timestamp: now, body })?;
+//!
+//! // ...and what the receiver checks, over the raw body bytes.
+//! let verifier = Verifier::timestamped("Rubric", "whsec_s3cret")?;
+//! let verified = verifier.verify_at(&headers, body, now + 2)?;
+//! assert_eq!(verified.timestamp, Some(now));
+//!
+//! // A changed body, a stale timestamp: errors that say what is wrong.
+//! let err = verifier.verify_at(&headers, br#"{"decision_id":"abc124"}"#, now).unwrap_err();
+//! assert!(matches!(err, VerifyError::Mismatch { .. }));
+//! let err = verifier.verify_at(&headers, body, now + 301).unwrap_err();
+//! assert_eq!(err.to_string(), "timestamp is 301 s in the past; the tolerance is 300 s");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Schemes without a signed timestamp (Briefcase, Empathy, GitHub) cannot tell
+//! an attacker's replay from a redelivery, so their verifiers do not consult
+//! the replay guard: deduplicate on the delivery id instead (the ingress does,
+//! with `X-GitHub-Delivery` and `ce-id`).
+
+mod body;
+mod replay;
+mod slack;
+mod standard;
+mod stripe;
+mod timestamped;
+
+pub use replay::{DEFAULT_REPLAY_CAPACITY, ReplayGuard};
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::signature::{
+    BodySignature, Secret, SignatureError, SignatureScheme, StandardWebhooks, TimestampedSignature,
+};
+
+/// Default timestamp tolerance: 5 minutes, in both directions.
+pub const DEFAULT_TOLERANCE: Duration = Duration::from_secs(300);
+
+/// Why a request was not accepted. The messages say what is wrong and never
+/// contain a secret or the expected signature.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum VerifyError {
+    /// A header the scheme needs is absent.
+    #[error("missing header {header}")]
+    MissingHeader {
+        /// The header's name.
+        header: String,
+    },
+    /// A header is present but cannot be read.
+    #[error("malformed header {header}: {reason}")]
+    MalformedHeader {
+        /// The header's name.
+        header: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The signed timestamp is too far from now.
+    #[error(
+        "timestamp is {} s in the {}; the tolerance is {tolerance_secs} s",
+        .skew_secs.unsigned_abs(),
+        if *.skew_secs >= 0 { "past" } else { "future" }
+    )]
+    TimestampOutsideTolerance {
+        /// Now minus the timestamp, in seconds: positive for the past,
+        /// negative for the future.
+        skew_secs: i64,
+        /// The tolerance in seconds.
+        tolerance_secs: u64,
+    },
+    /// No signature in the request matches the body under any secret.
+    #[error(
+        "signature mismatch: none of the {signatures} signature(s) matches the body under any of the {secrets} secret(s)"
+    )]
+    Mismatch {
+        /// How many signatures the request carried.
+        signatures: usize,
+        /// How many secrets were tried.
+        secrets: usize,
+    },
+    /// The request is valid but was already accepted inside the tolerance
+    /// window.
+    #[error("replay: this request was already accepted inside the tolerance window")]
+    Replay,
+    /// The verifier has no (non-empty) secret, so it accepts nothing.
+    #[error("the verifier has no secret configured")]
+    NoSecret,
+}
+
+impl VerifyError {
+    fn missing(header: &str) -> VerifyError {
+        VerifyError::MissingHeader {
+            header: header.to_owned(),
+        }
+    }
+    fn malformed(header: &str, reason: &'static str) -> VerifyError {
+        VerifyError::MalformedHeader {
+            header: header.to_owned(),
+            reason,
+        }
+    }
+}
+
+/// Read access to request headers by case-insensitive name, so verification
+/// works with any HTTP library. Implemented for `http::HeaderMap` (with the
+/// `axum`, `webhook` or `integrations` feature) and for lists of
+/// `(name, value)` pairs.
+pub trait HeaderSource {
+    /// The first value of the header `name` (any case), as bytes.
+    fn header_bytes(&self, name: &str) -> Option<&[u8]>;
+}
+
+impl<K: AsRef<str>, V: AsRef<[u8]>> HeaderSource for [(K, V)] {
+    fn header_bytes(&self, name: &str) -> Option<&[u8]> {
+        self.iter()
+            .find(|(k, _)| k.as_ref().eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_ref())
+    }
+}
+
+impl<K: AsRef<str>, V: AsRef<[u8]>> HeaderSource for Vec<(K, V)> {
+    fn header_bytes(&self, name: &str) -> Option<&[u8]> {
+        self.as_slice().header_bytes(name)
+    }
+}
+
+impl<K: AsRef<str>, V: AsRef<[u8]>, const N: usize> HeaderSource for [(K, V); N] {
+    fn header_bytes(&self, name: &str) -> Option<&[u8]> {
+        self.as_slice().header_bytes(name)
+    }
+}
+
+#[cfg(any(feature = "webhook", feature = "axum", feature = "integrations"))]
+impl HeaderSource for http::HeaderMap {
+    fn header_bytes(&self, name: &str) -> Option<&[u8]> {
+        self.get(name).map(|v| v.as_bytes())
+    }
+}
+
+/// A required header as text.
+fn header<'h>(
+    headers: &'h (impl HeaderSource + ?Sized),
+    name: &str,
+) -> Result<&'h str, VerifyError> {
+    let raw = headers
+        .header_bytes(name)
+        .ok_or_else(|| VerifyError::missing(name))?;
+    let text = std::str::from_utf8(raw)
+        .map_err(|_| VerifyError::malformed(name, "not valid UTF-8"))?
+        .trim();
+    if text.is_empty() {
+        return Err(VerifyError::malformed(name, "empty"));
+    }
+    Ok(text)
+}
+
+/// A unix-seconds timestamp: ASCII digits only (no sign, no fraction).
+fn parse_timestamp(name: &str, text: &str) -> Result<i64, VerifyError> {
+    if text.is_empty() || text.len() > 18 || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(VerifyError::malformed(
+            name,
+            "expected a unix timestamp in seconds (ASCII digits)",
+        ));
+    }
+    text.parse()
+        .map_err(|_| VerifyError::malformed(name, "timestamp out of range"))
+}
+
+/// Checks that a signature is a hex-encoded HMAC-SHA256 (64 hex digits,
+/// any case), so a malformed header is reported as such, not as a mismatch.
+fn check_hex_mac(name: &str, text: &str) -> Result<(), VerifyError> {
+    if text.len() != 64 {
+        return Err(VerifyError::malformed(
+            name,
+            "expected 64 hex digits of HMAC-SHA256",
+        ));
+    }
+    if !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(VerifyError::malformed(name, "signature is not hex"));
+    }
+    Ok(())
+}
+
+/// Checks a `<prefix><64 hex digits>` signature value.
+fn check_prefixed_hex(name: &str, value: &str, prefix: &str) -> Result<(), VerifyError> {
+    let hex = value.strip_prefix(prefix).ok_or_else(|| {
+        VerifyError::malformed(name, "the value does not start with the expected prefix")
+    })?;
+    check_hex_mac(name, hex)
+}
+
+/// A timestamp header and a `<prefix><hex>` signature header, both checked
+/// for shape: the timestamp, its text as signed, and the signature value.
+fn timestamp_and_signature<'h>(
+    headers: &'h (impl HeaderSource + ?Sized),
+    ts_name: &str,
+    sig_name: &str,
+    prefix: &str,
+) -> Result<(i64, &'h str, &'h str), VerifyError> {
+    let ts_text = header(headers, ts_name)?;
+    let sig = header(headers, sig_name)?;
+    let timestamp = parse_timestamp(ts_name, ts_text)?;
+    check_prefixed_hex(sig_name, sig, prefix)?;
+    Ok((timestamp, ts_text, sig))
+}
+
+/// What a scheme read from a well-formed request: the signed timestamp and
+/// id, and a check of its signature(s) under one secret, done by the
+/// scheme's constant-time `verify` in [`crate::signature`].
+struct Claim<'a> {
+    timestamp: Option<i64>,
+    id: Option<&'a str>,
+    /// The signature value as received: with the timestamp it is unique per
+    /// request, so it keys the replay guard when there is no id.
+    signature: &'a str,
+    /// How many signatures the request carries.
+    count: usize,
+    matches: Box<dyn Fn(&Secret) -> bool + 'a>,
+}
+
+/// The scheme a [`Verifier`] checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum VerifyScheme {
+    /// HMAC of the body in one header (Briefcase, Empathy, GitHub).
+    Body(BodySignature),
+    /// `X-<Prefix>-Timestamp` + `X-<Prefix>-Signature` over `<ts>.<body>`.
+    Timestamped(TimestampedSignature),
+    /// Standard Webhooks v1.
+    StandardWebhooks,
+    /// Slack `v0=` request signatures.
+    Slack,
+    /// Stripe-style `t=…,v1=…` in the named header.
+    Stripe {
+        /// The header's name (`Stripe-Signature` for Stripe).
+        header: String,
+    },
+}
+
+impl VerifyScheme {
+    fn claim<'a>(
+        &'a self,
+        headers: &'a (impl HeaderSource + ?Sized),
+        body: &'a [u8],
+    ) -> Result<Claim<'a>, VerifyError> {
+        match self {
+            VerifyScheme::Body(s) => body::claim(s, headers, body),
+            VerifyScheme::Timestamped(s) => timestamped::claim(s, headers, body),
+            VerifyScheme::StandardWebhooks => standard::claim(headers, body),
+            VerifyScheme::Slack => slack::claim(headers, body),
+            VerifyScheme::Stripe { header } => stripe::claim(header, headers, body),
+        }
+    }
+}
+
+/// What a successful verification established.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Verified {
+    /// The signed timestamp (unix seconds), for schemes that sign one.
+    pub timestamp: Option<i64>,
+    /// The signed message id (Standard Webhooks `webhook-id`).
+    pub id: Option<String>,
+    /// Which of the verifier's secrets matched (0 = the first given).
+    pub secret_index: usize,
+}
+
+/// Verifies one signature scheme with one or more secrets.
+///
+/// Cheap to clone; clones share the replay guard.
+#[derive(Debug, Clone)]
+pub struct Verifier {
+    scheme: VerifyScheme,
+    // The secrets, redacted in Debug (a `whsec_` one is checked when added).
+    keys: Vec<Secret>,
+    tolerance: Duration,
+    replay: Option<Arc<ReplayGuard>>,
+}
+
+impl Verifier {
+    /// A verifier for `scheme` with one secret (add more with
+    /// [`secret`](Self::secret)). An empty secret is ignored: a verifier
+    /// without secrets refuses everything with [`VerifyError::NoSecret`].
+    pub fn new(
+        scheme: VerifyScheme,
+        secret: impl Into<Secret>,
+    ) -> Result<Verifier, SignatureError> {
+        Verifier {
+            scheme,
+            keys: Vec::new(),
+            tolerance: DEFAULT_TOLERANCE,
+            replay: None,
+        }
+        .secret(secret)
+    }
+
+    /// The verifier matching a webhook subscriber's [`SignatureScheme`], with
+    /// the same secrets.
+    pub fn for_scheme(
+        scheme: &SignatureScheme,
+        secrets: &[Secret],
+    ) -> Result<Verifier, SignatureError> {
+        let scheme = match scheme {
+            SignatureScheme::Body(s) => VerifyScheme::Body(s.clone()),
+            SignatureScheme::Timestamped(s) => VerifyScheme::Timestamped(s.clone()),
+            SignatureScheme::StandardWebhooks(_) => VerifyScheme::StandardWebhooks,
+            SignatureScheme::Slack(_) => VerifyScheme::Slack,
+        };
+        let mut v = Verifier::new(scheme, "")?;
+        for s in secrets {
+            v = v.secret(s.clone())?;
+        }
+        Ok(v)
+    }
+
+    /// Briefcase: `X-Briefcase-Signature: sha256=<hex HMAC of the body>`.
+    pub fn briefcase(secret: impl Into<Secret>) -> Verifier {
+        Verifier::plain(VerifyScheme::Body(BodySignature::default()), secret)
+    }
+
+    /// A body HMAC under a custom header and prefix, e.g.
+    /// `Verifier::body("X-Empathy-Signature", "", secret)` for the Empathy guide.
+    pub fn body(
+        header: &str,
+        prefix: &str,
+        secret: impl Into<Secret>,
+    ) -> Result<Verifier, SignatureError> {
+        Ok(Verifier::plain(
+            VerifyScheme::Body(BodySignature::new(header, prefix)?),
+            secret,
+        ))
+    }
+
+    /// GitHub: `X-Hub-Signature-256: sha256=<hex HMAC of the body>`.
+    pub fn github(secret: impl Into<Secret>) -> Verifier {
+        Verifier::plain(VerifyScheme::Body(BodySignature::github()), secret)
+    }
+
+    /// Timestamped: `X-<prefix>-Timestamp` and `X-<prefix>-Signature:
+    /// sha256=<hex HMAC of "<ts>.<body>">` (e.g. prefix `Rubric`).
+    pub fn timestamped(
+        prefix: &str,
+        secret: impl Into<Secret>,
+    ) -> Result<Verifier, SignatureError> {
+        Ok(Verifier::plain(
+            VerifyScheme::Timestamped(TimestampedSignature::new(prefix)?),
+            secret,
+        ))
+    }
+
+    /// Standard Webhooks v1. A `whsec_<base64>` secret is decoded (an invalid
+    /// one is an error); any other secret is used as raw bytes.
+    pub fn standard_webhooks(secret: impl Into<Secret>) -> Result<Verifier, SignatureError> {
+        Verifier::new(VerifyScheme::StandardWebhooks, secret)
+    }
+
+    /// Slack request signatures (`v0=`), with the app's signing secret.
+    pub fn slack(signing_secret: impl Into<Secret>) -> Verifier {
+        Verifier::plain(VerifyScheme::Slack, signing_secret)
+    }
+
+    /// Stripe: `Stripe-Signature: t=<ts>,v1=<hex>`.
+    pub fn stripe(secret: impl Into<Secret>) -> Verifier {
+        Verifier::plain(
+            VerifyScheme::Stripe {
+                header: crate::signature::StripeSignature::HEADER.to_owned(),
+            },
+            secret,
+        )
+    }
+
+    /// The Stripe format under another header name.
+    pub fn stripe_style(
+        header: &str,
+        secret: impl Into<Secret>,
+    ) -> Result<Verifier, SignatureError> {
+        crate::signature::check_header_name(header)?;
+        Ok(Verifier::plain(
+            VerifyScheme::Stripe {
+                header: header.to_owned(),
+            },
+            secret,
+        ))
+    }
+
+    // For schemes whose secrets are raw bytes: adding one cannot fail.
+    fn plain(scheme: VerifyScheme, secret: impl Into<Secret>) -> Verifier {
+        let secret = secret.into();
+        Verifier {
+            scheme,
+            keys: if secret.is_empty() {
+                Vec::new()
+            } else {
+                vec![secret]
+            },
+            tolerance: DEFAULT_TOLERANCE,
+            replay: None,
+        }
+    }
+
+    /// Accepts another secret too (rotation: the new one and the old one
+    /// until every sender has switched). Empty secrets are ignored; a
+    /// malformed `whsec_` secret for Standard Webhooks is an error.
+    pub fn secret(mut self, secret: impl Into<Secret>) -> Result<Verifier, SignatureError> {
+        let secret = secret.into();
+        if secret.is_empty() {
+            return Ok(self);
+        }
+        if self.scheme == VerifyScheme::StandardWebhooks {
+            StandardWebhooks::key(&secret)?;
+        }
+        self.keys.push(secret);
+        Ok(self)
+    }
+
+    /// How far a signed timestamp may be from now, in either direction
+    /// (default [`DEFAULT_TOLERANCE`], 5 minutes).
+    pub fn tolerance(mut self, tolerance: Duration) -> Verifier {
+        self.tolerance = tolerance;
+        self
+    }
+
+    /// Refuses a request already accepted inside the tolerance window
+    /// ([`VerifyError::Replay`]). The id remembered is the Standard Webhooks
+    /// `webhook-id`, else the signature itself (unique per timestamp and
+    /// body). Not consulted for schemes without a signed timestamp.
+    pub fn replay_guard(mut self, guard: Arc<ReplayGuard>) -> Verifier {
+        self.replay = Some(guard);
+        self
+    }
+
+    /// The scheme checked.
+    pub fn scheme(&self) -> &VerifyScheme {
+        &self.scheme
+    }
+
+    /// Verifies a request against the current time.
+    pub fn verify(
+        &self,
+        headers: &(impl HeaderSource + ?Sized),
+        body: &[u8],
+    ) -> Result<Verified, VerifyError> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        self.verify_at(headers, body, now)
+    }
+
+    /// Verifies a request as if the time were `now` (unix seconds).
+    pub fn verify_at(
+        &self,
+        headers: &(impl HeaderSource + ?Sized),
+        body: &[u8],
+        now: i64,
+    ) -> Result<Verified, VerifyError> {
+        if self.keys.is_empty() {
+            return Err(VerifyError::NoSecret);
+        }
+        let claim = self.scheme.claim(headers, body)?;
+        let tolerance = self.tolerance.as_secs();
+        if let Some(ts) = claim.timestamp {
+            let skew = now.saturating_sub(ts);
+            if skew.unsigned_abs() > tolerance {
+                return Err(VerifyError::TimestampOutsideTolerance {
+                    skew_secs: skew,
+                    tolerance_secs: tolerance,
+                });
+            }
+        }
+        let Some(secret_index) = self.keys.iter().position(|key| (claim.matches)(key)) else {
+            return Err(VerifyError::Mismatch {
+                signatures: claim.count,
+                secrets: self.keys.len(),
+            });
+        };
+        // Only schemes that sign a timestamp bound the window; the others
+        // have `timestamp: None` and skip the guard.
+        if let (Some(guard), Some(ts)) = (&self.replay, claim.timestamp) {
+            let id = match claim.id {
+                Some(id) => format!("id:{id}"),
+                None => format!("sig:{}", claim.signature),
+            };
+            let expires = ts.saturating_add(tolerance as i64).saturating_add(1);
+            if !guard.first_seen(&id, expires, now) {
+                return Err(VerifyError::Replay);
+            }
+        }
+        Ok(Verified {
+            timestamp: claim.timestamp,
+            id: claim.id.map(str::to_owned),
+            secret_index,
+        })
+    }
+}
