@@ -95,6 +95,32 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// Checks a finished command's exit code and that its stdout holds every
+/// `needle`; returns the stdout.
+#[track_caller]
+fn expect(out: &Output, code: i32, needles: &[&str]) -> String {
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{stdout}{}",
+        text(&out.stderr)
+    );
+    for needle in needles {
+        assert!(stdout.contains(needle), "no {needle:?} in: {stdout}");
+    }
+    stdout
+}
+
+/// Checks a finished command's exit code and that its stderr holds `needle`.
+#[track_caller]
+fn expect_stderr(out: &Output, code: i32, needle: &str) -> String {
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "{stderr}");
+    assert!(stderr.contains(needle), "no {needle:?} in: {stderr}");
+    stderr
+}
+
 fn send(url: &str, scheme: &str, secret: &str, extra: &[&str]) -> Output {
     hookbus()
         .args(["send", "--url", url, "--scheme", scheme, "--secret", secret])
@@ -156,16 +182,7 @@ fn send_to_listen_with_each_scheme() {
 
         // The wrong secret: the receiver says why, answers 401, which is final.
         let out = send(&listener.url(), scheme, "not-the-secret", &[]);
-        let stdout = text(&out.stdout);
-        assert_eq!(out.status.code(), Some(1), "{scheme}: {stdout}");
-        assert!(
-            stdout.contains("401") && stdout.contains("attempts 1"),
-            "{scheme}: {stdout}"
-        );
-        assert!(
-            stdout.contains("signature mismatch"),
-            "{scheme}: the excerpt says why: {stdout}"
-        );
+        let stdout = expect(&out, 1, &["401", "attempts 1", "signature mismatch"]);
         assert!(
             !stdout.contains("not-the-secret"),
             "secrets are never printed"
@@ -280,12 +297,7 @@ fn verify_says_what_is_missing_or_stale() {
         .args(["--header", "Content-Type: application/json", "--body", "{}"])
         .output()
         .unwrap();
-    assert_eq!(missing.status.code(), Some(1));
-    assert!(
-        text(&missing.stdout).contains("missing header X-Slack-Request-Timestamp"),
-        "{}",
-        text(&missing.stdout)
-    );
+    expect(&missing, 1, &["missing header X-Slack-Request-Timestamp"]);
 
     // A correctly signed but old Slack request: refused unless --max-age 0.
     let ts = "1531420618";
@@ -308,12 +320,7 @@ fn verify_says_what_is_missing_or_stale() {
             .unwrap()
     };
     let stale = run("300");
-    assert_eq!(stale.status.code(), Some(1));
-    assert!(
-        text(&stale.stdout).contains("the tolerance is 300 s"),
-        "{}",
-        text(&stale.stdout)
-    );
+    expect(&stale, 1, &["the tolerance is 300 s"]);
     let old_capture = run("0");
     assert!(
         old_capture.status.success(),
@@ -379,15 +386,10 @@ fn fail_rate_makes_the_sender_retry() {
 fn always_failing_endpoint_exhausts_the_attempts() {
     let listener = Listener::start(&["--fail-rate", "1"]);
     let out = send(&listener.url(), "briefcase", SECRET, &["--attempts", "3"]);
-    let stdout = text(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{stdout}");
-    assert!(
-        stdout.contains("503") && stdout.contains("attempts 3"),
-        "{stdout}"
-    );
-    assert!(
-        stdout.contains("FAILED: HTTP 503 after 3 attempt(s)"),
-        "{stdout}"
+    expect(
+        &out,
+        1,
+        &["attempts 3", "FAILED: HTTP 503 after 3 attempt(s)"],
     );
     assert!(text(&out.stderr).contains("1 of 1 events were not delivered"));
     assert_eq!(listener.requests(3).len(), 3);
@@ -439,28 +441,13 @@ fn bad_input_exits_2_and_says_what_to_fix() {
         ])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        text(&out.stderr).contains("--data is not valid JSON"),
-        "{}",
-        text(&out.stderr)
-    );
+    expect_stderr(&out, 2, "--data is not valid JSON");
 
     let out = send("http://hooks.example.com/x", "briefcase", SECRET, &[]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        text(&out.stderr).contains("--allow-http"),
-        "{}",
-        text(&out.stderr)
-    );
+    expect_stderr(&out, 2, "--allow-http");
 
     let out = send(&listener.url(), "standard", "whsec_!!!", &[]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        text(&out.stderr).contains("whsec_"),
-        "{}",
-        text(&out.stderr)
-    );
+    expect_stderr(&out, 2, "whsec_");
     assert!(
         !text(&out.stderr).contains("whsec_!!!"),
         "the secret is never printed"
@@ -470,12 +457,7 @@ fn bad_input_exits_2_and_says_what_to_fix() {
         .args(["listen", "--fail-rate", "2"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        text(&out.stderr).contains("outside 0..=1"),
-        "{}",
-        text(&out.stderr)
-    );
+    expect_stderr(&out, 2, "outside 0..=1");
 
     let out = hookbus()
         .args([
@@ -483,12 +465,7 @@ fn bad_input_exits_2_and_says_what_to_fix() {
         ])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        text(&out.stderr).contains("HOOKBUS_SECRET"),
-        "{}",
-        text(&out.stderr)
-    );
+    expect_stderr(&out, 2, "HOOKBUS_SECRET");
 
     // A port in use: exit 3.
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -497,12 +474,7 @@ fn bad_input_exits_2_and_says_what_to_fix() {
         .args(["listen", "--port", &port])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(3));
-    assert!(
-        text(&out.stderr).contains("cannot listen on"),
-        "{}",
-        text(&out.stderr)
-    );
+    expect_stderr(&out, 3, "cannot listen on");
 }
 
 #[test]
