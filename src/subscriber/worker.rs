@@ -394,6 +394,13 @@ impl Worker {
     }
 
     fn dispatch(&mut self) {
+        if self.options.batch.is_none()
+            && matches!(self.handler, Handler::Sync(_))
+            && !tracing::enabled!(tracing::Level::DEBUG)
+        {
+            self.dispatch_sync();
+            return;
+        }
         for _ in 0..DISPATCH_BUDGET {
             let Some(n) = self.next_unit_size() else {
                 return;
@@ -413,6 +420,36 @@ impl Worker {
                 .mailbox
                 .store(self.mailbox.len() as u64, Ordering::Relaxed);
             self.start(unit);
+        }
+    }
+
+    /// The common case, a per-event sync handler with no batching and no
+    /// tracing subscriber listening: one tight loop, counters stored once.
+    fn dispatch_sync(&mut self) {
+        let Handler::Sync(f) = &mut self.handler else {
+            return;
+        };
+        let mut delivered = 0;
+        let mut failures = Vec::new();
+        for _ in 0..DISPATCH_BUDGET {
+            let Some(event) = self.mailbox.pop_front() else {
+                break;
+            };
+            match std::panic::catch_unwind(AssertUnwindSafe(|| f(&event))) {
+                Ok(Ok(())) => delivered += 1,
+                Ok(Err(err)) => failures.push((event, err)),
+                Err(p) => failures.push((event, panic_error(&p))),
+            }
+        }
+        self.counters
+            .mailbox
+            .store(self.mailbox.len() as u64, Ordering::Relaxed);
+        Counters::bump(&self.counters.delivered, delivered);
+        if !failures.is_empty() {
+            Counters::bump(&self.counters.failed, failures.len() as u64);
+            for (event, err) in failures {
+                self.report_failure(std::slice::from_ref(&event), &err);
+            }
         }
     }
 
