@@ -214,3 +214,12 @@ async fn an_id_the_webhook_id_header_cannot_carry_fails_instead_of_going_unsigne
     assert_eq!(log.len(), 1);
     assert!(!log[0].success && log[0].last);
 }
+
+#[test]
+fn secret_equality_compares_contents() {
+    use hookbus::signature::Secret;
+    assert_eq!(Secret::new("hunter2"), Secret::new(b"hunter2"));
+    assert_ne!(Secret::new("hunter2"), Secret::new("hunter3"));
+    assert_ne!(Secret::new("hunter2"), Secret::new("hunter"));
+    assert_ne!(Secret::new(""), Secret::new("x"));
+}
