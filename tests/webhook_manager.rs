@@ -228,3 +228,52 @@ async fn disabled_events_are_kept_and_retried_after_enable() {
     assert_eq!(report.delivered, 1);
     assert_eq!(rx.next().await.json()["n"], 7);
 }
+
+#[tokio::test]
+async fn a_cancelled_retry_failed_puts_back_what_it_did_not_finish() {
+    // Two dead letters: the endpoint refused connections.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let bus = Bus::new().unwrap();
+    let m = WebhookManager::new(&bus);
+    let id = m
+        .register(
+            WebhookSink::builder(format!("http://{closed}/hook"))
+                .retry(hookbus::webhook::RetryPolicy::none()),
+        )
+        .unwrap();
+    let sink = m.sink_of(&id).unwrap();
+    for n in 0..2 {
+        assert!(!sink.send(&[Arc::new(ev(n))]).await.is_delivered());
+    }
+    let letters: Vec<String> = sink
+        .dead_letters()
+        .iter()
+        .map(|l| l.events[0].id().to_owned())
+        .collect();
+    assert_eq!(letters.len(), 2);
+
+    // Now it points at a receiver that takes requests and never answers;
+    // retry_failed (one at a time) is dropped once the first request arrives.
+    let mut rx = Receiver::hanging().await;
+    m.update(
+        &id,
+        WebhookSink::builder(&rx.url)
+            .retry(hookbus::webhook::RetryPolicy::none())
+            .concurrency(1),
+    )
+    .unwrap();
+    let since = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
+    tokio::select! {
+        r = m.retry_failed(&id, since) => panic!("finished against a receiver that never answers: {r:?}"),
+        _ = rx.next() => {}
+    }
+    // Neither letter finished: both are still there for a later retry
+    // (before: both were gone).
+    let kept = m.sink_of(&id).unwrap().dead_letters();
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    let ids: Vec<&str> = kept.iter().map(|l| l.events[0].id()).collect();
+    assert_eq!(ids, letters);
+}

@@ -153,3 +153,73 @@ fn secrets_are_redacted() {
         "{d}"
     );
 }
+
+#[tokio::test]
+async fn a_signature_prefix_http_cannot_carry_is_refused_not_sent_unsigned() {
+    // The prefix ends in a newline: no header value can hold it. Before,
+    // build accepted it and every request went out without a signature.
+    let rx = Receiver::ok().await;
+    let scheme = SignatureScheme::body("X-Sig", "sha256=\n").unwrap();
+    let built = WebhookEmitter::builder(&rx.url)
+        .secret("s3cret")
+        .signature(scheme)
+        .build_emitter();
+    match built {
+        Err(hookbus::webhook::WebhookError::InvalidHeader { name, reason }) => {
+            assert_eq!(name, "X-Sig");
+            assert!(reason.contains("prefix"), "{reason}");
+        }
+        Err(other) => panic!("unexpected error: {other}"),
+        Ok(e) => {
+            let out = e.emit(event()).await;
+            panic!(
+                "built; the delivery went {:?} with {} request(s) received",
+                out.status,
+                rx.requests()
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_id_the_webhook_id_header_cannot_carry_fails_instead_of_going_unsigned() {
+    // Standard Webhooks signs "<id>.<ts>.<body>" and sends the id in
+    // `webhook-id`. An event id with a control character cannot be a header
+    // value: the delivery must fail as a recorded error, not be sent without
+    // the header (which no receiver can verify).
+    let rx = Receiver::ok().await;
+    let e = WebhookEmitter::builder(&rx.url)
+        .secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+        .signature(SignatureScheme::standard_webhooks())
+        .build_emitter()
+        .unwrap();
+    let ev = Event::builder("decision.low_confidence")
+        .id("evt\n1")
+        .data(json!({"confidence": 0.5}))
+        .build()
+        .unwrap();
+    let out = e.emit(ev).await;
+    assert_eq!(
+        out.status,
+        hookbus::webhook::DeliveryStatus::Failed(hookbus::FailureKind::Permanent),
+        "{out:?}"
+    );
+    assert!(
+        out.error.as_deref().unwrap_or("").contains("webhook-id"),
+        "{out:?}"
+    );
+    // emit has returned: a request it had sent would have been answered.
+    assert_eq!(rx.requests(), 0);
+    let log = e.sink().deliveries(10);
+    assert_eq!(log.len(), 1);
+    assert!(!log[0].success && log[0].last);
+}
+
+#[test]
+fn secret_equality_compares_contents() {
+    use hookbus::signature::Secret;
+    assert_eq!(Secret::new("hunter2"), Secret::new(b"hunter2"));
+    assert_ne!(Secret::new("hunter2"), Secret::new("hunter3"));
+    assert_ne!(Secret::new("hunter2"), Secret::new("hunter"));
+    assert_ne!(Secret::new(""), Secret::new("x"));
+}

@@ -199,3 +199,28 @@ async fn subscribed_events_filter_the_emitter() {
     );
     assert_eq!(rx.requests(), 1);
 }
+
+#[tokio::test]
+async fn an_extra_header_given_twice_is_sent_with_both_values() {
+    // `header()` appends; before, only the last value of a repeated name
+    // reached the receiver.
+    let mut rx = Receiver::ok().await;
+    let e = WebhookEmitter::builder(&rx.url)
+        .header("X-Tag", "first")
+        .header("X-Tag", "second")
+        .build_emitter()
+        .unwrap();
+    assert!(
+        e.emit(Event::new("decision.captured", json!({})).unwrap())
+            .await
+            .is_delivered()
+    );
+    let r = rx.next().await;
+    let tags: Vec<&str> = r
+        .headers
+        .get_all("x-tag")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    assert_eq!(tags, ["first", "second"]);
+}

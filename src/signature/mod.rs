@@ -60,8 +60,23 @@ pub type HmacSha256 = Hmac<Sha256>;
 
 /// A signing secret. Its `Debug` and `Display` never show the value, so it
 /// can sit in configs and errors safely.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct Secret(Arc<[u8]>);
+
+impl PartialEq for Secret {
+    /// Compares in time independent of where the bytes differ (the length
+    /// may show), so `==` on secrets leaks no timing about their contents.
+    fn eq(&self, other: &Secret) -> bool {
+        let (a, b) = (self.expose(), other.expose());
+        a.len() == b.len()
+            && a.iter()
+                .zip(b)
+                .fold(0u8, |acc, (x, y)| std::hint::black_box(acc | (x ^ y)))
+                == 0
+    }
+}
+
+impl Eq for Secret {}
 
 impl Secret {
     /// A secret from text or bytes, used as given (for Standard Webhooks a

@@ -459,6 +459,14 @@ impl WebhookBuilder {
             value.set_sensitive(true);
             headers.append(name, value);
         }
+        if let SignatureScheme::Body(b) = &self.scheme
+            && HeaderValue::from_str(b.prefix()).is_err()
+        {
+            return Err(WebhookError::InvalidHeader {
+                name: b.header().to_owned(),
+                reason: "the signature prefix holds characters HTTP headers cannot carry (control characters)".into(),
+            });
+        }
         let signature_headers = self
             .scheme
             .header_names()

@@ -171,6 +171,22 @@ impl DeliveryLog {
         });
     }
 
+    /// Puts back dead letters taken with [`take_dead_since`](Self::take_dead_since)
+    /// and not finished, in front (they are the oldest); past the capacity
+    /// the oldest are dropped, as for new dead letters.
+    pub(crate) fn restore(&self, letters: Vec<DeadLetter>) {
+        if letters.is_empty() || self.dead_capacity == 0 {
+            return;
+        }
+        let mut d = lock(&self.dead);
+        for letter in letters.into_iter().rev() {
+            if d.len() == self.dead_capacity {
+                break;
+            }
+            d.push_front(letter);
+        }
+    }
+
     /// The newest `limit` attempts, newest first.
     pub(crate) fn recent(&self, limit: usize) -> Vec<DeliveryAttempt> {
         lock(&self.recent)

@@ -275,23 +275,42 @@ impl WebhookManager {
         since: OffsetDateTime,
     ) -> Result<RetryReport, WebhookError> {
         let sink = self.sink(id)?;
-        let letters = sink.endpoint.state.log.take_dead_since(since);
+        let state = sink.endpoint.state.clone();
+        // The letters are taken out of the log; if this future is dropped
+        // before it is done (a caller's timeout), the ones not yet finished
+        // go back to the log instead of being lost.
+        let mut unfinished = PutBack {
+            letters: state
+                .log
+                .take_dead_since(since)
+                .into_iter()
+                .map(Some)
+                .collect(),
+            state: &state,
+        };
         let limit = sink.builder.concurrency.max(1);
         let mut report = RetryReport::default();
-        let mut pending = letters.into_iter();
+        let mut pending = 0..unfinished.letters.len();
         let mut running = FuturesUnordered::new();
         loop {
             while running.len() < limit {
-                let Some(letter) = pending.next() else { break };
+                let Some(i) = pending.next() else { break };
                 let ep = sink.endpoint.clone();
+                let events = unfinished.letters[i]
+                    .as_ref()
+                    .map(|l| l.events.clone())
+                    .unwrap_or_default();
                 running.push(async move {
-                    let n = letter.events.len() as u64;
-                    (n, ep.deliver(&letter.events).await)
+                    let n = events.len() as u64;
+                    (i, n, ep.deliver(&events).await)
                 });
             }
-            let Some((n, outcome)) = running.next().await else {
+            let Some((i, n, outcome)) = running.next().await else {
                 break;
             };
+            // Delivered, or dead-lettered again by `deliver`: either way no
+            // longer ours to put back.
+            unfinished.letters[i] = None;
             report.retried += n;
             if outcome.is_delivered() {
                 report.delivered += n;
@@ -328,5 +347,20 @@ fn info(id: &WebhookId, sink: &WebhookSink) -> WebhookInfo {
         signed: ep.secrets.iter().any(|s| !s.is_empty()),
         format: ep.format,
         templated: ep.template.is_some() || !ep.templates.is_empty(),
+    }
+}
+
+/// Dead letters taken out for `retry_failed` that have not finished yet;
+/// dropping it returns them to the log.
+struct PutBack<'a> {
+    letters: Vec<Option<super::log::DeadLetter>>,
+    state: &'a super::sink::EndpointState,
+}
+
+impl Drop for PutBack<'_> {
+    fn drop(&mut self) {
+        self.state
+            .log
+            .restore(self.letters.drain(..).flatten().collect());
     }
 }

@@ -151,9 +151,17 @@ impl RetryPolicy {
     /// `Retry-After` (waited at least, up to `max_retry_after`).
     pub fn delay(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
         let base = self.base_delay(attempt);
-        let jittered = if self.jitter > 0.0 && !base.is_zero() {
-            let f = rand::thread_rng().gen_range(1.0 - self.jitter..=1.0 + self.jitter);
-            base.mul_f64(f)
+        // `delay` is public and the fields are too: an unchecked jitter
+        // (negative, above 1, infinite) or a delay near `Duration::MAX` must
+        // not panic here (`gen_range` on an empty range, `mul_f64` overflow).
+        let jitter = if self.jitter.is_finite() {
+            self.jitter.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        let jittered = if jitter > 0.0 && !base.is_zero() {
+            let f = rand::thread_rng().gen_range(1.0 - jitter..=1.0 + jitter);
+            Duration::try_from_secs_f64(base.as_secs_f64() * f).unwrap_or(Duration::MAX)
         } else {
             base
         };
@@ -272,6 +280,20 @@ mod tests {
             Some(Duration::ZERO)
         );
         assert_eq!(parse_retry_after("soon"), None);
+    }
+
+    #[test]
+    fn huge_delays_and_unchecked_jitter_do_not_panic() {
+        // "No cap": Duration::MAX as the longest delay, with the default ±20 %.
+        let p = RetryPolicy::exponential(5, Duration::MAX, Duration::MAX);
+        assert!(p.delay(2, None) >= Duration::MAX.mul_f64(0.75));
+        // Fields set directly, without validate().
+        for jitter in [5.0, -1.0, f64::INFINITY, f64::NAN] {
+            let p = RetryPolicy::exponential(3, Duration::from_secs(1), Duration::from_secs(1))
+                .with_jitter(jitter);
+            let d = p.delay(2, None);
+            assert!(d <= Duration::from_secs(2), "{jitter}: {d:?}");
+        }
     }
 
     #[test]

@@ -286,28 +286,40 @@ impl Endpoint {
             timestamp: unix_now(),
             body: &payload.body,
         };
-        match self.scheme.sign(&self.secrets, &sign) {
-            Ok(sigs) => {
-                for ((_, v), name) in sigs.into_iter().zip(&self.signature_headers) {
-                    if let Ok(mut v) = HeaderValue::try_from(v) {
-                        v.set_sensitive(true);
-                        headers.insert(name.clone(), v);
-                    }
-                }
+        let signed = self
+            .scheme
+            .sign(&self.secrets, &sign)
+            .map_err(|e| e.to_string());
+        let signed = signed.and_then(|sigs| {
+            for ((_, v), name) in sigs.into_iter().zip(&self.signature_headers) {
+                // A value HTTP cannot carry (an event id with a control
+                // character in `webhook-id`): fail, never send the request
+                // without its signature headers.
+                let mut v = HeaderValue::try_from(v).map_err(|_| {
+                    format!("the {name} header value holds characters HTTP headers cannot carry")
+                })?;
+                v.set_sensitive(true);
+                headers.insert(name.clone(), v);
             }
-            Err(e) => {
-                return AttemptResult {
-                    class: Err(false),
-                    status: None,
-                    retry_after: None,
-                    latency: Duration::ZERO,
-                    error: Some(format!("signing failed: {e}")),
-                    excerpt: None,
-                };
-            }
+            Ok(())
+        });
+        if let Err(e) = signed {
+            return AttemptResult {
+                class: Err(false),
+                status: None,
+                retry_after: None,
+                latency: Duration::ZERO,
+                error: Some(format!("signing failed: {e}")),
+                excerpt: None,
+            };
         }
-        for (k, v) in &self.headers {
-            headers.insert(k.clone(), v.clone());
+        // Extra headers replace the defaults of the same name; a name given
+        // several times is sent with all its values.
+        for name in self.headers.keys() {
+            headers.remove(name);
+            for v in self.headers.get_all(name) {
+                headers.append(name.clone(), v.clone());
+            }
         }
         let started = Instant::now();
         let sent = self
