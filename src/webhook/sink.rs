@@ -446,6 +446,11 @@ impl Endpoint {
                 error: r.error.clone(),
                 response_excerpt: r.excerpt.clone(),
             };
+            // A final failure: the outcome carries the dead-letter message.
+            let failed = |kind, msg: String| DeliveryOutcome {
+                error: Some(msg),
+                ..outcome(DeliveryStatus::Failed(kind))
+            };
             match r.class {
                 Ok(StatusClass::Success) => {
                     self.state.log.counters.delivered.fetch_add(n, Relaxed);
@@ -459,9 +464,7 @@ impl Endpoint {
                     );
                     self.disable("the endpoint answered 410 Gone");
                     self.give_up(events, &msg);
-                    let mut o = outcome(DeliveryStatus::Failed(FailureKind::Permanent));
-                    o.error = Some(msg);
-                    return o;
+                    return failed(FailureKind::Permanent, msg);
                 }
                 _ if !retryable => {
                     let msg = format!(
@@ -469,9 +472,7 @@ impl Endpoint {
                         r.error.as_deref().unwrap_or("failed")
                     );
                     self.give_up(events, &msg);
-                    let mut o = outcome(DeliveryStatus::Failed(FailureKind::Permanent));
-                    o.error = Some(msg);
-                    return o;
+                    return failed(FailureKind::Permanent, msg);
                 }
                 _ if attempt >= max => {
                     let msg = format!(
@@ -479,9 +480,7 @@ impl Endpoint {
                         r.error.as_deref().unwrap_or("failed")
                     );
                     self.give_up(events, &msg);
-                    let mut o = outcome(DeliveryStatus::Failed(FailureKind::Exhausted));
-                    o.error = Some(msg);
-                    return o;
+                    return failed(FailureKind::Exhausted, msg);
                 }
                 _ => {
                     let delay = self.retry.delay(attempt + 1, r.retry_after);
