@@ -41,6 +41,7 @@ use std::future::Future;
 use std::ops::Deref;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use crate::event::Event;
@@ -222,9 +223,25 @@ impl DeliveryError {
 /// work with `tokio::task::spawn_blocking`). A sink that retries does so inside
 /// `deliver` and returns the final outcome. A panic inside `deliver` or its
 /// future is caught and counted as a failure; the subscriber keeps running.
+///
+/// A sink can hold back further calls with [`poll_ready`](Sink::poll_ready),
+/// as a `tower::Service` does: the subscriber asks it before each `deliver`
+/// and leaves the events in its mailbox (where the overflow policy applies)
+/// until the sink is ready. The webhook sink uses this so a delivery waiting
+/// for its retry gives its sending slot to the next event.
 pub trait Sink: Send + Sync + 'static {
     /// Delivers one batch (one event unless batching is configured).
     fn deliver(&self, batch: Batch) -> SinkFuture;
+
+    /// Whether the sink takes another `deliver` now. `Pending` must arrange
+    /// for `cx` to be woken once it does. A sink may reserve capacity here
+    /// for the next `deliver` (the subscriber calls `deliver` soon after a
+    /// `Ready`, unless it is shutting down). The default is always ready; the
+    /// subscriber's `concurrency` still bounds the calls in flight.
+    fn poll_ready(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let _ = cx;
+        Poll::Ready(())
+    }
 
     /// Called once when the bus shuts down, after the last `deliver` has
     /// finished or the deadline has passed: flush buffers and release
@@ -239,6 +256,9 @@ pub trait Sink: Send + Sync + 'static {
 impl<S: Sink + ?Sized> Sink for Arc<S> {
     fn deliver(&self, batch: Batch) -> SinkFuture {
         (**self).deliver(batch)
+    }
+    fn poll_ready(&self, cx: &mut Context<'_>) -> Poll<()> {
+        (**self).poll_ready(cx)
     }
     fn close(&self, timeout: Duration) -> BoxFuture<u64> {
         (**self).close(timeout)

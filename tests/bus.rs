@@ -715,3 +715,75 @@ async fn a_subscriber_can_be_a_stream_and_dropping_it_unsubscribes() {
     drop(stream);
     assert!(!bus.has_subscribers("order.placed"));
 }
+
+/// A sink that takes deliveries only while its gate is open.
+struct Gated {
+    gate: Mutex<(bool, Option<std::task::Waker>)>,
+    delivered: mpsc::UnboundedSender<u64>,
+}
+
+impl Gated {
+    fn open(&self) {
+        let mut g = self.gate.lock().unwrap();
+        g.0 = true;
+        if let Some(w) = g.1.take() {
+            w.wake();
+        }
+    }
+}
+
+impl Sink for Gated {
+    fn deliver(&self, batch: Batch) -> SinkFuture {
+        for e in &batch {
+            self.delivered.send(n_of(e)).unwrap();
+        }
+        Box::pin(async { Ok(()) })
+    }
+    fn poll_ready(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        let mut g = self.gate.lock().unwrap();
+        if g.0 {
+            return std::task::Poll::Ready(());
+        }
+        g.1 = Some(cx.waker().clone());
+        std::task::Poll::Pending
+    }
+}
+
+/// `Sink::poll_ready` holds deliveries back: the events wait in the mailbox
+/// (under its overflow policy, not in the sink) and go out once it is ready.
+#[tokio::test]
+async fn a_sink_that_is_not_ready_gets_nothing_and_events_wait_in_the_mailbox() {
+    let bus = Bus::new().unwrap();
+    let (tx, mut delivered) = mpsc::unbounded_channel();
+    let sink = Arc::new(Gated {
+        gate: Mutex::new((false, None)),
+        delivered: tx,
+    });
+    let _sub = bus
+        .subscriber("job.*")
+        .name("gated")
+        .capacity(2)
+        .overflow(OverflowPolicy::DropNewest)
+        .concurrency(8)
+        .sink(sink.clone())
+        .unwrap();
+    for n in 0..3 {
+        bus.emit(ev("job.done", n)).unwrap();
+    }
+    // On this single-threaded runtime the subscriber has taken the events in
+    // and tried to dispatch them before `settle` returns.
+    bus.settle().await;
+    assert!(delivered.try_recv().is_err(), "nothing while not ready");
+    let stats = bus.stats().await;
+    let s = stats.subscriber("gated").unwrap();
+    assert_eq!((s.mailbox_len, s.dropped, s.in_flight), (2, 1, 0));
+
+    sink.open();
+    for want in [0, 1] {
+        let got = tokio::time::timeout(LONG, delivered.recv()).await.unwrap();
+        assert_eq!(got, Some(want));
+    }
+    let report = bus.shutdown(LONG).await;
+    let s = &report.subscriber("gated").unwrap().stats;
+    assert_eq!((s.delivered, s.dropped), (2, 1));
+}

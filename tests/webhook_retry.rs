@@ -394,3 +394,111 @@ async fn shutdown_deadline_abandons_a_waiting_retry() {
     assert_eq!(sink.stats().delivered + sink.stats().failed, 0);
     assert_eq!(rx.requests(), 1);
 }
+
+/// With two sending slots, four events waiting an hour for their retries
+/// must not hold up the events behind them: a waiting retry gives its slot
+/// back. (Before, each kept its slot through the wait, and nothing else
+/// went out for an hour.)
+#[tokio::test]
+async fn retries_waiting_for_their_next_attempt_hold_no_sending_slot() {
+    let mut rx = Receiver::start(|r, _| {
+        if r.json()["fail"] == true {
+            StatusCode::SERVICE_UNAVAILABLE.into_response()
+        } else {
+            StatusCode::OK.into_response()
+        }
+    })
+    .await;
+    let bus = Bus::new().unwrap();
+    let hour = Duration::from_secs(3600);
+    let sink = WebhookSink::builder(&rx.url)
+        .name("two-slots")
+        .concurrency(2)
+        .retry(hookbus::webhook::RetryPolicy::exponential(3, hour, hour).with_jitter(0.0))
+        .build()
+        .unwrap();
+    let _sub = sink.subscribe(&bus).unwrap();
+    for n in 0..4 {
+        bus.emit(Event::new("a.b", json!({"n": n, "fail": true})).unwrap())
+            .unwrap();
+    }
+    for n in 4..9 {
+        bus.emit(Event::new("a.b", json!({"n": n, "fail": false})).unwrap())
+            .unwrap();
+    }
+    let mut good = Vec::new();
+    while good.len() < 5 {
+        let r = rx.next().await;
+        if r.json()["fail"] == false {
+            good.push(r.json()["n"].as_u64().unwrap());
+        }
+    }
+    good.sort_unstable();
+    assert_eq!(good, [4, 5, 6, 7, 8]);
+    assert_eq!(
+        rx.requests(),
+        9,
+        "one attempt each; the retries are an hour away"
+    );
+    // The four are counted as waiting once their first answers are in.
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while sink.stats().waiting_retry < 4 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("four deliveries wait for a retry");
+    let report = bus.shutdown(Duration::from_millis(100)).await;
+    let s = report.subscriber("two-slots").unwrap();
+    assert_eq!((s.stats.delivered, s.pending), (5, 4), "{report}");
+}
+
+/// `ordered()` is the opt-in mode that does block: the second event waits
+/// until the first one's retries are done.
+#[tokio::test]
+async fn ordered_mode_holds_later_events_until_a_retry_is_done() {
+    let mut rx = Receiver::start(|_, n| {
+        if n < 2 {
+            StatusCode::SERVICE_UNAVAILABLE.into_response()
+        } else {
+            StatusCode::OK.into_response()
+        }
+    })
+    .await;
+    let bus = Bus::new().unwrap();
+    let sink = WebhookSink::builder(&rx.url)
+        .ordered()
+        .retry(hookbus::webhook::RetryPolicy::exponential(
+            3,
+            Duration::from_millis(20),
+            Duration::from_millis(20),
+        ))
+        .build()
+        .unwrap();
+    let _sub = sink.subscribe(&bus).unwrap();
+    for n in 0..2 {
+        bus.emit(Event::new("a.b", json!({ "n": n })).unwrap())
+            .unwrap();
+    }
+    let mut order = Vec::new();
+    for _ in 0..4 {
+        order.push(rx.next().await.json()["n"].as_u64().unwrap());
+    }
+    assert_eq!(order, [0, 0, 0, 1]);
+    bus.shutdown(Duration::from_secs(20)).await;
+    assert_eq!(sink.stats().delivered, 2);
+}
+
+#[test]
+fn ordered_mode_refuses_a_concurrency_above_one() {
+    let err = WebhookSink::builder("http://127.0.0.1:9/hook")
+        .ordered()
+        .concurrency(4)
+        .build()
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("ordered() sends one request at a time") && msg.contains("ordered_by"),
+        "{msg}"
+    );
+}

@@ -11,6 +11,7 @@ use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
+use std::task::Context;
 use std::time::Duration;
 
 use futures_util::FutureExt;
@@ -80,6 +81,8 @@ pub(crate) struct Worker {
     batch_due: bool,
     /// The last non-waiting intake found the channel empty.
     drained: bool,
+    /// The sink said it takes another delivery (always true for closures).
+    sink_ready: bool,
     unreported_drops: u64,
     last_drop_report: Option<Instant>,
     drop_report_at: Option<Instant>,
@@ -99,6 +102,7 @@ impl Worker {
     ) -> Worker {
         Worker {
             id,
+            sink_ready: !spec.handler.is_sink(),
             name: spec.name,
             pattern: spec.pattern,
             mailbox: VecDeque::with_capacity(spec.options.capacity.min(1024)),
@@ -155,11 +159,20 @@ impl Worker {
         let batch_deadline = self.batch_deadline();
         let report_at = self.drop_report_at;
         let watch_stop = self.rx.is_some();
+        // A sink that held back the next delivery wakes us once it is ready.
+        let sink = match &self.handler {
+            Handler::Sink(sink) if !self.sink_ready && self.next_unit_size().is_some() => {
+                Some(&**sink)
+            }
+            _ => None,
+        };
+        let watch_sink = sink.is_some();
         let rx = self.rx.as_mut();
         tokio::select! {
             biased;
             _ = self.control.signalled(watch_stop) => {}
             Some(done) = self.in_flight.next(), if !self.in_flight.is_empty() => self.complete(done),
+            _ = sink_ready(sink), if watch_sink => self.sink_ready = true,
             _ = sleep_until(batch_deadline), if batch_deadline.is_some() => {
                 self.batch_due = true;
             }
@@ -383,6 +396,9 @@ impl Worker {
     }
 
     fn ready_to_dispatch(&self) -> bool {
+        if !self.sink_ready {
+            return false;
+        }
         match self.options.batch {
             None => !self.mailbox.is_empty() && self.in_flight.len() < self.options.concurrency,
             Some(b) => {
@@ -405,6 +421,9 @@ impl Worker {
             let Some(n) = self.next_unit_size() else {
                 return;
             };
+            if !self.check_sink_ready() {
+                return;
+            }
             self.batch_due = false;
             let single = n == 1 && matches!(self.handler, Handler::Sync(_) | Handler::Async(_));
             let unit = if single {
@@ -453,6 +472,21 @@ impl Worker {
         }
     }
 
+    /// Asks the sink whether it takes another delivery. No waker here:
+    /// `wait` asks again with the task's own when this says no. A panicking
+    /// `poll_ready` counts as ready (the `deliver` that follows is guarded).
+    fn check_sink_ready(&mut self) -> bool {
+        if !self.sink_ready
+            && let Handler::Sink(sink) = &self.handler
+        {
+            let mut cx = Context::from_waker(futures_util::task::noop_waker_ref());
+            self.sink_ready =
+                std::panic::catch_unwind(AssertUnwindSafe(|| sink.poll_ready(&mut cx).is_ready()))
+                    .unwrap_or(true);
+        }
+        self.sink_ready
+    }
+
     fn start(&mut self, unit: Unit) {
         let events = unit.events();
         let span = tracing::debug_span!(
@@ -494,6 +528,8 @@ impl Worker {
             (Handler::Sink(sink), Unit::Many(batch)) => {
                 let started =
                     std::panic::catch_unwind(AssertUnwindSafe(|| sink.deliver(batch.clone())));
+                // Ask again before the next delivery.
+                self.sink_ready = false;
                 self.push_future(unit, started, span);
             }
             _ => unreachable!("dispatch makes single units only for per-event handlers"),
@@ -609,6 +645,18 @@ async fn sleep_until(deadline: Option<Instant>) {
         Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
     }
+}
+
+/// Resolves once the sink takes another delivery (never, without a sink).
+async fn sink_ready(sink: Option<&dyn crate::sink::Sink>) {
+    let Some(sink) = sink else {
+        return std::future::pending().await;
+    };
+    std::future::poll_fn(|cx| {
+        std::panic::catch_unwind(AssertUnwindSafe(|| sink.poll_ready(cx)))
+            .unwrap_or(std::task::Poll::Ready(()))
+    })
+    .await
 }
 
 async fn recv(rx: Option<&mut async_broadcast::Receiver<Message>>) -> Option<Message> {

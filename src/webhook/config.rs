@@ -27,9 +27,12 @@ use crate::signature::{Secret, SignatureError, SignatureScheme};
 
 /// Default request timeout.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Default deliveries in flight per endpoint (retries of one event never hold
-/// up the others). Set 1 for ordered delivery.
+/// Default requests in flight per endpoint (a delivery waiting for its retry
+/// holds none). See [`WebhookBuilder::ordered`] for ordered delivery.
 pub const DEFAULT_CONCURRENCY: usize = 16;
+/// Default number of deliveries that may wait for a retry at once, per
+/// endpoint attached to a bus, without holding a sending slot.
+pub const DEFAULT_RETRY_CAPACITY: usize = 1024;
 /// Default number of failed deliveries in a row after which the endpoint is
 /// disabled.
 pub const DEFAULT_DISABLE_AFTER: u32 = 50;
@@ -127,6 +130,8 @@ pub struct WebhookBuilder {
     pub(crate) filter: Option<Result<Filter, FilterError>>,
     pub(crate) batch: Option<(usize, Duration)>,
     pub(crate) concurrency: usize,
+    pub(crate) retry_capacity: usize,
+    pub(crate) ordered: bool,
     pub(crate) order_key: Option<String>,
     pub(crate) capacity: usize,
     pub(crate) overflow: OverflowPolicy,
@@ -192,6 +197,8 @@ impl WebhookBuilder {
             filter: None,
             batch: None,
             concurrency: DEFAULT_CONCURRENCY,
+            retry_capacity: DEFAULT_RETRY_CAPACITY,
+            ordered: false,
             order_key: None,
             capacity: 1024,
             overflow: OverflowPolicy::DropOldest,
@@ -281,22 +288,37 @@ impl WebhookBuilder {
         self.batch = Some((batch_size, batch_timeout));
         self
     }
-    /// Deliveries in flight at once (default 16). A retrying event holds one
-    /// slot while it waits, never the others.
+    /// Requests in flight at once to this endpoint (default 16). A delivery
+    /// waiting for its next attempt gives its slot back meanwhile, so
+    /// retries never hold up other events (see
+    /// [`retry_capacity`](Self::retry_capacity)).
     pub fn concurrency(mut self, n: usize) -> Self {
         self.concurrency = n;
         self
     }
-    /// Ordered mode: one delivery at a time, in order. A retrying event holds
-    /// up every later event of this endpoint.
-    pub fn ordered(self) -> Self {
+    /// How many deliveries may wait for a retry at once without holding a
+    /// sending slot, when attached to a bus (default 1024). Past that, the
+    /// next ones wait in their slots: a long outage then fills the mailbox
+    /// and its overflow policy decides. 0 makes every retry wait in its slot.
+    /// [`WebhookStats::waiting_retry`](super::WebhookStats::waiting_retry)
+    /// tells how many are waiting.
+    pub fn retry_capacity(mut self, n: usize) -> Self {
+        self.retry_capacity = n;
+        self
+    }
+    /// Ordered mode: one delivery at a time, in order (concurrency 1). This
+    /// mode blocks: a retrying event holds up every later event of this
+    /// endpoint until it is delivered or dead-lettered.
+    pub fn ordered(mut self) -> Self {
+        self.ordered = true;
         self.concurrency(1)
     }
     /// Ordered mode per key: events whose value at `path` (as in filters:
     /// `data.decision_id`, `event.partitionkey`, `event.subject`…) is the same
     /// are delivered one after the other, in order; other keys and events
     /// without the key are not held up. A retrying event holds up the later
-    /// events of its key (each waiting event keeps a concurrency slot).
+    /// events of its key; they wait without a sending slot, among the
+    /// [`retry_capacity`](Self::retry_capacity) waiting deliveries.
     pub fn ordered_by(mut self, path: impl Into<String>) -> Self {
         self.order_key = Some(path.into());
         self
@@ -421,6 +443,12 @@ impl WebhookBuilder {
             return Err(WebhookError::InvalidOption(
                 "capacity must be at least 1".into(),
             ));
+        }
+        if self.ordered && self.concurrency != 1 {
+            return Err(WebhookError::InvalidOption(format!(
+                "ordered() sends one request at a time, but concurrency is {}: drop concurrency(), or use ordered_by(key) to order per key",
+                self.concurrency
+            )));
         }
         if let Some((size, wait)) = self.batch
             && (size == 0 || wait.is_zero())

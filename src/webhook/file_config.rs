@@ -142,8 +142,10 @@ pub struct WebhookConfig {
     pub batch_size: Option<usize>,
     /// Longest wait for a batch to fill, in milliseconds (default 1000).
     pub batch_timeout_ms: Option<u64>,
-    /// Deliveries in flight.
+    /// Requests in flight.
     pub concurrency: Option<usize>,
+    /// Deliveries that may wait for a retry without holding a request slot.
+    pub retry_capacity: Option<usize>,
     /// Deliver one at a time, in order.
     pub ordered: bool,
     /// Deliver in order per key: the field path of the key.
@@ -181,6 +183,7 @@ impl Default for WebhookConfig {
             batch_size: None,
             batch_timeout_ms: None,
             concurrency: None,
+            retry_capacity: None,
             ordered: false,
             ordered_by: None,
             capacity: None,
@@ -262,6 +265,9 @@ impl WebhookConfig {
         }
         if let Some(c) = self.concurrency {
             b = b.concurrency(c);
+        }
+        if let Some(n) = self.retry_capacity {
+            b = b.retry_capacity(n);
         }
         if self.ordered {
             b = b.ordered();

@@ -75,6 +75,9 @@ pub struct WebhookStats {
     pub p99_latency: Option<Duration>,
     /// Failed deliveries in a row now.
     pub consecutive_failures: u64,
+    /// Deliveries waiting for their next attempt now (they hold no sending
+    /// slot: see [`WebhookBuilder::retry_capacity`](super::WebhookBuilder::retry_capacity)).
+    pub waiting_retry: u64,
     /// Whether the endpoint is enabled.
     pub enabled: bool,
 }

@@ -40,14 +40,17 @@
 //! `hookbus.endpoint_disabled` is published.
 //!
 //! Delivery never blocks the emitter. Up to
-//! [`concurrency`](WebhookBuilder::concurrency) deliveries (default 16) are in
-//! flight per endpoint, so an event waiting for its retry holds only its own
-//! slot. [`ordered`](WebhookBuilder::ordered) (concurrency 1) delivers in
-//! order, and then a retrying event holds up the ones behind it.
-//! [`ordered_by`](WebhookBuilder::ordered_by) orders per key instead (e.g.
-//! `event.partitionkey` or `data.decision_id`): events sharing a key go one at
-//! a time, in order, while other keys proceed; a retrying event holds up the
-//! later events of its key, and they hold their concurrency slots meanwhile.
+//! [`concurrency`](WebhookBuilder::concurrency) requests (default 16) are in
+//! flight per endpoint. A delivery waiting for its next attempt gives its
+//! sending slot back, so retries never hold up other events; up to
+//! [`retry_capacity`](WebhookBuilder::retry_capacity) deliveries (default
+//! 1024) may wait like that at once, and past it a long outage fills the
+//! mailbox, whose overflow policy decides. [`ordered`](WebhookBuilder::ordered)
+//! (one at a time, in order) is the mode that blocks: a retrying event holds
+//! up the ones behind it. [`ordered_by`](WebhookBuilder::ordered_by) orders
+//! per key instead (e.g. `event.partitionkey` or `data.decision_id`): events
+//! sharing a key go one at a time, in order, while other keys proceed; a
+//! retrying event holds up only the later events of its key.
 //!
 //! # Transport safety
 //! https is required unless the host is loopback or
@@ -88,11 +91,13 @@ mod order;
 pub mod presets;
 pub mod retry;
 mod sink;
+mod slots;
 pub mod template;
 pub mod wire;
 
 pub use config::{
-    DEFAULT_CONCURRENCY, DEFAULT_DISABLE_AFTER, DEFAULT_TIMEOUT, WebhookBuilder, WebhookError,
+    DEFAULT_CONCURRENCY, DEFAULT_DISABLE_AFTER, DEFAULT_RETRY_CAPACITY, DEFAULT_TIMEOUT,
+    WebhookBuilder, WebhookError,
 };
 pub use file_config::{RetryConfig, SignatureConfig, WebhookConfig};
 pub use filter::{Filter, FilterError};

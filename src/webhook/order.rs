@@ -69,6 +69,11 @@ impl KeyOrder {
 }
 
 impl Gate {
+    /// Whether an earlier delivery of one of its keys may still be running.
+    pub(crate) fn must_wait(&self) -> bool {
+        !self.before.is_empty()
+    }
+
     /// Waits until the earlier deliveries of the same keys are done.
     pub(crate) async fn wait(&mut self) {
         for prev in self.before.drain(..) {

@@ -15,6 +15,7 @@ use super::config::{Condition, WebhookBuilder, WebhookError};
 use super::filter::Filter;
 use super::log::{DeliveryAttempt, DeliveryLog, WebhookStats};
 use super::retry::{RetryPolicy, StatusClass, classify, parse_retry_after};
+use super::slots::{SendSlots, Slot};
 use super::template::Template;
 use super::wire::{self, Payload, WireFormat};
 use crate::bus::{Bus, Shared};
@@ -91,6 +92,8 @@ impl DeliveryOutcome {
 pub(crate) struct EndpointState {
     pub(crate) enabled: AtomicBool,
     pub(crate) consecutive_failures: AtomicU64,
+    /// Deliveries waiting for their next attempt now.
+    pub(crate) waiting_retry: AtomicU64,
     pub(crate) log: DeliveryLog,
     bus: Mutex<Option<Weak<Shared>>>,
 }
@@ -100,6 +103,7 @@ impl EndpointState {
         EndpointState {
             enabled: AtomicBool::new(true),
             consecutive_failures: AtomicU64::new(0),
+            waiting_retry: AtomicU64::new(0),
             log,
             bus: Mutex::new(None),
         }
@@ -388,8 +392,14 @@ impl Endpoint {
         });
     }
 
-    /// Delivers `events` in one request, retrying as the policy says.
-    pub(crate) async fn deliver(&self, events: &[Arc<Event>]) -> DeliveryOutcome {
+    /// Delivers `events` in one request, retrying as the policy says. With a
+    /// `slot`, each attempt first takes a sending slot, and the wait between
+    /// attempts gives it back.
+    pub(crate) async fn deliver(
+        &self,
+        events: &[Arc<Event>],
+        mut slot: Option<&mut Slot>,
+    ) -> DeliveryOutcome {
         let n = events.len() as u64;
         if n == 0 {
             return DeliveryOutcome {
@@ -430,6 +440,9 @@ impl Endpoint {
         loop {
             if attempt > 1 && !self.state.enabled.load(SeqCst) {
                 return self.refuse_disabled(events, attempt - 1);
+            }
+            if let Some(slot) = slot.as_deref_mut() {
+                slot.take().await;
             }
             let r = self.attempt(&payload).await;
             let retryable = match r.class {
@@ -485,6 +498,10 @@ impl Endpoint {
                 _ => {
                     let delay = self.retry.delay(attempt + 1, r.retry_after);
                     tracing::debug!(webhook = %self.name, event_id = %events[0].id(), attempt, ?delay, error = ?r.error, "hookbus: webhook attempt failed, retrying");
+                    if let Some(slot) = slot.as_deref_mut() {
+                        slot.release();
+                    }
+                    let _waiting = Waiting::new(&self.state.waiting_retry);
                     tokio::time::sleep(delay).await;
                     attempt += 1;
                 }
@@ -582,8 +599,26 @@ impl Endpoint {
             p50_latency: p50,
             p99_latency: p99,
             consecutive_failures: self.state.consecutive_failures.load(Relaxed),
+            waiting_retry: self.state.waiting_retry.load(Relaxed),
             enabled: self.state.enabled.load(Relaxed),
         }
+    }
+}
+
+/// Counts a delivery as waiting for its retry while it lives (a cancelled
+/// wait, at a shutdown deadline, stops counting too).
+struct Waiting<'a>(&'a AtomicU64);
+
+impl<'a> Waiting<'a> {
+    fn new(gauge: &'a AtomicU64) -> Waiting<'a> {
+        gauge.fetch_add(1, Relaxed);
+        Waiting(gauge)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Relaxed);
     }
 }
 
@@ -619,6 +654,8 @@ impl<T> Drop for AbortOnDrop<T> {
 pub struct WebhookSink {
     pub(crate) endpoint: Arc<Endpoint>,
     pub(crate) builder: Arc<WebhookBuilder>,
+    /// The sending slots of one subscription (set by `subscribe`).
+    slots: Option<Arc<SendSlots>>,
 }
 
 impl fmt::Debug for WebhookSink {
@@ -637,6 +674,7 @@ impl WebhookSink {
         WebhookSink {
             endpoint,
             builder: Arc::new(builder),
+            slots: None,
         }
     }
 
@@ -656,12 +694,27 @@ impl WebhookSink {
             _ => Pattern::new("*")?,
         };
         let endpoint = ep.clone();
+        // Sending slots are the endpoint's concurrency; the subscriber has as
+        // many more for deliveries waiting for a retry, which hold none. In
+        // ordered mode the one delivery keeps its slot through its retries.
+        let (slots, concurrency) = if b.ordered {
+            (None, 1)
+        } else {
+            (
+                Some(Arc::new(SendSlots::new(b.concurrency))),
+                b.concurrency.saturating_add(b.retry_capacity),
+            )
+        };
+        let sink = WebhookSink {
+            slots,
+            ..self.clone()
+        };
         let mut sub = bus
             .subscriber(pattern)
             .name(ep.name.clone())
             .capacity(b.capacity)
             .overflow(b.overflow)
-            .concurrency(b.concurrency);
+            .concurrency(concurrency);
         let needs_check = ep.patterns.len() != 1 || ep.condition.is_some() || ep.filter.is_some();
         if needs_check {
             sub = sub.filter(move |e| endpoint.wants(e));
@@ -669,13 +722,13 @@ impl WebhookSink {
         if let Some((size, wait)) = b.batch {
             sub = sub.batch(size, wait);
         }
-        Ok(sub.sink(self.clone())?)
+        Ok(sub.sink(sink)?)
     }
 
     /// Delivers events now, as one request, and returns the outcome (no
     /// pattern or condition check: see [`WebhookEmitter`] for that).
     pub async fn send(&self, events: &[Arc<Event>]) -> DeliveryOutcome {
-        self.endpoint.deliver(events).await
+        self.endpoint.deliver(events, None).await
     }
 
     /// The endpoint's counters.
@@ -716,12 +769,22 @@ impl Sink for WebhookSink {
         let ep = self.endpoint.clone();
         // The place in a key's chain is taken now, in dispatch order.
         let gate = ep.key_order.as_ref().map(|k| k.enter(batch.events()));
+        let slot = self.slots.as_ref().map(SendSlots::slot);
         let delivery = async move {
-            let mut gate = gate;
-            if let Some(g) = &mut gate {
+            let (mut gate, mut slot) = (gate, slot);
+            if let Some(g) = &mut gate
+                && g.must_wait()
+            {
+                // Waiting for an earlier event of the same key sends nothing.
+                if let Some(s) = &mut slot {
+                    s.release();
+                }
                 g.wait().await;
             }
-            let result = ep.deliver(batch.events()).await.into_result();
+            let result = ep
+                .deliver(batch.events(), slot.as_mut())
+                .await
+                .into_result();
             drop(gate);
             result
         };
@@ -744,6 +807,13 @@ impl Sink for WebhookSink {
                 )),
             }
         })
+    }
+
+    fn poll_ready(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        match &self.slots {
+            Some(slots) => slots.poll_ready(cx),
+            None => std::task::Poll::Ready(()),
+        }
     }
 
     fn close(&self, _timeout: Duration) -> BoxFuture<u64> {
@@ -811,7 +881,7 @@ impl WebhookEmitter {
         }
         self.sink
             .endpoint
-            .deliver(std::slice::from_ref(&event))
+            .deliver(std::slice::from_ref(&event), None)
             .await
     }
 
@@ -821,7 +891,7 @@ impl WebhookEmitter {
             .into_iter()
             .filter(|e| self.sink.endpoint.wants(e))
             .collect();
-        self.sink.endpoint.deliver(&events).await
+        self.sink.endpoint.deliver(&events, None).await
     }
 
     /// The sink behind it (stats, log, enable/disable).
