@@ -622,6 +622,29 @@ impl Drop for Waiting<'_> {
     }
 }
 
+/// Runs a delivery as its own task, as the bus sink does: the HTTP work of
+/// many concurrent `emit` calls then spreads over the runtime's threads
+/// instead of being polled from the caller's one task. Dropping the returned
+/// future (the caller gave up) aborts the delivery.
+async fn spawn_delivery(
+    delivery: impl std::future::Future<Output = DeliveryOutcome> + Send + 'static,
+) -> DeliveryOutcome {
+    let mut task = AbortOnDrop(tokio::spawn(tracing::Instrument::in_current_span(delivery)));
+    match (&mut task.0).await {
+        Ok(outcome) => outcome,
+        Err(e) if e.is_panic() => DeliveryOutcome::failed(
+            FailureKind::Panic,
+            0,
+            "webhook delivery panicked".to_owned(),
+        ),
+        Err(_) => DeliveryOutcome::failed(
+            FailureKind::Handler,
+            0,
+            "webhook delivery was cancelled".to_owned(),
+        ),
+    }
+}
+
 struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
 
 impl<T> Drop for AbortOnDrop<T> {
@@ -879,9 +902,8 @@ impl WebhookEmitter {
                 response_excerpt: None,
             };
         }
-        self.sink
-            .endpoint
-            .deliver(std::slice::from_ref(&event), None)
+        let endpoint = self.sink.endpoint.clone();
+        spawn_delivery(async move { endpoint.deliver(std::slice::from_ref(&event), None).await })
             .await
     }
 
@@ -891,7 +913,8 @@ impl WebhookEmitter {
             .into_iter()
             .filter(|e| self.sink.endpoint.wants(e))
             .collect();
-        self.sink.endpoint.deliver(&events, None).await
+        let endpoint = self.sink.endpoint.clone();
+        spawn_delivery(async move { endpoint.deliver(&events, None).await }).await
     }
 
     /// The sink behind it (stats, log, enable/disable).
