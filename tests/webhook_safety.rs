@@ -49,6 +49,20 @@ fn bad_input_is_refused_with_a_reason() {
             "cannot carry",
         ),
         (
+            WebhookSink::builder("https://example.com").header("CE-Type", "spoofed"),
+            "invalid header \"ce-type\": ce-* headers carry the event's CloudEvents attributes",
+        ),
+        (
+            WebhookSink::builder("https://example.com")
+                .secret("k")
+                .header("X-Briefcase-Signature", "sha256=00"),
+            "invalid header \"x-briefcase-signature\": the signature scheme sets this header",
+        ),
+        (
+            WebhookSink::builder("https://example.com").header("Content-Length", "3"),
+            "the HTTP client sets this header",
+        ),
+        (
             WebhookSink::builder("https://example.com").events(["decision..x"]),
             "invalid event pattern",
         ),

@@ -223,3 +223,24 @@ fn secret_equality_compares_contents() {
     assert_ne!(Secret::new("hunter2"), Secret::new("hunter"));
     assert_ne!(Secret::new(""), Secret::new("x"));
 }
+
+/// An extra header may replace Content-Type; the signature still covers the
+/// body and the CloudEvents headers stay hookbus's.
+#[tokio::test]
+async fn an_extra_content_type_replaces_the_default_and_the_rest_stays() {
+    let mut rx = Receiver::ok().await;
+    let e = WebhookEmitter::builder(&rx.url)
+        .secret("my-webhook-secret")
+        .header("Content-Type", "application/vnd.acme+json")
+        .build_emitter()
+        .unwrap();
+    let ev = event();
+    let id = ev.id().to_owned();
+    assert!(e.emit(ev).await.is_delivered());
+    let r = rx.next().await;
+    let types: Vec<_> = r.headers.get_all("content-type").iter().collect();
+    assert_eq!(types, ["application/vnd.acme+json"]);
+    let expected = format!("sha256={}", hmac_hex(b"my-webhook-secret", &r.body));
+    assert_eq!(r.header("x-briefcase-signature"), Some(expected.as_str()));
+    assert_eq!(r.header("ce-id"), Some(id.as_str()));
+}

@@ -54,7 +54,7 @@
 //!   kept per partition) and `compression.type=lz4`, unless you set otherwise.
 //! - When librdkafka's queue is full, sends wait for deliveries to free room
 //!   (back-pressure that reaches the subscriber's mailbox, and with
-//!   [`OverflowPolicy::Block`](crate::OverflowPolicy::Block) the emitters);
+//!   [`OverflowPolicy::Block`] the emitters);
 //!   a message is never dropped for lack of room.
 //! - A delivery that fails counts as failed in the subscriber's stats and is
 //!   published on the bus as `hookbus.delivery_failed` with the event ids and

@@ -261,6 +261,10 @@ impl WebhookBuilder {
     }
     /// An extra header, e.g. `Authorization: Bearer …` or `DD-API-KEY`. Its
     /// value is treated as sensitive (never logged or shown in `Debug`).
+    /// It may replace `Content-Type`, `Accept` or `User-Agent`; the headers
+    /// hookbus owns are refused when the webhook is built: `ce-*` (set from
+    /// the event), the signature scheme's headers when signing, and the
+    /// ones the HTTP client sets (`Content-Length`, `Host`, …).
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.headers.push((name.into(), value.into()));
         self
@@ -504,6 +508,31 @@ impl WebhookBuilder {
                     .map_err(|_| SignatureError::BadHeaderName(n.to_owned()))
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let signed = self.secrets.iter().any(|s| !s.is_empty());
+        for name in headers.keys() {
+            let reason = if name.as_str().starts_with("ce-") {
+                "ce-* headers carry the event's CloudEvents attributes and are set from the event (add an extension with Event::extension instead)"
+            } else if signed && signature_headers.contains(name) {
+                "the signature scheme sets this header on every attempt"
+            } else if [
+                "content-length",
+                "transfer-encoding",
+                "host",
+                "connection",
+                "te",
+                "upgrade",
+            ]
+            .contains(&name.as_str())
+            {
+                "the HTTP client sets this header"
+            } else {
+                continue;
+            };
+            return Err(WebhookError::InvalidHeader {
+                name: name.as_str().to_owned(),
+                reason: reason.into(),
+            });
+        }
         let patterns = self
             .events
             .iter()

@@ -2,7 +2,7 @@
 //! refuses private, loopback, link-local and metadata addresses after DNS
 //! resolution.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -77,34 +77,50 @@ fn canonical(ip: IpAddr) -> IpAddr {
 /// Whether an address is one a webhook should not reach unless allowed:
 /// unspecified, loopback, private, link-local (cloud metadata lives at
 /// 169.254.169.254), CGNAT, benchmarking, multicast, broadcast, reserved,
-/// unique-local and site-local IPv6.
+/// unique-local and site-local IPv6, NAT64, documentation ranges, and IPv6
+/// addresses that carry an internal IPv4 address inside them (IPv4-mapped,
+/// IPv4-compatible, 6to4 `2002::/16`, Teredo `2001::/32`).
 pub fn is_internal(ip: IpAddr) -> bool {
     match canonical(ip) {
-        IpAddr::V4(a) => {
-            let o = a.octets();
-            a.is_unspecified()
-                || a.is_loopback()
-                || a.is_private()
-                || a.is_link_local()
-                || a.is_broadcast()
-                || a.is_multicast()
-                || o[0] == 0
-                || (o[0] == 100 && (o[1] & 0xC0) == 64) // 100.64.0.0/10 CGNAT
-                || (o[0] == 198 && (o[1] & 0xFE) == 18) // 198.18.0.0/15
-                || (o[0] == 192 && o[1] == 0 && o[2] == 0) // 192.0.0.0/24
-                || o[0] >= 240
-        }
+        IpAddr::V4(a) => is_internal_v4(a),
         IpAddr::V6(a) => {
             let s = a.segments();
+            let embedded = |hi: u16, lo: u16| Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo));
             a.is_unspecified()
                 || a.is_loopback()
                 || a.is_multicast()
                 || (s[0] & 0xFE00) == 0xFC00 // fc00::/7 ULA
                 || (s[0] & 0xFFC0) == 0xFE80 // fe80::/10 link-local
                 || (s[0] & 0xFFC0) == 0xFEC0 // fec0::/10 site-local
-                || s[0] == 0x64 && s[1] == 0xff9b // NAT64 may reach internal v4
+                || (s[0] == 0x64 && s[1] == 0xff9b) // NAT64 may reach internal v4
+                || (s[0] == 0x2001 && s[1] == 0x0db8) // 2001:db8::/32 documentation
+                // ::a.b.c.d (deprecated IPv4-compatible)
+                || (s[..6].iter().all(|&x| x == 0) && is_internal_v4(embedded(s[6], s[7])))
+                // 6to4: 2002:AABB:CCDD::/48 routes to a.b.c.d
+                || (s[0] == 0x2002 && is_internal_v4(embedded(s[1], s[2])))
+                // Teredo: the server's v4 in bits 32..64, the client's
+                // (inverted) in the last 32 bits
+                || (s[0] == 0x2001
+                    && s[1] == 0
+                    && (is_internal_v4(embedded(s[2], s[3]))
+                        || is_internal_v4(embedded(!s[6], !s[7]))))
         }
     }
+}
+
+fn is_internal_v4(a: Ipv4Addr) -> bool {
+    let o = a.octets();
+    a.is_unspecified()
+        || a.is_loopback()
+        || a.is_private()
+        || a.is_link_local()
+        || a.is_broadcast()
+        || a.is_multicast()
+        || o[0] == 0
+        || (o[0] == 100 && (o[1] & 0xC0) == 64) // 100.64.0.0/10 CGNAT
+        || (o[0] == 198 && (o[1] & 0xFE) == 18) // 198.18.0.0/15
+        || (o[0] == 192 && o[1] == 0 && o[2] == 0) // 192.0.0.0/24
+        || o[0] >= 240
 }
 
 /// Whether the host of a URL is a loopback name or address.
@@ -197,10 +213,24 @@ mod tests {
             "fd00::1",
             "fe80::1",
             "::ffff:10.0.0.1",
+            "::10.0.0.1",
+            "2002:a9fe:a9fe::1",                    // 6to4 of 169.254.169.254
+            "2002:7f00:1::",                        // 6to4 of 127.0.0.1
+            "2001:0:4136:e378:8000:63bf:f5ff:fffe", // Teredo, client 10.0.0.1
+            "2001:0:a00:1::1",                      // Teredo, server 10.0.0.1
+            "64:ff9b::a9fe:a9fe",
+            "2001:db8::1",
         ] {
             assert!(is_internal(a.parse().unwrap()), "{a}");
         }
-        for a in ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111", "100.128.0.1"] {
+        for a in [
+            "8.8.8.8",
+            "1.1.1.1",
+            "2606:4700:4700::1111",
+            "100.128.0.1",
+            "2002:808:808::1",                      // 6to4 of 8.8.8.8
+            "2001:0:4136:e378:8000:63bf:f7f7:f7f7", // Teredo, client 8.8.8.8
+        ] {
             assert!(!is_internal(a.parse().unwrap()), "{a}");
         }
     }
