@@ -720,6 +720,7 @@ async fn a_subscriber_can_be_a_stream_and_dropping_it_unsubscribes() {
 struct Gated {
     gate: Mutex<(bool, Option<std::task::Waker>)>,
     delivered: mpsc::UnboundedSender<u64>,
+    asked: AtomicUsize,
 }
 
 impl Gated {
@@ -740,6 +741,7 @@ impl Sink for Gated {
         Box::pin(async { Ok(()) })
     }
     fn poll_ready(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        self.asked.fetch_add(1, Ordering::SeqCst);
         let mut g = self.gate.lock().unwrap();
         if g.0 {
             return std::task::Poll::Ready(());
@@ -758,6 +760,7 @@ async fn a_sink_that_is_not_ready_gets_nothing_and_events_wait_in_the_mailbox() 
     let sink = Arc::new(Gated {
         gate: Mutex::new((false, None)),
         delivered: tx,
+        asked: AtomicUsize::new(0),
     });
     let _sub = bus
         .subscriber("job.*")
@@ -786,4 +789,47 @@ async fn a_sink_that_is_not_ready_gets_nothing_and_events_wait_in_the_mailbox() 
     let report = bus.shutdown(LONG).await;
     let s = &report.subscriber("gated").unwrap().stats;
     assert_eq!((s.delivered, s.dropped), (2, 1));
+}
+
+/// A batch that is due while the sink is not ready waits for the sink's
+/// wake-up: the subscriber does not spin on the passed batch deadline.
+#[tokio::test(start_paused = true)]
+async fn a_due_batch_waits_quietly_for_a_sink_that_is_not_ready() {
+    let bus = Bus::new().unwrap();
+    let (tx, mut delivered) = mpsc::unbounded_channel();
+    let sink = Arc::new(Gated {
+        gate: Mutex::new((false, None)),
+        delivered: tx,
+        asked: AtomicUsize::new(0),
+    });
+    let _sub = bus
+        .subscriber("job.*")
+        .batch(10, Duration::from_secs(1))
+        .sink(sink.clone())
+        .unwrap();
+    for n in 0..3 {
+        bus.emit(ev("job.done", n)).unwrap();
+    }
+    bus.settle().await;
+    tokio::time::advance(Duration::from_secs(2)).await;
+    for _ in 0..3 {
+        tokio::task::yield_now().await;
+    }
+    let asked = sink.asked.load(Ordering::SeqCst);
+    assert!(asked >= 1, "the due batch asked the sink");
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(
+        sink.asked.load(Ordering::SeqCst),
+        asked,
+        "nothing changed, so the subscriber must not ask again"
+    );
+    assert!(delivered.try_recv().is_err());
+    sink.open();
+    let mut got = Vec::new();
+    while got.len() < 3 {
+        got.push(delivered.recv().await.unwrap());
+    }
+    assert_eq!(got, [0, 1, 2]);
 }

@@ -371,7 +371,12 @@ impl Worker {
 
     fn batch_deadline(&self) -> Option<Instant> {
         let batch = self.options.batch?;
-        if self.mailbox.is_empty() || self.in_flight.len() >= self.options.concurrency {
+        // Once due, the batch waits for a free slot or a ready sink, which
+        // wake us themselves; a passed deadline would only spin.
+        if self.batch_due
+            || self.mailbox.is_empty()
+            || self.in_flight.len() >= self.options.concurrency
+        {
             return None;
         }
         self.batch_started.map(|s| s + batch.max_wait)

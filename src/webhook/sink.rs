@@ -438,11 +438,13 @@ impl Endpoint {
         let max = self.retry.max_attempts.max(1);
         let mut attempt = 1;
         loop {
-            if attempt > 1 && !self.state.enabled.load(SeqCst) {
-                return self.refuse_disabled(events, attempt - 1);
-            }
             if let Some(slot) = slot.as_deref_mut() {
                 slot.take().await;
+            }
+            // Checked again after any wait: the endpoint may have been
+            // disabled meanwhile.
+            if !self.state.enabled.load(SeqCst) {
+                return self.refuse_disabled(events, attempt - 1);
             }
             let r = self.attempt(&payload).await;
             let retryable = match r.class {
