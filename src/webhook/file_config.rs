@@ -146,7 +146,7 @@ pub struct WebhookConfig {
     pub concurrency: Option<usize>,
     /// Deliveries that may wait for a retry without holding a request slot.
     pub retry_capacity: Option<usize>,
-    /// Deliver one at a time, in order.
+    /// Deliver one at a time, in order (a retrying event holds up the rest).
     pub ordered: bool,
     /// Deliver in order per key: the field path of the key.
     pub ordered_by: Option<String>,
