@@ -833,3 +833,43 @@ async fn a_due_batch_waits_quietly_for_a_sink_that_is_not_ready() {
     }
     assert_eq!(got, [0, 1, 2]);
 }
+
+/// Takes every batch at once (always ready, nothing to wait for).
+struct Instant(Arc<AtomicUsize>);
+
+impl Sink for Instant {
+    fn deliver(&self, batch: Batch) -> SinkFuture {
+        self.0.fetch_add(batch.len(), Ordering::SeqCst);
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// A sink subscriber with a lot queued still gives other tasks a turn when
+/// its budget is spent, as it does for async handlers, instead of running
+/// through everything queued before anything else on its thread runs.
+#[tokio::test]
+async fn a_busy_sink_subscriber_gives_other_tasks_a_turn() {
+    let bus = Bus::builder().capacity(40_000).build().unwrap();
+    let seen = Arc::new(AtomicUsize::new(0));
+    let _sub = bus
+        .subscriber("job.*")
+        .capacity(40_000)
+        .concurrency(10_000)
+        .sink(Instant(seen.clone()))
+        .unwrap();
+    for n in 0..30_000 {
+        bus.emit(ev("job.done", n)).unwrap();
+    }
+    // Spawned after the subscriber was woken: it runs once the subscriber
+    // yields, on this single-threaded runtime.
+    let probe = seen.clone();
+    let at_probe = tokio::spawn(async move { probe.load(Ordering::SeqCst) })
+        .await
+        .unwrap();
+    assert!(
+        at_probe < 30_000,
+        "the other task ran only after all {at_probe} deliveries"
+    );
+    let report = bus.shutdown(LONG).await;
+    assert_eq!(seen.load(Ordering::SeqCst), 30_000, "{report}");
+}

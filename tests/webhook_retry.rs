@@ -502,3 +502,21 @@ fn ordered_mode_refuses_a_concurrency_above_one() {
         "{msg}"
     );
 }
+
+/// A concurrency above what a semaphore holds (e.g. `usize::MAX` for "no
+/// limit", which a subscriber accepts) must still subscribe and deliver, not
+/// panic while making the sending slots.
+#[tokio::test]
+async fn a_concurrency_of_usize_max_subscribes_and_delivers() {
+    let mut rx = Receiver::ok().await;
+    let bus = Bus::new().unwrap();
+    let sink = WebhookSink::builder(&rx.url)
+        .concurrency(usize::MAX)
+        .build()
+        .unwrap();
+    let _sub = sink.subscribe(&bus).unwrap();
+    bus.emit(ev()).unwrap();
+    assert_eq!(rx.next().await.json()["decision_id"], "abc123");
+    bus.shutdown(Duration::from_secs(20)).await;
+    assert_eq!(sink.stats().delivered, 1);
+}

@@ -445,6 +445,13 @@ impl Worker {
                 .store(self.mailbox.len() as u64, Ordering::Relaxed);
             self.start(unit);
         }
+        // The budget ran out with more to send. Ask the sink now: `deliver`
+        // left `sink_ready` false, and `run` would then `wait` (which a ready
+        // sink answers at once) instead of taking its turn with
+        // `consume_budget`, and never yield to other tasks.
+        if self.next_unit_size().is_some() {
+            self.check_sink_ready();
+        }
     }
 
     /// The common case, a per-event sync handler with no batching and no

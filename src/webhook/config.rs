@@ -30,8 +30,8 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default requests in flight per endpoint (a delivery waiting for its retry
 /// holds none). See [`WebhookBuilder::ordered`] for ordered delivery.
 pub const DEFAULT_CONCURRENCY: usize = 16;
-/// Default number of deliveries that may wait for a retry at once, per
-/// endpoint attached to a bus, without holding a sending slot.
+/// Default number of deliveries an endpoint attached to a bus may have under
+/// way beyond its concurrency (see [`WebhookBuilder::retry_capacity`]).
 pub const DEFAULT_RETRY_CAPACITY: usize = 1024;
 /// Default number of failed deliveries in a row after which the endpoint is
 /// disabled.
@@ -300,11 +300,14 @@ impl WebhookBuilder {
         self.concurrency = n;
         self
     }
-    /// How many deliveries may wait for a retry at once without holding a
-    /// sending slot, when attached to a bus (default 1024). Past that, the
-    /// next ones wait in their slots: a long outage then fills the mailbox
-    /// and its overflow policy decides. 0 makes every retry wait in its slot.
-    /// [`WebhookStats::waiting_retry`](super::WebhookStats::waiting_retry)
+    /// How many deliveries may be under way beyond
+    /// [`concurrency`](Self::concurrency) when attached to a bus (default
+    /// 1024): at most `concurrency + retry_capacity` deliveries are under way
+    /// at once, sending or waiting for a retry (a waiting one holds no
+    /// sending slot). Past that, new events wait in the mailbox even if a
+    /// slot is free: a long outage then fills it and its overflow policy
+    /// decides. 0 lets retries hold up fresh events as if each waited in its
+    /// slot. [`WebhookStats::waiting_retry`](super::WebhookStats::waiting_retry)
     /// tells how many are waiting.
     pub fn retry_capacity(mut self, n: usize) -> Self {
         self.retry_capacity = n;

@@ -144,7 +144,8 @@ pub struct WebhookConfig {
     pub batch_timeout_ms: Option<u64>,
     /// Requests in flight.
     pub concurrency: Option<usize>,
-    /// Deliveries that may wait for a retry without holding a request slot.
+    /// Deliveries that may be under way beyond `concurrency` (sending or
+    /// waiting for a retry).
     pub retry_capacity: Option<usize>,
     /// Deliver one at a time, in order (a retrying event holds up the rest).
     pub ordered: bool,

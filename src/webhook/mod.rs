@@ -43,9 +43,10 @@
 //! [`concurrency`](WebhookBuilder::concurrency) requests (default 16) are in
 //! flight per endpoint. A delivery waiting for its next attempt gives its
 //! sending slot back, so retries never hold up other events; up to
-//! [`retry_capacity`](WebhookBuilder::retry_capacity) deliveries (default
-//! 1024) may wait like that at once, and past it a long outage fills the
-//! mailbox, whose overflow policy decides. [`ordered`](WebhookBuilder::ordered)
+//! `concurrency +` [`retry_capacity`](WebhookBuilder::retry_capacity)
+//! (default 1024) deliveries may be under way at once, sending or waiting,
+//! and past it a long outage fills the mailbox, whose overflow policy
+//! decides. [`ordered`](WebhookBuilder::ordered)
 //! (one at a time, in order) is the mode that blocks: a retrying event holds
 //! up the ones behind it. [`ordered_by`](WebhookBuilder::ordered_by) orders
 //! per key instead (e.g. `event.partitionkey` or `data.decision_id`): events

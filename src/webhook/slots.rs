@@ -42,7 +42,9 @@ impl fmt::Debug for SendSlots {
 impl SendSlots {
     pub(crate) fn new(concurrency: usize) -> SendSlots {
         SendSlots {
-            semaphore: Arc::new(Semaphore::new(concurrency)),
+            // A semaphore holds at most MAX_PERMITS (and panics past it); a
+            // larger concurrency means no limit in practice.
+            semaphore: Arc::new(Semaphore::new(concurrency.min(Semaphore::MAX_PERMITS))),
             next: Mutex::new(Next::default()),
         }
     }
