@@ -99,4 +99,15 @@ fn config_mistakes_are_refused() {
             .to_string()
             .contains("unclosed")
     );
+    let ordered_but_parallel: WebhookConfig = serde_json::from_value(
+        json!({"url": "https://x.example", "ordered": true, "concurrency": 4}),
+    )
+    .unwrap();
+    let err = ordered_but_parallel
+        .into_builder()
+        .unwrap()
+        .build()
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("concurrency is 4"), "{err}");
 }

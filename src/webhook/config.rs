@@ -292,7 +292,9 @@ impl WebhookBuilder {
         self.batch = Some((batch_size, batch_timeout));
         self
     }
-    /// Requests in flight at once to this endpoint (default 16). A delivery
+    /// Requests in flight at once from one bus subscription of this webhook
+    /// (default 16; [`WebhookEmitter`] calls are as concurrent as their
+    /// caller makes them). A delivery
     /// waiting for its next attempt gives its slot back meanwhile, so
     /// retries never hold up other events (see
     /// [`retry_capacity`](Self::retry_capacity)).

@@ -264,14 +264,16 @@ impl WebhookConfig {
                 Duration::from_millis(self.batch_timeout_ms.unwrap_or(1000)),
             );
         }
+        // ordered() first, so `ordered: true` with a concurrency above 1 is
+        // refused by the builder rather than quietly set to 1.
+        if self.ordered {
+            b = b.ordered();
+        }
         if let Some(c) = self.concurrency {
             b = b.concurrency(c);
         }
         if let Some(n) = self.retry_capacity {
             b = b.retry_capacity(n);
-        }
-        if self.ordered {
-            b = b.ordered();
         }
         if let Some(k) = self.ordered_by {
             b = b.ordered_by(k);

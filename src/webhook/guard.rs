@@ -96,6 +96,11 @@ pub fn is_internal(ip: IpAddr) -> bool {
                 || (s[0] == 0x2001 && s[1] == 0x0db8) // 2001:db8::/32 documentation
                 // ::a.b.c.d (deprecated IPv4-compatible)
                 || (s[..6].iter().all(|&x| x == 0) && is_internal_v4(embedded(s[6], s[7])))
+                // ::ffff:0:a.b.c.d (IPv4-translated)
+                || (s[..4].iter().all(|&x| x == 0)
+                    && s[4] == 0xffff
+                    && s[5] == 0
+                    && is_internal_v4(embedded(s[6], s[7])))
                 // 6to4: 2002:AABB:CCDD::/48 routes to a.b.c.d
                 || (s[0] == 0x2002 && is_internal_v4(embedded(s[1], s[2])))
                 // Teredo: the server's v4 in bits 32..64, the client's
@@ -219,6 +224,8 @@ mod tests {
             "2001:0:4136:e378:8000:63bf:f5ff:fffe", // Teredo, client 10.0.0.1
             "2001:0:a00:1::1",                      // Teredo, server 10.0.0.1
             "64:ff9b::a9fe:a9fe",
+            "64:ff9b:1::a00:1",
+            "::ffff:0:a00:1", // IPv4-translated 10.0.0.1
             "2001:db8::1",
         ] {
             assert!(is_internal(a.parse().unwrap()), "{a}");
