@@ -75,8 +75,10 @@ pub struct WebhookStats {
     pub p99_latency: Option<Duration>,
     /// Failed deliveries in a row now.
     pub consecutive_failures: u64,
-    /// Deliveries waiting for their next attempt now (they hold no sending
+    /// Deliveries sleeping out a retry backoff now (they hold no sending
     /// slot: see [`WebhookBuilder::retry_capacity`](super::WebhookBuilder::retry_capacity)).
+    /// Not counted: one whose backoff is over and that waits for a free
+    /// slot, or one waiting behind an earlier event of its key.
     pub waiting_retry: u64,
     /// Whether the endpoint is enabled.
     pub enabled: bool,
