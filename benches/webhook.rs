@@ -261,32 +261,8 @@ fn benches(c: &mut Criterion) {
         .unwrap();
     let body = event(0).data_json();
     g.bench_function("raw_reqwest", |b| {
-        b.to_async(&rt).iter(|| async {
-            stream::iter(0..SINGLE_N)
-                .map(|i| {
-                    let client = client.clone();
-                    let body = body.clone();
-                    let url = url.clone();
-                    async move {
-                        let r = client
-                            .post(url)
-                            .header("content-type", "application/json")
-                            .header("ce-specversion", "1.0")
-                            .header("ce-id", i.to_string())
-                            .header("ce-type", "decision.captured")
-                            .header("ce-source", "hookbus")
-                            .body(body)
-                            .send()
-                            .await
-                            .unwrap();
-                        assert!(r.status().is_success());
-                        let _ = r.bytes().await;
-                    }
-                })
-                .buffer_unordered(CONCURRENCY)
-                .collect::<()>()
-                .await;
-        })
+        b.to_async(&rt)
+            .iter(|| raw_round(&client, &url, &body, SINGLE_N))
     });
 
     g.bench_function("raw_reqwest_with_timeout", |b| {
@@ -387,18 +363,7 @@ fn benches(c: &mut Criterion) {
                     .map(|i| Arc::new(event(i)))
                     .collect::<Vec<_>>()
             },
-            |events| async {
-                stream::iter(events)
-                    .map(|ev| {
-                        let e = emitter.clone();
-                        async move {
-                            assert!(e.emit(ev).await.is_delivered());
-                        }
-                    })
-                    .buffer_unordered(CONCURRENCY)
-                    .collect::<()>()
-                    .await;
-            },
+            |events| emitter_round(&emitter, events),
             BatchSize::PerIteration,
         )
     });
