@@ -624,10 +624,11 @@ impl Drop for Waiting<'_> {
     }
 }
 
-/// Runs a delivery as its own task, as the bus sink does: the HTTP work of
-/// many concurrent `emit` calls then spreads over the runtime's threads
-/// instead of being polled from the caller's one task. Dropping the returned
-/// future (the caller gave up) aborts the delivery.
+/// Runs a delivery as its own task (for the bus sink and the emitter alike):
+/// the HTTP work of many concurrent deliveries then spreads over the
+/// runtime's threads instead of being polled from one task (the subscriber's
+/// or the caller's). Dropping the returned future (a shutdown deadline
+/// passed, the caller gave up) aborts the delivery.
 async fn spawn_delivery(
     delivery: impl std::future::Future<Output = DeliveryOutcome> + Send + 'static,
 ) -> DeliveryOutcome {
@@ -806,32 +807,11 @@ impl Sink for WebhookSink {
                 }
                 g.wait().await;
             }
-            let result = ep
-                .deliver(batch.events(), slot.as_mut())
-                .await
-                .into_result();
+            let outcome = ep.deliver(batch.events(), slot.as_mut()).await;
             drop(gate);
-            result
+            outcome
         };
-        // Each delivery runs as its own task, so the HTTP work of one
-        // endpoint spreads over the runtime's threads instead of being polled
-        // from the subscriber's single task. Dropping the returned future
-        // (shutdown deadline passed) aborts the task.
-        let task = AbortOnDrop(tokio::spawn(tracing::Instrument::in_current_span(delivery)));
-        Box::pin(async move {
-            let mut task = task;
-            match (&mut task.0).await {
-                Ok(result) => result,
-                Err(e) if e.is_panic() => Err(DeliveryError::new(
-                    FailureKind::Panic,
-                    "webhook delivery panicked",
-                )),
-                Err(_) => Err(DeliveryError::new(
-                    FailureKind::Handler,
-                    "webhook delivery was cancelled",
-                )),
-            }
-        })
+        Box::pin(async move { spawn_delivery(delivery).await.into_result() })
     }
 
     fn poll_ready(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
