@@ -724,6 +724,17 @@ struct Gated {
 }
 
 impl Gated {
+    /// A closed gate, and what it delivers once opened.
+    fn closed() -> (Arc<Gated>, mpsc::UnboundedReceiver<u64>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let gated = Gated {
+            gate: Mutex::new((false, None)),
+            delivered: tx,
+            asked: AtomicUsize::new(0),
+        };
+        (Arc::new(gated), rx)
+    }
+
     fn open(&self) {
         let mut g = self.gate.lock().unwrap();
         g.0 = true;
@@ -756,12 +767,7 @@ impl Sink for Gated {
 #[tokio::test]
 async fn a_sink_that_is_not_ready_gets_nothing_and_events_wait_in_the_mailbox() {
     let bus = Bus::new().unwrap();
-    let (tx, mut delivered) = mpsc::unbounded_channel();
-    let sink = Arc::new(Gated {
-        gate: Mutex::new((false, None)),
-        delivered: tx,
-        asked: AtomicUsize::new(0),
-    });
+    let (sink, mut delivered) = Gated::closed();
     let _sub = bus
         .subscriber("job.*")
         .name("gated")
@@ -796,12 +802,7 @@ async fn a_sink_that_is_not_ready_gets_nothing_and_events_wait_in_the_mailbox() 
 #[tokio::test(start_paused = true)]
 async fn a_due_batch_waits_quietly_for_a_sink_that_is_not_ready() {
     let bus = Bus::new().unwrap();
-    let (tx, mut delivered) = mpsc::unbounded_channel();
-    let sink = Arc::new(Gated {
-        gate: Mutex::new((false, None)),
-        delivered: tx,
-        asked: AtomicUsize::new(0),
-    });
+    let (sink, mut delivered) = Gated::closed();
     let _sub = bus
         .subscriber("job.*")
         .batch(10, Duration::from_secs(1))
