@@ -28,10 +28,11 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+use std::any::Any;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use serde::de::{self, DeserializeOwned, MapAccess, Visitor};
@@ -78,6 +79,12 @@ pub enum EventError {
         /// Its byte offset.
         at: usize,
     },
+    /// A segment between dots is empty (`a..b`, `.a`, `a.`).
+    #[error("event type {ty:?} has an empty segment; segments are separated by single dots")]
+    EmptySegment {
+        /// The offending type (truncated to 64 bytes).
+        ty: String,
+    },
     /// An extension attribute name is not 1..=20 lowercase ASCII letters or digits.
     #[error(
         "extension name {name:?} is invalid: CloudEvents extension names are 1 to 20 lowercase letters a-z or digits 0-9"
@@ -103,12 +110,16 @@ pub enum EventError {
     Data(String),
 }
 
-/// Checks an event type: non-empty, at most 255 bytes, `[A-Za-z0-9._-]` only.
+/// Checks an event type: non-empty, at most 255 bytes, `[A-Za-z0-9._-]` only,
+/// and its dot-separated segments are non-empty (no leading, trailing or
+/// doubled dot).
 ///
 /// ```
 /// assert!(hookbus::event::validate_type("decision.low_confidence").is_ok());
 /// assert!(hookbus::event::validate_type("").is_err());
 /// assert!(hookbus::event::validate_type("decision.*").is_err());
+/// assert!(hookbus::event::validate_type("decision.").is_err());
+/// assert!(hookbus::event::validate_type("a..b").is_err());
 /// ```
 pub fn validate_type(ty: &str) -> Result<(), EventError> {
     if ty.is_empty() {
@@ -125,6 +136,11 @@ pub fn validate_type(ty: &str) -> Result<(), EventError> {
             ty: truncate(ty, 64).to_owned(),
             ch,
             at,
+        });
+    }
+    if ty.split('.').any(str::is_empty) {
+        return Err(EventError::EmptySegment {
+            ty: truncate(ty, 64).to_owned(),
         });
     }
     Ok(())
@@ -230,21 +246,98 @@ impl From<bool> for ExtensionValue {
 /// One event: the CloudEvents 1.0 attributes, JSON data and extensions.
 ///
 /// Events are immutable once built. On the bus they are shared behind an
-/// [`Arc`](std::sync::Arc) between all subscribers, never deep-cloned, and the
-/// JSON bytes that outbound sinks send ([`Event::data_json`],
-/// [`Event::structured_json`]) are produced at most once per event and cached.
+/// [`Arc`] between all subscribers, never deep-cloned.
+///
+/// # What an event costs
+///
+/// An event made from a [`TypedEvent`] value (`bus.emit(value)`) keeps the
+/// value itself, behind an `Arc`: typed handlers
+/// ([`on_typed`](crate::SubscriberBuilder::on_typed)) borrow it without any
+/// JSON. The JSON forms are produced lazily, at most once each, and only for
+/// whoever asks: [`data`](Event::data) (a `serde_json::Value`, for dynamic
+/// handlers, filters and templates), [`data_json`](Event::data_json) (bytes,
+/// serialized straight from the value) and
+/// [`structured_json`](Event::structured_json). A generated id is a UUID v7
+/// kept as 16 bytes and formatted on first use; the time is formatted only
+/// when asked for.
+///
+/// If a typed value's `Serialize` implementation fails (rare: e.g. a map with
+/// non-string keys), the JSON forms hold `null` and the error is logged;
+/// [`Event::from_typed`] serializes eagerly when you want the error instead.
 pub struct Event {
-    id: Cow<'static, str>,
+    id: Id,
     ty: Cow<'static, str>,
     source: Option<Cow<'static, str>>,
     time: OffsetDateTime,
     subject: Option<String>,
     datacontenttype: Option<String>,
     dataschema: Option<String>,
-    data: Value,
+    data: Data,
     extensions: BTreeMap<String, ExtensionValue>,
     data_json: OnceLock<Bytes>,
     structured_json: OnceLock<Bytes>,
+}
+
+/// The event id: generated ids stay 16 bytes until someone reads them.
+#[derive(Clone)]
+enum Id {
+    Generated(uuid::Uuid, OnceLock<Box<str>>),
+    Given(Box<str>),
+}
+
+impl Id {
+    fn generate() -> Id {
+        // v7: unique, and sorts by creation time, which makes logs easier to read.
+        Id::Generated(uuid::Uuid::now_v7(), OnceLock::new())
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            Id::Generated(uuid, text) => text.get_or_init(|| {
+                uuid.hyphenated()
+                    .encode_lower(&mut uuid::Uuid::encode_buffer())
+                    .into()
+            }),
+            Id::Given(s) => s,
+        }
+    }
+}
+
+/// The payload: JSON, or a typed value with its JSON made on demand.
+#[derive(Clone)]
+enum Data {
+    Json(Value),
+    Typed {
+        value: Arc<dyn Payload>,
+        json: OnceLock<Value>,
+    },
+}
+
+/// A [`TypedEvent`] value with its type erased.
+trait Payload: Send + Sync + 'static {
+    fn to_value(&self) -> Result<Value, serde_json::Error>;
+    fn to_vec(&self) -> Result<Vec<u8>, serde_json::Error>;
+    fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
+    fn type_name(&self) -> &'static str;
+}
+
+impl<T: TypedEvent> Payload for T {
+    fn to_value(&self) -> Result<Value, serde_json::Error> {
+        serde_json::to_value(self)
+    }
+    fn to_vec(&self) -> Result<Vec<u8>, serde_json::Error> {
+        serde_json::to_vec(self)
+    }
+    fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
+        self
+    }
+    fn type_name(&self) -> &'static str {
+        std::any::type_name::<T>()
+    }
+}
+
+fn serialization_failed(ty: &str, value: &dyn Payload, err: &serde_json::Error) {
+    tracing::error!(event_type = ty, rust_type = value.type_name(), error = %err, "hookbus: a typed event's data did not serialize to JSON; its JSON is null");
 }
 
 impl Clone for Event {
@@ -267,14 +360,14 @@ impl Clone for Event {
 
 impl PartialEq for Event {
     fn eq(&self, other: &Self) -> bool {
-        self.id == other.id
+        self.id() == other.id()
             && self.ty == other.ty
             && self.source() == other.source()
             && self.time == other.time
             && self.subject == other.subject
             && self.datacontenttype() == other.datacontenttype()
             && self.dataschema == other.dataschema
-            && self.data == other.data
+            && self.data() == other.data()
             && self.extensions == other.extensions
     }
 }
@@ -282,20 +375,15 @@ impl PartialEq for Event {
 impl fmt::Debug for Event {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Event")
-            .field("id", &self.id)
+            .field("id", &self.id())
             .field("type", &self.ty)
             .field("source", &self.source())
             .field("time", &self.time_rfc3339())
             .field("subject", &self.subject)
-            .field("data", &self.data)
+            .field("data", self.data())
             .field("extensions", &self.extensions)
             .finish()
     }
-}
-
-fn new_id() -> Cow<'static, str> {
-    // v7: unique, and sorts by creation time, which makes logs easier to read.
-    Cow::Owned(uuid::Uuid::now_v7().to_string())
 }
 
 fn now_utc() -> OffsetDateTime {
@@ -324,16 +412,48 @@ impl Event {
         }
     }
 
-    /// The event from a [`TypedEvent`] value.
+    /// The event from a [`TypedEvent`] value, serialized to JSON now (so a
+    /// serialization error is returned here). `bus.emit(value)` instead keeps
+    /// the value and serializes only if some subscriber needs JSON.
     pub fn from_typed<T: TypedEvent>(value: &T) -> Result<Event, EventError> {
+        validate_type(T::TYPE)?;
         let data = serde_json::to_value(value).map_err(|e| EventError::Data(e.to_string()))?;
         Ok(Event::unchecked(Cow::Borrowed(T::TYPE), data))
     }
 
+    /// The event from a [`TypedEvent`] value, kept as it is: typed handlers
+    /// get the value itself, and JSON is made only when asked for.
+    ///
+    /// ```
+    /// use serde::{Deserialize, Serialize};
+    /// #[derive(Serialize, Deserialize)]
+    /// struct Tick { n: u64 }
+    /// impl hookbus::TypedEvent for Tick { const TYPE: &'static str = "metrics.tick"; }
+    ///
+    /// let event = hookbus::Event::typed(Tick { n: 7 })?;
+    /// assert_eq!(event.payload::<Tick>().unwrap().n, 7);
+    /// assert_eq!(event.data()["n"], 7); // JSON on demand
+    /// # Ok::<(), hookbus::EventError>(())
+    /// ```
+    pub fn typed<T: TypedEvent>(value: T) -> Result<Event, EventError> {
+        validate_type(T::TYPE)?;
+        Ok(Event::with_data(
+            Cow::Borrowed(T::TYPE),
+            Data::Typed {
+                value: Arc::new(value),
+                json: OnceLock::new(),
+            },
+        ))
+    }
+
     /// Builds without validating the type: only for types checked elsewhere.
     pub(crate) fn unchecked(ty: Cow<'static, str>, data: Value) -> Event {
+        Event::with_data(ty, Data::Json(data))
+    }
+
+    fn with_data(ty: Cow<'static, str>, data: Data) -> Event {
         Event {
-            id: new_id(),
+            id: Id::generate(),
             ty,
             source: None,
             time: now_utc(),
@@ -349,7 +469,7 @@ impl Event {
 
     /// The event id: unique per event, stable across every delivery attempt.
     pub fn id(&self) -> &str {
-        &self.id
+        self.id.as_str()
     }
 
     /// The event type, e.g. `decision.captured`.
@@ -401,9 +521,36 @@ impl Event {
         self.dataschema.as_deref()
     }
 
-    /// The payload.
+    /// The payload as JSON. For an event made from a typed value this is
+    /// produced on first use and cached.
     pub fn data(&self) -> &Value {
-        &self.data
+        match &self.data {
+            Data::Json(v) => v,
+            Data::Typed { value, json } => json.get_or_init(|| {
+                value.to_value().unwrap_or_else(|e| {
+                    serialization_failed(&self.ty, &**value, &e);
+                    Value::Null
+                })
+            }),
+        }
+    }
+
+    /// The typed value this event was made from, if it was made from a `T`
+    /// (by `bus.emit(value)` or [`Event::typed`]): no JSON involved.
+    pub fn payload<T: TypedEvent>(&self) -> Option<Arc<T>> {
+        match &self.data {
+            Data::Typed { value, .. } => value.clone().into_any().downcast::<T>().ok(),
+            Data::Json(_) => None,
+        }
+    }
+
+    /// Whether the data is still only a typed value (no JSON made yet).
+    /// Useful in tests that check JSON is not produced when nobody needs it.
+    pub fn is_json_materialized(&self) -> bool {
+        match &self.data {
+            Data::Json(_) => true,
+            Data::Typed { json, .. } => json.get().is_some() || self.data_json.get().is_some(),
+        }
     }
 
     /// The extension attributes, by name.
@@ -418,14 +565,26 @@ impl Event {
 
     /// Deserializes the data into `T`.
     pub fn data_as<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
-        T::deserialize(&self.data)
+        T::deserialize(self.data())
     }
 
     /// The data serialized as JSON bytes (the body of CloudEvents binary mode).
-    /// Produced once and cached: every sink that asks gets the same bytes.
+    /// Produced once and cached: every sink that asks gets the same bytes. A
+    /// typed value is serialized straight to bytes, without a `Value`.
     pub fn data_json(&self) -> Bytes {
         self.data_json
-            .get_or_init(|| Bytes::from(serde_json::to_vec(&self.data).unwrap_or_default()))
+            .get_or_init(|| {
+                let bytes = match &self.data {
+                    Data::Typed { value, json } if json.get().is_none() => {
+                        value.to_vec().unwrap_or_else(|e| {
+                            serialization_failed(&self.ty, &**value, &e);
+                            b"null".to_vec()
+                        })
+                    }
+                    _ => serde_json::to_vec(self.data()).unwrap_or_default(),
+                };
+                Bytes::from(bytes)
+            })
             .clone()
     }
 
@@ -512,14 +671,17 @@ impl EventBuilder {
             });
         }
         Ok(Event {
-            id: self.id.map(Cow::Owned).unwrap_or_else(new_id),
+            id: self
+                .id
+                .map(|id| Id::Given(id.into()))
+                .unwrap_or_else(Id::generate),
             ty: self.ty,
             source: self.source,
             time: self.time.unwrap_or_else(now_utc),
             subject: self.subject,
             datacontenttype: self.datacontenttype,
             dataschema: self.dataschema,
-            data: self.data,
+            data: Data::Json(self.data),
             extensions,
             data_json: OnceLock::new(),
             structured_json: OnceLock::new(),
@@ -545,7 +707,10 @@ impl EventBuilder {
 ///
 /// `TYPE` must be a valid event type (see [`validate_type`]); the bus checks it
 /// on emit and refuses the event with [`EventError`] otherwise.
-pub trait TypedEvent: Serialize + DeserializeOwned + Send + 'static {
+///
+/// The value is shared between subscribers behind an `Arc` (typed handlers
+/// borrow it), hence `Sync`.
+pub trait TypedEvent: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// The event type, e.g. `decision.captured`.
     const TYPE: &'static str;
 }
@@ -576,8 +741,7 @@ impl<T: TypedEvent> IntoEvent for T {
         T::TYPE
     }
     fn into_event(self) -> Result<Event, EventError> {
-        validate_type(T::TYPE)?;
-        Event::from_typed(&self)
+        Event::typed(self)
     }
 }
 
@@ -587,7 +751,7 @@ impl Serialize for Event {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut m = s.serialize_map(None)?;
         m.serialize_entry("specversion", SPEC_VERSION)?;
-        m.serialize_entry("id", &*self.id)?;
+        m.serialize_entry("id", self.id())?;
         m.serialize_entry("source", self.source())?;
         m.serialize_entry("type", &*self.ty)?;
         m.serialize_entry("time", &self.time_rfc3339())?;
@@ -605,7 +769,7 @@ impl Serialize for Event {
                 ExtensionValue::Boolean(v) => m.serialize_entry(name, v)?,
             }
         }
-        m.serialize_entry("data", &self.data)?;
+        m.serialize_entry("data", self.data())?;
         m.end()
     }
 }

@@ -8,6 +8,7 @@ pub mod bus;
 pub mod catalog;
 pub mod event;
 pub mod global;
+mod hub;
 #[cfg(feature = "axum")]
 pub mod ingress;
 #[cfg(feature = "integrations")]

@@ -72,7 +72,7 @@ pub enum PatternError {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum Segment {
+pub(crate) enum Segment {
     Literal(Box<str>),
     One,
     Any,
@@ -259,7 +259,25 @@ impl Pattern {
         }
     }
 
-    /// Whether `event_type` matches.
+    /// The pattern's segments (`*` and `**` alone are one `Any`).
+    pub(crate) fn segments(&self) -> Vec<Segment> {
+        match &self.kind {
+            Kind::All => vec![Segment::Any],
+            Kind::Wild(segments) => segments.to_vec(),
+            _ => self
+                .text
+                .split('.')
+                .map(|s| match s {
+                    "*" => Segment::One,
+                    "**" => Segment::Any,
+                    lit => Segment::Literal(lit.into()),
+                })
+                .collect(),
+        }
+    }
+
+    /// Whether `event_type` matches. A type with an empty segment (`a.`,
+    /// `a..b`, `.a`) is not a valid event type and matches no wildcard.
     pub fn matches(&self, event_type: &str) -> bool {
         match &self.kind {
             Kind::All => true,
@@ -267,16 +285,24 @@ impl Pattern {
             Kind::OneBelow => {
                 // `a.b.*`: "a.b." then one non-empty segment without a dot.
                 let prefix = &self.text.as_bytes()[..self.text.len() - 1];
-                event_type.as_bytes().starts_with(prefix)
-                    && !event_type.as_bytes()[prefix.len()..].contains(&b'.')
+                let ty = event_type.as_bytes();
+                ty.len() > prefix.len()
+                    && ty.starts_with(prefix)
+                    && !ty[prefix.len()..].contains(&b'.')
             }
             Kind::Subtree => {
-                // `a.b.**`: "a.b" itself, or "a.b." and anything after.
+                // `a.b.**`: "a.b" itself, or "a.b." and non-empty segments after.
                 let base = &self.text.as_bytes()[..self.text.len() - 3];
                 let ty = event_type.as_bytes();
-                ty == base || (ty.starts_with(base) && ty.get(base.len()) == Some(&b'.'))
+                ty == base
+                    || (ty.starts_with(base)
+                        && ty.get(base.len()) == Some(&b'.')
+                        && segments_non_empty(&event_type[base.len() + 1..]))
             }
             Kind::Wild(segments) => {
+                if !segments_non_empty(event_type) {
+                    return false;
+                }
                 if !event_type
                     .as_bytes()
                     .starts_with(&self.text.as_bytes()[..self.prefix_len])
@@ -287,6 +313,11 @@ impl Pattern {
             }
         }
     }
+}
+
+/// No empty segment: not empty, no leading, trailing or doubled dot.
+fn segments_non_empty(s: &str) -> bool {
+    !s.is_empty() && !s.starts_with('.') && !s.ends_with('.') && !s.contains("..")
 }
 
 fn match_segments(pattern: &[Segment], ty: &str) -> bool {

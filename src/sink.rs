@@ -283,3 +283,20 @@ impl<E: fmt::Display> HandlerResult for Result<(), E> {
         self.map_err(|e| DeliveryError::handler(e.to_string()))
     }
 }
+
+pub(crate) fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_owned()
+    }
+}
+
+pub(crate) fn panic_error(p: &Box<dyn std::any::Any + Send>) -> DeliveryError {
+    DeliveryError::new(
+        FailureKind::Panic,
+        format!("handler panicked: {}", panic_message(p)),
+    )
+}

@@ -9,46 +9,11 @@
 //! ```
 //!
 //! where `pending` is what sits in the mailbox or in a handler right now.
-
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-
-/// Live counters of one subscriber. Each field has one writer (the
-/// subscriber's task), so updates are plain stores.
-#[derive(Debug, Default)]
-pub(crate) struct Counters {
-    pub(crate) received: AtomicU64,
-    pub(crate) filtered: AtomicU64,
-    pub(crate) accepted: AtomicU64,
-    pub(crate) delivered: AtomicU64,
-    pub(crate) failed: AtomicU64,
-    pub(crate) dropped: AtomicU64,
-    pub(crate) mailbox: AtomicU64,
-    pub(crate) in_flight: AtomicU64,
-    pub(crate) unflushed: AtomicU64,
-}
-
-impl Counters {
-    pub(crate) fn bump(counter: &AtomicU64, by: u64) {
-        // Single writer: a load and a store, no read-modify-write needed.
-        counter.store(counter.load(Relaxed) + by, Relaxed);
-    }
-
-    pub(crate) fn snapshot(&self, id: u64, name: &str, pattern: &str) -> SubscriberStats {
-        SubscriberStats {
-            id,
-            name: name.to_owned(),
-            pattern: pattern.to_owned(),
-            received: self.received.load(Relaxed),
-            filtered: self.filtered.load(Relaxed),
-            accepted: self.accepted.load(Relaxed),
-            delivered: self.delivered.load(Relaxed),
-            failed: self.failed.load(Relaxed),
-            dropped: self.dropped.load(Relaxed),
-            mailbox_len: self.mailbox.load(Relaxed),
-            in_flight: self.in_flight.load(Relaxed),
-        }
-    }
-}
+//! Each subscriber's counters live under one lock with its mailbox, and every
+//! step moves an event from one count to another in one critical section, so
+//! a snapshot ([`Bus::stats`](crate::Bus::stats),
+//! [`Subscription::stats`](crate::Subscription::stats)) always adds up, even
+//! while events are flowing.
 
 /// A snapshot of one subscriber's counters.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -91,10 +56,9 @@ pub struct BusStats {
     pub emitted: u64,
     /// Events no subscriber's pattern matched: counted, never sent.
     pub unmatched: u64,
-    /// Emits refused because the channel was full (`EmitError::Full`).
+    /// Emits refused because a `Block` subscriber's mailbox was full
+    /// (`EmitError::Full`).
     pub rejected_full: u64,
-    /// Events on the channel not yet taken in by every subscriber.
-    pub channel_len: u64,
     /// Every live subscriber, in subscription order.
     pub subscribers: Vec<SubscriberStats>,
 }
@@ -114,6 +78,11 @@ pub struct SubscriberReport {
     /// Events still pending (in the mailbox or a handler) at the deadline.
     /// `accepted = delivered + failed + dropped + pending`.
     pub pending: u64,
+    /// Of `pending`, the events whose handler or sink call had started but
+    /// not finished at the deadline (the rest were never started, and never
+    /// will be). A sync handler running at the deadline finishes on its
+    /// thread after `shutdown` returns; nothing else runs after it.
+    pub unfinished: u64,
     /// Events the sink still held unflushed after closing (e.g. Kafka).
     pub unflushed: u64,
     /// Whether it finished all its work before the deadline.
@@ -127,7 +96,7 @@ pub struct ShutdownReport {
     pub emitted: u64,
     /// Events no subscriber wanted.
     pub unmatched: u64,
-    /// Emits refused because the channel was full.
+    /// Emits refused because a `Block` subscriber's mailbox was full.
     pub rejected_full: u64,
     /// One entry per subscriber alive at shutdown.
     pub subscribers: Vec<SubscriberReport>,

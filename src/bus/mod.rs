@@ -1,124 +1,35 @@
-//! The bus: a cheap [`Bus`] handle, the actor behind it, and the interest index.
+//! The bus: a cheap [`Bus`] handle over the core that routes events to
+//! subscribers.
 //!
-//! `emit` → interest check → broadcast channel → each subscriber's task
-//! (pattern → condition → mailbox → batch → handler or sink) → stats.
-
-mod actor;
-mod counter;
-mod interest;
+//! `emit` → interest filter → routing table (exact types, wildcard trie) →
+//! each matching subscriber's condition and mailbox → its task (batch →
+//! handler or sink) → stats.
 
 use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::sync::{mpsc, oneshot};
 
 use crate::TypedEvent;
-use crate::event::{Event, EventError, IntoEvent};
+use crate::event::{Event, IntoEvent};
+use crate::hub::Hub;
 use crate::pattern::{Pattern, PatternError};
 use crate::sink::HandlerResult;
-use crate::stats::{BusStats, Counters, ShutdownReport};
-use crate::subscriber::worker::{Spec, Worker};
-use crate::subscriber::{
-    Control, EventStream, SubscriberBuilder, SubscriberOptions, Subscription, Typed,
-};
+use crate::stats::{BusStats, ShutdownReport};
+use crate::subscriber::{EventStream, SubscriberBuilder, SubscriberOptions, Subscription, Typed};
 
-use actor::{Actor, Command};
-pub(crate) use interest::Interest;
+pub use crate::hub::{BuildError, EmitError, SubscribeError};
 
-/// Default capacity of the bus channel (events in flight between emitters and
-/// subscriber tasks).
-pub const DEFAULT_CHANNEL_CAPACITY: usize = 4096;
-
-/// What travels on the broadcast channel.
-#[derive(Clone)]
-pub(crate) enum Message {
-    Event(Arc<Event>),
-    /// Dropped by every subscriber as it takes it in; when the last copy goes,
-    /// [`Bus::settle`] wakes up.
-    Barrier(#[allow(dead_code)] Arc<BarrierGuard>),
-}
-
-pub(crate) struct BarrierGuard(Option<oneshot::Sender<()>>);
-
-impl Drop for BarrierGuard {
-    fn drop(&mut self) {
-        if let Some(tx) = self.0.take() {
-            let _ = tx.send(());
-        }
-    }
-}
-
-/// Why an emit did not put the event on the bus. `Full` and `Closed` give the
-/// event back, so nothing is lost.
-#[derive(thiserror::Error)]
-#[non_exhaustive]
-pub enum EmitError {
-    /// The bus channel is full: some `Block` subscriber is holding back. Retry,
-    /// or use [`Bus::publish`] to wait for room.
-    #[error(
-        "the bus channel is full (a subscriber with OverflowPolicy::Block is behind); the event was not emitted"
-    )]
-    Full(Event),
-    /// The bus has shut down.
-    #[error("the bus is shut down; the event was not emitted")]
-    Closed(Event),
-    /// The event could not be built (e.g. a typed event's data did not serialize).
-    #[error("invalid event: {0}")]
-    Invalid(#[from] EventError),
-}
-
-impl EmitError {
-    /// The event, if the error carries it.
-    pub fn into_event(self) -> Option<Event> {
-        match self {
-            EmitError::Full(e) | EmitError::Closed(e) => Some(e),
-            EmitError::Invalid(_) => None,
-        }
-    }
-}
-
-impl fmt::Debug for EmitError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            EmitError::Full(e) => f.debug_tuple("Full").field(&e.id()).finish(),
-            EmitError::Closed(e) => f.debug_tuple("Closed").field(&e.id()).finish(),
-            EmitError::Invalid(e) => f.debug_tuple("Invalid").field(e).finish(),
-        }
-    }
-}
-
-/// Why a subscriber could not be created.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum SubscribeError {
-    /// The pattern is invalid.
-    #[error("invalid pattern: {0}")]
-    Pattern(#[from] PatternError),
-    /// An option is out of range.
-    #[error("invalid subscriber option: {0}")]
-    InvalidOption(String),
-    /// The bus has shut down.
-    #[error("the bus is shut down")]
-    Closed,
-}
-
-/// Why a bus could not be built.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum BuildError {
-    /// No Tokio runtime to run the bus on.
-    #[error(
-        "no Tokio runtime: build the bus inside a runtime (e.g. in #[tokio::main]) or pass one with BusBuilder::runtime"
-    )]
-    NoRuntime,
-    /// A setting is out of range.
-    #[error("invalid bus setting: {0}")]
-    Invalid(String),
-}
+/// The default mailbox capacity of a subscriber.
+///
+/// The first generation's bus channel is gone (events go straight into
+/// the mailboxes of the subscribers they match), so this is what
+/// [`BusBuilder::capacity`] sets: the default mailbox capacity of every
+/// subscriber of the bus.
+pub const DEFAULT_CHANNEL_CAPACITY: usize = 1024;
 
 /// Anything that names a pattern: `&str`, `String`, [`Pattern`].
 pub trait IntoPattern {
@@ -152,79 +63,6 @@ impl IntoPattern for &Pattern {
     }
 }
 
-/// State shared by every [`Bus`] handle.
-pub(crate) struct Shared {
-    sender: async_broadcast::Sender<Message>,
-    pub(crate) interest: Interest,
-    source: Option<Cow<'static, str>>,
-    defaults: SubscriberOptions,
-    runtime: tokio::runtime::Handle,
-    commands: mpsc::UnboundedSender<Command>,
-    next_id: AtomicU64,
-    closed: AtomicBool,
-    emitted: AtomicU64,
-    unmatched: counter::ThreadCounter,
-    rejected_full: AtomicU64,
-}
-
-impl Shared {
-    fn prepare(&self, mut event: Event) -> Arc<Event> {
-        if !event.has_source()
-            && let Some(src) = &self.source
-        {
-            event.set_source(src.clone());
-        }
-        Arc::new(event)
-    }
-
-    #[inline]
-    fn emit<E: IntoEvent>(&self, event: E) -> Result<(), EmitError> {
-        if !self.interest.wants(event.event_type()) {
-            self.unmatched.bump();
-            if self.closed.load(Relaxed) {
-                return Err(EmitError::Closed(event.into_event()?));
-            }
-            return Ok(());
-        }
-        let event = self.prepare(event.into_event()?);
-        match self.sender.try_broadcast(Message::Event(event)) {
-            Ok(_) => {
-                self.emitted.fetch_add(1, Relaxed);
-                Ok(())
-            }
-            Err(async_broadcast::TrySendError::Full(m)) => {
-                self.rejected_full.fetch_add(1, Relaxed);
-                Err(EmitError::Full(unwrap_message(m)))
-            }
-            Err(async_broadcast::TrySendError::Closed(m)) => {
-                Err(EmitError::Closed(unwrap_message(m)))
-            }
-            // The last interested subscriber left between the check and the send.
-            Err(async_broadcast::TrySendError::Inactive(_)) => {
-                self.unmatched.bump();
-                Ok(())
-            }
-        }
-    }
-
-    /// Emits one of the bus's own `hookbus.*` events; never waits, never fails
-    /// loudly (they are also in the stats and the log).
-    pub(crate) fn emit_internal(&self, ty: &'static str, data: Value) {
-        let _ = self.emit(Event::unchecked(Cow::Borrowed(ty), data));
-    }
-
-    pub(crate) fn subscriber_ended(&self, id: u64) {
-        let _ = self.commands.send(Command::Ended(id));
-    }
-}
-
-fn unwrap_message(m: Message) -> Event {
-    match m {
-        Message::Event(arc) => Arc::try_unwrap(arc).unwrap_or_else(|arc| (*arc).clone()),
-        Message::Barrier(_) => unreachable!("emit only sends events"),
-    }
-}
-
 /// A handle to an event bus. Cheap to clone (`Arc` inside), `Send + Sync`.
 ///
 /// ```
@@ -243,14 +81,14 @@ fn unwrap_message(m: Message) -> Event {
 /// ```
 #[derive(Clone)]
 pub struct Bus {
-    shared: Arc<Shared>,
+    hub: Arc<Hub>,
 }
 
 impl fmt::Debug for Bus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Bus")
-            .field("capacity", &self.shared.sender.capacity())
-            .field("closed", &self.shared.closed.load(Relaxed))
+            .field("default_capacity", &self.hub.defaults.capacity)
+            .field("closed", &self.hub.is_closed())
             .finish()
     }
 }
@@ -259,16 +97,18 @@ impl fmt::Debug for Bus {
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct BusBuilder {
-    capacity: usize,
     source: Option<Cow<'static, str>>,
     defaults: SubscriberOptions,
     runtime: Option<tokio::runtime::Handle>,
 }
 
 impl BusBuilder {
-    /// Capacity of the bus channel (default [`DEFAULT_CHANNEL_CAPACITY`]).
+    /// The default mailbox capacity of this bus's subscribers (default
+    /// [`DEFAULT_CHANNEL_CAPACITY`]); the same as setting `capacity` in
+    /// [`default_options`](Self::default_options). Each subscriber can still
+    /// set its own.
     pub fn capacity(mut self, capacity: usize) -> Self {
-        self.capacity = capacity;
+        self.defaults.capacity = capacity;
         self
     }
     /// The `source` given to events emitted without one (default `hookbus`).
@@ -287,11 +127,11 @@ impl BusBuilder {
         self
     }
 
-    /// Builds the bus and starts its actor.
+    /// Builds the bus.
     pub fn build(self) -> Result<Bus, BuildError> {
-        if self.capacity == 0 {
+        if self.defaults.capacity == 0 {
             return Err(BuildError::Invalid(
-                "channel capacity must be at least 1".into(),
+                "mailbox capacity must be at least 1".into(),
             ));
         }
         if self.source.as_deref() == Some("") {
@@ -304,25 +144,8 @@ impl BusBuilder {
             Some(h) => h,
             None => tokio::runtime::Handle::try_current().map_err(|_| BuildError::NoRuntime)?,
         };
-        let (mut sender, receiver) = async_broadcast::broadcast(self.capacity);
-        sender.set_await_active(false);
-        let (commands, command_rx) = mpsc::unbounded_channel();
-        let shared = Arc::new(Shared {
-            sender,
-            interest: Interest::default(),
-            source: self.source,
-            defaults: self.defaults,
-            runtime: runtime.clone(),
-            commands,
-            next_id: AtomicU64::new(1),
-            closed: AtomicBool::new(false),
-            emitted: AtomicU64::new(0),
-            unmatched: counter::ThreadCounter::default(),
-            rejected_full: AtomicU64::new(0),
-        });
-        let actor = Actor::new(command_rx, receiver.deactivate());
-        runtime.spawn(actor.run());
-        Ok(Bus { shared })
+        let hub = Arc::new(Hub::new(self.source, self.defaults, runtime));
+        Ok(Bus { hub })
     }
 }
 
@@ -335,7 +158,6 @@ impl Bus {
     /// A builder for a bus.
     pub fn builder() -> BusBuilder {
         BusBuilder {
-            capacity: DEFAULT_CHANNEL_CAPACITY,
             source: None,
             defaults: SubscriberOptions::default(),
             runtime: None,
@@ -346,20 +168,25 @@ impl Bus {
     /// threads outside the runtime.
     ///
     /// An event no subscriber's pattern matches is counted and dropped at once
-    /// (for a [`TypedEvent`] it is not even serialized). Otherwise it goes on the
-    /// bus channel. `Err(EmitError::Full)` means a `Block` subscriber is behind
-    /// and the channel is full; the error gives the event back.
+    /// (for a [`TypedEvent`] it is not even built). Otherwise it goes straight
+    /// into the mailbox of every subscriber it matches and whose condition
+    /// accepts it, and nowhere else: the cost grows with the subscribers that
+    /// match, not with all of them. A [`TypedEvent`] travels as the value
+    /// itself; JSON is made only if a subscriber asks for it.
+    ///
+    /// Emits are all-or-nothing. `Err(EmitError::Full)` happens in one case
+    /// only: a subscriber with [`OverflowPolicy::Block`](crate::OverflowPolicy::Block)
+    /// that takes this event has a full mailbox; then no subscriber got it
+    /// and the error gives it back. Lossy subscribers never refuse an emit:
+    /// they drop at their own mailbox, counted and announced.
     #[inline]
     pub fn emit<E: IntoEvent>(&self, event: E) -> Result<(), EmitError> {
-        self.shared.emit(event)
+        self.hub.emit(event)
     }
 
     /// Emits an event built from a type and a JSON payload (e.g. from dynamic
     /// code). The type is validated.
     pub fn emit_json(&self, event_type: &str, data: Value) -> Result<(), EmitError> {
-        if !self.shared.interest.wants(event_type) {
-            crate::event::validate_type(event_type)?;
-        }
         self.emit(Event::new(event_type.to_owned(), data)?)
     }
 
@@ -367,45 +194,25 @@ impl Bus {
     /// skip building expensive payloads nobody wants.
     #[inline]
     pub fn has_subscribers(&self, event_type: &str) -> bool {
-        self.shared.interest.wants(event_type)
+        self.hub.wants(event_type)
     }
 
-    /// Emits an event, waiting for room in the bus channel (back-pressure from
-    /// `Block` subscribers). Never waits on other subscribers.
+    /// Emits an event, waiting for room in the mailboxes of `Block`
+    /// subscribers that take it (the only back-pressure there is). Never
+    /// waits on lossy subscribers. Cancel-safe: dropping the future before it
+    /// resolves leaves the event emitted to nobody.
     pub async fn publish<E: IntoEvent>(&self, event: E) -> Result<(), EmitError> {
-        let shared = &self.shared;
-        if !shared.interest.wants(event.event_type()) {
-            shared.unmatched.bump();
-            if shared.closed.load(Relaxed) {
-                return Err(EmitError::Closed(event.into_event()?));
-            }
-            return Ok(());
-        }
-        let event = shared.prepare(event.into_event()?);
-        match shared.sender.broadcast_direct(Message::Event(event)).await {
-            Ok(_) => {
-                shared.emitted.fetch_add(1, Relaxed);
-                Ok(())
-            }
-            Err(async_broadcast::SendError(m)) => {
-                if shared.sender.is_closed() {
-                    Err(EmitError::Closed(unwrap_message(m)))
-                } else {
-                    shared.unmatched.bump();
-                    Ok(())
-                }
-            }
-        }
+        self.hub.publish(event).await
     }
 
     /// Starts configuring a subscriber for `pattern` (an event type, `*`, or a
     /// dotted wildcard such as `decision.*` / `decision.**`).
     pub fn subscriber(&self, pattern: impl IntoPattern) -> SubscriberBuilder {
         SubscriberBuilder {
-            bus: self.clone(),
+            hub: self.hub.clone(),
             pattern: pattern.into_pattern().map_err(SubscribeError::from),
             name: None,
-            options: self.shared.defaults.clone(),
+            options: self.hub.defaults.clone(),
             condition: None,
             limit: None,
         }
@@ -467,121 +274,67 @@ impl Bus {
         self.subscriber(pattern).limit(n).on(handler)
     }
 
-    /// Waits until every subscriber has taken in (filtered, queued or dropped)
-    /// every event emitted before this call. It does not wait for handlers.
-    /// A stalled subscriber with [`OverflowPolicy::Block`](crate::OverflowPolicy::Block)
-    /// and a full mailbox takes nothing in, so `settle` waits for it too:
-    /// bound it with `tokio::time::timeout` if that can happen.
-    pub async fn settle(&self) {
-        let (tx, rx) = oneshot::channel();
-        let guard = Arc::new(BarrierGuard(Some(tx)));
-        // If the channel is closed or nobody listens, the guard is dropped
-        // right here and `rx` resolves at once.
-        let _ = self
-            .shared
-            .sender
-            .broadcast_direct(Message::Barrier(guard))
-            .await;
-        let _ = rx.await;
-    }
+    /// Waits until every subscriber has taken in (filtered, queued or
+    /// dropped) every event emitted before this call. It does not wait for
+    /// handlers.
+    ///
+    /// Events go into mailboxes inside `emit` itself, so once an emit has
+    /// returned its event is already taken in: this returns at once. It is
+    /// kept so code written for a bus with an intake step stays correct.
+    pub async fn settle(&self) {}
 
-    /// Counters of the bus and of every live subscriber.
+    /// Counters of the bus and of every live subscriber. Each subscriber's
+    /// numbers are one consistent snapshot: they always add up (see
+    /// [`stats`](crate::stats)).
     pub async fn stats(&self) -> BusStats {
-        let (tx, rx) = oneshot::channel();
-        let _ = self.shared.commands.send(Command::Stats(tx));
-        let subscribers = rx.await.unwrap_or_default();
         BusStats {
-            emitted: self.shared.emitted.load(Relaxed),
-            unmatched: self.shared.unmatched.get(),
-            rejected_full: self.shared.rejected_full.load(Relaxed),
-            channel_len: self.shared.sender.len() as u64,
-            subscribers,
+            emitted: self.hub.emitted.load(Relaxed),
+            unmatched: self.hub.unmatched.get(),
+            rejected_full: self.hub.rejected_full.load(Relaxed),
+            subscribers: self.hub.stats(),
         }
     }
 
     /// Shuts the bus down: stops intake (later emits return
-    /// [`EmitError::Closed`]), lets every subscriber take in what the channel
-    /// still holds, drain its mailbox, flush its partial batch and finish its
-    /// handlers, then closes sinks. Whatever is not done within `timeout` is
-    /// abandoned and reported as pending. Every [`Bus`] handle sees the shutdown.
+    /// [`EmitError::Closed`]; `on` returns [`SubscribeError::Closed`]), lets
+    /// every subscriber drain its mailbox, flush its partial batch and finish
+    /// its handlers, then closes sinks.
+    ///
+    /// The report accounts for every event every subscriber took: delivered,
+    /// failed, dropped, or pending. `timeout` is a hard deadline: whatever is
+    /// not done by then is abandoned and reported as pending, and nothing
+    /// starts after it (no handler is called once `shutdown` has returned).
+    /// A sync handler already running at the deadline finishes on its thread;
+    /// the report counts it in [`SubscriberReport::unfinished`](crate::SubscriberReport::unfinished).
+    ///
+    /// Every [`Bus`] handle sees the shutdown. Calling it again (from any
+    /// handle) returns the first call's report.
     pub async fn shutdown(&self, timeout: Duration) -> ShutdownReport {
         let deadline = tokio::time::Instant::now() + timeout;
-        self.shared.closed.store(true, SeqCst);
-        let (tx, rx) = oneshot::channel();
-        // The actor hears of the shutdown before any subscriber can see the
-        // channel close, finish and report itself ended: an ended subscriber
-        // is then kept for the report instead of being forgotten.
-        let _ = self.shared.commands.send(Command::Shutdown {
-            deadline,
-            reply: tx,
-        });
-        self.shared.sender.close();
-        let subscribers = rx.await.unwrap_or_default();
+        let subscribers = self.hub.shutdown(deadline).await;
         ShutdownReport {
-            emitted: self.shared.emitted.load(Relaxed),
-            unmatched: self.shared.unmatched.get(),
-            rejected_full: self.shared.rejected_full.load(Relaxed),
+            emitted: self.hub.emitted.load(Relaxed),
+            unmatched: self.hub.unmatched.get(),
+            rejected_full: self.hub.rejected_full.load(Relaxed),
             subscribers,
         }
     }
 
     /// Whether the bus has been shut down.
     pub fn is_closed(&self) -> bool {
-        self.shared.closed.load(SeqCst)
+        self.hub.is_closed()
     }
 
     /// The runtime the bus's tasks run on.
     pub(crate) fn runtime(&self) -> &tokio::runtime::Handle {
-        &self.shared.runtime
+        &self.hub.runtime
     }
 
     /// A weak reference to the bus state, for parts that live inside the bus
     /// (such as webhook sinks announcing `hookbus.endpoint_disabled`) and must
     /// not keep it alive.
     #[cfg_attr(not(feature = "webhook"), allow(dead_code))]
-    pub(crate) fn downgrade(&self) -> std::sync::Weak<Shared> {
-        Arc::downgrade(&self.shared)
-    }
-
-    pub(crate) fn spawn_subscriber(&self, spec: Spec) -> Result<Subscription, SubscribeError> {
-        let shared = &self.shared;
-        if shared.closed.load(SeqCst) {
-            return Err(SubscribeError::Closed);
-        }
-        let id = shared.next_id.fetch_add(1, Relaxed);
-        // The receiver exists before the interest is published, so every event
-        // emitted after `on` returns reaches this subscriber.
-        let rx = shared.sender.new_receiver();
-        shared.interest.add(id, spec.pattern.clone());
-        let counters = Arc::new(Counters::default());
-        let control = Arc::new(Control::default());
-        let name = spec.name.clone();
-        let pattern = spec.pattern.clone();
-        let worker = Worker::new(
-            id,
-            spec,
-            rx,
-            counters.clone(),
-            control.clone(),
-            Arc::downgrade(shared),
-        );
-        let join = shared.runtime.spawn(worker.run());
-        let _ = shared.commands.send(Command::Register(actor::Entry {
-            id,
-            name: name.clone(),
-            pattern: pattern.clone(),
-            counters: counters.clone(),
-            control: control.clone(),
-            join,
-        }));
-        Ok(Subscription {
-            id,
-            name,
-            pattern,
-            control,
-            counters,
-            bus: Arc::downgrade(shared),
-            detached: false,
-        })
+    pub(crate) fn downgrade(&self) -> std::sync::Weak<Hub> {
+        Arc::downgrade(&self.hub)
     }
 }

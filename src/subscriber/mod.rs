@@ -4,26 +4,31 @@
 //! The data path of one subscriber reads in one direction:
 //!
 //! ```text
-//! broadcast receiver -> pattern -> condition -> mailbox (overflow policy)
-//!                    -> batch (size / wait) -> handler or sink (concurrency) -> stats
+//! emit -> pattern (routing table) -> condition -> mailbox (overflow policy)
+//!      -> the subscriber's task: batch (size / wait) -> handler or sink (concurrency) -> stats
 //! ```
 //!
-//! Filters apply **before** an event enters the mailbox, so events a
-//! subscriber does not want never take its room.
+//! An event reaches only the subscribers whose pattern matches it: the others
+//! never see it and cost nothing. Conditions apply **before** an event enters
+//! the mailbox, so events a subscriber does not want never take its room.
+//! They run on the emitting thread, inside `emit`: keep them cheap and
+//! non-blocking (a field comparison, not I/O). A condition that panics is
+//! caught; the event counts as filtered and the panic is announced.
 //!
 //! # Overflow policies
 //!
-//! Every subscriber has its own bounded mailbox (default capacity 1024). When
-//! it is full:
+//! Every subscriber has its own bounded mailbox (default capacity 1024; the
+//! capacity is a bound, the mailbox grows on demand). When it is full:
 //!
 //! - [`OverflowPolicy::DropOldest`] (default) evicts the oldest waiting event;
 //! - [`OverflowPolicy::DropNewest`] refuses the new one;
-//! - [`OverflowPolicy::Block`] stops taking events from the bus until there is
-//!   room. This is lossless, and it is the **only** way a subscriber can push
-//!   back on emitters: once the bus channel is full too,
-//!   [`Bus::publish`](crate::Bus::publish) waits and [`Bus::emit`](crate::Bus::emit)
-//!   returns [`EmitError::Full`](crate::EmitError::Full) — for every emitter.
-//!   Choose it only for subscribers that must see everything.
+//! - [`OverflowPolicy::Block`] refuses the emit: [`Bus::emit`](crate::Bus::emit)
+//!   returns [`EmitError::Full`](crate::EmitError::Full) (with the event,
+//!   which no subscriber received) and [`Bus::publish`](crate::Bus::publish)
+//!   waits for room. This is lossless, and it is the **only** way a subscriber
+//!   can push back on emitters, and only on emitters of events it takes.
+//!   Lossy subscribers never make `emit` fail: a burst is dropped at the slow
+//!   subscriber's own mailbox, and every other subscriber gets every event.
 //!
 //! Drops are counted in [`SubscriberStats::dropped`](crate::SubscriberStats)
 //! and announced on the bus as `hookbus.dropped` events, coalesced to at most
@@ -39,121 +44,25 @@
 //! `hookbus.handler_failed` event (`hookbus.delivery_failed` for sinks), and
 //! the subscriber keeps running.
 
-pub(crate) mod worker;
+mod worker;
 
 use std::fmt;
 use std::future::Future;
 use std::ops::Deref;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use crate::bus::{Bus, SubscribeError};
 use crate::event::{Event, TypedEvent};
+use crate::hub::{Condition, Hub, Route};
 use crate::pattern::Pattern;
 use crate::sink::{Batch, BoxFuture, DeliveryError, HandlerResult, Sink};
-use crate::stats::{Counters, SubscriberStats};
+use crate::stats::SubscriberStats;
+
+pub use crate::hub::{BatchConfig, OverflowPolicy, SubscribeError, SubscriberOptions};
 
 /// How often, at most, a subscriber announces drops with a `hookbus.dropped`
 /// event.
 pub const DROP_REPORT_INTERVAL: Duration = Duration::from_millis(250);
-
-/// What a subscriber does when its mailbox is full. See the
-/// [module docs](self#overflow-policies).
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum OverflowPolicy {
-    /// Lossless: stop taking events until there is room; back-pressure reaches
-    /// `publish` (and makes `emit` return `Full`) once the bus channel fills.
-    Block,
-    /// Evict the oldest waiting event to make room (the default).
-    #[default]
-    DropOldest,
-    /// Refuse the new event.
-    DropNewest,
-}
-
-/// Batching: hand the handler up to `max_size` events at once, waiting at most
-/// `max_wait` after the first one for the batch to fill.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct BatchConfig {
-    /// Most events in one batch (≥ 1).
-    pub max_size: usize,
-    /// Longest a partial batch waits before it is delivered anyway.
-    #[serde(with = "duration_ms")]
-    pub max_wait: Duration,
-}
-
-mod duration_ms {
-    use serde::{Deserialize, Deserializer, Serializer};
-    use std::time::Duration;
-    pub(crate) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_u64(d.as_millis() as u64)
-    }
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        Ok(Duration::from_millis(u64::deserialize(d)?))
-    }
-}
-
-/// The settings every subscriber kind shares. Plain data: it can come from a
-/// config file. Defaults: capacity 1024, [`OverflowPolicy::DropOldest`], no
-/// batching, concurrency 1.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(default)]
-pub struct SubscriberOptions {
-    /// Mailbox capacity (≥ 1).
-    pub capacity: usize,
-    /// What to do when the mailbox is full.
-    pub overflow: OverflowPolicy,
-    /// Optional batching.
-    pub batch: Option<BatchConfig>,
-    /// Async handler or sink calls in flight at once (≥ 1).
-    pub concurrency: usize,
-}
-
-impl Default for SubscriberOptions {
-    fn default() -> Self {
-        SubscriberOptions {
-            capacity: 1024,
-            overflow: OverflowPolicy::DropOldest,
-            batch: None,
-            concurrency: 1,
-        }
-    }
-}
-
-impl SubscriberOptions {
-    /// Checks the options, saying what is wrong.
-    pub fn validate(&self) -> Result<(), SubscribeError> {
-        if self.capacity == 0 {
-            return Err(SubscribeError::InvalidOption(
-                "mailbox capacity must be at least 1".into(),
-            ));
-        }
-        if self.concurrency == 0 {
-            return Err(SubscribeError::InvalidOption(
-                "concurrency must be at least 1".into(),
-            ));
-        }
-        if let Some(b) = &self.batch {
-            if b.max_size == 0 {
-                return Err(SubscribeError::InvalidOption(
-                    "batch max_size must be at least 1".into(),
-                ));
-            }
-            if b.max_wait.is_zero() {
-                return Err(SubscribeError::InvalidOption(
-                    "batch max_wait must be more than zero".into(),
-                ));
-            }
-        }
-        Ok(())
-    }
-}
-
-pub(crate) type Condition = Box<dyn Fn(&Event) -> bool + Send + Sync>;
 
 #[allow(clippy::type_complexity)] // four handler shapes, each spelled out once
 pub(crate) enum Handler {
@@ -192,7 +101,7 @@ impl Handler {
 /// ```
 #[must_use = "a SubscriberBuilder does nothing until finished with on(..), on_async(..), on_batch(..) or sink(..)"]
 pub struct SubscriberBuilder {
-    pub(crate) bus: Bus,
+    pub(crate) hub: Arc<Hub>,
     pub(crate) pattern: Result<Pattern, SubscribeError>,
     pub(crate) name: Option<String>,
     pub(crate) options: SubscriberOptions,
@@ -234,7 +143,8 @@ impl SubscriberBuilder {
         self.options.overflow = policy;
         self
     }
-    /// Only events for which `condition` returns true enter the mailbox. A
+    /// Only events for which `condition` returns true enter the mailbox. It
+    /// runs on the emitting thread, inside `emit`: keep it cheap. A
     /// panicking condition counts the event as filtered and is reported.
     pub fn filter(mut self, condition: impl Fn(&Event) -> bool + Send + Sync + 'static) -> Self {
         self.condition = Some(Box::new(condition));
@@ -306,24 +216,25 @@ impl SubscriberBuilder {
         })))
     }
 
-    /// Finishes with a handler of a typed event: the data is deserialized into
-    /// `T`; data that does not fit `T` counts as a failed delivery.
+    /// Finishes with a handler of a typed event. An event emitted as a `T`
+    /// value reaches the handler as that very value (shared, no JSON); an
+    /// event that arrived as JSON (e.g. from the ingress) is deserialized
+    /// into `T`, and data that does not fit `T` counts as a failed delivery.
     pub fn on_typed<T: TypedEvent, R: HandlerResult>(
         self,
         mut handler: impl FnMut(Typed<T>) -> R + Send + 'static,
     ) -> Result<Subscription, SubscribeError> {
-        self.on(move |e: &Event| match e.data_as::<T>() {
-            Ok(data) => handler(Typed {
-                data,
-                event_id: e.id().to_owned(),
-            })
-            .into_result(),
-            Err(err) => Err(DeliveryError::handler(format!(
-                "event {} data does not fit {}: {err}",
-                e.id(),
-                std::any::type_name::<T>()
-            ))),
-        })
+        if self.options.batch.is_some() {
+            return self.on_batch(move |batch: &Batch| {
+                for e in batch.iter() {
+                    handler(Typed::of(e)?).into_result()?;
+                }
+                Ok::<(), DeliveryError>(())
+            });
+        }
+        self.finish(Handler::Sync(Box::new(move |e| {
+            handler(Typed::of(e)?).into_result()
+        })))
     }
 
     /// Finishes with a [`Sink`] (webhook, Kafka, your own).
@@ -377,68 +288,90 @@ impl SubscriberBuilder {
                 "limit must be at least 1".into(),
             ));
         }
-        let name = self.name.unwrap_or_else(|| format!("on:{pattern}"));
-        self.bus.spawn_subscriber(worker::Spec {
-            name: name.into(),
+        let hub = self.hub;
+        if hub.is_closed() {
+            return Err(SubscribeError::Closed);
+        }
+        let name: Arc<str> = self.name.unwrap_or_else(|| format!("on:{pattern}")).into();
+        let route = Arc::new(Route::new(
+            hub.next_id(),
+            name,
             pattern,
-            options: self.options,
-            condition: self.condition,
-            limit: self.limit,
-            handler,
+            self.condition,
+            &self.options,
+            self.limit,
+        ));
+        let worker =
+            worker::Worker::new(route.clone(), self.options, handler, Arc::downgrade(&hub));
+        hub.register(route.clone(), || hub.runtime.spawn(worker.run()))?;
+        Ok(Subscription {
+            route,
+            hub: Arc::downgrade(&hub),
+            detached: false,
         })
     }
 }
 
 /// A typed event handed to an [`on_typed`](SubscriberBuilder::on_typed)
-/// handler: the data as `T` (also reachable through `Deref`) and the event id.
-#[derive(Debug, Clone, PartialEq)]
+/// handler: the value (also reachable through `Deref`) and the event it came
+/// with. Both are shared, not copied.
+#[derive(Debug)]
 pub struct Typed<T> {
-    /// The deserialized data.
-    pub data: T,
-    /// The id of the event it came from.
-    pub event_id: String,
+    data: Arc<T>,
+    event: Arc<Event>,
+}
+
+impl<T> Clone for Typed<T> {
+    fn clone(&self) -> Self {
+        Typed {
+            data: self.data.clone(),
+            event: self.event.clone(),
+        }
+    }
+}
+
+impl<T: TypedEvent> Typed<T> {
+    fn of(event: &Arc<Event>) -> Result<Typed<T>, DeliveryError> {
+        let data = match event.payload::<T>() {
+            Some(data) => data,
+            None => Arc::new(event.data_as::<T>().map_err(|err| {
+                DeliveryError::handler(format!(
+                    "event {} data does not fit {}: {err}",
+                    event.id(),
+                    std::any::type_name::<T>()
+                ))
+            })?),
+        };
+        Ok(Typed {
+            data,
+            event: event.clone(),
+        })
+    }
+}
+
+impl<T> Typed<T> {
+    /// The value.
+    pub fn data(&self) -> &T {
+        &self.data
+    }
+    /// The value, shared.
+    pub fn into_data(self) -> Arc<T> {
+        self.data
+    }
+    /// The event it came with (id, time, source, extensions).
+    pub fn event(&self) -> &Event {
+        &self.event
+    }
+    /// The id of the event it came with.
+    pub fn event_id(&self) -> &str {
+        self.event.id()
+    }
 }
 
 impl<T> Deref for Typed<T> {
     type Target = T;
     fn deref(&self) -> &T {
         &self.data
-    }
-}
-
-/// Shared between a subscriber's task and its [`Subscription`] handle.
-#[derive(Debug, Default)]
-pub(crate) struct Control {
-    pub(crate) stop: AtomicBool,
-    pub(crate) abort: AtomicBool,
-    /// Wakes the task when a flag is set. Registering is a few atomic
-    /// operations, cheap enough to do on every wait of the task.
-    pub(crate) waker: futures_util::task::AtomicWaker,
-    /// Set by shutdown: when the sink's `close` must be done.
-    pub(crate) deadline: std::sync::Mutex<Option<tokio::time::Instant>>,
-}
-
-impl Control {
-    pub(crate) fn request_stop(&self) {
-        self.stop.store(true, Ordering::SeqCst);
-        self.waker.wake();
-    }
-    pub(crate) fn request_abort(&self) {
-        self.abort.store(true, Ordering::SeqCst);
-        self.stop.store(true, Ordering::SeqCst);
-        self.waker.wake();
-    }
-    /// Resolves once abort is requested, or stop (when `watch_stop`).
-    pub(crate) fn signalled(&self, watch_stop: bool) -> impl Future<Output = ()> + '_ {
-        std::future::poll_fn(move |cx| {
-            self.waker.register(cx.waker());
-            let stop = watch_stop && self.stop.load(Ordering::SeqCst);
-            if stop || self.abort.load(Ordering::SeqCst) {
-                std::task::Poll::Ready(())
-            } else {
-                std::task::Poll::Pending
-            }
-        })
     }
 }
 
@@ -450,21 +383,17 @@ impl Control {
 /// [`detach`](Subscription::detach).
 #[must_use = "dropping a Subscription unsubscribes at once; call .detach() to keep it running"]
 pub struct Subscription {
-    pub(crate) id: u64,
-    pub(crate) name: Arc<str>,
-    pub(crate) pattern: Pattern,
-    pub(crate) control: Arc<Control>,
-    pub(crate) counters: Arc<Counters>,
-    pub(crate) bus: std::sync::Weak<crate::bus::Shared>,
-    pub(crate) detached: bool,
+    route: Arc<Route>,
+    hub: Weak<Hub>,
+    detached: bool,
 }
 
 impl fmt::Debug for Subscription {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Subscription")
-            .field("id", &self.id)
-            .field("name", &self.name)
-            .field("pattern", &self.pattern)
+            .field("id", &self.route.id)
+            .field("name", &self.route.name)
+            .field("pattern", &self.route.pattern)
             .finish()
     }
 }
@@ -472,16 +401,15 @@ impl fmt::Debug for Subscription {
 impl Subscription {
     /// The subscriber's id.
     pub fn id(&self) -> u64 {
-        self.id
+        self.route.id
     }
     /// The subscriber's name.
     pub fn name(&self) -> &str {
-        &self.name
+        &self.route.name
     }
-    /// Its counters now.
+    /// Its counters now: a consistent snapshot (the counts add up).
     pub fn stats(&self) -> SubscriberStats {
-        self.counters
-            .snapshot(self.id, &self.name, self.pattern.as_str())
+        self.route.stats()
     }
     /// Unsubscribes now (the same as dropping the handle).
     pub fn unsubscribe(self) {
@@ -497,10 +425,10 @@ impl Subscription {
 impl Drop for Subscription {
     fn drop(&mut self) {
         if !self.detached {
-            if let Some(bus) = self.bus.upgrade() {
-                bus.interest.remove(self.id);
+            if let Some(hub) = self.hub.upgrade() {
+                hub.unroute(&self.route);
             }
-            self.control.request_stop();
+            self.route.request_stop();
         }
     }
 }

@@ -18,8 +18,9 @@ use super::retry::{RetryPolicy, StatusClass, classify, parse_retry_after};
 use super::slots::{SendSlots, Slot};
 use super::template::Template;
 use super::wire::{self, Payload, WireFormat};
-use crate::bus::{Bus, Shared};
+use crate::bus::Bus;
 use crate::event::Event;
+use crate::hub::Hub;
 use crate::pattern::Pattern;
 use crate::signature::{Secret, SignRequest, SignatureScheme};
 use crate::sink::{Batch, BoxFuture, DeliveryError, FailureKind, Sink, SinkFuture};
@@ -95,7 +96,7 @@ pub(crate) struct EndpointState {
     /// Deliveries waiting for their next attempt now.
     pub(crate) waiting_retry: AtomicU64,
     pub(crate) log: DeliveryLog,
-    bus: Mutex<Option<Weak<Shared>>>,
+    bus: Mutex<Option<Weak<Hub>>>,
 }
 
 impl EndpointState {
@@ -113,7 +114,7 @@ impl EndpointState {
         *self.bus.lock().unwrap_or_else(|e| e.into_inner()) = Some(bus.downgrade());
     }
 
-    fn bus(&self) -> Option<Arc<Shared>> {
+    fn bus(&self) -> Option<Arc<Hub>> {
         self.bus
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -578,7 +579,7 @@ impl Endpoint {
         }
         tracing::warn!(webhook = %self.name, url = %self.display_url, reason, "hookbus: webhook endpoint disabled");
         if let Some(bus) = self.state.bus() {
-            bus.emit_internal(
+            bus.announce(
                 "hookbus.endpoint_disabled",
                 json!({
                     "webhook": self.name,

@@ -1,0 +1,337 @@
+//! A subscriber's bounded mailbox, shared by the emitters that fill it and
+//! the subscriber task that empties it.
+//!
+//! Emitters push straight into the mailboxes of the subscribers an event
+//! matches (see [`Hub::offer`](super::Hub::offer)); the overflow policy is
+//! applied right here, at the slow subscriber's own mailbox, so one
+//! subscriber falling behind never costs another one anything.
+//!
+//! Every counter of the subscriber lives under the same lock as its queue,
+//! and every transition (taken in, filtered, dropped, started, finished)
+//! moves an event from one counter to another in one critical section. A
+//! snapshot taken under the lock therefore always adds up:
+//! `received = filtered + delivered + failed + dropped + queued + in_flight`.
+//!
+//! The queue is a `VecDeque` that grows on demand: `capacity` is a bound,
+//! not an allocation, so an idle subscriber costs a few hundred bytes.
+//!
+//! `Block` mailboxes also keep `occupied` (queued + reserved) as an atomic, so
+//! an emit can reserve a place in every `Block` mailbox it targets before it
+//! pushes into any of them: that is what keeps `emit` all-or-nothing.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::Context;
+
+use futures_util::task::AtomicWaker;
+
+use super::options::OverflowPolicy;
+use crate::event::Event;
+
+/// The subscriber's counters; see the module docs for how they add up.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Counts {
+    pub(crate) received: u64,
+    pub(crate) filtered: u64,
+    pub(crate) delivered: u64,
+    pub(crate) failed: u64,
+    pub(crate) dropped: u64,
+    /// Taken out of the queue by the task and started, not finished.
+    pub(crate) in_flight: u64,
+    /// Reported by the sink's `close`.
+    pub(crate) unflushed: u64,
+}
+
+#[derive(Debug)]
+pub(crate) struct State {
+    queue: VecDeque<Arc<Event>>,
+    /// Takes new events (false once unsubscribed, at its limit, or shut down).
+    open: bool,
+    /// Events still to take for `once`/`many(n)`.
+    remaining: Option<u64>,
+    counts: Counts,
+    /// Drops not yet announced as `hookbus.dropped`.
+    unreported_drops: u64,
+    /// Batching subscribers: when the oldest queued event arrived (a batch's
+    /// `max_wait` counts from there, not from when the task first looks).
+    oldest_at: Option<tokio::time::Instant>,
+}
+
+/// What the task sees when it looks at its mailbox.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct View {
+    pub(crate) queued: usize,
+    pub(crate) open: bool,
+    pub(crate) unreported_drops: u64,
+    pub(crate) oldest_at: Option<tokio::time::Instant>,
+}
+
+/// A snapshot for stats and reports.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Snapshot {
+    pub(crate) counts: Counts,
+    pub(crate) queued: u64,
+}
+
+/// How one emit's push went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pushed {
+    /// Counted: queued, filtered or dropped by policy.
+    Taken,
+    /// The mailbox takes nothing new; the event is not this subscriber's.
+    Refused,
+}
+
+#[derive(Debug)]
+pub(crate) struct Mailbox {
+    state: Mutex<State>,
+    capacity: usize,
+    policy: OverflowPolicy,
+    batching: bool,
+    /// `Block` only: queued + places reserved by emits in progress.
+    occupied: AtomicUsize,
+    /// Set when the task has something new to look at.
+    signal: AtomicBool,
+    waker: AtomicWaker,
+    /// `publish` callers waiting for room in this (`Block`) mailbox.
+    space: tokio::sync::Notify,
+}
+
+impl Mailbox {
+    pub(crate) fn new(
+        capacity: usize,
+        policy: OverflowPolicy,
+        batching: bool,
+        limit: Option<u64>,
+    ) -> Mailbox {
+        Mailbox {
+            state: Mutex::new(State {
+                queue: VecDeque::new(),
+                open: true,
+                remaining: limit,
+                counts: Counts::default(),
+                unreported_drops: 0,
+                oldest_at: None,
+            }),
+            capacity,
+            policy,
+            batching,
+            occupied: AtomicUsize::new(0),
+            signal: AtomicBool::new(false),
+            waker: AtomicWaker::new(),
+            space: tokio::sync::Notify::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Nothing user-supplied runs under this lock, so it is never poisoned
+        // in practice; if it were, the counts are still whole.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn policy(&self) -> OverflowPolicy {
+        self.policy
+    }
+
+    /// `Block` only: reserves a place for an emit in progress.
+    pub(crate) fn reserve(&self) -> bool {
+        self.occupied
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.capacity).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    /// Gives back `n` places (a cancelled reservation, or events taken out).
+    fn release(&self, n: usize) {
+        if n == 0 {
+            return;
+        }
+        let before = self.occupied.fetch_sub(n, Ordering::AcqRel);
+        if before >= self.capacity {
+            self.space.notify_waiters();
+        }
+    }
+
+    pub(crate) fn unreserve(&self) {
+        self.release(1);
+    }
+
+    /// Whether a `Block` mailbox has a free place now.
+    pub(crate) fn has_room(&self) -> bool {
+        self.occupied.load(Ordering::Acquire) < self.capacity
+    }
+
+    /// A future that resolves when room may have been made; enable it, check
+    /// [`has_room`](Self::has_room), then await it.
+    pub(crate) fn space(&self) -> tokio::sync::futures::Notified<'_> {
+        self.space.notified()
+    }
+
+    /// Counts one emitted event in: queued, filtered (`accepted == false`) or
+    /// dropped by policy. `reserved` says whether the emit holds a `Block`
+    /// reservation, which this consumes.
+    pub(crate) fn push(&self, event: &Arc<Event>, accepted: bool, reserved: bool) -> Pushed {
+        let mut evicted = None;
+        {
+            let mut s = self.lock();
+            if !s.open || s.remaining == Some(0) {
+                drop(s);
+                if reserved {
+                    self.unreserve();
+                }
+                return Pushed::Refused;
+            }
+            s.counts.received += 1;
+            if !accepted {
+                s.counts.filtered += 1;
+                return Pushed::Taken;
+            }
+            if let Some(n) = &mut s.remaining {
+                *n -= 1;
+                if *n == 0 {
+                    s.open = false;
+                }
+            }
+            if self.batching && s.queue.is_empty() {
+                s.oldest_at = Some(tokio::time::Instant::now());
+            }
+            let full = s.queue.len() >= self.capacity;
+            match self.policy {
+                OverflowPolicy::DropNewest if full => {
+                    note_drop(&mut s, event);
+                }
+                OverflowPolicy::DropOldest if full => {
+                    evicted = s.queue.pop_front();
+                    if let Some(old) = &evicted {
+                        note_drop(&mut s, old);
+                    }
+                    s.queue.push_back(event.clone());
+                }
+                // Block: the emit reserved this place.
+                _ => s.queue.push_back(event.clone()),
+            }
+        }
+        // The evicted event may be the last copy: free it outside the lock.
+        drop(evicted);
+        self.notify_task();
+        Pushed::Taken
+    }
+
+    fn notify_task(&self) {
+        self.signal.store(true, Ordering::Release);
+        self.waker.wake();
+    }
+
+    /// The task: registers to be woken, and says whether anything changed
+    /// since it last asked.
+    pub(crate) fn poll_changed(&self, cx: &mut Context<'_>) -> bool {
+        self.waker.register(cx.waker());
+        self.signal.swap(false, Ordering::AcqRel)
+    }
+
+    pub(crate) fn view(&self) -> View {
+        let s = self.lock();
+        View {
+            queued: s.queue.len(),
+            open: s.open,
+            unreported_drops: s.unreported_drops,
+            oldest_at: s.oldest_at,
+        }
+    }
+
+    /// Takes up to `max` events out to start them (they count as in flight).
+    pub(crate) fn take(&self, max: usize, out: &mut Vec<Arc<Event>>) {
+        let n = {
+            let mut s = self.lock();
+            let n = max.min(s.queue.len());
+            out.extend(s.queue.drain(..n));
+            s.counts.in_flight += n as u64;
+            // What is left starts the next batch now.
+            s.oldest_at = (self.batching && !s.queue.is_empty()).then(tokio::time::Instant::now);
+            n
+        };
+        if self.policy == OverflowPolicy::Block {
+            self.release(n);
+        }
+    }
+
+    /// The per-event sync loop's step, in one critical section: records the
+    /// previous event's outcome (if any), then takes the next one, unless
+    /// `stop` says to start nothing more.
+    pub(crate) fn finish_and_take(
+        &self,
+        finished: Option<bool>,
+        stop: impl FnOnce() -> bool,
+    ) -> Option<Arc<Event>> {
+        let next = {
+            let mut s = self.lock();
+            if let Some(ok) = finished {
+                s.counts.in_flight -= 1;
+                if ok {
+                    s.counts.delivered += 1;
+                } else {
+                    s.counts.failed += 1;
+                }
+            }
+            if stop() {
+                return None;
+            }
+            let next = s.queue.pop_front();
+            if next.is_some() {
+                s.counts.in_flight += 1;
+            }
+            next
+        };
+        if next.is_some() && self.policy == OverflowPolicy::Block {
+            self.release(1);
+        }
+        next
+    }
+
+    /// Records the outcome of `delivered + failed` events that were in flight.
+    pub(crate) fn finish(&self, delivered: u64, failed: u64) {
+        let mut s = self.lock();
+        s.counts.in_flight -= delivered + failed;
+        s.counts.delivered += delivered;
+        s.counts.failed += failed;
+    }
+
+    pub(crate) fn add_unflushed(&self, n: u64) {
+        self.lock().counts.unflushed += n;
+    }
+
+    /// Takes the drops not yet announced.
+    pub(crate) fn take_unreported_drops(&self) -> u64 {
+        std::mem::take(&mut self.lock().unreported_drops)
+    }
+
+    /// Takes nothing new from now on; the task drains what is queued.
+    pub(crate) fn close(&self) {
+        self.lock().open = false;
+        self.notify_task();
+        self.space.notify_waiters();
+    }
+
+    pub(crate) fn is_open(&self) -> bool {
+        self.lock().open
+    }
+
+    pub(crate) fn snapshot(&self) -> Snapshot {
+        let s = self.lock();
+        Snapshot {
+            counts: s.counts,
+            queued: s.queue.len() as u64,
+        }
+    }
+}
+
+fn note_drop(s: &mut State, event: &Event) {
+    s.counts.dropped += 1;
+    // Drops of the bus's own events are counted but not announced, so a
+    // `hookbus.dropped` event can never cause another one.
+    if !event.event_type().starts_with("hookbus.") {
+        s.unreported_drops += 1;
+    }
+}

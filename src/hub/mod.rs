@@ -1,0 +1,576 @@
+//! The core of the bus, below both [`bus`](crate::bus) (the public face) and
+//! [`subscriber`](crate::subscriber) (the tasks): the routing table, the
+//! mailboxes, the registry of subscribers, the one `offer` path that `emit`
+//! and `publish` share, and shutdown.
+//!
+//! # The data path
+//!
+//! ```text
+//! emit ─ filter (no interest: counted, done) ─ table lookup: matching routes
+//!      ─ each route: condition ─ Block routes: reserve a place (all or none)
+//!      ─ each route: push into its mailbox (overflow policy applied there)
+//!      ─ the subscriber's task wakes and dispatches
+//! ```
+//!
+//! There is no shared channel between emitters and subscribers: a channel
+//! that every subscriber reads makes every emit cost something for every
+//! subscriber (the first generation's ~50 ns per subscriber that did not
+//! match), and a full shared channel refuses events on behalf of lossy
+//! subscribers. Routing at the emitter makes the cost proportional to the
+//! subscribers that match, puts every drop at the slow subscriber's own
+//! mailbox, and makes "all or nothing" a matter of reserving a place in the
+//! `Block` mailboxes before pushing into any.
+//!
+//! Arrows point one way: `bus` → `subscriber` → `hub`. What a subscriber
+//! task needs from here is its [`Route`] (mailbox, control, condition) and a
+//! [`Weak<Hub>`] to announce `hookbus.*` events and its own end.
+
+pub(crate) mod counter;
+mod error;
+mod mailbox;
+mod options;
+mod routes;
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use serde_json::{Value, json};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::event::{Event, IntoEvent};
+use crate::pattern::Pattern;
+use crate::stats::{SubscriberReport, SubscriberStats};
+
+pub use error::{BuildError, EmitError, SubscribeError};
+pub(crate) use mailbox::{Mailbox, Pushed};
+pub use options::{BatchConfig, OverflowPolicy, SubscriberOptions};
+
+/// A subscriber's condition, run on the emitting thread before the mailbox.
+pub(crate) type Condition = Box<dyn Fn(&Event) -> bool + Send + Sync>;
+
+/// Abort requests and the close deadline, from shutdown. (Stopping is
+/// closing the mailbox: the task drains what it holds and ends.)
+#[derive(Debug, Default)]
+pub(crate) struct Control {
+    abort: AtomicBool,
+    /// Set by shutdown: when the sink's `close` must be done.
+    deadline: Mutex<Option<Instant>>,
+}
+
+impl Control {
+    pub(crate) fn abort_requested(&self) -> bool {
+        self.abort.load(Ordering::Acquire)
+    }
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        *self.deadline.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// One subscriber as the hub sees it. Shared by the routing table, the
+/// registry, the subscriber's task and its handle.
+pub(crate) struct Route {
+    pub(crate) id: u64,
+    pub(crate) name: Arc<str>,
+    pub(crate) pattern: Pattern,
+    pub(crate) condition: Option<Condition>,
+    pub(crate) mailbox: Mailbox,
+    pub(crate) control: Control,
+}
+
+impl std::fmt::Debug for Route {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Route")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("pattern", &self.pattern)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Route {
+    pub(crate) fn new(
+        id: u64,
+        name: Arc<str>,
+        pattern: Pattern,
+        condition: Option<Condition>,
+        options: &SubscriberOptions,
+        limit: Option<u64>,
+    ) -> Route {
+        Route {
+            id,
+            name,
+            pattern,
+            condition,
+            mailbox: Mailbox::new(
+                options.capacity,
+                options.overflow,
+                options.batch.is_some(),
+                limit,
+            ),
+            control: Control::default(),
+        }
+    }
+
+    pub(crate) fn stats(&self) -> SubscriberStats {
+        let snap = self.mailbox.snapshot();
+        let c = snap.counts;
+        SubscriberStats {
+            id: self.id,
+            name: self.name.to_string(),
+            pattern: self.pattern.to_string(),
+            received: c.received,
+            filtered: c.filtered,
+            accepted: c.received - c.filtered,
+            delivered: c.delivered,
+            failed: c.failed,
+            dropped: c.dropped,
+            mailbox_len: snap.queued,
+            in_flight: c.in_flight,
+        }
+    }
+
+    /// Asks the task to deliver what it has and end (unsubscribe).
+    pub(crate) fn request_stop(&self) {
+        self.mailbox.close();
+    }
+
+    fn request_abort(&self) {
+        self.control.abort.store(true, Ordering::Release);
+        self.request_stop();
+    }
+}
+
+struct Entry {
+    route: Arc<Route>,
+    join: Option<JoinHandle<()>>,
+}
+
+#[derive(Default)]
+struct Registry {
+    closed: bool,
+    /// By id: subscription order.
+    entries: BTreeMap<u64, Entry>,
+}
+
+/// How an offer went.
+pub(crate) enum Offer {
+    /// Taken by at least one subscriber (queued, filtered or dropped there).
+    Accepted,
+    /// No subscriber's pattern matches (or every one stopped taking events).
+    Unmatched,
+    /// This `Block` subscriber's mailbox is full; nobody got the event.
+    Full(Arc<Route>),
+    /// The bus is shut down.
+    Closed,
+}
+
+/// One matching route during an offer.
+struct Target {
+    route: Arc<Route>,
+    accepted: bool,
+    reserved: bool,
+}
+
+/// The targets of one offer: up to 8 without allocating.
+struct Targets {
+    inline: [Option<Target>; 8],
+    len: usize,
+    spill: Vec<Target>,
+}
+
+impl Targets {
+    fn new() -> Targets {
+        Targets {
+            inline: [const { None }; 8],
+            len: 0,
+            spill: Vec::new(),
+        }
+    }
+    fn push(&mut self, t: Target) {
+        if self.len < self.inline.len() {
+            self.inline[self.len] = Some(t);
+            self.len += 1;
+        } else {
+            self.spill.push(t);
+        }
+    }
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    fn iter_mut(&mut self) -> impl Iterator<Item = &mut Target> {
+        self.inline[..self.len]
+            .iter_mut()
+            .flatten()
+            .chain(self.spill.iter_mut())
+    }
+}
+
+/// State shared by every [`Bus`](crate::Bus) handle.
+pub(crate) struct Hub {
+    filter: routes::Filter,
+    table: RwLock<routes::Table>,
+    registry: Mutex<Registry>,
+    /// Offers in progress; shutdown waits for them before closing mailboxes.
+    offering: AtomicUsize,
+    closed: AtomicBool,
+    closed_notify: tokio::sync::Notify,
+    source: Option<Cow<'static, str>>,
+    pub(crate) defaults: SubscriberOptions,
+    pub(crate) runtime: tokio::runtime::Handle,
+    next_id: AtomicU64,
+    pub(crate) emitted: AtomicU64,
+    pub(crate) unmatched: counter::ThreadCounter,
+    pub(crate) rejected_full: AtomicU64,
+    pub(crate) report: tokio::sync::OnceCell<Vec<SubscriberReport>>,
+}
+
+impl Hub {
+    pub(crate) fn new(
+        source: Option<Cow<'static, str>>,
+        defaults: SubscriberOptions,
+        runtime: tokio::runtime::Handle,
+    ) -> Hub {
+        Hub {
+            filter: routes::Filter::default(),
+            table: RwLock::default(),
+            registry: Mutex::default(),
+            offering: AtomicUsize::new(0),
+            closed: AtomicBool::new(false),
+            closed_notify: tokio::sync::Notify::new(),
+            source,
+            defaults,
+            runtime,
+            next_id: AtomicU64::new(1),
+            emitted: AtomicU64::new(0),
+            unmatched: counter::ThreadCounter::default(),
+            rejected_full: AtomicU64::new(0),
+            report: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Whether some live subscriber's pattern matches `event_type`.
+    pub(crate) fn wants(&self, event_type: &str) -> bool {
+        if !self.filter.may_match(event_type) {
+            return false;
+        }
+        let mut any = false;
+        self.read_table()
+            .for_each_match(event_type, |r| any |= r.mailbox.is_open());
+        any
+    }
+
+    fn read_table(&self) -> std::sync::RwLockReadGuard<'_, routes::Table> {
+        self.table.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write_table(&self) -> std::sync::RwLockWriteGuard<'_, routes::Table> {
+        self.table.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn prepare(&self, event: Event) -> Arc<Event> {
+        let mut event = event;
+        if !event.has_source()
+            && let Some(src) = &self.source
+        {
+            event.set_source(src.clone());
+        }
+        Arc::new(event)
+    }
+
+    /// `emit`: never waits.
+    #[inline]
+    pub(crate) fn emit<E: IntoEvent>(&self, event: E) -> Result<(), EmitError> {
+        if !self.filter.may_match(event.event_type()) {
+            return self.unmatched(event);
+        }
+        let event = self.prepare(event.into_event()?);
+        match self.offer(&event) {
+            Offer::Accepted => {
+                self.emitted.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            Offer::Unmatched => {
+                self.unmatched.bump();
+                Ok(())
+            }
+            Offer::Full(_) => {
+                self.rejected_full.fetch_add(1, Ordering::Relaxed);
+                Err(EmitError::Full(unwrap_event(event)))
+            }
+            Offer::Closed => Err(EmitError::Closed(unwrap_event(event))),
+        }
+    }
+
+    /// `publish`: waits for room in full `Block` mailboxes.
+    pub(crate) async fn publish<E: IntoEvent>(&self, event: E) -> Result<(), EmitError> {
+        if !self.filter.may_match(event.event_type()) {
+            return self.unmatched(event);
+        }
+        let event = self.prepare(event.into_event()?);
+        loop {
+            match self.offer(&event) {
+                Offer::Accepted => {
+                    self.emitted.fetch_add(1, Ordering::Relaxed);
+                    return Ok(());
+                }
+                Offer::Unmatched => {
+                    self.unmatched.bump();
+                    return Ok(());
+                }
+                Offer::Closed => return Err(EmitError::Closed(unwrap_event(event))),
+                Offer::Full(route) => {
+                    let room = route.mailbox.space();
+                    let closed = self.closed_notify.notified();
+                    tokio::pin!(room, closed);
+                    room.as_mut().enable();
+                    closed.as_mut().enable();
+                    // Room made (or the bus closed) between the offer and
+                    // `enable` would not wake us: look once more.
+                    if route.mailbox.has_room() || !route.mailbox.is_open() || self.is_closed() {
+                        continue;
+                    }
+                    tokio::select! {
+                        _ = room => {}
+                        _ = closed => {}
+                    }
+                }
+            }
+        }
+    }
+
+    fn unmatched<E: IntoEvent>(&self, event: E) -> Result<(), EmitError> {
+        self.unmatched.bump();
+        if self.is_closed() {
+            return Err(EmitError::Closed(event.into_event()?));
+        }
+        Ok(())
+    }
+
+    /// The one path by which an event reaches mailboxes: look up the routes
+    /// it matches, run their conditions, reserve a place in every `Block`
+    /// mailbox that takes it (or give every reservation back and report the
+    /// full one), then push into each.
+    pub(crate) fn offer(&self, event: &Arc<Event>) -> Offer {
+        self.offering.fetch_add(1, Ordering::SeqCst);
+        let _done = OfferGuard(&self.offering);
+        if self.closed.load(Ordering::SeqCst) {
+            return Offer::Closed;
+        }
+        let mut targets = Targets::new();
+        self.read_table()
+            .for_each_match(event.event_type(), |route| {
+                targets.push(Target {
+                    route: route.clone(),
+                    accepted: true,
+                    reserved: false,
+                })
+            });
+        if targets.is_empty() {
+            return Offer::Unmatched;
+        }
+        // Conditions run without any lock held: they are the user's code.
+        let mut panics = Vec::new();
+        let mut full = None;
+        for t in targets.iter_mut() {
+            if let Some(condition) = &t.route.condition {
+                match std::panic::catch_unwind(AssertUnwindSafe(|| condition(event))) {
+                    Ok(ok) => t.accepted = ok,
+                    Err(panic) => {
+                        t.accepted = false;
+                        panics.push((t.route.clone(), crate::sink::panic_message(&panic)));
+                    }
+                }
+            }
+            if t.accepted && t.route.mailbox.policy() == OverflowPolicy::Block {
+                if !t.route.mailbox.reserve() {
+                    full = Some(t.route.clone());
+                    break;
+                }
+                t.reserved = true;
+            }
+        }
+        let outcome = match full {
+            Some(route) => {
+                for t in targets.iter_mut().filter(|t| t.reserved) {
+                    t.route.mailbox.unreserve();
+                }
+                Offer::Full(route)
+            }
+            None => {
+                let mut taken = false;
+                for t in targets.iter_mut() {
+                    taken |= t.route.mailbox.push(event, t.accepted, t.reserved) == Pushed::Taken;
+                }
+                if taken {
+                    Offer::Accepted
+                } else {
+                    Offer::Unmatched
+                }
+            }
+        };
+        drop(_done);
+        for (route, message) in panics {
+            self.condition_panicked(&route, event, &message);
+        }
+        outcome
+    }
+
+    fn condition_panicked(&self, route: &Route, event: &Event, message: &str) {
+        tracing::warn!(subscriber = %route.name, event_id = %event.id(), panic = message, "hookbus: a subscriber's condition panicked; the event counts as filtered");
+        if event.event_type().starts_with("hookbus.") {
+            return;
+        }
+        self.announce(
+            "hookbus.handler_failed",
+            json!({
+                "subscriber": &*route.name,
+                "subscriber_id": route.id,
+                "event_id": event.id(),
+                "event_type": event.event_type(),
+                "event_ids": [event.id()],
+                "kind": crate::sink::FailureKind::Panic.to_string(),
+                "error": format!("condition panicked: {message}"),
+            }),
+        );
+    }
+
+    /// Emits one of the bus's own `hookbus.*` events; never waits, never
+    /// fails loudly (what it reports is also in the stats and the log).
+    pub(crate) fn announce(&self, ty: &'static str, data: Value) {
+        if !self.filter.may_match(ty) {
+            self.unmatched.bump();
+            return;
+        }
+        let _ = self.emit(Event::unchecked(Cow::Borrowed(ty), data));
+    }
+
+    /// Adds a subscriber: in the registry and the routing table, with its
+    /// task started by `spawn`. Refused once shutdown has begun, so a
+    /// subscriber either is in the shutdown report or was never created.
+    pub(crate) fn register(
+        &self,
+        route: Arc<Route>,
+        spawn: impl FnOnce() -> JoinHandle<()>,
+    ) -> Result<(), SubscribeError> {
+        let mut registry = self.registry.lock().unwrap_or_else(|e| e.into_inner());
+        if registry.closed {
+            return Err(SubscribeError::Closed);
+        }
+        self.write_table().add(route.clone(), &self.filter);
+        let join = spawn();
+        registry.entries.insert(
+            route.id,
+            Entry {
+                route,
+                join: Some(join),
+            },
+        );
+        Ok(())
+    }
+
+    /// Takes a subscriber out of the routing table (unsubscribe, limit
+    /// reached, task ended). Events already in its mailbox stay there.
+    pub(crate) fn unroute(&self, route: &Route) {
+        self.write_table()
+            .remove(route.id, &route.pattern, &self.filter);
+    }
+
+    /// A subscriber task ended on its own.
+    pub(crate) fn ended(&self, id: u64) {
+        let mut registry = self.registry.lock().unwrap_or_else(|e| e.into_inner());
+        if !registry.closed {
+            registry.entries.remove(&id);
+        }
+    }
+
+    pub(crate) fn stats(&self) -> Vec<SubscriberStats> {
+        let routes: Vec<Arc<Route>> = {
+            let registry = self.registry.lock().unwrap_or_else(|e| e.into_inner());
+            registry.entries.values().map(|e| e.route.clone()).collect()
+        };
+        routes.iter().map(|r| r.stats()).collect()
+    }
+
+    /// Shuts down once; later calls get the first call's report.
+    pub(crate) async fn shutdown(&self, deadline: Instant) -> Vec<SubscriberReport> {
+        self.report
+            .get_or_init(|| self.shutdown_now(deadline))
+            .await
+            .clone()
+    }
+
+    async fn shutdown_now(&self, deadline: Instant) -> Vec<SubscriberReport> {
+        self.closed.store(true, Ordering::SeqCst);
+        self.closed_notify.notify_waiters();
+        let entries = {
+            let mut registry = self.registry.lock().unwrap_or_else(|e| e.into_inner());
+            registry.closed = true;
+            std::mem::take(&mut registry.entries)
+        };
+        // An offer that began before `closed` was set finishes pushing before
+        // the mailboxes close, so every `Ok` emit is in some mailbox and in
+        // the report. Offers are short (no waiting inside); the deadline
+        // bounds this anyway.
+        while self.offering.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+            tokio::task::yield_now().await;
+        }
+        for e in entries.values() {
+            *e.route
+                .control
+                .deadline
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = Some(deadline);
+            e.route.mailbox.close();
+        }
+        let mut reports = Vec::with_capacity(entries.len());
+        for (_, mut e) in entries {
+            let completed = match e.join.as_mut() {
+                Some(join) => tokio::time::timeout_at(deadline, join).await.is_ok(),
+                None => true,
+            };
+            if !completed {
+                // The deadline is the deadline: nothing starts after it. A
+                // sync handler running on its thread finishes there; its
+                // task starts nothing more, and async work is dropped.
+                e.route.request_abort();
+                if let Some(join) = &e.join {
+                    join.abort();
+                }
+            }
+            let stats = e.route.stats();
+            let unflushed = e.route.mailbox.snapshot().counts.unflushed;
+            reports.push(SubscriberReport {
+                pending: stats.mailbox_len + stats.in_flight,
+                unfinished: stats.in_flight,
+                unflushed,
+                completed,
+                stats,
+            });
+        }
+        reports
+    }
+}
+
+struct OfferGuard<'a>(&'a AtomicUsize);
+
+impl Drop for OfferGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Release);
+    }
+}
+
+fn unwrap_event(arc: Arc<Event>) -> Event {
+    Arc::try_unwrap(arc).unwrap_or_else(|arc| (*arc).clone())
+}

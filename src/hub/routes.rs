@@ -1,0 +1,293 @@
+//! The routing table: which subscribers an event type reaches.
+//!
+//! Emitting costs work only for the subscribers that match:
+//!
+//! - **exact types** (`order.placed`) are one hash lookup;
+//! - **wildcard patterns** live in a trie over segments (`order.*`,
+//!   `audit.**`, `*.failed`): a lookup walks only the branches the type's
+//!   segments lead to;
+//! - **`*`** subscribers are a plain list;
+//! - the rare pattern with two or more `**` is matched one by one.
+//!
+//! Adding or removing a subscriber touches only its own bucket or trie path
+//! (no rebuild of the whole table). In front of the table sits a 4096-bit
+//! filter over the first two bytes of every type some pattern could match:
+//! for a type nobody wants, `emit` answers "no" with two byte reads and one
+//! relaxed atomic load, without touching the table's lock.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use rustc_hash::FxHashMap;
+
+use super::Route;
+use crate::pattern::{Pattern, Segment};
+
+const FILTER_WORDS: usize = 64;
+const FILTER_SLOTS: usize = FILTER_WORDS * 64;
+
+/// The filter slot of a type that starts with bytes `b0`, `b1` (`0` past the end).
+#[inline]
+fn slot(b0: u8, b1: u8) -> usize {
+    (((b0 & 63) as usize) << 6) | (b1 & 63) as usize
+}
+
+/// The lock-free front of the table.
+#[derive(Debug)]
+pub(crate) struct Filter {
+    /// Some pattern can match types of any prefix (`*`, `*.x`, `**.x`).
+    broad: AtomicBool,
+    bits: [AtomicU64; FILTER_WORDS],
+}
+
+impl Default for Filter {
+    fn default() -> Self {
+        Filter {
+            broad: AtomicBool::new(false),
+            bits: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+}
+
+impl Filter {
+    /// `false` means no pattern can match `event_type`; `true` means look in
+    /// the table.
+    #[inline]
+    pub(crate) fn may_match(&self, event_type: &str) -> bool {
+        if self.broad.load(Ordering::Relaxed) {
+            return true;
+        }
+        let b = event_type.as_bytes();
+        let s = slot(
+            b.first().copied().unwrap_or(0),
+            b.get(1).copied().unwrap_or(0),
+        );
+        self.bits[s >> 6].load(Ordering::Relaxed) & (1 << (s & 63)) != 0
+    }
+}
+
+/// A trie node: children by literal segment, by `*` and by `**`, and the
+/// subscribers whose pattern ends here.
+#[derive(Debug, Default)]
+struct Node {
+    literal: FxHashMap<Box<str>, Node>,
+    one: Option<Box<Node>>,
+    any: Option<Box<Node>>,
+    here: Vec<Arc<Route>>,
+}
+
+impl Node {
+    fn is_empty(&self) -> bool {
+        self.here.is_empty() && self.literal.is_empty() && self.one.is_none() && self.any.is_none()
+    }
+
+    fn insert(&mut self, segments: &[Segment], route: Arc<Route>) {
+        match segments.split_first() {
+            None => self.here.push(route),
+            Some((Segment::Literal(l), rest)) => self
+                .literal
+                .entry(l.clone())
+                .or_default()
+                .insert(rest, route),
+            Some((Segment::One, rest)) => self.one.get_or_insert_default().insert(rest, route),
+            Some((Segment::Any, rest)) => self.any.get_or_insert_default().insert(rest, route),
+        }
+    }
+
+    /// Removes the route; prunes nodes left empty. Returns whether it was found.
+    fn remove(&mut self, segments: &[Segment], id: u64) -> bool {
+        fn child(node: &mut Option<Box<Node>>, rest: &[Segment], id: u64) -> bool {
+            let Some(n) = node else { return false };
+            let found = n.remove(rest, id);
+            if n.is_empty() {
+                *node = None;
+            }
+            found
+        }
+        match segments.split_first() {
+            None => remove_id(&mut self.here, id),
+            Some((Segment::Literal(l), rest)) => {
+                let Some(n) = self.literal.get_mut(l) else {
+                    return false;
+                };
+                let found = n.remove(rest, id);
+                if n.is_empty() {
+                    self.literal.remove(l);
+                }
+                found
+            }
+            Some((Segment::One, rest)) => child(&mut self.one, rest, id),
+            Some((Segment::Any, rest)) => child(&mut self.any, rest, id),
+        }
+    }
+
+    /// Visits the routes whose pattern matches `segs[i..]` from this node.
+    /// Patterns here have at most one `**`, so each matching route is
+    /// reached by exactly one path.
+    fn visit(&self, segs: &[&str], f: &mut impl FnMut(&Arc<Route>)) {
+        match segs.split_first() {
+            None => self.here.iter().for_each(&mut *f),
+            Some((head, rest)) => {
+                if let Some(n) = self.literal.get(*head) {
+                    n.visit(rest, f);
+                }
+                if let Some(n) = &self.one {
+                    n.visit(rest, f);
+                }
+            }
+        }
+        if let Some(n) = &self.any {
+            // `**` takes 0..=len segments.
+            for skip in 0..=segs.len() {
+                n.visit(&segs[skip..], f);
+            }
+        }
+    }
+}
+
+fn remove_id(list: &mut Vec<Arc<Route>>, id: u64) -> bool {
+    match list.iter().position(|r| r.id == id) {
+        Some(i) => {
+            list.swap_remove(i);
+            true
+        }
+        None => false,
+    }
+}
+
+/// Where a pattern is kept in the table.
+enum Place {
+    All,
+    Exact,
+    Trie(Vec<Segment>),
+    Complex,
+}
+
+fn place(pattern: &Pattern) -> Place {
+    if pattern.is_catch_all() {
+        return Place::All;
+    }
+    if pattern.is_exact() {
+        return Place::Exact;
+    }
+    let segments = pattern.segments();
+    if segments
+        .iter()
+        .filter(|s| matches!(s, Segment::Any))
+        .count()
+        > 1
+    {
+        Place::Complex
+    } else {
+        Place::Trie(segments)
+    }
+}
+
+/// The table behind the filter. Written under the hub's lock, read under it.
+#[derive(Debug, Default)]
+pub(crate) struct Table {
+    exact: FxHashMap<Box<str>, Vec<Arc<Route>>>,
+    all: Vec<Arc<Route>>,
+    trie: Node,
+    complex: Vec<Arc<Route>>,
+    /// Patterns per filter slot, and patterns that make the filter useless.
+    slot_counts: Vec<u32>,
+    broad: u32,
+}
+
+impl Table {
+    /// Visits every route whose pattern matches `event_type`.
+    pub(crate) fn for_each_match(&self, event_type: &str, mut f: impl FnMut(&Arc<Route>)) {
+        if !self.exact.is_empty()
+            && let Some(routes) = self.exact.get(event_type)
+        {
+            routes.iter().for_each(&mut f);
+        }
+        self.all.iter().for_each(&mut f);
+        if !self.trie.is_empty() {
+            // Types have at most 255 bytes, so at most 128 segments.
+            let mut buf = [""; 128];
+            let mut n = 0;
+            for seg in event_type.split('.') {
+                if n == buf.len() {
+                    return;
+                }
+                buf[n] = seg;
+                n += 1;
+            }
+            self.trie.visit(&buf[..n], &mut f);
+        }
+        for r in &self.complex {
+            if r.pattern.matches(event_type) {
+                f(r);
+            }
+        }
+    }
+
+    pub(crate) fn add(&mut self, route: Arc<Route>, filter: &Filter) {
+        self.count(&route.pattern, 1, filter);
+        match place(&route.pattern) {
+            Place::All => self.all.push(route),
+            Place::Exact => self
+                .exact
+                .entry(route.pattern.as_str().into())
+                .or_default()
+                .push(route),
+            Place::Trie(segments) => self.trie.insert(&segments, route),
+            Place::Complex => self.complex.push(route),
+        }
+    }
+
+    /// Removes the route with this id and pattern; returns whether it was there.
+    pub(crate) fn remove(&mut self, id: u64, pattern: &Pattern, filter: &Filter) -> bool {
+        let found = match place(pattern) {
+            Place::All => remove_id(&mut self.all, id),
+            Place::Exact => match self.exact.get_mut(pattern.as_str()) {
+                Some(list) => {
+                    let found = remove_id(list, id);
+                    if list.is_empty() {
+                        self.exact.remove(pattern.as_str());
+                    }
+                    found
+                }
+                None => false,
+            },
+            Place::Trie(segments) => self.trie.remove(&segments, id),
+            Place::Complex => remove_id(&mut self.complex, id),
+        };
+        if found {
+            self.count(pattern, -1, filter);
+        }
+        found
+    }
+
+    /// Keeps the filter's per-slot counts and publishes the bits they imply.
+    fn count(&mut self, pattern: &Pattern, delta: i32, filter: &Filter) {
+        if self.slot_counts.is_empty() {
+            self.slot_counts = vec![0; FILTER_SLOTS];
+        }
+        let mut slots = [usize::MAX; 2];
+        match pattern.first_literal().map(str::as_bytes) {
+            Some(&[b0, b1, ..]) => slots[0] = slot(b0, b1),
+            Some(&[b0]) => {
+                // `a.*` matches `a.x` ("a."); `a.**` also matches `a` itself.
+                slots = [slot(b0, b'.'), slot(b0, 0)];
+            }
+            _ => {
+                self.broad = self.broad.saturating_add_signed(delta);
+                filter.broad.store(self.broad > 0, Ordering::Release);
+                return;
+            }
+        }
+        for s in slots.into_iter().filter(|&s| s != usize::MAX) {
+            let c = &mut self.slot_counts[s];
+            *c = c.saturating_add_signed(delta);
+            let word = &filter.bits[s >> 6];
+            if *c > 0 {
+                word.fetch_or(1 << (s & 63), Ordering::Release);
+            } else {
+                word.fetch_and(!(1 << (s & 63)), Ordering::Release);
+            }
+        }
+    }
+}
