@@ -20,7 +20,7 @@
 //! pushes into any of them: that is what keeps `emit` all-or-nothing.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Context;
 
@@ -56,6 +56,40 @@ pub(crate) struct State {
     /// Batching subscribers: when the oldest queued event arrived (a batch's
     /// `max_wait` counts from there, not from when the task first looks).
     oldest_at: Option<tokio::time::Instant>,
+    /// Events of the sync loop's current chunk (part of `in_flight`).
+    chunk_len: u64,
+}
+
+/// The sync loop's progress through its chunk. Written by the task alone,
+/// outside the lock (a store per event, no lock per event); folded into the
+/// counts under the lock when the chunk ends, and read under the lock by
+/// snapshots, which fold them the same way, so they always add up.
+#[derive(Debug, Default)]
+pub(crate) struct Progress {
+    started: AtomicU64,
+    ok: AtomicU64,
+    failed: AtomicU64,
+}
+
+impl Progress {
+    fn bump(c: &AtomicU64) {
+        c.store(c.load(Ordering::Relaxed) + 1, Ordering::Release);
+    }
+    pub(crate) fn start(&self) {
+        Progress::bump(&self.started);
+    }
+    pub(crate) fn ok(&self) {
+        Progress::bump(&self.ok);
+    }
+    pub(crate) fn fail(&self) {
+        Progress::bump(&self.failed);
+    }
+    /// (ok, failed, started), read so that `started >= ok + failed`.
+    fn read(&self) -> (u64, u64, u64) {
+        let ok = self.ok.load(Ordering::Acquire);
+        let failed = self.failed.load(Ordering::Acquire);
+        (ok, failed, self.started.load(Ordering::Acquire))
+    }
 }
 
 /// What the task sees when it looks at its mailbox.
@@ -72,6 +106,8 @@ pub(crate) struct View {
 pub(crate) struct Snapshot {
     pub(crate) counts: Counts,
     pub(crate) queued: u64,
+    /// Of `counts.in_flight`, taken out of the queue but not started yet.
+    pub(crate) unstarted: u64,
 }
 
 /// How one emit's push went.
@@ -96,6 +132,7 @@ pub(crate) struct Mailbox {
     waker: AtomicWaker,
     /// `publish` callers waiting for room in this (`Block`) mailbox.
     space: tokio::sync::Notify,
+    progress: Progress,
 }
 
 impl Mailbox {
@@ -113,6 +150,7 @@ impl Mailbox {
                 counts: Counts::default(),
                 unreported_drops: 0,
                 oldest_at: None,
+                chunk_len: 0,
             }),
             capacity,
             policy,
@@ -121,6 +159,7 @@ impl Mailbox {
             signal: AtomicBool::new(false),
             waker: AtomicWaker::new(),
             space: tokio::sync::Notify::new(),
+            progress: Progress::default(),
         }
     }
 
@@ -257,37 +296,39 @@ impl Mailbox {
         }
     }
 
-    /// The per-event sync loop's step, in one critical section: records the
-    /// previous event's outcome (if any), then takes the next one, unless
-    /// `stop` says to start nothing more.
-    pub(crate) fn finish_and_take(
-        &self,
-        finished: Option<bool>,
-        stop: impl FnOnce() -> bool,
-    ) -> Option<Arc<Event>> {
-        let next = {
+    /// The sync loop takes a chunk of up to `max` events with one lock; it
+    /// reports each through [`progress`](Self::progress) and closes the
+    /// chunk with [`end_chunk`](Self::end_chunk).
+    pub(crate) fn take_chunk(&self, max: usize, out: &mut Vec<Arc<Event>>) {
+        let n = {
             let mut s = self.lock();
-            if let Some(ok) = finished {
-                s.counts.in_flight -= 1;
-                if ok {
-                    s.counts.delivered += 1;
-                } else {
-                    s.counts.failed += 1;
-                }
-            }
-            if stop() {
-                return None;
-            }
-            let next = s.queue.pop_front();
-            if next.is_some() {
-                s.counts.in_flight += 1;
-            }
-            next
+            let n = max.min(s.queue.len());
+            out.extend(s.queue.drain(..n));
+            s.counts.in_flight += n as u64;
+            s.chunk_len = n as u64;
+            n
         };
-        if next.is_some() && self.policy == OverflowPolicy::Block {
-            self.release(1);
+        if self.policy == OverflowPolicy::Block {
+            self.release(n);
         }
-        next
+    }
+
+    pub(crate) fn progress(&self) -> &Progress {
+        &self.progress
+    }
+
+    /// Folds the chunk's outcomes into the counts. Events of the chunk that
+    /// never started (abort) stay in flight: pending, and never started.
+    pub(crate) fn end_chunk(&self) {
+        let mut s = self.lock();
+        let (ok, failed, started) = self.progress.read();
+        s.counts.delivered += ok;
+        s.counts.failed += failed;
+        s.counts.in_flight -= ok + failed;
+        s.chunk_len -= started;
+        for c in [&self.progress.ok, &self.progress.failed, &self.progress.started] {
+            c.store(0, Ordering::Release);
+        }
     }
 
     /// Records the outcome of `delivered + failed` events that were in flight.
@@ -320,9 +361,15 @@ impl Mailbox {
 
     pub(crate) fn snapshot(&self) -> Snapshot {
         let s = self.lock();
+        let (ok, failed, started) = self.progress.read();
+        let mut counts = s.counts;
+        counts.delivered += ok;
+        counts.failed += failed;
+        counts.in_flight -= ok + failed;
         Snapshot {
-            counts: s.counts,
+            counts,
             queued: s.queue.len() as u64,
+            unstarted: s.chunk_len - started,
         }
     }
 }

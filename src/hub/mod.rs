@@ -116,7 +116,10 @@ impl Route {
     }
 
     pub(crate) fn stats(&self) -> SubscriberStats {
-        let snap = self.mailbox.snapshot();
+        self.stats_of(&self.mailbox.snapshot())
+    }
+
+    fn stats_of(&self, snap: &mailbox::Snapshot) -> SubscriberStats {
         let c = snap.counts;
         SubscriberStats {
             id: self.id,
@@ -549,12 +552,12 @@ impl Hub {
                     join.abort();
                 }
             }
-            let stats = e.route.stats();
-            let unflushed = e.route.mailbox.snapshot().counts.unflushed;
+            let snap = e.route.mailbox.snapshot();
+            let stats = e.route.stats_of(&snap);
             reports.push(SubscriberReport {
                 pending: stats.mailbox_len + stats.in_flight,
-                unfinished: stats.in_flight,
-                unflushed,
+                unfinished: stats.in_flight - snap.unstarted,
+                unflushed: snap.counts.unflushed,
                 completed,
                 stats,
             });

@@ -65,6 +65,8 @@ pub(crate) struct Worker {
     sink_ready: bool,
     last_drop_report: Option<Instant>,
     drop_report_at: Option<Instant>,
+    /// The sync loop's chunk (kept to reuse its allocation).
+    chunk: Vec<Arc<Event>>,
 }
 
 impl Worker {
@@ -88,6 +90,7 @@ impl Worker {
             batch_due: false,
             last_drop_report: None,
             drop_report_at: None,
+            chunk: Vec::new(),
         }
     }
 
@@ -287,32 +290,39 @@ impl Worker {
     }
 
     /// The common case, a per-event sync handler with no batching and no
-    /// tracing subscriber listening: one lock per event records the last
-    /// outcome and takes the next event, so the counts are exact at every
-    /// moment, and nothing starts once abort is requested.
+    /// tracing subscriber listening: one lock takes a chunk of events, each
+    /// call reports its progress with a plain store (so the counts stay
+    /// exact at every moment), and nothing starts once abort is requested.
     fn dispatch_sync(&mut self) {
         let Handler::Sync(f) = &mut self.handler else {
             return;
         };
         let route = &*self.route;
-        let mut finished = None;
-        for _ in 0..DISPATCH_BUDGET {
-            let Some(event) = route
-                .mailbox
-                .finish_and_take(finished.take(), || route.control.abort_requested())
-            else {
+        let mailbox = &route.mailbox;
+        let mut chunk = std::mem::take(&mut self.chunk);
+        mailbox.take_chunk(DISPATCH_BUDGET, &mut chunk);
+        if chunk.is_empty() {
+            self.chunk = chunk;
+            return;
+        }
+        let progress = mailbox.progress();
+        for event in chunk.drain(..) {
+            if route.control.abort_requested() {
                 break;
-            };
-            let result = std::panic::catch_unwind(AssertUnwindSafe(|| f(&event)))
-                .unwrap_or_else(|p| Err(panic_error(&p)));
-            finished = Some(result.is_ok());
-            if let Err(err) = result {
-                report_failure(&self.hub, route, false, std::slice::from_ref(&event), &err);
+            }
+            progress.start();
+            match std::panic::catch_unwind(AssertUnwindSafe(|| f(&event)))
+                .unwrap_or_else(|p| Err(panic_error(&p)))
+            {
+                Ok(()) => progress.ok(),
+                Err(err) => {
+                    progress.fail();
+                    report_failure(&self.hub, route, false, std::slice::from_ref(&event), &err);
+                }
             }
         }
-        if finished.is_some() {
-            route.mailbox.finish_and_take(finished, || true);
-        }
+        mailbox.end_chunk();
+        self.chunk = chunk;
     }
 
     /// Asks the sink whether it takes another delivery. No waker here:
