@@ -22,8 +22,8 @@
 //!
 //! // Anywhere, from any thread: never blocks.
 //! hookbus::emit("decision.captured", json!({"decision_id": "abc123"}))?; // nobody subscribed: counted only
-//! hookbus::emit_low_confidence(json!({"decision_id": "abc123", "confidence": 0.72}))?;
-//! hookbus::emit_drift_detected(json!({"window": "1h", "drift_score": 0.18}))?;
+//! hookbus::global::emit_low_confidence(json!({"decision_id": "abc123", "confidence": 0.72}))?;
+//! hookbus::global::emit_drift_detected(json!({"window": "1h", "drift_score": 0.18}))?;
 //!
 //! // Before exit: deliver what is pending (retries included) within the deadline.
 //! let report = hookbus::shutdown(Duration::from_secs(10)).await?;
@@ -42,7 +42,7 @@
 //! let bus = Bus::new()?;
 //! bus.on("decision.*", |e| println!("{} {}", e.event_type(), e.data()))?.detach();
 //! hookbus::setup(Setup::event_bus(bus.clone()))?;
-//! hookbus::emit_low_confidence(json!({"decision_id": "abc123", "confidence": 0.72}))?;
+//! hookbus::global::emit_low_confidence(json!({"decision_id": "abc123", "confidence": 0.72}))?;
 //! # hookbus::shutdown(std::time::Duration::from_secs(1)).await?;
 //! # Ok(()) }
 //! ```

@@ -27,9 +27,12 @@ pub use bus::{
     BuildError, Bus, BusBuilder, DEFAULT_CHANNEL_CAPACITY, EmitError, IntoPattern, SubscribeError,
 };
 pub use event::{Event, EventBuilder, EventError, ExtensionValue, IntoEvent, TypedEvent};
+// The default bus's general front door. The product-specific helpers
+// (`emit_low_confidence`, `emit_drift_detected`) and the event catalogs stay
+// under their modules: `hookbus::global::..`, `hookbus::catalog::..`.
 pub use global::{
-    DefaultEmitError, NoDefaultBus, Setup, SetupError, default_bus, emit, emit_drift_detected,
-    emit_event, emit_low_confidence, setup, shutdown,
+    DefaultEmitError, NoDefaultBus, Setup, SetupError, default_bus, emit, emit_event, setup,
+    shutdown,
 };
 pub use pattern::{Pattern, PatternError};
 pub use sink::{Batch, BoxFuture, DeliveryError, FailureKind, HandlerResult, Sink, SinkFuture};

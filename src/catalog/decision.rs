@@ -15,7 +15,7 @@ catalog_event! {
 
 catalog_event! {
     /// A decision's confidence fell below the routing threshold
-    /// (what [`emit_low_confidence`](crate::emit_low_confidence) emits).
+    /// (what [`emit_low_confidence`](crate::global::emit_low_confidence) emits).
     LowConfidence = "decision.low_confidence", "confidence is below the routing threshold" {
         /// The decision's id.
         decision_id: String,
@@ -28,7 +28,7 @@ catalog_event! {
 
 catalog_event! {
     /// Statistical drift across decisions (what
-    /// [`emit_drift_detected`](crate::emit_drift_detected) emits).
+    /// [`emit_drift_detected`](crate::global::emit_drift_detected) emits).
     DriftDetected = "decision.drift_detected", "statistical drift is detected across decisions" {
         /// The window the drift was measured over, e.g. `1h`.
         window: String,
