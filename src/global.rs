@@ -158,6 +158,7 @@ impl Setup {
     /// `X-Briefcase-Signature: sha256=<hex>` with `secret` (an empty secret
     /// sends them unsigned), retried as [`WebhookBuilder`]'s defaults say.
     #[cfg(feature = "webhook")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "webhook")))]
     pub fn webhook<S: Into<String>>(
         url: impl Into<String>,
         secret: impl Into<Secret>,
@@ -169,6 +170,7 @@ impl Setup {
     /// A new bus with the webhook this builder describes (any scheme,
     /// template, retry policy…) as its subscriber.
     #[cfg(feature = "webhook")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "webhook")))]
     pub fn webhook_builder(builder: WebhookBuilder) -> Setup {
         Setup {
             target: Target::Webhook(Box::new(builder)),
@@ -179,6 +181,7 @@ impl Setup {
     /// `setup(event_bus=WebhookEmitter(..))`). The emitter's log and stats
     /// are shared with the subscriber.
     #[cfg(feature = "webhook")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "webhook")))]
     pub fn emitter(emitter: WebhookEmitter) -> Setup {
         Setup {
             target: Target::Emitter(emitter),
@@ -193,6 +196,7 @@ impl From<Bus> for Setup {
 }
 
 #[cfg(feature = "webhook")]
+#[cfg_attr(docsrs, doc(cfg(feature = "webhook")))]
 impl From<WebhookBuilder> for Setup {
     fn from(builder: WebhookBuilder) -> Setup {
         Setup::webhook_builder(builder)
@@ -200,6 +204,7 @@ impl From<WebhookBuilder> for Setup {
 }
 
 #[cfg(feature = "webhook")]
+#[cfg_attr(docsrs, doc(cfg(feature = "webhook")))]
 impl From<WebhookEmitter> for Setup {
     fn from(emitter: WebhookEmitter) -> Setup {
         Setup::emitter(emitter)
@@ -222,6 +227,7 @@ pub enum SetupError {
     /// The webhook's settings are wrong (the message never contains the
     /// secret or the URL's path).
     #[cfg(feature = "webhook")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "webhook")))]
     #[error("invalid webhook for hookbus::setup: {0}")]
     Webhook(#[from] WebhookError),
     /// The bus given to [`Setup::event_bus`] is already shut down.

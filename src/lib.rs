@@ -3,16 +3,22 @@
 #![deny(unsafe_code)]
 // EmitError hands the event back (nothing is lost), which makes it large by design.
 #![allow(clippy::result_large_err)]
+// docs.rs (nightly, `--cfg docsrs`) marks every feature-gated item with the
+// feature that enables it.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod bus;
 pub mod catalog;
 pub mod event;
 pub mod global;
 #[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub mod ingress;
 #[cfg(feature = "integrations")]
+#[cfg_attr(docsrs, doc(cfg(feature = "integrations")))]
 pub mod integrations;
 #[cfg(feature = "kafka")]
+#[cfg_attr(docsrs, doc(cfg(feature = "kafka")))]
 pub mod kafka;
 pub mod pattern;
 pub mod signature;
@@ -21,6 +27,7 @@ pub mod stats;
 pub mod subscriber;
 pub mod verify;
 #[cfg(feature = "webhook")]
+#[cfg_attr(docsrs, doc(cfg(feature = "webhook")))]
 pub mod webhook;
 
 pub use bus::{
@@ -42,4 +49,5 @@ pub use subscriber::{
     Typed,
 };
 #[cfg(feature = "webhook")]
+#[cfg_attr(docsrs, doc(cfg(feature = "webhook")))]
 pub use webhook::{WebhookEmitter, WebhookManager, WebhookSink};
