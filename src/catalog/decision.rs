@@ -11,6 +11,7 @@ catalog_event! {
         /// The decision's confidence, 0..=1.
         confidence: Option<f64>,
     }
+    example: r#"{"decision_id": "abc123", "function_name": "claims_review", "confidence": 0.91}"#
 }
 
 catalog_event! {
@@ -24,6 +25,7 @@ catalog_event! {
         /// The threshold it fell below, if known.
         threshold: Option<f64>,
     }
+    example: r#"{"decision_id": "abc123", "confidence": 0.72, "threshold": 0.8}"#
 }
 
 catalog_event! {
@@ -35,4 +37,5 @@ catalog_event! {
         /// The drift score.
         drift_score: f64,
     }
+    example: r#"{"window": "1h", "drift_score": 0.18}"#
 }
