@@ -7,6 +7,8 @@
 //! [`Bus`] around.
 //!
 //! ```no_run
+//! # #[cfg(not(feature = "webhook"))] fn main() {} // Setup::webhook needs feature `webhook`
+//! # #[cfg(feature = "webhook")]
 //! # #[tokio::main]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use hookbus::Setup;
