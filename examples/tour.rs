@@ -149,8 +149,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         confidence: 0.72,
         threshold: Some(0.8),
     })?;
-    hookbus::emit_low_confidence(json!({"decision_id": "abc125", "confidence": 0.55}))?;
-    hookbus::emit_drift_detected(json!({"window": "1h", "drift_score": 0.18}))?;
+    hookbus::global::emit_low_confidence(json!({"decision_id": "abc125", "confidence": 0.55}))?;
+    hookbus::global::emit_drift_detected(json!({"window": "1h", "drift_score": 0.18}))?;
     hookbus::emit_event(Level4Prediction {
         user_id: "user_123".into(),
         prediction: "Schema modification may break mobile app".into(),

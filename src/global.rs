@@ -7,6 +7,8 @@
 //! [`Bus`] around.
 //!
 //! ```no_run
+//! # #[cfg(not(feature = "webhook"))] fn main() {} // Setup::webhook needs feature `webhook`
+//! # #[cfg(feature = "webhook")]
 //! # #[tokio::main]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use hookbus::Setup;
@@ -22,8 +24,8 @@
 //!
 //! // Anywhere, from any thread: never blocks.
 //! hookbus::emit("decision.captured", json!({"decision_id": "abc123"}))?; // nobody subscribed: counted only
-//! hookbus::emit_low_confidence(json!({"decision_id": "abc123", "confidence": 0.72}))?;
-//! hookbus::emit_drift_detected(json!({"window": "1h", "drift_score": 0.18}))?;
+//! hookbus::global::emit_low_confidence(json!({"decision_id": "abc123", "confidence": 0.72}))?;
+//! hookbus::global::emit_drift_detected(json!({"window": "1h", "drift_score": 0.18}))?;
 //!
 //! // Before exit: deliver what is pending (retries included) within the deadline.
 //! let report = hookbus::shutdown(Duration::from_secs(10)).await?;
@@ -42,7 +44,7 @@
 //! let bus = Bus::new()?;
 //! bus.on("decision.*", |e| println!("{} {}", e.event_type(), e.data()))?.detach();
 //! hookbus::setup(Setup::event_bus(bus.clone()))?;
-//! hookbus::emit_low_confidence(json!({"decision_id": "abc123", "confidence": 0.72}))?;
+//! hookbus::global::emit_low_confidence(json!({"decision_id": "abc123", "confidence": 0.72}))?;
 //! # hookbus::shutdown(std::time::Duration::from_secs(1)).await?;
 //! # Ok(()) }
 //! ```
@@ -158,6 +160,7 @@ impl Setup {
     /// `X-Briefcase-Signature: sha256=<hex>` with `secret` (an empty secret
     /// sends them unsigned), retried as [`WebhookBuilder`]'s defaults say.
     #[cfg(feature = "webhook")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "webhook")))]
     pub fn webhook<S: Into<String>>(
         url: impl Into<String>,
         secret: impl Into<Secret>,
@@ -169,6 +172,7 @@ impl Setup {
     /// A new bus with the webhook this builder describes (any scheme,
     /// template, retry policy…) as its subscriber.
     #[cfg(feature = "webhook")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "webhook")))]
     pub fn webhook_builder(builder: WebhookBuilder) -> Setup {
         Setup {
             target: Target::Webhook(Box::new(builder)),
@@ -179,6 +183,7 @@ impl Setup {
     /// `setup(event_bus=WebhookEmitter(..))`). The emitter's log and stats
     /// are shared with the subscriber.
     #[cfg(feature = "webhook")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "webhook")))]
     pub fn emitter(emitter: WebhookEmitter) -> Setup {
         Setup {
             target: Target::Emitter(emitter),
@@ -193,6 +198,7 @@ impl From<Bus> for Setup {
 }
 
 #[cfg(feature = "webhook")]
+#[cfg_attr(docsrs, doc(cfg(feature = "webhook")))]
 impl From<WebhookBuilder> for Setup {
     fn from(builder: WebhookBuilder) -> Setup {
         Setup::webhook_builder(builder)
@@ -200,6 +206,7 @@ impl From<WebhookBuilder> for Setup {
 }
 
 #[cfg(feature = "webhook")]
+#[cfg_attr(docsrs, doc(cfg(feature = "webhook")))]
 impl From<WebhookEmitter> for Setup {
     fn from(emitter: WebhookEmitter) -> Setup {
         Setup::emitter(emitter)
@@ -222,6 +229,7 @@ pub enum SetupError {
     /// The webhook's settings are wrong (the message never contains the
     /// secret or the URL's path).
     #[cfg(feature = "webhook")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "webhook")))]
     #[error("invalid webhook for hookbus::setup: {0}")]
     Webhook(#[from] WebhookError),
     /// The bus given to [`Setup::event_bus`] is already shut down.

@@ -3,6 +3,9 @@
 #![deny(unsafe_code)]
 // EmitError hands the event back (nothing is lost), which makes it large by design.
 #![allow(clippy::result_large_err)]
+// docs.rs (nightly, `--cfg docsrs`) marks every feature-gated item with the
+// feature that enables it.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod bus;
 pub mod catalog;
@@ -10,10 +13,13 @@ pub mod event;
 pub mod global;
 mod hub;
 #[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub mod ingress;
 #[cfg(feature = "integrations")]
+#[cfg_attr(docsrs, doc(cfg(feature = "integrations")))]
 pub mod integrations;
 #[cfg(feature = "kafka")]
+#[cfg_attr(docsrs, doc(cfg(feature = "kafka")))]
 pub mod kafka;
 pub mod pattern;
 pub mod signature;
@@ -22,15 +28,19 @@ pub mod stats;
 pub mod subscriber;
 pub mod verify;
 #[cfg(feature = "webhook")]
+#[cfg_attr(docsrs, doc(cfg(feature = "webhook")))]
 pub mod webhook;
 
 pub use bus::{
     BuildError, Bus, BusBuilder, DEFAULT_CHANNEL_CAPACITY, EmitError, IntoPattern, SubscribeError,
 };
 pub use event::{Event, EventBuilder, EventError, ExtensionValue, IntoEvent, TypedEvent};
+// The default bus's general front door. The product-specific helpers
+// (`emit_low_confidence`, `emit_drift_detected`) and the event catalogs stay
+// under their modules: `hookbus::global::..`, `hookbus::catalog::..`.
 pub use global::{
-    DefaultEmitError, NoDefaultBus, Setup, SetupError, default_bus, emit, emit_drift_detected,
-    emit_event, emit_low_confidence, setup, shutdown,
+    DefaultEmitError, NoDefaultBus, Setup, SetupError, default_bus, emit, emit_event, setup,
+    shutdown,
 };
 pub use pattern::{Pattern, PatternError};
 pub use sink::{Batch, BoxFuture, DeliveryError, FailureKind, HandlerResult, Sink, SinkFuture};
@@ -40,4 +50,5 @@ pub use subscriber::{
     Typed,
 };
 #[cfg(feature = "webhook")]
+#[cfg_attr(docsrs, doc(cfg(feature = "webhook")))]
 pub use webhook::{WebhookEmitter, WebhookManager, WebhookSink};

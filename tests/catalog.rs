@@ -29,6 +29,7 @@ fn check<T: TypedEvent + Clone + PartialEq + std::fmt::Debug + DeserializeOwned>
     assert_eq!(keys, documented, "{}: serialized keys", T::TYPE);
     assert_eq!(entry.event_type, T::TYPE);
     assert_eq!(catalog::lookup(T::TYPE), Some(&entry));
+    check_example::<T>(&entry, &documented);
     // Through the wire: structured CloudEvents JSON and back.
     let text = serde_json::to_string(&event).unwrap();
     let back: Event = serde_json::from_str(&text).unwrap();
@@ -39,6 +40,54 @@ fn check<T: TypedEvent + Clone + PartialEq + std::fmt::Debug + DeserializeOwned>
         T::TYPE
     );
     event.data().clone()
+}
+
+/// The entry's example data reads as the type, has exactly the documented
+/// keys and writes back as given; with feature `schema`, the type's schema
+/// describes those keys and carries the example.
+#[track_caller]
+fn check_example<T: TypedEvent + serde::Serialize + DeserializeOwned>(
+    entry: &catalog::CatalogEntry,
+    documented: &BTreeSet<&str>,
+) {
+    let example: serde_json::Value = serde_json::from_str(entry.example)
+        .unwrap_or_else(|e| panic!("{}: example is not JSON: {e}", T::TYPE));
+    let typed: T = serde_json::from_value(example.clone())
+        .unwrap_or_else(|e| panic!("{}: example does not read as the type: {e}", T::TYPE));
+    let keys: BTreeSet<&str> = example
+        .as_object()
+        .expect("example is an object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(&keys, documented, "{}: example keys", T::TYPE);
+    assert_eq!(
+        serde_json::to_value(&typed).unwrap(),
+        example,
+        "{}: example round trip",
+        T::TYPE
+    );
+    #[cfg(feature = "schema")]
+    {
+        let schema = catalog::json_schema(T::TYPE).expect("every catalog type has a schema");
+        assert_eq!(schema["title"], T::TYPE);
+        assert_eq!(
+            schema["$schema"],
+            "https://json-schema.org/draft/2020-12/schema"
+        );
+        assert_eq!(schema["type"], "object");
+        let properties: BTreeSet<&str> = schema["properties"]
+            .as_object()
+            .expect("properties")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(&properties, documented, "{}: schema properties", T::TYPE);
+        for required in schema["required"].as_array().into_iter().flatten() {
+            assert!(documented.contains(required.as_str().unwrap()));
+        }
+        assert_eq!(schema["examples"], serde_json::json!([example]));
+    }
 }
 
 macro_rules! event_test {
@@ -392,6 +441,35 @@ fn catalog_lists_every_event_once() {
     for e in catalog::ALL {
         assert!(!e.description.is_empty() && !e.fields.is_empty(), "{e:?}");
     }
+}
+
+#[cfg(feature = "schema")]
+#[test]
+fn schemas_say_what_a_receiver_must_check() {
+    assert!(catalog::json_schema("no.such.event").is_none());
+    let s = catalog::json_schema("decision.low_confidence").unwrap();
+    assert_eq!(s["required"], json!(["decision_id", "confidence"]));
+    assert_eq!(s["properties"]["confidence"]["type"], "number");
+    assert_eq!(
+        s["properties"]["decision_id"]["description"],
+        "The decision's id."
+    );
+    // Timestamps are RFC 3339 strings, not the Rust type's shape.
+    let s = Level4Prediction::json_schema();
+    assert_eq!(
+        s["properties"]["timestamp"],
+        json!({"type": "string", "format": "date-time", "description": "When it was made (RFC 3339)."})
+    );
+    assert!(
+        !s["required"].as_array().unwrap().contains(&json!("tags")),
+        "tags has a default"
+    );
+    // Nested types are described too.
+    let s = SafetyCritical::json_schema();
+    assert_eq!(
+        s["$defs"]["SafetyIssue"]["properties"]["type"]["type"],
+        "string"
+    );
 }
 
 #[test]

@@ -26,12 +26,12 @@ async fn default_bus_lifecycle() {
     let event = err.into_event().unwrap();
     assert_eq!(event.event_type(), "decision.captured");
     assert_eq!(event.data()["decision_id"], "abc123");
-    let err = hookbus::emit_low_confidence(json!({"confidence": 0.5})).unwrap_err();
+    let err = hookbus::global::emit_low_confidence(json!({"confidence": 0.5})).unwrap_err();
     assert_eq!(
         err.into_event().unwrap().event_type(),
         "decision.low_confidence"
     );
-    let err = hookbus::emit_drift_detected(json!({"window": "1h"})).unwrap_err();
+    let err = hookbus::global::emit_drift_detected(json!({"window": "1h"})).unwrap_err();
     assert_eq!(
         err.into_event().unwrap().event_type(),
         "decision.drift_detected"
@@ -58,7 +58,8 @@ async fn default_bus_lifecycle() {
     .unwrap();
     let first_bus = hookbus::default_bus().expect("a default bus after setup");
     hookbus::emit("decision.captured", json!({"decision_id": "skipped"})).unwrap();
-    hookbus::emit_low_confidence(json!({"decision_id": "abc123", "confidence": 0.72})).unwrap();
+    hookbus::global::emit_low_confidence(json!({"decision_id": "abc123", "confidence": 0.72}))
+        .unwrap();
     let r = first.next().await;
     assert_eq!(r.header("ce-type"), Some("decision.low_confidence"));
     assert_eq!(r.json()["decision_id"], "abc123");
@@ -76,9 +77,11 @@ async fn default_bus_lifecycle() {
 
     // 3. Replacing: the old bus drains what it had, later emits go to the new one.
     let mut second = Receiver::ok().await;
-    hookbus::emit_drift_detected(json!({"window": "before-replace", "drift_score": 0.2})).unwrap();
+    hookbus::global::emit_drift_detected(json!({"window": "before-replace", "drift_score": 0.2}))
+        .unwrap();
     hookbus::setup(Setup::webhook(&second.url, SECRET, ["decision.*"])).unwrap();
-    hookbus::emit_drift_detected(json!({"window": "after-replace", "drift_score": 0.3})).unwrap();
+    hookbus::global::emit_drift_detected(json!({"window": "after-replace", "drift_score": 0.3}))
+        .unwrap();
     assert_eq!(first.next().await.json()["window"], "before-replace");
     assert_eq!(second.next().await.json()["window"], "after-replace");
 
@@ -92,7 +95,7 @@ async fn default_bus_lifecycle() {
     assert!(first_bus.is_closed(), "the replaced bus was shut down");
     assert_eq!(first.requests(), 3);
     assert_eq!(second.requests(), 1);
-    let err = hookbus::emit_low_confidence(json!({"confidence": 0.1})).unwrap_err();
+    let err = hookbus::global::emit_low_confidence(json!({"confidence": 0.1})).unwrap_err();
     assert!(matches!(err, DefaultEmitError::ShutDown(_)), "{err:?}");
     assert!(err.to_string().contains("setup"), "{err}");
     assert_eq!(
@@ -110,8 +113,8 @@ async fn default_bus_lifecycle() {
     .unwrap()
     .detach();
     hookbus::setup(bus.clone()).unwrap();
-    hookbus::emit_low_confidence(json!({"confidence": 0.4})).unwrap();
-    hookbus::emit_drift_detected(json!({"drift_score": 0.4})).unwrap();
+    hookbus::global::emit_low_confidence(json!({"confidence": 0.4})).unwrap();
+    hookbus::global::emit_drift_detected(json!({"drift_score": 0.4})).unwrap();
     bus.settle().await;
 
     // 6. Refused setups leave the configuration in place.

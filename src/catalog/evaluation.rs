@@ -17,6 +17,7 @@ catalog_event! {
         /// Its configuration (any JSON).
         config: Value,
     }
+    example: r#"{"evaluation_id": "eval_xyz789", "project_id": "patient-triage", "config": {"samples": 500}}"#
 }
 
 catalog_event! {
@@ -35,8 +36,10 @@ catalog_event! {
         summary: Map<String, Value>,
         /// When it finished (RFC 3339).
         #[serde(with = "time::serde::rfc3339")]
+        #[cfg_attr(feature = "schema", schemars(with = "String", extend("format" = "date-time")))]
         completed_at: OffsetDateTime,
     }
+    example: r#"{"evaluation_id": "eval_xyz789", "project_id": "patient-triage", "name": "Daily Evaluation - March 15", "status": "completed", "summary": {"total_samples": 500, "triage_accuracy": 0.87, "safety_score": 0.99, "samples_for_review": 12}, "completed_at": "2024-03-15T10:30:00Z"}"#
 }
 
 catalog_event! {
@@ -49,6 +52,7 @@ catalog_event! {
         /// Error details (any JSON).
         details: Value,
     }
+    example: r#"{"evaluation_id": "eval_xyz789", "error": "dataset missing", "details": {"dataset": "ds_1"}}"#
 }
 
 catalog_event! {
@@ -61,6 +65,7 @@ catalog_event! {
         /// Scores by metric name.
         scores: BTreeMap<String, f64>,
     }
+    example: r#"{"sample_id": "sample_001", "evaluation_id": "eval_xyz789", "scores": {"triage_accuracy": 1.0, "safety": 0.95}}"#
 }
 
 catalog_event! {
@@ -71,10 +76,12 @@ catalog_event! {
         /// The reviewer.
         reviewer_id: String,
     }
+    example: r#"{"sample_id": "sample_001", "reviewer_id": "dr_chen"}"#
 }
 
 /// A human review, as carried by [`ReviewCompleted`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Review {
     /// The reviewer.
     pub reviewer_id: String,
@@ -92,6 +99,7 @@ catalog_event! {
         /// The review.
         review: Review,
     }
+    example: r#"{"sample_id": "sample_001", "review": {"reviewer_id": "dr_chen", "ai_correct": false, "notes": "should have been urgent"}}"#
 }
 
 catalog_event! {
@@ -106,11 +114,13 @@ catalog_event! {
         /// Alert details (any JSON).
         details: Value,
     }
+    example: r#"{"alert_id": "alert_9", "name": "accuracy drop", "severity": "high", "details": {"metric": "triage_accuracy", "value": 0.71}}"#
 }
 
 /// A safety issue, as carried by [`SafetyCritical`]: its type, a
 /// description, and any further details (kept as they come).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct SafetyIssue {
     /// The issue's type (the JSON key is `type`).
     #[serde(rename = "type")]
@@ -130,4 +140,5 @@ catalog_event! {
         /// The issue.
         issue: SafetyIssue,
     }
+    example: r#"{"sample_id": "sample_001", "issue": {"type": "missed_emergency", "description": "chest pain triaged as routine", "score": 0.1}}"#
 }

@@ -15,8 +15,10 @@ catalog_event! {
         user_input: String,
         /// When it started (RFC 3339).
         #[serde(with = "time::serde::rfc3339")]
+        #[cfg_attr(feature = "schema", schemars(with = "String", extend("format" = "date-time")))]
         timestamp: OffsetDateTime,
     }
+    example: r#"{"user_id": "user_123", "user_input": "Analyze this code", "timestamp": "2024-03-15T10:30:00Z"}"#
 }
 
 catalog_event! {
@@ -33,6 +35,7 @@ catalog_event! {
         /// How long the interaction took, in milliseconds.
         duration_ms: u64,
     }
+    example: r#"{"user_id": "user_123", "response": "Found two issues", "level": 4, "confidence": 0.95, "duration_ms": 120}"#
 }
 
 catalog_event! {
@@ -47,6 +50,7 @@ catalog_event! {
         /// Why it changed.
         reason: String,
     }
+    example: r#"{"user_id": "user_123", "from_level": 3, "to_level": 4, "reason": "trust above 0.75"}"#
 }
 
 catalog_event! {
@@ -57,6 +61,7 @@ catalog_event! {
         /// The response.
         response: String,
     }
+    example: r#"{"user_id": "user_123", "response": "The function returns None on empty input"}"#
 }
 
 catalog_event! {
@@ -67,6 +72,7 @@ catalog_event! {
         /// The clarifying question asked.
         question: String,
     }
+    example: r#"{"user_id": "user_123", "question": "Should the retry also cover 429 responses?"}"#
 }
 
 catalog_event! {
@@ -79,6 +85,7 @@ catalog_event! {
         /// Its confidence, 0..=1.
         confidence: f64,
     }
+    example: r#"{"user_id": "user_123", "suggestion": "Add a test for the empty-input case", "confidence": 0.7}"#
 }
 
 catalog_event! {
@@ -93,6 +100,7 @@ catalog_event! {
         confidence: f64,
         /// When it was made (RFC 3339).
         #[serde(with = "time::serde::rfc3339")]
+        #[cfg_attr(feature = "schema", schemars(with = "String", extend("format" = "date-time")))]
         timestamp: OffsetDateTime,
         /// Tags such as `security` or `bug` (empty when none).
         #[serde(default)]
@@ -102,6 +110,7 @@ catalog_event! {
         /// The recommended action.
         recommendation: Option<String>,
     }
+    example: r#"{"user_id": "user_123", "prediction": "Schema modification may break mobile app", "confidence": 0.87, "timestamp": "2024-03-15T10:30:00Z", "tags": ["security"], "severity": "high", "recommendation": "Version the API before migrating"}"#
 }
 
 catalog_event! {
@@ -114,6 +123,7 @@ catalog_event! {
         /// What it changes.
         description: String,
     }
+    example: r#"{"user_id": "user_123", "framework": "contract-first APIs", "description": "Generate clients from one schema"}"#
 }
 
 catalog_event! {
@@ -128,6 +138,7 @@ catalog_event! {
         /// The user it was learned from.
         user_id: String,
     }
+    example: r#"{"pattern_id": "p_17", "pattern_name": "sql_injection_detection", "confidence": 0.95, "user_id": "user_123"}"#
 }
 
 catalog_event! {
@@ -142,6 +153,7 @@ catalog_event! {
         /// Whether applying it succeeded.
         success: bool,
     }
+    example: r#"{"pattern_id": "p_17", "pattern_name": "sql_injection_detection", "confidence": 0.9, "success": true}"#
 }
 
 catalog_event! {
@@ -154,6 +166,7 @@ catalog_event! {
         /// The confidence after, 0..=1.
         new_confidence: f64,
     }
+    example: r#"{"pattern_id": "p_17", "old_confidence": 0.9, "new_confidence": 0.93}"#
 }
 
 catalog_event! {
@@ -168,6 +181,7 @@ catalog_event! {
         /// `new_trust - old_trust`.
         delta: f64,
     }
+    example: r#"{"user_id": "user_123", "old_trust": 0.5, "new_trust": 0.6, "delta": 0.1}"#
 }
 
 catalog_event! {
@@ -182,6 +196,7 @@ catalog_event! {
         /// `new_trust - old_trust` (negative).
         delta: f64,
     }
+    example: r#"{"user_id": "user_123", "old_trust": 0.6, "new_trust": 0.5, "delta": -0.1}"#
 }
 
 catalog_event! {
@@ -194,6 +209,7 @@ catalog_event! {
         /// The milestone crossed, e.g. 0.75.
         milestone: f64,
     }
+    example: r#"{"user_id": "user_123", "trust_level": 0.76, "milestone": 0.75}"#
 }
 
 catalog_event! {
@@ -208,6 +224,7 @@ catalog_event! {
         /// Priority, e.g. `high`.
         priority: String,
     }
+    example: r#"{"requesting_agent": "reviewer", "target_agents": ["tester", "deployer"], "topic": "release 2.3", "priority": "high"}"#
 }
 
 catalog_event! {
@@ -222,6 +239,7 @@ catalog_event! {
         /// Severity, e.g. `high`.
         severity: String,
     }
+    example: r#"{"agent1": "migrator", "agent2": "backup", "resource": "orders_db", "severity": "high"}"#
 }
 
 catalog_event! {
@@ -236,6 +254,7 @@ catalog_event! {
         /// Whatever context travels with it (any JSON).
         context: Value,
     }
+    example: r#"{"from_agent": "triage", "to_agent": "billing", "task": "refund request", "context": {"ticket": 7}}"#
 }
 
 catalog_event! {
@@ -248,6 +267,7 @@ catalog_event! {
         /// The confidence it had, 0..=1.
         confidence: f64,
     }
+    example: r#"{"prediction_id": "pred_42", "reason": "rejected by user", "confidence": 0.6}"#
 }
 
 catalog_event! {
@@ -260,4 +280,5 @@ catalog_event! {
         /// Context (any JSON).
         context: Value,
     }
+    example: r#"{"error_type": "TimeoutError", "error_message": "model call timed out after 30 s", "context": {"attempt": 3}}"#
 }

@@ -157,6 +157,10 @@ impl<K: AsRef<str>, V: AsRef<[u8]>, const N: usize> HeaderSource for [(K, V); N]
 }
 
 #[cfg(any(feature = "webhook", feature = "axum", feature = "integrations"))]
+#[cfg_attr(
+    docsrs,
+    doc(cfg(any(feature = "webhook", feature = "axum", feature = "integrations")))
+)]
 impl HeaderSource for http::HeaderMap {
     fn header_bytes(&self, name: &str) -> Option<&[u8]> {
         self.get(name).map(|v| v.as_bytes())

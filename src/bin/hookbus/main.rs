@@ -1,7 +1,9 @@
 //! `hookbus`: watch webhooks work from a terminal. `listen` runs a local
 //! receiver that verifies and prints each delivery, `send` signs and sends
-//! events, `verify` checks a captured request.
+//! events, `verify` checks a captured request, `catalog` prints the standard
+//! event catalogs and their JSON Schemas.
 
+mod catalog;
 mod listen;
 mod scheme;
 mod send;
@@ -42,6 +44,10 @@ enum Command {
     /// Say whether a captured request's signature verifies, and if not, why.
     #[command(after_help = EXIT_CODES)]
     Verify(verify::Args),
+    /// List the standard event catalogs' types, show one with example data,
+    /// or print their JSON Schemas (--json-schema).
+    #[command(after_help = EXIT_CODES)]
+    Catalog(catalog::Args),
 }
 
 /// The outcome of a command that did not succeed: what to print and the
@@ -86,6 +92,7 @@ fn main() -> ExitCode {
             Command::Listen(args) => listen::run(args).await,
             Command::Send(args) => send::run(args).await,
             Command::Verify(args) => verify::run(args),
+            Command::Catalog(args) => catalog::run(args),
         }
     });
     match result {
