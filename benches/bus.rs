@@ -266,8 +266,11 @@ fn routing(c: &mut Criterion) {
     g.warm_up_time(Duration::from_secs(1));
 
     for subscribers in [1usize, 10, 100, 1_000, 10_000] {
-        let types: Arc<Vec<String>> =
-            Arc::new((0..subscribers).map(|i| format!("tenant{i}.order.placed")).collect());
+        let types: Arc<Vec<String>> = Arc::new(
+            (0..subscribers)
+                .map(|i| format!("tenant{i}.order.placed"))
+                .collect(),
+        );
 
         let done = Done::new();
         let bus = rt.block_on(async {

@@ -52,7 +52,8 @@ impl SubscriberStats {
 /// A snapshot of the bus and all its subscribers.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct BusStats {
-    /// Events put on the channel (some subscriber was interested).
+    /// Events taken by at least one subscriber (queued, filtered or dropped
+    /// at its mailbox).
     pub emitted: u64,
     /// Events no subscriber's pattern matched: counted, never sent.
     pub unmatched: u64,

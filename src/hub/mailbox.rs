@@ -326,7 +326,11 @@ impl Mailbox {
         s.counts.failed += failed;
         s.counts.in_flight -= ok + failed;
         s.chunk_len -= started;
-        for c in [&self.progress.ok, &self.progress.failed, &self.progress.started] {
+        for c in [
+            &self.progress.ok,
+            &self.progress.failed,
+            &self.progress.started,
+        ] {
             c.store(0, Ordering::Release);
         }
     }

@@ -12,8 +12,8 @@ use super::error::SubscribeError;
 )]
 #[serde(rename_all = "snake_case")]
 pub enum OverflowPolicy {
-    /// Lossless: stop taking events until there is room; back-pressure reaches
-    /// `publish` (and makes `emit` return `Full`) once the bus channel fills.
+    /// Lossless: while the mailbox is full, `emit` of an event this
+    /// subscriber takes returns `Full` (nobody gets it) and `publish` waits.
     Block,
     /// Evict the oldest waiting event to make room (the default).
     #[default]
