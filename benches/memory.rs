@@ -1,7 +1,9 @@
 //! Memory stays bounded by the mailbox: 1,000,000 events into a stalled
 //! `DropOldest` subscriber. Prints peak RSS (VmHWM) before and after, and
 //! exits non-zero if the growth is anywhere near what keeping every event
-//! would cost. Run with `cargo bench --bench memory`.
+//! would cost. Then: what an idle subscriber costs (10,000 of them, RSS
+//! before and after), and how long subscribing them takes. Run with
+//! `cargo bench --bench memory`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -65,6 +67,36 @@ fn main() {
         assert_eq!(s.dropped + s.mailbox_len + s.in_flight, EVENTS);
         if peak.saturating_sub(start_hwm) > unbounded_kib / 10 {
             eprintln!("memory grew with the number of events: not bounded by the mailbox");
+            std::process::exit(1);
+        }
+    });
+    idle_subscribers(&rt);
+}
+
+/// 10,000 idle subscribers: RSS per subscriber, and the time to subscribe.
+fn idle_subscribers(rt: &tokio::runtime::Runtime) {
+    const S: usize = 10_000;
+    rt.block_on(async {
+        let types: Vec<String> = (0..S).map(|i| format!("tenant{i}.order.placed")).collect();
+        let bus = Bus::new().unwrap();
+        let before = status_kib("VmRSS:").unwrap_or(0);
+        let started = std::time::Instant::now();
+        for ty in &types {
+            bus.on(ty.as_str(), |_e| {}).unwrap().detach();
+        }
+        let took = started.elapsed();
+        // Let every task run once and park.
+        for _ in 0..4 {
+            tokio::task::yield_now().await;
+        }
+        let after = status_kib("VmRSS:").unwrap_or(0);
+        let per = (after.saturating_sub(before) * 1024) / S as u64;
+        println!("memory/idle_subscribers: {S} subscribers subscribed in {took:?}; RSS {before} -> {after} KiB, about {per} bytes each");
+        let started = std::time::Instant::now();
+        let report = bus.shutdown(Duration::from_secs(30)).await;
+        println!("  shutdown of {} subscribers took {:?}", report.subscribers.len(), started.elapsed());
+        if per > 2048 {
+            eprintln!("an idle subscriber costs more than 2 KiB");
             std::process::exit(1);
         }
     });
