@@ -257,6 +257,31 @@ fn fanout(c: &mut Criterion) {
 
 const ROUTED: u64 = 10_000;
 
+/// `n` tasks, each with a bounded mailbox (tokio mpsc, 1024), counting what
+/// they receive: the hand-written router's subscribers and the actors.
+fn mpsc_subscribers<T: Send + Sync + 'static>(
+    rt: &tokio::runtime::Runtime,
+    n: usize,
+    done: &Arc<Done>,
+) -> (
+    Vec<tokio::sync::mpsc::Sender<Arc<T>>>,
+    Vec<tokio::task::JoinHandle<()>>,
+) {
+    (0..n)
+        .map(|_| {
+            let (tx, mut rx) = tokio::sync::mpsc::channel::<Arc<T>>(1024);
+            let d = done.clone();
+            let task = rt.spawn(async move {
+                while let Some(m) = rx.recv().await {
+                    black_box(&m);
+                    d.hit();
+                }
+            });
+            (tx, task)
+        })
+        .unzip()
+}
+
 fn routing(c: &mut Criterion) {
     let rt = runtime();
     let mut g = c.benchmark_group("routing");
@@ -309,20 +334,9 @@ fn routing(c: &mut Criterion) {
         // The hand-written router: a map from type to the subscriber's
         // channel, one task per subscriber.
         let done = Done::new();
-        let mut router = std::collections::HashMap::new();
-        let mut tasks = Vec::new();
-        for ty in types.iter() {
-            let (tx, mut rx) = tokio::sync::mpsc::channel::<Arc<Event>>(1024);
-            let d = done.clone();
-            tasks.push(rt.spawn(async move {
-                while let Some(e) = rx.recv().await {
-                    black_box(&e);
-                    d.hit();
-                }
-            }));
-            router.insert(ty.clone(), tx);
-        }
-        let router = Arc::new(router);
+        let (senders, tasks) = mpsc_subscribers::<Event>(&rt, subscribers, &done);
+        let router: Arc<std::collections::HashMap<_, _>> =
+            Arc::new(types.iter().cloned().zip(senders).collect());
         g.bench_with_input(
             BenchmarkId::new("hashmap_mpsc_router", subscribers),
             &subscribers,
@@ -437,19 +451,7 @@ fn fanout_typed(c: &mut Criterion) {
         // kameo-style actor pub-sub: a bounded mailbox per subscriber actor,
         // the publisher `tell`s each one.
         let done = Done::new();
-        let mut mailboxes = Vec::new();
-        let mut tasks = Vec::new();
-        for _ in 0..subscribers {
-            let (tx, mut rx) = tokio::sync::mpsc::channel::<Arc<Tick>>(1024);
-            let d = done.clone();
-            tasks.push(rt.spawn(async move {
-                while let Some(t) = rx.recv().await {
-                    black_box(t.n);
-                    d.hit();
-                }
-            }));
-            mailboxes.push(tx);
-        }
+        let (mailboxes, tasks) = mpsc_subscribers::<Tick>(&rt, subscribers, &done);
         let mailboxes = Arc::new(mailboxes);
         g.bench_with_input(
             BenchmarkId::new("actor_tell_each", subscribers),

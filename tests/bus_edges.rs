@@ -69,6 +69,23 @@ fn blocking_handler(
     )
 }
 
+/// A `Block` subscriber on `m` whose async handler waits for a permit.
+fn stalled_block_subscriber(bus: &Bus, name: &str, capacity: usize) -> Arc<tokio::sync::Notify> {
+    let release = Arc::new(tokio::sync::Notify::new());
+    let r = release.clone();
+    bus.subscriber("m")
+        .name(name)
+        .capacity(capacity)
+        .overflow(OverflowPolicy::Block)
+        .on_async(move |_e| {
+            let r = r.clone();
+            async move { r.notified().await }
+        })
+        .unwrap()
+        .detach();
+    release
+}
+
 fn check_sum(s: &hookbus::SubscriberStats) {
     assert_eq!(
         s.received,
@@ -141,18 +158,7 @@ async fn a_burst_with_only_lossy_subscribers_never_returns_full() {
 #[tokio::test(start_paused = true)]
 async fn shutdown_with_a_stalled_block_subscriber_reports_every_accepted_event() {
     let bus = Bus::new().unwrap();
-    let release = Arc::new(tokio::sync::Notify::new());
-    let r = release.clone();
-    bus.subscriber("m")
-        .name("stalled")
-        .capacity(16)
-        .overflow(OverflowPolicy::Block)
-        .on_async(move |_e| {
-            let r = r.clone();
-            async move { r.notified().await }
-        })
-        .unwrap()
-        .detach();
+    let _release = stalled_block_subscriber(&bus, "stalled", 16);
     let mut ok = 0u64;
     let mut full = 0u64;
     for i in 0..5000 {
@@ -327,18 +333,7 @@ async fn ten_thousand_subscribers_each_get_only_their_own_type() {
 #[tokio::test]
 async fn a_full_block_subscriber_refuses_the_event_for_everyone() {
     let bus = Bus::new().unwrap();
-    let release = Arc::new(tokio::sync::Notify::new());
-    let r = release.clone();
-    bus.subscriber("m")
-        .name("narrow")
-        .capacity(1)
-        .overflow(OverflowPolicy::Block)
-        .on_async(move |_e| {
-            let r = r.clone();
-            async move { r.notified().await }
-        })
-        .unwrap()
-        .detach();
+    let release = stalled_block_subscriber(&bus, "narrow", 1);
     let other = Arc::new(Mutex::new(Vec::new()));
     let o = other.clone();
     bus.subscriber("m")
