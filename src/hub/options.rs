@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::error::SubscribeError;
 
 /// What a subscriber does when its mailbox is full. See the
-/// [module docs](self#overflow-policies).
+/// [subscriber docs](crate::subscriber#overflow-policies).
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
 )]

@@ -79,7 +79,7 @@ impl Handler {
 }
 
 /// Configures one subscriber; finish with `on`, `on_async`, `on_batch`,
-/// `on_typed` or `sink`. Made by [`Bus::subscriber`].
+/// `on_typed` or `sink`. Made by [`Bus::subscriber`](crate::Bus::subscriber).
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
