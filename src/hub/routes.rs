@@ -291,3 +291,91 @@ impl Table {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hub::SubscriberOptions;
+    use proptest::prelude::*;
+
+    fn route(id: u64, pattern: &str) -> Arc<Route> {
+        Arc::new(Route::new(
+            id,
+            "t".into(),
+            Pattern::new(pattern).unwrap(),
+            None,
+            &SubscriberOptions::default(),
+            None,
+        ))
+    }
+
+    fn matches(table: &Table, ty: &str) -> Vec<u64> {
+        let mut ids = Vec::new();
+        table.for_each_match(ty, |r| ids.push(r.id));
+        ids.sort_unstable();
+        ids
+    }
+
+    /// Segments from a small alphabet, so patterns and types collide often.
+    fn segment() -> impl Strategy<Value = &'static str> {
+        prop::sample::select(vec!["a", "b", "ab", "*", "**"])
+    }
+
+    fn pattern() -> impl Strategy<Value = String> {
+        prop::collection::vec(segment(), 1..5)
+            .prop_map(|s| s.join("."))
+            .prop_filter("a valid pattern", |p| Pattern::new(p).is_ok())
+    }
+
+    fn event_type() -> impl Strategy<Value = String> {
+        prop::collection::vec(prop::sample::select(vec!["a", "b", "ab", "c"]), 1..6)
+            .prop_map(|s| s.join("."))
+    }
+
+    proptest! {
+        /// The table finds exactly the routes whose pattern matches, each
+        /// once, before and after removals; the filter never hides a match.
+        #[test]
+        fn the_table_agrees_with_pattern_matching(
+            patterns in prop::collection::vec(pattern(), 1..24),
+            types in prop::collection::vec(event_type(), 1..16),
+            removed in prop::collection::vec(any::<prop::sample::Index>(), 0..8),
+        ) {
+            let filter = Filter::default();
+            let mut table = Table::default();
+            let mut live: Vec<Arc<Route>> = Vec::new();
+            for (i, p) in patterns.iter().enumerate() {
+                let r = route(i as u64, p);
+                table.add(r.clone(), &filter);
+                live.push(r);
+            }
+            for ix in removed {
+                if live.is_empty() {
+                    break;
+                }
+                let r = live.remove(ix.index(live.len()));
+                prop_assert!(table.remove(r.id, &r.pattern, &filter));
+                prop_assert!(!table.remove(r.id, &r.pattern, &filter));
+            }
+            for ty in &types {
+                let mut expected: Vec<u64> = live
+                    .iter()
+                    .filter(|r| r.pattern.matches(ty))
+                    .map(|r| r.id)
+                    .collect();
+                expected.sort_unstable();
+                prop_assert_eq!(matches(&table, ty), expected.clone(), "type {}", ty);
+                if !expected.is_empty() {
+                    prop_assert!(filter.may_match(ty), "the filter hid {}", ty);
+                }
+            }
+            for r in &live {
+                prop_assert!(table.remove(r.id, &r.pattern, &filter));
+            }
+            prop_assert!(table.trie.is_empty());
+            prop_assert!(table.exact.is_empty() && table.all.is_empty() && table.complex.is_empty());
+            prop_assert!(!filter.broad.load(Ordering::Relaxed));
+            prop_assert!(filter.bits.iter().all(|w| w.load(Ordering::Relaxed) == 0));
+        }
+    }
+}
