@@ -50,7 +50,7 @@ mod standard;
 mod stripe;
 mod timestamped;
 
-pub use replay::{DEFAULT_REPLAY_CAPACITY, ReplayGuard};
+pub use replay::{Admission, DEFAULT_REPLAY_CAPACITY, ReplayGuard, Reservation};
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
