@@ -67,12 +67,7 @@ impl PartialEq for Secret {
     /// Compares in time independent of where the bytes differ (the length
     /// may show), so `==` on secrets leaks no timing about their contents.
     fn eq(&self, other: &Secret) -> bool {
-        let (a, b) = (self.expose(), other.expose());
-        a.len() == b.len()
-            && a.iter()
-                .zip(b)
-                .fold(0u8, |acc, (x, y)| std::hint::black_box(acc | (x ^ y)))
-                == 0
+        constant_time_eq(self.expose(), other.expose())
     }
 }
 
@@ -142,6 +137,16 @@ pub struct SignRequest<'a> {
     pub timestamp: i64,
     /// The exact body bytes sent.
     pub body: &'a [u8],
+}
+
+/// Whether `a == b`, in time independent of where they differ (the length
+/// may show): for comparing MACs and secrets.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .fold(0u8, |acc, (x, y)| std::hint::black_box(acc | (x ^ y)))
+            == 0
 }
 
 /// HMAC-SHA256 of the concatenation of `parts`, fed incrementally (no copy).
