@@ -66,12 +66,14 @@ fn build(b: EventBuilder) -> Result<Event, Rejection> {
 }
 
 /// The CloudEvents route: structured, batched or binary mode, else any JSON
-/// under `json_type` (with the Standard Webhooks `webhook-id` as its id when
-/// the request carried one).
+/// under `json_type` (with the signed Standard Webhooks `webhook-id` as its
+/// id when the request carried one). `body_only`: the signature covers the
+/// body alone, so binary mode (attributes in unsigned headers) is refused.
 pub(crate) fn cloudevents(
     headers: &HeaderMap,
     body: &[u8],
     verified: &Verified,
+    body_only: bool,
     json_type: &str,
 ) -> Result<Vec<Incoming>, Rejection> {
     let media = media_type(headers).unwrap_or_default();
@@ -95,6 +97,11 @@ pub(crate) fn cloudevents(
             .collect());
     }
     if headers.contains_key("ce-specversion") {
+        if body_only {
+            return Err(malformed(
+                "CloudEvents binary mode is refused under a body-only signature: its ce-* headers are not signed; send structured mode (application/cloudevents+json), where the attributes are in the signed body",
+            ));
+        }
         return binary(headers, body, &media).map(|event| {
             vec![Incoming {
                 event,
@@ -109,10 +116,9 @@ pub(crate) fn cloudevents(
     }
     let data = parse_json(body)?;
     let mut b = Event::builder(json_type.to_owned()).data(data);
-    let id = verified
-        .id
-        .clone()
-        .or(text_header(headers, "webhook-id")?.map(str::to_owned));
+    // Only a signed id (Standard Webhooks) may name the event: an unsigned
+    // header could make a replay look new.
+    let id = verified.id.clone();
     let sender_id = id.is_some();
     if let Some(id) = id {
         b = b.id(id);
