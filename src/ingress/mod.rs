@@ -56,6 +56,14 @@
 //! body. The GitHub route takes the event name from `X-GitHub-Event`, which
 //! GitHub does not sign either.
 //!
+//! ## Events without `time`
+//!
+//! CloudEvents makes `time` optional; GitHub deliveries, Slack commands and
+//! plain JSON have none. Such events get the time they were received as
+//! `time`, and the extension `receivedtime` (the same instant, RFC 3339) so a
+//! consumer can tell a received time from a sender's. A sender's own
+//! `receivedtime` is kept only when it also sent `time`.
+//!
 //! ```
 //! use hookbus::Bus;
 //! use hookbus::ingress::Ingress;
