@@ -45,7 +45,7 @@ mod timestamped;
 
 pub use body::BodySignature;
 pub use slack::SlackSignature;
-pub use standard::StandardWebhooks;
+pub use standard::{SecretSource, StandardWebhooks};
 pub use stripe::StripeSignature;
 pub use timestamped::TimestampedSignature;
 
