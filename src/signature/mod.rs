@@ -20,7 +20,7 @@
 //! | [`StandardWebhooks`] v1 | `webhook-id`, `webhook-timestamp`, `webhook-signature` | `<id>.<ts>.<body>` | `v1,<base64>` (space-separated when rotating) |
 //! | GitHub ([`BodySignature::github`]) | `X-Hub-Signature-256` | body | `sha256=<hex>` |
 //! | [`SlackSignature`] | `X-Slack-Request-Timestamp`, `X-Slack-Signature` | `v0:<ts>:<body>` | `v0=<hex>` |
-//! | [`StripeSignature`] | `Stripe-Signature` | `<ts>.<body>` | `t=<ts>,v1=<hex>` (several `v1` when rotating) |
+//! | [`StripeSignature`] | `Stripe-Signature` | `<ts>.<body>` | `t=<ts>,v1=<hex>` (several `v1` when rotating; the secret, `whsec_` included, is the key as is) |
 //!
 //! The last three are what services send to you: [`crate::verify`] checks
 //! them, and their signing helpers exist for round-trip tests and stand-ins.
@@ -181,6 +181,9 @@ pub enum SignatureScheme {
     /// Slack's `v0` request signing (for tools that stand in for Slack, such
     /// as `hookbus send --scheme slack`).
     Slack(SlackSignature),
+    /// Stripe's `Stripe-Signature: t=<ts>,v1=<hex>` (one `v1` per secret),
+    /// for tools that stand in for Stripe (`hookbus send --scheme stripe`).
+    Stripe(StripeSignature),
 }
 
 impl Default for SignatureScheme {
@@ -217,6 +220,10 @@ impl SignatureScheme {
     pub fn slack() -> SignatureScheme {
         SignatureScheme::Slack(SlackSignature)
     }
+    /// Stripe's `Stripe-Signature: t=<ts>,v1=<hex of "<ts>.<body>">`.
+    pub fn stripe() -> SignatureScheme {
+        SignatureScheme::Stripe(StripeSignature)
+    }
 
     /// Checks that the secrets fit the scheme (e.g. `whsec_` base64 decodes).
     pub fn check_secrets(&self, secrets: &[Secret]) -> Result<(), SignatureError> {
@@ -242,6 +249,7 @@ impl SignatureScheme {
                 SlackSignature::HEADER_TIMESTAMP,
                 SlackSignature::HEADER_SIGNATURE,
             ],
+            SignatureScheme::Stripe(_) => vec![StripeSignature::HEADER],
         }
     }
 
@@ -288,6 +296,10 @@ impl SignatureScheme {
                     (SlackSignature::HEADER_SIGNATURE.to_owned(), sig),
                 ]
             }
+            SignatureScheme::Stripe(_) => vec![(
+                StripeSignature::HEADER.to_owned(),
+                StripeSignature::sign(secrets, req.timestamp, req.body),
+            )],
         })
     }
 }

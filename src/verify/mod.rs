@@ -401,6 +401,9 @@ impl Verifier {
             SignatureScheme::Timestamped(s) => VerifyScheme::Timestamped(s.clone()),
             SignatureScheme::StandardWebhooks(_) => VerifyScheme::StandardWebhooks,
             SignatureScheme::Slack(_) => VerifyScheme::Slack,
+            SignatureScheme::Stripe(_) => VerifyScheme::Stripe {
+                header: crate::signature::StripeSignature::HEADER.to_owned(),
+            },
         };
         let mut v = Verifier::new(scheme, "")?;
         for s in secrets {
