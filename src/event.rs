@@ -709,10 +709,9 @@ impl<'de> Visitor<'de> for EventVisitor {
                 // it, and say so in the `receivedtime` extension (pushed after
                 // the sender's extensions, so it replaces theirs).
                 let now = now_utc();
-                b = b.time(now).extension(
-                    "receivedtime",
-                    now.format(&Rfc3339).unwrap_or_default(),
-                );
+                b = b
+                    .time(now)
+                    .extension("receivedtime", now.format(&Rfc3339).unwrap_or_default());
             }
         }
         b.build().map_err(de::Error::custom)

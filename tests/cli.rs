@@ -222,7 +222,8 @@ fn send_in_each_cloudevents_mode() {
         expect(&out, 0, &["delivered"]);
         // The CLI says how it read the Standard Webhooks secret.
         assert!(
-            text(&out.stderr).contains("note: Standard Webhooks secret: whsec_ prefix, base64-decoded"),
+            text(&out.stderr)
+                .contains("note: Standard Webhooks secret: whsec_ prefix, base64-decoded"),
             "{}",
             text(&out.stderr)
         );

@@ -728,7 +728,11 @@ async fn body_only_signatures_never_let_unsigned_headers_decide_the_event() {
     let resp = post_briefcase(&base, "application/json", &[("webhook-id", "a")], data).await;
     assert_eq!(json_of(resp).await, json!({"status": "received"}));
     let first = rx.recv().await.unwrap();
-    assert_ne!(first.id(), "a", "the id is not taken from an unsigned header");
+    assert_ne!(
+        first.id(),
+        "a",
+        "the id is not taken from an unsigned header"
+    );
     let resp = post_briefcase(&base, "application/json", &[("webhook-id", "b")], data).await;
     assert_eq!(json_of(resp).await, json!({"status": "duplicate"}));
     assert_nothing_more(&bus, &mut rx).await;

@@ -279,7 +279,10 @@ impl Server {
     async fn nothing_more(mut self) {
         let report = self.bus.shutdown(Duration::from_secs(10)).await;
         assert!(report.is_clean(), "{report}");
-        assert!(self.rx.try_recv().is_err(), "an unexpected event was emitted");
+        assert!(
+            self.rx.try_recv().is_err(),
+            "an unexpected event was emitted"
+        );
     }
 }
 
@@ -328,7 +331,10 @@ async fn every_cloudevents_1_0_conformance_event_arrives_with_its_attributes() {
             server.nothing_more().await;
         }
     }
-    assert_eq!(arrived, 14, "2 from v1.yaml, 6 x 2 modes from v1_minimum.yaml");
+    assert_eq!(
+        arrived, 14,
+        "2 from v1.yaml, 6 x 2 modes from v1_minimum.yaml"
+    );
 }
 
 #[tokio::test]
@@ -340,13 +346,20 @@ async fn every_cloudevents_0_3_conformance_event_is_refused_with_4xx() {
             let (headers, body) = request(&case, mode);
             let resp = server.post(&headers, &body).await;
             let status = resp.status();
-            assert!(status.is_client_error(), "{} ({mode:?}): {status}", case.name);
+            assert!(
+                status.is_client_error(),
+                "{} ({mode:?}): {status}",
+                case.name
+            );
             let text = resp.text().await.unwrap();
             assert!(text.contains("specversion"), "{text}");
             refused += 1;
         }
     }
-    assert_eq!(refused, 14, "1 x 2 modes from v03.yaml, 6 x 2 from v03_minimum.yaml");
+    assert_eq!(
+        refused, 14,
+        "1 x 2 modes from v03.yaml, 6 x 2 from v03_minimum.yaml"
+    );
     server.nothing_more().await;
 }
 

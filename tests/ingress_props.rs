@@ -170,6 +170,9 @@ mod mutations {
 
     static NEXT: AtomicU64 = AtomicU64::new(0);
 
+    /// Header names and values as bytes, so a mutation can touch any byte.
+    type RawHeaders = Vec<(Vec<u8>, Vec<u8>)>;
+
     #[derive(Debug, Clone, Copy)]
     enum Mode {
         Binary,
@@ -178,7 +181,7 @@ mod mutations {
     }
 
     /// A valid signed request for a fresh event: route, headers, body.
-    fn signed(route: usize, mode: Mode, event: &Event) -> (String, Vec<(Vec<u8>, Vec<u8>)>, Vec<u8>) {
+    fn signed(route: usize, mode: Mode, event: &Event) -> (String, RawHeaders, Vec<u8>) {
         let (path, scheme) = match route {
             0 => ("/standard", SignatureScheme::standard_webhooks()),
             1 => ("/rubric", SignatureScheme::timestamped("Rubric").unwrap()),
@@ -186,7 +189,11 @@ mod mutations {
             _ => ("/stripe", SignatureScheme::stripe()),
         };
         // Body-only signatures cannot carry binary mode.
-        let mode = if route == 2 && matches!(mode, Mode::Binary) { Mode::Structured } else { mode };
+        let mode = if route == 2 && matches!(mode, Mode::Binary) {
+            Mode::Structured
+        } else {
+            mode
+        };
         let mut headers: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
         let body = match mode {
             Mode::Binary => {
@@ -198,17 +205,34 @@ mod mutations {
                 event.data_json().to_vec()
             }
             Mode::Structured => {
-                headers.push((b"content-type".to_vec(), b"application/cloudevents+json".to_vec()));
+                headers.push((
+                    b"content-type".to_vec(),
+                    b"application/cloudevents+json".to_vec(),
+                ));
                 event.structured_json().to_vec()
             }
             Mode::Batched => {
-                headers.push((b"content-type".to_vec(), b"application/cloudevents-batch+json".to_vec()));
-                format!("[{}]", String::from_utf8(event.structured_json().to_vec()).unwrap()).into_bytes()
+                headers.push((
+                    b"content-type".to_vec(),
+                    b"application/cloudevents-batch+json".to_vec(),
+                ));
+                format!(
+                    "[{}]",
+                    String::from_utf8(event.structured_json().to_vec()).unwrap()
+                )
+                .into_bytes()
             }
         };
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         for (k, v) in scheme
-            .sign(&[Secret::new(SECRET)], &SignRequest { id: event.id(), timestamp: now, body: &body })
+            .sign(
+                &[Secret::new(SECRET)],
+                &SignRequest {
+                    id: event.id(),
+                    timestamp: now,
+                    body: &body,
+                },
+            )
             .unwrap()
         {
             headers.push((k.into_bytes(), v.into_bytes()));
@@ -217,19 +241,29 @@ mod mutations {
     }
 
     fn send(s: &Server, path: &str, headers: &[(Vec<u8>, Vec<u8>)], body: &[u8]) -> Option<u16> {
-        let mut req = s.client.post(format!("{}{path}", s.base)).body(body.to_vec());
+        let mut req = s
+            .client
+            .post(format!("{}{path}", s.base))
+            .body(body.to_vec());
         for (k, v) in headers {
             // A mutation that makes the header unsendable is no request.
             let name = reqwest::header::HeaderName::from_bytes(k).ok()?;
             let value = reqwest::header::HeaderValue::from_bytes(v).ok()?;
             req = req.header(name, value);
         }
-        Some(s.rt.block_on(req.send()).expect("the server answered").status().as_u16())
+        Some(
+            s.rt.block_on(req.send())
+                .expect("the server answered")
+                .status()
+                .as_u16(),
+        )
     }
 
     fn next_event(s: &Server) -> Event {
         // A guard against a hang, not a synchronisation.
-        s.events.recv_timeout(Duration::from_secs(20)).expect("an event arrived")
+        s.events
+            .recv_timeout(Duration::from_secs(20))
+            .expect("an event arrived")
     }
 
     fn event(n: u64) -> Event {

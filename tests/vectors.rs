@@ -97,12 +97,17 @@ impl Vector {
                 format!("v0={}", hex::encode(mac))
             }
             Scheme::Stripe => {
-                let mac =
-                    hmac_sha256(self.sign_secret.as_bytes(), &[ts_text.as_bytes(), b".", body]);
+                let mac = hmac_sha256(
+                    self.sign_secret.as_bytes(),
+                    &[ts_text.as_bytes(), b".", body],
+                );
                 hex::encode(mac)
             }
             Scheme::Github | Scheme::Briefcase => {
-                format!("sha256={}", hex::encode(hmac_sha256(self.sign_secret.as_bytes(), &[body])))
+                format!(
+                    "sha256={}",
+                    hex::encode(hmac_sha256(self.sign_secret.as_bytes(), &[body]))
+                )
             }
         };
         let headers = self
@@ -287,7 +292,10 @@ pub(crate) const VECTORS: &[Vector] = &[
         ts: None,
         body: "Hello, World!",
         tamper_body: None,
-        headers: &[("X-Hub-Signature-256", "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17")],
+        headers: &[(
+            "X-Hub-Signature-256",
+            "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17",
+        )],
         accept: true,
     },
     Vector {
@@ -300,7 +308,10 @@ pub(crate) const VECTORS: &[Vector] = &[
         ts: None,
         body: "Hello, World?",
         tamper_body: None,
-        headers: &[("X-Hub-Signature-256", "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17")],
+        headers: &[(
+            "X-Hub-Signature-256",
+            "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17",
+        )],
         accept: false,
     },
     Vector {
@@ -313,7 +324,10 @@ pub(crate) const VECTORS: &[Vector] = &[
         ts: None,
         body: "Hello, World!",
         tamper_body: None,
-        headers: &[("X-Hub-Signature-256", "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e18")],
+        headers: &[(
+            "X-Hub-Signature-256",
+            "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e18",
+        )],
         accept: false,
     },
     Vector {
@@ -326,7 +340,10 @@ pub(crate) const VECTORS: &[Vector] = &[
         ts: None,
         body: "Hello, World!",
         tamper_body: None,
-        headers: &[("X-Hub-Signature-256", "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17")],
+        headers: &[(
+            "X-Hub-Signature-256",
+            "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17",
+        )],
         accept: false,
     },
     Vector {
@@ -339,7 +356,10 @@ pub(crate) const VECTORS: &[Vector] = &[
         ts: None,
         body: "Hello, World!",
         tamper_body: None,
-        headers: &[("X-Hub-Signature-256", "757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17")],
+        headers: &[(
+            "X-Hub-Signature-256",
+            "757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17",
+        )],
         accept: false,
     },
     Vector {
@@ -365,7 +385,10 @@ pub(crate) const VECTORS: &[Vector] = &[
         ts: None,
         body: "Hello, World!",
         tamper_body: None,
-        headers: &[("X-Briefcase-Signature", "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17")],
+        headers: &[(
+            "X-Briefcase-Signature",
+            "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17",
+        )],
         accept: true,
     },
     Vector {
@@ -378,7 +401,10 @@ pub(crate) const VECTORS: &[Vector] = &[
         ts: None,
         body: "Hello, World?",
         tamper_body: None,
-        headers: &[("X-Briefcase-Signature", "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17")],
+        headers: &[(
+            "X-Briefcase-Signature",
+            "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17",
+        )],
         accept: false,
     },
     Vector {
@@ -391,7 +417,13 @@ pub(crate) const VECTORS: &[Vector] = &[
         ts: None,
         body: "token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&team_domain=testteamnow&channel_id=G8PSS9T3V&channel_name=foobar&user_id=U2CERLKJA&user_name=roadrunner&command=%2Fwebhook-collect&text=&response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1DC2JH3J%2F397700885554%2F96rGlfmibIGlgcZRskXaIFfN&trigger_id=398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c",
         tamper_body: None,
-        headers: &[("X-Slack-Request-Timestamp", "1531420618"), ("X-Slack-Signature", "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503")],
+        headers: &[
+            ("X-Slack-Request-Timestamp", "1531420618"),
+            (
+                "X-Slack-Signature",
+                "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503",
+            ),
+        ],
         accept: true,
     },
     Vector {
@@ -404,7 +436,13 @@ pub(crate) const VECTORS: &[Vector] = &[
         ts: None,
         body: "token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&team_domain=testteamnow&channel_id=G8PSS9T3V&channel_name=foobar&user_id=U2CERLKJA&user_name=roadrunner&command=%2Fwebhook-collect&text=&response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1DC2JH3J%2F397700885554%2F96rGlfmibIGlgcZRskXaIFfN&trigger_id=398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c",
         tamper_body: None,
-        headers: &[("X-Slack-Request-Timestamp", "1531420618"), ("X-Slack-Signature", "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503")],
+        headers: &[
+            ("X-Slack-Request-Timestamp", "1531420618"),
+            (
+                "X-Slack-Signature",
+                "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503",
+            ),
+        ],
         accept: false,
     },
     Vector {
@@ -417,7 +455,13 @@ pub(crate) const VECTORS: &[Vector] = &[
         ts: None,
         body: "token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&team_domain=testteamnow&channel_id=G8PSS9T3V&channel_name=foobar&user_id=U2CERLKJA&user_name=roadrunner&command=%2Fwebhook-collect&text=hi&response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1DC2JH3J%2F397700885554%2F96rGlfmibIGlgcZRskXaIFfN&trigger_id=398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c",
         tamper_body: None,
-        headers: &[("X-Slack-Request-Timestamp", "1531420618"), ("X-Slack-Signature", "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503")],
+        headers: &[
+            ("X-Slack-Request-Timestamp", "1531420618"),
+            (
+                "X-Slack-Signature",
+                "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503",
+            ),
+        ],
         accept: false,
     },
     Vector {
@@ -430,7 +474,13 @@ pub(crate) const VECTORS: &[Vector] = &[
         ts: None,
         body: "token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&team_domain=testteamnow&channel_id=G8PSS9T3V&channel_name=foobar&user_id=U2CERLKJA&user_name=roadrunner&command=%2Fwebhook-collect&text=&response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1DC2JH3J%2F397700885554%2F96rGlfmibIGlgcZRskXaIFfN&trigger_id=398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c",
         tamper_body: None,
-        headers: &[("X-Slack-Request-Timestamp", "1531420619"), ("X-Slack-Signature", "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503")],
+        headers: &[
+            ("X-Slack-Request-Timestamp", "1531420619"),
+            (
+                "X-Slack-Signature",
+                "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503",
+            ),
+        ],
         accept: false,
     },
     Vector {
@@ -443,7 +493,13 @@ pub(crate) const VECTORS: &[Vector] = &[
         ts: None,
         body: "token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&team_domain=testteamnow&channel_id=G8PSS9T3V&channel_name=foobar&user_id=U2CERLKJA&user_name=roadrunner&command=%2Fwebhook-collect&text=&response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1DC2JH3J%2F397700885554%2F96rGlfmibIGlgcZRskXaIFfN&trigger_id=398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c",
         tamper_body: None,
-        headers: &[("X-Slack-Request-Timestamp", "1531420618"), ("X-Slack-Signature", "v1=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503")],
+        headers: &[
+            ("X-Slack-Request-Timestamp", "1531420618"),
+            (
+                "X-Slack-Signature",
+                "v1=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503",
+            ),
+        ],
         accept: false,
     },
     Vector {
@@ -456,7 +512,10 @@ pub(crate) const VECTORS: &[Vector] = &[
         ts: Some(Ts::Now(0)),
         body: "token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&team_domain=testteamnow&channel_id=G8PSS9T3V&channel_name=foobar&user_id=U2CERLKJA&user_name=roadrunner&command=%2Fwebhook-collect&text=&response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1DC2JH3J%2F397700885554%2F96rGlfmibIGlgcZRskXaIFfN&trigger_id=398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c",
         tamper_body: None,
-        headers: &[("X-Slack-Request-Timestamp", "{ts}"), ("X-Slack-Signature", "{sig}")],
+        headers: &[
+            ("X-Slack-Request-Timestamp", "{ts}"),
+            ("X-Slack-Signature", "{sig}"),
+        ],
         accept: true,
     },
     Vector {
@@ -469,7 +528,10 @@ pub(crate) const VECTORS: &[Vector] = &[
         ts: Some(Ts::Now(-360)),
         body: "token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&team_domain=testteamnow&channel_id=G8PSS9T3V&channel_name=foobar&user_id=U2CERLKJA&user_name=roadrunner&command=%2Fwebhook-collect&text=&response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1DC2JH3J%2F397700885554%2F96rGlfmibIGlgcZRskXaIFfN&trigger_id=398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c",
         tamper_body: None,
-        headers: &[("X-Slack-Request-Timestamp", "{ts}"), ("X-Slack-Signature", "{sig}")],
+        headers: &[
+            ("X-Slack-Request-Timestamp", "{ts}"),
+            ("X-Slack-Signature", "{sig}"),
+        ],
         accept: false,
     },
     Vector {
@@ -625,7 +687,14 @@ pub(crate) const VECTORS: &[Vector] = &[
         ts: None,
         body: "{\"test\": 2432232314}",
         tamper_body: None,
-        headers: &[("webhook-id", "msg_p5jXN8AQM9LWM0D4loKWxJek"), ("webhook-timestamp", "1614265330"), ("webhook-signature", "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=")],
+        headers: &[
+            ("webhook-id", "msg_p5jXN8AQM9LWM0D4loKWxJek"),
+            ("webhook-timestamp", "1614265330"),
+            (
+                "webhook-signature",
+                "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=",
+            ),
+        ],
         accept: true,
     },
     Vector {
@@ -638,7 +707,14 @@ pub(crate) const VECTORS: &[Vector] = &[
         ts: None,
         body: "{\"test\": 2432232314}",
         tamper_body: None,
-        headers: &[("webhook-id", "msg_p5jXN8AQM9LWM0D4loKWxJek"), ("webhook-timestamp", "1614265330"), ("webhook-signature", "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=")],
+        headers: &[
+            ("webhook-id", "msg_p5jXN8AQM9LWM0D4loKWxJek"),
+            ("webhook-timestamp", "1614265330"),
+            (
+                "webhook-signature",
+                "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=",
+            ),
+        ],
         accept: false,
     },
     Vector {
@@ -651,7 +727,14 @@ pub(crate) const VECTORS: &[Vector] = &[
         ts: None,
         body: "{\"email\":\"test@example.com\",\"username\":\"test_user\"}",
         tamper_body: None,
-        headers: &[("webhook-id", "msg_27UH4WbU6Z5A5EzD8u03UvzRbpk"), ("webhook-timestamp", "1649367553"), ("webhook-signature", "v1,tZ1I4/hDygAJgO5TYxiSd6Sd0kDW6hPenDe+bTa3Kkw=")],
+        headers: &[
+            ("webhook-id", "msg_27UH4WbU6Z5A5EzD8u03UvzRbpk"),
+            ("webhook-timestamp", "1649367553"),
+            (
+                "webhook-signature",
+                "v1,tZ1I4/hDygAJgO5TYxiSd6Sd0kDW6hPenDe+bTa3Kkw=",
+            ),
+        ],
         accept: true,
     },
     Vector {
@@ -664,7 +747,14 @@ pub(crate) const VECTORS: &[Vector] = &[
         ts: None,
         body: "{\"email\":\"test@example.com\",\"username\":\"test_user\"}",
         tamper_body: None,
-        headers: &[("webhook-id", "msg_27UH4WbU6Z5A5EzD8u03UvzRbpk"), ("webhook-timestamp", "1649367553"), ("webhook-signature", "v1,R3PTzyfHASBKHH98a7yexTwaJ4yNIcGhFQc1yuN+BPU=")],
+        headers: &[
+            ("webhook-id", "msg_27UH4WbU6Z5A5EzD8u03UvzRbpk"),
+            ("webhook-timestamp", "1649367553"),
+            (
+                "webhook-signature",
+                "v1,R3PTzyfHASBKHH98a7yexTwaJ4yNIcGhFQc1yuN+BPU=",
+            ),
+        ],
         accept: false,
     },
     Vector {
@@ -677,7 +767,14 @@ pub(crate) const VECTORS: &[Vector] = &[
         ts: None,
         body: "{\"email\":\"test@example.com\",\"username\":\"test_user\"}",
         tamper_body: None,
-        headers: &[("webhook-id", "msg_27UH4WbU6Z5A5EzD8u03UvzRbpk"), ("webhook-timestamp", "1649367553"), ("webhook-signature", "v1,tFtCZ5RDCPxzWQRWXWPgrCgE2frDBe9gjpbWQxnVfsQ= v1,Mm7xgUVICxZfQ3bgf0h0Dof65L/IFx+PnZvnDWPCX6Q= v1,tZ1I4/hDygAJgO5TYxiSd6Sd0kDW6hPenDe+bTa3Kkw= v1,9DfC1c3eeOrXB6w/5dIDydLNQaEyww5KalE5jLBZucE=")],
+        headers: &[
+            ("webhook-id", "msg_27UH4WbU6Z5A5EzD8u03UvzRbpk"),
+            ("webhook-timestamp", "1649367553"),
+            (
+                "webhook-signature",
+                "v1,tFtCZ5RDCPxzWQRWXWPgrCgE2frDBe9gjpbWQxnVfsQ= v1,Mm7xgUVICxZfQ3bgf0h0Dof65L/IFx+PnZvnDWPCX6Q= v1,tZ1I4/hDygAJgO5TYxiSd6Sd0kDW6hPenDe+bTa3Kkw= v1,9DfC1c3eeOrXB6w/5dIDydLNQaEyww5KalE5jLBZucE=",
+            ),
+        ],
         accept: true,
     },
     Vector {
@@ -690,7 +787,14 @@ pub(crate) const VECTORS: &[Vector] = &[
         ts: None,
         body: "{\"email\":\"test@example.com\",\"username\":\"test_user\"}",
         tamper_body: None,
-        headers: &[("webhook-id", "msg_27UH4WbU6Z5A5EzD8u03UvzRbpk"), ("webhook-timestamp", "1649367553"), ("webhook-signature", "v1,tFtCZ5RDCPxzWQRWXWPgrCgE2frDBe9gjpbWQxnVfsQ= v1,Mm7xgUVICxZfQ3bgf0h0Dof65L/IFx+PnZvnDWPCX6Q= v1,9DfC1c3eeOrXB6w/5dIDydLNQaEyww5KalE5jLBZucE=")],
+        headers: &[
+            ("webhook-id", "msg_27UH4WbU6Z5A5EzD8u03UvzRbpk"),
+            ("webhook-timestamp", "1649367553"),
+            (
+                "webhook-signature",
+                "v1,tFtCZ5RDCPxzWQRWXWPgrCgE2frDBe9gjpbWQxnVfsQ= v1,Mm7xgUVICxZfQ3bgf0h0Dof65L/IFx+PnZvnDWPCX6Q= v1,9DfC1c3eeOrXB6w/5dIDydLNQaEyww5KalE5jLBZucE=",
+            ),
+        ],
         accept: false,
     },
     Vector {
@@ -703,7 +807,14 @@ pub(crate) const VECTORS: &[Vector] = &[
         ts: None,
         body: "{\"test\": 2432232314}",
         tamper_body: None,
-        headers: &[("webhook-id", "msg_p5jXN8AQM9LWM0D4loKWxJek"), ("webhook-timestamp", "1614265330"), ("webhook-signature", "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OA=")],
+        headers: &[
+            ("webhook-id", "msg_p5jXN8AQM9LWM0D4loKWxJek"),
+            ("webhook-timestamp", "1614265330"),
+            (
+                "webhook-signature",
+                "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OA=",
+            ),
+        ],
         accept: false,
     },
     Vector {
@@ -716,7 +827,14 @@ pub(crate) const VECTORS: &[Vector] = &[
         ts: None,
         body: "{\"test\": 2432232314}",
         tamper_body: None,
-        headers: &[("webhook-id", "msg_p5jXN8AQM9LWM0D4loKWxJek"), ("webhook-timestamp", "1614265330"), ("webhook-signature", "v1,Ceo5qEr07ixe2NLpvHk3FH9bwy/WavXrAFQ/9tdO6mc=")],
+        headers: &[
+            ("webhook-id", "msg_p5jXN8AQM9LWM0D4loKWxJek"),
+            ("webhook-timestamp", "1614265330"),
+            (
+                "webhook-signature",
+                "v1,Ceo5qEr07ixe2NLpvHk3FH9bwy/WavXrAFQ/9tdO6mc=",
+            ),
+        ],
         accept: false,
     },
     Vector {
@@ -729,7 +847,11 @@ pub(crate) const VECTORS: &[Vector] = &[
         ts: None,
         body: "{\"test\": 2432232314}",
         tamper_body: None,
-        headers: &[("webhook-id", "msg_p5jXN8AQM9LWM0D4loKWxJek"), ("webhook-timestamp", "1614265330"), ("webhook-signature", "v1,dawfeoifkpqwoekfpqoekf")],
+        headers: &[
+            ("webhook-id", "msg_p5jXN8AQM9LWM0D4loKWxJek"),
+            ("webhook-timestamp", "1614265330"),
+            ("webhook-signature", "v1,dawfeoifkpqwoekfpqoekf"),
+        ],
         accept: false,
     },
     Vector {
@@ -742,7 +864,14 @@ pub(crate) const VECTORS: &[Vector] = &[
         ts: None,
         body: "{\"test\": 2432232314}",
         tamper_body: None,
-        headers: &[("webhook-id", "msg_p5jXN8AQM9LWM0D4loKWxJek"), ("webhook-timestamp", "1614265330"), ("webhook-signature", "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLawdd")],
+        headers: &[
+            ("webhook-id", "msg_p5jXN8AQM9LWM0D4loKWxJek"),
+            ("webhook-timestamp", "1614265330"),
+            (
+                "webhook-signature",
+                "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLawdd",
+            ),
+        ],
         accept: false,
     },
     Vector {
@@ -755,7 +884,11 @@ pub(crate) const VECTORS: &[Vector] = &[
         ts: None,
         body: "{\"test\": 2432232314}",
         tamper_body: None,
-        headers: &[("webhook-id", "msg_p5jXN8AQM9LWM0D4loKWxJek"), ("webhook-timestamp", "1614265330"), ("webhook-signature", "v1,")],
+        headers: &[
+            ("webhook-id", "msg_p5jXN8AQM9LWM0D4loKWxJek"),
+            ("webhook-timestamp", "1614265330"),
+            ("webhook-signature", "v1,"),
+        ],
         accept: false,
     },
     Vector {
@@ -768,7 +901,11 @@ pub(crate) const VECTORS: &[Vector] = &[
         ts: None,
         body: "{\"test\": 2432232314}",
         tamper_body: None,
-        headers: &[("webhook-id", "msg_p5jXN8AQM9LWM0D4loKWxJek"), ("webhook-timestamp", "1614265330"), ("webhook-signature", "v1,g0hM9")],
+        headers: &[
+            ("webhook-id", "msg_p5jXN8AQM9LWM0D4loKWxJek"),
+            ("webhook-timestamp", "1614265330"),
+            ("webhook-signature", "v1,g0hM9"),
+        ],
         accept: false,
     },
     Vector {
@@ -781,7 +918,14 @@ pub(crate) const VECTORS: &[Vector] = &[
         ts: None,
         body: "{\"test\": 2432232314}",
         tamper_body: None,
-        headers: &[("webhook-id", "msg_p5jXN8AQM9LWM0D4loKWxJek"), ("webhook-timestamp", "1614265330"), ("webhook-signature", "v1,Ceo5qEr07ixe2NLpvHk3FH9bwy/WavXrAFQ/9tdO6mc= v2,Ceo5qEr07ixe2NLpvHk3FH9bwy/WavXrAFQ/9tdO6mc= v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE= v1,Ceo5qEr07ixe2NLpvHk3FH9bwy/WavXrAFQ/9tdO6mc=")],
+        headers: &[
+            ("webhook-id", "msg_p5jXN8AQM9LWM0D4loKWxJek"),
+            ("webhook-timestamp", "1614265330"),
+            (
+                "webhook-signature",
+                "v1,Ceo5qEr07ixe2NLpvHk3FH9bwy/WavXrAFQ/9tdO6mc= v2,Ceo5qEr07ixe2NLpvHk3FH9bwy/WavXrAFQ/9tdO6mc= v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE= v1,Ceo5qEr07ixe2NLpvHk3FH9bwy/WavXrAFQ/9tdO6mc=",
+            ),
+        ],
         accept: true,
     },
     Vector {
@@ -794,7 +938,13 @@ pub(crate) const VECTORS: &[Vector] = &[
         ts: None,
         body: "{\"test\": 2432232314}",
         tamper_body: None,
-        headers: &[("webhook-timestamp", "1614265330"), ("webhook-signature", "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=")],
+        headers: &[
+            ("webhook-timestamp", "1614265330"),
+            (
+                "webhook-signature",
+                "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=",
+            ),
+        ],
         accept: false,
     },
     Vector {
@@ -807,7 +957,13 @@ pub(crate) const VECTORS: &[Vector] = &[
         ts: None,
         body: "{\"test\": 2432232314}",
         tamper_body: None,
-        headers: &[("webhook-id", "msg_p5jXN8AQM9LWM0D4loKWxJek"), ("webhook-signature", "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=")],
+        headers: &[
+            ("webhook-id", "msg_p5jXN8AQM9LWM0D4loKWxJek"),
+            (
+                "webhook-signature",
+                "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=",
+            ),
+        ],
         accept: false,
     },
     Vector {
@@ -820,7 +976,10 @@ pub(crate) const VECTORS: &[Vector] = &[
         ts: None,
         body: "{\"test\": 2432232314}",
         tamper_body: None,
-        headers: &[("webhook-id", "msg_p5jXN8AQM9LWM0D4loKWxJek"), ("webhook-timestamp", "1614265330")],
+        headers: &[
+            ("webhook-id", "msg_p5jXN8AQM9LWM0D4loKWxJek"),
+            ("webhook-timestamp", "1614265330"),
+        ],
         accept: false,
     },
     Vector {
@@ -833,7 +992,14 @@ pub(crate) const VECTORS: &[Vector] = &[
         ts: None,
         body: "{\"test\": 2432232314}",
         tamper_body: None,
-        headers: &[("webhook-id", "msg_p5jXN8AQM9LWM0D4loKWxJek"), ("webhook-timestamp", "hello"), ("webhook-signature", "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=")],
+        headers: &[
+            ("webhook-id", "msg_p5jXN8AQM9LWM0D4loKWxJek"),
+            ("webhook-timestamp", "hello"),
+            (
+                "webhook-signature",
+                "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=",
+            ),
+        ],
         accept: false,
     },
     Vector {
@@ -846,7 +1012,14 @@ pub(crate) const VECTORS: &[Vector] = &[
         ts: None,
         body: "{\"test\": 2432232314}",
         tamper_body: None,
-        headers: &[("webhook-id", "msg_p5jXN8AQM9LWM0D4loKWxJek"), ("webhook-timestamp", "1614265331"), ("webhook-signature", "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=")],
+        headers: &[
+            ("webhook-id", "msg_p5jXN8AQM9LWM0D4loKWxJek"),
+            ("webhook-timestamp", "1614265331"),
+            (
+                "webhook-signature",
+                "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=",
+            ),
+        ],
         accept: false,
     },
     Vector {
@@ -859,7 +1032,14 @@ pub(crate) const VECTORS: &[Vector] = &[
         ts: None,
         body: "{\"test\": 2432232315}",
         tamper_body: None,
-        headers: &[("webhook-id", "msg_p5jXN8AQM9LWM0D4loKWxJek"), ("webhook-timestamp", "1614265330"), ("webhook-signature", "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=")],
+        headers: &[
+            ("webhook-id", "msg_p5jXN8AQM9LWM0D4loKWxJek"),
+            ("webhook-timestamp", "1614265330"),
+            (
+                "webhook-signature",
+                "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=",
+            ),
+        ],
         accept: false,
     },
     Vector {
@@ -872,7 +1052,14 @@ pub(crate) const VECTORS: &[Vector] = &[
         ts: None,
         body: "{\"test\": 2432232314}",
         tamper_body: None,
-        headers: &[("webhook-id", "msg_p5jXN8AQM9LWM0D4loKWxJek"), ("webhook-timestamp", "1614265330"), ("webhook-signature", "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=")],
+        headers: &[
+            ("webhook-id", "msg_p5jXN8AQM9LWM0D4loKWxJek"),
+            ("webhook-timestamp", "1614265330"),
+            (
+                "webhook-signature",
+                "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=",
+            ),
+        ],
         accept: true,
     },
     Vector {
@@ -885,7 +1072,11 @@ pub(crate) const VECTORS: &[Vector] = &[
         ts: Some(Ts::Now(0)),
         body: "{\"test\": 2432232314}",
         tamper_body: None,
-        headers: &[("webhook-id", "msg_p5jXN8AQM9LWM0D4loKWxJek"), ("webhook-timestamp", "{ts}"), ("webhook-signature", "{sig}")],
+        headers: &[
+            ("webhook-id", "msg_p5jXN8AQM9LWM0D4loKWxJek"),
+            ("webhook-timestamp", "{ts}"),
+            ("webhook-signature", "{sig}"),
+        ],
         accept: true,
     },
     Vector {
@@ -898,7 +1089,11 @@ pub(crate) const VECTORS: &[Vector] = &[
         ts: Some(Ts::Now(-301)),
         body: "{\"test\": 2432232314}",
         tamper_body: None,
-        headers: &[("webhook-id", "msg_p5jXN8AQM9LWM0D4loKWxJek"), ("webhook-timestamp", "{ts}"), ("webhook-signature", "{sig}")],
+        headers: &[
+            ("webhook-id", "msg_p5jXN8AQM9LWM0D4loKWxJek"),
+            ("webhook-timestamp", "{ts}"),
+            ("webhook-signature", "{sig}"),
+        ],
         accept: false,
     },
     Vector {
@@ -911,7 +1106,11 @@ pub(crate) const VECTORS: &[Vector] = &[
         ts: Some(Ts::Now(310)),
         body: "{\"test\": 2432232314}",
         tamper_body: None,
-        headers: &[("webhook-id", "msg_p5jXN8AQM9LWM0D4loKWxJek"), ("webhook-timestamp", "{ts}"), ("webhook-signature", "{sig}")],
+        headers: &[
+            ("webhook-id", "msg_p5jXN8AQM9LWM0D4loKWxJek"),
+            ("webhook-timestamp", "{ts}"),
+            ("webhook-signature", "{sig}"),
+        ],
         accept: false,
     },
     Vector {
@@ -924,7 +1123,11 @@ pub(crate) const VECTORS: &[Vector] = &[
         ts: Some(Ts::Now(-301)),
         body: "{\"test\": 2432232314}",
         tamper_body: None,
-        headers: &[("webhook-id", "msg_p5jXN8AQM9LWM0D4loKWxJek"), ("webhook-timestamp", "{ts}"), ("webhook-signature", "{sig}")],
+        headers: &[
+            ("webhook-id", "msg_p5jXN8AQM9LWM0D4loKWxJek"),
+            ("webhook-timestamp", "{ts}"),
+            ("webhook-signature", "{sig}"),
+        ],
         accept: true,
     },
     Vector {
@@ -937,7 +1140,11 @@ pub(crate) const VECTORS: &[Vector] = &[
         ts: Some(Ts::Now(0)),
         body: "{\"test\": 2432232314}",
         tamper_body: None,
-        headers: &[("webhook-id", "msg_p5jXN8AQM9LWM0D4loKWxJek"), ("webhook-timestamp", "{ts}"), ("webhook-signature", "{sig8}")],
+        headers: &[
+            ("webhook-id", "msg_p5jXN8AQM9LWM0D4loKWxJek"),
+            ("webhook-timestamp", "{ts}"),
+            ("webhook-signature", "{sig8}"),
+        ],
         accept: false,
     },
     Vector {
@@ -950,7 +1157,11 @@ pub(crate) const VECTORS: &[Vector] = &[
         ts: Some(Ts::Now(0)),
         body: "",
         tamper_body: None,
-        headers: &[("webhook-id", "msg_p5jXN8AQM9LWM0D4loKWxJek"), ("webhook-timestamp", "{ts}"), ("webhook-signature", "{sig}")],
+        headers: &[
+            ("webhook-id", "msg_p5jXN8AQM9LWM0D4loKWxJek"),
+            ("webhook-timestamp", "{ts}"),
+            ("webhook-signature", "{sig}"),
+        ],
         accept: true,
     },
     Vector {
@@ -963,7 +1174,11 @@ pub(crate) const VECTORS: &[Vector] = &[
         ts: Some(Ts::Now(0)),
         body: "{\"test\": 2432232314}",
         tamper_body: None,
-        headers: &[("webhook-id", "msg_p5jXN8AQM9LWM0D4loKWxJek"), ("webhook-timestamp", "{ts}"), ("webhook-signature", "{sig}")],
+        headers: &[
+            ("webhook-id", "msg_p5jXN8AQM9LWM0D4loKWxJek"),
+            ("webhook-timestamp", "{ts}"),
+            ("webhook-signature", "{sig}"),
+        ],
         accept: true,
     },
     Vector {
@@ -976,7 +1191,11 @@ pub(crate) const VECTORS: &[Vector] = &[
         ts: Some(Ts::Now(0)),
         body: "{\"test\": 2432232314}",
         tamper_body: None,
-        headers: &[("webhook-id", "msg_p5jXN8AQM9LWM0D4loKWxJek"), ("webhook-timestamp", "{ts}"), ("webhook-signature", "{sig}")],
+        headers: &[
+            ("webhook-id", "msg_p5jXN8AQM9LWM0D4loKWxJek"),
+            ("webhook-timestamp", "{ts}"),
+            ("webhook-signature", "{sig}"),
+        ],
         accept: true,
     },
 ];

@@ -247,11 +247,7 @@ async fn binary_mode_sends_non_json_data_as_its_bytes() {
             json!("Hello, 🌎!"),
             "\"Hello, 🌎!\"".as_bytes(),
         ),
-        (
-            "application/cloudevents+json",
-            json!("x"),
-            &b"\"x\""[..],
-        ),
+        ("application/cloudevents+json", json!("x"), &b"\"x\""[..]),
     ] {
         let ev = Event::builder("io.cloudevents.minimum")
             .datacontenttype(ct)

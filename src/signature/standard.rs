@@ -163,8 +163,14 @@ mod tests {
     fn unpadded_secrets_decode_like_padded_ones() {
         // The Python library's test_signature_verification_with_unpadded_secret.
         for (unpadded, padded) in [
-            ("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaS", "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaS="),
-            ("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSwBr", "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSwBr=="),
+            (
+                "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaS",
+                "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaS=",
+            ),
+            (
+                "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSwBr",
+                "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSwBr==",
+            ),
         ] {
             assert_eq!(
                 StandardWebhooks::key(&Secret::new(unpadded)).unwrap(),

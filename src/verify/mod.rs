@@ -277,8 +277,11 @@ struct Claim<'a> {
     count: usize,
     /// The HMAC-SHA256 of the signed content with a secret's key (`None`
     /// when the secret has no key for the scheme).
-    mac: Box<dyn Fn(&Secret) -> Option<[u8; 32]> + 'a>,
+    mac: MacFn<'a>,
 }
+
+/// Computes the MAC of a claim's signed content under a secret.
+type MacFn<'a> = Box<dyn Fn(&Secret) -> Option<[u8; 32]> + 'a>;
 
 /// The scheme a [`Verifier`] checks.
 #[derive(Debug, Clone, PartialEq, Eq)]

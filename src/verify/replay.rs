@@ -314,12 +314,7 @@ impl ReplayGuard {
         Ok(seq)
     }
 
-    pub(crate) fn reserve_key(
-        self: &Arc<Self>,
-        key: Key,
-        expires_at: i64,
-        now: i64,
-    ) -> Admission {
+    pub(crate) fn reserve_key(self: &Arc<Self>, key: Key, expires_at: i64, now: i64) -> Admission {
         match self.admit(key, expires_at, now, true) {
             Ok(seq) => Admission::New(Reservation {
                 guard: self.clone(),
@@ -477,6 +472,10 @@ mod tests {
             g.forget(&id);
         }
         let seen = g.lock();
-        assert!(seen.order.len() <= 2 * seen.entries.len() + 17, "{}", seen.order.len());
+        assert!(
+            seen.order.len() <= 2 * seen.entries.len() + 17,
+            "{}",
+            seen.order.len()
+        );
     }
 }
