@@ -11,6 +11,8 @@ use proptest::prelude::*;
 
 const SECRET: &str = "whsec_a2V5LWtleS1rZXk=";
 
+static CASE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 struct Server {
     rt: tokio::runtime::Runtime,
     base: String,
@@ -80,8 +82,10 @@ proptest! {
         SERVER.with(|s| {
             let now = time::OffsetDateTime::now_utc().unix_timestamp();
             let (path, signature): (&str, Vec<(String, String)>) = match route {
+                // A fresh id per case: a repeated one is a duplicate, which
+                // would never reach the converters.
                 0 => ("/events", SignatureScheme::standard_webhooks()
-                    .sign(&[Secret::new(SECRET)], &SignRequest { id: "m1", timestamp: now, body: &body })
+                    .sign(&[Secret::new(SECRET)], &SignRequest { id: &format!("m{}", CASE.fetch_add(1, std::sync::atomic::Ordering::Relaxed)), timestamp: now, body: &body })
                     .unwrap()),
                 1 => ("/github", vec![(
                     "X-Hub-Signature-256".into(),
