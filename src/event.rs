@@ -844,6 +844,11 @@ impl<'de> Visitor<'de> for EventVisitor {
         let mut time = None;
         while let Some(key) = map.next_key::<String>()? {
             let value: Value = map.next_value()?;
+            if value.is_null() {
+                // JSON format §2: a null attribute is unset (and null data
+                // is no data).
+                continue;
+            }
             match key.as_str() {
                 "specversion" => specversion = Some(string_attr(&key, value)?),
                 "id" => id = Some(string_attr(&key, value)?),
@@ -898,16 +903,19 @@ impl<'de> Visitor<'de> for EventVisitor {
         let source = source.ok_or_else(|| de::Error::missing_field("source"))?;
         b.ty = Cow::Owned(ty);
         b = b.id(id).source(source);
-        if let Some(t) = time {
-            b = b.time(t);
+        match time {
+            Some(t) => b = b.time(t),
+            None => {
+                // CloudEvents makes `time` optional: use the time we received
+                // it, and say so in the `receivedtime` extension (pushed after
+                // the sender's extensions, so it replaces theirs).
+                let now = now_utc();
+                b = b
+                    .time(now)
+                    .extension("receivedtime", now.format(&Rfc3339).unwrap_or_default());
+            }
         }
-        let mut event = b.build().map_err(de::Error::custom)?;
-        if time.is_none() {
-            // CloudEvents makes `time` optional; keep "unknown" honest by using
-            // the time we received it rather than inventing a past one.
-            event.time = now_utc();
-        }
-        Ok(event)
+        b.build().map_err(de::Error::custom)
     }
 }
 

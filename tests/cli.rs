@@ -14,7 +14,14 @@ use hookbus::signature::{Secret, SlackSignature};
 
 const BIN: &str = env!("CARGO_BIN_EXE_hookbus");
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-const SCHEMES: [&str; 5] = ["standard", "briefcase", "timestamped", "github", "slack"];
+const SCHEMES: [&str; 6] = [
+    "standard",
+    "briefcase",
+    "timestamped",
+    "github",
+    "slack",
+    "stripe",
+];
 /// A guard against a hung child, not a synchronisation.
 const LINE_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -193,6 +200,57 @@ fn send_to_listen_with_each_scheme() {
             "{scheme}: {line}"
         );
     }
+}
+
+#[test]
+fn send_in_each_cloudevents_mode() {
+    for (mode, content_type) in [
+        ("binary", "application/json"),
+        ("structured", "application/cloudevents+json"),
+        ("batched", "application/cloudevents-batch+json"),
+    ] {
+        let dir = temp_dir(mode);
+        let listener = Listener::start(&[
+            "--secret",
+            SECRET,
+            "--scheme",
+            "standard",
+            "--save",
+            dir.to_str().unwrap(),
+        ]);
+        let out = send(&listener.url(), "standard", SECRET, &["--mode", mode]);
+        expect(&out, 0, &["delivered"]);
+        // The CLI says how it read the Standard Webhooks secret.
+        assert!(
+            text(&out.stderr)
+                .contains("note: Standard Webhooks secret: whsec_ prefix, base64-decoded"),
+            "{}",
+            text(&out.stderr)
+        );
+        let line = listener.next_line();
+        assert!(line.contains("sig ok"), "{mode}: {line}");
+        let headers = std::fs::read_to_string(dir.join("0001.headers")).unwrap();
+        assert!(
+            headers
+                .to_ascii_lowercase()
+                .contains(&format!("content-type: {content_type}")),
+            "{mode}: {headers}"
+        );
+        let body: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("0001.body")).unwrap()).unwrap();
+        let data = match mode {
+            "binary" => body,
+            "structured" => body["data"].clone(),
+            _ => body[0]["data"].clone(),
+        };
+        assert_eq!(data["decision_id"], "abc123", "{mode}");
+    }
+    // A secret without the prefix is read as the Standard Webhooks libraries
+    // read it, and the CLI says so.
+    let listener = Listener::start(&["--secret", &SECRET[6..], "--scheme", "standard"]);
+    let out = send(&listener.url(), "standard", SECRET, &[]);
+    expect(&out, 0, &["delivered"]);
+    assert!(listener.next_line().contains("sig ok"));
 }
 
 #[test]

@@ -206,8 +206,15 @@ async fn duplicate_deliveries_are_acknowledged_but_emitted_once() {
     let again = github_post(&base, "pull_request", "dup-1", PR_OPENED, GH_SECRET).await;
     assert_eq!(again.status(), 200);
     assert_eq!(json_of(again).await, json!({"status": "duplicate"}));
-    // Another delivery id is another event.
-    let other = github_post(&base, "pull_request", "dup-2", PR_OPENED, GH_SECRET).await;
+    // Another delivery (another body) is another event.
+    let other = github_post(
+        &base,
+        "pull_request",
+        "dup-2",
+        &PR_OPENED.replace("42", "43"),
+        GH_SECRET,
+    )
+    .await;
     assert_eq!(json_of(other).await, json!({"status": "received"}));
     assert_eq!(rx.recv().await.unwrap().id(), "dup-1");
     assert_eq!(rx.recv().await.unwrap().id(), "dup-2");
@@ -235,10 +242,13 @@ async fn a_full_bus_answers_503_with_retry_after_and_the_retry_is_not_a_duplicat
         .detach();
     let base = serve(ingress(&bus).retry_after(Duration::from_secs(7))).await;
 
+    // Each delivery is its own pull request (a body seen before would be a
+    // duplicate: GitHub signs only the body).
+    let body = |i: usize| PR_OPENED.replace("42", &i.to_string());
     let mut refused = None;
     for i in 0..50 {
         let id = format!("full-{i}");
-        let resp = github_post(&base, "pull_request", &id, PR_OPENED, GH_SECRET).await;
+        let resp = github_post(&base, "pull_request", &id, &body(i), GH_SECRET).await;
         if resp.status() == 503 {
             assert_eq!(resp.headers()["retry-after"], "7");
             assert_eq!(json_of(resp).await["error"], "the bus is full; retry later");
@@ -253,7 +263,7 @@ async fn a_full_bus_answers_503_with_retry_after_and_the_retry_is_not_a_duplicat
     // Let the subscriber go, wait until the bus has room, retry the refused one.
     gate.add_permits(1000);
     bus.settle().await;
-    let resp = github_post(&base, "pull_request", &id, PR_OPENED, GH_SECRET).await;
+    let resp = github_post(&base, "pull_request", &id, &body(accepted), GH_SECRET).await;
     assert_eq!(resp.status(), 200);
     assert_eq!(json_of(resp).await, json!({"status": "received"}));
     let mut seen = Vec::new();
@@ -543,4 +553,200 @@ async fn the_signed_extractor_verifies_before_deserialising() {
         rx.try_recv().is_err(),
         "only the verified, well-formed request reached the handler"
     );
+}
+
+// ---- issue #11: a 2xx means the event is on the bus exactly once ----
+
+async fn post_events_at(
+    base: &str,
+    content_type: &str,
+    id: &str,
+    body: &str,
+    ts: i64,
+) -> reqwest::Response {
+    let headers = SignatureScheme::standard_webhooks()
+        .sign(
+            &[Secret::new(CE_SECRET)],
+            &SignRequest {
+                id,
+                timestamp: ts,
+                body: body.as_bytes(),
+            },
+        )
+        .unwrap();
+    let mut req = reqwest::Client::new()
+        .post(format!("{base}/events"))
+        .header("content-type", content_type)
+        .body(body.to_owned());
+    for (k, v) in headers {
+        req = req.header(k, v);
+    }
+    req.send().await.unwrap()
+}
+
+/// A bus whose only subscriber blocks until the returned semaphore gets
+/// permits, and sends the id of every event it handled.
+fn gated_bus() -> (
+    Bus,
+    Arc<tokio::sync::Semaphore>,
+    mpsc::UnboundedReceiver<String>,
+) {
+    let bus = Bus::builder().capacity(2).build().unwrap();
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let g = gate.clone();
+    let (tx, rx) = mpsc::unbounded_channel();
+    bus.subscriber("*")
+        .capacity(1)
+        .overflow(OverflowPolicy::Block)
+        .on_async(move |e: Arc<Event>| {
+            let g = g.clone();
+            let tx = tx.clone();
+            async move {
+                g.acquire().await.unwrap().forget();
+                let _ = tx.send(e.id().to_owned());
+            }
+        })
+        .unwrap()
+        .detach();
+    (bus, gate, rx)
+}
+
+#[tokio::test]
+async fn a_503_leaves_no_trace_in_the_verifiers_replay_guard() {
+    // Issue #11, defect 1: the retry of a refused Standard Webhooks message
+    // (same webhook-id, new timestamp) was answered "duplicate" and lost.
+    let (bus, gate, mut rx) = gated_bus();
+    let verifier = Verifier::standard_webhooks(CE_SECRET)
+        .unwrap()
+        .replay_guard(Arc::new(ReplayGuard::new(100)));
+    let base = serve(Ingress::new(bus.clone()).cloudevents("/events", verifier)).await;
+    let ts = now();
+    let mut refused = None;
+    for i in 0..50 {
+        let id = format!("msg_full_{i}");
+        let resp = post_events_at(&base, "application/json", &id, "{}", ts).await;
+        if resp.status() == 503 {
+            refused = Some((i, id));
+            break;
+        }
+        assert_eq!(json_of(resp).await, json!({"status": "received"}));
+    }
+    let (accepted, id) = refused.expect("the bus never reported full");
+    gate.add_permits(1000);
+    bus.settle().await;
+    // The sender's retry: same id, a new timestamp and signature.
+    let resp = post_events_at(&base, "application/json", &id, "{}", ts + 1).await;
+    assert_eq!(json_of(resp).await, json!({"status": "received"}));
+    let mut seen = Vec::new();
+    for _ in 0..=accepted {
+        seen.push(rx.recv().await.unwrap());
+    }
+    assert_eq!(seen.last(), Some(&id));
+    // And now it is a duplicate.
+    let resp = post_events_at(&base, "application/json", &id, "{}", ts + 2).await;
+    assert_eq!(json_of(resp).await, json!({"status": "duplicate"}));
+}
+
+const BRIEFCASE_SECRET: &str = "briefcase-secret";
+
+async fn post_briefcase(
+    base: &str,
+    content_type: &str,
+    extra: &[(&str, &str)],
+    body: &str,
+) -> reqwest::Response {
+    let mut req = reqwest::Client::new()
+        .post(format!("{base}/events"))
+        .header("content-type", content_type)
+        .header(
+            "X-Briefcase-Signature",
+            BodySignature::default().sign(&Secret::new(BRIEFCASE_SECRET), body.as_bytes()),
+        )
+        .body(body.to_owned());
+    for (k, v) in extra {
+        req = req.header(*k, *v);
+    }
+    req.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn body_only_signatures_never_let_unsigned_headers_decide_the_event() {
+    // Issue #11, defect 3: under a body-only signature the ce-* headers are
+    // not signed, so binary mode is refused; structured mode carries the
+    // attributes inside the signed body.
+    let bus = Bus::new().unwrap();
+    let mut rx = collect(&bus, "*");
+    let base = serve(
+        Ingress::new(bus.clone()).cloudevents("/events", Verifier::briefcase(BRIEFCASE_SECRET)),
+    )
+    .await;
+    let ce = |ty: &'static str, id: &'static str| {
+        vec![
+            ("ce-specversion", "1.0"),
+            ("ce-type", ty),
+            ("ce-id", id),
+            ("ce-source", "briefcase"),
+        ]
+    };
+    let data = r#"{"decision_id":"abc123"}"#;
+    let resp = post_briefcase(
+        &base,
+        "application/json",
+        &ce("decision.captured", "d-1"),
+        data,
+    )
+    .await;
+    assert_eq!(resp.status(), 400);
+    assert!(error_of(resp).await.contains("structured"));
+    // The attacker's re-send with another type and id: refused the same way.
+    let resp = post_briefcase(
+        &base,
+        "application/json",
+        &ce("payment.refund", "forged-1"),
+        data,
+    )
+    .await;
+    assert_eq!(resp.status(), 400);
+
+    // Structured mode: the attributes are signed.
+    let event = r#"{"specversion":"1.0","type":"decision.captured","id":"d-2","source":"briefcase","data":{"decision_id":"abc123"}}"#;
+    let resp = post_briefcase(&base, "application/cloudevents+json", &[], event).await;
+    assert_eq!(json_of(resp).await, json!({"status": "received"}));
+    let e = rx.recv().await.unwrap();
+    assert_eq!((e.event_type(), e.id()), ("decision.captured", "d-2"));
+    // Its replay, with ce-* headers that try to override it: not emitted.
+    let resp = post_briefcase(
+        &base,
+        "application/cloudevents+json",
+        &ce("payment.refund", "forged-2"),
+        event,
+    )
+    .await;
+    assert_eq!(json_of(resp).await, json!({"status": "duplicate"}));
+    // Plain JSON under a body-only signature: an unsigned webhook-id does
+    // not make a replay new.
+    let resp = post_briefcase(&base, "application/json", &[("webhook-id", "a")], data).await;
+    assert_eq!(json_of(resp).await, json!({"status": "received"}));
+    let first = rx.recv().await.unwrap();
+    assert_ne!(
+        first.id(),
+        "a",
+        "the id is not taken from an unsigned header"
+    );
+    let resp = post_briefcase(&base, "application/json", &[("webhook-id", "b")], data).await;
+    assert_eq!(json_of(resp).await, json!({"status": "duplicate"}));
+    assert_nothing_more(&bus, &mut rx).await;
+}
+
+#[tokio::test]
+async fn a_github_body_replayed_under_a_new_delivery_id_is_not_emitted_again() {
+    let bus = Bus::new().unwrap();
+    let mut rx = collect(&bus, "*");
+    let base = serve(ingress(&bus)).await;
+    let resp = github_post(&base, "pull_request", "gh-1", PR_OPENED, GH_SECRET).await;
+    assert_eq!(json_of(resp).await, json!({"status": "received"}));
+    let resp = github_post(&base, "pull_request", "gh-forged", PR_OPENED, GH_SECRET).await;
+    assert_eq!(json_of(resp).await, json!({"status": "duplicate"}));
+    assert_eq!(rx.recv().await.unwrap().id(), "gh-1");
+    assert_nothing_more(&bus, &mut rx).await;
 }

@@ -440,6 +440,7 @@ fn malformed_headers_say_which_and_why() {
         format!("t=1700000000,t=1700000000,v1={good}"),
         format!("t=1700000000,v1={good},junk"),
         "t=1700000000,v1=abc".to_owned(),
+        "t=1700000000,v1=bad_signature".to_owned(),
         format!("t=x,v1={good}"),
     ] {
         let err = v
@@ -644,5 +645,143 @@ mod over_http {
                 .verify(&r.headers, &r.body)
                 .unwrap();
         }
+    }
+}
+
+// ---- issue #11: the replay guard keys on what was verified ----
+
+/// Re-spellings of a captured request that still verify: each must be
+/// refused as a replay once the original was accepted.
+fn respellings(name: &str, h: &Headers) -> Vec<Headers> {
+    let mut out = Vec::new();
+    let mut with = |f: &dyn Fn(&str, &str) -> Option<String>| {
+        let mut changed = false;
+        let v: Headers = h
+            .iter()
+            .map(|(k, v)| match f(k, v) {
+                Some(nv) => {
+                    changed = true;
+                    (k.clone(), nv)
+                }
+                None => (k.clone(), v.clone()),
+            })
+            .collect();
+        if changed {
+            out.push(v);
+        }
+    };
+    let is_sig = |k: &str| k.to_ascii_lowercase().contains("signature");
+    // Upper-case hex (the hex schemes decode either case).
+    if name != "standard" {
+        with(&|k, v| {
+            is_sig(k).then(|| {
+                let (prefix, hex) = v.split_at(v.find('=').map_or(0, |i| i + 1));
+                if name == "stripe" {
+                    v.split(',')
+                        .map(|item| match item.strip_prefix("v1=") {
+                            Some(hex) => format!("v1={}", hex.to_uppercase()),
+                            None => item.to_owned(),
+                        })
+                        .collect::<Vec<_>>()
+                        .join(",")
+                } else {
+                    format!("{prefix}{}", hex.to_uppercase())
+                }
+            })
+        });
+    }
+    if name == "stripe" {
+        with(&|k, v| is_sig(k).then(|| format!("{v},v0=abc")));
+        with(&|k, v| is_sig(k).then(|| format!("{v}, x=1")));
+        with(&|k, v| is_sig(k).then(|| format!("{v},v1={}", "0".repeat(64))));
+    }
+    if name == "standard" {
+        with(&|k, v| is_sig(k).then(|| format!("v1a,c29tZXRoaW5n {v}")));
+    }
+    // Surrounding whitespace is trimmed before verifying.
+    with(&|k, v| is_sig(k).then(|| format!(" {v} ")));
+    out
+}
+
+#[test]
+fn replays_cannot_pass_the_guard_by_respelling_the_signature() {
+    for c in cases() {
+        let v = (c.verifier)(&[K1]).replay_guard(Arc::new(ReplayGuard::new(1000)));
+        let h = (c.sign)(&[Secret::new(K1)], NOW, BODY);
+        v.verify_at(&h, BODY, NOW).unwrap();
+        let variants = respellings(c.name, &h);
+        assert!(!variants.is_empty(), "{}", c.name);
+        for r in variants {
+            // Each re-spelling verifies on its own...
+            (c.verifier)(&[K1])
+                .verify_at(&r, BODY, NOW)
+                .unwrap_or_else(|e| panic!("{}: {r:?}: {e}", c.name));
+            // ...and is the same request to the guard.
+            assert_eq!(
+                v.verify_at(&r, BODY, NOW + 1),
+                Err(VerifyError::Replay),
+                "{}: {r:?}",
+                c.name
+            );
+        }
+    }
+}
+
+#[test]
+fn a_rotation_signature_stripped_from_a_replay_is_still_a_replay() {
+    // Signed with both secrets; the replay keeps only the second signature,
+    // so a different secret matches: the guard key must not depend on it.
+    let v = Verifier::stripe(K1)
+        .secret(K2)
+        .unwrap()
+        .replay_guard(Arc::new(ReplayGuard::new(100)));
+    let both = StripeSignature::sign(&[Secret::new(K1), Secret::new(K2)], NOW, BODY);
+    v.verify_at(&headers(&[("Stripe-Signature", &both)]), BODY, NOW)
+        .unwrap();
+    let second = StripeSignature::sign(&[Secret::new(K2)], NOW, BODY);
+    assert_eq!(
+        v.verify_at(&headers(&[("Stripe-Signature", &second)]), BODY, NOW),
+        Err(VerifyError::Replay)
+    );
+}
+
+#[test]
+fn body_only_schemes_refuse_a_replayed_body_inside_the_tolerance() {
+    for c in cases().into_iter().filter(|c| !c.timestamped) {
+        let v = (c.verifier)(&[K1]).replay_guard(Arc::new(ReplayGuard::new(100)));
+        let h = (c.sign)(&[Secret::new(K1)], NOW, BODY);
+        v.verify_at(&h, BODY, NOW).unwrap();
+        assert_eq!(
+            v.verify_at(&h, BODY, NOW + 299),
+            Err(VerifyError::Replay),
+            "{}",
+            c.name
+        );
+        // Without a signed timestamp the window runs from the first receipt.
+        v.verify_at(&h, BODY, NOW + 301)
+            .unwrap_or_else(|e| panic!("{}: {e}", c.name));
+    }
+}
+
+#[test]
+fn a_pending_verification_leaves_no_trace_unless_accepted() {
+    for c in cases() {
+        let guard = Arc::new(ReplayGuard::new(100));
+        let v = (c.verifier)(&[K1]).replay_guard(guard.clone());
+        let h = (c.sign)(&[Secret::new(K1)], NOW, BODY);
+        let pending = v.verify_pending_at(&h, BODY, NOW).unwrap();
+        // While the first is under way a second copy is neither new nor a
+        // duplicate.
+        assert_eq!(
+            v.verify_at(&h, BODY, NOW).unwrap_err(),
+            VerifyError::InFlight,
+            "{}",
+            c.name
+        );
+        drop(pending); // e.g. the bus refused the event: 503
+        assert!(guard.is_empty(), "{}", c.name);
+        let verified = v.verify_pending_at(&h, BODY, NOW).unwrap().accept();
+        assert_eq!(verified.secret_index, 0);
+        assert_eq!(v.verify_at(&h, BODY, NOW), Err(VerifyError::Replay));
     }
 }

@@ -224,3 +224,59 @@ async fn an_extra_header_given_twice_is_sent_with_both_values() {
         .collect();
     assert_eq!(tags, ["first", "second"]);
 }
+
+#[tokio::test]
+async fn binary_mode_sends_non_json_data_as_its_bytes() {
+    // Issue #11 / HTTP binding §3.1.2: the body is the data. The conformance
+    // suite's minimum events: text/plain and application/xml data.
+    let mut rx = Receiver::ok().await;
+    let e = WebhookEmitter::builder(&rx.url).build_emitter().unwrap();
+    for (ct, data, body) in [
+        (
+            "text/plain; charset=us-ascii",
+            json!("Hello, World!\n"),
+            &b"Hello, World!\n"[..],
+        ),
+        (
+            "application/xml; charset=utf-8",
+            json!("<msg>Hello, 🌎!</msg>\n"),
+            "<msg>Hello, 🌎!</msg>\n".as_bytes(),
+        ),
+        (
+            "application/json; charset=utf-8",
+            json!("Hello, 🌎!"),
+            "\"Hello, 🌎!\"".as_bytes(),
+        ),
+        ("application/cloudevents+json", json!("x"), &b"\"x\""[..]),
+    ] {
+        let ev = Event::builder("io.cloudevents.minimum")
+            .datacontenttype(ct)
+            .data(data)
+            .build()
+            .unwrap();
+        assert!(e.emit(ev).await.is_delivered());
+        let r = rx.next().await;
+        assert_eq!(r.header("content-type"), Some(ct));
+        assert_eq!(&r.body[..], body, "{ct}");
+    }
+}
+
+#[tokio::test]
+async fn batched_mode_for_a_single_event() {
+    let mut rx = Receiver::ok().await;
+    let e = WebhookEmitter::builder(&rx.url)
+        .format(WireFormat::Batched)
+        .build_emitter()
+        .unwrap();
+    let ev = Event::new("decision.captured", json!({"x": 1})).unwrap();
+    let id = ev.id().to_owned();
+    assert!(e.emit(ev).await.is_delivered());
+    let r = rx.next().await;
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/cloudevents-batch+json")
+    );
+    let v = r.json();
+    assert_eq!(v[0]["id"], id);
+    assert_eq!(v.as_array().unwrap().len(), 1);
+}

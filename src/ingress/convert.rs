@@ -31,6 +31,25 @@ fn malformed(msg: impl Into<String>) -> Rejection {
     Rejection::Malformed(msg.into())
 }
 
+/// The `Content-Type` as sent (trimmed), parameters included: binary mode
+/// maps it to `datacontenttype` (HTTP binding §3.1.1).
+fn content_type(headers: &HeaderMap) -> Result<Option<&str>, Rejection> {
+    Ok(text_header(headers, CONTENT_TYPE.as_str())?
+        .map(str::trim)
+        .filter(|ct| !ct.is_empty()))
+}
+
+/// The extension hookbus sets on an event received without `time`: the
+/// receive time it put in `time`, so a consumer can tell.
+pub(crate) const RECEIVED_TIME: &str = "receivedtime";
+
+/// An event without a sender's time: the receive time, marked as such.
+fn received_now(b: EventBuilder) -> EventBuilder {
+    let now = OffsetDateTime::now_utc();
+    let text = now.format(&Rfc3339).unwrap_or_default();
+    b.time(now).extension(RECEIVED_TIME, text)
+}
+
 /// The media type of `Content-Type`, lowercased, without parameters.
 fn media_type(headers: &HeaderMap) -> Option<String> {
     let v = headers.get(CONTENT_TYPE)?.to_str().ok()?;
@@ -66,12 +85,14 @@ fn build(b: EventBuilder) -> Result<Event, Rejection> {
 }
 
 /// The CloudEvents route: structured, batched or binary mode, else any JSON
-/// under `json_type` (with the Standard Webhooks `webhook-id` as its id when
-/// the request carried one).
+/// under `json_type` (with the signed Standard Webhooks `webhook-id` as its
+/// id when the request carried one). `body_only`: the signature covers the
+/// body alone, so binary mode (attributes in unsigned headers) is refused.
 pub(crate) fn cloudevents(
     headers: &HeaderMap,
     body: &[u8],
     verified: &Verified,
+    body_only: bool,
     json_type: &str,
 ) -> Result<Vec<Incoming>, Rejection> {
     let media = media_type(headers).unwrap_or_default();
@@ -95,6 +116,11 @@ pub(crate) fn cloudevents(
             .collect());
     }
     if headers.contains_key("ce-specversion") {
+        if body_only {
+            return Err(malformed(
+                "CloudEvents binary mode is refused under a body-only signature: its ce-* headers are not signed; send structured mode (application/cloudevents+json), where the attributes are in the signed body",
+            ));
+        }
         return binary(headers, body, &media).map(|event| {
             vec![Incoming {
                 event,
@@ -108,11 +134,10 @@ pub(crate) fn cloudevents(
         )));
     }
     let data = parse_json(body)?;
-    let mut b = Event::builder(json_type.to_owned()).data(data);
-    let id = verified
-        .id
-        .clone()
-        .or(text_header(headers, "webhook-id")?.map(str::to_owned));
+    let mut b = received_now(Event::builder(json_type.to_owned()).data(data));
+    // Only a signed id (Standard Webhooks) may name the event: an unsigned
+    // header could make a replay look new.
+    let id = verified.id.clone();
     let sender_id = id.is_some();
     if let Some(id) = id {
         b = b.id(id);
@@ -123,15 +148,39 @@ pub(crate) fn cloudevents(
     }])
 }
 
-/// A percent-decoded `ce-*` header (HTTP binding §3.1.3.2).
+/// A `ce-*` header value decoded as HTTP binding §3.1.3.2 says: a
+/// double-quoted string is unescaped first (RFC 7230 §3.2.6), then one round
+/// of percent-decoding.
 fn ce_header(headers: &HeaderMap, name: &str) -> Result<Option<String>, Rejection> {
     let Some(raw) = text_header(headers, name)? else {
         return Ok(None);
     };
-    percent_decode_str(raw)
+    let raw = raw.trim();
+    let unquoted = match raw.strip_prefix('"') {
+        Some(rest) => std::borrow::Cow::Owned(unquote(rest).ok_or_else(|| {
+            malformed(format!("header {name} has an unterminated quoted string"))
+        })?),
+        None => std::borrow::Cow::Borrowed(raw),
+    };
+    percent_decode_str(&unquoted)
         .decode_utf8()
         .map(|s| Some(s.into_owned()))
         .map_err(|_| malformed(format!("header {name} does not percent-decode to UTF-8")))
+}
+
+/// The content of a quoted string whose opening quote is gone: backslash
+/// escapes resolved, up to the closing quote, which must end the value.
+fn unquote(rest: &str) -> Option<String> {
+    let mut out = String::with_capacity(rest.len());
+    let mut chars = rest.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => out.push(chars.next()?),
+            '"' => return chars.as_str().is_empty().then_some(out),
+            c => out.push(c),
+        }
+    }
+    None
 }
 
 fn required_ce(headers: &HeaderMap, name: &str) -> Result<String, Rejection> {
@@ -150,9 +199,14 @@ fn binary(headers: &HeaderMap, body: &[u8], media: &str) -> Result<Event, Reject
     let mut b = Event::builder(required_ce(headers, "ce-type")?)
         .id(required_ce(headers, "ce-id")?)
         .source(required_ce(headers, "ce-source")?);
-    if let Some(t) = ce_header(headers, "ce-time")? {
-        let time = OffsetDateTime::parse(&t, &Rfc3339)
-            .map_err(|_| malformed(format!("ce-time {t:?} is not RFC 3339")))?;
+    let time = match ce_header(headers, "ce-time")? {
+        Some(t) => Some(
+            OffsetDateTime::parse(&t, &Rfc3339)
+                .map_err(|_| malformed(format!("ce-time {t:?} is not RFC 3339")))?,
+        ),
+        None => None,
+    };
+    if let Some(time) = time {
         b = b.time(time);
     }
     if let Some(s) = ce_header(headers, "ce-subject")? {
@@ -175,6 +229,11 @@ fn binary(headers: &HeaderMap, body: &[u8], media: &str) -> Result<Event, Reject
             b = b.extension(ext.to_owned(), v);
         }
     }
+    if time.is_none() {
+        // After the sender's extensions, so a receivedtime of theirs is
+        // replaced: without a sender's time, it is ours.
+        b = received_now(b);
+    }
     let data = if body.is_empty() {
         Value::Null
     } else if media.is_empty() || is_json(media) {
@@ -185,8 +244,8 @@ fn binary(headers: &HeaderMap, body: &[u8], media: &str) -> Result<Event, Reject
             .map_err(|_| malformed("binary (non-text) CloudEvents data is not supported"))?;
         Value::String(text.to_owned())
     };
-    if !media.is_empty() && media != "application/json" {
-        b = b.datacontenttype(media.to_owned());
+    if let Some(ct) = content_type(headers)? {
+        b = b.datacontenttype(ct.to_owned());
     }
     build(b.data(data))
 }
@@ -220,7 +279,7 @@ pub(crate) fn github(headers: &HeaderMap, body: &[u8]) -> Result<Vec<Incoming>, 
         ty.push_str(action);
     }
     validate_type(&ty).map_err(|e| malformed(e.to_string()))?;
-    let mut b = Event::builder(ty).source("github");
+    let mut b = received_now(Event::builder(ty).source("github"));
     let delivery = text_header(headers, "x-github-delivery")?;
     if let Some(id) = delivery {
         b = b.id(id);
@@ -250,7 +309,7 @@ pub(crate) fn slack_command(body: &[u8]) -> Result<Vec<Incoming>, Rejection> {
         .ok_or_else(|| malformed("a Slack slash command without a command field"))?;
     let name = command.strip_prefix('/').unwrap_or(command);
     segment("the slash command", name)?;
-    let mut b = Event::builder(format!("slack.command.{name}")).source("slack");
+    let mut b = received_now(Event::builder(format!("slack.command.{name}")).source("slack"));
     let trigger = fields
         .get("trigger_id")
         .and_then(Value::as_str)

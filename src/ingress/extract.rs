@@ -24,7 +24,8 @@ pub enum Rejection {
     /// The body could not be read: 400.
     #[error("the request body could not be read")]
     BodyUnreadable,
-    /// The signature did not verify: 401 (a replay: 409).
+    /// The signature did not verify: 401 (a replay: 409; a copy of a
+    /// request still being processed: 503).
     #[error("{0}")]
     Signature(#[from] VerifyError),
     /// The body (or a header describing it) is not what the route accepts: 400.
@@ -39,6 +40,7 @@ impl Rejection {
             Rejection::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Rejection::BodyUnreadable | Rejection::Malformed(_) => StatusCode::BAD_REQUEST,
             Rejection::Signature(VerifyError::Replay) => StatusCode::CONFLICT,
+            Rejection::Signature(VerifyError::InFlight) => StatusCode::SERVICE_UNAVAILABLE,
             Rejection::Signature(_) => StatusCode::UNAUTHORIZED,
         }
     }
@@ -76,8 +78,14 @@ pub(crate) async fn read_body(req: Request, limit: Option<usize>) -> Result<Byte
 /// the headers and what the verification established.
 ///
 /// The [`Verifier`] comes from the router's state (`Verifier: FromRef<S>`).
-/// Refusals are a [`Rejection`]: 401 for a bad signature, 413 past the body
-/// limit.
+/// Refusals are a [`Rejection`]: 401 for a bad signature, 409 for a replay,
+/// 413 past the body limit.
+///
+/// With a [`ReplayGuard`](crate::verify::ReplayGuard) on the verifier, the
+/// request is remembered as soon as it verifies ([`Verifier::verify`]): if
+/// your handler can fail after that and wants the sender's retry to go
+/// through, verify in the handler with [`Verifier::verify_pending`] instead
+/// and accept only on success (the [`Ingress`](super::Ingress) does).
 ///
 /// ```
 /// use axum::{Router, routing::post};

@@ -16,14 +16,53 @@
 //! | status | when |
 //! |---|---|
 //! | 200 `{"status":"received"}` | the bus accepted the event(s) |
-//! | 200 `{"status":"duplicate"}` | every event was already received inside the [dedupe window](Ingress::dedupe) (same source and id): acknowledged, not emitted twice |
-//! | 400 | malformed body or headers (not JSON, not a CloudEvent, a command name that cannot be an event type) |
+//! | 200 `{"status":"duplicate"}` | the signed request was already accepted (see below), or every event in it was already received inside the [dedupe window](Ingress::dedupe) (same source and id): acknowledged, not emitted twice |
+//! | 400 | malformed body or headers (not JSON, not a CloudEvent, a command name that cannot be an event type, binary mode under a body-only signature) |
 //! | 401 | bad signature: missing or malformed signature headers, mismatch, timestamp outside tolerance |
 //! | 413 | body past the [limit](Ingress::body_limit) (default 1 MiB) |
-//! | 503 + `Retry-After` | the bus is full (a `Block` subscriber is behind) or shut down |
+//! | 503 + `Retry-After` | the bus is full (a `Block` subscriber is behind) or shut down, or a copy of the same request is being processed right now |
 //!
 //! A handler responds as soon as the bus accepted the event: the work happens
 //! in subscribers, so senders never time out waiting for it.
+//!
+//! ## Exactly once per 2xx
+//!
+//! A request answered 2xx has its events on the bus exactly once; a request
+//! that does not verify, or repeats one already accepted, puts nothing on
+//! the bus. Two checks, both reserved while the request is processed and
+//! committed only once the bus took the events, so a refused request (400,
+//! 503) leaves no trace and its retry is not mistaken for a duplicate:
+//!
+//! - **the signed request**: the route's verifier's [`ReplayGuard`] (one
+//!   shared by the ingress if the verifier has none), keyed on what the
+//!   signature covers (the Standard Webhooks `webhook-id`, else the
+//!   timestamp and MAC, or for body-only schemes the body's MAC; see
+//!   [`crate::verify`](crate::verify#replays)). A copy of an accepted
+//!   request is a duplicate whatever its unsigned headers say.
+//! - **each event**: its source and id, for [`dedupe`](Ingress::dedupe)'s
+//!   window, so a sender's retry with a fresh signature is not emitted twice.
+//!   Plain JSON takes its id only from signed material (the Standard
+//!   Webhooks `webhook-id`), never from an unsigned header; a GitHub
+//!   `X-GitHub-Delivery` is unsigned (GitHub signs only the body), so the
+//!   request check above is what stops a replay under a new delivery id.
+//!
+//! **Unsigned headers and body-only signatures.** None of the schemes signs
+//! the `ce-*` headers of CloudEvents binary mode. Under a scheme that signs a
+//! timestamp, a changed copy of an accepted request is stopped by the
+//! request check; under a body-only scheme (Briefcase, Empathy) it could be
+//! re-sent with another `ce-type` or `ce-id` once the window has passed, so
+//! the CloudEvents route **refuses binary mode for body-only schemes** (400):
+//! send structured or batched mode, where the attributes are in the signed
+//! body. The GitHub route takes the event name from `X-GitHub-Event`, which
+//! GitHub does not sign either.
+//!
+//! ## Events without `time`
+//!
+//! CloudEvents makes `time` optional; GitHub deliveries, Slack commands and
+//! plain JSON have none. Such events get the time they were received as
+//! `time`, and the extension `receivedtime` (the same instant, RFC 3339) so a
+//! consumer can tell a received time from a sender's. A sender's own
+//! `receivedtime` is kept only when it also sent `time`.
 //!
 //! ```
 //! use hookbus::Bus;
@@ -87,7 +126,7 @@ use http::{HeaderValue, StatusCode, header};
 
 use crate::bus::{Bus, EmitError};
 use crate::event::{EventError, validate_type};
-use crate::verify::{ReplayGuard, Verifier, VerifyError};
+use crate::verify::{Admission, ReplayGuard, Verifier, VerifyError, VerifyScheme};
 use convert::Incoming;
 use extract::json_response;
 
@@ -188,7 +227,9 @@ impl Ingress {
 
     /// How long, and for how many ids at most, a received event id is
     /// remembered to acknowledge redeliveries without emitting them again
-    /// (default 5 minutes, 100,000 ids).
+    /// (default 5 minutes, 100,000 ids). The capacity also sizes the guard
+    /// the ingress gives routes whose verifier has no
+    /// [`replay_guard`](Verifier::replay_guard) of its own.
     pub fn dedupe(mut self, window: Duration, capacity: usize) -> Ingress {
         self.dedupe_window = window;
         self.dedupe_capacity = capacity;
@@ -203,16 +244,20 @@ impl Ingress {
 
     /// The router. Serve it with `axum::serve`, or nest it into your own.
     pub fn into_router(self) -> Router {
+        let requests = Arc::new(ReplayGuard::new(self.dedupe_capacity));
         let shared = Arc::new(Shared {
             bus: self.bus,
-            dedupe: ReplayGuard::new(self.dedupe_capacity),
+            dedupe: Arc::new(ReplayGuard::new(self.dedupe_capacity)),
             dedupe_window: self.dedupe_window,
             json_type: self.json_type,
             retry_after: self.retry_after,
             body_limit: self.body_limit,
         });
         let mut router = Router::new();
-        for (path, kind, verifier) in self.routes {
+        for (path, kind, mut verifier) in self.routes {
+            if !verifier.has_replay_guard() {
+                verifier = verifier.replay_guard(requests.clone());
+            }
             let state = RouteState {
                 shared: shared.clone(),
                 kind,
@@ -226,7 +271,7 @@ impl Ingress {
 
 struct Shared {
     bus: Bus,
-    dedupe: ReplayGuard,
+    dedupe: Arc<ReplayGuard>,
     dedupe_window: Duration,
     json_type: String,
     retry_after: Duration,
@@ -259,28 +304,39 @@ fn status(status: &str) -> Response {
 
 async fn receive(State(route): State<RouteState>, req: Request) -> Response {
     let shared = &route.shared;
-    let signed =
-        match SignedBody::verify_request(req, &route.verifier, Some(shared.body_limit)).await {
-            Ok(s) => s,
-            // The verifier's own replay guard saw it: acknowledge, emit nothing.
-            Err(Rejection::Signature(VerifyError::Replay)) => return status("duplicate"),
-            Err(e) => return e.into_response(),
-        };
+    let headers = req.headers().clone();
+    let body = match extract::read_body(req, Some(shared.body_limit)).await {
+        Ok(b) => b,
+        Err(e) => return e.into_response(),
+    };
+    // Reserved, not yet remembered: every early return below drops it, so a
+    // request that was not accepted leaves no trace.
+    let pending = match route.verifier.verify_pending(&headers, &body) {
+        Ok(p) => p,
+        // The same signed request was accepted before: acknowledge, emit nothing.
+        Err(VerifyError::Replay) => return status("duplicate"),
+        Err(VerifyError::InFlight) => return unavailable(shared, Refused::InFlight),
+        Err(e) => return Rejection::Signature(e).into_response(),
+    };
     let converted = match route.kind {
         Kind::CloudEvents => convert::cloudevents(
-            &signed.headers,
-            &signed.body,
-            &signed.verified,
+            &headers,
+            &body,
+            pending.verified(),
+            matches!(route.verifier.scheme(), VerifyScheme::Body(_)),
             &shared.json_type,
         ),
-        Kind::GitHub => convert::github(&signed.headers, &signed.body),
-        Kind::SlackCommands => convert::slack_command(&signed.body),
+        Kind::GitHub => convert::github(&headers, &body),
+        Kind::SlackCommands => convert::slack_command(&body),
     };
     let incoming = match converted {
         Ok(events) => events,
         Err(e) => return e.into_response(),
     };
     let answer = emit_all(shared, incoming);
+    if answer.is_ok() {
+        pending.accept();
+    }
     match (answer, route.kind) {
         // Slack shows a slash command's response body to the user: an empty
         // 200 is a silent acknowledgement.
@@ -299,29 +355,38 @@ struct Emitted {
 }
 
 /// Emits every event not seen inside the window, or says why the bus refused
-/// one. An event the bus refused is forgotten again, so the sender's retry is
-/// not mistaken for a duplicate.
+/// one. An event's id is reserved while it is emitted and committed once the
+/// bus took it; the refused one is released again, so the sender's retry is
+/// not mistaken for a duplicate (the events before it are on the bus, and
+/// are duplicates in the retry).
 fn emit_all(shared: &Shared, incoming: Vec<Incoming>) -> Result<Emitted, Refused> {
     let now = unix_now();
-    let expires = now.saturating_add(shared.dedupe_window.as_secs() as i64);
+    let window = i64::try_from(shared.dedupe_window.as_secs()).unwrap_or(i64::MAX);
+    let expires = now.saturating_add(window);
     let mut emitted = Emitted {
         new: 0,
         duplicates: 0,
     };
     for inc in incoming {
-        let key = inc.dedupe_key();
-        if let Some(k) = &key
-            && !shared.dedupe.first_seen(k, expires, now)
-        {
-            emitted.duplicates += 1;
-            continue;
-        }
-        match shared.bus.emit(inc.event) {
-            Ok(()) => emitted.new += 1,
-            Err(err) => {
-                if let Some(k) = &key {
-                    shared.dedupe.forget(k);
+        let reservation = match inc.dedupe_key() {
+            None => None,
+            Some(k) => match shared.dedupe.reserve(&k, expires, now) {
+                Admission::New(r) => Some(r),
+                Admission::Seen => {
+                    emitted.duplicates += 1;
+                    continue;
                 }
+                Admission::InFlight => return Err(Refused::InFlight),
+            },
+        };
+        match shared.bus.emit(inc.event) {
+            Ok(()) => {
+                emitted.new += 1;
+                if let Some(r) = reservation {
+                    r.commit();
+                }
+            }
+            Err(err) => {
                 return Err(match err {
                     EmitError::Full(_) => Refused::Full,
                     EmitError::Closed(_) => Refused::Closed,
@@ -339,12 +404,15 @@ enum Refused {
     Full,
     Closed,
     Invalid,
+    /// A copy of the same request or event is being processed right now.
+    InFlight,
 }
 
 fn unavailable(shared: &Shared, refused: Refused) -> Response {
     let reason = match refused {
         Refused::Full => "the bus is full; retry later",
         Refused::Closed => "the bus is shut down",
+        Refused::InFlight => "this request is already being processed; retry later",
         Refused::Invalid => {
             return Rejection::Malformed("invalid event".into()).into_response();
         }

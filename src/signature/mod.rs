@@ -20,7 +20,7 @@
 //! | [`StandardWebhooks`] v1 | `webhook-id`, `webhook-timestamp`, `webhook-signature` | `<id>.<ts>.<body>` | `v1,<base64>` (space-separated when rotating) |
 //! | GitHub ([`BodySignature::github`]) | `X-Hub-Signature-256` | body | `sha256=<hex>` |
 //! | [`SlackSignature`] | `X-Slack-Request-Timestamp`, `X-Slack-Signature` | `v0:<ts>:<body>` | `v0=<hex>` |
-//! | [`StripeSignature`] | `Stripe-Signature` | `<ts>.<body>` | `t=<ts>,v1=<hex>` (several `v1` when rotating) |
+//! | [`StripeSignature`] | `Stripe-Signature` | `<ts>.<body>` | `t=<ts>,v1=<hex>` (several `v1` when rotating; the secret, `whsec_` included, is the key as is) |
 //!
 //! The last three are what services send to you: [`crate::verify`] checks
 //! them, and their signing helpers exist for round-trip tests and stand-ins.
@@ -45,7 +45,7 @@ mod timestamped;
 
 pub use body::BodySignature;
 pub use slack::SlackSignature;
-pub use standard::StandardWebhooks;
+pub use standard::{SecretSource, StandardWebhooks};
 pub use stripe::StripeSignature;
 pub use timestamped::TimestampedSignature;
 
@@ -67,12 +67,7 @@ impl PartialEq for Secret {
     /// Compares in time independent of where the bytes differ (the length
     /// may show), so `==` on secrets leaks no timing about their contents.
     fn eq(&self, other: &Secret) -> bool {
-        let (a, b) = (self.expose(), other.expose());
-        a.len() == b.len()
-            && a.iter()
-                .zip(b)
-                .fold(0u8, |acc, (x, y)| std::hint::black_box(acc | (x ^ y)))
-                == 0
+        constant_time_eq(self.expose(), other.expose())
     }
 }
 
@@ -144,6 +139,16 @@ pub struct SignRequest<'a> {
     pub body: &'a [u8],
 }
 
+/// Whether `a == b`, in time independent of where they differ (the length
+/// may show): for comparing MACs and secrets.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .fold(0u8, |acc, (x, y)| std::hint::black_box(acc | (x ^ y)))
+            == 0
+}
+
 /// HMAC-SHA256 of the concatenation of `parts`, fed incrementally (no copy).
 pub fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
     let mut mac = HmacSha256::new_from_slice(key).expect("HMAC accepts keys of any length");
@@ -176,6 +181,9 @@ pub enum SignatureScheme {
     /// Slack's `v0` request signing (for tools that stand in for Slack, such
     /// as `hookbus send --scheme slack`).
     Slack(SlackSignature),
+    /// Stripe's `Stripe-Signature: t=<ts>,v1=<hex>` (one `v1` per secret),
+    /// for tools that stand in for Stripe (`hookbus send --scheme stripe`).
+    Stripe(StripeSignature),
 }
 
 impl Default for SignatureScheme {
@@ -212,6 +220,10 @@ impl SignatureScheme {
     pub fn slack() -> SignatureScheme {
         SignatureScheme::Slack(SlackSignature)
     }
+    /// Stripe's `Stripe-Signature: t=<ts>,v1=<hex of "<ts>.<body>">`.
+    pub fn stripe() -> SignatureScheme {
+        SignatureScheme::Stripe(StripeSignature)
+    }
 
     /// Checks that the secrets fit the scheme (e.g. `whsec_` base64 decodes).
     pub fn check_secrets(&self, secrets: &[Secret]) -> Result<(), SignatureError> {
@@ -237,6 +249,7 @@ impl SignatureScheme {
                 SlackSignature::HEADER_TIMESTAMP,
                 SlackSignature::HEADER_SIGNATURE,
             ],
+            SignatureScheme::Stripe(_) => vec![StripeSignature::HEADER],
         }
     }
 
@@ -283,6 +296,10 @@ impl SignatureScheme {
                     (SlackSignature::HEADER_SIGNATURE.to_owned(), sig),
                 ]
             }
+            SignatureScheme::Stripe(_) => vec![(
+                StripeSignature::HEADER.to_owned(),
+                StripeSignature::sign(secrets, req.timestamp, req.body),
+            )],
         })
     }
 }

@@ -1,7 +1,7 @@
 //! One header with the HMAC of the body: Briefcase, Empathy, GitHub.
 
-use super::{Claim, HeaderSource, VerifyError, check_prefixed_hex, header};
-use crate::signature::BodySignature;
+use super::{Claim, HeaderSource, VerifyError, header, prefixed_hex};
+use crate::signature::{BodySignature, hmac_sha256};
 
 pub(super) fn claim<'a>(
     scheme: &'a BodySignature,
@@ -9,12 +9,18 @@ pub(super) fn claim<'a>(
     body: &'a [u8],
 ) -> Result<Claim<'a>, VerifyError> {
     let value = header(headers, scheme.header())?;
-    check_prefixed_hex(scheme.header(), value, scheme.prefix())?;
+    let mac = prefixed_hex(scheme.header(), value, scheme.prefix())?;
     Ok(Claim {
+        tag: "body",
         timestamp: None,
         id: None,
-        signature: value,
+        signatures: vec![mac],
         count: 1,
-        matches: Box::new(move |secret| scheme.verify(secret, body, value)),
+        mac: Box::new(move |secret| {
+            Some(hmac_sha256(
+                secret.expose(),
+                &BodySignature::signed_content(body),
+            ))
+        }),
     })
 }

@@ -4,7 +4,7 @@
 //! A [`Verifier`] checks one scheme against the **raw body bytes** and the
 //! request headers, with one or more secrets (rotation), a timestamp
 //! tolerance (default 5 minutes, in both directions) and an optional
-//! [`ReplayGuard`]. Comparisons are constant-time (HMAC `verify_slice`).
+//! [`ReplayGuard`]. Comparisons are constant-time.
 //!
 //! | constructor | what it checks |
 //! |---|---|
@@ -38,10 +38,31 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! Schemes without a signed timestamp (Briefcase, Empathy, GitHub) cannot tell
-//! an attacker's replay from a redelivery, so their verifiers do not consult
-//! the replay guard: deduplicate on the delivery id instead (the ingress does,
-//! with `X-GitHub-Delivery` and `ce-id`).
+//! ## Replays
+//!
+//! With a [`ReplayGuard`] ([`Verifier::replay_guard`]) a request whose signed
+//! content was already accepted is refused with [`VerifyError::Replay`]. The
+//! guard is keyed on what the signature covers, never on header text, so a
+//! replay cannot pass by re-spelling the signature (hex in upper case, an
+//! extra `v0=`/unknown entry, another rotation signature):
+//!
+//! | scheme | key | remembered until |
+//! |---|---|---|
+//! | Standard Webhooks | the `webhook-id` (senders retry with the same id) | timestamp + tolerance |
+//! | timestamped, Slack, Stripe | the timestamp and the MAC of the signed content under the verifier's first secret | timestamp + tolerance |
+//! | body only (Briefcase, Empathy, GitHub) | the MAC of the body under the verifier's first secret | first receipt + tolerance |
+//!
+//! Schemes without a signed timestamp cannot tell an attacker's replay from
+//! a redelivery, and can only remember a body for the tolerance after it
+//! first arrived: past that window the same signed body verifies again.
+//! Nothing they carry outside the body (`X-GitHub-Event`, `X-GitHub-Delivery`,
+//! CloudEvents `ce-*` headers) is signed.
+//!
+//! [`Verifier::verify_pending`] reserves the request in the guard without
+//! committing it: [`Pending::accept`] commits it once the request was
+//! processed; dropping the [`Pending`] (the work failed, the sender will
+//! retry) leaves no trace. Meanwhile a second copy gets
+//! [`VerifyError::InFlight`]. [`Verifier::verify`] accepts at once.
 
 mod body;
 mod replay;
@@ -50,13 +71,15 @@ mod standard;
 mod stripe;
 mod timestamped;
 
-pub use replay::{DEFAULT_REPLAY_CAPACITY, ReplayGuard};
+pub use replay::{Admission, DEFAULT_REPLAY_CAPACITY, ReplayGuard, Reservation};
 
+use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::signature::{
     BodySignature, Secret, SignatureError, SignatureScheme, StandardWebhooks, TimestampedSignature,
+    constant_time_eq,
 };
 
 /// Default timestamp tolerance: 5 minutes, in both directions.
@@ -108,6 +131,10 @@ pub enum VerifyError {
     /// window.
     #[error("replay: this request was already accepted inside the tolerance window")]
     Replay,
+    /// The same signed request is being processed right now (its first copy
+    /// was verified but not yet [accepted](Pending::accept)): retry later.
+    #[error("this request is already being processed; retry later")]
+    InFlight,
     /// The verifier has no (non-empty) secret, so it accepts nothing.
     #[error("the verifier has no secret configured")]
     NoSecret,
@@ -211,42 +238,54 @@ fn check_hex_mac(name: &str, text: &str) -> Result<(), VerifyError> {
     Ok(())
 }
 
-/// Checks a `<prefix><64 hex digits>` signature value.
-fn check_prefixed_hex(name: &str, value: &str, prefix: &str) -> Result<(), VerifyError> {
+/// Decodes 64 hex digits (checked by [`check_hex_mac`]).
+fn decode_hex_mac(name: &str, text: &str) -> Result<Vec<u8>, VerifyError> {
+    check_hex_mac(name, text)?;
+    hex::decode(text).map_err(|_| VerifyError::malformed(name, "signature is not hex"))
+}
+
+/// Decodes a `<prefix><64 hex digits>` signature value to the MAC bytes.
+fn prefixed_hex(name: &str, value: &str, prefix: &str) -> Result<Vec<u8>, VerifyError> {
     let hex = value.strip_prefix(prefix).ok_or_else(|| {
         VerifyError::malformed(name, "the value does not start with the expected prefix")
     })?;
-    check_hex_mac(name, hex)
+    decode_hex_mac(name, hex)
 }
 
 /// A timestamp header and a `<prefix><hex>` signature header, both checked
-/// for shape: the timestamp, its text as signed, and the signature value.
+/// for shape: the timestamp, its text as signed, and the decoded MAC.
 fn timestamp_and_signature<'h>(
     headers: &'h (impl HeaderSource + ?Sized),
     ts_name: &str,
     sig_name: &str,
     prefix: &str,
-) -> Result<(i64, &'h str, &'h str), VerifyError> {
+) -> Result<(i64, &'h str, Vec<u8>), VerifyError> {
     let ts_text = header(headers, ts_name)?;
     let sig = header(headers, sig_name)?;
     let timestamp = parse_timestamp(ts_name, ts_text)?;
-    check_prefixed_hex(sig_name, sig, prefix)?;
-    Ok((timestamp, ts_text, sig))
+    let mac = prefixed_hex(sig_name, sig, prefix)?;
+    Ok((timestamp, ts_text, mac))
 }
 
 /// What a scheme read from a well-formed request: the signed timestamp and
-/// id, and a check of its signature(s) under one secret, done by the
-/// scheme's constant-time `verify` in [`crate::signature`].
+/// id, the decoded signatures, and how to compute the MAC of the signed
+/// content under a secret. The verifier compares in constant time.
 struct Claim<'a> {
+    /// Names the scheme in replay-guard keys.
+    tag: &'static str,
     timestamp: Option<i64>,
     id: Option<&'a str>,
-    /// The signature value as received: with the timestamp it is unique per
-    /// request, so it keys the replay guard when there is no id.
-    signature: &'a str,
+    /// The signatures, decoded (the well-formed ones of the scheme's version).
+    signatures: Vec<Vec<u8>>,
     /// How many signatures the request carries.
     count: usize,
-    matches: Box<dyn Fn(&Secret) -> bool + 'a>,
+    /// The HMAC-SHA256 of the signed content with a secret's key (`None`
+    /// when the secret has no key for the scheme).
+    mac: MacFn<'a>,
 }
+
+/// Computes the MAC of a claim's signed content under a secret.
+type MacFn<'a> = Box<dyn Fn(&Secret) -> Option<[u8; 32]> + 'a>;
 
 /// The scheme a [`Verifier`] checks.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -295,6 +334,40 @@ pub struct Verified {
     pub secret_index: usize,
 }
 
+/// A request that verified, with its [`ReplayGuard`] entry (if the verifier
+/// has a guard) reserved but not committed; see [`Verifier::verify_pending`].
+/// [`accept`](Self::accept) commits it; dropping it releases the entry, so
+/// a retry of the same request is not taken for a replay.
+#[must_use = "dropping a Pending releases the request: call accept() once it was processed"]
+pub struct Pending {
+    verified: Verified,
+    reservation: Option<Reservation>,
+}
+
+impl fmt::Debug for Pending {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pending")
+            .field("verified", &self.verified)
+            .field("guarded", &self.reservation.is_some())
+            .finish()
+    }
+}
+
+impl Pending {
+    /// What the verification established.
+    pub fn verified(&self) -> &Verified {
+        &self.verified
+    }
+
+    /// The request was processed: remember it, so a replay is refused.
+    pub fn accept(self) -> Verified {
+        if let Some(r) = self.reservation {
+            r.commit();
+        }
+        self.verified
+    }
+}
+
 /// Verifies one signature scheme with one or more secrets.
 ///
 /// Cheap to clone; clones share the replay guard.
@@ -335,6 +408,9 @@ impl Verifier {
             SignatureScheme::Timestamped(s) => VerifyScheme::Timestamped(s.clone()),
             SignatureScheme::StandardWebhooks(_) => VerifyScheme::StandardWebhooks,
             SignatureScheme::Slack(_) => VerifyScheme::Slack,
+            SignatureScheme::Stripe(_) => VerifyScheme::Stripe {
+                header: crate::signature::StripeSignature::HEADER.to_owned(),
+            },
         };
         let mut v = Verifier::new(scheme, "")?;
         for s in secrets {
@@ -378,8 +454,10 @@ impl Verifier {
         ))
     }
 
-    /// Standard Webhooks v1. A `whsec_<base64>` secret is decoded (an invalid
-    /// one is an error); any other secret is used as raw bytes.
+    /// Standard Webhooks v1. The secret is base64-decoded, with or without
+    /// the `whsec_` prefix, as the official libraries do; see
+    /// [`StandardWebhooks::key`] for the rules (an invalid `whsec_` secret is
+    /// an error).
     pub fn standard_webhooks(secret: impl Into<Secret>) -> Result<Verifier, SignatureError> {
         Verifier::new(VerifyScheme::StandardWebhooks, secret)
     }
@@ -451,12 +529,17 @@ impl Verifier {
     }
 
     /// Refuses a request already accepted inside the tolerance window
-    /// ([`VerifyError::Replay`]). The id remembered is the Standard Webhooks
-    /// `webhook-id`, else the signature itself (unique per timestamp and
-    /// body). Not consulted for schemes without a signed timestamp.
+    /// ([`VerifyError::Replay`]). The key remembered is the Standard Webhooks
+    /// `webhook-id`, else what the signature covers (see the
+    /// [module docs](self#replays)): never the header text.
     pub fn replay_guard(mut self, guard: Arc<ReplayGuard>) -> Verifier {
         self.replay = Some(guard);
         self
+    }
+
+    /// Whether a [`ReplayGuard`] is set.
+    pub fn has_replay_guard(&self) -> bool {
+        self.replay.is_some()
     }
 
     /// The scheme checked.
@@ -477,13 +560,41 @@ impl Verifier {
         self.verify_at(headers, body, now)
     }
 
-    /// Verifies a request as if the time were `now` (unix seconds).
+    /// Verifies a request as if the time were `now` (unix seconds), and
+    /// remembers it in the replay guard at once.
     pub fn verify_at(
         &self,
         headers: &(impl HeaderSource + ?Sized),
         body: &[u8],
         now: i64,
     ) -> Result<Verified, VerifyError> {
+        self.verify_pending_at(headers, body, now)
+            .map(Pending::accept)
+    }
+
+    /// Verifies a request against the current time and reserves it in the
+    /// replay guard until the returned [`Pending`] is accepted (or dropped:
+    /// then it leaves no trace).
+    pub fn verify_pending(
+        &self,
+        headers: &(impl HeaderSource + ?Sized),
+        body: &[u8],
+    ) -> Result<Pending, VerifyError> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        self.verify_pending_at(headers, body, now)
+    }
+
+    /// [`verify_pending`](Self::verify_pending) as if the time were `now`
+    /// (unix seconds).
+    pub fn verify_pending_at(
+        &self,
+        headers: &(impl HeaderSource + ?Sized),
+        body: &[u8],
+        now: i64,
+    ) -> Result<Pending, VerifyError> {
         if self.keys.is_empty() {
             return Err(VerifyError::NoSecret);
         }
@@ -498,28 +609,62 @@ impl Verifier {
                 });
             }
         }
-        let Some(secret_index) = self.keys.iter().position(|key| (claim.matches)(key)) else {
+        // One MAC per secret, compared with every signature in constant
+        // time. The first secret's MAC is the canonical one the replay guard
+        // keys on, whichever secret matched.
+        let mut canonical = None;
+        let mut matched = None;
+        for (index, key) in self.keys.iter().enumerate() {
+            let Some(mac) = (claim.mac)(key) else {
+                continue;
+            };
+            canonical.get_or_insert(mac);
+            let hit = claim
+                .signatures
+                .iter()
+                .fold(false, |hit, sig| hit | constant_time_eq(&mac, sig));
+            if hit {
+                matched = Some(index);
+                break;
+            }
+        }
+        let (Some(secret_index), Some(canonical)) = (matched, canonical) else {
             return Err(VerifyError::Mismatch {
                 signatures: claim.count,
                 secrets: self.keys.len(),
             });
         };
-        // Only schemes that sign a timestamp bound the window; the others
-        // have `timestamp: None` and skip the guard.
-        if let (Some(guard), Some(ts)) = (&self.replay, claim.timestamp) {
-            let id = match claim.id {
-                Some(id) => format!("id:{id}"),
-                None => format!("sig:{}", claim.signature),
-            };
-            let expires = ts.saturating_add(tolerance as i64).saturating_add(1);
-            if !guard.first_seen(&id, expires, now) {
-                return Err(VerifyError::Replay);
+        let reservation = match &self.replay {
+            None => None,
+            Some(guard) => {
+                let window = i64::try_from(tolerance).unwrap_or(i64::MAX);
+                let ts_bytes = claim.timestamp.map(i64::to_be_bytes);
+                let key = match claim.id {
+                    Some(id) => replay::digest_key(&[claim.tag.as_bytes(), b"id", id.as_bytes()]),
+                    None => replay::digest_key(&[
+                        claim.tag.as_bytes(),
+                        ts_bytes.as_ref().map_or(&[][..], |b| &b[..]),
+                        &canonical,
+                    ]),
+                };
+                // Signed timestamps bound the window; otherwise it runs from
+                // the first receipt.
+                let from = claim.timestamp.unwrap_or(now);
+                let expires = from.saturating_add(window).saturating_add(1);
+                match guard.reserve_key(key, expires, now) {
+                    Admission::New(r) => Some(r),
+                    Admission::Seen => return Err(VerifyError::Replay),
+                    Admission::InFlight => return Err(VerifyError::InFlight),
+                }
             }
-        }
-        Ok(Verified {
-            timestamp: claim.timestamp,
-            id: claim.id.map(str::to_owned),
-            secret_index,
+        };
+        Ok(Pending {
+            verified: Verified {
+                timestamp: claim.timestamp,
+                id: claim.id.map(str::to_owned),
+                secret_index,
+            },
+            reservation,
         })
     }
 }

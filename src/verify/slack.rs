@@ -1,23 +1,29 @@
 //! Slack: `X-Slack-Request-Timestamp` + `X-Slack-Signature: v0=<hex>` over `v0:<ts>:<body>`.
 
 use super::{Claim, HeaderSource, VerifyError, timestamp_and_signature};
-use crate::signature::SlackSignature;
+use crate::signature::{SlackSignature, hmac_sha256};
 
 pub(super) fn claim<'a>(
     headers: &'a (impl HeaderSource + ?Sized),
     body: &'a [u8],
 ) -> Result<Claim<'a>, VerifyError> {
-    let (timestamp, ts_text, sig) = timestamp_and_signature(
+    let (timestamp, ts_text, mac) = timestamp_and_signature(
         headers,
         SlackSignature::HEADER_TIMESTAMP,
         SlackSignature::HEADER_SIGNATURE,
         SlackSignature::VALUE_PREFIX,
     )?;
     Ok(Claim {
+        tag: "slack",
         timestamp: Some(timestamp),
         id: None,
-        signature: sig,
+        signatures: vec![mac],
         count: 1,
-        matches: Box::new(move |secret| SlackSignature::verify(secret, ts_text, body, sig)),
+        mac: Box::new(move |secret| {
+            Some(hmac_sha256(
+                secret.expose(),
+                &SlackSignature::signed_content(ts_text, body),
+            ))
+        }),
     })
 }

@@ -1,15 +1,20 @@
 //! Stripe-style `t=<ts>,v1=<hex>[,v1=<hex>…]` over `<ts>.<body>`.
 
-use super::{Claim, HeaderSource, VerifyError, check_hex_mac, header, parse_timestamp};
-use crate::signature::StripeSignature;
+use super::{Claim, HeaderSource, VerifyError, decode_hex_mac, header, parse_timestamp};
+use crate::signature::{StripeSignature, hmac_sha256};
 
 const MAX_SIGNATURES: usize = 16;
 
-/// The timestamp text and the `v1` signatures of a Stripe-style value.
-/// Other schemes (`v0=` test signatures and unknown keys) are skipped.
-fn parse<'a>(name: &str, value: &'a str) -> Result<(&'a str, Vec<&'a str>), VerifyError> {
+/// The timestamp text, the decoded well-formed `v1` signatures and how many
+/// `v1` entries there were. As in Stripe's libraries, other schemes (`v0=`
+/// test signatures, unknown keys) are ignored and one valid `v1` is enough:
+/// a `v1` entry that is not 64 hex digits simply matches nothing. A value
+/// whose `v1` entries are all malformed is malformed.
+fn parse<'a>(name: &str, value: &'a str) -> Result<(&'a str, Vec<Vec<u8>>, usize), VerifyError> {
     let mut ts = None;
     let mut sigs = Vec::new();
+    let mut count = 0;
+    let mut first_error = None;
     for item in value.split(',') {
         let Some((k, v)) = item.trim().split_once('=') else {
             return Err(VerifyError::malformed(
@@ -23,20 +28,30 @@ fn parse<'a>(name: &str, value: &'a str) -> Result<(&'a str, Vec<&'a str>), Veri
             }
             "t" => ts = Some(v),
             "v1" => {
-                if sigs.len() == MAX_SIGNATURES {
+                if count == MAX_SIGNATURES {
                     return Err(VerifyError::malformed(name, "too many signatures"));
                 }
-                check_hex_mac(name, v)?;
-                sigs.push(v);
+                count += 1;
+                match decode_hex_mac(name, v) {
+                    Ok(mac) => sigs.push(mac),
+                    Err(e) => {
+                        first_error.get_or_insert(e);
+                    }
+                }
             }
             _ => {}
         }
     }
     let ts = ts.ok_or_else(|| VerifyError::malformed(name, "no t= timestamp"))?;
-    if sigs.is_empty() {
+    if count == 0 {
         return Err(VerifyError::malformed(name, "no v1= signature"));
     }
-    Ok((ts, sigs))
+    if sigs.is_empty()
+        && let Some(e) = first_error
+    {
+        return Err(e);
+    }
+    Ok((ts, sigs, count))
 }
 
 pub(super) fn claim<'a>(
@@ -45,16 +60,18 @@ pub(super) fn claim<'a>(
     body: &'a [u8],
 ) -> Result<Claim<'a>, VerifyError> {
     let value = header(headers, name)?;
-    let (ts_text, signatures) = parse(name, value)?;
+    let (ts_text, signatures, count) = parse(name, value)?;
     Ok(Claim {
+        tag: "stripe",
         timestamp: Some(parse_timestamp(name, ts_text)?),
         id: None,
-        signature: value,
-        count: signatures.len(),
-        matches: Box::new(move |secret| {
-            signatures
-                .iter()
-                .any(|hex| StripeSignature::verify(secret, ts_text, body, hex))
+        signatures,
+        count,
+        mac: Box::new(move |secret| {
+            Some(hmac_sha256(
+                secret.expose(),
+                &StripeSignature::signed_content(ts_text, body),
+            ))
         }),
     })
 }

@@ -26,6 +26,9 @@ pub enum WireFormat {
     /// CloudEvents structured mode: `application/cloudevents+json`, the whole
     /// event in the body. Several events use batched mode.
     Structured,
+    /// CloudEvents batched mode for every request, even of one event:
+    /// `application/cloudevents-batch+json`, a JSON array of events.
+    Batched,
     /// The envelope the Rubric docs show:
     /// `{"id", "type", "created_at", "data", "metadata"}`; several events are a
     /// JSON array of envelopes.
@@ -129,7 +132,7 @@ pub fn payload(events: &[Arc<Event>], format: WireFormat, source: Option<&str>) 
     };
     match (format, events.len()) {
         (WireFormat::Binary, 1) => Payload {
-            body: first.data_json(),
+            body: binary_body(first),
             headers: binary_headers(first, source),
             message_id,
         },
@@ -138,7 +141,7 @@ pub fn payload(events: &[Arc<Event>], format: WireFormat, source: Option<&str>) 
             headers: content_type(STRUCTURED_CONTENT_TYPE),
             message_id,
         },
-        (WireFormat::Binary | WireFormat::Structured, _) => Payload {
+        (WireFormat::Binary | WireFormat::Structured | WireFormat::Batched, _) => Payload {
             body: join_array(events.iter().map(|e| e.structured_json())),
             headers: content_type(BATCH_CONTENT_TYPE),
             message_id,
@@ -153,6 +156,29 @@ pub fn payload(events: &[Arc<Event>], format: WireFormat, source: Option<&str>) 
             headers: content_type("application/json"),
             message_id,
         },
+    }
+}
+
+/// Whether a content type says JSON (`application/json`, `*+json`), so the
+/// data travels as JSON text.
+fn is_json_content_type(ct: &str) -> bool {
+    let media = ct.split(';').next().unwrap_or("").trim();
+    media.eq_ignore_ascii_case("application/json")
+        || media
+            .rsplit_once('+')
+            .is_some_and(|(_, suffix)| suffix.eq_ignore_ascii_case("json"))
+}
+
+/// The body of binary mode: the data itself (HTTP binding §3.1.2). JSON data
+/// is its JSON text; data under another content type (`text/plain`,
+/// `application/xml`) that is a string is that string's bytes, not a
+/// JSON-encoded string.
+pub fn binary_body(event: &Event) -> Bytes {
+    match event.data() {
+        serde_json::Value::String(s) if !is_json_content_type(event.datacontenttype()) => {
+            Bytes::from(s.clone().into_bytes())
+        }
+        _ => event.data_json(),
     }
 }
 

@@ -24,6 +24,8 @@ pub(crate) enum Scheme {
     Github,
     /// Slack: X-Slack-Request-Timestamp and X-Slack-Signature: v0=<hex HMAC of "v0:<ts>:<body>">
     Slack,
+    /// Stripe: Stripe-Signature: t=<ts>,v1=<hex HMAC of "<ts>.<body>"> (the secret, whsec_ included, is the key)
+    Stripe,
 }
 
 impl fmt::Display for Scheme {
@@ -51,12 +53,21 @@ pub(crate) struct SigningArgs {
 }
 
 impl SigningArgs {
-    /// The secret, if one was given and is not empty.
+    /// The secret, if one was given and is not empty. For Standard Webhooks
+    /// it says on stderr how the secret was read (with or without the
+    /// whsec_ prefix, base64 or raw bytes), since both ends must agree.
     pub(crate) fn secret(&self) -> Option<Secret> {
-        self.secret
+        let secret = self
+            .secret
             .as_deref()
             .filter(|s| !s.is_empty())
-            .map(Secret::new)
+            .map(Secret::new)?;
+        if self.scheme == Scheme::Standard
+            && let Ok(source) = StandardWebhooks::key_source(&secret)
+        {
+            eprintln!("note: Standard Webhooks secret: {source}");
+        }
+        Some(secret)
     }
 
     /// The library's scheme for signing.
@@ -68,6 +79,7 @@ impl SigningArgs {
                 .map_err(|e| Failure::input(format!("error: --prefix: {e}")))?,
             Scheme::Github => SignatureScheme::github(),
             Scheme::Slack => SignatureScheme::slack(),
+            Scheme::Stripe => SignatureScheme::stripe(),
         })
     }
 }
@@ -129,6 +141,7 @@ impl Checker {
                 .map_err(|e| Failure::input(format!("error: --prefix: {e}")))?,
             Scheme::Github => Verifier::github(secret),
             Scheme::Slack => Verifier::slack(secret),
+            Scheme::Stripe => Verifier::stripe(secret),
         };
         Ok(Checker {
             scheme: signing.scheme,

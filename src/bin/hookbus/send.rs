@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hookbus::Event;
-use hookbus::webhook::{DeliveryOutcome, RetryPolicy, WebhookEmitter, WebhookError};
+use hookbus::webhook::{DeliveryOutcome, RetryPolicy, WebhookEmitter, WebhookError, WireFormat};
 use serde_json::Value;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -15,8 +15,10 @@ use crate::{EXIT_FAILED, Failure};
 
 /// Sign and send events (the guides' "test a webhook").
 ///
-/// Each event is a CloudEvents binary-mode POST: the body is --data, the
-/// ce-* headers carry the type and a fresh id, the signature headers follow
+/// Each event is one CloudEvents POST in --mode: binary (the body is --data,
+/// ce-* headers carry the type and a fresh id), structured (the whole event
+/// as application/cloudevents+json) or batched (a batch of one event,
+/// application/cloudevents-batch+json). The signature headers follow
 /// --scheme. Retryable answers (connection errors, timeouts, 408, 429, 5xx)
 /// are retried up to --attempts.
 #[derive(Debug, clap::Args)]
@@ -26,6 +28,9 @@ pub(crate) struct Args {
     url: String,
     #[command(flatten)]
     signing: SigningArgs,
+    /// The CloudEvents HTTP mode.
+    #[arg(long, value_enum, default_value_t = Mode::Binary)]
+    mode: Mode,
     /// The event type, e.g. decision.captured.
     #[arg(long = "type", value_name = "TYPE")]
     event_type: String,
@@ -60,6 +65,27 @@ pub(crate) struct Args {
     /// for events that needed retries or failed).
     #[arg(short, long)]
     verbose: bool,
+}
+
+/// The CloudEvents HTTP content modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Mode {
+    /// Attributes in ce-* headers, the data as the body.
+    Binary,
+    /// The whole event as application/cloudevents+json.
+    Structured,
+    /// A JSON array of events, application/cloudevents-batch+json.
+    Batched,
+}
+
+impl Mode {
+    fn wire_format(self) -> WireFormat {
+        match self {
+            Mode::Binary => WireFormat::Binary,
+            Mode::Structured => WireFormat::Structured,
+            Mode::Batched => WireFormat::Batched,
+        }
+    }
 }
 
 /// One finished event.
@@ -134,6 +160,7 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
     let initial = Duration::from_millis(args.retry_delay_ms.max(1));
     let mut builder = WebhookEmitter::builder(&args.url)
         .signature(args.signing.signature_scheme()?)
+        .format(args.mode.wire_format())
         .retry(RetryPolicy::exponential(
             args.attempts,
             initial,
