@@ -16,6 +16,7 @@ use serde_json::Value;
 use super::filter::{Filter, FilterError};
 use super::guard::{GuardedResolver, SsrfGuard, is_loopback_host};
 use super::log::{DEFAULT_DEAD_LETTER_CAPACITY, DEFAULT_LOG_CAPACITY, DeliveryLog};
+use super::rate::RateLimiter;
 use super::retry::RetryPolicy;
 use super::sink::{Endpoint, EndpointState, WebhookEmitter, WebhookSink};
 use super::template::{Template, TemplateError};
@@ -146,6 +147,8 @@ pub struct WebhookBuilder {
     pub(crate) disable_after: Option<u32>,
     pub(crate) log_capacity: usize,
     pub(crate) dead_letter_capacity: usize,
+    pub(crate) rate_limit: Option<(u32, Duration)>,
+    pub(crate) rate_burst: Option<u32>,
 }
 
 impl fmt::Debug for WebhookBuilder {
@@ -166,6 +169,8 @@ impl fmt::Debug for WebhookBuilder {
             )
             .field("format", &self.format)
             .field("retry", &self.retry)
+            .field("rate_limit", &self.rate_limit)
+            .field("rate_limit_burst", &self.rate_burst)
             .finish_non_exhaustive()
     }
 }
@@ -213,6 +218,8 @@ impl WebhookBuilder {
             disable_after: Some(DEFAULT_DISABLE_AFTER),
             log_capacity: DEFAULT_LOG_CAPACITY,
             dead_letter_capacity: DEFAULT_DEAD_LETTER_CAPACITY,
+            rate_limit: None,
+            rate_burst: None,
         }
     }
 
@@ -414,6 +421,51 @@ impl WebhookBuilder {
         self
     }
 
+    /// At most `n` requests per `per` to this endpoint (a token bucket), with
+    /// bursts of up to `n` at once unless
+    /// [`rate_limit_burst`](Self::rate_limit_burst) says otherwise. Every
+    /// request counts, retries included. The limit is the endpoint's: its
+    /// bus subscriptions, its emitter and
+    /// [`retry_failed`](super::WebhookManager::retry_failed) share it.
+    ///
+    /// Waiting for a token blocks neither `emit` nor other endpoints: a bus
+    /// subscription takes the token for its next delivery before it takes a
+    /// sending slot, and the events behind it wait in its mailbox, where its
+    /// [`overflow`](Self::overflow) policy applies. A retry waits for its
+    /// token without its slot. [`WebhookStats::waiting_rate_limit`](super::WebhookStats::waiting_rate_limit)
+    /// and [`rate_limited`](super::WebhookStats::rate_limited) show the
+    /// waits. `n`, `per` and the burst must be more than zero (checked in
+    /// [`build`](Self::build)).
+    ///
+    /// ```
+    /// use hookbus::webhook::WebhookSink;
+    /// use std::time::Duration;
+    ///
+    /// // 5 requests a second, and no more than 2 back to back.
+    /// let sink = WebhookSink::builder("https://hooks.example.com/slow")
+    ///     .rate_limit(5, Duration::from_secs(1))
+    ///     .rate_limit_burst(2)
+    ///     .build()?;
+    /// # let _ = sink;
+    /// // A zero anywhere is refused.
+    /// assert!(WebhookSink::builder("https://hooks.example.com/slow")
+    ///     .rate_limit(0, Duration::from_secs(1))
+    ///     .build()
+    ///     .is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn rate_limit(mut self, n: u32, per: Duration) -> Self {
+        self.rate_limit = Some((n, per));
+        self
+    }
+    /// The largest burst [`rate_limit`](Self::rate_limit) lets through at
+    /// once, after the endpoint was idle (default: its `n`); 1 spaces every
+    /// request evenly.
+    pub fn rate_limit_burst(mut self, burst: u32) -> Self {
+        self.rate_burst = Some(burst);
+        self
+    }
+
     /// Checks everything and builds a sink to attach to a bus with
     /// [`WebhookSink::subscribe`].
     pub fn build(self) -> Result<WebhookSink, WebhookError> {
@@ -472,6 +524,18 @@ impl WebhookBuilder {
             ));
         }
         self.retry.validate().map_err(WebhookError::InvalidOption)?;
+        let rate_limit = match (self.rate_limit, self.rate_burst) {
+            (Some((n, per)), burst) => Some(Arc::new(
+                RateLimiter::new(n, per, burst.unwrap_or(n))
+                    .map_err(WebhookError::InvalidOption)?,
+            )),
+            (None, Some(_)) => {
+                return Err(WebhookError::InvalidOption(
+                    "rate_limit_burst is set without rate_limit(n, per)".into(),
+                ));
+            }
+            (None, None) => None,
+        };
         let key_order = match &self.order_key {
             Some(p) if p.is_empty() || p.split('.').any(str::is_empty) => {
                 return Err(WebhookError::InvalidOption(format!(
@@ -590,6 +654,7 @@ impl WebhookBuilder {
             condition: self.condition.clone(),
             filter,
             key_order,
+            rate_limit,
             state,
         };
         Ok(WebhookSink::from_parts(Arc::new(endpoint), self))

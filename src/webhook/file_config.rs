@@ -106,6 +106,25 @@ impl RetryConfig {
     }
 }
 
+/// A rate limit as written in a config file: `{"requests": 5, "per_ms":
+/// 1000, "burst": 5}` (see [`WebhookBuilder::rate_limit`]).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// Requests per period (at least 1).
+    pub requests: u32,
+    /// The period in milliseconds (default 1000).
+    #[serde(default = "one_second_ms")]
+    pub per_ms: u64,
+    /// The largest burst (default: `requests`).
+    #[serde(default)]
+    pub burst: Option<u32>,
+}
+
+fn one_second_ms() -> u64 {
+    1000
+}
+
 /// One webhook as written in a config file. Unknown keys are refused.
 #[derive(Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -163,6 +182,8 @@ pub struct WebhookConfig {
     pub verify_ssl: bool,
     /// Failed deliveries in a row before the endpoint is disabled.
     pub disable_after: Option<u32>,
+    /// At most so many requests per period to this endpoint.
+    pub rate_limit: Option<RateLimitConfig>,
 }
 
 impl Default for WebhookConfig {
@@ -193,6 +214,7 @@ impl Default for WebhookConfig {
             allow_http: false,
             verify_ssl: true,
             disable_after: None,
+            rate_limit: None,
         }
     }
 }
@@ -213,6 +235,7 @@ impl fmt::Debug for WebhookConfig {
             .field("filter", &self.filter)
             .field("format", &self.format)
             .field("retry", &self.retry)
+            .field("rate_limit", &self.rate_limit)
             .finish_non_exhaustive()
     }
 }
@@ -289,6 +312,12 @@ impl WebhookConfig {
         }
         if let Some(n) = self.disable_after {
             b = b.disable_after(Some(n));
+        }
+        if let Some(r) = self.rate_limit {
+            b = b.rate_limit(r.requests, Duration::from_millis(r.per_ms));
+            if let Some(burst) = r.burst {
+                b = b.rate_limit_burst(burst);
+            }
         }
         Ok(b.allow_http(self.allow_http).verify_ssl(self.verify_ssl))
     }

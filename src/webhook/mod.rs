@@ -90,6 +90,7 @@ mod log;
 mod manager;
 mod order;
 pub mod presets;
+mod rate;
 pub mod retry;
 mod sink;
 mod slots;
@@ -100,7 +101,7 @@ pub use config::{
     DEFAULT_CONCURRENCY, DEFAULT_DISABLE_AFTER, DEFAULT_RETRY_CAPACITY, DEFAULT_TIMEOUT,
     WebhookBuilder, WebhookError,
 };
-pub use file_config::{RetryConfig, SignatureConfig, WebhookConfig};
+pub use file_config::{RateLimitConfig, RetryConfig, SignatureConfig, WebhookConfig};
 pub use filter::{Filter, FilterError};
 pub use guard::SsrfGuard;
 pub use log::{
