@@ -149,6 +149,7 @@ pub struct WebhookBuilder {
     pub(crate) dead_letter_capacity: usize,
     pub(crate) rate_limit: Option<(u32, Duration)>,
     pub(crate) rate_burst: Option<u32>,
+    pub(crate) retry_rules: Vec<(String, RetryPolicy)>,
 }
 
 impl fmt::Debug for WebhookBuilder {
@@ -169,6 +170,7 @@ impl fmt::Debug for WebhookBuilder {
             )
             .field("format", &self.format)
             .field("retry", &self.retry)
+            .field("retry_for", &self.retry_rules)
             .field("rate_limit", &self.rate_limit)
             .field("rate_limit_burst", &self.rate_burst)
             .finish_non_exhaustive()
@@ -220,6 +222,7 @@ impl WebhookBuilder {
             dead_letter_capacity: DEFAULT_DEAD_LETTER_CAPACITY,
             rate_limit: None,
             rate_burst: None,
+            retry_rules: Vec::new(),
         }
     }
 
@@ -371,7 +374,31 @@ impl WebhookBuilder {
         self.retry = policy;
         self
     }
-    /// Sets only the number of attempts.
+    /// The retry policy for events whose type matches `pattern` (e.g.
+    /// `payment.*`). Rules are tried in the order given and the first match
+    /// wins; events no rule matches get [`retry`](Self::retry)'s policy. A
+    /// batch follows the policy of its first event. Each policy and pattern
+    /// is checked in [`build`](Self::build).
+    ///
+    /// ```
+    /// use hookbus::webhook::{RetryPolicy, WebhookSink};
+    /// use std::time::Duration;
+    ///
+    /// let sink = WebhookSink::builder("https://hooks.example.com/ledger")
+    ///     // Payments are worth days of retries; metrics are stale in a minute.
+    ///     .retry_for("payment.*", RetryPolicy::standard_webhooks())
+    ///     .retry_for("metrics.*", RetryPolicy::none())
+    ///     .retry(RetryPolicy::exponential(5, Duration::from_secs(1), Duration::from_secs(60)))
+    ///     .build()?;
+    /// # let _ = sink;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn retry_for(mut self, pattern: impl Into<String>, policy: RetryPolicy) -> Self {
+        self.retry_rules.push((pattern.into(), policy));
+        self
+    }
+    /// Sets only the number of attempts (of the default policy, not of the
+    /// [`retry_for`](Self::retry_for) ones).
     pub fn max_attempts(mut self, n: u32) -> Self {
         self.retry.max_attempts = n;
         self
@@ -524,6 +551,16 @@ impl WebhookBuilder {
             ));
         }
         self.retry.validate().map_err(WebhookError::InvalidOption)?;
+        let retry_rules = self
+            .retry_rules
+            .iter()
+            .map(|(p, policy)| {
+                policy
+                    .validate()
+                    .map_err(|e| WebhookError::InvalidOption(format!("retry_for({p:?}): {e}")))?;
+                Ok((Pattern::new(p)?, policy.clone()))
+            })
+            .collect::<Result<Vec<_>, WebhookError>>()?;
         let rate_limit = match (self.rate_limit, self.rate_burst) {
             (Some((n, per)), burst) => Some(Arc::new(
                 RateLimiter::new(n, per, burst.unwrap_or(n))
@@ -648,6 +685,7 @@ impl WebhookBuilder {
             template,
             templates,
             retry: self.retry.clone(),
+            retry_rules,
             source: self.source.clone(),
             disable_after: self.disable_after,
             patterns,

@@ -125,6 +125,18 @@ fn one_second_ms() -> u64 {
     1000
 }
 
+/// A retry schedule for some event types, as written in a config file:
+/// `{"events": "payment.*", "retry": {"backoff": "standard_webhooks"}}` (see
+/// [`WebhookBuilder::retry_for`]; the first rule that matches wins).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryRuleConfig {
+    /// The event type or pattern.
+    pub events: String,
+    /// The retries for those events.
+    pub retry: RetryConfig,
+}
+
 /// One webhook as written in a config file. Unknown keys are refused.
 #[derive(Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -157,6 +169,8 @@ pub struct WebhookConfig {
     /// Retries.
     #[serde(alias = "retry_config")]
     pub retry: Option<RetryConfig>,
+    /// Retries by event type, tried in order (first match wins).
+    pub retry_for: Vec<RetryRuleConfig>,
     /// Events per request.
     pub batch_size: Option<usize>,
     /// Longest wait for a batch to fill, in milliseconds (default 1000).
@@ -202,6 +216,7 @@ impl Default for WebhookConfig {
             templates: BTreeMap::new(),
             format: WireFormat::default(),
             retry: None,
+            retry_for: Vec::new(),
             batch_size: None,
             batch_timeout_ms: None,
             concurrency: None,
@@ -235,6 +250,7 @@ impl fmt::Debug for WebhookConfig {
             .field("filter", &self.filter)
             .field("format", &self.format)
             .field("retry", &self.retry)
+            .field("retry_for", &self.retry_for)
             .field("rate_limit", &self.rate_limit)
             .finish_non_exhaustive()
     }
@@ -280,6 +296,9 @@ impl WebhookConfig {
         b = b.format(self.format);
         if let Some(r) = self.retry {
             b = b.retry(r.policy()?);
+        }
+        for rule in self.retry_for {
+            b = b.retry_for(rule.events, rule.retry.policy()?);
         }
         if let Some(size) = self.batch_size {
             b = b.batch(

@@ -101,7 +101,9 @@ pub use config::{
     DEFAULT_CONCURRENCY, DEFAULT_DISABLE_AFTER, DEFAULT_RETRY_CAPACITY, DEFAULT_TIMEOUT,
     WebhookBuilder, WebhookError,
 };
-pub use file_config::{RateLimitConfig, RetryConfig, SignatureConfig, WebhookConfig};
+pub use file_config::{
+    RateLimitConfig, RetryConfig, RetryRuleConfig, SignatureConfig, WebhookConfig,
+};
 pub use filter::{Filter, FilterError};
 pub use guard::SsrfGuard;
 pub use log::{

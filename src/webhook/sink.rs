@@ -143,6 +143,8 @@ pub(crate) struct Endpoint {
     pub(crate) template: Option<Template>,
     pub(crate) templates: Vec<(Pattern, Template)>,
     pub(crate) retry: RetryPolicy,
+    /// Policies by event type, first match wins (else `retry`).
+    pub(crate) retry_rules: Vec<(Pattern, RetryPolicy)>,
     pub(crate) source: Option<String>,
     pub(crate) disable_after: Option<u32>,
     pub(crate) patterns: Vec<Pattern>,
@@ -163,6 +165,7 @@ impl fmt::Debug for Endpoint {
             .field("headers", &self.headers.keys().collect::<Vec<_>>())
             .field("format", &self.format)
             .field("retry", &self.retry)
+            .field("retry_rules", &self.retry_rules.len())
             .field("enabled", &self.state.enabled.load(Relaxed))
             .finish_non_exhaustive()
     }
@@ -243,6 +246,15 @@ impl Endpoint {
             .find(|(p, _)| p.matches(event.event_type()))
             .map(|(_, t)| t)
             .or(self.template.as_ref())
+    }
+
+    /// The retry policy for an event: the first `retry_for` rule that
+    /// matches its type, else the default.
+    fn retry_policy(&self, event: &Event) -> &RetryPolicy {
+        self.retry_rules
+            .iter()
+            .find(|(p, _)| p.matches(event.event_type()))
+            .map_or(&self.retry, |(_, policy)| policy)
     }
 
     fn build_payload(&self, events: &[Arc<Event>]) -> Result<Payload, String> {
@@ -444,7 +456,8 @@ impl Endpoint {
                 return DeliveryOutcome::failed(FailureKind::Permanent, 0, error);
             }
         };
-        let max = self.retry.max_attempts.max(1);
+        let policy = self.retry_policy(&events[0]);
+        let max = policy.max_attempts.max(1);
         let mut attempt = 1;
         loop {
             if let Some(limiter) = &self.rate_limit
@@ -516,7 +529,7 @@ impl Endpoint {
                     return failed(FailureKind::Exhausted, msg);
                 }
                 _ => {
-                    let delay = self.retry.delay(attempt + 1, r.retry_after);
+                    let delay = policy.delay(attempt + 1, r.retry_after);
                     tracing::debug!(webhook = %self.name, event_id = %events[0].id(), attempt, ?delay, error = ?r.error, "hookbus: webhook attempt failed, retrying");
                     if let Some(slot) = slot.as_deref_mut() {
                         slot.release();
