@@ -120,9 +120,11 @@ fn retry_rules_and_rate_limits_in_a_config_file() {
             {"events": "payment.*", "retry": {"backoff": "standard_webhooks"}},
             {"events": "metrics.*", "retry": {"max_retries": 0}}
         ],
-        "rate_limit": {"requests": 5, "burst": 5}
+        "rate_limit": {"requests": 5, "burst": 5},
+        "format": "raw"
     }))
     .unwrap();
+    assert_eq!(config.format, hookbus::webhook::WireFormat::Raw);
     let debug = format!("{config:?}");
     assert!(
         debug.contains("payment.*") && debug.contains("requests: 5"),

@@ -545,6 +545,11 @@ impl WebhookBuilder {
                 "batch_size must be at least 1 and batch_timeout more than zero".into(),
             ));
         }
+        if self.batch.is_some() && self.format == WireFormat::Raw {
+            return Err(WebhookError::InvalidOption(
+                "raw payloads (WireFormat::Raw) are one event per request: drop batch(), or pick another format".into(),
+            ));
+        }
         if self.disable_after == Some(0) {
             return Err(WebhookError::InvalidOption(
                 "disable_after must be at least 1 (or None)".into(),

@@ -164,7 +164,7 @@ pub struct WebhookConfig {
     pub template: Option<Value>,
     /// Payload templates by event type or pattern.
     pub templates: BTreeMap<String, Value>,
-    /// The wire format (`binary`, `structured`, `envelope`).
+    /// The wire format (`binary`, `structured`, `envelope`, `raw`).
     pub format: WireFormat,
     /// Retries.
     #[serde(alias = "retry_config")]

@@ -259,6 +259,26 @@ impl Endpoint {
 
     fn build_payload(&self, events: &[Arc<Event>]) -> Result<Payload, String> {
         let templated = events.iter().any(|e| self.template_for(e).is_some());
+        if let ([e], Some(t), WireFormat::Raw) =
+            (events, self.template_for(&events[0]), self.format)
+        {
+            // A template rendering a string sends the string itself.
+            let v = t
+                .render(e)
+                .map_err(|err| format!("event {}: {err}", e.id()))?;
+            let (body, ct) = match v {
+                serde_json::Value::String(s) => (Bytes::from(s), "text/plain; charset=utf-8"),
+                v => (
+                    Bytes::from(serde_json::to_vec(&v).unwrap_or_default()),
+                    "application/json",
+                ),
+            };
+            return Ok(Payload {
+                body,
+                headers: wire::content_type(ct),
+                message_id: e.id().to_owned(),
+            });
+        }
         if !templated {
             return Ok(wire::payload(events, self.format, self.source.as_deref()));
         }
