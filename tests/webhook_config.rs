@@ -111,3 +111,40 @@ fn config_mistakes_are_refused() {
         .to_string();
     assert!(err.contains("concurrency is 4"), "{err}");
 }
+
+#[test]
+fn retry_rules_and_rate_limits_in_a_config_file() {
+    let config: WebhookConfig = serde_json::from_value(json!({
+        "url": "https://x.example",
+        "retry_for": [
+            {"events": "payment.*", "retry": {"backoff": "standard_webhooks"}},
+            {"events": "metrics.*", "retry": {"max_retries": 0}}
+        ],
+        "rate_limit": {"requests": 5, "burst": 5},
+        "format": "raw"
+    }))
+    .unwrap();
+    assert_eq!(config.format, hookbus::webhook::WireFormat::Raw);
+    let debug = format!("{config:?}");
+    assert!(
+        debug.contains("payment.*") && debug.contains("requests: 5"),
+        "{debug}"
+    );
+    assert!(config.into_builder().unwrap().build().is_ok());
+    let bad: WebhookConfig = serde_json::from_value(json!({
+        "url": "https://x.example",
+        "retry_for": [{"events": "payment.*", "retry": {"backoff": "sideways"}}]
+    }))
+    .unwrap();
+    assert!(
+        bad.into_builder()
+            .unwrap_err()
+            .to_string()
+            .contains("sideways")
+    );
+    let typo = serde_json::from_value::<WebhookConfig>(json!({
+        "url": "https://x.example",
+        "retry_for": [{"event": "payment.*", "retry": {}}]
+    }));
+    assert!(typo.unwrap_err().to_string().contains("event"));
+}

@@ -520,3 +520,113 @@ async fn a_concurrency_of_usize_max_subscribes_and_delivers() {
     bus.shutdown(Duration::from_secs(20)).await;
     assert_eq!(sink.stats().delivered, 1);
 }
+
+/// A receiver that always answers 503 and notes the virtual time and type
+/// of each request.
+async fn failing_timed() -> (
+    Receiver,
+    Arc<std::sync::Mutex<Vec<(String, tokio::time::Instant)>>>,
+) {
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let s = seen.clone();
+    let rx = Receiver::start(move |r, _| {
+        let ty = r.header("ce-type").unwrap_or_default().to_owned();
+        s.lock().unwrap().push((ty, tokio::time::Instant::now()));
+        StatusCode::SERVICE_UNAVAILABLE.into_response()
+    })
+    .await;
+    (rx, seen)
+}
+
+/// Longer than any wait in these tests, so the paused clock never reaches a
+/// request timeout.
+const WEEK: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// `retry_for` picks the policy by event type, the first matching rule
+/// winning; other events get the default.
+#[tokio::test(start_paused = true)]
+async fn retry_for_chooses_the_policy_by_event_type() {
+    use hookbus::webhook::RetryPolicy;
+    let (rx, seen) = failing_timed().await;
+    let second = Duration::from_secs(1);
+    let e = WebhookEmitter::builder(&rx.url)
+        .timeout(WEEK)
+        .retry_for("metrics.*", RetryPolicy::none())
+        .retry_for(
+            "payment.*",
+            RetryPolicy::exponential(4, second, second).with_jitter(0.0),
+        )
+        // Never reached: payment.* matches first.
+        .retry_for("payment.refund", RetryPolicy::none())
+        .retry(RetryPolicy::exponential(2, second * 10, second * 10).with_jitter(0.0))
+        .build_emitter()
+        .unwrap();
+    let attempts = |ty: &str| {
+        seen.lock()
+            .unwrap()
+            .iter()
+            .filter(|(t, _)| t == ty)
+            .map(|(_, at)| *at)
+            .collect::<Vec<_>>()
+    };
+    for (ty, n, gap) in [
+        ("payment.refund", 4, second),
+        ("metrics.cpu", 1, Duration::ZERO),
+        ("decision.captured", 2, second * 10),
+    ] {
+        let out = e.emit(Event::new(ty, json!({})).unwrap()).await;
+        assert_eq!(out.attempts, n, "{ty}");
+        let times = attempts(ty);
+        assert_eq!(times.len(), n as usize, "{ty}");
+        for w in times.windows(2) {
+            assert_eq!(w[1] - w[0], gap, "{ty}: {times:?}");
+        }
+    }
+    let err = WebhookSink::builder(&rx.url)
+        .retry_for("payment.*", RetryPolicy::none().with_max_attempts(0))
+        .build()
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("retry_for(\"payment.*\")"), "{err}");
+    let err = WebhookSink::builder(&rx.url)
+        .retry_for("payment..x", RetryPolicy::none())
+        .build()
+        .unwrap_err();
+    assert!(
+        matches!(err, hookbus::webhook::WebhookError::Pattern(_)),
+        "{err}"
+    );
+}
+
+/// The Standard Webhooks preset under the paused clock: 8 attempts, each
+/// wait within ±20 % of 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.
+#[tokio::test(start_paused = true)]
+async fn standard_webhooks_preset_follows_its_schedule() {
+    let (rx, seen) = failing_timed().await;
+    let e = WebhookEmitter::builder(&rx.url)
+        .timeout(WEEK)
+        .retry(hookbus::webhook::RetryPolicy::standard_webhooks())
+        .build_emitter()
+        .unwrap();
+    let start = tokio::time::Instant::now();
+    let out = e.emit(ev()).await;
+    assert_eq!(out.status, DeliveryStatus::Failed(FailureKind::Exhausted));
+    assert_eq!(out.attempts, 8);
+    let times: Vec<_> = seen.lock().unwrap().iter().map(|(_, t)| *t).collect();
+    assert_eq!(times.len(), 8);
+    assert_eq!(times[0], start, "the first attempt is immediate");
+    let schedule = [5, 300, 1800, 7200, 18_000, 36_000, 36_000];
+    for (w, secs) in times.windows(2).zip(schedule) {
+        let gap = (w[1] - w[0]).as_secs_f64();
+        let base = f64::from(secs);
+        assert!(
+            gap >= base * 0.8 && gap <= base * 1.2,
+            "waited {gap} s where the schedule says {base} s ± 20 %"
+        );
+    }
+    let total = (times[7] - start).as_secs_f64();
+    assert!(
+        (0.8 * 99_305.0..=1.2 * 99_305.0).contains(&total),
+        "{total} s in all"
+    );
+}

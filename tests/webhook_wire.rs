@@ -280,3 +280,90 @@ async fn batched_mode_for_a_single_event() {
     assert_eq!(v[0]["id"], id);
     assert_eq!(v.as_array().unwrap().len(), 1);
 }
+
+/// Raw payloads: the bytes the caller formatted arrive unchanged (no quotes,
+/// no escaping, no `ce-*` headers), with the event's content type, and the
+/// signature over them verifies.
+#[tokio::test]
+async fn raw_payload_sends_the_callers_bytes_unchanged_and_signed() {
+    use hookbus::signature::SignatureScheme;
+    use hookbus::verify::Verifier;
+    let mut rx = Receiver::ok().await;
+    let e = WebhookEmitter::builder(&rx.url)
+        .secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+        .signature(SignatureScheme::standard_webhooks())
+        .format(WireFormat::Raw)
+        .build_emitter()
+        .unwrap();
+    let formatted = "<order id=\"42\" note='a \"quoted\" \\ thing'>Grüße\n</order>";
+    let event = Event::builder("order.created")
+        .data(json!(formatted))
+        .datacontenttype("application/xml")
+        .build()
+        .unwrap();
+    assert!(e.emit(event).await.is_delivered());
+    let r = rx.next().await;
+    assert_eq!(&r.body[..], formatted.as_bytes());
+    assert_eq!(r.header("content-type"), Some("application/xml"));
+    assert!(r.header("ce-id").is_none() && r.header("ce-type").is_none());
+    Verifier::standard_webhooks("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+        .unwrap()
+        .verify(&r.headers, &r.body)
+        .expect("the signature over the raw bytes verifies");
+    // Data that is not a string goes as its JSON, and a Content-Type header
+    // overrides the event's.
+    let mut rx = Receiver::ok().await;
+    let e = WebhookEmitter::builder(&rx.url)
+        .secret("k")
+        .format(WireFormat::Raw)
+        .header("Content-Type", "application/vnd.legacy+json")
+        .build_emitter()
+        .unwrap();
+    assert!(
+        e.emit(Event::new("a.b", json!({"x": 1})).unwrap())
+            .await
+            .is_delivered()
+    );
+    let r = rx.next().await;
+    assert_eq!(&r.body[..], br#"{"x":1}"#);
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/vnd.legacy+json")
+    );
+    assert_eq!(
+        r.header("x-briefcase-signature").unwrap(),
+        format!("sha256={}", webhook_support::hmac_hex(b"k", &r.body))
+    );
+}
+
+/// A template that renders to a string sends that string as it is, through
+/// a bus subscription too; raw mode refuses batching.
+#[tokio::test]
+async fn raw_payload_from_a_template_string() {
+    let mut rx = Receiver::ok().await;
+    let bus = Bus::new().unwrap();
+    let sink = WebhookSink::builder(&rx.url)
+        .secret("k")
+        .format(WireFormat::Raw)
+        .template(json!("ORDER|{order_id}|{amount:.2f}|{event.type}"))
+        .build()
+        .unwrap();
+    let _sub = sink.subscribe(&bus).unwrap();
+    bus.emit(Event::new("order.paid", json!({"order_id": "A-7", "amount": 12.5})).unwrap())
+        .unwrap();
+    let r = rx.next().await;
+    assert_eq!(&r.body[..], b"ORDER|A-7|12.50|order.paid");
+    assert_eq!(r.header("content-type"), Some("text/plain; charset=utf-8"));
+    assert_eq!(
+        r.header("x-briefcase-signature").unwrap(),
+        format!("sha256={}", webhook_support::hmac_hex(b"k", &r.body))
+    );
+    bus.shutdown(Duration::from_secs(5)).await;
+    let err = WebhookSink::builder(&rx.url)
+        .format(WireFormat::Raw)
+        .batch(10, Duration::from_secs(1))
+        .build()
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("one event per request"), "{err}");
+}

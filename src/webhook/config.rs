@@ -16,6 +16,7 @@ use serde_json::Value;
 use super::filter::{Filter, FilterError};
 use super::guard::{GuardedResolver, SsrfGuard, is_loopback_host};
 use super::log::{DEFAULT_DEAD_LETTER_CAPACITY, DEFAULT_LOG_CAPACITY, DeliveryLog};
+use super::rate::RateLimiter;
 use super::retry::RetryPolicy;
 use super::sink::{Endpoint, EndpointState, WebhookEmitter, WebhookSink};
 use super::template::{Template, TemplateError};
@@ -146,6 +147,9 @@ pub struct WebhookBuilder {
     pub(crate) disable_after: Option<u32>,
     pub(crate) log_capacity: usize,
     pub(crate) dead_letter_capacity: usize,
+    pub(crate) rate_limit: Option<(u32, Duration)>,
+    pub(crate) rate_burst: Option<u32>,
+    pub(crate) retry_rules: Vec<(String, RetryPolicy)>,
 }
 
 impl fmt::Debug for WebhookBuilder {
@@ -166,6 +170,9 @@ impl fmt::Debug for WebhookBuilder {
             )
             .field("format", &self.format)
             .field("retry", &self.retry)
+            .field("retry_for", &self.retry_rules)
+            .field("rate_limit", &self.rate_limit)
+            .field("rate_limit_burst", &self.rate_burst)
             .finish_non_exhaustive()
     }
 }
@@ -213,6 +220,9 @@ impl WebhookBuilder {
             disable_after: Some(DEFAULT_DISABLE_AFTER),
             log_capacity: DEFAULT_LOG_CAPACITY,
             dead_letter_capacity: DEFAULT_DEAD_LETTER_CAPACITY,
+            rate_limit: None,
+            rate_burst: None,
+            retry_rules: Vec::new(),
         }
     }
 
@@ -364,7 +374,31 @@ impl WebhookBuilder {
         self.retry = policy;
         self
     }
-    /// Sets only the number of attempts.
+    /// The retry policy for events whose type matches `pattern` (e.g.
+    /// `payment.*`). Rules are tried in the order given and the first match
+    /// wins; events no rule matches get [`retry`](Self::retry)'s policy. A
+    /// batch follows the policy of its first event. Each policy and pattern
+    /// is checked in [`build`](Self::build).
+    ///
+    /// ```
+    /// use hookbus::webhook::{RetryPolicy, WebhookSink};
+    /// use std::time::Duration;
+    ///
+    /// let sink = WebhookSink::builder("https://hooks.example.com/ledger")
+    ///     // Payments are worth days of retries; metrics are stale in a minute.
+    ///     .retry_for("payment.*", RetryPolicy::standard_webhooks())
+    ///     .retry_for("metrics.*", RetryPolicy::none())
+    ///     .retry(RetryPolicy::exponential(5, Duration::from_secs(1), Duration::from_secs(60)))
+    ///     .build()?;
+    /// # let _ = sink;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn retry_for(mut self, pattern: impl Into<String>, policy: RetryPolicy) -> Self {
+        self.retry_rules.push((pattern.into(), policy));
+        self
+    }
+    /// Sets only the number of attempts (of the default policy, not of the
+    /// [`retry_for`](Self::retry_for) ones).
     pub fn max_attempts(mut self, n: u32) -> Self {
         self.retry.max_attempts = n;
         self
@@ -411,6 +445,51 @@ impl WebhookBuilder {
     /// Dead-lettered deliveries kept for `retry_failed` (default 10,000).
     pub fn dead_letter_capacity(mut self, n: usize) -> Self {
         self.dead_letter_capacity = n;
+        self
+    }
+
+    /// At most `n` requests per `per` to this endpoint (a token bucket), with
+    /// bursts of up to `n` at once unless
+    /// [`rate_limit_burst`](Self::rate_limit_burst) says otherwise. Every
+    /// request counts, retries included. The limit is the endpoint's: its
+    /// bus subscriptions, its emitter and
+    /// [`retry_failed`](super::WebhookManager::retry_failed) share it.
+    ///
+    /// Waiting for a token blocks neither `emit` nor other endpoints: a bus
+    /// subscription takes the token for its next delivery before it takes a
+    /// sending slot, and the events behind it wait in its mailbox, where its
+    /// [`overflow`](Self::overflow) policy applies. A retry waits for its
+    /// token without its slot. [`WebhookStats::waiting_rate_limit`](super::WebhookStats::waiting_rate_limit)
+    /// and [`rate_limited`](super::WebhookStats::rate_limited) show the
+    /// waits. `n`, `per` and the burst must be more than zero (checked in
+    /// [`build`](Self::build)).
+    ///
+    /// ```
+    /// use hookbus::webhook::WebhookSink;
+    /// use std::time::Duration;
+    ///
+    /// // 5 requests a second, and no more than 2 back to back.
+    /// let sink = WebhookSink::builder("https://hooks.example.com/slow")
+    ///     .rate_limit(5, Duration::from_secs(1))
+    ///     .rate_limit_burst(2)
+    ///     .build()?;
+    /// # let _ = sink;
+    /// // A zero anywhere is refused.
+    /// assert!(WebhookSink::builder("https://hooks.example.com/slow")
+    ///     .rate_limit(0, Duration::from_secs(1))
+    ///     .build()
+    ///     .is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn rate_limit(mut self, n: u32, per: Duration) -> Self {
+        self.rate_limit = Some((n, per));
+        self
+    }
+    /// The largest burst [`rate_limit`](Self::rate_limit) lets through at
+    /// once, after the endpoint was idle (default: its `n`); 1 spaces every
+    /// request evenly.
+    pub fn rate_limit_burst(mut self, burst: u32) -> Self {
+        self.rate_burst = Some(burst);
         self
     }
 
@@ -466,12 +545,39 @@ impl WebhookBuilder {
                 "batch_size must be at least 1 and batch_timeout more than zero".into(),
             ));
         }
+        if self.batch.is_some() && self.format == WireFormat::Raw {
+            return Err(WebhookError::InvalidOption(
+                "raw payloads (WireFormat::Raw) are one event per request: drop batch(), or pick another format".into(),
+            ));
+        }
         if self.disable_after == Some(0) {
             return Err(WebhookError::InvalidOption(
                 "disable_after must be at least 1 (or None)".into(),
             ));
         }
         self.retry.validate().map_err(WebhookError::InvalidOption)?;
+        let retry_rules = self
+            .retry_rules
+            .iter()
+            .map(|(p, policy)| {
+                policy
+                    .validate()
+                    .map_err(|e| WebhookError::InvalidOption(format!("retry_for({p:?}): {e}")))?;
+                Ok((Pattern::new(p)?, policy.clone()))
+            })
+            .collect::<Result<Vec<_>, WebhookError>>()?;
+        let rate_limit = match (self.rate_limit, self.rate_burst) {
+            (Some((n, per)), burst) => Some(Arc::new(
+                RateLimiter::new(n, per, burst.unwrap_or(n))
+                    .map_err(WebhookError::InvalidOption)?,
+            )),
+            (None, Some(_)) => {
+                return Err(WebhookError::InvalidOption(
+                    "rate_limit_burst is set without rate_limit(n, per)".into(),
+                ));
+            }
+            (None, None) => None,
+        };
         let key_order = match &self.order_key {
             Some(p) if p.is_empty() || p.split('.').any(str::is_empty) => {
                 return Err(WebhookError::InvalidOption(format!(
@@ -584,12 +690,14 @@ impl WebhookBuilder {
             template,
             templates,
             retry: self.retry.clone(),
+            retry_rules,
             source: self.source.clone(),
             disable_after: self.disable_after,
             patterns,
             condition: self.condition.clone(),
             filter,
             key_order,
+            rate_limit,
             state,
         };
         Ok(WebhookSink::from_parts(Arc::new(endpoint), self))

@@ -106,6 +106,37 @@ impl RetryConfig {
     }
 }
 
+/// A rate limit as written in a config file: `{"requests": 5, "per_ms":
+/// 1000, "burst": 5}` (see [`WebhookBuilder::rate_limit`]).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// Requests per period (at least 1).
+    pub requests: u32,
+    /// The period in milliseconds (default 1000).
+    #[serde(default = "one_second_ms")]
+    pub per_ms: u64,
+    /// The largest burst (default: `requests`).
+    #[serde(default)]
+    pub burst: Option<u32>,
+}
+
+fn one_second_ms() -> u64 {
+    1000
+}
+
+/// A retry schedule for some event types, as written in a config file:
+/// `{"events": "payment.*", "retry": {"backoff": "standard_webhooks"}}` (see
+/// [`WebhookBuilder::retry_for`]; the first rule that matches wins).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryRuleConfig {
+    /// The event type or pattern.
+    pub events: String,
+    /// The retries for those events.
+    pub retry: RetryConfig,
+}
+
 /// One webhook as written in a config file. Unknown keys are refused.
 #[derive(Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -133,11 +164,13 @@ pub struct WebhookConfig {
     pub template: Option<Value>,
     /// Payload templates by event type or pattern.
     pub templates: BTreeMap<String, Value>,
-    /// The wire format (`binary`, `structured`, `envelope`).
+    /// The wire format (`binary`, `structured`, `envelope`, `raw`).
     pub format: WireFormat,
     /// Retries.
     #[serde(alias = "retry_config")]
     pub retry: Option<RetryConfig>,
+    /// Retries by event type, tried in order (first match wins).
+    pub retry_for: Vec<RetryRuleConfig>,
     /// Events per request.
     pub batch_size: Option<usize>,
     /// Longest wait for a batch to fill, in milliseconds (default 1000).
@@ -163,6 +196,8 @@ pub struct WebhookConfig {
     pub verify_ssl: bool,
     /// Failed deliveries in a row before the endpoint is disabled.
     pub disable_after: Option<u32>,
+    /// At most so many requests per period to this endpoint.
+    pub rate_limit: Option<RateLimitConfig>,
 }
 
 impl Default for WebhookConfig {
@@ -181,6 +216,7 @@ impl Default for WebhookConfig {
             templates: BTreeMap::new(),
             format: WireFormat::default(),
             retry: None,
+            retry_for: Vec::new(),
             batch_size: None,
             batch_timeout_ms: None,
             concurrency: None,
@@ -193,6 +229,7 @@ impl Default for WebhookConfig {
             allow_http: false,
             verify_ssl: true,
             disable_after: None,
+            rate_limit: None,
         }
     }
 }
@@ -213,6 +250,8 @@ impl fmt::Debug for WebhookConfig {
             .field("filter", &self.filter)
             .field("format", &self.format)
             .field("retry", &self.retry)
+            .field("retry_for", &self.retry_for)
+            .field("rate_limit", &self.rate_limit)
             .finish_non_exhaustive()
     }
 }
@@ -258,6 +297,9 @@ impl WebhookConfig {
         if let Some(r) = self.retry {
             b = b.retry(r.policy()?);
         }
+        for rule in self.retry_for {
+            b = b.retry_for(rule.events, rule.retry.policy()?);
+        }
         if let Some(size) = self.batch_size {
             b = b.batch(
                 size,
@@ -289,6 +331,12 @@ impl WebhookConfig {
         }
         if let Some(n) = self.disable_after {
             b = b.disable_after(Some(n));
+        }
+        if let Some(r) = self.rate_limit {
+            b = b.rate_limit(r.requests, Duration::from_millis(r.per_ms));
+            if let Some(burst) = r.burst {
+                b = b.rate_limit_burst(burst);
+            }
         }
         Ok(b.allow_http(self.allow_http).verify_ssl(self.verify_ssl))
     }

@@ -80,6 +80,13 @@ pub struct WebhookStats {
     /// Not counted: one whose backoff is over and that waits for a free
     /// slot, or one waiting behind an earlier event of its key.
     pub waiting_retry: u64,
+    /// Deliveries (and retries) waiting for a token of the endpoint's
+    /// [`rate_limit`](super::WebhookBuilder::rate_limit) now. A bus
+    /// subscription waits for one delivery's token at a time, holding no
+    /// sending slot; the events behind it wait in its mailbox.
+    pub waiting_rate_limit: u64,
+    /// Requests that had to wait for a rate-limit token, since the start.
+    pub rate_limited: u64,
     /// Whether the endpoint is enabled.
     pub enabled: bool,
 }
@@ -101,6 +108,7 @@ pub(crate) struct Counters {
     pub(crate) retried: AtomicU64,
     pub(crate) dropped: AtomicU64,
     pub(crate) attempts: AtomicU64,
+    pub(crate) rate_limited: AtomicU64,
 }
 
 /// The log of one endpoint. Shared by its sink, its emitter and the manager.

@@ -18,7 +18,8 @@
 //! `application/cloudevents+json`; a batch is sent as
 //! `application/cloudevents-batch+json`; [`WireFormat::Envelope`] sends the
 //! `{"id", "type", "created_at", "data", "metadata"}` body of the Rubric docs;
-//! a [`Template`] sends whatever JSON you shape.
+//! a [`Template`] sends whatever JSON you shape; [`WireFormat::Raw`] sends
+//! the bytes the caller (or a template) formatted, unchanged.
 //!
 //! # Signing
 //! See [`crate::signature`]: Briefcase (`X-Briefcase-Signature: sha256=<hex>`,
@@ -38,6 +39,8 @@
 //! `hookbus.delivery_failed`. After [`disable_after`](WebhookBuilder::disable_after)
 //! failed deliveries in a row the endpoint is disabled and
 //! `hookbus.endpoint_disabled` is published.
+//! [`retry_for`](WebhookBuilder::retry_for) gives some event types a policy
+//! of their own (e.g. [`RetryPolicy::standard_webhooks`] for `payment.*`).
 //!
 //! Delivery never blocks the emitter. Up to
 //! [`concurrency`](WebhookBuilder::concurrency) requests (default 16) are in
@@ -52,6 +55,13 @@
 //! per key instead (e.g. `event.partitionkey` or `data.decision_id`): events
 //! sharing a key go one at a time, in order, while other keys proceed; a
 //! retrying event holds up only the later events of its key.
+//!
+//! [`rate_limit(n, per)`](WebhookBuilder::rate_limit) caps the requests per
+//! period to an endpoint (a token bucket, retries included). A subscription
+//! takes the token for its next delivery before its sending slot, so a
+//! delivery waiting for a token holds none; the events behind it wait in the
+//! mailbox under its overflow policy, and neither `emit` nor other endpoints
+//! wait.
 //!
 //! # Transport safety
 //! https is required unless the host is loopback or
@@ -90,6 +100,7 @@ mod log;
 mod manager;
 mod order;
 pub mod presets;
+mod rate;
 pub mod retry;
 mod sink;
 mod slots;
@@ -100,7 +111,9 @@ pub use config::{
     DEFAULT_CONCURRENCY, DEFAULT_DISABLE_AFTER, DEFAULT_RETRY_CAPACITY, DEFAULT_TIMEOUT,
     WebhookBuilder, WebhookError,
 };
-pub use file_config::{RetryConfig, SignatureConfig, WebhookConfig};
+pub use file_config::{
+    RateLimitConfig, RetryConfig, RetryRuleConfig, SignatureConfig, WebhookConfig,
+};
 pub use filter::{Filter, FilterError};
 pub use guard::SsrfGuard;
 pub use log::{

@@ -79,8 +79,23 @@ impl RetryPolicy {
         }
     }
 
-    /// The Standard Webhooks / Svix schedule: immediately, then 5 s, 5 min,
-    /// 30 min, 2 h, 5 h, 10 h, 10 h (8 attempts), ±20 % jitter.
+    /// The Standard Webhooks / Svix schedule: the first attempt immediately,
+    /// then retries 5 s, 5 min, 30 min, 2 h, 5 h, 10 h and 10 h after the
+    /// failure before each (8 attempts), ±20 % jitter, `Retry-After`
+    /// honoured up to 5 minutes. The waits add up to 27 h 35 min 5 s before
+    /// jitter (22 h 4 min to 33 h 6 min with it), plus the attempts' own
+    /// time. Combine it with [`WebhookBuilder::retry_for`](super::WebhookBuilder::retry_for)
+    /// for the events worth it.
+    ///
+    /// ```
+    /// use hookbus::webhook::RetryPolicy;
+    /// use std::time::Duration;
+    ///
+    /// let p = RetryPolicy::standard_webhooks();
+    /// assert_eq!(p.max_attempts, 8);
+    /// let total: Duration = (2..=8).map(|a| p.base_delay(a)).sum();
+    /// assert_eq!(total, Duration::from_secs(27 * 3600 + 35 * 60 + 5));
+    /// ```
     pub fn standard_webhooks() -> RetryPolicy {
         let s = Duration::from_secs;
         RetryPolicy {

@@ -14,6 +14,7 @@ use time::OffsetDateTime;
 use super::config::{Condition, WebhookBuilder, WebhookError};
 use super::filter::Filter;
 use super::log::{DeliveryAttempt, DeliveryLog, WebhookStats};
+use super::rate::{NextToken, RateLimiter};
 use super::retry::{RetryPolicy, StatusClass, classify, parse_retry_after};
 use super::slots::{SendSlots, Slot};
 use super::template::Template;
@@ -95,6 +96,8 @@ pub(crate) struct EndpointState {
     pub(crate) consecutive_failures: AtomicU64,
     /// Deliveries waiting for their next attempt now.
     pub(crate) waiting_retry: AtomicU64,
+    /// Deliveries waiting for a rate-limit token now.
+    pub(crate) waiting_rate_limit: AtomicU64,
     pub(crate) log: DeliveryLog,
     bus: Mutex<Option<Weak<Hub>>>,
 }
@@ -105,6 +108,7 @@ impl EndpointState {
             enabled: AtomicBool::new(true),
             consecutive_failures: AtomicU64::new(0),
             waiting_retry: AtomicU64::new(0),
+            waiting_rate_limit: AtomicU64::new(0),
             log,
             bus: Mutex::new(None),
         }
@@ -139,12 +143,15 @@ pub(crate) struct Endpoint {
     pub(crate) template: Option<Template>,
     pub(crate) templates: Vec<(Pattern, Template)>,
     pub(crate) retry: RetryPolicy,
+    /// Policies by event type, first match wins (else `retry`).
+    pub(crate) retry_rules: Vec<(Pattern, RetryPolicy)>,
     pub(crate) source: Option<String>,
     pub(crate) disable_after: Option<u32>,
     pub(crate) patterns: Vec<Pattern>,
     pub(crate) condition: Option<Condition>,
     pub(crate) filter: Option<Filter>,
     pub(crate) key_order: Option<Arc<super::order::KeyOrder>>,
+    pub(crate) rate_limit: Option<Arc<RateLimiter>>,
     pub(crate) state: Arc<EndpointState>,
 }
 
@@ -158,6 +165,7 @@ impl fmt::Debug for Endpoint {
             .field("headers", &self.headers.keys().collect::<Vec<_>>())
             .field("format", &self.format)
             .field("retry", &self.retry)
+            .field("retry_rules", &self.retry_rules.len())
             .field("enabled", &self.state.enabled.load(Relaxed))
             .finish_non_exhaustive()
     }
@@ -240,8 +248,37 @@ impl Endpoint {
             .or(self.template.as_ref())
     }
 
+    /// The retry policy for an event: the first `retry_for` rule that
+    /// matches its type, else the default.
+    fn retry_policy(&self, event: &Event) -> &RetryPolicy {
+        self.retry_rules
+            .iter()
+            .find(|(p, _)| p.matches(event.event_type()))
+            .map_or(&self.retry, |(_, policy)| policy)
+    }
+
     fn build_payload(&self, events: &[Arc<Event>]) -> Result<Payload, String> {
         let templated = events.iter().any(|e| self.template_for(e).is_some());
+        if let ([e], Some(t), WireFormat::Raw) =
+            (events, self.template_for(&events[0]), self.format)
+        {
+            // A template rendering a string sends the string itself.
+            let v = t
+                .render(e)
+                .map_err(|err| format!("event {}: {err}", e.id()))?;
+            let (body, ct) = match v {
+                serde_json::Value::String(s) => (Bytes::from(s), "text/plain; charset=utf-8"),
+                v => (
+                    Bytes::from(serde_json::to_vec(&v).unwrap_or_default()),
+                    "application/json",
+                ),
+            };
+            return Ok(Payload {
+                body,
+                headers: wire::content_type(ct),
+                message_id: e.id().to_owned(),
+            });
+        }
         if !templated {
             return Ok(wire::payload(events, self.format, self.source.as_deref()));
         }
@@ -395,11 +432,14 @@ impl Endpoint {
 
     /// Delivers `events` in one request, retrying as the policy says. With a
     /// `slot`, each attempt first takes a sending slot, and the wait between
-    /// attempts gives it back.
+    /// attempts gives it back. With a rate limit, each attempt first takes a
+    /// token (before its slot), except a first attempt whose token the
+    /// subscription took already (`token_taken`).
     pub(crate) async fn deliver(
         &self,
         events: &[Arc<Event>],
         mut slot: Option<&mut Slot>,
+        mut token_taken: bool,
     ) -> DeliveryOutcome {
         let n = events.len() as u64;
         if n == 0 {
@@ -436,9 +476,19 @@ impl Endpoint {
                 return DeliveryOutcome::failed(FailureKind::Permanent, 0, error);
             }
         };
-        let max = self.retry.max_attempts.max(1);
+        let policy = self.retry_policy(&events[0]);
+        let max = policy.max_attempts.max(1);
         let mut attempt = 1;
         loop {
+            if let Some(limiter) = &self.rate_limit
+                && !std::mem::take(&mut token_taken)
+            {
+                // Waiting for a token sends nothing: no slot meanwhile.
+                if let Some(slot) = slot.as_deref_mut() {
+                    slot.release();
+                }
+                limiter.acquire(&self.state).await;
+            }
             if let Some(slot) = slot.as_deref_mut() {
                 slot.take().await;
             }
@@ -499,7 +549,7 @@ impl Endpoint {
                     return failed(FailureKind::Exhausted, msg);
                 }
                 _ => {
-                    let delay = self.retry.delay(attempt + 1, r.retry_after);
+                    let delay = policy.delay(attempt + 1, r.retry_after);
                     tracing::debug!(webhook = %self.name, event_id = %events[0].id(), attempt, ?delay, error = ?r.error, "hookbus: webhook attempt failed, retrying");
                     if let Some(slot) = slot.as_deref_mut() {
                         slot.release();
@@ -603,6 +653,8 @@ impl Endpoint {
             p99_latency: p99,
             consecutive_failures: self.state.consecutive_failures.load(Relaxed),
             waiting_retry: self.state.waiting_retry.load(Relaxed),
+            waiting_rate_limit: self.state.waiting_rate_limit.load(Relaxed),
+            rate_limited: c.rate_limited.load(Relaxed),
             enabled: self.state.enabled.load(Relaxed),
         }
     }
@@ -683,6 +735,9 @@ pub struct WebhookSink {
     pub(crate) builder: Arc<WebhookBuilder>,
     /// The sending slots of one subscription (set by `subscribe`).
     slots: Option<Arc<SendSlots>>,
+    /// The rate-limit token of one subscription's next delivery (set by
+    /// `subscribe` when the endpoint has a rate limit).
+    token: Option<Arc<NextToken>>,
 }
 
 impl fmt::Debug for WebhookSink {
@@ -702,6 +757,7 @@ impl WebhookSink {
             endpoint,
             builder: Arc::new(builder),
             slots: None,
+            token: None,
         }
     }
 
@@ -732,8 +788,13 @@ impl WebhookSink {
                 b.concurrency.saturating_add(b.retry_capacity),
             )
         };
+        let token = ep
+            .rate_limit
+            .as_ref()
+            .map(|l| Arc::new(NextToken::new(l.clone(), ep.state.clone())));
         let sink = WebhookSink {
             slots,
+            token,
             ..self.clone()
         };
         let mut sub = bus
@@ -755,7 +816,7 @@ impl WebhookSink {
     /// Delivers events now, as one request, and returns the outcome (no
     /// pattern or condition check: see [`WebhookEmitter`] for that).
     pub async fn send(&self, events: &[Arc<Event>]) -> DeliveryOutcome {
-        self.endpoint.deliver(events, None).await
+        self.endpoint.deliver(events, None, false).await
     }
 
     /// The endpoint's counters.
@@ -797,6 +858,7 @@ impl Sink for WebhookSink {
         // The place in a key's chain is taken now, in dispatch order.
         let gate = ep.key_order.as_ref().map(|k| k.enter(batch.events()));
         let slot = self.slots.as_ref().map(SendSlots::slot);
+        let token_taken = self.token.as_ref().is_some_and(|t| t.take());
         let delivery = async move {
             let (mut gate, mut slot) = (gate, slot);
             if let Some(g) = &mut gate
@@ -808,7 +870,7 @@ impl Sink for WebhookSink {
                 }
                 g.wait().await;
             }
-            let outcome = ep.deliver(batch.events(), slot.as_mut()).await;
+            let outcome = ep.deliver(batch.events(), slot.as_mut(), token_taken).await;
             drop(gate);
             outcome
         };
@@ -816,6 +878,12 @@ impl Sink for WebhookSink {
     }
 
     fn poll_ready(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        // The token first: a delivery waiting for one holds no slot.
+        if let Some(token) = &self.token
+            && token.poll_ready(cx).is_pending()
+        {
+            return std::task::Poll::Pending;
+        }
         match &self.slots {
             Some(slots) => slots.poll_ready(cx),
             None => std::task::Poll::Ready(()),
@@ -886,8 +954,12 @@ impl WebhookEmitter {
             };
         }
         let endpoint = self.sink.endpoint.clone();
-        spawn_delivery(async move { endpoint.deliver(std::slice::from_ref(&event), None).await })
-            .await
+        spawn_delivery(async move {
+            endpoint
+                .deliver(std::slice::from_ref(&event), None, false)
+                .await
+        })
+        .await
     }
 
     /// Sends several events in one request (batched mode).
@@ -897,7 +969,7 @@ impl WebhookEmitter {
             .filter(|e| self.sink.endpoint.wants(e))
             .collect();
         let endpoint = self.sink.endpoint.clone();
-        spawn_delivery(async move { endpoint.deliver(&events, None).await }).await
+        spawn_delivery(async move { endpoint.deliver(&events, None, false).await }).await
     }
 
     /// The sink behind it (stats, log, enable/disable).

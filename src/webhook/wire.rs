@@ -33,6 +33,35 @@ pub enum WireFormat {
     /// `{"id", "type", "created_at", "data", "metadata"}`; several events are a
     /// JSON array of envelopes.
     Envelope,
+    /// Raw payloads, for receivers with a fixed contract: the body is exactly
+    /// the bytes the caller formatted, unchanged, and signed as usual. An
+    /// event whose data is a JSON string sends that string's bytes (no
+    /// quotes, no escaping) with the event's `datacontenttype` as
+    /// `Content-Type`; other data is sent as its JSON. A
+    /// [`Template`](super::Template) that renders to a string sends that
+    /// string as `text/plain; charset=utf-8` (a template rendering an object
+    /// sends its JSON). No `ce-*` headers are added; an extra
+    /// [`header`](super::WebhookBuilder::header) `Content-Type` overrides the
+    /// default. One event per request: batching is refused at build.
+    ///
+    /// ```
+    /// use hookbus::Event;
+    /// use hookbus::webhook::{WebhookEmitter, WireFormat};
+    /// use serde_json::json;
+    ///
+    /// let emitter = WebhookEmitter::builder("https://legacy.example.com/orders")
+    ///     .secret("my-webhook-secret")
+    ///     .format(WireFormat::Raw)
+    ///     .build_emitter()?;
+    /// // Sent as `<order id="42"/>`, Content-Type: application/xml.
+    /// let event = Event::builder("order.created")
+    ///     .data(json!(r#"<order id="42"/>"#))
+    ///     .datacontenttype("application/xml")
+    ///     .build()?;
+    /// # let _ = (emitter, event);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    Raw,
 }
 
 /// Content type of CloudEvents structured mode.
@@ -156,6 +185,13 @@ pub fn payload(events: &[Arc<Event>], format: WireFormat, source: Option<&str>) 
             headers: content_type("application/json"),
             message_id,
         },
+        (WireFormat::Raw, _) => Payload {
+            // Several events (only through this function: the builder
+            // refuses batching in raw mode) are one body a line.
+            body: join_lines(events.iter().map(|e| raw_body(e))),
+            headers: content_type(first.datacontenttype()),
+            message_id,
+        },
     }
 }
 
@@ -180,6 +216,29 @@ pub fn binary_body(event: &Event) -> Bytes {
         }
         _ => event.data_json(),
     }
+}
+
+/// The raw body of an event: a JSON string's bytes as they are, other data
+/// as its JSON.
+pub fn raw_body(event: &Event) -> Bytes {
+    match event.data() {
+        serde_json::Value::String(s) => Bytes::copy_from_slice(s.as_bytes()),
+        _ => event.data_json(),
+    }
+}
+
+fn join_lines(mut parts: impl Iterator<Item = Bytes>) -> Bytes {
+    let first = parts.next().unwrap_or_default();
+    let rest: Vec<Bytes> = parts.collect();
+    if rest.is_empty() {
+        return first;
+    }
+    let mut out = BytesMut::from(&first[..]);
+    for p in rest {
+        out.put_u8(b'\n');
+        out.put_slice(&p);
+    }
+    out.freeze()
 }
 
 fn join_array(parts: impl Iterator<Item = Bytes>) -> Bytes {
