@@ -213,7 +213,7 @@ impl Mailbox {
     /// reservation, which this consumes.
     pub(crate) fn push(&self, event: &Arc<Event>, accepted: bool, reserved: bool) -> Pushed {
         let mut evicted = None;
-        {
+        let wake = {
             let mut s = self.lock();
             if !s.open || s.remaining == Some(0) {
                 drop(s);
@@ -227,16 +227,24 @@ impl Mailbox {
                 s.counts.filtered += 1;
                 return Pushed::Taken;
             }
+            // The task needs a wake-up only when it may be waiting for this:
+            // its queue was empty, it batches (a batch may now be full), it
+            // must leave the routing table, or it has drops to announce. A
+            // task waiting with events queued (all its slots busy, its sink
+            // not ready) is woken by what it waits for.
+            let mut wake = self.batching || s.queue.is_empty();
             if let Some(n) = &mut s.remaining {
                 *n -= 1;
                 if *n == 0 {
                     s.open = false;
+                    wake = true;
                 }
             }
             if self.batching && s.queue.is_empty() {
                 s.oldest_at = Some(tokio::time::Instant::now());
             }
             let full = s.queue.len() >= self.capacity;
+            wake |= full && s.unreported_drops == 0;
             match self.policy {
                 OverflowPolicy::DropNewest if full => {
                     note_drop(&mut s, event);
@@ -251,10 +259,13 @@ impl Mailbox {
                 // Block: the emit reserved this place.
                 _ => s.queue.push_back(event.clone()),
             }
-        }
+            wake
+        };
         // The evicted event may be the last copy: free it outside the lock.
         drop(evicted);
-        self.notify_task();
+        if wake {
+            self.notify_task();
+        }
         Pushed::Taken
     }
 
