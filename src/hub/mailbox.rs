@@ -210,8 +210,14 @@ impl Mailbox {
 
     /// Counts one emitted event in: queued, filtered (`accepted == false`) or
     /// dropped by policy. `reserved` says whether the emit holds a `Block`
-    /// reservation, which this consumes.
-    pub(crate) fn push(&self, event: &Arc<Event>, accepted: bool, reserved: bool) -> Pushed {
+    /// reservation, which this consumes. An event evicted by `DropOldest` is
+    /// handed back, for the caller to drop once it holds no lock.
+    pub(crate) fn push(
+        &self,
+        event: &Arc<Event>,
+        accepted: bool,
+        reserved: bool,
+    ) -> (Pushed, Option<Arc<Event>>) {
         let mut evicted = None;
         let wake = {
             let mut s = self.lock();
@@ -220,12 +226,12 @@ impl Mailbox {
                 if reserved {
                     self.unreserve();
                 }
-                return Pushed::Refused;
+                return (Pushed::Refused, None);
             }
             s.counts.received += 1;
             if !accepted {
                 s.counts.filtered += 1;
-                return Pushed::Taken;
+                return (Pushed::Taken, None);
             }
             // The task needs a wake-up only when it may be waiting for this:
             // its queue was empty, it batches (a batch may now be full), it
@@ -261,12 +267,10 @@ impl Mailbox {
             }
             wake
         };
-        // The evicted event may be the last copy: free it outside the lock.
-        drop(evicted);
         if wake {
             self.notify_task();
         }
-        Pushed::Taken
+        (Pushed::Taken, evicted)
     }
 
     fn notify_task(&self) {

@@ -171,29 +171,47 @@ pub(crate) enum Offer {
     Closed,
 }
 
+/// A matching route during an offer: borrowed from the routing table while
+/// its read lock is held (no condition to run), or owned (a reference count)
+/// when conditions must run with no lock held.
+enum RouteRef<'a> {
+    Borrowed(&'a Arc<Route>),
+    Owned(Arc<Route>),
+}
+
+impl std::ops::Deref for RouteRef<'_> {
+    type Target = Arc<Route>;
+    fn deref(&self) -> &Arc<Route> {
+        match self {
+            RouteRef::Borrowed(r) => r,
+            RouteRef::Owned(r) => r,
+        }
+    }
+}
+
 /// One matching route during an offer.
-struct Target {
-    route: Arc<Route>,
+struct Target<'a> {
+    route: RouteRef<'a>,
     accepted: bool,
     reserved: bool,
 }
 
-/// The targets of one offer: up to 8 without allocating.
-struct Targets {
-    inline: [Option<Target>; 8],
+/// A few values without allocating: up to 8 inline, then a `Vec`.
+struct Small<T> {
+    inline: [Option<T>; 8],
     len: usize,
-    spill: Vec<Target>,
+    spill: Vec<T>,
 }
 
-impl Targets {
-    fn new() -> Targets {
-        Targets {
+impl<T> Small<T> {
+    fn new() -> Small<T> {
+        Small {
             inline: [const { None }; 8],
             len: 0,
             spill: Vec::new(),
         }
     }
-    fn push(&mut self, t: Target) {
+    fn push(&mut self, t: T) {
         if self.len < self.inline.len() {
             self.inline[self.len] = Some(t);
             self.len += 1;
@@ -204,11 +222,14 @@ impl Targets {
     fn is_empty(&self) -> bool {
         self.len == 0
     }
-    fn iter_mut(&mut self) -> impl Iterator<Item = &mut Target> {
+    fn iter_mut(&mut self) -> impl Iterator<Item = &mut T> {
         self.inline[..self.len]
             .iter_mut()
             .flatten()
             .chain(self.spill.iter_mut())
+    }
+    fn into_iter(self) -> impl Iterator<Item = T> {
+        self.inline.into_iter().flatten().chain(self.spill)
     }
 }
 
@@ -371,62 +392,60 @@ impl Hub {
         if self.closed.load(Ordering::SeqCst) {
             return Offer::Closed;
         }
-        let mut targets = Targets::new();
-        self.read_table()
-            .for_each_match(event.event_type(), |route| {
-                targets.push(Target {
-                    route: route.clone(),
-                    accepted: true,
-                    reserved: false,
-                })
-            });
+        // Events evicted from DropOldest mailboxes: dropped last, with no
+        // lock held (dropping one may run a typed value's `Drop`).
+        let mut evicted = Small::new();
+        let table = self.read_table();
+        let mut targets = Small::new();
+        table.for_each_match(event.event_type(), |route| {
+            targets.push(Target {
+                route: RouteRef::Borrowed(route),
+                accepted: true,
+                reserved: false,
+            })
+        });
         if targets.is_empty() {
             return Offer::Unmatched;
         }
-        // Conditions run without any lock held: they are the user's code.
-        let mut panics = Vec::new();
-        let mut full = None;
-        for t in targets.iter_mut() {
-            if let Some(condition) = &t.route.condition {
-                match std::panic::catch_unwind(AssertUnwindSafe(|| condition(event))) {
-                    Ok(ok) => t.accepted = ok,
-                    Err(panic) => {
-                        t.accepted = false;
-                        panics.push((t.route.clone(), crate::sink::panic_message(&panic)));
+        let outcome = if targets.iter_mut().any(|t| t.route.condition.is_some()) {
+            // Conditions are the user's code: they run with no lock held, so
+            // the targets hold their own references.
+            let mut owned: Small<Target<'static>> = Small::new();
+            for t in targets.into_iter() {
+                owned.push(Target {
+                    route: RouteRef::Owned(Arc::clone(&t.route)),
+                    accepted: true,
+                    reserved: false,
+                });
+            }
+            drop(table);
+            let mut panics = Vec::new();
+            for t in owned.iter_mut() {
+                if let Some(condition) = &t.route.condition {
+                    match std::panic::catch_unwind(AssertUnwindSafe(|| condition(event))) {
+                        Ok(ok) => t.accepted = ok,
+                        Err(panic) => {
+                            t.accepted = false;
+                            panics.push((t.route.clone(), crate::sink::panic_message(&panic)));
+                        }
                     }
                 }
             }
-            if t.accepted && t.route.mailbox.policy() == OverflowPolicy::Block {
-                if !t.route.mailbox.reserve() {
-                    full = Some(t.route.clone());
-                    break;
-                }
-                t.reserved = true;
+            let outcome = deliver(event, &mut owned, &mut evicted);
+            drop(_done);
+            for (route, message) in panics {
+                self.condition_panicked(&route, event, &message);
             }
-        }
-        let outcome = match full {
-            Some(route) => {
-                for t in targets.iter_mut().filter(|t| t.reserved) {
-                    t.route.mailbox.unreserve();
-                }
-                Offer::Full(route)
-            }
-            None => {
-                let mut taken = false;
-                for t in targets.iter_mut() {
-                    taken |= t.route.mailbox.push(event, t.accepted, t.reserved) == Pushed::Taken;
-                }
-                if taken {
-                    Offer::Accepted
-                } else {
-                    Offer::Unmatched
-                }
-            }
+            outcome
+        } else {
+            // No user code to run: push while the table is read-locked,
+            // without taking a reference count per route.
+            let outcome = deliver(event, &mut targets, &mut evicted);
+            drop(targets);
+            drop(table);
+            outcome
         };
-        drop(_done);
-        for (route, message) in panics {
-            self.condition_panicked(&route, event, &message);
-        }
+        drop(evicted);
         outcome
     }
 
@@ -563,6 +582,44 @@ impl Hub {
             });
         }
         reports
+    }
+}
+
+/// Reserves a place in every `Block` mailbox that takes the event (or gives
+/// every reservation back and names the full one), then pushes into each.
+fn deliver(
+    event: &Arc<Event>,
+    targets: &mut Small<Target<'_>>,
+    evicted: &mut Small<Arc<Event>>,
+) -> Offer {
+    let mut full = None;
+    for t in targets.iter_mut() {
+        if t.accepted && t.route.mailbox.policy() == OverflowPolicy::Block {
+            if !t.route.mailbox.reserve() {
+                full = Some(Arc::clone(&t.route));
+                break;
+            }
+            t.reserved = true;
+        }
+    }
+    if let Some(full) = full {
+        for t in targets.iter_mut().filter(|t| t.reserved) {
+            t.route.mailbox.unreserve();
+        }
+        return Offer::Full(full);
+    }
+    let mut taken = false;
+    for t in targets.iter_mut() {
+        let (pushed, old) = t.route.mailbox.push(event, t.accepted, t.reserved);
+        taken |= pushed == Pushed::Taken;
+        if let Some(old) = old {
+            evicted.push(old);
+        }
+    }
+    if taken {
+        Offer::Accepted
+    } else {
+        Offer::Unmatched
     }
 }
 

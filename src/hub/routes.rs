@@ -124,7 +124,7 @@ impl Node {
     /// Visits the routes whose pattern matches `segs[i..]` from this node.
     /// Patterns here have at most one `**`, so each matching route is
     /// reached by exactly one path.
-    fn visit(&self, segs: &[&str], f: &mut impl FnMut(&Arc<Route>)) {
+    fn visit<'a>(&'a self, segs: &[&str], f: &mut impl FnMut(&'a Arc<Route>)) {
         match segs.split_first() {
             None => self.here.iter().for_each(&mut *f),
             Some((head, rest)) => {
@@ -197,7 +197,11 @@ pub(crate) struct Table {
 
 impl Table {
     /// Visits every route whose pattern matches `event_type`.
-    pub(crate) fn for_each_match(&self, event_type: &str, mut f: impl FnMut(&Arc<Route>)) {
+    pub(crate) fn for_each_match<'a>(
+        &'a self,
+        event_type: &str,
+        mut f: impl FnMut(&'a Arc<Route>),
+    ) {
         if !self.exact.is_empty()
             && let Some(routes) = self.exact.get(event_type)
         {
