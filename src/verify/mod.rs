@@ -553,11 +553,7 @@ impl Verifier {
         headers: &(impl HeaderSource + ?Sized),
         body: &[u8],
     ) -> Result<Verified, VerifyError> {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0);
-        self.verify_at(headers, body, now)
+        self.verify_at(headers, body, unix_now())
     }
 
     /// Verifies a request as if the time were `now` (unix seconds), and
@@ -580,11 +576,7 @@ impl Verifier {
         headers: &(impl HeaderSource + ?Sized),
         body: &[u8],
     ) -> Result<Pending, VerifyError> {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0);
-        self.verify_pending_at(headers, body, now)
+        self.verify_pending_at(headers, body, unix_now())
     }
 
     /// [`verify_pending`](Self::verify_pending) as if the time were `now`
@@ -667,4 +659,12 @@ impl Verifier {
             reservation,
         })
     }
+}
+
+/// The current time in unix seconds (0 if the clock is before 1970).
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
