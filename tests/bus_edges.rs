@@ -416,3 +416,41 @@ fn types_and_patterns_refuse_empty_segments() {
     assert!(Pattern::new("a.**").unwrap().matches("a"));
     assert!(Pattern::new("a.*").unwrap().matches("a.b"));
 }
+
+/// `publish` is cancel-safe: dropped while it waits for room, it leaves the
+/// event emitted to nobody and no place reserved in any mailbox.
+#[tokio::test(start_paused = true)]
+async fn a_publish_dropped_while_waiting_leaves_no_trace() {
+    let bus = Bus::new().unwrap();
+    let release = stalled_block_subscriber(&bus, "narrow", 1);
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s = seen.clone();
+    bus.subscriber("m")
+        .name("wide")
+        .capacity(10)
+        .overflow(OverflowPolicy::Block)
+        .on(move |e: &Event| s.lock().unwrap().push(e.data()["n"].as_u64().unwrap()))
+        .unwrap()
+        .detach();
+    bus.emit(ev("m", 0)).unwrap();
+    // Let narrow's task start event 0 (it stalls there), then fill its
+    // one-place mailbox with event 1.
+    while bus.stats().await.subscriber("narrow").unwrap().in_flight == 0 {
+        tokio::task::yield_now().await;
+    }
+    bus.emit(ev("m", 1)).unwrap();
+    assert!(matches!(bus.emit(ev("m", 9)), Err(EmitError::Full(_))));
+    // The publish waits for narrow; give up on it.
+    let waited = tokio::time::timeout(Duration::from_secs(1), bus.publish(ev("m", 2))).await;
+    assert!(waited.is_err(), "publish should still be waiting for room");
+    // Room appears: the next event goes through, the abandoned one never arrives.
+    release.notify_one();
+    bus.publish(ev("m", 3)).await.unwrap();
+    release.notify_one();
+    release.notify_one();
+    let report = bus.shutdown(LONG).await;
+    assert_eq!(*seen.lock().unwrap(), vec![0, 1, 3]);
+    let narrow = report.subscriber("narrow").unwrap();
+    assert_eq!(narrow.stats.received, 3);
+    assert_eq!(report.rejected_full, 1);
+}
