@@ -25,6 +25,9 @@ pub mod pattern;
 pub mod signature;
 pub mod sink;
 pub mod stats;
+#[cfg(feature = "durable")]
+#[cfg_attr(docsrs, doc(cfg(feature = "durable")))]
+pub mod store;
 pub mod subscriber;
 pub mod verify;
 #[cfg(feature = "webhook")]

@@ -45,6 +45,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use crate::event::Event;
+use crate::hub::Journal;
 
 /// A boxed, sendable future, as sinks return them.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
@@ -54,35 +55,57 @@ pub type SinkFuture = BoxFuture<Result<(), DeliveryError>>;
 
 /// The events handed to a sink or batch handler in one call, oldest first.
 /// Without batching it holds exactly one event.
-#[derive(Clone, Default, PartialEq)]
-pub struct Batch(Vec<Arc<Event>>);
+#[derive(Clone, Default)]
+pub struct Batch {
+    events: Vec<Arc<Event>>,
+    /// The durable subscriber's journal, for sinks that persist where a
+    /// retry schedule is (the webhook sink).
+    journal: Option<Arc<dyn Journal>>,
+}
+
+impl PartialEq for Batch {
+    fn eq(&self, other: &Batch) -> bool {
+        self.events == other.events
+    }
+}
 
 impl Batch {
     /// A batch of these events.
     pub fn new(events: Vec<Arc<Event>>) -> Batch {
-        Batch(events)
+        Batch {
+            events,
+            journal: None,
+        }
+    }
+    pub(crate) fn with_journal(mut self, journal: Option<Arc<dyn Journal>>) -> Batch {
+        self.journal = journal;
+        self
+    }
+    #[cfg_attr(not(feature = "webhook"), allow(dead_code))]
+    pub(crate) fn journal(&self) -> Option<&Arc<dyn Journal>> {
+        self.journal.as_ref()
     }
     /// The events.
     pub fn events(&self) -> &[Arc<Event>] {
-        &self.0
+        &self.events
     }
     /// The events, owned.
     pub fn into_vec(self) -> Vec<Arc<Event>> {
-        self.0
+        self.events
     }
 }
 
 impl Deref for Batch {
     type Target = [Arc<Event>];
     fn deref(&self) -> &[Arc<Event>] {
-        &self.0
+        &self.events
     }
 }
 
 impl fmt::Debug for Batch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_list()
-            .entries(self.0.iter().map(|e| (e.event_type(), e.id())))
+            .entries(self.events.iter().map(|e| (e.event_type(), e.id())))
             .finish()
     }
 }
@@ -91,7 +114,7 @@ impl IntoIterator for Batch {
     type Item = Arc<Event>;
     type IntoIter = std::vec::IntoIter<Arc<Event>>;
     fn into_iter(self) -> Self::IntoIter {
-        self.0.into_iter()
+        self.events.into_iter()
     }
 }
 
@@ -99,7 +122,7 @@ impl<'a> IntoIterator for &'a Batch {
     type Item = &'a Arc<Event>;
     type IntoIter = std::slice::Iter<'a, Arc<Event>>;
     fn into_iter(self) -> Self::IntoIter {
-        self.0.iter()
+        self.events.iter()
     }
 }
 

@@ -215,6 +215,8 @@ impl Bus {
             options: self.hub.defaults.clone(),
             condition: None,
             limit: None,
+            #[cfg(feature = "durable")]
+            store: None,
         }
     }
 

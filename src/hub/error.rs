@@ -24,6 +24,12 @@ pub enum EmitError {
     /// The bus has shut down.
     #[error("the bus is shut down; the event was not emitted")]
     Closed(Event),
+    /// A durable subscriber that this event matches cannot record it: its
+    /// store failed (disk full, permission denied, I/O error; the reason
+    /// says which). No subscriber received the event. Events that match
+    /// only subscribers in memory are not affected.
+    #[error("a durable subscriber's store cannot take events ({1}); the event was not emitted")]
+    Store(Event, String),
     /// The event could not be built (e.g. a typed event's data did not serialize).
     #[error("invalid event: {0}")]
     Invalid(#[from] EventError),
@@ -33,7 +39,7 @@ impl EmitError {
     /// The event, if the error carries it.
     pub fn into_event(self) -> Option<Event> {
         match self {
-            EmitError::Full(e) | EmitError::Closed(e) => Some(e),
+            EmitError::Full(e) | EmitError::Closed(e) | EmitError::Store(e, _) => Some(e),
             EmitError::Invalid(_) => None,
         }
     }
@@ -44,6 +50,9 @@ impl fmt::Debug for EmitError {
         match self {
             EmitError::Full(e) => f.debug_tuple("Full").field(&e.id()).finish(),
             EmitError::Closed(e) => f.debug_tuple("Closed").field(&e.id()).finish(),
+            EmitError::Store(e, reason) => {
+                f.debug_tuple("Store").field(&e.id()).field(reason).finish()
+            }
             EmitError::Invalid(e) => f.debug_tuple("Invalid").field(e).finish(),
         }
     }

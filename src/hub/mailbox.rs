@@ -113,8 +113,10 @@ pub(crate) struct Snapshot {
 /// How one emit's push went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Pushed {
-    /// Counted: queued, filtered or dropped by policy.
+    /// Counted: queued (or filtered, when not accepted).
     Taken,
+    /// Counted, and dropped at once by `DropNewest` (the mailbox was full).
+    Dropped,
     /// The mailbox takes nothing new; the event is not this subscriber's.
     Refused,
 }
@@ -219,6 +221,7 @@ impl Mailbox {
         reserved: bool,
     ) -> (Pushed, Option<Arc<Event>>) {
         let mut evicted = None;
+        let mut dropped = false;
         let wake = {
             let mut s = self.lock();
             if !s.open || s.remaining == Some(0) {
@@ -254,6 +257,7 @@ impl Mailbox {
             match self.policy {
                 OverflowPolicy::DropNewest if full => {
                     note_drop(&mut s, event);
+                    dropped = true;
                 }
                 OverflowPolicy::DropOldest if full => {
                     evicted = s.queue.pop_front();
@@ -270,7 +274,35 @@ impl Mailbox {
         if wake {
             self.notify_task();
         }
-        (Pushed::Taken, evicted)
+        let pushed = if dropped {
+            Pushed::Dropped
+        } else {
+            Pushed::Taken
+        };
+        (pushed, evicted)
+    }
+
+    /// Queues events recovered from a durable store, ahead of anything new
+    /// and regardless of capacity (they were accepted before the restart).
+    /// Called before the subscriber is routed.
+    #[cfg(feature = "durable")]
+    pub(crate) fn restore(&self, events: impl IntoIterator<Item = Arc<Event>>) {
+        let mut s = self.lock();
+        let mut n = 0;
+        for event in events {
+            n += 1;
+            s.counts.received += 1;
+            if self.batching && s.queue.is_empty() {
+                s.oldest_at = Some(tokio::time::Instant::now());
+            }
+            s.queue.push_back(event);
+        }
+        if self.policy == OverflowPolicy::Block {
+            // Taking them out releases their places like any other.
+            self.occupied.fetch_add(n, Ordering::AcqRel);
+        }
+        drop(s);
+        self.notify_task();
     }
 
     fn notify_task(&self) {

@@ -27,6 +27,7 @@
 
 pub(crate) mod counter;
 mod error;
+pub(crate) mod journal;
 mod mailbox;
 mod options;
 mod routes;
@@ -46,8 +47,12 @@ use crate::pattern::Pattern;
 use crate::stats::{SubscriberReport, SubscriberStats};
 
 pub use error::{BuildError, EmitError, SubscribeError};
+pub(crate) use journal::{Commit, Journal};
 pub(crate) use mailbox::{Mailbox, Pushed};
 pub use options::{BatchConfig, OverflowPolicy, SubscriberOptions};
+
+/// How long shutdown waits for aborted subscriber tasks to end.
+const ABORT_GRACE: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// A subscriber's condition, run on the emitting thread before the mailbox.
 pub(crate) type Condition = Box<dyn Fn(&Event) -> bool + Send + Sync>;
@@ -79,6 +84,8 @@ pub(crate) struct Route {
     pub(crate) condition: Option<Condition>,
     pub(crate) mailbox: Mailbox,
     pub(crate) control: Control,
+    /// A durable subscriber's record of its events (feature `durable`).
+    pub(crate) journal: Option<Arc<dyn Journal>>,
 }
 
 impl std::fmt::Debug for Route {
@@ -99,6 +106,7 @@ impl Route {
         condition: Option<Condition>,
         options: &SubscriberOptions,
         limit: Option<u64>,
+        journal: Option<Arc<dyn Journal>>,
     ) -> Route {
         Route {
             id,
@@ -112,6 +120,7 @@ impl Route {
                 limit,
             ),
             control: Control::default(),
+            journal,
         }
     }
 
@@ -167,6 +176,9 @@ pub(crate) enum Offer {
     Unmatched,
     /// This `Block` subscriber's mailbox is full; nobody got the event.
     Full(Arc<Route>),
+    /// A durable subscriber's store cannot take events (the reason); nobody
+    /// got the event.
+    StoreFailed(String),
     /// The bus is shut down.
     Closed,
 }
@@ -320,10 +332,14 @@ impl Hub {
             return self.unmatched(event);
         }
         let event = self.prepare(event.into_event()?);
-        match self.offer(&event) {
+        match self.offer(&event, None) {
             Offer::Accepted => {
                 self.emitted.fetch_add(1, Ordering::Relaxed);
                 Ok(())
+            }
+            Offer::StoreFailed(reason) => {
+                self.rejected_full.fetch_add(1, Ordering::Relaxed);
+                Err(EmitError::Store(unwrap_event(event), reason))
             }
             Offer::Unmatched => {
                 self.unmatched.bump();
@@ -337,17 +353,33 @@ impl Hub {
         }
     }
 
-    /// `publish`: waits for room in full `Block` mailboxes.
+    /// `publish`: waits for room in full `Block` mailboxes, and for durable
+    /// subscribers' stores to have the event on disk.
     pub(crate) async fn publish<E: IntoEvent>(&self, event: E) -> Result<(), EmitError> {
         if !self.filter.may_match(event.event_type()) {
             return self.unmatched(event);
         }
         let event = self.prepare(event.into_event()?);
+        let mut commits = Vec::new();
         loop {
-            match self.offer(&event) {
+            match self.offer(&event, Some(&mut commits)) {
                 Offer::Accepted => {
                     self.emitted.fetch_add(1, Ordering::Relaxed);
+                    for commit in commits {
+                        if let Err(reason) = commit.await {
+                            // Taken in memory (and delivered from there while
+                            // the process lives), but not on disk.
+                            return Err(EmitError::Store(
+                                unwrap_event(event),
+                                format!("accepted in memory but not written to disk: {reason}"),
+                            ));
+                        }
+                    }
                     return Ok(());
+                }
+                Offer::StoreFailed(reason) => {
+                    self.rejected_full.fetch_add(1, Ordering::Relaxed);
+                    return Err(EmitError::Store(unwrap_event(event), reason));
                 }
                 Offer::Unmatched => {
                     self.unmatched.bump();
@@ -386,7 +418,10 @@ impl Hub {
     /// it matches, run their conditions, reserve a place in every `Block`
     /// mailbox that takes it (or give every reservation back and report the
     /// full one), then push into each.
-    pub(crate) fn offer(&self, event: &Arc<Event>) -> Offer {
+    ///
+    /// With `commits`, each durable subscriber that took the event adds the
+    /// future that completes once its store has the event on disk.
+    pub(crate) fn offer(&self, event: &Arc<Event>, commits: Option<&mut Vec<Commit>>) -> Offer {
         self.offering.fetch_add(1, Ordering::SeqCst);
         let _done = OfferGuard(&self.offering);
         if self.closed.load(Ordering::SeqCst) {
@@ -431,7 +466,7 @@ impl Hub {
                     }
                 }
             }
-            let outcome = deliver(event, &mut owned, &mut evicted);
+            let outcome = deliver(event, &mut owned, &mut evicted, commits);
             drop(_done);
             for (route, message) in panics {
                 self.condition_panicked(&route, event, &message);
@@ -440,7 +475,7 @@ impl Hub {
         } else {
             // No user code to run: push while the table is read-locked,
             // without taking a reference count per route.
-            let outcome = deliver(event, &mut targets, &mut evicted);
+            let outcome = deliver(event, &mut targets, &mut evicted, commits);
             drop(targets);
             drop(table);
             outcome
@@ -557,6 +592,11 @@ impl Hub {
             e.route.mailbox.close();
         }
         let mut reports = Vec::with_capacity(entries.len());
+        let mut aborted = Vec::new();
+        let entries_journals: Vec<Arc<dyn Journal>> = entries
+            .values()
+            .filter_map(|e| e.route.journal.clone())
+            .collect();
         for (_, mut e) in entries {
             let completed = match e.join.as_mut() {
                 Some(join) => tokio::time::timeout_at(deadline, join).await.is_ok(),
@@ -567,8 +607,9 @@ impl Hub {
                 // sync handler running on its thread finishes there; its
                 // task starts nothing more, and async work is dropped.
                 e.route.request_abort();
-                if let Some(join) = &e.join {
+                if let Some(join) = e.join.take() {
                     join.abort();
+                    aborted.push(join);
                 }
             }
             let snap = e.route.mailbox.snapshot();
@@ -581,37 +622,83 @@ impl Hub {
                 stats,
             });
         }
+        // Durable subscribers: what they recorded (deliveries, dead letters,
+        // and the pending events a restart resumes) reaches the disk before
+        // the report, within the deadline.
+        for e in entries_journals {
+            let _ = tokio::time::timeout_at(deadline, e.commit()).await;
+        }
+        // Aborted tasks end at their next poll (one in a sync handler, when
+        // the handler returns): give them a moment, so that what they hold
+        // (a durable subscriber's hold on its store, say) is let go by the
+        // time the report is out. Bounded: a handler that never returns
+        // does not hold shutdown.
+        if !aborted.is_empty() {
+            let _ =
+                tokio::time::timeout(ABORT_GRACE, futures_util::future::join_all(aborted)).await;
+        }
         reports
     }
 }
 
 /// Reserves a place in every `Block` mailbox that takes the event (or gives
 /// every reservation back and names the full one), then pushes into each.
+///
+/// A durable subscriber records the event in its journal before the push
+/// (so its task never finishes an event not yet recorded) and forgets it
+/// again when the mailbox did not queue it; a journal that cannot take
+/// events refuses the whole offer, like a full `Block` mailbox.
 fn deliver(
     event: &Arc<Event>,
     targets: &mut Small<Target<'_>>,
     evicted: &mut Small<Arc<Event>>,
+    mut commits: Option<&mut Vec<Commit>>,
 ) -> Offer {
-    let mut full = None;
+    let mut refused = None;
     for t in targets.iter_mut() {
-        if t.accepted && t.route.mailbox.policy() == OverflowPolicy::Block {
+        if !t.accepted {
+            continue;
+        }
+        if let Some(journal) = &t.route.journal
+            && let Some(reason) = journal.refusal()
+        {
+            refused = Some(Offer::StoreFailed(reason));
+            break;
+        }
+        if t.route.mailbox.policy() == OverflowPolicy::Block {
             if !t.route.mailbox.reserve() {
-                full = Some(Arc::clone(&t.route));
+                refused = Some(Offer::Full(Arc::clone(&t.route)));
                 break;
             }
             t.reserved = true;
         }
     }
-    if let Some(full) = full {
+    if let Some(refused) = refused {
         for t in targets.iter_mut().filter(|t| t.reserved) {
             t.route.mailbox.unreserve();
         }
-        return Offer::Full(full);
+        return refused;
     }
     let mut taken = false;
     for t in targets.iter_mut() {
+        let journal = t.route.journal.as_ref().filter(|_| t.accepted);
+        if let Some(journal) = journal {
+            journal.append(event);
+        }
         let (pushed, old) = t.route.mailbox.push(event, t.accepted, t.reserved);
-        taken |= pushed == Pushed::Taken;
+        taken |= pushed != Pushed::Refused;
+        if let Some(journal) = journal {
+            if pushed == Pushed::Taken {
+                if let Some(commits) = commits.as_deref_mut() {
+                    commits.push(journal.commit());
+                }
+            } else {
+                journal.discard(event);
+            }
+            if let Some(old) = &old {
+                journal.discard(old);
+            }
+        }
         if let Some(old) = old {
             evicted.push(old);
         }

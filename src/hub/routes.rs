@@ -310,6 +310,7 @@ mod tests {
             None,
             &SubscriberOptions::default(),
             None,
+            None,
         ))
     }
 

@@ -107,6 +107,8 @@ pub struct SubscriberBuilder {
     pub(crate) options: SubscriberOptions,
     pub(crate) condition: Option<Condition>,
     pub(crate) limit: Option<u64>,
+    #[cfg(feature = "durable")]
+    pub(crate) store: Option<crate::store::Store>,
 }
 
 impl fmt::Debug for SubscriberBuilder {
@@ -164,6 +166,23 @@ impl SubscriberBuilder {
     /// Take at most `n` events, then unsubscribe (`many(n)`; `once` is `n = 1`).
     pub fn limit(mut self, n: u64) -> Self {
         self.limit = Some(n);
+        self
+    }
+    /// Keeps this subscriber's pending events in `store`, so they survive a
+    /// crash or a restart: an event is recorded when the subscriber accepts
+    /// it and leaves the store when it is delivered, fails for good (then it
+    /// is kept as a dead letter) or is dropped by the overflow policy. A
+    /// subscriber with the same name on the same store after a restart
+    /// delivers what was pending first, with the same event ids, and
+    /// resumes webhook retry schedules where they were.
+    ///
+    /// The subscriber needs a [`name`](Self::name). What "accepted" means
+    /// (group commit for `emit`, on disk for `publish`) is described in
+    /// [`store`](crate::store).
+    #[cfg(feature = "durable")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "durable")))]
+    pub fn durable(mut self, store: &crate::store::Store) -> Self {
+        self.store = Some(store.clone());
         self
     }
 
@@ -292,6 +311,23 @@ impl SubscriberBuilder {
         if hub.is_closed() {
             return Err(SubscribeError::Closed);
         }
+        #[cfg(feature = "durable")]
+        let (journal, recovered) = match &self.store {
+            Some(store) => {
+                let Some(name) = self.name.as_deref() else {
+                    return Err(SubscribeError::InvalidOption(
+                        "a durable subscriber needs a name (`.name(..)`): its pending events are kept under it and found again by it after a restart".into(),
+                    ));
+                };
+                let (journal, recovered) = store
+                    .attach(name)
+                    .map_err(|e| SubscribeError::InvalidOption(e.to_string()))?;
+                (Some(journal), recovered)
+            }
+            None => (None, Vec::new()),
+        };
+        #[cfg(not(feature = "durable"))]
+        let journal = None;
         let name: Arc<str> = self.name.unwrap_or_else(|| format!("on:{pattern}")).into();
         let route = Arc::new(Route::new(
             hub.next_id(),
@@ -300,7 +336,10 @@ impl SubscriberBuilder {
             self.condition,
             &self.options,
             self.limit,
+            journal,
         ));
+        #[cfg(feature = "durable")]
+        route.mailbox.restore(recovered);
         let worker =
             worker::Worker::new(route.clone(), self.options, handler, Arc::downgrade(&hub));
         hub.register(route.clone(), || hub.runtime.spawn(worker.run()))?;

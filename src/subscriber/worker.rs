@@ -269,7 +269,9 @@ impl Worker {
             let unit = if single {
                 Unit::One(taken.pop().expect("one event"))
             } else {
-                Unit::Many(Batch::new(std::mem::take(&mut taken)))
+                Unit::Many(
+                    Batch::new(std::mem::take(&mut taken)).with_journal(self.route.journal.clone()),
+                )
             };
             if self.options.batch.is_some() {
                 // What is left starts the next batch now (as `take` noted).
@@ -314,8 +316,16 @@ impl Worker {
             match std::panic::catch_unwind(AssertUnwindSafe(|| f(&event)))
                 .unwrap_or_else(|p| Err(panic_error(&p)))
             {
-                Ok(()) => progress.ok(),
+                Ok(()) => {
+                    if let Some(journal) = &route.journal {
+                        journal.delivered(std::slice::from_ref(&event));
+                    }
+                    progress.ok();
+                }
                 Err(err) => {
+                    if let Some(journal) = &route.journal {
+                        journal.failed(std::slice::from_ref(&event), &err.to_string());
+                    }
                     progress.fail();
                     report_failure(&self.hub, route, false, std::slice::from_ref(&event), &err);
                 }
@@ -413,8 +423,14 @@ impl Worker {
         let events = done.events.events();
         let n = events.len() as u64;
         let is_sink = self.handler.is_sink();
+        let journal = self.route.journal.as_deref();
         match done.result {
-            Ok(()) => self.route.mailbox.finish(n, 0),
+            Ok(()) => {
+                if let Some(journal) = journal {
+                    journal.delivered(events);
+                }
+                self.route.mailbox.finish(n, 0)
+            }
             Err(err) => match err.failed_events() {
                 // A partial failure: only the named events failed.
                 Some(indices) => {
@@ -422,6 +438,16 @@ impl Worker {
                         .iter()
                         .filter_map(|&i| events.get(i).cloned())
                         .collect();
+                    if let Some(journal) = journal {
+                        let ok: Vec<Arc<Event>> = events
+                            .iter()
+                            .enumerate()
+                            .filter(|(i, _)| !indices.contains(i))
+                            .map(|(_, e)| e.clone())
+                            .collect();
+                        journal.delivered(&ok);
+                        journal.failed(&failed, &err.to_string());
+                    }
                     let f = failed.len() as u64;
                     self.route.mailbox.finish(n - f, f);
                     if !failed.is_empty() {
@@ -429,6 +455,9 @@ impl Worker {
                     }
                 }
                 None => {
+                    if let Some(journal) = journal {
+                        journal.failed(events, &err.to_string());
+                    }
                     self.route.mailbox.finish(0, n);
                     report_failure(&self.hub, &self.route, is_sink, events, &err);
                 }

@@ -120,6 +120,8 @@ pub(crate) type Condition = Arc<dyn Fn(&Event) -> bool + Send + Sync>;
 #[must_use]
 #[derive(Clone)]
 pub struct WebhookBuilder {
+    #[cfg(feature = "durable")]
+    pub(crate) store: Option<crate::store::Store>,
     pub(crate) name: Option<String>,
     pub(crate) url: String,
     pub(crate) secrets: Vec<Secret>,
@@ -222,6 +224,8 @@ impl WebhookBuilder {
             dead_letter_capacity: DEFAULT_DEAD_LETTER_CAPACITY,
             rate_limit: None,
             rate_burst: None,
+            #[cfg(feature = "durable")]
+            store: None,
             retry_rules: Vec::new(),
         }
     }
@@ -490,6 +494,18 @@ impl WebhookBuilder {
     /// request evenly.
     pub fn rate_limit_burst(mut self, burst: u32) -> Self {
         self.rate_burst = Some(burst);
+        self
+    }
+
+    /// Keeps this webhook's pending deliveries in `store` when it is
+    /// attached to a bus with [`WebhookSink::subscribe`]: they survive a
+    /// crash or restart, retry schedules included (see
+    /// [`store`](crate::store)). The webhook's [`name`](Self::name) is the
+    /// key to its pending events: keep it stable across restarts.
+    #[cfg(feature = "durable")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "durable")))]
+    pub fn durable(mut self, store: &crate::store::Store) -> Self {
+        self.store = Some(store.clone());
         self
     }
 

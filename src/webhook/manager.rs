@@ -302,7 +302,7 @@ impl WebhookManager {
                     .unwrap_or_default();
                 running.push(async move {
                     let n = events.len() as u64;
-                    (i, n, ep.deliver(&events, None, false).await)
+                    (i, n, ep.deliver(&events, None, false, None).await)
                 });
             }
             let Some((i, n, outcome)) = running.next().await else {

@@ -22,6 +22,7 @@ use super::wire::{self, Payload, WireFormat};
 use crate::bus::Bus;
 use crate::event::Event;
 use crate::hub::Hub;
+use crate::hub::journal::{Journal, Resume};
 use crate::pattern::Pattern;
 use crate::signature::{Secret, SignRequest, SignatureScheme};
 use crate::sink::{Batch, BoxFuture, DeliveryError, FailureKind, Sink, SinkFuture};
@@ -435,11 +436,16 @@ impl Endpoint {
     /// attempts gives it back. With a rate limit, each attempt first takes a
     /// token (before its slot), except a first attempt whose token the
     /// subscription took already (`token_taken`).
+    ///
+    /// With a durable subscriber's `journal`, a recovered delivery resumes
+    /// its schedule (attempt number, the rest of its backoff) and every
+    /// scheduled retry is persisted.
     pub(crate) async fn deliver(
         &self,
         events: &[Arc<Event>],
         mut slot: Option<&mut Slot>,
         mut token_taken: bool,
+        journal: Option<&dyn Journal>,
     ) -> DeliveryOutcome {
         let n = events.len() as u64;
         if n == 0 {
@@ -479,6 +485,18 @@ impl Endpoint {
         let policy = self.retry_policy(&events[0]);
         let max = policy.max_attempts.max(1);
         let mut attempt = 1;
+        if let Some(resume) = journal.and_then(|j| j.resume(&events[0])) {
+            // Recovered after a restart with a retry scheduled: wait for
+            // what is left of its backoff, then go on counting.
+            attempt = resume.attempt.clamp(1, max);
+            if let Ok(left) = resume.at.duration_since(std::time::SystemTime::now()) {
+                if let Some(slot) = slot.as_deref_mut() {
+                    slot.release();
+                }
+                let _waiting = Waiting::new(&self.state.waiting_retry);
+                tokio::time::sleep(left).await;
+            }
+        }
         loop {
             if let Some(limiter) = &self.rate_limit
                 && !std::mem::take(&mut token_taken)
@@ -553,6 +571,15 @@ impl Endpoint {
                     tracing::debug!(webhook = %self.name, event_id = %events[0].id(), attempt, ?delay, error = ?r.error, "hookbus: webhook attempt failed, retrying");
                     if let Some(slot) = slot.as_deref_mut() {
                         slot.release();
+                    }
+                    if let Some(journal) = journal {
+                        journal.retrying(
+                            events,
+                            Resume {
+                                attempt: attempt + 1,
+                                at: std::time::SystemTime::now() + delay,
+                            },
+                        );
                     }
                     let _waiting = Waiting::new(&self.state.waiting_retry);
                     tokio::time::sleep(delay).await;
@@ -810,13 +837,17 @@ impl WebhookSink {
         if let Some((size, wait)) = b.batch {
             sub = sub.batch(size, wait);
         }
+        #[cfg(feature = "durable")]
+        if let Some(store) = &b.store {
+            sub = sub.durable(store);
+        }
         Ok(sub.sink(sink)?)
     }
 
     /// Delivers events now, as one request, and returns the outcome (no
     /// pattern or condition check: see [`WebhookEmitter`] for that).
     pub async fn send(&self, events: &[Arc<Event>]) -> DeliveryOutcome {
-        self.endpoint.deliver(events, None, false).await
+        self.endpoint.deliver(events, None, false, None).await
     }
 
     /// The endpoint's counters.
@@ -870,7 +901,15 @@ impl Sink for WebhookSink {
                 }
                 g.wait().await;
             }
-            let outcome = ep.deliver(batch.events(), slot.as_mut(), token_taken).await;
+            let journal = batch.journal().cloned();
+            let outcome = ep
+                .deliver(
+                    batch.events(),
+                    slot.as_mut(),
+                    token_taken,
+                    journal.as_deref(),
+                )
+                .await;
             drop(gate);
             outcome
         };
@@ -956,7 +995,7 @@ impl WebhookEmitter {
         let endpoint = self.sink.endpoint.clone();
         spawn_delivery(async move {
             endpoint
-                .deliver(std::slice::from_ref(&event), None, false)
+                .deliver(std::slice::from_ref(&event), None, false, None)
                 .await
         })
         .await
@@ -969,7 +1008,7 @@ impl WebhookEmitter {
             .filter(|e| self.sink.endpoint.wants(e))
             .collect();
         let endpoint = self.sink.endpoint.clone();
-        spawn_delivery(async move { endpoint.deliver(&events, None, false).await }).await
+        spawn_delivery(async move { endpoint.deliver(&events, None, false, None).await }).await
     }
 
     /// The sink behind it (stats, log, enable/disable).

@@ -1,0 +1,379 @@
+//! Which embedded store holds the outbox: the outbox's own workload on two
+//! candidates, in one run.
+//!
+//! The workload (what a durable subscriber does to its store):
+//! - `append`: a group commit of B records (~400-byte CloudEvents JSON,
+//!   keyed by subscriber and sequence number) in one write, made durable
+//!   (fsync) before it returns;
+//! - `append_ack`: the same, then the acknowledgement of those B records
+//!   (delete on delivery) as a second durable write: the steady state of an
+//!   outbox whose deliveries succeed;
+//! - `recover`: open a store holding 100,000 pending records and read them
+//!   all back in order (what a restart does).
+//!
+//! Candidates: redb 3 (copy-on-write B-tree, one file) and fjall 2 (LSM tree
+//! with a journal). `durable` compares hookbus's own durable subscriber on
+//! the same machine: emits per second through the outbox with group commit,
+//! against the same subscriber in memory.
+//!
+//! Run: `cargo bench --features durable --bench store`.
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use hookbus::store::Store;
+use hookbus::{Bus, Event};
+use redb::{ReadableDatabase, TableDefinition};
+use serde_json::json;
+
+const PENDING: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("bench_pending");
+
+fn record(i: u64) -> Vec<u8> {
+    let event = Event::new(
+        "order.placed",
+        json!({"order_id": format!("ord_{i:08}"), "amount": 4200, "currency": "EUR", "items": [{"sku": "A-1", "qty": 2}]}),
+    )
+    .expect("valid event");
+    let mut v = Vec::with_capacity(420);
+    v.extend_from_slice(&0u32.to_be_bytes());
+    v.extend_from_slice(&0u64.to_be_bytes());
+    v.extend_from_slice(&event.structured_json());
+    v
+}
+
+fn fjall_key(seq: u64) -> [u8; 14] {
+    let mut k = [0u8; 14];
+    k[..6].copy_from_slice(b"orders");
+    k[6..].copy_from_slice(&seq.to_be_bytes());
+    k
+}
+
+const BATCHES: [u64; 2] = [64, 512];
+
+fn append(c: &mut Criterion) {
+    let records: Vec<Vec<u8>> = (0..512).map(record).collect();
+    let mut group = c.benchmark_group("store/append");
+    group.sample_size(20);
+    group.measurement_time(Duration::from_secs(4));
+    for &b in &BATCHES {
+        group.throughput(Throughput::Elements(b));
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = redb::Database::create(dir.path().join("redb")).expect("redb");
+        let seq = AtomicU64::new(0);
+        group.bench_function(format!("redb/{b}"), |bench| {
+            bench.iter(|| {
+                let txn = db.begin_write().expect("txn");
+                {
+                    let mut t = txn.open_table(PENDING).expect("table");
+                    for r in &records[..b as usize] {
+                        let s = seq.fetch_add(1, Ordering::Relaxed);
+                        t.insert(("orders", s), r.as_slice()).expect("insert");
+                    }
+                }
+                txn.commit().expect("commit");
+            })
+        });
+        let ks = fjall::Config::new(dir.path().join("fjall"))
+            .manual_journal_persist(true)
+            .open()
+            .expect("fjall");
+        let part = ks
+            .open_partition("pending", Default::default())
+            .expect("partition");
+        group.bench_function(format!("fjall/{b}"), |bench| {
+            bench.iter(|| {
+                let mut batch = ks.batch();
+                for r in &records[..b as usize] {
+                    let s = seq.fetch_add(1, Ordering::Relaxed);
+                    batch.insert(&part, fjall_key(s), r.as_slice());
+                }
+                batch.commit().expect("commit");
+                ks.persist(fjall::PersistMode::SyncAll).expect("fsync");
+            })
+        });
+    }
+    group.finish();
+}
+
+fn append_ack(c: &mut Criterion) {
+    let records: Vec<Vec<u8>> = (0..512).map(record).collect();
+    let mut group = c.benchmark_group("store/append_ack");
+    group.sample_size(20);
+    group.measurement_time(Duration::from_secs(4));
+    for &b in &BATCHES {
+        group.throughput(Throughput::Elements(b));
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = redb::Database::create(dir.path().join("redb")).expect("redb");
+        let seq = AtomicU64::new(0);
+        group.bench_function(format!("redb/{b}"), |bench| {
+            bench.iter(|| {
+                let first = seq.fetch_add(b, Ordering::Relaxed);
+                let txn = db.begin_write().expect("txn");
+                {
+                    let mut t = txn.open_table(PENDING).expect("table");
+                    for (i, r) in records[..b as usize].iter().enumerate() {
+                        t.insert(("orders", first + i as u64), r.as_slice())
+                            .expect("insert");
+                    }
+                }
+                txn.commit().expect("commit");
+                let txn = db.begin_write().expect("txn");
+                {
+                    let mut t = txn.open_table(PENDING).expect("table");
+                    for i in 0..b {
+                        t.remove(("orders", first + i)).expect("remove");
+                    }
+                }
+                txn.commit().expect("commit");
+            })
+        });
+        let ks = fjall::Config::new(dir.path().join("fjall"))
+            .manual_journal_persist(true)
+            .open()
+            .expect("fjall");
+        let part = ks
+            .open_partition("pending", Default::default())
+            .expect("partition");
+        group.bench_function(format!("fjall/{b}"), |bench| {
+            bench.iter(|| {
+                let first = seq.fetch_add(b, Ordering::Relaxed);
+                let mut batch = ks.batch();
+                for (i, r) in records[..b as usize].iter().enumerate() {
+                    batch.insert(&part, fjall_key(first + i as u64), r.as_slice());
+                }
+                batch.commit().expect("commit");
+                ks.persist(fjall::PersistMode::SyncAll).expect("fsync");
+                let mut batch = ks.batch();
+                for i in 0..b {
+                    batch.remove(&part, fjall_key(first + i));
+                }
+                batch.commit().expect("commit");
+                ks.persist(fjall::PersistMode::SyncAll).expect("fsync");
+            })
+        });
+    }
+    group.finish();
+}
+
+const RECOVER_N: u64 = 100_000;
+
+fn recover(c: &mut Criterion) {
+    let records: Vec<Vec<u8>> = (0..512).map(record).collect();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let redb_path = dir.path().join("redb");
+    {
+        let db = redb::Database::create(&redb_path).expect("redb");
+        let txn = db.begin_write().expect("txn");
+        {
+            let mut t = txn.open_table(PENDING).expect("table");
+            for s in 0..RECOVER_N {
+                t.insert(("orders", s), records[(s % 512) as usize].as_slice())
+                    .expect("insert");
+            }
+        }
+        txn.commit().expect("commit");
+    }
+    let fjall_path = dir.path().join("fjall");
+    {
+        let ks = fjall::Config::new(&fjall_path).open().expect("fjall");
+        let part = ks
+            .open_partition("pending", Default::default())
+            .expect("partition");
+        let mut batch = ks.batch();
+        for s in 0..RECOVER_N {
+            batch.insert(&part, fjall_key(s), records[(s % 512) as usize].as_slice());
+        }
+        batch.commit().expect("commit");
+        ks.persist(fjall::PersistMode::SyncAll).expect("fsync");
+    }
+    let mut group = c.benchmark_group("store/recover");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(RECOVER_N));
+    group.bench_function("redb/100k", |bench| {
+        bench.iter(|| {
+            let db = redb::Database::create(&redb_path).expect("redb");
+            let txn = db.begin_read().expect("read");
+            let t = txn.open_table(PENDING).expect("table");
+            let mut bytes = 0usize;
+            for row in t.range(("orders", 0)..).expect("range") {
+                let (_, v) = row.expect("row");
+                bytes += v.value().len();
+            }
+            black_box(bytes)
+        })
+    });
+    group.bench_function("fjall/100k", |bench| {
+        bench.iter(|| {
+            let ks = fjall::Config::new(&fjall_path).open().expect("fjall");
+            let part = ks
+                .open_partition("pending", Default::default())
+                .expect("partition");
+            let mut bytes = 0usize;
+            for row in part.prefix(b"orders") {
+                let (_, v) = row.expect("row");
+                bytes += v.len();
+            }
+            black_box(bytes)
+        })
+    });
+    group.bench_function("hookbus/100k", |bench| {
+        // hookbus's own recovery: open the store, load and decode every
+        // pending event of one subscriber into its mailbox.
+        bench.iter_batched(
+            || seed_hookbus(RECOVER_N),
+            |(dir, _)| {
+                let rt = runtime();
+                rt.block_on(async {
+                    let store = Store::open(dir.path().join("outbox.redb")).expect("open");
+                    let bus = Bus::new().expect("bus");
+                    let sub = bus
+                        .subscriber("order.*")
+                        .name("orders")
+                        .durable(&store)
+                        .capacity(16)
+                        .on(|_| ())
+                        .expect("subscribe");
+                    black_box(sub.stats().received);
+                    bus.shutdown(Duration::from_secs(5)).await;
+                });
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    group.finish();
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// A store holding `n` pending events of subscriber `orders` (its handler
+/// never returned before the bus was dropped).
+fn seed_hookbus(n: u64) -> (tempfile::TempDir, ()) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rt = runtime();
+    rt.block_on(async {
+        let store = Store::open(dir.path().join("outbox.redb")).expect("open");
+        let bus = Bus::new().expect("bus");
+        let gate = Arc::new(tokio::sync::Notify::new());
+        let g = gate.clone();
+        let _sub = bus
+            .subscriber("order.*")
+            .name("orders")
+            .durable(&store)
+            .capacity(n as usize + 1)
+            .on_async(move |_| {
+                let g = g.clone();
+                async move {
+                    g.notified().await;
+                }
+            })
+            .expect("subscribe");
+        for i in 0..n {
+            bus.emit(Event::new("order.placed", json!({"order_id": i})).expect("event"))
+                .expect("emit");
+        }
+        store.sync().await.expect("sync");
+        // Abandon the bus: the events stay pending in the store.
+        bus.shutdown(Duration::ZERO).await;
+    });
+    (dir, ())
+}
+
+fn durable(c: &mut Criterion) {
+    let rt = runtime();
+    let mut group = c.benchmark_group("store/emit");
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(6));
+    const N: u64 = 20_000;
+    group.throughput(Throughput::Elements(N));
+    let payloads: Vec<serde_json::Value> = (0..N)
+        .map(|i| json!({"order_id": format!("ord_{i:08}"), "amount": 4200, "currency": "EUR", "items": [{"sku": "A-1", "qty": 2}]}))
+        .collect();
+    for durable in [false, true] {
+        let name = if durable { "durable" } else { "memory" };
+        group.bench_function(name, |bench| {
+            bench.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let dir = tempfile::tempdir().expect("tempdir");
+                    total += rt.block_on(async {
+                        let store = Store::open(dir.path().join("outbox.redb")).expect("open");
+                        let bus = Bus::new().expect("bus");
+                        let mut b = bus
+                            .subscriber("order.*")
+                            .name("orders")
+                            .capacity(N as usize);
+                        if durable {
+                            b = b.durable(&store);
+                        }
+                        let _sub = b.on(|_| ()).expect("subscribe");
+                        let start = Instant::now();
+                        for p in &payloads {
+                            bus.emit(Event::new("order.placed", p.clone()).expect("event"))
+                                .expect("emit");
+                        }
+                        // Accepted means committed here: wait for the store
+                        // and the subscriber to finish.
+                        bus.shutdown(Duration::from_secs(30)).await;
+                        store.sync().await.expect("sync");
+                        start.elapsed()
+                    });
+                }
+                total
+            })
+        });
+    }
+    // The raw store doing the same bytes in the same group commits.
+    let records: Vec<Vec<u8>> = payloads
+        .iter()
+        .map(|p| {
+            Event::new("order.placed", p.clone())
+                .expect("event")
+                .structured_json()
+                .to_vec()
+        })
+        .collect();
+    group.bench_function("raw_redb_batched", |bench| {
+        bench.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let db = redb::Database::create(dir.path().join("redb")).expect("redb");
+                let start = Instant::now();
+                for (c, chunk) in records.chunks(512).enumerate() {
+                    let txn = db.begin_write().expect("txn");
+                    {
+                        let mut t = txn.open_table(PENDING).expect("table");
+                        for (i, r) in chunk.iter().enumerate() {
+                            t.insert(("orders", (c * 512 + i) as u64), r.as_slice())
+                                .expect("insert");
+                        }
+                    }
+                    txn.commit().expect("commit");
+                }
+                let txn = db.begin_write().expect("txn");
+                {
+                    let mut t = txn.open_table(PENDING).expect("table");
+                    for s in 0..N {
+                        t.remove(("orders", s)).expect("remove");
+                    }
+                }
+                txn.commit().expect("commit");
+                total += start.elapsed();
+            }
+            total
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, append, append_ack, recover, durable);
+criterion_main!(benches);

@@ -1,0 +1,207 @@
+//! A durable subscriber's journal: which of its events are pending under
+//! which sequence number, turned into writes for the store.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, UNIX_EPOCH};
+
+use redb::ReadableDatabase;
+use rustc_hash::FxHashMap;
+
+use super::writer::{Op, PENDING, decode_pending, now_ms};
+use super::{Owner, StoreError};
+use crate::event::Event;
+use crate::hub::journal::{Commit, Journal, Resume};
+
+/// Where one pending event stands.
+#[derive(Clone, Copy)]
+struct Entry {
+    seq: u64,
+    /// The next attempt's number once a retry is scheduled (0: none yet).
+    attempt: u32,
+    next_at_ms: u64,
+}
+
+pub(crate) struct DurableRoute {
+    owner: Arc<Owner>,
+    sub: Arc<str>,
+    /// Pending events by the address of their shared `Event`: the mailbox
+    /// or the task holds that `Arc` for as long as the entry exists, so the
+    /// address cannot be reused meanwhile.
+    pending: Mutex<FxHashMap<usize, Entry>>,
+}
+
+fn key(event: &Arc<Event>) -> usize {
+    Arc::as_ptr(event) as usize
+}
+
+impl DurableRoute {
+    pub(super) fn new(owner: Arc<Owner>, sub: Arc<str>) -> DurableRoute {
+        DurableRoute {
+            owner,
+            sub,
+            pending: Mutex::default(),
+        }
+    }
+
+    fn map(&self) -> std::sync::MutexGuard<'_, FxHashMap<usize, Entry>> {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Reads this subscriber's pending events back, oldest first, and
+    /// tracks them as pending again.
+    pub(super) fn recover(&self) -> Result<Vec<Arc<Event>>, StoreError> {
+        let shared = &self.owner.0;
+        let io = |e: &dyn std::fmt::Display| StoreError::Io(e.to_string());
+        let txn = shared.db.begin_read().map_err(|e| io(&e))?;
+        let table = txn.open_table(PENDING).map_err(|e| io(&e))?;
+        let mut out = Vec::new();
+        let mut map = self.map();
+        for row in table
+            .range((&*self.sub, 0)..=(&*self.sub, u64::MAX))
+            .map_err(|e| io(&e))?
+        {
+            let (k, v) = row.map_err(|e| io(&e))?;
+            let (_, seq) = k.value();
+            let Some(record) = decode_pending(v.value()) else {
+                shared.counters.unreadable.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(store = %shared.path.display(), subscriber = %self.sub, seq, "hookbus: a pending record of the store cannot be read as an event; skipped");
+                continue;
+            };
+            let event = Arc::new(record.event);
+            map.insert(
+                key(&event),
+                Entry {
+                    seq,
+                    attempt: record.attempt,
+                    next_at_ms: record.next_at_ms,
+                },
+            );
+            out.push(event);
+        }
+        Ok(out)
+    }
+
+    fn take(&self, event: &Arc<Event>) -> Option<Entry> {
+        self.map().remove(&key(event))
+    }
+}
+
+impl Drop for DurableRoute {
+    fn drop(&mut self) {
+        self.owner
+            .0
+            .attached
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&*self.sub);
+    }
+}
+
+impl Journal for DurableRoute {
+    fn refusal(&self) -> Option<String> {
+        self.owner.0.refusal()
+    }
+
+    fn append(&self, event: &Arc<Event>) {
+        let shared = &self.owner.0;
+        let seq = shared.next_seq.fetch_add(1, Ordering::Relaxed);
+        self.map().insert(
+            key(event),
+            Entry {
+                seq,
+                attempt: 0,
+                next_at_ms: 0,
+            },
+        );
+        shared.counters.appended.fetch_add(1, Ordering::Relaxed);
+        shared.enqueue(Op::Insert {
+            sub: self.sub.clone(),
+            seq,
+            event: event.clone(),
+            accepted_ms: now_ms(),
+        });
+    }
+
+    fn discard(&self, event: &Arc<Event>) {
+        if let Some(entry) = self.take(event) {
+            let shared = &self.owner.0;
+            shared.counters.discarded.fetch_add(1, Ordering::Relaxed);
+            shared.enqueue(Op::Delete {
+                sub: self.sub.clone(),
+                seq: entry.seq,
+            });
+        }
+    }
+
+    fn delivered(&self, events: &[Arc<Event>]) {
+        let shared = &self.owner.0;
+        for event in events {
+            if let Some(entry) = self.take(event) {
+                shared.counters.delivered.fetch_add(1, Ordering::Relaxed);
+                shared.enqueue(Op::Delete {
+                    sub: self.sub.clone(),
+                    seq: entry.seq,
+                });
+            }
+        }
+    }
+
+    fn failed(&self, events: &[Arc<Event>], reason: &str) {
+        let shared = &self.owner.0;
+        for event in events {
+            if let Some(entry) = self.take(event) {
+                shared
+                    .counters
+                    .dead_lettered
+                    .fetch_add(1, Ordering::Relaxed);
+                shared.enqueue(Op::Dead {
+                    sub: self.sub.clone(),
+                    seq: entry.seq,
+                    event: event.clone(),
+                    // The attempt a retry was scheduled for was made and
+                    // failed too; without retries, one attempt.
+                    attempts: entry.attempt.max(1),
+                    reason: reason.to_owned(),
+                });
+            }
+        }
+    }
+
+    fn retrying(&self, events: &[Arc<Event>], next: Resume) {
+        let next_at_ms = next
+            .at
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        let shared = &self.owner.0;
+        for event in events {
+            let updated = self.map().get_mut(&key(event)).map(|entry| {
+                entry.attempt = next.attempt;
+                entry.next_at_ms = next_at_ms;
+                *entry
+            });
+            if let Some(entry) = updated {
+                shared.enqueue(Op::Retry {
+                    sub: self.sub.clone(),
+                    seq: entry.seq,
+                    event: event.clone(),
+                    attempt: entry.attempt,
+                    next_at_ms,
+                });
+            }
+        }
+    }
+
+    fn resume(&self, event: &Arc<Event>) -> Option<Resume> {
+        let entry = *self.map().get(&key(event))?;
+        (entry.attempt > 0).then(|| Resume {
+            attempt: entry.attempt,
+            at: UNIX_EPOCH + Duration::from_millis(entry.next_at_ms),
+        })
+    }
+
+    fn commit(&self) -> Commit {
+        Box::pin(self.owner.0.commit_now())
+    }
+}

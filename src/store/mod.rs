@@ -1,0 +1,423 @@
+//! Durable subscribers: an embedded, crash-safe outbox in one file (feature
+//! `durable`).
+//!
+//! A subscriber made [`durable`](crate::SubscriberBuilder::durable) records
+//! every event it accepts in a [`Store`], and the record leaves the store
+//! when the delivery succeeds, fails for good (it is kept as a dead letter,
+//! see [`Store::dead_letters`]) or is dropped by the subscriber's overflow
+//! policy (counted and announced as `hookbus.dropped`, as for any
+//! subscriber). Webhook retry schedules are persisted too: the attempt
+//! number and when the next attempt is due.
+//!
+//! A process that starts again on the same file, with a subscriber of the
+//! same name, delivers what was pending first (same event ids: receivers
+//! dedupe on them), in the order it was accepted, then new events; a
+//! webhook delivery that was waiting for a retry waits for what was left
+//! of its backoff and goes on with its attempt count.
+//!
+//! ```
+//! use hookbus::{Bus, Event, store::Store};
+//! use std::time::Duration;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = tempfile::tempdir()?;
+//! let store = Store::open(dir.path().join("outbox.redb"))?;
+//!
+//! let bus = Bus::new()?;
+//! bus.subscriber("order.*")
+//!     .name("orders") // the name is the key to its pending events
+//!     .durable(&store)
+//!     .on(|event| println!("{}", event.id()))?
+//!     .detach();
+//!
+//! // Returns once the event is on disk (see "What accepted means").
+//! bus.publish(Event::new("order.placed", serde_json::json!({"id": 1}))?).await?;
+//!
+//! bus.shutdown(Duration::from_secs(5)).await;
+//! assert_eq!(store.pending("orders")?, 0); // delivered: nothing left
+//! # Ok(()) }
+//! ```
+//!
+//! # What "accepted" means
+//!
+//! - [`Bus::emit`](crate::Bus::emit) returns once the event is in the
+//!   store's write buffer. A writer thread commits the buffer as one
+//!   transaction (with fsync) at most [`commit_interval`](StoreBuilder::commit_interval)
+//!   (default 10 ms) after the first write in it, or as soon as it holds
+//!   [`commit_max`](StoreBuilder::commit_max) writes (default 4096); while a
+//!   commit runs, the next buffer fills. A crash can lose what was still in
+//!   the buffer: the events of the last commit interval (plus the commit in
+//!   progress when the disk is slower than that). An event the store has
+//!   committed is never lost.
+//! - [`Bus::publish`](crate::Bus::publish)`(..).await` returns once every
+//!   durable subscriber that took the event has it on disk (fsync), asking
+//!   the writer to commit at once.
+//! - [`Store::sync`] waits until everything recorded so far is on disk;
+//!   [`Bus::shutdown`](crate::Bus::shutdown) does the same for its durable
+//!   subscribers within its deadline.
+//!
+//! An event that was delivered before its commit came is written neither in
+//! the pending table nor deleted from it: a fast subscriber costs the disk
+//! almost nothing.
+//!
+//! # Failures
+//!
+//! - A store that cannot write (disk full, permission denied, I/O error)
+//!   refuses new events for its durable subscribers: `emit` and `publish`
+//!   return [`EmitError::Store`](crate::EmitError::Store) with the event, and
+//!   nobody receives it (all or nothing, as with a full `Block` mailbox).
+//!   Events that match only subscribers in memory flow as before. The
+//!   failure is logged, counted in [`StoreStats::commit_errors`], and
+//!   [`StoreStats::last_error`] says why. After an I/O error the underlying
+//!   database refuses further writes: reopen the store (restart) once the
+//!   cause is fixed; what was committed before is kept.
+//! - [`Store::open`] on a file that is not a store, or is damaged beyond
+//!   repair, returns [`StoreError::Corrupted`] (never panics). A file left
+//!   by a crash mid-commit is repaired on open: the last complete commit is
+//!   what you get (redb's copy-on-write commits make a torn commit
+//!   invisible). A pending record that cannot be read back as an event is
+//!   skipped, logged and counted in [`StoreStats::unreadable`].
+//!
+//! # Retention
+//!
+//! Pending events stay until delivered, dead-lettered or dropped. Dead
+//! letters are kept up to [`dead_letter_limit`](StoreBuilder::dead_letter_limit)
+//! (default 100,000 across the store); beyond it the oldest are removed.
+//!
+//! # Why redb
+//!
+//! The outbox's workload (append in group commits, delete on delivery,
+//! read everything pending on open) was measured on redb 3 and fjall 2 in
+//! `benches/store.rs`; the figures and the reasoning are in the CHANGELOG
+//! (0.2.0, "Durable subscribers"). redb is pure Rust (nothing to install),
+//! one file, with checksummed copy-on-write commits.
+
+mod journal;
+mod writer;
+
+use std::collections::HashSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
+
+use crate::event::Event;
+use writer::{DEAD, PENDING, Shared};
+
+pub(crate) use journal::DurableRoute;
+
+/// Why a store could not be opened or read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The file could not be opened or created (missing directory,
+    /// permission denied, in use by another process).
+    #[error("cannot open the store {path}: {reason}")]
+    Open {
+        /// The store's path.
+        path: PathBuf,
+        /// What the operating system or the database said.
+        reason: String,
+    },
+    /// The file is not a hookbus store, or is damaged beyond repair.
+    #[error("the store {path} is damaged or not a store: {reason}")]
+    Corrupted {
+        /// The store's path.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A durable subscriber of this name is already attached to the store.
+    #[error(
+        "a durable subscriber named {0:?} is already attached to this store; each durable subscriber needs its own name"
+    )]
+    NameInUse(String),
+    /// Reading or writing failed.
+    #[error("store I/O: {0}")]
+    Io(String),
+}
+
+/// Settings of a [`Store`]; see [`Store::builder`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct StoreBuilder {
+    path: PathBuf,
+    commit_interval: Duration,
+    commit_max: usize,
+    dead_letter_limit: u64,
+}
+
+impl StoreBuilder {
+    /// The longest a write waits in the buffer before its commit starts
+    /// (default 10 ms): the most `emit`-accepted events a crash can lose.
+    /// Zero commits as soon as the writer is free.
+    pub fn commit_interval(mut self, interval: Duration) -> Self {
+        self.commit_interval = interval;
+        self
+    }
+    /// Commits as soon as this many writes are buffered (default 4096, at
+    /// least 1).
+    pub fn commit_max(mut self, n: usize) -> Self {
+        self.commit_max = n;
+        self
+    }
+    /// How many dead letters the store keeps (default 100,000, at least 1);
+    /// the oldest go first.
+    pub fn dead_letter_limit(mut self, n: u64) -> Self {
+        self.dead_letter_limit = n;
+        self
+    }
+    /// Opens the store, creating the file if it does not exist.
+    pub fn open(self) -> Result<Store, StoreError> {
+        if self.commit_max == 0 {
+            return Err(StoreError::Open {
+                path: self.path,
+                reason: "commit_max must be at least 1".into(),
+            });
+        }
+        if self.dead_letter_limit == 0 {
+            return Err(StoreError::Open {
+                path: self.path,
+                reason: "dead_letter_limit must be at least 1".into(),
+            });
+        }
+        let shared = Shared::open(
+            &self.path,
+            writer::Settings {
+                commit_interval: self.commit_interval,
+                commit_max: self.commit_max,
+                dead_letter_limit: self.dead_letter_limit,
+            },
+        )?;
+        Ok(Store {
+            shared: Arc::new(Owner(shared)),
+        })
+    }
+}
+
+/// An embedded outbox file for durable subscribers. Cheap to clone (a
+/// handle); the writer thread ends, after committing what it holds, when
+/// the last handle and the last durable subscriber using it are gone. See
+/// the [module docs](self).
+#[derive(Clone)]
+pub struct Store {
+    shared: Arc<Owner>,
+}
+
+/// Closes the writer when the last `Store` handle and the last durable
+/// route holding it are gone: it commits what it holds, and the file is
+/// closed by the time the drop returns (so the same process can open it
+/// again at once).
+pub(crate) struct Owner(pub(crate) Arc<Shared>);
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        self.0.close_and_join();
+    }
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.shared.0.path)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a store holds and has done since it was opened.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StoreStats {
+    /// Events recorded as pending since open (for all its subscribers).
+    pub appended: u64,
+    /// Events that left the store because they were delivered.
+    pub delivered: u64,
+    /// Events that became dead letters.
+    pub dead_lettered: u64,
+    /// Events that left the store because the overflow policy dropped them.
+    pub discarded: u64,
+    /// Pending events recovered on attach after a restart.
+    pub recovered: u64,
+    /// Pending records skipped because they could not be read as events.
+    pub unreadable: u64,
+    /// Commits (transactions) written.
+    pub commits: u64,
+    /// Commits that failed.
+    pub commit_errors: u64,
+    /// Why the last commit failed, while the store refuses events.
+    pub last_error: Option<String>,
+}
+
+/// A delivery that failed for good, as the store keeps it.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct StoredDeadLetter {
+    /// The durable subscriber it belonged to.
+    pub subscriber: String,
+    /// The event, as it was accepted.
+    pub event: Event,
+    /// Why it failed.
+    pub reason: String,
+    /// The attempts made (webhooks; 0 when unknown).
+    pub attempts: u32,
+    /// When it failed.
+    pub failed_at: SystemTime,
+}
+
+impl Store {
+    /// Opens (or creates) the store at `path` with the default settings.
+    pub fn open(path: impl AsRef<Path>) -> Result<Store, StoreError> {
+        Store::builder(path).open()
+    }
+
+    /// A store with settings other than the defaults.
+    pub fn builder(path: impl AsRef<Path>) -> StoreBuilder {
+        StoreBuilder {
+            path: path.as_ref().to_path_buf(),
+            commit_interval: Duration::from_millis(10),
+            commit_max: 4096,
+            dead_letter_limit: 100_000,
+        }
+    }
+
+    /// The store's file.
+    pub fn path(&self) -> &Path {
+        &self.shared.0.path
+    }
+
+    /// Waits until everything recorded so far is on disk. Errors if a
+    /// commit failed meanwhile.
+    pub async fn sync(&self) -> Result<(), StoreError> {
+        self.shared.0.commit_now().await.map_err(StoreError::Io)
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> StoreStats {
+        self.shared.0.stats()
+    }
+
+    /// How many events of `subscriber` are pending on disk (committed and
+    /// not yet delivered).
+    pub fn pending(&self, subscriber: &str) -> Result<u64, StoreError> {
+        let s = &self.shared.0;
+        let txn = s.db.begin_read().map_err(io)?;
+        let table = match txn.open_table(PENDING) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(0),
+            Err(e) => return Err(io(e)),
+        };
+        Ok(table
+            .range((subscriber, 0)..=(subscriber, u64::MAX))
+            .map_err(io)?
+            .count() as u64)
+    }
+
+    /// The pending events of `subscriber` on disk, oldest first, at most
+    /// `limit` (records that cannot be read are skipped).
+    pub fn pending_events(&self, subscriber: &str, limit: usize) -> Result<Vec<Event>, StoreError> {
+        let s = &self.shared.0;
+        let txn = s.db.begin_read().map_err(io)?;
+        let table = match txn.open_table(PENDING) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(io(e)),
+        };
+        let mut out = Vec::new();
+        for row in table
+            .range((subscriber, 0)..=(subscriber, u64::MAX))
+            .map_err(io)?
+        {
+            if out.len() >= limit {
+                break;
+            }
+            let (_, v) = row.map_err(io)?;
+            if let Some(r) = writer::decode_pending(v.value()) {
+                out.push(r.event);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The dead letters kept, oldest first (of every subscriber when
+    /// `subscriber` is `None`), at most `limit`.
+    pub fn dead_letters(
+        &self,
+        subscriber: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<StoredDeadLetter>, StoreError> {
+        let s = &self.shared.0;
+        let txn = s.db.begin_read().map_err(io)?;
+        let table = match txn.open_table(DEAD) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(io(e)),
+        };
+        let mut out = Vec::new();
+        for row in table.iter().map_err(io)? {
+            if out.len() >= limit {
+                break;
+            }
+            let (_, v) = row.map_err(io)?;
+            let Some(d) = writer::decode_dead(v.value()) else {
+                continue;
+            };
+            if subscriber.is_none_or(|name| name == d.subscriber) {
+                out.push(d);
+            }
+        }
+        Ok(out)
+    }
+
+    /// How many dead letters the store keeps now.
+    pub fn dead_letter_count(&self) -> Result<u64, StoreError> {
+        let txn = self.shared.0.db.begin_read().map_err(io)?;
+        match txn.open_table(DEAD) {
+            Ok(t) => t.len().map_err(io),
+            Err(redb::TableError::TableDoesNotExist(_)) => Ok(0),
+            Err(e) => Err(io(e)),
+        }
+    }
+
+    /// Attaches a durable subscriber: its journal, and the events it had
+    /// pending, oldest first.
+    pub(crate) fn attach(
+        &self,
+        name: &str,
+    ) -> Result<Attachment, StoreError> {
+        let shared = &self.shared.0;
+        {
+            let mut attached = shared.attached.lock().unwrap_or_else(|e| e.into_inner());
+            if !attached.insert(name.to_owned()) {
+                return Err(StoreError::NameInUse(name.to_owned()));
+            }
+        }
+        let route = DurableRoute::new(self.shared.clone(), name.into());
+        let recovered = match route.recover() {
+            Ok(r) => r,
+            Err(e) => {
+                // Dropping the route gives the name back.
+                drop(route);
+                return Err(e);
+            }
+        };
+        shared
+            .counters
+            .recovered
+            .fetch_add(recovered.len() as u64, Ordering::Relaxed);
+        Ok((Arc::new(route), recovered))
+    }
+}
+
+fn io(e: impl fmt::Display) -> StoreError {
+    StoreError::Io(e.to_string())
+}
+
+/// A durable subscriber's journal and the events it had pending.
+pub(crate) type Attachment = (Arc<dyn crate::hub::Journal>, Vec<Arc<Event>>);
+
+/// Names attached to a store, released when their route goes.
+pub(crate) type Attached = Mutex<HashSet<String>>;

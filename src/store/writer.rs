@@ -1,0 +1,524 @@
+//! The store's file and its writer thread: the write buffer, group commit,
+//! and the record formats.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use redb::{ReadableTable, ReadableTableMetadata, TableDefinition};
+
+use super::{Attached, StoreError, StoreStats, StoredDeadLetter};
+use crate::event::Event;
+
+/// Pending deliveries: (subscriber, sequence) → record.
+pub(super) const PENDING: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("pending");
+/// Dead letters in the order they failed: sequence → record.
+pub(super) const DEAD: TableDefinition<u64, &[u8]> = TableDefinition::new("dead");
+/// Counters that must survive a restart.
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+
+const NEXT_SEQ: &str = "next_seq";
+const NEXT_DEAD: &str = "next_dead";
+/// The first byte of every record: its format.
+const FORMAT: u8 = 1;
+
+pub(super) struct Settings {
+    pub(super) commit_interval: Duration,
+    pub(super) commit_max: usize,
+    pub(super) dead_letter_limit: u64,
+}
+
+/// One write for the next commit.
+pub(super) enum Op {
+    Insert {
+        sub: Arc<str>,
+        seq: u64,
+        event: Arc<Event>,
+        accepted_ms: u64,
+    },
+    Retry {
+        sub: Arc<str>,
+        seq: u64,
+        event: Arc<Event>,
+        attempt: u32,
+        next_at_ms: u64,
+    },
+    Delete {
+        sub: Arc<str>,
+        seq: u64,
+    },
+    Dead {
+        sub: Arc<str>,
+        seq: u64,
+        event: Arc<Event>,
+        attempts: u32,
+        reason: String,
+    },
+}
+
+#[derive(Default)]
+struct Queue {
+    ops: Vec<Op>,
+    /// Ops ever enqueued.
+    enqueued: u64,
+    /// When the oldest op in `ops` arrived.
+    first_at: Option<Instant>,
+    /// Someone waits for a commit: do not linger.
+    urgent: bool,
+    closed: bool,
+}
+
+#[derive(Default)]
+pub(super) struct Counters {
+    pub(super) appended: AtomicU64,
+    pub(super) delivered: AtomicU64,
+    pub(super) dead_lettered: AtomicU64,
+    pub(super) discarded: AtomicU64,
+    pub(super) recovered: AtomicU64,
+    pub(super) unreadable: AtomicU64,
+    commits: AtomicU64,
+    commit_errors: AtomicU64,
+}
+
+/// Everything the handles, the durable routes and the writer share.
+pub(crate) struct Shared {
+    pub(super) path: PathBuf,
+    pub(super) db: redb::Database,
+    queue: Mutex<Queue>,
+    wake: Condvar,
+    /// Ops processed (committed, or failed) so far.
+    done: tokio::sync::watch::Sender<u64>,
+    failed: AtomicBool,
+    last_error: Mutex<Option<String>>,
+    pub(super) next_seq: AtomicU64,
+    pub(super) counters: Counters,
+    pub(super) attached: Attached,
+    settings: Settings,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+pub(super) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl Shared {
+    pub(super) fn open(path: &Path, settings: Settings) -> Result<Arc<Shared>, StoreError> {
+        let path_buf = path.to_path_buf();
+        // redb reports damage as errors; a panic inside it on a malformed
+        // file must not take the caller down either.
+        let opened = std::panic::catch_unwind(|| redb::Database::create(path));
+        let db = match opened {
+            Ok(Ok(db)) => db,
+            Ok(Err(e)) => return Err(open_error(&path_buf, e)),
+            Err(_) => {
+                return Err(StoreError::Corrupted {
+                    path: path_buf,
+                    reason: "the database panicked while reading the file".into(),
+                });
+            }
+        };
+        // Create the tables and read the counters.
+        let (next_seq, next_dead) = (|| -> Result<(u64, u64), redb::Error> {
+            let txn = db.begin_write()?;
+            let r = {
+                txn.open_table(PENDING)?;
+                txn.open_table(DEAD)?;
+                let meta = txn.open_table(META)?;
+                let seq = meta.get(NEXT_SEQ)?.map(|v| v.value()).unwrap_or(1);
+                let dead = meta.get(NEXT_DEAD)?.map(|v| v.value()).unwrap_or(1);
+                (seq, dead)
+            };
+            txn.commit()?;
+            Ok(r)
+        })()
+        .map_err(|e| StoreError::Corrupted {
+            path: path_buf.clone(),
+            reason: e.to_string(),
+        })?;
+        let shared = Arc::new(Shared {
+            path: path_buf,
+            db,
+            queue: Mutex::default(),
+            wake: Condvar::new(),
+            done: tokio::sync::watch::Sender::new(0),
+            failed: AtomicBool::new(false),
+            last_error: Mutex::new(None),
+            next_seq: AtomicU64::new(next_seq),
+            counters: Counters::default(),
+            attached: Mutex::new(HashSet::new()),
+            settings,
+            thread: Mutex::new(None),
+        });
+        let writer = Writer {
+            shared: shared.clone(),
+            next_dead,
+        };
+        let thread = std::thread::Builder::new()
+            .name("hookbus-store".into())
+            .spawn(move || writer.run())
+            .map_err(|e| StoreError::Open {
+                path: path.to_path_buf(),
+                reason: format!("cannot start the writer thread: {e}"),
+            })?;
+        *shared.thread.lock().unwrap_or_else(|e| e.into_inner()) = Some(thread);
+        Ok(shared)
+    }
+
+    pub(super) fn refusal(&self) -> Option<String> {
+        if !self.failed.load(Ordering::Acquire) {
+            return None;
+        }
+        self.last_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub(super) fn enqueue(&self, op: Op) {
+        let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        let was_empty = q.ops.is_empty();
+        if was_empty {
+            q.first_at = Some(Instant::now());
+        }
+        q.ops.push(op);
+        q.enqueued += 1;
+        let full = q.ops.len() >= self.settings.commit_max;
+        drop(q);
+        if was_empty || full {
+            self.wake.notify_one();
+        }
+    }
+
+    /// A future that completes once every op enqueued so far is processed
+    /// (an error if a commit failed meanwhile); asks the writer not to
+    /// linger.
+    pub(super) fn commit_now(
+        self: &Arc<Shared>,
+    ) -> impl std::future::Future<Output = Result<(), String>> + Send + 'static + use<> {
+        let target = {
+            let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+            if !q.ops.is_empty() {
+                q.urgent = true;
+            }
+            q.enqueued
+        };
+        self.wake.notify_one();
+        let mut rx = self.done.subscribe();
+        let shared = self.clone();
+        async move {
+            if rx.wait_for(|done| *done >= target).await.is_err() {
+                return Err("the store's writer has stopped".to_owned());
+            }
+            match shared.refusal() {
+                Some(e) => Err(e),
+                None => Ok(()),
+            }
+        }
+    }
+
+    /// Stops the writer after it has committed what it holds, and waits
+    /// for it (at most one commit).
+    pub(super) fn close_and_join(&self) {
+        let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        q.closed = true;
+        drop(q);
+        self.wake.notify_one();
+        let thread = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(thread) = thread
+            && thread.thread().id() != std::thread::current().id()
+        {
+            let _ = thread.join();
+        }
+    }
+
+    pub(super) fn stats(&self) -> StoreStats {
+        let c = &self.counters;
+        StoreStats {
+            appended: c.appended.load(Ordering::Relaxed),
+            delivered: c.delivered.load(Ordering::Relaxed),
+            dead_lettered: c.dead_lettered.load(Ordering::Relaxed),
+            discarded: c.discarded.load(Ordering::Relaxed),
+            recovered: c.recovered.load(Ordering::Relaxed),
+            unreadable: c.unreadable.load(Ordering::Relaxed),
+            commits: c.commits.load(Ordering::Relaxed),
+            commit_errors: c.commit_errors.load(Ordering::Relaxed),
+            last_error: self.refusal(),
+        }
+    }
+}
+
+fn open_error(path: &Path, e: redb::DatabaseError) -> StoreError {
+    match e {
+        redb::DatabaseError::Storage(redb::StorageError::Io(io))
+            if io.kind() != std::io::ErrorKind::InvalidData
+                && io.kind() != std::io::ErrorKind::UnexpectedEof =>
+        {
+            StoreError::Open {
+                path: path.to_path_buf(),
+                reason: io.to_string(),
+            }
+        }
+        redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Open {
+            path: path.to_path_buf(),
+            reason: "the store is already open (in this process or another)".into(),
+        },
+        other => StoreError::Corrupted {
+            path: path.to_path_buf(),
+            reason: other.to_string(),
+        },
+    }
+}
+
+struct Writer {
+    shared: Arc<Shared>,
+    next_dead: u64,
+}
+
+impl Writer {
+    fn run(mut self) {
+        loop {
+            let (ops, target) = {
+                let s = &self.shared;
+                let mut q = s.queue.lock().unwrap_or_else(|e| e.into_inner());
+                loop {
+                    if q.ops.is_empty() {
+                        if q.closed {
+                            return;
+                        }
+                        q = s.wake.wait(q).unwrap_or_else(|e| e.into_inner());
+                        continue;
+                    }
+                    if q.urgent || q.closed || q.ops.len() >= s.settings.commit_max {
+                        break;
+                    }
+                    let due = q.first_at.unwrap_or_else(Instant::now) + s.settings.commit_interval;
+                    let now = Instant::now();
+                    if now >= due {
+                        break;
+                    }
+                    q = s
+                        .wake
+                        .wait_timeout(q, due - now)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                }
+                q.urgent = false;
+                q.first_at = None;
+                (std::mem::take(&mut q.ops), q.enqueued)
+            };
+            let result = self.commit(&ops);
+            let s = &self.shared;
+            match result {
+                Ok(()) => {
+                    s.counters.commits.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    let msg = e.to_string();
+                    tracing::error!(store = %s.path.display(), error = %msg, ops = ops.len(), "hookbus: store commit failed; durable subscribers refuse new events");
+                    s.counters.commit_errors.fetch_add(1, Ordering::Relaxed);
+                    *s.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(msg);
+                    s.failed.store(true, Ordering::Release);
+                }
+            }
+            drop(ops);
+            s.done.send_replace(target);
+        }
+    }
+
+    fn commit(&mut self, ops: &[Op]) -> Result<(), redb::Error> {
+        // Events delivered (or dropped) before their insert was committed
+        // never touch the disk.
+        let mut settled: HashSet<(&str, u64)> = HashSet::new();
+        let mut inserted: HashSet<(&str, u64)> = HashSet::new();
+        for op in ops {
+            match op {
+                Op::Insert { sub, seq, .. } => {
+                    inserted.insert((sub, *seq));
+                }
+                Op::Delete { sub, seq } | Op::Dead { sub, seq, .. } => {
+                    if inserted.contains(&(&**sub, *seq)) {
+                        settled.insert((sub, *seq));
+                    }
+                }
+                Op::Retry { .. } => {}
+            }
+        }
+        let mut txn = self.shared.db.begin_write()?;
+        txn.set_durability(redb::Durability::Immediate)?;
+        let mut max_seq = 0;
+        let mut dead_added = false;
+        {
+            let mut pending = txn.open_table(PENDING)?;
+            let mut dead = txn.open_table(DEAD)?;
+            let mut buf = Vec::new();
+            for op in ops {
+                match op {
+                    Op::Insert {
+                        sub,
+                        seq,
+                        event,
+                        accepted_ms,
+                    } => {
+                        max_seq = max_seq.max(*seq);
+                        if settled.contains(&(&**sub, *seq)) {
+                            continue;
+                        }
+                        encode_pending(&mut buf, 0, 0, *accepted_ms, event);
+                        pending.insert((&**sub, *seq), buf.as_slice())?;
+                    }
+                    Op::Retry {
+                        sub,
+                        seq,
+                        event,
+                        attempt,
+                        next_at_ms,
+                    } => {
+                        if settled.contains(&(&**sub, *seq)) {
+                            continue;
+                        }
+                        encode_pending(&mut buf, *attempt, *next_at_ms, now_ms(), event);
+                        pending.insert((&**sub, *seq), buf.as_slice())?;
+                    }
+                    Op::Delete { sub, seq } => {
+                        if !settled.contains(&(&**sub, *seq)) {
+                            pending.remove((&**sub, *seq))?;
+                        }
+                    }
+                    Op::Dead {
+                        sub,
+                        seq,
+                        event,
+                        attempts,
+                        reason,
+                    } => {
+                        if !settled.contains(&(&**sub, *seq)) {
+                            pending.remove((&**sub, *seq))?;
+                        }
+                        encode_dead(&mut buf, sub, *attempts, reason, event);
+                        dead.insert(self.next_dead, buf.as_slice())?;
+                        self.next_dead += 1;
+                        dead_added = true;
+                    }
+                }
+            }
+            if dead_added {
+                let limit = self.shared.settings.dead_letter_limit;
+                let len = dead.len()?;
+                if len > limit {
+                    let excess = len - limit;
+                    let cut = dead
+                        .iter()?
+                        .nth(excess as usize)
+                        .transpose()?
+                        .map(|(k, _)| k.value());
+                    if let Some(cut) = cut {
+                        dead.retain_in(..cut, |_, _| false)?;
+                    }
+                }
+            }
+            let mut meta = txn.open_table(META)?;
+            if max_seq > 0 {
+                let stored = meta.get(NEXT_SEQ)?.map(|v| v.value()).unwrap_or(1);
+                if max_seq + 1 > stored {
+                    meta.insert(NEXT_SEQ, max_seq + 1)?;
+                }
+            }
+            if dead_added {
+                meta.insert(NEXT_DEAD, self.next_dead)?;
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+}
+
+/// `[FORMAT][attempt u32][next_at_ms u64][accepted_ms u64][event JSON]`
+fn encode_pending(
+    buf: &mut Vec<u8>,
+    attempt: u32,
+    next_at_ms: u64,
+    accepted_ms: u64,
+    event: &Event,
+) {
+    buf.clear();
+    buf.push(FORMAT);
+    buf.extend_from_slice(&attempt.to_be_bytes());
+    buf.extend_from_slice(&next_at_ms.to_be_bytes());
+    buf.extend_from_slice(&accepted_ms.to_be_bytes());
+    buf.extend_from_slice(&event.structured_json());
+}
+
+/// A pending record read back.
+pub(super) struct PendingRecord {
+    pub(super) attempt: u32,
+    pub(super) next_at_ms: u64,
+    pub(super) event: Event,
+}
+
+pub(super) fn decode_pending(v: &[u8]) -> Option<PendingRecord> {
+    if v.len() < 21 || v[0] != FORMAT {
+        return None;
+    }
+    let attempt = u32::from_be_bytes(v[1..5].try_into().ok()?);
+    let next_at_ms = u64::from_be_bytes(v[5..13].try_into().ok()?);
+    let event: Event = serde_json::from_slice(&v[21..]).ok()?;
+    Some(PendingRecord {
+        attempt,
+        next_at_ms,
+        event,
+    })
+}
+
+/// `[FORMAT][failed_ms u64][attempts u32][sub len u16][sub][reason len u32][reason][event JSON]`
+fn encode_dead(buf: &mut Vec<u8>, sub: &str, attempts: u32, reason: &str, event: &Event) {
+    buf.clear();
+    buf.push(FORMAT);
+    buf.extend_from_slice(&now_ms().to_be_bytes());
+    buf.extend_from_slice(&attempts.to_be_bytes());
+    let sub = &sub.as_bytes()[..sub.len().min(u16::MAX as usize)];
+    buf.extend_from_slice(&(sub.len() as u16).to_be_bytes());
+    buf.extend_from_slice(sub);
+    let reason = &reason.as_bytes()[..reason.len().min(64 * 1024)];
+    buf.extend_from_slice(&(reason.len() as u32).to_be_bytes());
+    buf.extend_from_slice(reason);
+    buf.extend_from_slice(&event.structured_json());
+}
+
+pub(super) fn decode_dead(v: &[u8]) -> Option<StoredDeadLetter> {
+    let mut r = Reader(v);
+    if r.take(1)?[0] != FORMAT {
+        return None;
+    }
+    let failed_ms = u64::from_be_bytes(r.take(8)?.try_into().ok()?);
+    let attempts = u32::from_be_bytes(r.take(4)?.try_into().ok()?);
+    let sub_len = u16::from_be_bytes(r.take(2)?.try_into().ok()?) as usize;
+    let subscriber = String::from_utf8_lossy(r.take(sub_len)?).into_owned();
+    let reason_len = u32::from_be_bytes(r.take(4)?.try_into().ok()?) as usize;
+    let reason = String::from_utf8_lossy(r.take(reason_len)?).into_owned();
+    let event: Event = serde_json::from_slice(r.0).ok()?;
+    Some(StoredDeadLetter {
+        subscriber,
+        event,
+        reason,
+        attempts,
+        failed_at: UNIX_EPOCH + Duration::from_millis(failed_ms),
+    })
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if self.0.len() < n {
+            return None;
+        }
+        let (a, b) = self.0.split_at(n);
+        self.0 = b;
+        Some(a)
+    }
+}
