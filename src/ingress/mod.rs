@@ -109,7 +109,7 @@
 //! # Ok(()) }
 //! ```
 
-mod convert;
+pub(crate) mod convert;
 mod extract;
 
 pub use extract::{Rejection, Signed, SignedBody};
