@@ -29,6 +29,9 @@ pub mod stats;
 #[cfg_attr(docsrs, doc(cfg(feature = "durable")))]
 pub mod store;
 pub mod subscriber;
+#[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
+pub mod testing;
 pub mod verify;
 #[cfg(feature = "webhook")]
 #[cfg_attr(docsrs, doc(cfg(feature = "webhook")))]

@@ -17,6 +17,10 @@
 //! With feature `schema`, every catalog type implements `schemars::JsonSchema`
 //! and [`json_schema`] gives the JSON Schema (draft 2020-12) of a type's data,
 //! with its example under `examples`, for receivers in other languages. The
+//! `catalog::validate(type, data)` checks an event's data against its
+//! type's schema, naming the first error's JSON path; the ingress does it on
+//! request (`Ingress::validate_catalog`, with features `axum` and `schema`).
+//! The
 //! command-line tool prints them: `hookbus catalog` lists the types,
 //! `hookbus catalog TYPE` shows one with its example, `hookbus catalog
 //! --json-schema [TYPE]` prints the schemas.
@@ -195,6 +199,12 @@ macro_rules! catalog_index {
 pub mod decision;
 pub mod evaluation;
 pub mod interaction;
+#[cfg(feature = "schema")]
+mod validate;
+
+#[cfg(feature = "schema")]
+#[cfg_attr(docsrs, doc(cfg(feature = "schema")))]
+pub use validate::{SchemaViolation, validate};
 
 /// One event type of a catalog.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -325,3 +325,21 @@ pub(crate) fn slack_command(body: &[u8]) -> Result<Vec<Incoming>, Rejection> {
         sender_id: trigger.is_some(),
     }])
 }
+
+/// The CloudEvents a request carries (structured, batched or binary mode),
+/// for the test receiver: `None` when the body is not CloudEvents or does
+/// not parse as such. Binary mode is read whatever signed it.
+#[cfg(feature = "testing")]
+pub(crate) fn cloudevents_only(headers: &HeaderMap, body: &[u8]) -> Option<Vec<Event>> {
+    let media = media_type(headers).unwrap_or_default();
+    if media == "application/cloudevents+json" {
+        return serde_json::from_slice::<Event>(body).ok().map(|e| vec![e]);
+    }
+    if media == "application/cloudevents-batch+json" {
+        return serde_json::from_slice(body).ok();
+    }
+    if headers.contains_key("ce-specversion") {
+        return binary(headers, body, &media).ok().map(|e| vec![e]);
+    }
+    None
+}

@@ -31,6 +31,13 @@ pub enum Rejection {
     /// The body (or a header describing it) is not what the route accepts: 400.
     #[error("{0}")]
     Malformed(String),
+    /// The data of a catalog event breaks its JSON Schema (with
+    /// [`Ingress::validate_catalog`](super::Ingress::validate_catalog)): 400,
+    /// the body naming the path of the first error.
+    #[cfg(feature = "schema")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "schema")))]
+    #[error("{0}")]
+    Schema(crate::catalog::SchemaViolation),
 }
 
 impl Rejection {
@@ -39,6 +46,8 @@ impl Rejection {
         match self {
             Rejection::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Rejection::BodyUnreadable | Rejection::Malformed(_) => StatusCode::BAD_REQUEST,
+            #[cfg(feature = "schema")]
+            Rejection::Schema(_) => StatusCode::BAD_REQUEST,
             Rejection::Signature(VerifyError::Replay) => StatusCode::CONFLICT,
             Rejection::Signature(VerifyError::InFlight) => StatusCode::SERVICE_UNAVAILABLE,
             Rejection::Signature(_) => StatusCode::UNAUTHORIZED,
@@ -57,6 +66,17 @@ pub(crate) fn json_response(status: StatusCode, body: serde_json::Value) -> Resp
 
 impl IntoResponse for Rejection {
     fn into_response(self) -> Response {
+        #[cfg(feature = "schema")]
+        if let Rejection::Schema(v) = &self {
+            return json_response(
+                self.status(),
+                serde_json::json!({
+                    "error": self.to_string(),
+                    "event_type": v.event_type,
+                    "path": v.path,
+                }),
+            );
+        }
         json_response(
             self.status(),
             serde_json::json!({ "error": self.to_string() }),

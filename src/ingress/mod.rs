@@ -17,7 +17,7 @@
 //! |---|---|
 //! | 200 `{"status":"received"}` | the bus accepted the event(s) |
 //! | 200 `{"status":"duplicate"}` | the signed request was already accepted (see below), or every event in it was already received inside the [dedupe window](Ingress::dedupe) (same source and id): acknowledged, not emitted twice |
-//! | 400 | malformed body or headers (not JSON, not a CloudEvent, a command name that cannot be an event type, binary mode under a body-only signature) |
+//! | 400 | malformed body or headers (not JSON, not a CloudEvent, a command name that cannot be an event type, binary mode under a body-only signature); with `validate_catalog(true)` (feature `schema`), a catalog event whose data breaks its JSON Schema, the body naming the path of the first error |
 //! | 401 | bad signature: missing or malformed signature headers, mismatch, timestamp outside tolerance |
 //! | 413 | body past the [limit](Ingress::body_limit) (default 1 MiB) |
 //! | 503 + `Retry-After` | the bus is full (a `Block` subscriber is behind) or shut down, or a copy of the same request is being processed right now |
@@ -109,7 +109,7 @@
 //! # Ok(()) }
 //! ```
 
-mod convert;
+pub(crate) mod convert;
 mod extract;
 
 pub use extract::{Rejection, Signed, SignedBody};
@@ -154,6 +154,8 @@ pub struct Ingress {
     dedupe_window: Duration,
     json_type: String,
     retry_after: Duration,
+    #[cfg(feature = "schema")]
+    validate_catalog: bool,
 }
 
 impl fmt::Debug for Ingress {
@@ -170,7 +172,7 @@ impl fmt::Debug for Ingress {
             .field("body_limit", &self.body_limit)
             .field("dedupe_window", &self.dedupe_window)
             .field("json_type", &self.json_type)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -185,6 +187,8 @@ impl Ingress {
             dedupe_window: DEFAULT_DEDUPE_WINDOW,
             json_type: DEFAULT_JSON_TYPE.to_owned(),
             retry_after: Duration::from_secs(1),
+            #[cfg(feature = "schema")]
+            validate_catalog: false,
         }
     }
 
@@ -242,6 +246,35 @@ impl Ingress {
         self
     }
 
+    /// Checks the data of every received event whose type is in the
+    /// [catalog](crate::catalog) against its JSON Schema (default off). A
+    /// request with an event that breaks it is answered 400 with the path
+    /// of the first error (`{"error": .., "event_type": .., "path":
+    /// "/confidence"}`, a JSON Pointer into the event's data) and puts
+    /// nothing on the bus; events of other types pass unchecked. See
+    /// [`catalog::validate`](crate::catalog::validate).
+    ///
+    /// ```
+    /// use hookbus::Bus;
+    /// use hookbus::ingress::Ingress;
+    /// use hookbus::verify::Verifier;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let app = Ingress::new(Bus::new()?)
+    ///     .cloudevents("/events", Verifier::briefcase("s3cret"))
+    ///     .validate_catalog(true)
+    ///     .into_router();
+    /// # let _ = app;
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "schema")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "schema")))]
+    pub fn validate_catalog(mut self, on: bool) -> Ingress {
+        self.validate_catalog = on;
+        self
+    }
+
     /// The router. Serve it with `axum::serve`, or nest it into your own.
     pub fn into_router(self) -> Router {
         let requests = Arc::new(ReplayGuard::new(self.dedupe_capacity));
@@ -252,6 +285,8 @@ impl Ingress {
             json_type: self.json_type,
             retry_after: self.retry_after,
             body_limit: self.body_limit,
+            #[cfg(feature = "schema")]
+            validate_catalog: self.validate_catalog,
         });
         let mut router = Router::new();
         for (path, kind, mut verifier) in self.routes {
@@ -276,6 +311,8 @@ struct Shared {
     json_type: String,
     retry_after: Duration,
     body_limit: usize,
+    #[cfg(feature = "schema")]
+    validate_catalog: bool,
 }
 
 #[derive(Clone)]
@@ -333,6 +370,15 @@ async fn receive(State(route): State<RouteState>, req: Request) -> Response {
         Ok(events) => events,
         Err(e) => return e.into_response(),
     };
+    // Before anything is emitted: a request is taken whole or not at all.
+    #[cfg(feature = "schema")]
+    if shared.validate_catalog
+        && let Some(violation) = incoming.iter().find_map(|inc| {
+            crate::catalog::validate(inc.event.event_type(), inc.event.data()).err()
+        })
+    {
+        return Rejection::Schema(violation).into_response();
+    }
     let answer = emit_all(shared, incoming);
     if answer.is_ok() {
         pending.accept();

@@ -1,18 +1,12 @@
 //! `hookbus listen`: a local receiver that verifies, prints, saves and
-//! (on request) fails each delivery.
+//! (on request) fails each delivery. The receiving is
+//! [`hookbus::testing::TestReceiver`]'s; this file prints and saves.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use hookbus::testing::{ReceivedRequest, ReceiverError, SignatureCheck, TestReceiver};
 use time::OffsetDateTime;
 use time::macros::format_description;
 
@@ -65,26 +59,6 @@ fn parse_fraction(text: &str) -> Result<f64, String> {
     }
 }
 
-#[derive(Debug, Default)]
-struct Counters {
-    requests: AtomicU64,
-    verified: AtomicU64,
-    bad: AtomicU64,
-    unsigned: AtomicU64,
-    injected: AtomicU64,
-}
-
-#[derive(Debug)]
-struct Listener {
-    checker: Option<Checker>,
-    fail_rate: f64,
-    rng: Mutex<StdRng>,
-    delay: Duration,
-    save: Option<PathBuf>,
-    verbose: bool,
-    counters: Counters,
-}
-
 pub(crate) async fn run(args: Args) -> Result<(), Failure> {
     let max_age = (args.max_age > 0).then_some(args.max_age);
     let checker = args
@@ -101,56 +75,57 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
             ),
         })?;
     }
-    let rng = match args.seed {
-        Some(seed) => StdRng::seed_from_u64(seed),
-        None => StdRng::from_entropy(),
-    };
     let addr = SocketAddr::new(args.host, args.port);
-    let tcp = tokio::net::TcpListener::bind(addr)
+    // The library's test receiver does the work (verify, inject faults,
+    // count); the tool prints and saves each request as it is answered.
+    let mut receiver = TestReceiver::builder()
+        .bind(addr)
+        .fail_rate(args.fail_rate)
+        .delay(Duration::from_millis(args.delay_ms))
+        .history(0);
+    if let Some(seed) = args.seed {
+        receiver = receiver.seed(seed);
+    }
+    if let Some(checker) = &checker {
+        receiver = receiver.verifier(checker.verifier().clone());
+    }
+    let printer = Printer {
+        checker: checker.clone(),
+        save: args.save.clone(),
+        verbose: args.verbose,
+    };
+    let mut receiver = receiver
+        .on_request(move |request| printer.print(request))
+        .start()
         .await
         .map_err(|e| Failure {
             code: EXIT_IO,
-            message: format!(
-                "error: cannot listen on {addr}: {e}; pick another --port (0 picks a free one)"
-            ),
+            message: match e {
+                ReceiverError::Bind { addr, source } => format!(
+                    "error: cannot listen on {addr}: {source}; pick another --port (0 picks a free one)"
+                ),
+                other => format!("error: {other}"),
+            },
         })?;
-    let bound = tcp.local_addr().map_err(|e| Failure {
-        code: EXIT_IO,
-        message: format!("error: {e}"),
-    })?;
-    let listener = Arc::new(Listener {
-        checker,
-        fail_rate: args.fail_rate,
-        rng: Mutex::new(rng),
-        delay: Duration::from_millis(args.delay_ms),
-        save: args.save.clone(),
-        verbose: args.verbose,
-        counters: Counters::default(),
-    });
-    let signing = match &listener.checker {
+    let signing = match &checker {
         Some(_) => format!("verifying {} signatures", args.signing.scheme),
         None => "no secret: signatures not checked".to_owned(),
     };
     println!(
-        "listening on {bound} ({signing}; fail-rate {}, delay {} ms)",
-        args.fail_rate, args.delay_ms
+        "listening on {} ({signing}; fail-rate {}, delay {} ms)",
+        receiver.addr(),
+        args.fail_rate,
+        args.delay_ms
     );
-    let app = Router::new().fallback(handle).with_state(listener.clone());
-    axum::serve(tcp, app)
-        .with_graceful_shutdown(stop_signal())
-        .await
-        .map_err(|e| Failure {
-            code: EXIT_IO,
-            message: format!("error: the receiver stopped: {e}"),
-        })?;
-    let c = &listener.counters;
+    stop_signal().await;
+    receiver.shutdown().await.map_err(|e| Failure {
+        code: EXIT_IO,
+        message: format!("error: the receiver stopped: {e}"),
+    })?;
+    let c = receiver.stats();
     println!(
         "summary: {} requests: {} verified, {} bad signature, {} unsigned; {} failures injected",
-        c.requests.load(Relaxed),
-        c.verified.load(Relaxed),
-        c.bad.load(Relaxed),
-        c.unsigned.load(Relaxed),
-        c.injected.load(Relaxed)
+        c.requests, c.verified, c.rejected, c.unchecked, c.injected
     );
     Ok(())
 }
@@ -177,90 +152,62 @@ async fn stop_signal() {
     }
 }
 
-async fn handle(
-    State(l): State<Arc<Listener>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> (StatusCode, String) {
-    let n = l.counters.requests.fetch_add(1, Relaxed) + 1;
-    let headers = Headers(
-        headers
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.as_str().to_owned(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
-            .collect(),
-    );
-    let now = OffsetDateTime::now_utc();
-    let verdict = l
-        .checker
-        .as_ref()
-        .map(|c| c.check(&headers, &body, now.unix_timestamp()));
-    let signature = match &verdict {
-        None => {
-            l.counters.unsigned.fetch_add(1, Relaxed);
-            "sig -".to_owned()
-        }
-        Some(Ok(())) => {
-            l.counters.verified.fetch_add(1, Relaxed);
-            "sig ok".to_owned()
-        }
-        Some(Err(why)) => {
-            l.counters.bad.fetch_add(1, Relaxed);
-            format!("sig BAD ({why})")
-        }
-    };
-    if let Some(dir) = &l.save {
-        save(dir, n, &headers, &body);
-    }
-    if !l.delay.is_zero() {
-        tokio::time::sleep(l.delay).await;
-    }
-    let (status, answer) = match &verdict {
-        Some(Err(why)) => (
-            StatusCode::UNAUTHORIZED,
-            serde_json::json!({"error": format!("signature: {why}")}).to_string(),
-        ),
-        _ if l.fail_rate > 0.0 && draw(&l.rng) < l.fail_rate => {
-            l.counters.injected.fetch_add(1, Relaxed);
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                r#"{"error":"injected failure (--fail-rate)"}"#.to_owned(),
-            )
-        }
-        _ => (StatusCode::OK, r#"{"status":"received"}"#.to_owned()),
-    };
-    let clock = now
-        .format(format_description!(
-            "[hour]:[minute]:[second].[subsecond digits:3]"
-        ))
-        .unwrap_or_default();
-    println!(
-        "{clock}  #{n} {method} {}  {}  {}  {signature}  {} B  -> {}{}",
-        uri.path(),
-        headers.event_type(),
-        headers.id(),
-        body.len(),
-        status.as_u16(),
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            " (injected)"
-        } else {
-            ""
-        }
-    );
-    if l.verbose {
-        println!("{}", String::from_utf8_lossy(&body));
-    }
-    (status, answer)
+/// Prints (and saves) each request as the receiver answers it.
+struct Printer {
+    checker: Option<Checker>,
+    save: Option<PathBuf>,
+    verbose: bool,
 }
 
-fn draw(rng: &Mutex<StdRng>) -> f64 {
-    rng.lock().map(|mut r| r.r#gen::<f64>()).unwrap_or(1.0)
+impl Printer {
+    fn print(&self, request: &ReceivedRequest) {
+        let headers = Headers(
+            request
+                .headers
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.as_str().to_owned(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect(),
+        );
+        let signature = match (&request.signature, &self.checker) {
+            (SignatureCheck::Verified(_), _) => "sig ok".to_owned(),
+            (SignatureCheck::Rejected(why), Some(checker)) => {
+                format!("sig BAD ({})", checker.explain(why))
+            }
+            (SignatureCheck::Rejected(why), None) => format!("sig BAD ({why})"),
+            _ => "sig -".to_owned(),
+        };
+        if let Some(dir) = &self.save {
+            save(dir, request.seq, &headers, &request.body);
+        }
+        let clock = OffsetDateTime::now_utc()
+            .format(format_description!(
+                "[hour]:[minute]:[second].[subsecond digits:3]"
+            ))
+            .unwrap_or_default();
+        println!(
+            "{clock}  #{} {} {}  {}  {}  {signature}  {} B  -> {}{}",
+            request.seq,
+            request.method,
+            request.path,
+            headers.event_type(),
+            headers.id(),
+            request.body.len(),
+            request.status.as_u16(),
+            if request.is_injected() {
+                " (injected)"
+            } else {
+                ""
+            }
+        );
+        if self.verbose {
+            println!("{}", String::from_utf8_lossy(&request.body));
+        }
+    }
 }
 
 fn save(dir: &std::path::Path, n: u64, headers: &Headers, body: &[u8]) {

@@ -149,24 +149,35 @@ impl Checker {
         })
     }
 
+    /// The library's verifier.
+    pub(crate) fn verifier(&self) -> &Verifier {
+        &self.verifier
+    }
+
     /// `Ok` when the signature verifies at `now` (unix seconds), else why not.
     pub(crate) fn check(&self, headers: &Headers, body: &[u8], now: i64) -> Result<(), String> {
         self.verifier
             .verify_at(&headers.0, body, now)
             .map(|_| ())
-            .map_err(|e| match e {
-                VerifyError::MissingHeader { .. } => format!(
-                    "{e}: is the sender signing, and with the {} scheme?",
-                    self.scheme
-                ),
-                VerifyError::Mismatch { .. } => format!(
-                    "{e}: the secret differs from the sender's, or the signed content changed ({RAW_BYTES_HINT})"
-                ),
-                VerifyError::TimestampOutsideTolerance { .. } => format!(
-                    "{e} (a replay, or clock skew; --max-age 0 skips this check for old captures)"
-                ),
-                other => other.to_string(),
-            })
+            .map_err(|e| self.explain(&e))
+    }
+
+    /// Why a request did not verify, with a hint for the person at the
+    /// terminal.
+    pub(crate) fn explain(&self, e: &VerifyError) -> String {
+        match e {
+            VerifyError::MissingHeader { .. } => format!(
+                "{e}: is the sender signing, and with the {} scheme?",
+                self.scheme
+            ),
+            VerifyError::Mismatch { .. } => format!(
+                "{e}: the secret differs from the sender's, or the signed content changed ({RAW_BYTES_HINT})"
+            ),
+            VerifyError::TimestampOutsideTolerance { .. } => format!(
+                "{e} (a replay, or clock skew; --max-age 0 skips this check for old captures)"
+            ),
+            other => other.to_string(),
+        }
     }
 }
 
