@@ -240,7 +240,11 @@ async fn a_durable_subscriber_needs_a_name_of_its_own() {
     first.unsubscribe();
     bus.shutdown(Duration::from_secs(5)).await;
     let bus = Bus::new().unwrap();
-    let again = bus.subscriber("order.*").name("a").durable(&store).on(|_| ());
+    let again = bus
+        .subscriber("order.*")
+        .name("a")
+        .durable(&store)
+        .on(|_| ());
     assert!(again.is_ok(), "{:?}", again.err());
 }
 
@@ -693,4 +697,190 @@ async fn a_kill_during_retry_backoff_loses_nothing() {
     assert_eq!(dups, 0, "nothing was delivered before the kill");
     let all: HashSet<&String> = crash.accepted.iter().collect();
     assert_eq!(all.len(), crash.accepted.len());
+}
+
+/// A webhook disabled by a 410 stays disabled after a restart; its dead
+/// letters come back with it, `retry_failed` delivers them once it is
+/// enabled, and then they leave the store.
+#[tokio::test]
+async fn endpoint_state_and_dead_letters_survive_a_restart() {
+    use hookbus::webhook::WebhookManager;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("outbox.redb");
+    let gone = Arc::new(AtomicBool::new(true));
+    let g = gone.clone();
+    let mut receiver = Receiver::start(move |_, _| {
+        if g.load(Ordering::SeqCst) {
+            StatusCode::GONE.into_response()
+        } else {
+            StatusCode::OK.into_response()
+        }
+    })
+    .await;
+    let url = receiver.url.clone();
+    let webhook = |store: &Store| {
+        WebhookSink::builder(url.clone())
+            .name("crm")
+            .allow_http(true)
+            .retry(RetryPolicy::none())
+            .durable(store)
+    };
+    let mut ids = Vec::new();
+    {
+        let store = Store::open(&path).unwrap();
+        let bus = Bus::new().unwrap();
+        let manager = WebhookManager::new(&bus);
+        let id = manager.register(webhook(&store)).unwrap();
+        for i in 0..3 {
+            let e = event(i);
+            ids.push(e.id().to_owned());
+            bus.publish(e).await.unwrap();
+        }
+        receiver.next().await; // the 410
+        bus.shutdown(Duration::from_secs(10)).await;
+        assert!(!manager.get(&id).unwrap().enabled);
+        assert_eq!(store.dead_letter_count().unwrap(), 3);
+    }
+    gone.store(false, Ordering::SeqCst);
+    let store = Store::open(&path).unwrap();
+    let bus = Bus::new().unwrap();
+    let manager = WebhookManager::new(&bus);
+    let id = manager.register(webhook(&store)).unwrap();
+    assert!(
+        !manager.get(&id).unwrap().enabled,
+        "still disabled after the restart"
+    );
+    let letters = manager.sink_of(&id).unwrap().dead_letters();
+    let mut back: Vec<String> = letters
+        .iter()
+        .flat_map(|l| l.events.iter().map(|e| e.id().to_owned()))
+        .collect();
+    back.sort();
+    let mut expected = ids.clone();
+    expected.sort();
+    assert_eq!(back, expected);
+    manager.enable(&id).unwrap();
+    let report = manager
+        .retry_failed(&id, time::OffsetDateTime::UNIX_EPOCH)
+        .await
+        .unwrap();
+    assert_eq!(report.delivered, 3, "{report:?}");
+    let mut got: Vec<String> = Vec::new();
+    for _ in 0..3 {
+        got.push(receiver.next().await.header("ce-id").unwrap().to_owned());
+    }
+    got.sort();
+    assert_eq!(got, expected);
+    store.sync().await.unwrap();
+    assert_eq!(store.dead_letter_count().unwrap(), 0);
+    bus.shutdown(Duration::from_secs(10)).await;
+    drop(manager);
+    drop(store);
+    // Enabled is remembered too.
+    let store = Store::open(&path).unwrap();
+    let bus = Bus::new().unwrap();
+    let manager = WebhookManager::new(&bus);
+    let id = manager.register(webhook(&store)).unwrap();
+    assert!(manager.get(&id).unwrap().enabled);
+    bus.shutdown(Duration::from_secs(5)).await;
+}
+
+const DISK_FULL_CHILD: &str = "HOOKBUS_STORE_DISK_FULL_CHILD";
+
+/// The child of the disk-full test: its file size limit (RLIMIT_FSIZE, set
+/// by the parent's shell) makes the store's writes fail once the file
+/// reaches it, as a full disk would.
+#[test]
+#[ignore = "run by a_full_disk_refuses_durable_events_and_the_bus_goes_on as a child process"]
+fn disk_full_child() {
+    let Ok(path) = std::env::var(DISK_FULL_CHILD) else {
+        return;
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let store = Store::open(&path).unwrap();
+        let bus = Bus::new().unwrap();
+        let gate = Arc::new(Notify::new());
+        let _durable = bus
+            .subscriber("order.*")
+            .name("orders")
+            .durable(&store)
+            .capacity(1_000_000)
+            .on_async(gated(&gate))
+            .unwrap();
+        let audited = Arc::new(AtomicUsize::new(0));
+        let all_audited = Arc::new(Notify::new());
+        let (a, done) = (audited.clone(), all_audited.clone());
+        let _memory = bus
+            .on("audit.*", move |_| {
+                if a.fetch_add(1, Ordering::SeqCst) + 1 == 100 {
+                    done.notify_one();
+                }
+            })
+            .unwrap();
+        let big = "x".repeat(4096);
+        let mut refused = None;
+        for i in 0..100_000u64 {
+            let e = Event::new("order.placed", json!({"n": i, "pad": big})).unwrap();
+            let id = e.id().to_owned();
+            match bus.publish(e).await {
+                Ok(()) => {}
+                Err(EmitError::Store(event, reason)) => {
+                    assert_eq!(event.id(), id, "the event is given back");
+                    refused = Some((i, reason));
+                    break;
+                }
+                Err(e) => panic!("unexpected {e}"),
+            }
+        }
+        let (at, reason) = refused.expect("the store never filled up");
+        println!("first refusal after {at}: {reason}");
+        // From now on, durable events are refused at once, with the event.
+        let e = Event::new("order.placed", json!({"n": "late"})).unwrap();
+        match bus.emit(e) {
+            Err(EmitError::Store(e, _)) => assert_eq!(e.data()["n"], "late"),
+            other => panic!("expected a store refusal, got {other:?}"),
+        }
+        assert!(store.stats().last_error.is_some());
+        // Subscribers in memory go on.
+        for i in 0..100 {
+            bus.emit(Event::new("audit.read", json!({"n": i})).unwrap())
+                .unwrap();
+        }
+        all_audited.notified().await;
+        // The durable subscriber's handler never returns: no time left.
+        bus.shutdown(Duration::ZERO).await;
+        println!("memory subscriber got {}", audited.load(Ordering::SeqCst));
+    });
+}
+
+#[test]
+fn a_full_disk_refuses_durable_events_and_the_bus_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("outbox.redb");
+    let exe = std::env::current_exe().unwrap();
+    // `ulimit -f` (in 1 KiB blocks) caps the size of files the child
+    // writes; SIGXFSZ is ignored so the write fails with EFBIG instead of
+    // killing the process.
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg("trap '' XFSZ; ulimit -f 4096; exec \"$0\" disk_full_child --exact --ignored --nocapture --test-threads=1")
+        .arg(&exe)
+        .env(DISK_FULL_CHILD, &path)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "child failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("first refusal after"), "{stdout}");
+    assert!(stdout.contains("memory subscriber got 100"), "{stdout}");
+    // What was committed before the disk filled is intact.
+    let store = Store::open(&path).unwrap();
+    assert!(store.pending("orders").unwrap() > 100);
 }

@@ -106,7 +106,7 @@ use std::time::{Duration, SystemTime};
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
 use crate::event::Event;
-use writer::{DEAD, PENDING, Shared};
+use writer::{DEAD, ENDPOINTS, Op, PENDING, Shared};
 
 pub(crate) use journal::DurableRoute;
 
@@ -382,12 +382,42 @@ impl Store {
         }
     }
 
+    /// An endpoint's persisted state: enabled, and why it was disabled
+    /// (None when never recorded).
+    #[cfg_attr(not(feature = "webhook"), allow(dead_code))]
+    pub(crate) fn endpoint_state(&self, name: &str) -> Option<(bool, String)> {
+        let txn = self.shared.0.db.begin_read().ok()?;
+        let table = txn.open_table(ENDPOINTS).ok()?;
+        let v = table.get(name).ok()??;
+        writer::decode_endpoint(v.value())
+    }
+
+    /// Records an endpoint's state (with the next commit).
+    #[cfg_attr(not(feature = "webhook"), allow(dead_code))]
+    pub(crate) fn set_endpoint_state(&self, name: &str, enabled: bool, reason: &str) {
+        self.shared.0.enqueue(Op::Endpoint {
+            name: name.to_owned(),
+            enabled,
+            reason: reason.to_owned(),
+        });
+    }
+
+    /// Forgets the dead letters of `subscriber` with these event ids (they
+    /// were delivered after all), with the next commit.
+    #[cfg_attr(not(feature = "webhook"), allow(dead_code))]
+    pub(crate) fn remove_dead(&self, subscriber: &str, ids: Vec<String>) {
+        if ids.is_empty() {
+            return;
+        }
+        self.shared.0.enqueue(Op::RemoveDead {
+            sub: subscriber.to_owned(),
+            ids,
+        });
+    }
+
     /// Attaches a durable subscriber: its journal, and the events it had
     /// pending, oldest first.
-    pub(crate) fn attach(
-        &self,
-        name: &str,
-    ) -> Result<Attachment, StoreError> {
+    pub(crate) fn attach(&self, name: &str) -> Result<Attachment, StoreError> {
         let shared = &self.shared.0;
         {
             let mut attached = shared.attached.lock().unwrap_or_else(|e| e.into_inner());

@@ -18,6 +18,8 @@ pub(super) const PENDING: TableDefinition<(&str, u64), &[u8]> = TableDefinition:
 pub(super) const DEAD: TableDefinition<u64, &[u8]> = TableDefinition::new("dead");
 /// Counters that must survive a restart.
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// Endpoint state (enabled, and why not): name → record.
+pub(super) const ENDPOINTS: TableDefinition<&str, &[u8]> = TableDefinition::new("endpoints");
 
 const NEXT_SEQ: &str = "next_seq";
 const NEXT_DEAD: &str = "next_dead";
@@ -54,6 +56,17 @@ pub(super) enum Op {
         seq: u64,
         event: Arc<Event>,
         attempts: u32,
+        reason: String,
+    },
+    /// Dead letters of `sub` with these event ids were delivered after all.
+    RemoveDead {
+        sub: String,
+        ids: Vec<String>,
+    },
+    /// An endpoint was enabled or disabled.
+    Endpoint {
+        name: String,
+        enabled: bool,
         reason: String,
     },
 }
@@ -128,6 +141,7 @@ impl Shared {
             let r = {
                 txn.open_table(PENDING)?;
                 txn.open_table(DEAD)?;
+                txn.open_table(ENDPOINTS)?;
                 let meta = txn.open_table(META)?;
                 let seq = meta.get(NEXT_SEQ)?.map(|v| v.value()).unwrap_or(1);
                 let dead = meta.get(NEXT_DEAD)?.map(|v| v.value()).unwrap_or(1);
@@ -345,7 +359,7 @@ impl Writer {
                         settled.insert((sub, *seq));
                     }
                 }
-                Op::Retry { .. } => {}
+                Op::Retry { .. } | Op::RemoveDead { .. } | Op::Endpoint { .. } => {}
             }
         }
         let mut txn = self.shared.db.begin_write()?;
@@ -355,6 +369,7 @@ impl Writer {
         {
             let mut pending = txn.open_table(PENDING)?;
             let mut dead = txn.open_table(DEAD)?;
+            let mut endpoints = txn.open_table(ENDPOINTS)?;
             let mut buf = Vec::new();
             for op in ops {
                 match op {
@@ -403,6 +418,23 @@ impl Writer {
                         dead.insert(self.next_dead, buf.as_slice())?;
                         self.next_dead += 1;
                         dead_added = true;
+                    }
+                    Op::RemoveDead { sub, ids } => {
+                        let ids: HashSet<&str> = ids.iter().map(String::as_str).collect();
+                        dead.retain(|_, v| {
+                            !dead_owner(v).is_some_and(|(s, id)| s == sub && ids.contains(id))
+                        })?;
+                    }
+                    Op::Endpoint {
+                        name,
+                        enabled,
+                        reason,
+                    } => {
+                        buf.clear();
+                        buf.push(FORMAT);
+                        buf.push(u8::from(*enabled));
+                        buf.extend_from_slice(reason.as_bytes());
+                        endpoints.insert(name.as_str(), buf.as_slice())?;
                     }
                 }
             }
@@ -474,15 +506,17 @@ pub(super) fn decode_pending(v: &[u8]) -> Option<PendingRecord> {
     })
 }
 
-/// `[FORMAT][failed_ms u64][attempts u32][sub len u16][sub][reason len u32][reason][event JSON]`
+/// `[FORMAT][failed_ms u64][attempts u32][sub len u16][sub][id len u16][id][reason len u32][reason][event JSON]`
 fn encode_dead(buf: &mut Vec<u8>, sub: &str, attempts: u32, reason: &str, event: &Event) {
     buf.clear();
     buf.push(FORMAT);
     buf.extend_from_slice(&now_ms().to_be_bytes());
     buf.extend_from_slice(&attempts.to_be_bytes());
-    let sub = &sub.as_bytes()[..sub.len().min(u16::MAX as usize)];
-    buf.extend_from_slice(&(sub.len() as u16).to_be_bytes());
-    buf.extend_from_slice(sub);
+    for field in [sub, event.id()] {
+        let bytes = &field.as_bytes()[..field.len().min(u16::MAX as usize)];
+        buf.extend_from_slice(&(bytes.len() as u16).to_be_bytes());
+        buf.extend_from_slice(bytes);
+    }
     let reason = &reason.as_bytes()[..reason.len().min(64 * 1024)];
     buf.extend_from_slice(&(reason.len() as u32).to_be_bytes());
     buf.extend_from_slice(reason);
@@ -498,6 +532,8 @@ pub(super) fn decode_dead(v: &[u8]) -> Option<StoredDeadLetter> {
     let attempts = u32::from_be_bytes(r.take(4)?.try_into().ok()?);
     let sub_len = u16::from_be_bytes(r.take(2)?.try_into().ok()?) as usize;
     let subscriber = String::from_utf8_lossy(r.take(sub_len)?).into_owned();
+    let id_len = u16::from_be_bytes(r.take(2)?.try_into().ok()?) as usize;
+    r.take(id_len)?;
     let reason_len = u32::from_be_bytes(r.take(4)?.try_into().ok()?) as usize;
     let reason = String::from_utf8_lossy(r.take(reason_len)?).into_owned();
     let event: Event = serde_json::from_slice(r.0).ok()?;
@@ -508,6 +544,28 @@ pub(super) fn decode_dead(v: &[u8]) -> Option<StoredDeadLetter> {
         attempts,
         failed_at: UNIX_EPOCH + Duration::from_millis(failed_ms),
     })
+}
+
+/// The subscriber and event id of a dead letter, without decoding the event.
+fn dead_owner(v: &[u8]) -> Option<(&str, &str)> {
+    let mut r = Reader(v);
+    if r.take(1)?[0] != FORMAT {
+        return None;
+    }
+    r.take(12)?;
+    let sub_len = u16::from_be_bytes(r.take(2)?.try_into().ok()?) as usize;
+    let sub = std::str::from_utf8(r.take(sub_len)?).ok()?;
+    let id_len = u16::from_be_bytes(r.take(2)?.try_into().ok()?) as usize;
+    let id = std::str::from_utf8(r.take(id_len)?).ok()?;
+    Some((sub, id))
+}
+
+/// An endpoint record: enabled, and the reason it was disabled.
+pub(super) fn decode_endpoint(v: &[u8]) -> Option<(bool, String)> {
+    if v.len() < 2 || v[0] != FORMAT {
+        return None;
+    }
+    Some((v[1] == 1, String::from_utf8_lossy(&v[2..]).into_owned()))
 }
 
 struct Reader<'a>(&'a [u8]);

@@ -187,6 +187,11 @@ impl DeliveryLog {
     /// Puts back dead letters taken with [`take_dead_since`](Self::take_dead_since)
     /// and not finished, in front (they are the oldest); past the capacity
     /// the oldest are dropped, as for new dead letters.
+    #[cfg_attr(not(feature = "durable"), allow(dead_code))]
+    pub(crate) fn dead_capacity(&self) -> usize {
+        self.dead_capacity
+    }
+
     pub(crate) fn restore(&self, letters: Vec<DeadLetter>) {
         if letters.is_empty() || self.dead_capacity == 0 {
             return;

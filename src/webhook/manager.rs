@@ -310,9 +310,12 @@ impl WebhookManager {
             };
             // Delivered, or dead-lettered again by `deliver`: either way no
             // longer ours to put back.
-            unfinished.letters[i] = None;
+            let letter = unfinished.letters[i].take();
             report.retried += n;
             if outcome.is_delivered() {
+                if let Some(letter) = letter {
+                    state.forget_dead(&sink.endpoint.name, &letter.events);
+                }
                 report.delivered += n;
             } else {
                 report.failed += n;

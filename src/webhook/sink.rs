@@ -101,6 +101,10 @@ pub(crate) struct EndpointState {
     pub(crate) waiting_rate_limit: AtomicU64,
     pub(crate) log: DeliveryLog,
     bus: Mutex<Option<Weak<Hub>>>,
+    /// The store of a durable webhook: its enabled state and dead letters
+    /// are kept there too.
+    #[cfg(feature = "durable")]
+    pub(crate) store: std::sync::OnceLock<crate::store::Store>,
 }
 
 impl EndpointState {
@@ -112,6 +116,53 @@ impl EndpointState {
             waiting_rate_limit: AtomicU64::new(0),
             log,
             bus: Mutex::new(None),
+            #[cfg(feature = "durable")]
+            store: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Records the enabled state in the store of a durable webhook.
+    fn persist_enabled(&self, _name: &str, _enabled: bool, _reason: &str) {
+        #[cfg(feature = "durable")]
+        if let Some(store) = self.store.get() {
+            store.set_endpoint_state(_name, _enabled, _reason);
+        }
+    }
+
+    /// A durable webhook's first attachment to its store: the state and
+    /// dead letters it had before a restart come back.
+    #[cfg(feature = "durable")]
+    fn attach_store(&self, name: &str, display_url: &str, store: &crate::store::Store) {
+        if self.store.set(store.clone()).is_err() {
+            return;
+        }
+        if let Some((false, reason)) = store.endpoint_state(name) {
+            self.enabled.store(false, SeqCst);
+            tracing::warn!(webhook = %name, url = %display_url, reason = %reason, "hookbus: webhook endpoint still disabled (as before the restart)");
+        }
+        match store.dead_letters(Some(name), self.log.dead_capacity()) {
+            Ok(letters) => self.log.restore(
+                letters
+                    .into_iter()
+                    .map(|d| super::log::DeadLetter {
+                        time: OffsetDateTime::from(d.failed_at),
+                        events: vec![Arc::new(d.event)],
+                        error: d.reason,
+                    })
+                    .collect(),
+            ),
+            Err(e) => {
+                tracing::error!(webhook = %name, error = %e, "hookbus: cannot read the webhook's dead letters from its store");
+            }
+        }
+    }
+
+    /// Dead letters delivered by `retry_failed` leave a durable webhook's
+    /// store.
+    pub(crate) fn forget_dead(&self, _name: &str, _events: &[Arc<Event>]) {
+        #[cfg(feature = "durable")]
+        if let Some(store) = self.store.get() {
+            store.remove_dead(_name, _events.iter().map(|e| e.id().to_owned()).collect());
         }
     }
 
@@ -655,6 +706,7 @@ impl Endpoint {
             return;
         }
         tracing::warn!(webhook = %self.name, url = %self.display_url, reason, "hookbus: webhook endpoint disabled");
+        self.state.persist_enabled(&self.name, false, reason);
         if let Some(bus) = self.state.bus() {
             bus.announce(
                 "hookbus.endpoint_disabled",
@@ -839,6 +891,7 @@ impl WebhookSink {
         }
         #[cfg(feature = "durable")]
         if let Some(store) = &b.store {
+            ep.state.attach_store(&ep.name, &ep.display_url, store);
             sub = sub.durable(store);
         }
         Ok(sub.sink(sink)?)
@@ -874,6 +927,9 @@ impl WebhookSink {
     pub fn enable(&self) {
         self.endpoint.state.consecutive_failures.store(0, Relaxed);
         self.endpoint.state.enabled.store(true, SeqCst);
+        self.endpoint
+            .state
+            .persist_enabled(&self.endpoint.name, true, "");
     }
 
     /// Disables the endpoint: later deliveries are refused and kept for
