@@ -331,6 +331,46 @@ fn durable(c: &mut Criterion) {
             })
         });
     }
+    // The worst case for the outbox: the subscriber is held until every
+    // event is on disk, so each one is written, then deleted on delivery.
+    group.bench_function("durable_backlog", |bench| {
+        bench.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let dir = tempfile::tempdir().expect("tempdir");
+                total += rt.block_on(async {
+                    let store = Store::open(dir.path().join("outbox.redb")).expect("open");
+                    let bus = Bus::new().expect("bus");
+                    let (open_tx, open_rx) = tokio::sync::watch::channel(false);
+                    let _sub = bus
+                        .subscriber("order.*")
+                        .name("orders")
+                        .capacity(N as usize)
+                        .concurrency(64)
+                        .durable(&store)
+                        .on_async(move |_| {
+                            let mut open = open_rx.clone();
+                            async move {
+                                let _ = open.wait_for(|o| *o).await;
+                            }
+                        })
+                        .expect("subscribe");
+                    let start = Instant::now();
+                    for p in &payloads {
+                        bus.emit(Event::new("order.placed", p.clone()).expect("event"))
+                            .expect("emit");
+                    }
+                    store.sync().await.expect("sync");
+                    assert_eq!(store.pending("orders").expect("pending"), N);
+                    open_tx.send_replace(true);
+                    bus.shutdown(Duration::from_secs(30)).await;
+                    store.sync().await.expect("sync");
+                    start.elapsed()
+                });
+            }
+            total
+        })
+    });
     // The raw store doing the same bytes in the same group commits.
     let records: Vec<Vec<u8>> = payloads
         .iter()
@@ -375,5 +415,51 @@ fn durable(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, append, append_ack, recover, durable);
+/// `publish` to a durable subscriber: each call returns once its event is
+/// on disk (a commit with fsync). Criterion reports the mean; the p50 and
+/// p99 of the same calls are printed.
+fn publish_fsync(c: &mut Criterion) {
+    let rt = runtime();
+    let mut group = c.benchmark_group("store/publish_fsync");
+    group.sample_size(10);
+    group.bench_function("one_publisher", |bench| {
+        bench.iter_custom(|iters| {
+            rt.block_on(async {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let store = Store::open(dir.path().join("outbox.redb")).expect("open");
+                let bus = Bus::new().expect("bus");
+                let _sub = bus
+                    .subscriber("order.*")
+                    .name("orders")
+                    .durable(&store)
+                    .on(|_| ())
+                    .expect("subscribe");
+                let mut lat = Vec::with_capacity(iters as usize);
+                let start = Instant::now();
+                for i in 0..iters {
+                    let t = Instant::now();
+                    bus.publish(Event::new("order.placed", json!({"n": i})).expect("event"))
+                        .await
+                        .expect("publish");
+                    lat.push(t.elapsed());
+                }
+                let total = start.elapsed();
+                lat.sort();
+                if lat.len() >= 100 {
+                    eprintln!(
+                        "publish_fsync over {} calls: p50 {:?}, p99 {:?}",
+                        lat.len(),
+                        lat[lat.len() / 2],
+                        lat[lat.len() * 99 / 100]
+                    );
+                }
+                bus.shutdown(Duration::from_secs(5)).await;
+                total
+            })
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, append, append_ack, recover, durable, publish_fsync);
 criterion_main!(benches);

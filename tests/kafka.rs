@@ -5,55 +5,25 @@
 //! test creates its own topic, so they run in parallel.
 #![cfg(feature = "kafka")]
 
+mod kafka_support;
+
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hookbus::kafka::rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use hookbus::kafka::rdkafka::client::DefaultClientContext;
 use hookbus::kafka::rdkafka::consumer::{BaseConsumer, Consumer};
 use hookbus::kafka::rdkafka::message::{Headers, Message, OwnedMessage};
 use hookbus::kafka::rdkafka::types::RDKafkaErrorCode;
 use hookbus::kafka::rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use hookbus::kafka::{KafkaError, KafkaPublisher, KeyStrategy, Mode};
 use hookbus::{Batch, Bus, Event, OverflowPolicy, Sink};
+use kafka_support::{bootstrap, create_topic};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 /// A bound on waits that would otherwise hang a broken test forever; a
 /// passing run never comes near it.
 const HANG_GUARD: Duration = Duration::from_secs(120);
-
-fn bootstrap() -> String {
-    match std::env::var("KAFKA_BOOTSTRAP") {
-        Ok(b) if !b.trim().is_empty() => b,
-        _ => panic!(
-            "KAFKA_BOOTSTRAP is not set: the Kafka tests need a broker. Run them with \
-             ./scripts/test (it starts one), or set KAFKA_BOOTSTRAP=host:port"
-        ),
-    }
-}
-
-/// Creates a topic with a unique name and returns the name.
-async fn create_topic(label: &str, partitions: i32) -> String {
-    let name = format!("hookbus-{label}-{}", uuid::Uuid::new_v4().simple());
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap())
-        .create()
-        .expect("admin client");
-    let topic = NewTopic::new(&name, partitions, TopicReplication::Fixed(1));
-    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-    let results = admin
-        .create_topics([&topic], &opts)
-        .await
-        .expect("create_topics request");
-    for r in results {
-        if let Err((topic, code)) = r {
-            panic!("could not create topic {topic}: {code}");
-        }
-    }
-    name
-}
 
 /// Reads `n` records from every partition of `topic`, from offset 0. Fails
 /// if the records stop coming before `n` are read.
