@@ -89,9 +89,18 @@
 //!
 //! The outbox's workload (append in group commits, delete on delivery,
 //! read everything pending on open) was measured on redb 3 and fjall 2 in
-//! `benches/store.rs`; the figures and the reasoning are in the CHANGELOG
-//! (0.2.0, "Durable subscribers"). redb is pure Rust (nothing to install),
-//! one file, with checksummed copy-on-write commits.
+//! `benches/store.rs` (the figures are in the CHANGELOG, "Durable
+//! delivery"). fjall appends faster; with deletes on delivery, the
+//! outbox's steady state, the two are even; redb reads 100,000 pending
+//! records back in 61 ms against fjall's 268 ms (what a restart waits for),
+//! and keeps everything in one file with checksummed copy-on-write commits.
+//! Both are pure Rust: nothing to install.
+//!
+//! Measured on a 2-core machine: durable `emit` at 79,000 events/s when
+//! every event is written and then deleted (278,000/s when the subscriber
+//! keeps up, as events delivered before their commit never reach the disk);
+//! `publish` with fsync at a p50 of about 220 µs; 100,000 pending events
+//! recovered in 0.4 s.
 
 mod journal;
 mod writer;
