@@ -10,6 +10,7 @@
 pub mod bus;
 pub mod catalog;
 pub mod event;
+pub mod expr;
 pub mod global;
 mod hub;
 #[cfg(feature = "axum")]

@@ -94,7 +94,7 @@
 
 mod config;
 mod file_config;
-pub mod filter;
+pub use crate::expr::filter;
 pub mod guard;
 mod log;
 mod manager;
@@ -104,7 +104,7 @@ mod rate;
 pub mod retry;
 mod sink;
 mod slots;
-pub mod template;
+pub use crate::expr::template;
 pub mod wire;
 
 pub use config::{

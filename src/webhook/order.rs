@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::oneshot;
 
-use super::filter::lookup;
 use crate::event::Event;
+use crate::expr::path::resolve_str;
 
 /// The chain of deliveries per key: each waits for the one before it.
 #[derive(Debug)]
@@ -42,9 +42,9 @@ impl KeyOrder {
     pub(crate) fn enter(self: &Arc<Self>, events: &[Arc<Event>]) -> Gate {
         let mut keys: Vec<String> = events
             .iter()
-            .filter_map(|e| lookup(e, &self.path))
-            .map(|v| match v {
-                serde_json::Value::String(s) => s,
+            .filter_map(|e| resolve_str(e, &self.path))
+            .map(|v| match &*v {
+                serde_json::Value::String(s) => s.clone(),
                 other => other.to_string(),
             })
             .collect();

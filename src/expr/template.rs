@@ -122,15 +122,10 @@ enum Segment {
 #[derive(Debug, Clone, PartialEq)]
 struct Field {
     text: String,
-    path: Vec<PathSeg>,
+    /// A checked path (see [`super::path`]).
+    path: String,
     spec: Option<FormatSpec>,
     filters: Vec<FilterOp>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-enum PathSeg {
-    Key(String),
-    Index(usize),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -349,46 +344,12 @@ fn parse_filter(f: &str) -> Result<FilterOp, TemplateError> {
     })
 }
 
-fn parse_path(path: &str) -> Result<Vec<PathSeg>, String> {
+fn parse_path(path: &str) -> Result<String, String> {
     if path.is_empty() {
         return Err("empty placeholder: name a field, e.g. {confidence}".into());
     }
-    let mut segs = Vec::new();
-    for part in path.split('.') {
-        if part.is_empty() {
-            return Err(format!("empty segment in path {path:?}"));
-        }
-        let (key, mut rest) = match part.find('[') {
-            Some(i) => (&part[..i], &part[i..]),
-            None => (part, ""),
-        };
-        if !key.is_empty() {
-            if !key
-                .chars()
-                .all(|c| c.is_alphanumeric() || c == '_' || c == '-' || c == '$')
-            {
-                return Err(format!("bad character in field name {key:?}"));
-            }
-            match key.parse::<usize>() {
-                Ok(n) if !segs.is_empty() => segs.push(PathSeg::Index(n)),
-                _ => segs.push(PathSeg::Key(key.to_owned())),
-            }
-        }
-        while !rest.is_empty() {
-            let close = rest
-                .find(']')
-                .ok_or_else(|| format!("unclosed '[' in path {path:?}"))?;
-            let n: usize = rest[1..close]
-                .parse()
-                .map_err(|_| format!("array index in {path:?} must be a number"))?;
-            segs.push(PathSeg::Index(n));
-            rest = &rest[close + 1..];
-            if !rest.is_empty() && !rest.starts_with('[') {
-                return Err(format!("unexpected {rest:?} in path {path:?}"));
-            }
-        }
-    }
-    Ok(segs)
+    super::path::check(path)?;
+    Ok(path.to_owned())
 }
 
 /// A subset of Python's format-spec mini-language.
@@ -641,73 +602,6 @@ fn display(v: &Value) -> String {
     }
 }
 
-enum Resolved<'a> {
-    Borrowed(&'a Value),
-    Owned(Value),
-}
-
-impl Resolved<'_> {
-    fn get(&self) -> &Value {
-        match self {
-            Resolved::Borrowed(v) => v,
-            Resolved::Owned(v) => v,
-        }
-    }
-}
-
-fn walk<'a>(mut v: &'a Value, path: &[PathSeg]) -> Option<&'a Value> {
-    for seg in path {
-        v = match (seg, v) {
-            (PathSeg::Key(k), Value::Object(o)) => o.get(k)?,
-            (PathSeg::Index(i), Value::Array(a)) => a.get(*i)?,
-            (PathSeg::Key(k), Value::Array(a)) => a.get(k.parse::<usize>().ok()?)?,
-            _ => return None,
-        };
-    }
-    Some(v)
-}
-
-fn attribute(event: &Event, name: &str) -> Option<Value> {
-    Some(match name {
-        "id" => event.id().into(),
-        "type" => event.event_type().into(),
-        "source" => event.source().into(),
-        "time" | "created_at" => event.time_rfc3339().into(),
-        "subject" => event.subject()?.into(),
-        "datacontenttype" => event.datacontenttype().into(),
-        other => match event.extension(other)? {
-            crate::event::ExtensionValue::String(s) => s.as_str().into(),
-            crate::event::ExtensionValue::Integer(i) => (*i).into(),
-            crate::event::ExtensionValue::Boolean(b) => (*b).into(),
-        },
-    })
-}
-
-fn resolve<'a>(event: &'a Event, path: &[PathSeg]) -> Option<Resolved<'a>> {
-    match path.first() {
-        Some(PathSeg::Key(k)) if k == "data" => {
-            walk(event.data(), &path[1..]).map(Resolved::Borrowed)
-        }
-        Some(PathSeg::Key(k)) if k == "event" => match path.get(1) {
-            Some(PathSeg::Key(a)) if path.len() == 2 => attribute(event, a).map(Resolved::Owned),
-            _ => None,
-        },
-        Some(PathSeg::Key(k)) => match walk(event.data(), path) {
-            Some(v) => Some(Resolved::Borrowed(v)),
-            None if path.len() == 1
-                && matches!(
-                    k.as_str(),
-                    "id" | "type" | "source" | "time" | "created_at" | "subject"
-                ) =>
-            {
-                attribute(event, k).map(Resolved::Owned)
-            }
-            None => None,
-        },
-        _ => None,
-    }
-}
-
 fn render_node(node: &Node, event: &Event) -> Result<Value, TemplateError> {
     Ok(match node {
         Node::Literal(v) => v.clone(),
@@ -745,9 +639,9 @@ fn render_node(node: &Node, event: &Event) -> Result<Value, TemplateError> {
 }
 
 fn render_field(f: &Field, event: &Event) -> Result<Value, TemplateError> {
-    let resolved = resolve(event, &f.path);
+    let resolved = super::path::resolve_str(event, &f.path);
     let base: &Value = match &resolved {
-        Some(r) => r.get(),
+        Some(r) => r,
         None => {
             // `default` rescues a missing field; anything else is an error.
             match f.filters.iter().find_map(|op| match op {

@@ -9,9 +9,11 @@
 //! event.subject == claims_review
 //! ```
 //!
-//! Paths work as in templates: `x.y` or `data.x.y` inside the data (`items.0`
-//! for arrays), `event.type`, `event.source`, `event.subject`, `event.id` for
-//! attributes. Operators: `>`, `>=`, `<`, `<=` (numbers), `==`, `!=`, `in [..]`
+//! Paths are the same as in templates (see [`crate::expr`]): `x.y` or
+//! `data.x.y` inside the data (`items.0` or `items[0]` for arrays);
+//! `event.type`, `event.source`, `event.subject`, `event.id`, `event.time`
+//! and `event.<extension>` for attributes; a plain `type`, `subject`... that
+//! the data does not have falls back to the attribute. Operators: `>`, `>=`, `<`, `<=` (numbers), `==`, `!=`, `in [..]`
 //! (for an array field: any element in the list), `contains` (array element or
 //! substring), `exists`; combined with `and`, `or`, `not` and parentheses.
 //! A field that is missing (or not a number for `>`) makes its comparison false.
@@ -41,6 +43,7 @@ use std::str::FromStr;
 
 use serde_json::Value;
 
+use super::path::resolve_str;
 use crate::event::Event;
 
 /// Why a filter could not be parsed.
@@ -141,7 +144,7 @@ impl Filter {
     pub fn matches(&self, event: &Event) -> bool {
         match self {
             Filter::Compare { path, op, value } => {
-                let Some(v) = lookup(event, path) else {
+                let Some(v) = resolve_str(event, path) else {
                     return false;
                 };
                 match op {
@@ -158,19 +161,19 @@ impl Filter {
                     },
                 }
             }
-            Filter::In { path, values } => match lookup(event, path) {
+            Filter::In { path, values } => match resolve_str(event, path).as_deref() {
                 Some(Value::Array(items)) => {
                     items.iter().any(|i| values.iter().any(|v| loose_eq(i, v)))
                 }
-                Some(v) => values.iter().any(|x| loose_eq(&v, x)),
+                Some(v) => values.iter().any(|x| loose_eq(v, x)),
                 None => false,
             },
-            Filter::Contains { path, value } => match lookup(event, path) {
+            Filter::Contains { path, value } => match resolve_str(event, path).as_deref() {
                 Some(Value::Array(items)) => items.iter().any(|i| loose_eq(i, value)),
                 Some(Value::String(s)) => value.as_str().is_some_and(|v| s.contains(v)),
                 _ => false,
             },
-            Filter::Exists { path } => lookup(event, path).is_some_and(|v| !v.is_null()),
+            Filter::Exists { path } => resolve_str(event, path).is_some_and(|v| !v.is_null()),
             Filter::All(fs) => fs.iter().all(|f| f.matches(event)),
             Filter::Any(fs) => fs.iter().any(|f| f.matches(event)),
             Filter::Not(f) => !f.matches(event),
@@ -307,37 +310,7 @@ fn loose_eq(a: &Value, b: &Value) -> bool {
 }
 
 fn check_path(path: &str) -> Result<(), FilterError> {
-    if path.is_empty() || path.split('.').any(str::is_empty) {
-        return Err(FilterError::new(path, "empty field path segment"));
-    }
-    Ok(())
-}
-
-pub(crate) fn lookup(event: &Event, path: &str) -> Option<Value> {
-    let mut segs = path.split('.');
-    let first = segs.next()?;
-    let mut cur = match first {
-        "event" => {
-            let attr = segs.next()?;
-            return Some(match attr {
-                "type" => event.event_type().into(),
-                "source" => event.source().into(),
-                "subject" => event.subject()?.into(),
-                "id" => event.id().into(),
-                other => event.extension(other)?.to_wire_string().into_owned().into(),
-            });
-        }
-        "data" => event.data(),
-        key => event.data().get(key)?,
-    };
-    for s in segs {
-        cur = match cur {
-            Value::Object(o) => o.get(s)?,
-            Value::Array(a) => a.get(s.parse::<usize>().ok()?)?,
-            _ => return None,
-        };
-    }
-    Some(cur.clone())
+    super::path::check(path).map_err(|message| FilterError::new(path, message))
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -418,14 +391,27 @@ fn lex(text: &str) -> Result<Vec<Tok>, FilterError> {
             }
             _ => {
                 let start = i;
-                while i < c.len()
-                    && !c[i].is_whitespace()
-                    && !matches!(
-                        c[i],
-                        '[' | ']' | '(' | ')' | ',' | '>' | '<' | '=' | '!' | '"' | '\''
-                    )
-                {
-                    i += 1;
+                loop {
+                    while i < c.len()
+                        && !c[i].is_whitespace()
+                        && !matches!(
+                            c[i],
+                            '[' | ']' | '(' | ')' | ',' | '>' | '<' | '=' | '!' | '"' | '\''
+                        )
+                    {
+                        i += 1;
+                    }
+                    // `items[0]`: an index right after a name belongs to the
+                    // path (the keyword `in` is followed by a list instead).
+                    let word: String = c[start..i].iter().collect();
+                    if i < c.len() && c[i] == '[' && i > start && word != "in" {
+                        match (i..c.len()).find(|&j| c[j] == ']') {
+                            Some(close) => i = close + 1,
+                            None => return Err(FilterError::new(text, "unclosed '['")),
+                        }
+                    } else {
+                        break;
+                    }
                 }
                 let w: String = c[start..i].iter().collect();
                 match w.parse::<f64>() {
@@ -501,7 +487,8 @@ impl Parser<'_> {
             Some(t) => return Err(self.err(format!("expected a field name, found {t}"))),
             None => return Err(self.err("expected a condition, found the end")),
         };
-        check_path(&path).map_err(|_| self.err(format!("bad field path {path:?}")))?;
+        check_path(&path)
+            .map_err(|e| self.err(format!("bad field path {path:?}: {}", e.message)))?;
         match self.next() {
             Some(Tok::Op(op)) => Ok(Filter::Compare {
                 path,
