@@ -694,7 +694,10 @@ async fn a_kill_during_retry_backoff_loses_nothing() {
     assert!(got.lock().unwrap().is_empty());
     fail_all.store(false, Ordering::SeqCst);
     let dups = finish(&path, &receiver.url, &got, &notify, &crash.accepted).await;
-    assert_eq!(dups, 0, "nothing was delivered before the kill");
+    // Requests the child had in flight when it was killed (its concurrency
+    // is 4) may still be answered after `fail_all` is cleared: those are
+    // at-least-once duplicates, and there can be no more of them.
+    assert!(dups <= 4, "{dups} duplicates");
     let all: HashSet<&String> = crash.accepted.iter().collect();
     assert_eq!(all.len(), crash.accepted.len());
 }
@@ -883,4 +886,110 @@ fn a_full_disk_refuses_durable_events_and_the_bus_goes_on() {
     // What was committed before the disk filled is intact.
     let store = Store::open(&path).unwrap();
     assert!(store.pending("orders").unwrap() > 100);
+}
+
+/// A store that keeps delivered events can replay them to a receiver that
+/// lost them, with the same ids; only what was accepted since the given
+/// time; and the window is bounded by its limit.
+#[tokio::test]
+async fn replay_sends_again_what_was_delivered_since_a_time() {
+    use hookbus::webhook::WebhookManager;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::builder(dir.path().join("outbox.redb"))
+        .keep_delivered(Duration::from_secs(3600), 1_000)
+        .open()
+        .unwrap();
+    let mut receiver = Receiver::ok().await;
+    let bus = Bus::new().unwrap();
+    let manager = WebhookManager::new(&bus);
+    let id = manager
+        .register(
+            WebhookSink::builder(receiver.url.clone())
+                .name("warehouse")
+                .allow_http(true)
+                .durable(&store),
+        )
+        .unwrap();
+    let mut early = Vec::new();
+    for i in 0..5 {
+        let e = event(i);
+        early.push(e.id().to_owned());
+        bus.publish(e).await.unwrap();
+        receiver.next().await;
+    }
+    store.sync().await.unwrap();
+    // Accepted times are in milliseconds: the late events come strictly
+    // after `since`.
+    let since = time::OffsetDateTime::now_utc();
+    while time::OffsetDateTime::now_utc() - since < time::Duration::milliseconds(2) {
+        tokio::task::yield_now().await;
+    }
+    let since = since + time::Duration::milliseconds(1);
+    let mut late = Vec::new();
+    for i in 5..8 {
+        let e = event(i);
+        late.push(e.id().to_owned());
+        bus.publish(e).await.unwrap();
+        receiver.next().await;
+    }
+    // Kept records are written with the commit after the delivery.
+    store.sync().await.unwrap();
+    assert_eq!(
+        store
+            .delivered_since("warehouse", std::time::UNIX_EPOCH, 100)
+            .unwrap()
+            .len(),
+        8
+    );
+    let report = manager.replay(&id, since).await.unwrap();
+    assert_eq!((report.retried, report.delivered), (3, 3), "{report:?}");
+    let mut again: Vec<String> = Vec::new();
+    for _ in 0..3 {
+        again.push(receiver.next().await.header("ce-id").unwrap().to_owned());
+    }
+    again.sort();
+    late.sort();
+    assert_eq!(again, late);
+
+    // A webhook without kept events says why it cannot replay.
+    let plain = manager
+        .register(
+            WebhookSink::builder(receiver.url.clone())
+                .name("plain")
+                .allow_http(true),
+        )
+        .unwrap();
+    let err = manager.replay(&plain, since).await.unwrap_err();
+    assert!(err.to_string().contains("keep_delivered"), "{err}");
+    bus.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn kept_deliveries_are_bounded_by_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::builder(dir.path().join("outbox.redb"))
+        .keep_delivered(Duration::from_secs(3600), 500)
+        .open()
+        .unwrap();
+    let bus = Bus::new().unwrap();
+    bus.subscriber("order.*")
+        .name("fast")
+        .durable(&store)
+        .capacity(20_000)
+        .on(|_| ())
+        .unwrap()
+        .detach();
+    for i in 0..10_000 {
+        bus.emit(event(i)).unwrap();
+    }
+    bus.shutdown(Duration::from_secs(30)).await;
+    store.sync().await.unwrap();
+    let kept = store
+        .delivered_since("fast", std::time::UNIX_EPOCH, usize::MAX)
+        .unwrap();
+    assert!(kept.len() <= 500, "{}", kept.len());
+    assert!(kept.len() >= 400, "{}", kept.len());
+    // The newest are the ones kept.
+    assert_eq!(kept.last().unwrap().data()["n"], 9_999);
+    assert_eq!(store.pending("fast").unwrap(), 0);
 }

@@ -20,6 +20,7 @@ struct Entry {
     /// The next attempt's number once a retry is scheduled (0: none yet).
     attempt: u32,
     next_at_ms: u64,
+    accepted_ms: u64,
 }
 
 pub(crate) struct DurableRoute {
@@ -75,6 +76,7 @@ impl DurableRoute {
                     seq,
                     attempt: record.attempt,
                     next_at_ms: record.next_at_ms,
+                    accepted_ms: record.accepted_ms,
                 },
             );
             out.push(event);
@@ -106,12 +108,14 @@ impl Journal for DurableRoute {
     fn append(&self, event: &Arc<Event>) {
         let shared = &self.owner.0;
         let seq = shared.next_seq.fetch_add(1, Ordering::Relaxed);
+        let accepted_ms = now_ms();
         self.map().insert(
             key(event),
             Entry {
                 seq,
                 attempt: 0,
                 next_at_ms: 0,
+                accepted_ms,
             },
         );
         shared.counters.appended.fetch_add(1, Ordering::Relaxed);
@@ -119,7 +123,7 @@ impl Journal for DurableRoute {
             sub: self.sub.clone(),
             seq,
             event: event.clone(),
-            accepted_ms: now_ms(),
+            accepted_ms,
         });
     }
 
@@ -143,6 +147,13 @@ impl Journal for DurableRoute {
                     sub: self.sub.clone(),
                     seq: entry.seq,
                 });
+                if shared.keeps_delivered() {
+                    shared.enqueue(Op::Keep {
+                        sub: self.sub.clone(),
+                        event: event.clone(),
+                        accepted_ms: entry.accepted_ms,
+                    });
+                }
             }
         }
     }
@@ -188,6 +199,7 @@ impl Journal for DurableRoute {
                     event: event.clone(),
                     attempt: entry.attempt,
                     next_at_ms,
+                    accepted_ms: entry.accepted_ms,
                 });
             }
         }

@@ -115,7 +115,7 @@ use std::time::{Duration, SystemTime};
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
 use crate::event::Event;
-use writer::{DEAD, ENDPOINTS, Op, PENDING, Shared};
+use writer::{DEAD, ENDPOINTS, HISTORY, Op, PENDING, Shared};
 
 pub(crate) use journal::DurableRoute;
 
@@ -158,6 +158,8 @@ pub struct StoreBuilder {
     commit_interval: Duration,
     commit_max: usize,
     dead_letter_limit: u64,
+    keep_delivered: Option<Duration>,
+    history_limit: u64,
 }
 
 impl StoreBuilder {
@@ -180,12 +182,29 @@ impl StoreBuilder {
         self.dead_letter_limit = n;
         self
     }
+    /// Keeps delivered events for `window` (and at most `limit` of them
+    /// across the store, the oldest going first), so they can be delivered
+    /// again with [`Store::delivered_since`] /
+    /// [`WebhookManager::replay`](crate::webhook::WebhookManager::replay)
+    /// (a receiver that lost data asks for "everything since 09:00"). Off by
+    /// default: each delivered event is then written once more.
+    pub fn keep_delivered(mut self, window: Duration, limit: u64) -> Self {
+        self.keep_delivered = Some(window);
+        self.history_limit = limit;
+        self
+    }
     /// Opens the store, creating the file if it does not exist.
     pub fn open(self) -> Result<Store, StoreError> {
         if self.commit_max == 0 {
             return Err(StoreError::Open {
                 path: self.path,
                 reason: "commit_max must be at least 1".into(),
+            });
+        }
+        if self.keep_delivered.is_some() && self.history_limit == 0 {
+            return Err(StoreError::Open {
+                path: self.path,
+                reason: "keep_delivered needs a limit of at least 1".into(),
             });
         }
         if self.dead_letter_limit == 0 {
@@ -200,6 +219,8 @@ impl StoreBuilder {
                 commit_interval: self.commit_interval,
                 commit_max: self.commit_max,
                 dead_letter_limit: self.dead_letter_limit,
+                keep_delivered: self.keep_delivered,
+                history_limit: self.history_limit,
             },
         )?;
         Ok(Store {
@@ -290,6 +311,8 @@ impl Store {
             commit_interval: Duration::from_millis(10),
             commit_max: 4096,
             dead_letter_limit: 100_000,
+            keep_delivered: None,
+            history_limit: 0,
         }
     }
 
@@ -379,6 +402,47 @@ impl Store {
             }
         }
         Ok(out)
+    }
+
+    /// The delivered events of `subscriber` accepted at or after `since`,
+    /// oldest first, at most `limit` (kept only with
+    /// [`keep_delivered`](StoreBuilder::keep_delivered)).
+    pub fn delivered_since(
+        &self,
+        subscriber: &str,
+        since: SystemTime,
+        limit: usize,
+    ) -> Result<Vec<Event>, StoreError> {
+        let since_ms = since
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        let txn = self.shared.0.db.begin_read().map_err(io)?;
+        let table = match txn.open_table(HISTORY) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(io(e)),
+        };
+        let mut out = Vec::new();
+        for row in table.iter().map_err(io)? {
+            if out.len() >= limit {
+                break;
+            }
+            let (_, v) = row.map_err(io)?;
+            if let Some((sub, accepted_ms, event)) = writer::decode_history(v.value())
+                && sub == subscriber
+                && accepted_ms >= since_ms
+            {
+                out.push(event);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Whether the store keeps delivered events (see
+    /// [`keep_delivered`](StoreBuilder::keep_delivered)).
+    pub fn keeps_delivered(&self) -> bool {
+        self.shared.0.keeps_delivered()
     }
 
     /// How many dead letters the store keeps now.

@@ -18,11 +18,15 @@ pub(super) const PENDING: TableDefinition<(&str, u64), &[u8]> = TableDefinition:
 pub(super) const DEAD: TableDefinition<u64, &[u8]> = TableDefinition::new("dead");
 /// Counters that must survive a restart.
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// Delivered events kept for replay, in the order they were delivered:
+/// sequence → record.
+pub(super) const HISTORY: TableDefinition<u64, &[u8]> = TableDefinition::new("history");
 /// Endpoint state (enabled, and why not): name → record.
 pub(super) const ENDPOINTS: TableDefinition<&str, &[u8]> = TableDefinition::new("endpoints");
 
 const NEXT_SEQ: &str = "next_seq";
 const NEXT_DEAD: &str = "next_dead";
+const NEXT_HISTORY: &str = "next_history";
 /// The first byte of every record: its format.
 const FORMAT: u8 = 1;
 
@@ -30,6 +34,9 @@ pub(super) struct Settings {
     pub(super) commit_interval: Duration,
     pub(super) commit_max: usize,
     pub(super) dead_letter_limit: u64,
+    /// Keep delivered events this long (for replay); None: not at all.
+    pub(super) keep_delivered: Option<Duration>,
+    pub(super) history_limit: u64,
 }
 
 /// One write for the next commit.
@@ -46,6 +53,7 @@ pub(super) enum Op {
         event: Arc<Event>,
         attempt: u32,
         next_at_ms: u64,
+        accepted_ms: u64,
     },
     Delete {
         sub: Arc<str>,
@@ -57,6 +65,12 @@ pub(super) enum Op {
         event: Arc<Event>,
         attempts: u32,
         reason: String,
+    },
+    /// A delivered event, kept for replay.
+    Keep {
+        sub: Arc<str>,
+        event: Arc<Event>,
+        accepted_ms: u64,
     },
     /// Dead letters of `sub` with these event ids were delivered after all.
     RemoveDead {
@@ -136,16 +150,18 @@ impl Shared {
             }
         };
         // Create the tables and read the counters.
-        let (next_seq, next_dead) = (|| -> Result<(u64, u64), redb::Error> {
+        let (next_seq, next_dead, next_history) = (|| -> Result<(u64, u64, u64), redb::Error> {
             let txn = db.begin_write()?;
             let r = {
                 txn.open_table(PENDING)?;
                 txn.open_table(DEAD)?;
                 txn.open_table(ENDPOINTS)?;
+                txn.open_table(HISTORY)?;
                 let meta = txn.open_table(META)?;
                 let seq = meta.get(NEXT_SEQ)?.map(|v| v.value()).unwrap_or(1);
                 let dead = meta.get(NEXT_DEAD)?.map(|v| v.value()).unwrap_or(1);
-                (seq, dead)
+                let history = meta.get(NEXT_HISTORY)?.map(|v| v.value()).unwrap_or(1);
+                (seq, dead, history)
             };
             txn.commit()?;
             Ok(r)
@@ -171,6 +187,7 @@ impl Shared {
         let writer = Writer {
             shared: shared.clone(),
             next_dead,
+            next_history,
         };
         let thread = std::thread::Builder::new()
             .name("hookbus-store".into())
@@ -181,6 +198,10 @@ impl Shared {
             })?;
         *shared.thread.lock().unwrap_or_else(|e| e.into_inner()) = Some(thread);
         Ok(shared)
+    }
+
+    pub(super) fn keeps_delivered(&self) -> bool {
+        self.settings.keep_delivered.is_some()
     }
 
     pub(super) fn refusal(&self) -> Option<String> {
@@ -291,6 +312,7 @@ fn open_error(path: &Path, e: redb::DatabaseError) -> StoreError {
 struct Writer {
     shared: Arc<Shared>,
     next_dead: u64,
+    next_history: u64,
 }
 
 impl Writer {
@@ -359,7 +381,10 @@ impl Writer {
                         settled.insert((sub, *seq));
                     }
                 }
-                Op::Retry { .. } | Op::RemoveDead { .. } | Op::Endpoint { .. } => {}
+                Op::Retry { .. }
+                | Op::RemoveDead { .. }
+                | Op::Endpoint { .. }
+                | Op::Keep { .. } => {}
             }
         }
         let mut txn = self.shared.db.begin_write()?;
@@ -370,6 +395,8 @@ impl Writer {
             let mut pending = txn.open_table(PENDING)?;
             let mut dead = txn.open_table(DEAD)?;
             let mut endpoints = txn.open_table(ENDPOINTS)?;
+            let mut history = txn.open_table(HISTORY)?;
+            let mut kept = false;
             let mut buf = Vec::new();
             for op in ops {
                 match op {
@@ -392,11 +419,12 @@ impl Writer {
                         event,
                         attempt,
                         next_at_ms,
+                        accepted_ms,
                     } => {
                         if settled.contains(&(&**sub, *seq)) {
                             continue;
                         }
-                        encode_pending(&mut buf, *attempt, *next_at_ms, now_ms(), event);
+                        encode_pending(&mut buf, *attempt, *next_at_ms, *accepted_ms, event);
                         pending.insert((&**sub, *seq), buf.as_slice())?;
                     }
                     Op::Delete { sub, seq } => {
@@ -418,6 +446,16 @@ impl Writer {
                         dead.insert(self.next_dead, buf.as_slice())?;
                         self.next_dead += 1;
                         dead_added = true;
+                    }
+                    Op::Keep {
+                        sub,
+                        event,
+                        accepted_ms,
+                    } => {
+                        encode_history(&mut buf, sub, *accepted_ms, event);
+                        history.insert(self.next_history, buf.as_slice())?;
+                        self.next_history += 1;
+                        kept = true;
                     }
                     Op::RemoveDead { sub, ids } => {
                         let ids: HashSet<&str> = ids.iter().map(String::as_str).collect();
@@ -453,6 +491,26 @@ impl Writer {
                     }
                 }
             }
+            if kept && let Some(keep) = self.shared.settings.keep_delivered {
+                // Oldest first: drop what is older than the window or beyond
+                // the limit.
+                let cutoff = now_ms().saturating_sub(keep.as_millis() as u64);
+                let limit = self.shared.settings.history_limit;
+                let excess = history.len()?.saturating_sub(limit);
+                let mut cut = None;
+                for (i, row) in history.iter()?.enumerate() {
+                    let (k, v) = row?;
+                    let old = history_delivered_ms(v.value()).is_none_or(|ms| ms < cutoff);
+                    if (i as u64) < excess || old {
+                        cut = Some(k.value() + 1);
+                    } else {
+                        break;
+                    }
+                }
+                if let Some(cut) = cut {
+                    history.retain_in(..cut, |_, _| false)?;
+                }
+            }
             let mut meta = txn.open_table(META)?;
             if max_seq > 0 {
                 let stored = meta.get(NEXT_SEQ)?.map(|v| v.value()).unwrap_or(1);
@@ -462,6 +520,9 @@ impl Writer {
             }
             if dead_added {
                 meta.insert(NEXT_DEAD, self.next_dead)?;
+            }
+            if kept {
+                meta.insert(NEXT_HISTORY, self.next_history)?;
             }
         }
         txn.commit()?;
@@ -489,6 +550,7 @@ fn encode_pending(
 pub(super) struct PendingRecord {
     pub(super) attempt: u32,
     pub(super) next_at_ms: u64,
+    pub(super) accepted_ms: u64,
     pub(super) event: Event,
 }
 
@@ -498,10 +560,12 @@ pub(super) fn decode_pending(v: &[u8]) -> Option<PendingRecord> {
     }
     let attempt = u32::from_be_bytes(v[1..5].try_into().ok()?);
     let next_at_ms = u64::from_be_bytes(v[5..13].try_into().ok()?);
+    let accepted_ms = u64::from_be_bytes(v[13..21].try_into().ok()?);
     let event: Event = serde_json::from_slice(&v[21..]).ok()?;
     Some(PendingRecord {
         attempt,
         next_at_ms,
+        accepted_ms,
         event,
     })
 }
@@ -544,6 +608,42 @@ pub(super) fn decode_dead(v: &[u8]) -> Option<StoredDeadLetter> {
         attempts,
         failed_at: UNIX_EPOCH + Duration::from_millis(failed_ms),
     })
+}
+
+/// `[FORMAT][accepted_ms u64][delivered_ms u64][sub len u16][sub][event JSON]`
+fn encode_history(buf: &mut Vec<u8>, sub: &str, accepted_ms: u64, event: &Event) {
+    buf.clear();
+    buf.push(FORMAT);
+    buf.extend_from_slice(&accepted_ms.to_be_bytes());
+    buf.extend_from_slice(&now_ms().to_be_bytes());
+    let sub = &sub.as_bytes()[..sub.len().min(u16::MAX as usize)];
+    buf.extend_from_slice(&(sub.len() as u16).to_be_bytes());
+    buf.extend_from_slice(sub);
+    buf.extend_from_slice(&event.structured_json());
+}
+
+fn history_delivered_ms(v: &[u8]) -> Option<u64> {
+    let mut r = Reader(v);
+    if r.take(1)?[0] != FORMAT {
+        return None;
+    }
+    r.take(8)?;
+    Some(u64::from_be_bytes(r.take(8)?.try_into().ok()?))
+}
+
+/// A kept delivered event: its subscriber, when it was accepted, and the
+/// event.
+pub(super) fn decode_history(v: &[u8]) -> Option<(String, u64, Event)> {
+    let mut r = Reader(v);
+    if r.take(1)?[0] != FORMAT {
+        return None;
+    }
+    let accepted_ms = u64::from_be_bytes(r.take(8)?.try_into().ok()?);
+    r.take(8)?;
+    let sub_len = u16::from_be_bytes(r.take(2)?.try_into().ok()?) as usize;
+    let sub = String::from_utf8_lossy(r.take(sub_len)?).into_owned();
+    let event: Event = serde_json::from_slice(r.0).ok()?;
+    Some((sub, accepted_ms, event))
 }
 
 /// The subscriber and event id of a dead letter, without decoding the event.

@@ -13,17 +13,20 @@ use std::time::Duration;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
 
+use super::emitter::WebhookEmitter;
+use super::endpoint::{Condition, Endpoint, EndpointState};
+pub use super::error::WebhookError;
 use super::filter::{Filter, FilterError};
 use super::guard::{GuardedResolver, SsrfGuard, is_loopback_host};
 use super::log::{DEFAULT_DEAD_LETTER_CAPACITY, DEFAULT_LOG_CAPACITY, DeliveryLog};
 use super::rate::RateLimiter;
 use super::retry::RetryPolicy;
-use super::sink::{Endpoint, EndpointState, WebhookEmitter, WebhookSink};
-use super::template::{Template, TemplateError};
+use super::sink::{Attach, WebhookSink};
+use super::template::Template;
 use super::wire::WireFormat;
 use crate::OverflowPolicy;
 use crate::event::Event;
-use crate::pattern::{Pattern, PatternError};
+use crate::pattern::Pattern;
 use crate::signature::{Secret, SignatureError, SignatureScheme};
 
 /// Default request timeout.
@@ -37,61 +40,6 @@ pub const DEFAULT_RETRY_CAPACITY: usize = 1024;
 /// Default number of failed deliveries in a row after which the endpoint is
 /// disabled.
 pub const DEFAULT_DISABLE_AFTER: u32 = 50;
-
-/// What is wrong with a webhook's settings, or why a management call failed.
-/// Never contains secrets or the URL's path and query (which often are secret,
-/// e.g. Slack's incoming-webhook URLs).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum WebhookError {
-    /// The URL does not parse or is not http(s).
-    #[error("invalid webhook URL: {0}")]
-    InvalidUrl(String),
-    /// Plain http to a host that is not loopback.
-    #[error(
-        "refusing plain http to non-loopback host {0}: use https, or call allow_http(true) if you accept an unencrypted connection"
-    )]
-    InsecureUrl(String),
-    /// The SSRF guard refuses the URL's address.
-    #[error(
-        "the SSRF guard refuses {0}: it is an internal address; add it to the allow-list to permit"
-    )]
-    BlockedAddress(String),
-    /// A header name or value HTTP does not allow.
-    #[error("invalid header {name:?}: {reason}")]
-    InvalidHeader {
-        /// The header name.
-        name: String,
-        /// What is wrong (the value is not repeated).
-        reason: String,
-    },
-    /// A payload template is wrong.
-    #[error("invalid template: {0}")]
-    Template(#[from] TemplateError),
-    /// A filter is wrong.
-    #[error("invalid filter: {0}")]
-    Filter(#[from] FilterError),
-    /// An event pattern is wrong.
-    #[error("invalid event pattern: {0}")]
-    Pattern(#[from] PatternError),
-    /// A signing setting or secret is wrong.
-    #[error("invalid signature setting: {0}")]
-    Signature(#[from] SignatureError),
-    /// Another option is out of range.
-    #[error("invalid webhook option: {0}")]
-    InvalidOption(String),
-    /// The HTTP client could not be built.
-    #[error("could not build the HTTP client: {0}")]
-    Client(String),
-    /// Subscribing to the bus failed.
-    #[error("could not subscribe the webhook: {0}")]
-    Subscribe(#[from] crate::SubscribeError),
-    /// No webhook has this id.
-    #[error("no webhook with id {0:?}")]
-    NotFound(String),
-}
-
-pub(crate) type Condition = Arc<dyn Fn(&Event) -> bool + Send + Sync>;
 
 /// Configures a webhook endpoint; finish with [`build`](Self::build) (a
 /// [`WebhookSink`] to attach to a bus) or [`build_emitter`](Self::build_emitter)
@@ -716,7 +664,18 @@ impl WebhookBuilder {
             rate_limit,
             state,
         };
-        Ok(WebhookSink::from_parts(Arc::new(endpoint), self))
+        let attach = Attach {
+            events: self.events,
+            capacity: self.capacity,
+            overflow: self.overflow,
+            concurrency: self.concurrency,
+            retry_capacity: self.retry_capacity,
+            batch: self.batch,
+            ordered: self.ordered,
+            #[cfg(feature = "durable")]
+            store: self.store,
+        };
+        Ok(WebhookSink::from_parts(Arc::new(endpoint), attach))
     }
 }
 
@@ -752,4 +711,27 @@ fn check_url(
         }
     }
     Ok(url)
+}
+
+// The constructors of what the builder builds live here, with the builder,
+// so that the sink and the emitter do not depend on their configuration.
+impl WebhookSink {
+    /// Starts configuring a webhook to `url`.
+    pub fn builder(url: impl Into<String>) -> WebhookBuilder {
+        WebhookBuilder::new(url)
+    }
+}
+
+impl WebhookEmitter {
+    /// An emitter to `url` with default settings (unsigned, all events, 10 s
+    /// timeout, 3 attempts).
+    pub fn new(url: impl Into<String>) -> Result<WebhookEmitter, WebhookError> {
+        WebhookBuilder::new(url).build_emitter()
+    }
+
+    /// Starts configuring an emitter; finish with
+    /// [`build_emitter`](WebhookBuilder::build_emitter).
+    pub fn builder(url: impl Into<String>) -> WebhookBuilder {
+        WebhookBuilder::new(url)
+    }
 }

@@ -9,8 +9,9 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 use time::OffsetDateTime;
 
 use super::config::{WebhookBuilder, WebhookError};
+use super::delivery::DeliveryStatus;
 use super::log::{DeliveryAttempt, WebhookStats};
-use super::sink::{DeliveryStatus, WebhookSink};
+use super::sink::WebhookSink;
 use super::wire::WireFormat;
 use crate::bus::Bus;
 use crate::event::Event;
@@ -288,7 +289,7 @@ impl WebhookManager {
                 .collect(),
             state: &state,
         };
-        let limit = sink.builder.concurrency.max(1);
+        let limit = sink.attach.concurrency.max(1);
         let mut report = RetryReport::default();
         let mut pending = 0..unfinished.letters.len();
         let mut running = FuturesUnordered::new();
@@ -324,6 +325,59 @@ impl WebhookManager {
         Ok(report)
     }
 
+    /// Delivers again, one request each, the events this webhook delivered
+    /// that were accepted at or after `since` (a receiver that lost data
+    /// asks for everything since a time; Svix calls it "recover"). Needs a
+    /// [`durable`](super::WebhookBuilder::durable) webhook whose store keeps
+    /// delivered events ([`StoreBuilder::keep_delivered`](crate::store::StoreBuilder::keep_delivered)).
+    /// Receivers see the same event ids as the first time.
+    #[cfg(feature = "durable")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "durable")))]
+    pub async fn replay(
+        &self,
+        id: &WebhookId,
+        since: OffsetDateTime,
+    ) -> Result<RetryReport, WebhookError> {
+        let sink = self.sink(id)?;
+        let store = sink
+            .endpoint
+            .state
+            .store
+            .get()
+            .filter(|s| s.keeps_delivered())
+            .ok_or_else(|| {
+                WebhookError::InvalidOption(format!(
+                    "webhook {:?} cannot replay: it needs durable(&store) with a store that keeps delivered events (StoreBuilder::keep_delivered)",
+                    sink.endpoint.name
+                ))
+            })?
+            .clone();
+        let events = store
+            .delivered_since(&sink.endpoint.name, since.into(), usize::MAX)
+            .map_err(|e| WebhookError::InvalidOption(format!("cannot read the store: {e}")))?;
+        let limit = sink.attach.concurrency.max(1);
+        let mut report = RetryReport::default();
+        let mut pending = events.into_iter().map(Arc::new);
+        let mut running = FuturesUnordered::new();
+        loop {
+            while running.len() < limit {
+                let Some(event) = pending.next() else { break };
+                let ep = sink.endpoint.clone();
+                running.push(async move { ep.deliver(&[event], None, false, None).await });
+            }
+            let Some(outcome) = running.next().await else {
+                break;
+            };
+            report.retried += 1;
+            if outcome.is_delivered() {
+                report.delivered += 1;
+            } else {
+                report.failed += 1;
+            }
+        }
+        Ok(report)
+    }
+
     /// The webhook's counters (mailbox drops included).
     pub fn stats(&self, id: &WebhookId) -> Result<WebhookStats, WebhookError> {
         self.with(id, |r| {
@@ -345,7 +399,7 @@ fn info(id: &WebhookId, sink: &WebhookSink) -> WebhookInfo {
         id: id.clone(),
         name: ep.name.clone(),
         url: ep.display_url.clone(),
-        events: sink.builder.events.clone(),
+        events: sink.attach.events.clone(),
         enabled: sink.is_enabled(),
         signed: ep.secrets.iter().any(|s| !s.is_empty()),
         format: ep.format,
@@ -357,7 +411,7 @@ fn info(id: &WebhookId, sink: &WebhookSink) -> WebhookInfo {
 /// dropping it returns them to the log.
 struct PutBack<'a> {
     letters: Vec<Option<super::log::DeadLetter>>,
-    state: &'a super::sink::EndpointState,
+    state: &'a super::endpoint::EndpointState,
 }
 
 impl Drop for PutBack<'_> {

@@ -92,7 +92,12 @@
 //! # Ok(()) }
 //! ```
 
+mod attempt;
 mod config;
+mod delivery;
+mod emitter;
+mod endpoint;
+mod error;
 mod file_config;
 pub use crate::expr::filter;
 pub mod guard;
@@ -107,10 +112,13 @@ mod slots;
 pub use crate::expr::template;
 pub mod wire;
 
+pub use attempt::RESPONSE_EXCERPT_LEN;
 pub use config::{
     DEFAULT_CONCURRENCY, DEFAULT_DISABLE_AFTER, DEFAULT_RETRY_CAPACITY, DEFAULT_TIMEOUT,
     WebhookBuilder, WebhookError,
 };
+pub use delivery::{DeliveryOutcome, DeliveryStatus};
+pub use emitter::WebhookEmitter;
 pub use file_config::{
     RateLimitConfig, RetryConfig, RetryRuleConfig, SignatureConfig, WebhookConfig,
 };
@@ -121,8 +129,6 @@ pub use log::{
 };
 pub use manager::{RetryReport, TestResult, WebhookId, WebhookInfo, WebhookManager};
 pub use retry::{Backoff, RetryPolicy};
-pub use sink::{
-    DeliveryOutcome, DeliveryStatus, RESPONSE_EXCERPT_LEN, WebhookEmitter, WebhookSink,
-};
+pub use sink::WebhookSink;
 pub use template::{Template, TemplateError};
 pub use wire::WireFormat;

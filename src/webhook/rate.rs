@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use tokio::time::{Instant, Sleep};
 
-use super::sink::EndpointState;
+use super::endpoint::EndpointState;
 
 /// `n` requests per `per`, bursts of up to `burst` at once.
 pub(crate) struct RateLimiter {

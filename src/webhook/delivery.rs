@@ -1,0 +1,426 @@
+//! One delivery: prepare the request, attempt it, decide (delivered, retry
+//! after a delay, or give up), as many times as the retry policy allows.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
+use super::attempt::{Attempt, Verdict};
+use super::endpoint::Endpoint;
+use super::log::DeliveryAttempt;
+use super::retry::RetryPolicy;
+use super::slots::Slot;
+use crate::event::Event;
+use crate::hub::journal::{Journal, Resume};
+use crate::sink::{DeliveryError, FailureKind};
+
+/// How one delivery (one event, or one batch) ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DeliveryStatus {
+    /// The endpoint answered 2xx.
+    Delivered,
+    /// Not sent: the event is not subscribed or the condition/filter said no.
+    Skipped,
+    /// Given up; the events are dead-lettered.
+    Failed(FailureKind),
+}
+
+/// The outcome of one delivery, as [`WebhookEmitter::emit`] returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryOutcome {
+    /// How it ended.
+    pub status: DeliveryStatus,
+    /// HTTP attempts made.
+    pub attempts: u32,
+    /// The last HTTP status, if a response came.
+    pub status_code: Option<u16>,
+    /// The last attempt's latency.
+    pub latency: Duration,
+    /// The last error, if it failed.
+    pub error: Option<String>,
+    /// The start of the last response body.
+    pub response_excerpt: Option<String>,
+}
+
+impl DeliveryOutcome {
+    /// Whether the endpoint accepted it.
+    pub fn is_delivered(&self) -> bool {
+        self.status == DeliveryStatus::Delivered
+    }
+
+    /// `Ok` when delivered or skipped, else the error the bus reports.
+    pub fn into_result(self) -> Result<(), DeliveryError> {
+        match self.status {
+            DeliveryStatus::Delivered | DeliveryStatus::Skipped => Ok(()),
+            DeliveryStatus::Failed(kind) => Err(DeliveryError::new(
+                kind,
+                self.error.unwrap_or_else(|| "delivery failed".into()),
+            )),
+        }
+    }
+
+    fn failed(kind: FailureKind, attempts: u32, error: String) -> DeliveryOutcome {
+        DeliveryOutcome {
+            status: DeliveryStatus::Failed(kind),
+            attempts,
+            status_code: None,
+            latency: Duration::ZERO,
+            error: Some(error),
+            response_excerpt: None,
+        }
+    }
+}
+
+impl Endpoint {
+    fn log_attempt(&self, events: &[Arc<Event>], attempt: u32, r: &Attempt, last: bool) {
+        self.state.log.record(DeliveryAttempt {
+            time: OffsetDateTime::now_utc(),
+            event_id: events[0].id().to_owned(),
+            event_type: events[0].event_type().to_owned(),
+            events: events.len(),
+            attempt,
+            success: r.verdict == Verdict::Delivered,
+            last,
+            status_code: r.status,
+            latency: r.latency,
+            error: r.error.clone(),
+            response_excerpt: r.excerpt.clone(),
+        });
+    }
+
+    /// Delivers `events` in one request, retrying as the policy says. With a
+    /// `slot`, each attempt first takes a sending slot, and the wait between
+    /// attempts gives it back. With a rate limit, each attempt first takes a
+    /// token (before its slot), except a first attempt whose token the
+    /// subscription took already (`token_taken`).
+    ///
+    /// With a durable subscriber's `journal`, a recovered delivery resumes
+    /// its schedule (attempt number, the rest of its backoff) and every
+    /// scheduled retry is persisted.
+    pub(crate) async fn deliver(
+        &self,
+        events: &[Arc<Event>],
+        mut slot: Option<&mut Slot>,
+        mut token_taken: bool,
+        journal: Option<&dyn Journal>,
+    ) -> DeliveryOutcome {
+        let n = events.len() as u64;
+        if n == 0 {
+            return DeliveryOutcome {
+                status: DeliveryStatus::Skipped,
+                attempts: 0,
+                status_code: None,
+                latency: Duration::ZERO,
+                error: None,
+                response_excerpt: None,
+            };
+        }
+        if !self.state.enabled.load(SeqCst) {
+            return self.refuse_disabled(events, 0);
+        }
+        let payload = match self.build_payload(events) {
+            Ok(p) => p,
+            Err(msg) => {
+                let error = format!("template: {msg}");
+                self.state.log.record(DeliveryAttempt {
+                    time: OffsetDateTime::now_utc(),
+                    event_id: events[0].id().to_owned(),
+                    event_type: events[0].event_type().to_owned(),
+                    events: events.len(),
+                    attempt: 0,
+                    success: false,
+                    last: true,
+                    status_code: None,
+                    latency: Duration::ZERO,
+                    error: Some(error.clone()),
+                    response_excerpt: None,
+                });
+                self.give_up(events, &error);
+                return DeliveryOutcome::failed(FailureKind::Permanent, 0, error);
+            }
+        };
+        let policy = self.retry_policy(&events[0]);
+        let max = policy.max_attempts.max(1);
+        let mut attempt = 1;
+        if let Some(resume) = journal.and_then(|j| j.resume(&events[0])) {
+            // Recovered after a restart with a retry scheduled: wait for
+            // what is left of its backoff, then go on counting.
+            attempt = resume.attempt.clamp(1, max);
+            if let Ok(left) = resume.at.duration_since(std::time::SystemTime::now()) {
+                if let Some(slot) = slot.as_deref_mut() {
+                    slot.release();
+                }
+                let _waiting = Waiting::new(&self.state.waiting_retry);
+                tokio::time::sleep(left).await;
+            }
+        }
+        loop {
+            if let Some(limiter) = &self.rate_limit
+                && !std::mem::take(&mut token_taken)
+            {
+                // Waiting for a token sends nothing: no slot meanwhile.
+                if let Some(slot) = slot.as_deref_mut() {
+                    slot.release();
+                }
+                limiter.acquire(&self.state).await;
+            }
+            if let Some(slot) = slot.as_deref_mut() {
+                slot.take().await;
+            }
+            // Checked again after any wait: the endpoint may have been
+            // disabled meanwhile.
+            if !self.state.enabled.load(SeqCst) {
+                return self.refuse_disabled(events, attempt - 1);
+            }
+            let r = self.attempt(&payload).await;
+            let next = decide(&r, attempt, max, policy);
+            self.log_attempt(events, attempt, &r, !matches!(next, Next::Retry(_)));
+            let outcome = |status| DeliveryOutcome {
+                status,
+                attempts: attempt,
+                status_code: r.status,
+                latency: r.latency,
+                error: r.error.clone(),
+                response_excerpt: r.excerpt.clone(),
+            };
+            match next {
+                Next::Delivered => {
+                    self.state.log.counters.delivered.fetch_add(n, Relaxed);
+                    self.state.consecutive_failures.store(0, Relaxed);
+                    return outcome(DeliveryStatus::Delivered);
+                }
+                Next::GiveUp { kind, message } => {
+                    if r.verdict == Verdict::Gone {
+                        self.disable("the endpoint answered 410 Gone");
+                    }
+                    self.give_up(events, &message);
+                    // The outcome carries the dead-letter message.
+                    return DeliveryOutcome {
+                        error: Some(message),
+                        ..outcome(DeliveryStatus::Failed(kind))
+                    };
+                }
+                Next::Retry(delay) => {
+                    tracing::debug!(webhook = %self.name, event_id = %events[0].id(), attempt, ?delay, error = ?r.error, "hookbus: webhook attempt failed, retrying");
+                    if let Some(slot) = slot.as_deref_mut() {
+                        slot.release();
+                    }
+                    if let Some(journal) = journal {
+                        journal.retrying(
+                            events,
+                            Resume {
+                                attempt: attempt + 1,
+                                at: std::time::SystemTime::now() + delay,
+                            },
+                        );
+                    }
+                    let _waiting = Waiting::new(&self.state.waiting_retry);
+                    tokio::time::sleep(delay).await;
+                    attempt += 1;
+                }
+            }
+        }
+    }
+
+    /// One attempt, no retry, no dead letter (for `WebhookManager::test`).
+    pub(crate) async fn send_once(&self, events: &[Arc<Event>]) -> DeliveryOutcome {
+        let payload = match self.build_payload(events) {
+            Ok(p) => p,
+            Err(msg) => {
+                return DeliveryOutcome::failed(
+                    FailureKind::Permanent,
+                    0,
+                    format!("template: {msg}"),
+                );
+            }
+        };
+        let r = self.attempt(&payload).await;
+        self.log_attempt(events, 1, &r, true);
+        DeliveryOutcome {
+            status: if r.verdict == Verdict::Delivered {
+                DeliveryStatus::Delivered
+            } else {
+                DeliveryStatus::Failed(FailureKind::Permanent)
+            },
+            attempts: 1,
+            status_code: r.status,
+            latency: r.latency,
+            error: r.error,
+            response_excerpt: r.excerpt,
+        }
+    }
+
+    fn refuse_disabled(&self, events: &[Arc<Event>], attempts: u32) -> DeliveryOutcome {
+        self.state
+            .log
+            .counters
+            .dropped
+            .fetch_add(events.len() as u64, Relaxed);
+        // Kept with the dead letters, so retry_failed can send them once the
+        // endpoint is enabled again.
+        self.state.log.park(events, "endpoint disabled");
+        DeliveryOutcome::failed(
+            FailureKind::Disabled,
+            attempts,
+            format!("webhook {:?} is disabled", self.name),
+        )
+    }
+
+    fn give_up(&self, events: &[Arc<Event>], error: &str) {
+        tracing::warn!(webhook = %self.name, url = %self.display_url, event_id = %events[0].id(), events = events.len(), error, "hookbus: webhook delivery dead-lettered");
+        self.state.log.dead_letter(events, error);
+        let streak = self.state.consecutive_failures.fetch_add(1, Relaxed) + 1;
+        if let Some(limit) = self.disable_after
+            && streak >= u64::from(limit)
+        {
+            self.disable(&format!("{streak} failed deliveries in a row"));
+        }
+    }
+}
+
+/// Counts a delivery as waiting for its retry while it lives (a cancelled
+/// wait, at a shutdown deadline, stops counting too).
+struct Waiting<'a>(&'a AtomicU64);
+
+impl<'a> Waiting<'a> {
+    fn new(gauge: &'a AtomicU64) -> Waiting<'a> {
+        gauge.fetch_add(1, Relaxed);
+        Waiting(gauge)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Relaxed);
+    }
+}
+
+/// Runs a delivery as its own task (for the bus sink and the emitter alike):
+/// the HTTP work of many concurrent deliveries then spreads over the
+/// runtime's threads instead of being polled from one task (the subscriber's
+/// or the caller's). Dropping the returned future (a shutdown deadline
+/// passed, the caller gave up) aborts the delivery.
+pub(crate) async fn spawn_delivery(
+    delivery: impl std::future::Future<Output = DeliveryOutcome> + Send + 'static,
+) -> DeliveryOutcome {
+    let mut task = AbortOnDrop(tokio::spawn(tracing::Instrument::in_current_span(delivery)));
+    match (&mut task.0).await {
+        Ok(outcome) => outcome,
+        Err(e) if e.is_panic() => DeliveryOutcome::failed(
+            FailureKind::Panic,
+            0,
+            "webhook delivery panicked".to_owned(),
+        ),
+        Err(_) => DeliveryOutcome::failed(
+            FailureKind::Handler,
+            0,
+            "webhook delivery was cancelled".to_owned(),
+        ),
+    }
+}
+
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// What a delivery does after an attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Next {
+    Delivered,
+    /// Attempt again after this delay.
+    Retry(Duration),
+    /// Dead-letter the events with this message.
+    GiveUp {
+        kind: FailureKind,
+        message: String,
+    },
+}
+
+/// Decides from an attempt's verdict, its number and the policy: the whole
+/// retry logic, with no I/O.
+fn decide(r: &Attempt, attempt: u32, max: u32, policy: &RetryPolicy) -> Next {
+    let error = r.error.as_deref();
+    match r.verdict {
+        Verdict::Delivered => Next::Delivered,
+        Verdict::Gone => Next::GiveUp {
+            kind: FailureKind::Permanent,
+            message: format!(
+                "{} (attempt {attempt}); endpoint disabled",
+                error.unwrap_or("410 Gone")
+            ),
+        },
+        Verdict::Final => Next::GiveUp {
+            kind: FailureKind::Permanent,
+            message: format!(
+                "{} (attempt {attempt}, not retryable)",
+                error.unwrap_or("failed")
+            ),
+        },
+        Verdict::Retry { .. } if attempt >= max => Next::GiveUp {
+            kind: FailureKind::Exhausted,
+            message: format!("{} after {attempt} attempt(s)", error.unwrap_or("failed")),
+        },
+        Verdict::Retry { after } => Next::Retry(policy.delay(attempt + 1, after)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attempt(verdict: Verdict) -> Attempt {
+        Attempt {
+            verdict,
+            status: None,
+            latency: Duration::ZERO,
+            error: Some("HTTP 503".into()),
+            excerpt: None,
+        }
+    }
+
+    #[test]
+    fn decide_follows_the_verdict_and_the_policy() {
+        let policy = RetryPolicy::exponential(3, Duration::from_secs(1), Duration::from_secs(60))
+            .with_jitter(0.0);
+        assert_eq!(
+            decide(&attempt(Verdict::Delivered), 1, 3, &policy),
+            Next::Delivered
+        );
+        assert_eq!(
+            decide(&attempt(Verdict::Retry { after: None }), 1, 3, &policy),
+            Next::Retry(policy.delay(2, None))
+        );
+        // Retry-After is honoured.
+        let after = Some(Duration::from_secs(30));
+        assert_eq!(
+            decide(&attempt(Verdict::Retry { after }), 2, 3, &policy),
+            Next::Retry(policy.delay(3, after))
+        );
+        let Next::GiveUp { kind, message } =
+            decide(&attempt(Verdict::Retry { after: None }), 3, 3, &policy)
+        else {
+            panic!("the last attempt gives up");
+        };
+        assert_eq!(kind, FailureKind::Exhausted);
+        assert_eq!(message, "HTTP 503 after 3 attempt(s)");
+        let Next::GiveUp { kind, message } = decide(&attempt(Verdict::Final), 1, 3, &policy) else {
+            panic!("final");
+        };
+        assert_eq!(kind, FailureKind::Permanent);
+        assert!(message.contains("not retryable"), "{message}");
+        let Next::GiveUp { message, .. } = decide(&attempt(Verdict::Gone), 2, 3, &policy) else {
+            panic!("gone");
+        };
+        assert!(
+            message.ends_with("(attempt 2); endpoint disabled"),
+            "{message}"
+        );
+    }
+}

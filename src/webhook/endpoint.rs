@@ -1,0 +1,297 @@
+//! What an endpoint is: its settings as built ([`Endpoint`]), the state
+//! that outlives configuration changes ([`EndpointState`]), which events it
+//! wants and how they become a request body.
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use reqwest::header::{HeaderMap, HeaderName};
+use serde_json::json;
+
+use super::filter::Filter;
+use super::log::{DeliveryLog, WebhookStats};
+use super::rate::RateLimiter;
+use super::retry::RetryPolicy;
+use super::template::Template;
+use super::wire::{self, Payload, WireFormat};
+use crate::bus::Bus;
+use crate::event::Event;
+use crate::hub::Hub;
+use crate::pattern::Pattern;
+use crate::signature::{Secret, SignatureScheme};
+
+/// A webhook's own condition (a closure).
+pub(crate) type Condition = Arc<dyn Fn(&Event) -> bool + Send + Sync>;
+
+/// State that outlives configuration changes: enabled flag, failure streak,
+/// the log, the bus to announce on.
+#[derive(Debug)]
+pub(crate) struct EndpointState {
+    pub(crate) enabled: AtomicBool,
+    pub(crate) consecutive_failures: AtomicU64,
+    /// Deliveries waiting for their next attempt now.
+    pub(crate) waiting_retry: AtomicU64,
+    /// Deliveries waiting for a rate-limit token now.
+    pub(crate) waiting_rate_limit: AtomicU64,
+    pub(crate) log: DeliveryLog,
+    bus: Mutex<Option<Weak<Hub>>>,
+    /// The store of a durable webhook: its enabled state and dead letters
+    /// are kept there too.
+    #[cfg(feature = "durable")]
+    pub(crate) store: std::sync::OnceLock<crate::store::Store>,
+}
+
+impl EndpointState {
+    pub(crate) fn new(log: DeliveryLog) -> EndpointState {
+        EndpointState {
+            enabled: AtomicBool::new(true),
+            consecutive_failures: AtomicU64::new(0),
+            waiting_retry: AtomicU64::new(0),
+            waiting_rate_limit: AtomicU64::new(0),
+            log,
+            bus: Mutex::new(None),
+            #[cfg(feature = "durable")]
+            store: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Records the enabled state in the store of a durable webhook.
+    pub(crate) fn persist_enabled(&self, _name: &str, _enabled: bool, _reason: &str) {
+        #[cfg(feature = "durable")]
+        if let Some(store) = self.store.get() {
+            store.set_endpoint_state(_name, _enabled, _reason);
+        }
+    }
+
+    /// A durable webhook's first attachment to its store: the state and
+    /// dead letters it had before a restart come back.
+    #[cfg(feature = "durable")]
+    pub(crate) fn attach_store(&self, name: &str, display_url: &str, store: &crate::store::Store) {
+        if self.store.set(store.clone()).is_err() {
+            return;
+        }
+        if let Some((false, reason)) = store.endpoint_state(name) {
+            self.enabled.store(false, SeqCst);
+            tracing::warn!(webhook = %name, url = %display_url, reason = %reason, "hookbus: webhook endpoint still disabled (as before the restart)");
+        }
+        match store.dead_letters(Some(name), self.log.dead_capacity()) {
+            Ok(letters) => self.log.restore(
+                letters
+                    .into_iter()
+                    .map(|d| super::log::DeadLetter {
+                        time: time::OffsetDateTime::from(d.failed_at),
+                        events: vec![Arc::new(d.event)],
+                        error: d.reason,
+                    })
+                    .collect(),
+            ),
+            Err(e) => {
+                tracing::error!(webhook = %name, error = %e, "hookbus: cannot read the webhook's dead letters from its store");
+            }
+        }
+    }
+
+    /// Dead letters delivered by `retry_failed` leave a durable webhook's
+    /// store.
+    pub(crate) fn forget_dead(&self, _name: &str, _events: &[Arc<Event>]) {
+        #[cfg(feature = "durable")]
+        if let Some(store) = self.store.get() {
+            store.remove_dead(_name, _events.iter().map(|e| e.id().to_owned()).collect());
+        }
+    }
+
+    pub(crate) fn set_bus(&self, bus: &Bus) {
+        *self.bus.lock().unwrap_or_else(|e| e.into_inner()) = Some(bus.downgrade());
+    }
+
+    pub(crate) fn bus(&self) -> Option<Arc<Hub>> {
+        self.bus
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .and_then(Weak::upgrade)
+    }
+}
+
+/// One configured endpoint. Immutable; the manager swaps it on update.
+pub(crate) struct Endpoint {
+    pub(crate) name: String,
+    pub(crate) display_url: String,
+    pub(crate) url: url::Url,
+    pub(crate) client: reqwest::Client,
+    pub(crate) secrets: Vec<Secret>,
+    pub(crate) scheme: SignatureScheme,
+    pub(crate) headers: HeaderMap,
+    /// The signature header names, in the order the scheme returns them.
+    pub(crate) signature_headers: Vec<HeaderName>,
+    pub(crate) timeout: Duration,
+    pub(crate) format: WireFormat,
+    pub(crate) template: Option<Template>,
+    pub(crate) templates: Vec<(Pattern, Template)>,
+    pub(crate) retry: RetryPolicy,
+    /// Policies by event type, first match wins (else `retry`).
+    pub(crate) retry_rules: Vec<(Pattern, RetryPolicy)>,
+    pub(crate) source: Option<String>,
+    pub(crate) disable_after: Option<u32>,
+    pub(crate) patterns: Vec<Pattern>,
+    pub(crate) condition: Option<Condition>,
+    pub(crate) filter: Option<Filter>,
+    pub(crate) key_order: Option<Arc<super::order::KeyOrder>>,
+    pub(crate) rate_limit: Option<Arc<RateLimiter>>,
+    pub(crate) state: Arc<EndpointState>,
+}
+
+impl fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("name", &self.name)
+            .field("url", &self.display_url)
+            .field("signed", &self.secrets.iter().any(|s| !s.is_empty()))
+            .field("scheme", &self.scheme)
+            .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .field("format", &self.format)
+            .field("retry", &self.retry)
+            .field("retry_rules", &self.retry_rules.len())
+            .field("enabled", &self.state.enabled.load(Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Endpoint {
+    /// Whether this endpoint wants the event (patterns, condition, filter).
+    pub(crate) fn wants(&self, event: &Event) -> bool {
+        let type_ok = if self.patterns.is_empty() {
+            !event.event_type().starts_with("hookbus.")
+        } else {
+            self.patterns.iter().any(|p| p.matches(event.event_type()))
+        };
+        type_ok
+            && self.filter.as_ref().is_none_or(|f| f.matches(event))
+            && self.condition.as_ref().is_none_or(|c| c(event))
+    }
+
+    pub(crate) fn template_for(&self, event: &Event) -> Option<&Template> {
+        self.templates
+            .iter()
+            .find(|(p, _)| p.matches(event.event_type()))
+            .map(|(_, t)| t)
+            .or(self.template.as_ref())
+    }
+
+    /// The retry policy for an event: the first `retry_for` rule that
+    /// matches its type, else the default.
+    pub(crate) fn retry_policy(&self, event: &Event) -> &RetryPolicy {
+        self.retry_rules
+            .iter()
+            .find(|(p, _)| p.matches(event.event_type()))
+            .map_or(&self.retry, |(_, policy)| policy)
+    }
+
+    pub(crate) fn build_payload(&self, events: &[Arc<Event>]) -> Result<Payload, String> {
+        let templated = events.iter().any(|e| self.template_for(e).is_some());
+        if let ([e], Some(t), WireFormat::Raw) =
+            (events, self.template_for(&events[0]), self.format)
+        {
+            // A template rendering a string sends the string itself.
+            let v = t
+                .render(e)
+                .map_err(|err| format!("event {}: {err}", e.id()))?;
+            let (body, ct) = match v {
+                serde_json::Value::String(s) => (Bytes::from(s), "text/plain; charset=utf-8"),
+                v => (
+                    Bytes::from(serde_json::to_vec(&v).unwrap_or_default()),
+                    "application/json",
+                ),
+            };
+            return Ok(Payload {
+                body,
+                headers: wire::content_type(ct),
+                message_id: e.id().to_owned(),
+            });
+        }
+        if !templated {
+            return Ok(wire::payload(events, self.format, self.source.as_deref()));
+        }
+        let render = |e: &Event| -> Result<Bytes, String> {
+            match self.template_for(e) {
+                Some(t) => {
+                    let v = t
+                        .render(e)
+                        .map_err(|err| format!("event {}: {err}", e.id()))?;
+                    Ok(Bytes::from(serde_json::to_vec(&v).unwrap_or_default()))
+                }
+                None => Ok(e.structured_json()),
+            }
+        };
+        let body = if events.len() == 1 {
+            render(&events[0])?
+        } else {
+            let mut out = BytesMut::new();
+            out.put_u8(b'[');
+            for (i, e) in events.iter().enumerate() {
+                if i > 0 {
+                    out.put_u8(b',');
+                }
+                out.put_slice(&render(e)?);
+            }
+            out.put_u8(b']');
+            out.freeze()
+        };
+        let first = &events[0];
+        Ok(Payload {
+            body,
+            headers: wire::content_type("application/json"),
+            message_id: if events.len() == 1 {
+                first.id().to_owned()
+            } else {
+                format!("batch_{}_{}", events.len(), first.id())
+            },
+        })
+    }
+
+    /// Disables the endpoint and announces it, once.
+    pub(crate) fn disable(&self, reason: &str) {
+        if self
+            .state
+            .enabled
+            .compare_exchange(true, false, SeqCst, SeqCst)
+            .is_err()
+        {
+            return;
+        }
+        tracing::warn!(webhook = %self.name, url = %self.display_url, reason, "hookbus: webhook endpoint disabled");
+        self.state.persist_enabled(&self.name, false, reason);
+        if let Some(bus) = self.state.bus() {
+            bus.announce(
+                "hookbus.endpoint_disabled",
+                json!({
+                    "webhook": self.name,
+                    "url": self.display_url,
+                    "reason": reason,
+                }),
+            );
+        }
+    }
+
+    pub(crate) fn stats(&self) -> WebhookStats {
+        let c = &self.state.log.counters;
+        let (p50, p99) = self.state.log.latency_percentiles();
+        WebhookStats {
+            delivered: c.delivered.load(Relaxed),
+            failed: c.failed.load(Relaxed),
+            retried: c.retried.load(Relaxed),
+            dropped: c.dropped.load(Relaxed),
+            attempts: c.attempts.load(Relaxed),
+            p50_latency: p50,
+            p99_latency: p99,
+            consecutive_failures: self.state.consecutive_failures.load(Relaxed),
+            waiting_retry: self.state.waiting_retry.load(Relaxed),
+            waiting_rate_limit: self.state.waiting_rate_limit.load(Relaxed),
+            rate_limited: c.rate_limited.load(Relaxed),
+            enabled: self.state.enabled.load(Relaxed),
+        }
+    }
+}
