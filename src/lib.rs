@@ -50,7 +50,9 @@ pub use global::{
     shutdown,
 };
 pub use pattern::{Pattern, PatternError};
-pub use sink::{Batch, BoxFuture, DeliveryError, FailureKind, HandlerResult, Sink, SinkFuture};
+pub use sink::{
+    Accepts, Batch, BoxFuture, DeliveryError, FailureKind, HandlerResult, Sink, SinkFuture,
+};
 pub use stats::{BusStats, ShutdownReport, SubscriberReport, SubscriberStats};
 pub use subscriber::{
     BatchConfig, EventStream, OverflowPolicy, SubscriberBuilder, SubscriberOptions, Subscription,

@@ -266,6 +266,19 @@ pub trait Sink: Send + Sync + 'static {
         Poll::Ready(())
     }
 
+    /// Which events this sink takes among those its subscriber's pattern
+    /// matches, when it has a say of its own (a webhook's `events` list,
+    /// condition and filter). The bus asks once, when the subscriber is
+    /// made, and runs it on the emitting thread after the subscriber's own
+    /// [`filter`](crate::SubscriberBuilder::filter): events it turns away
+    /// count as filtered and never reach the mailbox. So a sink attached with
+    /// [`SubscriberBuilder::sink`](crate::SubscriberBuilder::sink) takes
+    /// the same events as one attached by its own helper (such as
+    /// `WebhookSink::subscribe`). The default is `None`: all of them.
+    fn accepts(&self) -> Option<Accepts> {
+        None
+    }
+
     /// Called once when the bus shuts down, after the last `deliver` has
     /// finished or the deadline has passed: flush buffers and release
     /// resources within `timeout`. Returns how many events the sink still held
@@ -286,7 +299,13 @@ impl<S: Sink + ?Sized> Sink for Arc<S> {
     fn close(&self, timeout: Duration) -> BoxFuture<u64> {
         (**self).close(timeout)
     }
+    fn accepts(&self) -> Option<Accepts> {
+        (**self).accepts()
+    }
 }
+
+/// A sink's own choice of events; see [`Sink::accepts`].
+pub type Accepts = Arc<dyn Fn(&Event) -> bool + Send + Sync>;
 
 /// What a handler closure may return: `()` or `Result<(), E>` for any
 /// displayable `E` (an `Err` counts as a failed delivery).

@@ -753,6 +753,12 @@ async fn endpoint_state_and_dead_letters_survive_a_restart() {
         !manager.get(&id).unwrap().enabled,
         "still disabled after the restart"
     );
+    // The delivery log came back too: the attempt that got the 410.
+    let log = manager.deliveries(&id, 10).unwrap();
+    assert!(
+        log.iter().any(|a| a.status_code == Some(410) && a.last),
+        "{log:?}"
+    );
     let letters = manager.sink_of(&id).unwrap().dead_letters();
     let mut back: Vec<String> = letters
         .iter()

@@ -148,3 +148,39 @@ fn retry_rules_and_rate_limits_in_a_config_file() {
     }));
     assert!(typo.unwrap_err().to_string().contains("event"));
 }
+
+/// A webhook attached with `bus.subscriber(..).sink(..)` takes the same
+/// events as one attached with `subscribe`: its own event list, condition
+/// and filter apply, after the subscriber's filter.
+#[tokio::test]
+async fn a_webhook_attached_as_a_plain_sink_keeps_its_own_event_choice() {
+    let mut receiver = Receiver::ok().await;
+    let bus = Bus::new().unwrap();
+    let sink = hookbus::webhook::WebhookSink::builder(receiver.url.clone())
+        .allow_http(true)
+        .events(["order.*"])
+        .filter("amount > 100")
+        .build()
+        .unwrap();
+    let sub = bus
+        .subscriber("*")
+        .name("plain")
+        .filter(|e| e.data()["region"] != "eu")
+        .sink(sink)
+        .unwrap();
+    for (ty, amount, region) in [
+        ("audit.read", 500, "us"),   // not one of its events
+        ("order.placed", 50, "us"),  // its filter says no
+        ("order.placed", 500, "eu"), // the subscriber's filter says no
+        ("order.placed", 500, "us"), // taken
+    ] {
+        bus.emit(Event::new(ty, json!({"amount": amount, "region": region})).unwrap())
+            .unwrap();
+    }
+    let r = receiver.next().await;
+    assert_eq!(r.header("ce-type"), Some("order.placed"));
+    bus.shutdown(Duration::from_secs(5)).await;
+    let stats = sub.stats();
+    assert_eq!((stats.received, stats.filtered, stats.delivered), (4, 3, 1));
+    assert!(receiver.drain().is_empty());
+}

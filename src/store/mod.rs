@@ -115,7 +115,7 @@ use std::time::{Duration, SystemTime};
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
 use crate::event::Event;
-use writer::{DEAD, ENDPOINTS, HISTORY, Op, PENDING, Shared};
+use writer::{ATTEMPTS, DEAD, ENDPOINTS, HISTORY, Op, PENDING, Shared};
 
 pub(crate) use journal::DurableRoute;
 
@@ -473,6 +473,43 @@ impl Store {
             enabled,
             reason: reason.to_owned(),
         });
+    }
+
+    /// Records a durable webhook's delivery attempt (its JSON), with the next
+    /// commit.
+    #[cfg_attr(not(feature = "webhook"), allow(dead_code))]
+    pub(crate) fn record_attempt(&self, name: &str, json: Vec<u8>) {
+        self.shared.0.enqueue(Op::Attempt {
+            name: name.to_owned(),
+            json,
+        });
+    }
+
+    /// The newest `limit` attempts recorded for `name` (their JSON), oldest
+    /// first.
+    #[cfg_attr(not(feature = "webhook"), allow(dead_code))]
+    pub(crate) fn attempts(&self, name: &str, limit: usize) -> Vec<Vec<u8>> {
+        let Ok(txn) = self.shared.0.db.begin_read() else {
+            return Vec::new();
+        };
+        let Ok(table) = txn.open_table(ATTEMPTS) else {
+            return Vec::new();
+        };
+        let Ok(rows) = table.iter() else {
+            return Vec::new();
+        };
+        let mut out = std::collections::VecDeque::new();
+        for (_, v) in rows.rev().flatten() {
+            if out.len() >= limit {
+                break;
+            }
+            if let Some((n, json)) = writer::decode_attempt(v.value())
+                && n == name
+            {
+                out.push_front(json.to_vec());
+            }
+        }
+        out.into()
     }
 
     /// Forgets the dead letters of `subscriber` with these event ids (they

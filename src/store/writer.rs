@@ -21,12 +21,18 @@ const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// Delivered events kept for replay, in the order they were delivered:
 /// sequence → record.
 pub(super) const HISTORY: TableDefinition<u64, &[u8]> = TableDefinition::new("history");
+/// Durable webhooks' delivery logs (attempts), oldest first: sequence →
+/// `[FORMAT][name len u16][name][attempt JSON]`.
+pub(super) const ATTEMPTS: TableDefinition<u64, &[u8]> = TableDefinition::new("attempts");
+/// How many attempts the store keeps across its webhooks.
+const ATTEMPT_LIMIT: u64 = 10_000;
 /// Endpoint state (enabled, and why not): name → record.
 pub(super) const ENDPOINTS: TableDefinition<&str, &[u8]> = TableDefinition::new("endpoints");
 
 const NEXT_SEQ: &str = "next_seq";
 const NEXT_DEAD: &str = "next_dead";
 const NEXT_HISTORY: &str = "next_history";
+const NEXT_ATTEMPT: &str = "next_attempt";
 /// The first byte of every record: its format.
 const FORMAT: u8 = 1;
 
@@ -76,6 +82,11 @@ pub(super) enum Op {
     RemoveDead {
         sub: String,
         ids: Vec<String>,
+    },
+    /// A durable webhook's delivery attempt (already encoded).
+    Attempt {
+        name: String,
+        json: Vec<u8>,
     },
     /// An endpoint was enabled or disabled.
     Endpoint {
@@ -150,26 +161,30 @@ impl Shared {
             }
         };
         // Create the tables and read the counters.
-        let (next_seq, next_dead, next_history) = (|| -> Result<(u64, u64, u64), redb::Error> {
-            let txn = db.begin_write()?;
-            let r = {
-                txn.open_table(PENDING)?;
-                txn.open_table(DEAD)?;
-                txn.open_table(ENDPOINTS)?;
-                txn.open_table(HISTORY)?;
-                let meta = txn.open_table(META)?;
-                let seq = meta.get(NEXT_SEQ)?.map(|v| v.value()).unwrap_or(1);
-                let dead = meta.get(NEXT_DEAD)?.map(|v| v.value()).unwrap_or(1);
-                let history = meta.get(NEXT_HISTORY)?.map(|v| v.value()).unwrap_or(1);
-                (seq, dead, history)
-            };
-            txn.commit()?;
-            Ok(r)
-        })()
-        .map_err(|e| StoreError::Corrupted {
-            path: path_buf.clone(),
-            reason: e.to_string(),
-        })?;
+        type Next = (u64, u64, u64, u64);
+        let (next_seq, next_dead, next_history, next_attempt) =
+            (|| -> Result<Next, redb::Error> {
+                let txn = db.begin_write()?;
+                let r = {
+                    txn.open_table(PENDING)?;
+                    txn.open_table(DEAD)?;
+                    txn.open_table(ENDPOINTS)?;
+                    txn.open_table(HISTORY)?;
+                    txn.open_table(ATTEMPTS)?;
+                    let meta = txn.open_table(META)?;
+                    let seq = meta.get(NEXT_SEQ)?.map(|v| v.value()).unwrap_or(1);
+                    let dead = meta.get(NEXT_DEAD)?.map(|v| v.value()).unwrap_or(1);
+                    let history = meta.get(NEXT_HISTORY)?.map(|v| v.value()).unwrap_or(1);
+                    let attempt = meta.get(NEXT_ATTEMPT)?.map(|v| v.value()).unwrap_or(1);
+                    (seq, dead, history, attempt)
+                };
+                txn.commit()?;
+                Ok(r)
+            })()
+            .map_err(|e| StoreError::Corrupted {
+                path: path_buf.clone(),
+                reason: e.to_string(),
+            })?;
         let shared = Arc::new(Shared {
             path: path_buf,
             db,
@@ -188,6 +203,7 @@ impl Shared {
             shared: shared.clone(),
             next_dead,
             next_history,
+            next_attempt,
         };
         let thread = std::thread::Builder::new()
             .name("hookbus-store".into())
@@ -313,6 +329,7 @@ struct Writer {
     shared: Arc<Shared>,
     next_dead: u64,
     next_history: u64,
+    next_attempt: u64,
 }
 
 impl Writer {
@@ -384,7 +401,8 @@ impl Writer {
                 Op::Retry { .. }
                 | Op::RemoveDead { .. }
                 | Op::Endpoint { .. }
-                | Op::Keep { .. } => {}
+                | Op::Keep { .. }
+                | Op::Attempt { .. } => {}
             }
         }
         let mut txn = self.shared.db.begin_write()?;
@@ -397,6 +415,8 @@ impl Writer {
             let mut endpoints = txn.open_table(ENDPOINTS)?;
             let mut history = txn.open_table(HISTORY)?;
             let mut kept = false;
+            let mut attempts = txn.open_table(ATTEMPTS)?;
+            let mut logged = false;
             let mut buf = Vec::new();
             for op in ops {
                 match op {
@@ -457,6 +477,17 @@ impl Writer {
                         self.next_history += 1;
                         kept = true;
                     }
+                    Op::Attempt { name, json } => {
+                        buf.clear();
+                        buf.push(FORMAT);
+                        let name = &name.as_bytes()[..name.len().min(u16::MAX as usize)];
+                        buf.extend_from_slice(&(name.len() as u16).to_be_bytes());
+                        buf.extend_from_slice(name);
+                        buf.extend_from_slice(json);
+                        attempts.insert(self.next_attempt, buf.as_slice())?;
+                        self.next_attempt += 1;
+                        logged = true;
+                    }
                     Op::RemoveDead { sub, ids } => {
                         let ids: HashSet<&str> = ids.iter().map(String::as_str).collect();
                         dead.retain(|_, v| {
@@ -511,6 +542,19 @@ impl Writer {
                     history.retain_in(..cut, |_, _| false)?;
                 }
             }
+            if logged {
+                let len = attempts.len()?;
+                if len > ATTEMPT_LIMIT {
+                    let cut = attempts
+                        .iter()?
+                        .nth((len - ATTEMPT_LIMIT) as usize)
+                        .transpose()?
+                        .map(|(k, _)| k.value());
+                    if let Some(cut) = cut {
+                        attempts.retain_in(..cut, |_, _| false)?;
+                    }
+                }
+            }
             let mut meta = txn.open_table(META)?;
             if max_seq > 0 {
                 let stored = meta.get(NEXT_SEQ)?.map(|v| v.value()).unwrap_or(1);
@@ -523,6 +567,9 @@ impl Writer {
             }
             if kept {
                 meta.insert(NEXT_HISTORY, self.next_history)?;
+            }
+            if logged {
+                meta.insert(NEXT_ATTEMPT, self.next_attempt)?;
             }
         }
         txn.commit()?;
@@ -658,6 +705,17 @@ fn dead_owner(v: &[u8]) -> Option<(&str, &str)> {
     let id_len = u16::from_be_bytes(r.take(2)?.try_into().ok()?) as usize;
     let id = std::str::from_utf8(r.take(id_len)?).ok()?;
     Some((sub, id))
+}
+
+/// An attempt record: the webhook's name and the attempt's JSON.
+pub(super) fn decode_attempt(v: &[u8]) -> Option<(&str, &[u8])> {
+    let mut r = Reader(v);
+    if r.take(1)?[0] != FORMAT {
+        return None;
+    }
+    let len = u16::from_be_bytes(r.take(2)?.try_into().ok()?) as usize;
+    let name = std::str::from_utf8(r.take(len)?).ok()?;
+    Some((name, r.0))
 }
 
 /// An endpoint record: enabled, and the reason it was disabled.

@@ -257,7 +257,16 @@ impl SubscriberBuilder {
     }
 
     /// Finishes with a [`Sink`] (webhook, Kafka, your own).
-    pub fn sink(self, sink: impl Sink) -> Result<Subscription, SubscribeError> {
+    ///
+    /// What the sink [`accepts`](Sink::accepts) is checked after this
+    /// builder's own [`filter`](Self::filter).
+    pub fn sink(mut self, sink: impl Sink) -> Result<Subscription, SubscribeError> {
+        if let Some(accepts) = sink.accepts() {
+            self.condition = Some(match self.condition.take() {
+                Some(own) => Box::new(move |e: &Event| own(e) && accepts(e)),
+                None => Box::new(move |e: &Event| accepts(e)),
+            });
+        }
         self.finish(Handler::Sink(Box::new(sink)))
     }
 

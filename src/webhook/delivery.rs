@@ -76,7 +76,7 @@ impl DeliveryOutcome {
 
 impl Endpoint {
     fn log_attempt(&self, events: &[Arc<Event>], attempt: u32, r: &Attempt, last: bool) {
-        self.state.log.record(DeliveryAttempt {
+        let attempt = DeliveryAttempt {
             time: OffsetDateTime::now_utc(),
             event_id: events[0].id().to_owned(),
             event_type: events[0].event_type().to_owned(),
@@ -88,7 +88,9 @@ impl Endpoint {
             latency: r.latency,
             error: r.error.clone(),
             response_excerpt: r.excerpt.clone(),
-        });
+        };
+        self.state.persist_attempt(&self.name, &attempt);
+        self.state.log.record(attempt);
     }
 
     /// Delivers `events` in one request, retrying as the policy says. With a

@@ -77,6 +77,12 @@ impl EndpointState {
             self.enabled.store(false, SeqCst);
             tracing::warn!(webhook = %name, url = %display_url, reason = %reason, "hookbus: webhook endpoint still disabled (as before the restart)");
         }
+        let attempts = store
+            .attempts(name, self.log.capacity())
+            .into_iter()
+            .filter_map(|json| serde_json::from_slice(&json).ok())
+            .collect();
+        self.log.restore_attempts(attempts);
         match store.dead_letters(Some(name), self.log.dead_capacity()) {
             Ok(letters) => self.log.restore(
                 letters
@@ -91,6 +97,16 @@ impl EndpointState {
             Err(e) => {
                 tracing::error!(webhook = %name, error = %e, "hookbus: cannot read the webhook's dead letters from its store");
             }
+        }
+    }
+
+    /// Keeps an attempt in a durable webhook's store too.
+    pub(crate) fn persist_attempt(&self, _name: &str, _attempt: &super::log::DeliveryAttempt) {
+        #[cfg(feature = "durable")]
+        if let Some(store) = self.store.get()
+            && let Ok(json) = serde_json::to_vec(_attempt)
+        {
+            store.record_attempt(_name, json);
         }
     }
 

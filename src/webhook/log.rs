@@ -16,7 +16,7 @@ pub const DEFAULT_LOG_CAPACITY: usize = 1000;
 pub const DEFAULT_DEAD_LETTER_CAPACITY: usize = 10_000;
 
 /// One delivery attempt, as [`WebhookManager::deliveries`](super::WebhookManager::deliveries) lists it.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DeliveryAttempt {
     /// When the attempt ended.
     #[serde(with = "time::serde::rfc3339")]
@@ -132,6 +132,22 @@ impl DeliveryLog {
         }
     }
 
+    /// Puts attempts read back from a store into the log (oldest first),
+    /// without counting them again.
+    #[cfg_attr(not(feature = "durable"), allow(dead_code))]
+    pub(crate) fn restore_attempts(&self, attempts: Vec<DeliveryAttempt>) {
+        if self.capacity == 0 {
+            return;
+        }
+        let mut r = lock(&self.recent);
+        for attempt in attempts {
+            if r.attempts.len() == self.capacity {
+                r.attempts.pop_front();
+            }
+            r.attempts.push_back(attempt);
+        }
+    }
+
     pub(crate) fn record(&self, attempt: DeliveryAttempt) {
         self.counters.attempts.fetch_add(1, Relaxed);
         if attempt.attempt > 1 {
@@ -187,6 +203,11 @@ impl DeliveryLog {
     /// Puts back dead letters taken with [`take_dead_since`](Self::take_dead_since)
     /// and not finished, in front (they are the oldest); past the capacity
     /// the oldest are dropped, as for new dead letters.
+    #[cfg_attr(not(feature = "durable"), allow(dead_code))]
+    pub(crate) fn capacity(&self) -> usize {
+        self.capacity
+    }
+
     #[cfg_attr(not(feature = "durable"), allow(dead_code))]
     pub(crate) fn dead_capacity(&self) -> usize {
         self.dead_capacity

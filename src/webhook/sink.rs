@@ -94,7 +94,6 @@ impl WebhookSink {
             [one] => one.clone(),
             _ => Pattern::new("*")?,
         };
-        let endpoint = ep.clone();
         // Sending slots are the endpoint's concurrency; the subscriber has as
         // many more for deliveries waiting for a retry, which hold none. In
         // ordered mode the one delivery keeps its slot through its retries.
@@ -121,10 +120,8 @@ impl WebhookSink {
             .capacity(b.capacity)
             .overflow(b.overflow)
             .concurrency(concurrency);
-        let needs_check = ep.patterns.len() != 1 || ep.condition.is_some() || ep.filter.is_some();
-        if needs_check {
-            sub = sub.filter(move |e| endpoint.wants(e));
-        }
+        // The endpoint's own events, condition and filter: `sink` adds them
+        // (see `accepts`), as for a webhook attached with `.sink(..)`.
         if let Some((size, wait)) = b.batch {
             sub = sub.batch(size, wait);
         }
@@ -222,6 +219,13 @@ impl Sink for WebhookSink {
             Some(slots) => slots.poll_ready(cx),
             None => std::task::Poll::Ready(()),
         }
+    }
+
+    fn accepts(&self) -> Option<crate::sink::Accepts> {
+        let ep = &self.endpoint;
+        let needs_check = ep.patterns.len() != 1 || ep.condition.is_some() || ep.filter.is_some();
+        let endpoint = ep.clone();
+        needs_check.then(|| Arc::new(move |e: &Event| endpoint.wants(e)) as crate::sink::Accepts)
     }
 
     fn close(&self, _timeout: Duration) -> BoxFuture<u64> {
