@@ -1,5 +1,6 @@
-//! The Kafka subscriber: publishes events to a Kafka topic through
-//! librdkafka (the `kafka` feature).
+//! Kafka through librdkafka (the `kafka` feature): the subscriber that
+//! publishes events to a topic, [`KafkaPublisher`], and the [`source`] that
+//! reads them back into a bus in a consumer group, [`KafkaSource`].
 //!
 //! A [`KafkaPublisher`] is used two ways: directly, where
 //! [`emit`](KafkaPublisher::emit) waits for the broker's acknowledgement and
