@@ -852,3 +852,54 @@ async fn a_killed_worker_s_records_reach_the_webhook() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_report_high_watermark_and_lag_per_partition() {
+    let topic = create_topic("lag", 1).await;
+    let publisher = KafkaPublisher::new(bootstrap(), &topic).unwrap();
+    for i in 0..10 {
+        publisher.emit(&full_event(i, vec![])).await.unwrap();
+    }
+    // A subscriber nobody reads: it soon holds the source back, and the
+    // statistics keep coming while the source waits.
+    let bus = Bus::new().unwrap();
+    let _held = bus
+        .subscriber("decision.**")
+        .capacity(1)
+        .overflow(OverflowPolicy::Block)
+        .stream()
+        .unwrap();
+    let src = source(&unique("group"), &topic)
+        .set("statistics.interval.ms", "100")
+        .start(&bus)
+        .unwrap();
+    wait_for_stats(&src, "a high watermark from librdkafka's statistics", |s| {
+        s.partitions
+            .first()
+            .is_some_and(|p| p.high_watermark.is_some() && p.position.is_some())
+    })
+    .await;
+    let stats = src.shutdown(HANG_GUARD).await;
+    let p = &stats.partitions[0];
+    let (high, position) = (p.high_watermark.unwrap(), p.position.unwrap());
+    assert_eq!(position, stats.emitted as i64);
+    assert!(position < 10, "held back: {stats:?}");
+    assert_eq!(p.lag, Some((high - position).max(0)));
+    bus.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_stops_when_its_bus_shuts_down() {
+    let topic = create_topic("busclosed", 1).await;
+    let bus = Bus::new().unwrap();
+    let src = source(&unique("group"), &topic).start(&bus).unwrap();
+    bus.shutdown(HANG_GUARD).await;
+    let publisher = KafkaPublisher::new(bootstrap(), &topic).unwrap();
+    publisher.emit(&full_event(0, vec![])).await.unwrap();
+    // The record finds the bus closed: the source stops without storing
+    // its offset, so a later member reads it again.
+    wait_for_stats(&src, "the source to stop", |s| !s.running).await;
+    let stats = src.stats();
+    assert_eq!((stats.consumed, stats.emitted), (1, 0), "{stats:?}");
+    assert_eq!(stats.partitions[0].committed, None, "{stats:?}");
+}

@@ -75,7 +75,10 @@
 //!   awaiting [`Bus::publish`]: it returns once the event is in the mailbox
 //!   of every subscriber that matched it, waiting for room at
 //!   [`OverflowPolicy::Block`](crate::OverflowPolicy::Block) subscribers.
-//!   While it waits, consumption pauses (no record after it is read).
+//!   While it waits, the source pauses its partitions (Kafka pause/resume):
+//!   no record after it is handled, while rebalances, statistics and the
+//!   group membership are still served, so a long wait does not make the
+//!   member leave the group.
 //! - Only then is the record's offset stored; librdkafka commits stored
 //!   offsets every `auto.commit.interval.ms` (5 s by default), the source
 //!   commits them synchronously when partitions are revoked (rebalance) and
@@ -92,12 +95,10 @@
 //!   `auto.commit.interval.ms` worth, plus the one in flight): events keep
 //!   their ids, so receivers can deduplicate on the id.
 //! - On a rebalance, revoked partitions are committed up to the last
-//!   accepted record first: nothing is emitted twice by a clean rebalance.
-//! - A `Block` subscriber that stays full longer than
-//!   `max.poll.interval.ms` (300 s by default) makes librdkafka leave the
-//!   group: the partitions move to other members, which resume after the
-//!   last commit (the record in flight is emitted twice). Raise it if your
-//!   subscribers may stall that long.
+//!   accepted record first: nothing is emitted twice by a clean rebalance,
+//!   except a record that was waiting for room in the bus when its
+//!   partition was revoked: the partition's new owner reads it again (at
+//!   most one per revoked partition).
 //!
 //! # Settings
 //!
@@ -111,16 +112,19 @@
 //! either otherwise is an error: the guarantee above depends on them).
 //! Secret settings never appear in `Debug` output or errors.
 
-use std::collections::BTreeMap;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::mpsc::{RecvTimeoutError, sync_channel};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError as RdError, KafkaResult};
-use rdkafka::message::{BorrowedMessage, DeliveryResult, Header, Headers, Message, OwnedHeaders};
+use rdkafka::message::{DeliveryResult, Header, Headers, Message, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
 use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaErrorCode;
@@ -134,6 +138,7 @@ use super::message::{DecodeError, decode};
 use crate::bus::Bus;
 use crate::event::{Event, ExtensionValue};
 use crate::hub::EmitError;
+use crate::sink::BoxFuture;
 
 /// The extension that marks events read from Kafka; its value is the topic.
 pub const FROM_KAFKA_EXTENSION: &str = "hookbuskafka";
@@ -442,6 +447,7 @@ impl KafkaSourceBuilder {
             map: self.map,
             restore_key: self.restore_key,
             max_record_bytes: self.max_record_bytes,
+            held: RefCell::new(VecDeque::new()),
         };
         std::thread::Builder::new()
             .name("hookbus-kafka-source".into())
@@ -835,7 +841,7 @@ impl DeadLetter {
     /// Sends one copy and waits for the broker's acknowledgement.
     fn send(
         &self,
-        message: &BorrowedMessage<'_>,
+        message: &impl Message,
         headers: &[(&str, &[u8])],
         reason: &DecodeError,
     ) -> Result<(), String> {
@@ -889,6 +895,10 @@ impl DeadLetter {
     }
 }
 
+/// An event waiting for room in the bus: `None` when the source was
+/// stopped first.
+type Waiting = BoxFuture<Option<Result<(), EmitError>>>;
+
 /// What to do after a record.
 #[derive(PartialEq, Eq)]
 enum Flow {
@@ -907,11 +917,21 @@ struct Worker {
     map: Option<Arc<MapFn>>,
     restore_key: bool,
     max_record_bytes: usize,
+    /// Records read while the source waited for room in the bus, to handle
+    /// next, in order.
+    held: RefCell<VecDeque<OwnedMessage>>,
 }
 
 impl Worker {
     fn run(self) {
         while !self.stop.is_set() {
+            let held = self.held.borrow_mut().pop_front();
+            if let Some(message) = held {
+                if self.handle(&message) == Flow::Stop {
+                    break;
+                }
+                continue;
+            }
             match self.consumer.poll(POLL_INTERVAL) {
                 None => {}
                 Some(Err(e)) => self.failed("consume", &e.to_string()),
@@ -924,7 +944,7 @@ impl Worker {
 
     /// One record: decode (or map, or refuse), hand to the bus, store its
     /// offset.
-    fn handle(&self, message: &BorrowedMessage<'_>) -> Flow {
+    fn handle(&self, message: &impl Message) -> Flow {
         self.shared.consumed.fetch_add(1, Relaxed);
         let headers: Vec<(&str, &[u8])> = message
             .headers()
@@ -934,8 +954,8 @@ impl Worker {
                     .collect()
             })
             .unwrap_or_default();
-        let size = message.key_len()
-            + message.payload_len()
+        let size = message.key().map_or(0, <[u8]>::len)
+            + message.payload().map_or(0, <[u8]>::len)
             + headers
                 .iter()
                 .map(|(k, v)| k.len() + v.len())
@@ -991,7 +1011,7 @@ impl Worker {
 
     fn map_foreign(
         &self,
-        message: &BorrowedMessage<'_>,
+        message: &impl Message,
         headers: &[(&str, &[u8])],
         reason: &DecodeError,
     ) -> Option<Event> {
@@ -1020,16 +1040,30 @@ impl Worker {
 
     /// Waits until the bus accepted the event (room in every `Block`
     /// subscriber that takes it), or the source is stopped.
+    ///
+    /// Usually the bus takes the event at once, on the first poll. When a
+    /// `Block` subscriber is full, the wait moves to a task on the bus's
+    /// runtime and this thread keeps serving the consumer with its
+    /// partitions paused: rebalances, statistics and the group membership
+    /// (`max.poll.interval.ms`) go on; records of partitions assigned
+    /// meanwhile are held back, in order, for after this one.
     fn publish(&self, event: Event) -> Flow {
         let bus = self.bus.clone();
         let mut stop = self.stop.watch.subscribe();
-        let outcome = self.runtime.block_on(async move {
+        let mut waiting: Waiting = Box::pin(async move {
             tokio::select! {
                 biased;
                 _ = stop.wait_for(|s| *s) => None,
                 r = bus.publish(event) => Some(r),
             }
         });
+        let outcome = match waiting
+            .as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()))
+        {
+            Poll::Ready(outcome) => outcome,
+            Poll::Pending => self.wait_paused(waiting),
+        };
         match outcome {
             Some(Ok(())) => Flow::Continue,
             // Stopped while waiting (the event went to nobody), or the bus
@@ -1043,11 +1077,51 @@ impl Worker {
         }
     }
 
+    fn wait_paused(&self, waiting: Waiting) -> Option<Result<(), EmitError>> {
+        let (done, outcome) = sync_channel(1);
+        self.runtime.spawn(async move {
+            let _ = done.send(waiting.await);
+        });
+        self.pause(true);
+        let result = loop {
+            match outcome.recv_timeout(POLL_INTERVAL) {
+                Ok(result) => break result,
+                // The runtime dropped the task (it is shutting down).
+                Err(RecvTimeoutError::Disconnected) => break None,
+                Err(RecvTimeoutError::Timeout) => {
+                    while let Some(polled) = self.consumer.poll(Duration::ZERO) {
+                        match polled {
+                            Ok(message) => self.held.borrow_mut().push_back(message.detach()),
+                            Err(e) => self.failed("consume", &e.to_string()),
+                        }
+                    }
+                }
+            }
+        };
+        self.pause(false);
+        result
+    }
+
+    /// Pauses (or resumes) fetching for every partition assigned now.
+    fn pause(&self, pause: bool) {
+        let Ok(assignment) = self.consumer.assignment() else {
+            return;
+        };
+        let result = if pause {
+            self.consumer.pause(&assignment)
+        } else {
+            self.consumer.resume(&assignment)
+        };
+        if let Err(e) = result {
+            tracing::debug!(error = %e, pause, "hookbus: Kafka source could not pause/resume its partitions");
+        }
+    }
+
     /// A record that is neither a CloudEvent nor mapped: dead-letter it (or
     /// count it as refused) and say so on the bus.
     fn refuse(
         &self,
-        message: &BorrowedMessage<'_>,
+        message: &impl Message,
         headers: &[(&str, &[u8])],
         reason: &DecodeError,
     ) -> Flow {
