@@ -628,19 +628,27 @@ struct Shared {
     errors: AtomicU64,
     commits: AtomicU64,
     running: AtomicBool,
-    partitions: Mutex<BTreeMap<(String, i32), PartitionState>>,
+    /// By topic, then partition (looked up with a borrowed topic name on
+    /// every record, so without allocating).
+    partitions: Mutex<PartitionMap>,
 }
 
+type PartitionMap = BTreeMap<String, BTreeMap<i32, PartitionState>>;
+
 impl Shared {
-    fn partitions(&self) -> MutexGuard<'_, BTreeMap<(String, i32), PartitionState>> {
+    fn partitions(&self) -> MutexGuard<'_, PartitionMap> {
         self.partitions.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn with_partition(&self, topic: &str, partition: i32, f: impl FnOnce(&mut PartitionState)) {
         let mut map = self.partitions();
-        match map.get_mut(&(topic.to_owned(), partition)) {
-            Some(state) => f(state),
-            None => f(map.entry((topic.to_owned(), partition)).or_default()),
+        match map.get_mut(topic) {
+            Some(partitions) => f(partitions.entry(partition).or_default()),
+            None => f(map
+                .entry(topic.to_owned())
+                .or_default()
+                .entry(partition)
+                .or_default()),
         }
     }
 
@@ -648,7 +656,8 @@ impl Shared {
         let partitions = self
             .partitions()
             .iter()
-            .map(|((topic, partition), s)| {
+            .flat_map(|(topic, partitions)| partitions.iter().map(move |(p, s)| (topic, p, s)))
+            .map(|(topic, partition, s)| {
                 let handled = s.position.or(s.committed);
                 PartitionStats {
                     topic: topic.clone(),
@@ -751,7 +760,7 @@ impl ClientContext for SourceContext {
                 if *partition < 0 || p.hi_offset < 0 {
                     continue;
                 }
-                if let Some(state) = map.get_mut(&(topic.clone(), *partition)) {
+                if let Some(state) = map.get_mut(topic).and_then(|t| t.get_mut(partition)) {
                     state.high_watermark = Some(p.hi_offset);
                 }
             }
@@ -1228,7 +1237,12 @@ impl Worker {
     fn finish(self) {
         commit(&self.consumer, &self.shared);
         self.consumer.unsubscribe();
-        for state in self.shared.partitions().values_mut() {
+        for state in self
+            .shared
+            .partitions()
+            .values_mut()
+            .flat_map(BTreeMap::values_mut)
+        {
             state.assigned = false;
         }
         drop(self.consumer);
