@@ -903,3 +903,40 @@ async fn a_source_stops_when_its_bus_shuts_down() {
     assert_eq!((stats.consumed, stats.emitted), (1, 0), "{stats:?}");
     assert_eq!(stats.partitions[0].committed, None, "{stats:?}");
 }
+
+/// In a batch where an event from Kafka is skipped, a failure names the
+/// events that were sent, by their place in the batch the bus gave.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_batch_names_the_right_events_when_some_were_skipped() {
+    let missing = unique("missing");
+    let publisher = KafkaPublisher::builder(bootstrap(), &missing)
+        .set("topic.metadata.propagation.max.ms", "1000")
+        .build()
+        .unwrap();
+    let bus = Bus::new().unwrap();
+    let mut failures = bus.stream("hookbus.delivery_failed").unwrap();
+    bus.subscriber("decision.**")
+        .name("kafka")
+        .batch(2, HANG_GUARD)
+        .sink(publisher.clone())
+        .unwrap()
+        .detach();
+    let from_kafka = Event::builder("decision.captured")
+        .extension(FROM_KAFKA_EXTENSION, "elsewhere")
+        .build()
+        .unwrap();
+    let local = full_event(1, vec![]);
+    bus.emit(from_kafka).unwrap();
+    bus.emit(local).unwrap();
+    let failure = next(&mut failures, "the delivery failure").await;
+    assert_eq!(
+        failure.data()["event_ids"],
+        json!(["ev-1"]),
+        "{:?}",
+        failure.data()
+    );
+    let report = bus.shutdown(HANG_GUARD).await;
+    let kafka = report.subscriber("kafka").unwrap();
+    assert_eq!((kafka.stats.delivered, kafka.stats.failed), (1, 1));
+    assert_eq!(publisher.skipped_from_kafka(), 1);
+}
