@@ -623,6 +623,12 @@ async fn bad_settings_fail_at_start_without_showing_secrets() {
     assert!(
         err(KafkaSource::builder("localhost:9092", "g")
             .topic("t")
+            .max_record_bytes(0))
+        .contains("max_record_bytes")
+    );
+    assert!(
+        err(KafkaSource::builder("localhost:9092", "g")
+            .topic("t")
             .set("enable.auto.commit", "false"))
         .contains("enable.auto.commit")
     );

@@ -349,6 +349,12 @@ impl KafkaSourceBuilder {
         for topic in self.topics.iter().chain(&self.dead_letter) {
             config::validate_topic(topic)?;
         }
+        if self.max_record_bytes == 0 {
+            return Err(KafkaError::Config {
+                key: "max_record_bytes".into(),
+                reason: "0 would refuse every record".into(),
+            });
+        }
         if let Some(dead) = &self.dead_letter
             && self.topics.contains(dead)
         {
@@ -428,11 +434,11 @@ impl KafkaSourceBuilder {
                 shared: shared.clone(),
                 redact: settings.clone(),
             })
-            .map_err(|e| KafkaError::Create(settings.redact(&e.to_string())))?;
+            .map_err(|e| KafkaError::CreateConsumer(settings.redact(&e.to_string())))?;
         let topics: Vec<&str> = self.topics.iter().map(String::as_str).collect();
         consumer
             .subscribe(&topics)
-            .map_err(|e| KafkaError::Create(settings.redact(&e.to_string())))?;
+            .map_err(|e| KafkaError::CreateConsumer(settings.redact(&e.to_string())))?;
 
         let stop = Arc::new(Stop::new());
         let (done_tx, done_rx) = watch::channel(false);
@@ -456,7 +462,7 @@ impl KafkaSourceBuilder {
                 let _ = done_tx.send(true);
             })
             .map_err(|e| {
-                KafkaError::Create(format!("could not start the consuming thread: {e}"))
+                KafkaError::CreateConsumer(format!("could not start the consuming thread: {e}"))
             })?;
         Ok(KafkaSource {
             brokers,
