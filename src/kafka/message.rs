@@ -368,10 +368,10 @@ fn utf8<'a>(header: &str, value: &'a [u8]) -> Result<&'a str, DecodeError> {
 /// `content-type` is `application/cloudevents+json`, binary mode when a
 /// `ce_specversion` header is present, else [`DecodeError::NotCloudEvent`].
 ///
-/// This is [`Encoder`] in reverse: binary-mode data is parsed as JSON
-/// (hookbus writes JSON whatever the content type); a value that is not
-/// JSON is kept as a JSON string when its content type is not JSON and it
-/// is UTF-8 text. Extension values come back as strings (the binding's
+/// This is the encoding of [`KafkaPublisher`](super::KafkaPublisher) in
+/// reverse: binary-mode data is parsed as JSON (hookbus writes JSON
+/// whatever the content type); a value that is not JSON is kept as a JSON
+/// string when its content type is not JSON and it is UTF-8 text. Extension values come back as strings (the binding's
 /// headers carry no types; structured mode keeps integers and booleans).
 ///
 /// ```
