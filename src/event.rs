@@ -502,6 +502,15 @@ impl Event {
         self.structured_json = OnceLock::new();
     }
 
+    /// Sets an extension after the event was built (the Kafka source marks
+    /// the events it reads). The name must already be valid.
+    #[cfg(feature = "kafka")]
+    pub(crate) fn set_extension(&mut self, name: &str, value: ExtensionValue) {
+        debug_assert!(validate_extension_name(name).is_ok());
+        self.extensions.insert(name.to_owned(), value);
+        self.structured_json = OnceLock::new();
+    }
+
     /// When the event happened (UTC).
     pub fn time(&self) -> OffsetDateTime {
         self.time

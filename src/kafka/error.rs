@@ -1,4 +1,5 @@
-//! What can go wrong with a [`KafkaPublisher`](super::KafkaPublisher).
+//! What can go wrong with a [`KafkaPublisher`](super::KafkaPublisher) or a
+//! [`KafkaSource`](super::KafkaSource).
 
 use std::time::Duration;
 
@@ -6,7 +7,7 @@ use rdkafka::types::RDKafkaErrorCode;
 
 use crate::sink::FailureKind;
 
-/// An error from the Kafka publisher. Messages never contain secret
+/// An error from the Kafka publisher or source. Messages never contain secret
 /// settings (passwords, keys, tokens).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -42,6 +43,10 @@ pub enum KafkaError {
     /// librdkafka refused to create the producer.
     #[error("could not create the Kafka producer: {0}")]
     Create(String),
+    /// librdkafka refused to create the consumer of a
+    /// [`KafkaSource`](super::KafkaSource), or to subscribe it.
+    #[error("could not create the Kafka consumer: {0}")]
+    CreateConsumer(String),
     /// No broker answered within the healthcheck's timeout.
     #[error("Kafka brokers {brokers} unreachable within {timeout:?}: {reason}")]
     Unreachable {

@@ -1,5 +1,6 @@
 //! The CloudEvents Kafka protocol binding: how an [`Event`] becomes a Kafka
-//! record (key, value, headers).
+//! record (key, value, headers), and back ([`decode`], what a
+//! [`KafkaSource`](super::KafkaSource) uses).
 //!
 //! **Binary mode** (the default): the value is the event's data as JSON
 //! ([`Event::data_json`]), the `content-type` header is the data content
@@ -23,8 +24,11 @@ use bytes::Bytes;
 use rdkafka::message::{Header, OwnedHeaders};
 use serde_json::Value;
 
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
 use super::error::KafkaError;
-use crate::event::{Event, SPEC_VERSION};
+use crate::event::{Event, EventBuilder, EventError, SPEC_VERSION};
 
 /// The `content-type` of a structured-mode record.
 pub const STRUCTURED_CONTENT_TYPE: &str = "application/cloudevents+json; charset=UTF-8";
@@ -187,6 +191,72 @@ impl Encoder {
     }
 }
 
+/// One CloudEvents context attribute as the binary mode carries it: its
+/// `ce_` header, how to read it from an event, and how to set it on a
+/// builder. Writing and reading both walk [`ATTRIBUTES`], so the two
+/// directions cannot disagree.
+struct Attribute {
+    name: &'static str,
+    header: &'static str,
+    get: fn(&Event) -> Option<Cow<'_, str>>,
+    /// `None` for `type`, which starts the builder instead.
+    set: Option<SetFn>,
+}
+
+type SetFn = fn(EventBuilder, String) -> Result<EventBuilder, DecodeError>;
+
+/// Every context attribute but `specversion` (checked on its own) and
+/// `datacontenttype` (the record's `content-type` header), in the order
+/// they are written.
+const ATTRIBUTES: [Attribute; 6] = [
+    Attribute {
+        name: "id",
+        header: "ce_id",
+        get: |e| Some(Cow::Borrowed(e.id())),
+        set: Some(|b, v| Ok(b.id(v))),
+    },
+    Attribute {
+        name: "source",
+        header: "ce_source",
+        get: |e| Some(Cow::Borrowed(e.source())),
+        set: Some(|b, v| Ok(b.source(v))),
+    },
+    Attribute {
+        name: "type",
+        header: "ce_type",
+        get: |e| Some(Cow::Borrowed(e.event_type())),
+        set: None,
+    },
+    Attribute {
+        name: "time",
+        header: "ce_time",
+        get: |e| Some(Cow::Owned(e.time_rfc3339())),
+        set: Some(|b, v| {
+            OffsetDateTime::parse(&v, &Rfc3339)
+                .map(|t| b.time(t))
+                .map_err(|_| DecodeError::InvalidTime(v))
+        }),
+    },
+    Attribute {
+        name: "subject",
+        header: "ce_subject",
+        get: |e| e.subject().map(Cow::Borrowed),
+        set: Some(|b, v| Ok(b.subject(v))),
+    },
+    Attribute {
+        name: "dataschema",
+        header: "ce_dataschema",
+        get: |e| e.dataschema().map(Cow::Borrowed),
+        set: Some(|b, v| Ok(b.dataschema(v))),
+    },
+];
+
+/// Attributes a binary-mode record must carry (besides `ce_specversion`).
+const REQUIRED: [&str; 3] = ["id", "source", "type"];
+
+const SPECVERSION_HEADER: &str = "ce_specversion";
+const CONTENT_TYPE_HEADER: &str = "content-type";
+
 fn binary_headers(event: &Event) -> OwnedHeaders {
     fn h<'a>(key: &'a str, value: &'a str) -> Header<'a, &'a str> {
         Header {
@@ -194,25 +264,224 @@ fn binary_headers(event: &Event) -> OwnedHeaders {
             value: Some(value),
         }
     }
-    let time = event.time_rfc3339();
     let mut headers = OwnedHeaders::new_with_capacity(9 + event.extensions().len())
-        .insert(h("content-type", event.datacontenttype()))
-        .insert(h("ce_specversion", SPEC_VERSION))
-        .insert(h("ce_id", event.id()))
-        .insert(h("ce_source", event.source()))
-        .insert(h("ce_type", event.event_type()))
-        .insert(h("ce_time", &time));
-    if let Some(subject) = event.subject() {
-        headers = headers.insert(h("ce_subject", subject));
-    }
-    if let Some(schema) = event.dataschema() {
-        headers = headers.insert(h("ce_dataschema", schema));
+        .insert(h(CONTENT_TYPE_HEADER, event.datacontenttype()))
+        .insert(h(SPECVERSION_HEADER, SPEC_VERSION));
+    for attribute in &ATTRIBUTES {
+        if let Some(value) = (attribute.get)(event) {
+            headers = headers.insert(h(attribute.header, &value));
+        }
     }
     for (name, value) in event.extensions() {
         let key = format!("ce_{name}");
         headers = headers.insert(h(&key, &value.to_wire_string()));
     }
     headers
+}
+
+/// Why a Kafka record could not be read back as a CloudEvent. Its
+/// [`Display`](fmt::Display) text is the reason a
+/// [`KafkaSource`](super::KafkaSource) gives in the dead-letter record's
+/// `hookbus-dead-letter-reason` header; [`kind`](Self::kind) is a short
+/// stable name for the same.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// Neither a structured-mode `content-type` nor a `ce_specversion` header.
+    #[error(
+        "not a CloudEvent: no ce_specversion header and content-type is not application/cloudevents+json"
+    )]
+    NotCloudEvent,
+    /// The record is larger than the source accepts.
+    #[error("record of {size} bytes is larger than the limit of {limit} bytes")]
+    TooLarge {
+        /// Key, value and headers, in bytes.
+        size: usize,
+        /// The source's [`max_record_bytes`](super::KafkaSourceBuilder::max_record_bytes).
+        limit: usize,
+    },
+    /// A `specversion` other than `1.0`.
+    #[error("unsupported CloudEvents specversion {0:?}; expected \"1.0\"")]
+    SpecVersion(String),
+    /// A required attribute header is missing.
+    #[error("binary-mode CloudEvent without the ce_{0} header")]
+    MissingAttribute(&'static str),
+    /// A `ce_` or `content-type` header (or the key) is not UTF-8.
+    #[error("header {0} is not UTF-8")]
+    NotUtf8(String),
+    /// `ce_time` is not an RFC 3339 timestamp.
+    #[error("ce_time {0:?} is not an RFC 3339 timestamp")]
+    InvalidTime(String),
+    /// The value is not the JSON its content type says it is (structured
+    /// mode: not a CloudEvents JSON object).
+    #[error("invalid JSON: {0}")]
+    InvalidJson(String),
+    /// Binary-mode data that is neither JSON nor UTF-8 text (hookbus events
+    /// carry JSON data).
+    #[error("binary data with content-type {0:?} is not supported: hookbus events carry JSON")]
+    BinaryData(String),
+    /// The attributes do not make a valid event (e.g. an invalid type or
+    /// extension name).
+    #[error("invalid event: {0}")]
+    Invalid(#[from] EventError),
+}
+
+impl DecodeError {
+    /// A short stable name: `not-cloudevent`, `too-large`, `specversion`,
+    /// `missing-attribute`, `not-utf8`, `invalid-time`, `invalid-json`,
+    /// `binary-data` or `invalid-event`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            DecodeError::NotCloudEvent => "not-cloudevent",
+            DecodeError::TooLarge { .. } => "too-large",
+            DecodeError::SpecVersion(_) => "specversion",
+            DecodeError::MissingAttribute(_) => "missing-attribute",
+            DecodeError::NotUtf8(_) => "not-utf8",
+            DecodeError::InvalidTime(_) => "invalid-time",
+            DecodeError::InvalidJson(_) => "invalid-json",
+            DecodeError::BinaryData(_) => "binary-data",
+            DecodeError::Invalid(_) => "invalid-event",
+        }
+    }
+}
+
+/// The media type of a `content-type` value: before any `;`, trimmed,
+/// lowercase.
+fn media_type(content_type: &str) -> String {
+    content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase()
+}
+
+fn is_json_media(media: &str) -> bool {
+    media == "application/json" || media.ends_with("+json") || media == "text/json"
+}
+
+fn utf8<'a>(header: &str, value: &'a [u8]) -> Result<&'a str, DecodeError> {
+    std::str::from_utf8(value).map_err(|_| DecodeError::NotUtf8(header.to_owned()))
+}
+
+/// Reads a record back into the event it was: structured mode when
+/// `content-type` is `application/cloudevents+json`, binary mode when a
+/// `ce_specversion` header is present, else [`DecodeError::NotCloudEvent`].
+///
+/// This is the encoding of [`KafkaPublisher`](super::KafkaPublisher) in
+/// reverse: binary-mode data is parsed as JSON (hookbus writes JSON
+/// whatever the content type); a value that is not JSON is kept as a JSON
+/// string when its content type is not JSON and it is UTF-8 text. Extension values come back as strings (the binding's
+/// headers carry no types; structured mode keeps integers and booleans).
+///
+/// ```
+/// use hookbus::Event;
+/// use hookbus::kafka::message::decode;
+/// use serde_json::json;
+///
+/// let headers = [
+///     ("ce_specversion", &b"1.0"[..]),
+///     ("ce_id", b"ev-1"),
+///     ("ce_source", b"svc"),
+///     ("ce_type", b"decision.captured"),
+///     ("ce_tenant", b"acme"),
+///     ("content-type", b"application/json"),
+/// ];
+/// let event = decode(Some(br#"{"decision_id":"d1"}"#), headers)?;
+/// assert_eq!((event.id(), event.event_type()), ("ev-1", "decision.captured"));
+/// assert_eq!(event.data(), &json!({"decision_id": "d1"}));
+/// assert_eq!(event.extension("tenant").unwrap().to_string(), "acme");
+///
+/// let err = decode(Some(b"plain text"), []).unwrap_err();
+/// assert_eq!(err.kind(), "not-cloudevent");
+/// # Ok::<(), hookbus::kafka::DecodeError>(())
+/// ```
+pub fn decode<'h>(
+    value: Option<&[u8]>,
+    headers: impl IntoIterator<Item = (&'h str, &'h [u8])>,
+) -> Result<Event, DecodeError> {
+    let mut content_type: Option<&[u8]> = None;
+    let mut specversion: Option<&[u8]> = None;
+    let mut attributes: [Option<&[u8]>; ATTRIBUTES.len()] = [None; ATTRIBUTES.len()];
+    let mut extensions: Vec<(&str, &[u8])> = Vec::new();
+    for (key, v) in headers {
+        if key.eq_ignore_ascii_case(CONTENT_TYPE_HEADER) {
+            content_type = Some(v);
+        } else if key == SPECVERSION_HEADER {
+            specversion = Some(v);
+        } else if let Some(i) = ATTRIBUTES.iter().position(|a| a.header == key) {
+            attributes[i] = Some(v);
+        } else if let Some(name) = key.strip_prefix("ce_") {
+            extensions.push((name, v));
+        }
+    }
+    let media = match content_type {
+        Some(ct) => Some((
+            utf8(CONTENT_TYPE_HEADER, ct)?,
+            media_type(utf8(CONTENT_TYPE_HEADER, ct)?),
+        )),
+        None => None,
+    };
+    let value = value.unwrap_or_default();
+    if let Some((_, media)) = &media
+        && media == "application/cloudevents+json"
+    {
+        return serde_json::from_slice::<Event>(value)
+            .map_err(|e| DecodeError::InvalidJson(e.to_string()));
+    }
+    let Some(spec) = specversion else {
+        return Err(DecodeError::NotCloudEvent);
+    };
+    let spec = utf8(SPECVERSION_HEADER, spec)?;
+    if spec != SPEC_VERSION {
+        return Err(DecodeError::SpecVersion(spec.to_owned()));
+    }
+    let mut text: [Option<String>; ATTRIBUTES.len()] = Default::default();
+    for (i, attribute) in ATTRIBUTES.iter().enumerate() {
+        if let Some(v) = attributes[i] {
+            text[i] = Some(utf8(attribute.header, v)?.to_owned());
+        } else if REQUIRED.contains(&attribute.name) {
+            return Err(DecodeError::MissingAttribute(attribute.name));
+        }
+    }
+    let type_index = ATTRIBUTES.iter().position(|a| a.set.is_none()).unwrap_or(0);
+    let ty = text[type_index].take().unwrap_or_default();
+    let mut builder = Event::builder(ty);
+    for (i, attribute) in ATTRIBUTES.iter().enumerate() {
+        if let (Some(set), Some(v)) = (attribute.set, text[i].take()) {
+            builder = set(builder, v)?;
+        }
+    }
+    for (name, v) in extensions {
+        let v = utf8(name, v)?;
+        builder = builder.extension(name.to_owned(), v.to_owned());
+    }
+    let (content_type, media) = match media {
+        Some((ct, media)) => (Some(ct), media),
+        None => (None, String::new()),
+    };
+    let data = binary_data(value, &media)?;
+    if let Some(ct) = content_type {
+        builder = builder.datacontenttype(ct.to_owned());
+    }
+    Ok(builder.data(data).build()?)
+}
+
+/// Binary-mode data: JSON as hookbus writes it; for foreign producers, text
+/// with a non-JSON content type becomes a JSON string.
+fn binary_data(value: &[u8], media: &str) -> Result<Value, DecodeError> {
+    if value.is_empty() {
+        return Ok(Value::Null);
+    }
+    match serde_json::from_slice(value) {
+        Ok(v) => Ok(v),
+        Err(e) if media.is_empty() || is_json_media(media) => {
+            Err(DecodeError::InvalidJson(e.to_string()))
+        }
+        Err(_) => std::str::from_utf8(value)
+            .map(|s| Value::String(s.to_owned()))
+            .map_err(|_| DecodeError::BinaryData(media.to_owned())),
+    }
 }
 
 #[cfg(test)]
@@ -298,5 +567,119 @@ mod tests {
         );
         assert_eq!((back.data(), back.extensions()), (e.data(), e.extensions()));
         assert_eq!(back.time_rfc3339(), e.time_rfc3339());
+    }
+
+    fn header_pairs(headers: &OwnedHeaders) -> Vec<(String, Vec<u8>)> {
+        headers
+            .iter()
+            .map(|h| (h.key.to_owned(), h.value.unwrap_or_default().to_vec()))
+            .collect()
+    }
+
+    fn decode_owned(value: &[u8], headers: &[(String, Vec<u8>)]) -> Result<Event, DecodeError> {
+        decode(
+            Some(value),
+            headers.iter().map(|(k, v)| (k.as_str(), v.as_slice())),
+        )
+    }
+
+    #[test]
+    fn binary_mode_reads_back_what_it_wrote() {
+        let e = Event::builder("decision.captured")
+            .id("ev-3")
+            .source("svc")
+            .subject("claims_review")
+            .dataschema("https://schemas.example/d.json")
+            .extension("tenant", "acme")
+            .data(json!({"decision_id": "d", "n": [1, 2]}))
+            .build()
+            .unwrap();
+        let enc = Encoder::default();
+        let back = decode_owned(&enc.value(&e), &header_pairs(&enc.headers(&e))).unwrap();
+        assert_eq!(back, e);
+
+        // Text data with a non-JSON content type: written as a JSON string,
+        // read back as the same string; a foreign producer's plain text too.
+        let text = Event::builder("note.added")
+            .datacontenttype("text/plain")
+            .data(json!("hello"))
+            .build()
+            .unwrap();
+        let back = decode_owned(&enc.value(&text), &header_pairs(&enc.headers(&text))).unwrap();
+        assert_eq!(back, text);
+        let mut foreign = header_pairs(&enc.headers(&text));
+        foreign.retain(|(k, _)| k != "content-type");
+        foreign.push(("content-type".into(), b"text/plain".to_vec()));
+        assert_eq!(
+            decode_owned(b"hello", &foreign).unwrap().data(),
+            &json!("hello")
+        );
+
+        let structured = Encoder {
+            mode: Mode::Structured,
+            ..Encoder::default()
+        };
+        let back = decode_owned(
+            &structured.value(&e),
+            &header_pairs(&structured.headers(&e)),
+        )
+        .unwrap();
+        assert_eq!(back, e);
+    }
+
+    #[test]
+    fn what_does_not_decode_says_why() {
+        let enc = Encoder::default();
+        let e = Event::new("a.b", json!({})).unwrap();
+        let good = header_pairs(&enc.headers(&e));
+        let without = |name: &str| {
+            let mut h = good.clone();
+            h.retain(|(k, _)| k != name);
+            h
+        };
+        let with = |name: &str, value: &[u8]| {
+            let mut h = without(name);
+            h.push((name.to_owned(), value.to_vec()));
+            h
+        };
+        let kind = |r: Result<Event, DecodeError>| r.unwrap_err().kind();
+        assert_eq!(kind(decode_owned(b"{}", &[])), "not-cloudevent");
+        assert_eq!(
+            kind(decode_owned(b"{}", &without("ce_id"))),
+            "missing-attribute"
+        );
+        assert_eq!(
+            kind(decode_owned(b"{}", &with("ce_specversion", b"0.3"))),
+            "specversion"
+        );
+        assert_eq!(
+            kind(decode_owned(b"{}", &with("ce_time", b"yesterday"))),
+            "invalid-time"
+        );
+        assert_eq!(
+            kind(decode_owned(b"{}", &with("ce_type", b"a b"))),
+            "invalid-event"
+        );
+        assert_eq!(
+            kind(decode_owned(b"{}", &with("ce_Bad", b"x"))),
+            "invalid-event"
+        );
+        assert_eq!(
+            kind(decode_owned(b"{}", &with("ce_id", b"\xff"))),
+            "not-utf8"
+        );
+        assert_eq!(kind(decode_owned(b"{oops", &good)), "invalid-json");
+        let octets = with("content-type", b"application/octet-stream");
+        assert_eq!(kind(decode_owned(b"\xff\x00", &octets)), "binary-data");
+        let structured = [(
+            "content-type".to_owned(),
+            STRUCTURED_CONTENT_TYPE.as_bytes().to_vec(),
+        )];
+        assert_eq!(
+            kind(decode_owned(b"{\"id\": 1}", &structured)),
+            "invalid-json"
+        );
+        // An empty value is null data.
+        assert_eq!(decode_owned(b"", &good).unwrap().data(), &Value::Null);
     }
 }

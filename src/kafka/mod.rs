@@ -1,5 +1,6 @@
-//! The Kafka subscriber: publishes events to a Kafka topic through
-//! librdkafka (the `kafka` feature).
+//! Kafka through librdkafka (the `kafka` feature): the subscriber that
+//! publishes events to a topic, [`KafkaPublisher`], and the [`source`] that
+//! reads them back into a bus in a consumer group, [`KafkaSource`].
 //!
 //! A [`KafkaPublisher`] is used two ways: directly, where
 //! [`emit`](KafkaPublisher::emit) waits for the broker's acknowledgement and
@@ -88,17 +89,23 @@ pub mod config;
 pub mod error;
 pub mod message;
 mod producer;
+pub mod source;
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 pub use config::IntoBrokers;
 pub use error::KafkaError;
-pub use message::{KeyStrategy, Mode};
+pub use message::{DecodeError, KeyStrategy, Mode};
 /// The rdkafka crate this module is built on (for its error codes and, in
 /// tests, consumers).
 pub use rdkafka;
+pub use source::{
+    FROM_KAFKA_EXTENSION, ForeignRecord, KafkaSource, KafkaSourceBuilder, PartitionStats,
+    SourceStats,
+};
 
 use rdkafka::ClientConfig;
 use rdkafka::producer::Producer;
@@ -146,6 +153,8 @@ struct Inner {
     config: ClientConfig,
     encoder: Encoder,
     drop_flush: Duration,
+    republish_from_kafka: bool,
+    skipped_from_kafka: AtomicU64,
     engine: OnceLock<Arc<Engine>>,
     creating: Mutex<()>,
 }
@@ -159,6 +168,7 @@ impl fmt::Debug for KafkaPublisher {
             .field("mode", &i.encoder.mode)
             .field("key", &i.encoder.key)
             .field("settings", &i.settings)
+            .field("republish_from_kafka", &i.republish_from_kafka)
             .field("producer_created", &i.engine.get().is_some())
             .finish()
     }
@@ -192,6 +202,7 @@ pub struct KafkaPublisherBuilder {
     settings: Settings,
     encoder: Encoder,
     drop_flush: Duration,
+    republish_from_kafka: bool,
 }
 
 impl fmt::Debug for KafkaPublisherBuilder {
@@ -202,6 +213,7 @@ impl fmt::Debug for KafkaPublisherBuilder {
             .field("mode", &self.encoder.mode)
             .field("key", &self.encoder.key)
             .field("settings", &self.settings)
+            .field("republish_from_kafka", &self.republish_from_kafka)
             .finish()
     }
 }
@@ -234,6 +246,18 @@ impl KafkaPublisherBuilder {
     /// [`DEFAULT_DROP_FLUSH_TIMEOUT`]).
     pub fn drop_flush_timeout(mut self, timeout: Duration) -> Self {
         self.drop_flush = timeout;
+        self
+    }
+
+    /// Whether, as a bus subscriber, the publisher also publishes events
+    /// that came from Kafka (those carrying the [`FROM_KAFKA_EXTENSION`]
+    /// extension a [`KafkaSource`] adds). Default `false`: a source and a
+    /// publisher on one bus do not feed each other in a loop. Skipped
+    /// events count as delivered in the subscriber's stats and in
+    /// [`KafkaPublisher::skipped_from_kafka`]. [`KafkaPublisher::emit`]
+    /// always publishes.
+    pub fn republish_from_kafka(mut self, republish: bool) -> Self {
+        self.republish_from_kafka = republish;
         self
     }
 
@@ -291,6 +315,8 @@ impl KafkaPublisherBuilder {
                 config,
                 encoder: self.encoder,
                 drop_flush: self.drop_flush,
+                republish_from_kafka: self.republish_from_kafka,
+                skipped_from_kafka: AtomicU64::new(0),
                 engine: OnceLock::new(),
                 creating: Mutex::new(()),
             }),
@@ -390,6 +416,7 @@ impl KafkaPublisher {
             settings: Settings::default(),
             encoder: Encoder::default(),
             drop_flush: DEFAULT_DROP_FLUSH_TIMEOUT,
+            republish_from_kafka: false,
         }
     }
 
@@ -518,6 +545,13 @@ impl KafkaPublisher {
             .unwrap_or(0)
     }
 
+    /// Events the publisher, as a bus subscriber, did not publish because
+    /// they came from Kafka (see
+    /// [`republish_from_kafka`](KafkaPublisherBuilder::republish_from_kafka)).
+    pub fn skipped_from_kafka(&self) -> u64 {
+        self.inner.skipped_from_kafka.load(Ordering::Relaxed)
+    }
+
     /// Records handed to the publisher but not yet delivered or failed.
     pub fn unflushed(&self) -> u64 {
         self.inner.engine.get().map_or(0, |e| e.unflushed())
@@ -553,6 +587,31 @@ impl KafkaPublisher {
     }
 }
 
+impl KafkaPublisher {
+    /// The batch without the events that came from Kafka (unless told to
+    /// republish them), and, when some were left out, the batch index of
+    /// each event kept.
+    fn without_loops(&self, events: Vec<Arc<Event>>) -> (Vec<Arc<Event>>, Option<Vec<usize>>) {
+        let from_kafka = |e: &Event| e.extension(FROM_KAFKA_EXTENSION).is_some();
+        if self.inner.republish_from_kafka || !events.iter().any(|e| from_kafka(e)) {
+            return (events, None);
+        }
+        let mut kept = Vec::with_capacity(events.len());
+        let mut out = Vec::with_capacity(events.len());
+        for (i, e) in events.into_iter().enumerate() {
+            if from_kafka(&e) {
+                self.inner
+                    .skipped_from_kafka
+                    .fetch_add(1, Ordering::Relaxed);
+            } else {
+                kept.push(i);
+                out.push(e);
+            }
+        }
+        (out, Some(kept))
+    }
+}
+
 impl Sink for KafkaPublisher {
     fn deliver(&self, batch: Batch) -> SinkFuture {
         let engine = match self.engine() {
@@ -562,16 +621,30 @@ impl Sink for KafkaPublisher {
                 return Box::pin(async move { Err(err) });
             }
         };
+        let (events, kept) = self.without_loops(batch.into_vec());
         // Handed to librdkafka now, in the order the bus calls deliver: that
         // keeps events with one key in order even with concurrency > 1.
-        let tracker = engine.submit(batch.into_vec());
+        let tracker = engine.submit(events);
         let this = self.clone();
         Box::pin(async move {
             let outcome = engine.wait(&tracker).await;
             if outcome.failures.is_empty() {
                 return Ok(());
             }
-            Err(this.batch_error(&outcome, &tracker.events))
+            let error = this.batch_error(&outcome, &tracker.events);
+            Err(match kept {
+                // Failure indices are into the events sent; the bus counts
+                // them against the batch it gave.
+                Some(kept) => {
+                    let indices = error.failed_events().unwrap_or_default();
+                    let mapped: Vec<usize> = indices
+                        .iter()
+                        .filter_map(|&i| kept.get(i).copied())
+                        .collect();
+                    error.only_events(mapped)
+                }
+                None => error,
+            })
         })
     }
 

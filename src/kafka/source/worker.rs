@@ -1,0 +1,411 @@
+//! The consuming thread: poll, decode (or map, or refuse), hand to the bus,
+//! store the offset; and the stop signal it watches.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::mpsc::{RecvTimeoutError, sync_channel};
+use std::sync::{Arc, Condvar, Mutex};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message, OwnedMessage};
+use rdkafka::{Offset, TopicPartitionList};
+use serde_json::{Value, json};
+use tokio::sync::watch;
+
+use super::context::{SourceContext, commit};
+use super::dead_letter::DeadLetter;
+use super::stats::Shared;
+use super::{DEAD_LETTER_RETRY, FROM_KAFKA_EXTENSION, ForeignRecord, MapFn, POLL_INTERVAL};
+use crate::bus::Bus;
+use crate::event::{Event, ExtensionValue};
+use crate::hub::EmitError;
+use crate::kafka::message::{DecodeError, decode};
+use crate::sink::BoxFuture;
+
+/// The stop signal, for both sides: the consuming thread waits on it
+/// blocking (between dead-letter retries), the event it is publishing
+/// waits on it asynchronously.
+pub(super) struct Stop {
+    flag: Mutex<bool>,
+    changed: Condvar,
+    watch: watch::Sender<bool>,
+}
+
+impl Stop {
+    pub(super) fn new() -> Stop {
+        Stop {
+            flag: Mutex::new(false),
+            changed: Condvar::new(),
+            watch: watch::Sender::new(false),
+        }
+    }
+
+    pub(super) fn trigger(&self) {
+        *self.flag.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.changed.notify_all();
+        self.watch.send_replace(true);
+    }
+
+    fn is_set(&self) -> bool {
+        *self.flag.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Waits up to `timeout`; `true` if stopped meanwhile.
+    fn wait(&self, timeout: Duration) -> bool {
+        let flag = self.flag.lock().unwrap_or_else(|e| e.into_inner());
+        let (flag, _) = self
+            .changed
+            .wait_timeout_while(flag, timeout, |stopped| !*stopped)
+            .unwrap_or_else(|e| e.into_inner());
+        *flag
+    }
+}
+
+/// An event waiting for room in the bus: `None` when the source was
+/// stopped first.
+type Waiting = BoxFuture<Option<Result<(), EmitError>>>;
+
+/// What to do after a record.
+#[derive(PartialEq, Eq)]
+enum Flow {
+    Continue,
+    Stop,
+}
+
+/// The consuming thread.
+pub(super) struct Worker {
+    pub(super) consumer: BaseConsumer<SourceContext>,
+    pub(super) bus: Bus,
+    pub(super) runtime: tokio::runtime::Handle,
+    pub(super) shared: Arc<Shared>,
+    pub(super) stop: Arc<Stop>,
+    pub(super) dead_letter: Option<DeadLetter>,
+    pub(super) map: Option<Arc<MapFn>>,
+    pub(super) restore_key: bool,
+    pub(super) max_record_bytes: usize,
+    /// Records read while the source waited for room in the bus, to handle
+    /// next, in order.
+    pub(super) held: RefCell<VecDeque<OwnedMessage>>,
+}
+
+impl Worker {
+    pub(super) fn run(self) {
+        while !self.stop.is_set() {
+            let held = self.held.borrow_mut().pop_front();
+            if let Some(message) = held {
+                if self.handle(&message) == Flow::Stop {
+                    break;
+                }
+                continue;
+            }
+            match self.consumer.poll(POLL_INTERVAL) {
+                None => {}
+                Some(Err(e)) => self.failed("consume", &e.to_string()),
+                Some(Ok(message)) if self.handle(&message) == Flow::Stop => break,
+                Some(Ok(_)) => {}
+            }
+        }
+        self.finish();
+    }
+
+    /// One record: decode (or map, or refuse), hand to the bus, store its
+    /// offset.
+    fn handle(&self, message: &impl Message) -> Flow {
+        self.shared.consumed.fetch_add(1, Relaxed);
+        let headers: Vec<(&str, &[u8])> = message
+            .headers()
+            .map(|h| {
+                h.iter()
+                    .map(|h| (h.key, h.value.unwrap_or_default()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let size = message.key().map_or(0, <[u8]>::len)
+            + message.payload().map_or(0, <[u8]>::len)
+            + headers
+                .iter()
+                .map(|(k, v)| k.len() + v.len())
+                .sum::<usize>();
+        let decoded = if size > self.max_record_bytes {
+            Err(DecodeError::TooLarge {
+                size,
+                limit: self.max_record_bytes,
+            })
+        } else {
+            decode(message.payload(), headers.iter().copied())
+        };
+        let event = match decoded {
+            Ok(event) => Some(event),
+            Err(reason) => match self.map_foreign(message, &headers, &reason) {
+                Some(event) => {
+                    self.shared.mapped.fetch_add(1, Relaxed);
+                    Some(event)
+                }
+                None => {
+                    if self.refuse(message, &headers, &reason) == Flow::Stop {
+                        return Flow::Stop;
+                    }
+                    None
+                }
+            },
+        };
+        if let Some(mut event) = event {
+            self.restore_key(&mut event, message.key());
+            event.set_extension(
+                FROM_KAFKA_EXTENSION,
+                ExtensionValue::String(message.topic().to_owned()),
+            );
+            if self.publish(event) == Flow::Stop {
+                return Flow::Stop;
+            }
+            self.shared.emitted.fetch_add(1, Relaxed);
+        }
+        self.store(message.topic(), message.partition(), message.offset() + 1);
+        Flow::Continue
+    }
+
+    fn restore_key(&self, event: &mut Event, key: Option<&[u8]>) {
+        if !self.restore_key || event.extension("partitionkey").is_some() {
+            return;
+        }
+        if let Some(key) = key.and_then(|k| std::str::from_utf8(k).ok())
+            && !key.is_empty()
+        {
+            event.set_extension("partitionkey", ExtensionValue::String(key.to_owned()));
+        }
+    }
+
+    fn map_foreign(
+        &self,
+        message: &impl Message,
+        headers: &[(&str, &[u8])],
+        reason: &DecodeError,
+    ) -> Option<Event> {
+        let map = self.map.as_ref()?;
+        let record = ForeignRecord {
+            topic: message.topic(),
+            partition: message.partition(),
+            offset: message.offset(),
+            key: message.key(),
+            value: message.payload(),
+            headers,
+            reason,
+        };
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| map(&record))) {
+            Ok(event) => event,
+            Err(panic) => {
+                let message = crate::sink::panic_message(&panic);
+                self.failed(
+                    "map_foreign",
+                    &format!("the map_foreign closure panicked: {message}"),
+                );
+                None
+            }
+        }
+    }
+
+    /// Waits until the bus accepted the event (room in every `Block`
+    /// subscriber that takes it), or the source is stopped.
+    ///
+    /// Usually the bus takes the event at once, on the first poll. When a
+    /// `Block` subscriber is full, the wait moves to a task on the bus's
+    /// runtime and this thread keeps serving the consumer with its
+    /// partitions paused: rebalances, statistics and the group membership
+    /// (`max.poll.interval.ms`) go on; records of partitions assigned
+    /// meanwhile are held back, in order, for after this one.
+    fn publish(&self, event: Event) -> Flow {
+        let bus = self.bus.clone();
+        let mut stop = self.stop.watch.subscribe();
+        let mut waiting: Waiting = Box::pin(async move {
+            tokio::select! {
+                biased;
+                _ = stop.wait_for(|s| *s) => None,
+                r = bus.publish(event) => Some(r),
+            }
+        });
+        let outcome = match waiting
+            .as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()))
+        {
+            Poll::Ready(outcome) => outcome,
+            Poll::Pending => self.wait_paused(waiting),
+        };
+        match outcome {
+            Some(Ok(())) => Flow::Continue,
+            // Stopped while waiting (the event went to nobody), or the bus
+            // is shut down: leave the offset unstored so the record is read
+            // again later.
+            None | Some(Err(EmitError::Closed(_))) => Flow::Stop,
+            Some(Err(e)) => {
+                self.failed("publish", &e.to_string());
+                Flow::Stop
+            }
+        }
+    }
+
+    fn wait_paused(&self, waiting: Waiting) -> Option<Result<(), EmitError>> {
+        let (done, outcome) = sync_channel(1);
+        self.runtime.spawn(async move {
+            let _ = done.send(waiting.await);
+        });
+        self.pause(true);
+        let result = loop {
+            match outcome.recv_timeout(POLL_INTERVAL) {
+                Ok(result) => break result,
+                // The runtime dropped the task (it is shutting down).
+                Err(RecvTimeoutError::Disconnected) => break None,
+                Err(RecvTimeoutError::Timeout) => {
+                    while let Some(polled) = self.consumer.poll(Duration::ZERO) {
+                        match polled {
+                            Ok(message) => self.held.borrow_mut().push_back(message.detach()),
+                            Err(e) => self.failed("consume", &e.to_string()),
+                        }
+                    }
+                }
+            }
+        };
+        self.pause(false);
+        result
+    }
+
+    /// Pauses (or resumes) fetching for every partition assigned now.
+    fn pause(&self, pause: bool) {
+        let Ok(assignment) = self.consumer.assignment() else {
+            return;
+        };
+        let result = if pause {
+            self.consumer.pause(&assignment)
+        } else {
+            self.consumer.resume(&assignment)
+        };
+        if let Err(e) = result {
+            tracing::debug!(error = %e, pause, "hookbus: Kafka source could not pause/resume its partitions");
+        }
+    }
+
+    /// A record that is neither a CloudEvent nor mapped: dead-letter it (or
+    /// count it as refused) and say so on the bus.
+    fn refuse(
+        &self,
+        message: &impl Message,
+        headers: &[(&str, &[u8])],
+        reason: &DecodeError,
+    ) -> Flow {
+        let dead_letter_topic = self.dead_letter.as_ref().map(|d| d.topic.as_str());
+        let announcement = json!({
+            "topic": message.topic(),
+            "partition": message.partition(),
+            "offset": message.offset(),
+            "kind": reason.kind(),
+            "reason": reason.to_string(),
+            "dead_letter_topic": dead_letter_topic,
+        });
+        match &self.dead_letter {
+            Some(dead) => {
+                let mut wait = DEAD_LETTER_RETRY.0;
+                loop {
+                    match dead.send(message, headers, reason) {
+                        Ok(()) => break,
+                        Err(e) => {
+                            self.failed(
+                                "dead_letter",
+                                &format!(
+                                    "could not copy {}/{}@{} to dead-letter topic {:?}: {e}; retrying in {wait:?}",
+                                    message.topic(),
+                                    message.partition(),
+                                    message.offset(),
+                                    dead.topic
+                                ),
+                            );
+                            if self.stop.wait(wait) {
+                                return Flow::Stop;
+                            }
+                            wait = (wait * 2).min(DEAD_LETTER_RETRY.1);
+                        }
+                    }
+                }
+                self.shared.dead_lettered.fetch_add(1, Relaxed);
+                self.announce("hookbus.kafka_record_refused", announcement);
+                Flow::Continue
+            }
+            None => {
+                self.shared.refused.fetch_add(1, Relaxed);
+                tracing::warn!(
+                    topic = message.topic(),
+                    partition = message.partition(),
+                    offset = message.offset(),
+                    reason = %reason,
+                    "hookbus: Kafka record is not a CloudEvent and there is no dead-letter topic; refused"
+                );
+                // The announcement is the only trace of the record: wait for
+                // room like any event.
+                match Event::builder("hookbus.kafka_record_refused")
+                    .source("hookbus")
+                    .data(announcement)
+                    .build()
+                {
+                    Ok(event) => self.publish(event),
+                    Err(_) => Flow::Continue,
+                }
+            }
+        }
+    }
+
+    fn store(&self, topic: &str, partition: i32, next: i64) {
+        let mut tpl = TopicPartitionList::with_capacity(1);
+        let stored = tpl
+            .add_partition_offset(topic, partition, Offset::Offset(next))
+            .and_then(|()| self.consumer.store_offsets(&tpl));
+        match stored {
+            Ok(()) => self
+                .shared
+                .with_partition(topic, partition, |s| s.position = Some(next)),
+            // The partition was taken away meanwhile (e.g. after
+            // max.poll.interval.ms): its new owner reads the record again.
+            Err(e) => self.failed(
+                "store_offset",
+                &format!("offset {next} of {topic}/{partition} not stored: {e}"),
+            ),
+        }
+    }
+
+    fn failed(&self, kind: &str, error: &str) {
+        self.shared.errors.fetch_add(1, Relaxed);
+        tracing::warn!(kind, error, "hookbus: Kafka source failure");
+        self.announce(
+            "hookbus.kafka_source_failed",
+            json!({"kind": kind, "error": error}),
+        );
+    }
+
+    /// Emits one of the source's `hookbus.*` events without waiting.
+    fn announce(&self, ty: &'static str, data: Value) {
+        if !self.bus.has_subscribers(ty) {
+            return;
+        }
+        if let Ok(event) = Event::builder(ty).source("hookbus").data(data).build()
+            && let Err(e) = self.bus.emit(event)
+        {
+            tracing::warn!(event_type = ty, error = %e, "hookbus: Kafka source announcement not emitted");
+        }
+    }
+
+    /// Commits what the bus accepted and leaves the group.
+    fn finish(self) {
+        commit(&self.consumer, &self.shared);
+        self.consumer.unsubscribe();
+        for state in self
+            .shared
+            .partitions()
+            .values_mut()
+            .flat_map(BTreeMap::values_mut)
+        {
+            state.assigned = false;
+        }
+        drop(self.consumer);
+        self.shared.running.store(false, Relaxed);
+    }
+}
