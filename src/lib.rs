@@ -7,6 +7,7 @@
 // feature that enables it.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod binding;
 pub mod bus;
 pub mod catalog;
 pub mod event;

@@ -9,6 +9,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::Rejection;
+use crate::binding::{ATTRIBUTES, is_context_attribute};
 use crate::event::{Event, EventBuilder, SPEC_VERSION, validate_type};
 use crate::verify::Verified;
 
@@ -196,40 +197,39 @@ fn binary(headers: &HeaderMap, body: &[u8], media: &str) -> Result<Event, Reject
             "unsupported CloudEvents specversion {spec:?}; expected \"1.0\""
         )));
     }
-    let mut b = Event::builder(required_ce(headers, "ce-type")?)
-        .id(required_ce(headers, "ce-id")?)
-        .source(required_ce(headers, "ce-source")?);
-    let time = match ce_header(headers, "ce-time")? {
-        Some(t) => Some(
-            OffsetDateTime::parse(&t, &Rfc3339)
-                .map_err(|_| malformed(format!("ce-time {t:?} is not RFC 3339")))?,
-        ),
-        None => None,
-    };
-    if let Some(time) = time {
-        b = b.time(time);
-    }
-    if let Some(s) = ce_header(headers, "ce-subject")? {
-        b = b.subject(s);
-    }
-    if let Some(s) = ce_header(headers, "ce-dataschema")? {
-        b = b.dataschema(s);
+    let mut b = Event::builder(required_ce(headers, "ce-type")?);
+    let mut has_time = false;
+    for attribute in &ATTRIBUTES {
+        let Some(set) = attribute.set else {
+            continue; // `type` started the builder
+        };
+        let value = if attribute.required {
+            Some(required_ce(headers, attribute.http)?)
+        } else {
+            ce_header(headers, attribute.http)?
+        };
+        if let Some(v) = value {
+            b = set(b, &v).ok_or_else(|| {
+                malformed(format!(
+                    "{} {v:?} is not {}",
+                    attribute.http, attribute.expects
+                ))
+            })?;
+            has_time |= attribute.name == "time";
+        }
     }
     for name in headers.keys() {
         let Some(ext) = name.as_str().strip_prefix("ce-") else {
             continue;
         };
-        if matches!(
-            ext,
-            "specversion" | "type" | "id" | "source" | "time" | "subject" | "dataschema"
-        ) {
+        if is_context_attribute(ext) {
             continue;
         }
         if let Some(v) = ce_header(headers, name.as_str())? {
             b = b.extension(ext.to_owned(), v);
         }
     }
-    if time.is_none() {
+    if !has_time {
         // After the sender's extensions, so a receivedtime of theirs is
         // replaced: without a sender's time, it is ours.
         b = received_now(b);

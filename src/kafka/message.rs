@@ -24,11 +24,9 @@ use bytes::Bytes;
 use rdkafka::message::{Header, OwnedHeaders};
 use serde_json::Value;
 
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
-
 use super::error::KafkaError;
-use crate::event::{Event, EventBuilder, EventError, SPEC_VERSION};
+use crate::binding::ATTRIBUTES;
+use crate::event::{Event, EventError, SPEC_VERSION};
 
 /// The `content-type` of a structured-mode record.
 pub const STRUCTURED_CONTENT_TYPE: &str = "application/cloudevents+json; charset=UTF-8";
@@ -191,69 +189,6 @@ impl Encoder {
     }
 }
 
-/// One CloudEvents context attribute as the binary mode carries it: its
-/// `ce_` header, how to read it from an event, and how to set it on a
-/// builder. Writing and reading both walk [`ATTRIBUTES`], so the two
-/// directions cannot disagree.
-struct Attribute {
-    name: &'static str,
-    header: &'static str,
-    get: fn(&Event) -> Option<Cow<'_, str>>,
-    /// `None` for `type`, which starts the builder instead.
-    set: Option<SetFn>,
-}
-
-type SetFn = fn(EventBuilder, String) -> Result<EventBuilder, DecodeError>;
-
-/// Every context attribute but `specversion` (checked on its own) and
-/// `datacontenttype` (the record's `content-type` header), in the order
-/// they are written.
-const ATTRIBUTES: [Attribute; 6] = [
-    Attribute {
-        name: "id",
-        header: "ce_id",
-        get: |e| Some(Cow::Borrowed(e.id())),
-        set: Some(|b, v| Ok(b.id(v))),
-    },
-    Attribute {
-        name: "source",
-        header: "ce_source",
-        get: |e| Some(Cow::Borrowed(e.source())),
-        set: Some(|b, v| Ok(b.source(v))),
-    },
-    Attribute {
-        name: "type",
-        header: "ce_type",
-        get: |e| Some(Cow::Borrowed(e.event_type())),
-        set: None,
-    },
-    Attribute {
-        name: "time",
-        header: "ce_time",
-        get: |e| Some(Cow::Owned(e.time_rfc3339())),
-        set: Some(|b, v| {
-            OffsetDateTime::parse(&v, &Rfc3339)
-                .map(|t| b.time(t))
-                .map_err(|_| DecodeError::InvalidTime(v))
-        }),
-    },
-    Attribute {
-        name: "subject",
-        header: "ce_subject",
-        get: |e| e.subject().map(Cow::Borrowed),
-        set: Some(|b, v| Ok(b.subject(v))),
-    },
-    Attribute {
-        name: "dataschema",
-        header: "ce_dataschema",
-        get: |e| e.dataschema().map(Cow::Borrowed),
-        set: Some(|b, v| Ok(b.dataschema(v))),
-    },
-];
-
-/// Attributes a binary-mode record must carry (besides `ce_specversion`).
-const REQUIRED: [&str; 3] = ["id", "source", "type"];
-
 const SPECVERSION_HEADER: &str = "ce_specversion";
 const CONTENT_TYPE_HEADER: &str = "content-type";
 
@@ -269,7 +204,7 @@ fn binary_headers(event: &Event) -> OwnedHeaders {
         .insert(h(SPECVERSION_HEADER, SPEC_VERSION));
     for attribute in &ATTRIBUTES {
         if let Some(value) = (attribute.get)(event) {
-            headers = headers.insert(h(attribute.header, &value));
+            headers = headers.insert(h(attribute.kafka, &value));
         }
     }
     for (name, value) in event.extensions() {
@@ -409,7 +344,7 @@ pub fn decode<'h>(
             content_type = Some(v);
         } else if key == SPECVERSION_HEADER {
             specversion = Some(v);
-        } else if let Some(i) = ATTRIBUTES.iter().position(|a| a.header == key) {
+        } else if let Some(i) = ATTRIBUTES.iter().position(|a| a.kafka == key) {
             attributes[i] = Some(v);
         } else if let Some(name) = key.strip_prefix("ce_") {
             extensions.push((name, v));
@@ -439,8 +374,8 @@ pub fn decode<'h>(
     let mut text: [Option<String>; ATTRIBUTES.len()] = Default::default();
     for (i, attribute) in ATTRIBUTES.iter().enumerate() {
         if let Some(v) = attributes[i] {
-            text[i] = Some(utf8(attribute.header, v)?.to_owned());
-        } else if REQUIRED.contains(&attribute.name) {
+            text[i] = Some(utf8(attribute.kafka, v)?.to_owned());
+        } else if attribute.required {
             return Err(DecodeError::MissingAttribute(attribute.name));
         }
     }
@@ -449,7 +384,10 @@ pub fn decode<'h>(
     let mut builder = Event::builder(ty);
     for (i, attribute) in ATTRIBUTES.iter().enumerate() {
         if let (Some(set), Some(v)) = (attribute.set, text[i].take()) {
-            builder = set(builder, v)?;
+            builder = match set(builder, &v) {
+                Some(b) => b,
+                None => return Err(DecodeError::InvalidTime(v)),
+            };
         }
     }
     for (name, v) in extensions {

@@ -126,21 +126,14 @@ pub fn binary_headers(event: &Event, source: Option<&str>) -> HeaderMap {
         HeaderName::from_static("ce-specversion"),
         HeaderValue::from_static(SPEC_VERSION),
     );
-    h.insert(HeaderName::from_static("ce-id"), encoded(event.id()));
-    h.insert(
-        HeaderName::from_static("ce-type"),
-        encoded(event.event_type()),
-    );
-    h.insert(HeaderName::from_static("ce-source"), encoded(src));
-    h.insert(
-        HeaderName::from_static("ce-time"),
-        encoded(&event.time_rfc3339()),
-    );
-    if let Some(s) = event.subject() {
-        h.insert(HeaderName::from_static("ce-subject"), encoded(s));
-    }
-    if let Some(s) = event.dataschema() {
-        h.insert(HeaderName::from_static("ce-dataschema"), encoded(s));
+    for attribute in &crate::binding::ATTRIBUTES {
+        let value = match attribute.name {
+            "source" => Some(std::borrow::Cow::Borrowed(src)),
+            _ => (attribute.get)(event),
+        };
+        if let Some(value) = value {
+            h.insert(HeaderName::from_static(attribute.http), encoded(&value));
+        }
     }
     for (name, value) in event.extensions() {
         // Extension names are validated as lowercase ASCII letters and digits.
