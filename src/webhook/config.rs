@@ -486,28 +486,25 @@ impl WebhookBuilder {
                 "timeout must be more than zero".into(),
             ));
         }
-        if self.concurrency == 0 {
-            return Err(WebhookError::InvalidOption(
-                "concurrency must be at least 1".into(),
-            ));
-        }
-        if self.capacity == 0 {
-            return Err(WebhookError::InvalidOption(
-                "capacity must be at least 1".into(),
-            ));
-        }
+        // The subscriber settings are checked where every subscriber's are.
+        let options = crate::SubscriberOptions {
+            capacity: self.capacity,
+            overflow: self.overflow,
+            batch: self.batch.map(|(max_size, max_wait)| crate::BatchConfig {
+                max_size,
+                max_wait,
+            }),
+            concurrency: self.concurrency,
+        };
+        options.validate().map_err(|e| match e {
+            crate::SubscribeError::InvalidOption(m) => WebhookError::InvalidOption(m),
+            other => WebhookError::InvalidOption(other.to_string()),
+        })?;
         if self.ordered && self.concurrency != 1 {
             return Err(WebhookError::InvalidOption(format!(
                 "ordered() sends one request at a time, but concurrency is {}: drop concurrency(), or use ordered_by(key) to order per key",
                 self.concurrency
             )));
-        }
-        if let Some((size, wait)) = self.batch
-            && (size == 0 || wait.is_zero())
-        {
-            return Err(WebhookError::InvalidOption(
-                "batch_size must be at least 1 and batch_timeout more than zero".into(),
-            ));
         }
         if self.batch.is_some() && self.format == WireFormat::Raw {
             return Err(WebhookError::InvalidOption(
