@@ -9,6 +9,9 @@
 
 pub mod bus;
 pub mod catalog;
+#[cfg(feature = "dashboard")]
+#[cfg_attr(docsrs, doc(cfg(feature = "dashboard")))]
+pub mod dashboard;
 pub mod event;
 pub mod global;
 mod hub;
