@@ -66,6 +66,10 @@ impl Ring {
             .map(|((_, a), (_, b))| b.since(*a))
             .collect()
     }
+
+    fn last(&self) -> Option<(Instant, Counts)> {
+        self.points.back().copied()
+    }
 }
 
 /// One endpoint's rings.
@@ -74,6 +78,34 @@ struct Endpoint {
     minute: Ring,
     hour: Ring,
     seen: bool,
+}
+
+impl Endpoint {
+    /// The last minute, and the last hour up to the newest sample (the
+    /// hour ring's points are a minute apart; the minute since its last
+    /// point counts too).
+    fn windows(&self) -> Windows {
+        let hour = match (self.hour.points.front(), self.minute.last()) {
+            (Some((_, first)), Some((_, now))) => now.since(*first),
+            _ => Counts::default(),
+        };
+        Windows {
+            minute: self.minute.window(),
+            hour,
+        }
+    }
+
+    /// The hour ring's steps, then the minute in progress (if any sample
+    /// is newer than its last point).
+    fn hour_steps(&self) -> Vec<Counts> {
+        let mut steps = self.hour.steps();
+        if let (Some((at, point)), Some((now_at, now))) = (self.hour.last(), self.minute.last())
+            && now_at > at
+        {
+            steps.push(now.since(point));
+        }
+        steps
+    }
 }
 
 /// Deliveries and failures of the last minute and hour.
@@ -159,18 +191,12 @@ impl History {
     pub(super) fn windows(&self, id: &WebhookId) -> Windows {
         self.endpoints
             .get(id)
-            .map(|e| Windows {
-                minute: e.minute.window(),
-                hour: e.hour.window(),
-            })
+            .map(Endpoint::windows)
             .unwrap_or_default()
     }
 
     pub(super) fn total_windows(&self) -> Windows {
-        Windows {
-            minute: self.total.minute.window(),
-            hour: self.total.hour.window(),
-        }
+        self.total.windows()
     }
 
     pub(super) fn series(&self) -> Series {
@@ -178,7 +204,7 @@ impl History {
             minute_step_secs: self.every.as_secs_f64(),
             minute: self.total.minute.steps(),
             hour_step_secs: HOUR_STEP.as_secs_f64(),
-            hour: self.total.hour.steps(),
+            hour: self.total.hour_steps(),
         }
     }
 }
@@ -249,6 +275,10 @@ mod tests {
         assert!(s.minute.iter().all(|x| x.delivered == 2));
         assert_eq!(s.hour, vec![c(120, 6), c(120, 6)]);
         assert_eq!(h.samples(), 121);
+        // A minute in progress counts in the hour and is its last step.
+        h.record(t0 + sec * 125, [(id("a"), c(260, 12))]);
+        assert_eq!(h.windows(&id("a")).hour, c(260, 12));
+        assert_eq!(h.series().hour, vec![c(120, 6), c(120, 6), c(20, 0)]);
         assert_eq!(h.windows(&id("unknown")), Windows::default());
     }
 
