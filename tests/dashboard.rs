@@ -267,6 +267,13 @@ async fn actions_retry_disable_enable_and_emit() {
     assert_eq!(status, 400, "{e}");
     let (status, e) = c.post("/api/events", r#"{"type": ""}"#).await;
     assert_eq!(status, 400, "{e}");
+    let (status, e) = c
+        .post("/api/events", r#"{"type": "hookbus.endpoint_disabled"}"#)
+        .await;
+    assert_eq!(status, 400, "{e}");
+    assert!(e["error"].as_str().unwrap().contains("reserved"), "{e}");
+    let (status, e) = c.post("/api/events", "").await;
+    assert_eq!(status, 200, "an empty body emits hookbus.test: {e}");
     let (status, e) = c.post("/api/webhooks/wh_nope/retry", "").await;
     assert_eq!(status, 404, "{e}");
     assert!(e["error"].as_str().unwrap().contains("wh_nope"));
@@ -335,4 +342,49 @@ async fn the_stream_sends_the_overview_and_matching_events() {
     tokio::time::timeout(Duration::from_secs(10), server.shutdown())
         .await
         .expect("shutdown ends the open stream");
+}
+
+/// A browser that does not keep up loses the oldest live events, never
+/// makes the server buffer without bound, and is told how many it lost.
+#[tokio::test]
+async fn a_slow_stream_drops_the_oldest_events_and_says_so() {
+    let bus = Bus::new().unwrap();
+    let manager = Arc::new(WebhookManager::new(&bus));
+    let config = DashboardConfig::new(TOKEN)
+        .stream_buffer(2)
+        .sample_every(Duration::from_millis(10));
+    let server = dashboard::serve(&bus, manager, config).await.unwrap();
+    let mut r = reqwest::Client::new()
+        .get(format!(
+            "http://{}/api/stream?token={TOKEN}&pattern=load.*",
+            server.addr()
+        ))
+        .send()
+        .await
+        .unwrap();
+    let mut buf = String::new();
+    assert_eq!(next_message(&mut r, &mut buf).await.0, "tick");
+
+    // One thread, no await: the stream's subscriber cannot take anything
+    // while these are emitted, so its mailbox of 2 keeps the newest two.
+    for n in 0..1000 {
+        bus.emit(Event::new("load.item", json!({"n": n})).unwrap())
+            .unwrap();
+    }
+    let (mut events, mut dropped) = (Vec::new(), 0);
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while events.len() < 2 || dropped == 0 {
+            let (name, v) = next_message(&mut r, &mut buf).await;
+            match name.as_str() {
+                "event" => events.push(v["data"].as_str().unwrap().to_owned()),
+                "tick" => dropped = v["stream"]["dropped"].as_u64().unwrap(),
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("the newest events and a tick reporting the drops");
+    assert_eq!(events, [r#"{"n":998}"#, r#"{"n":999}"#]);
+    assert_eq!(dropped, 998);
+    server.shutdown().await;
 }

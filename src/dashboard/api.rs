@@ -381,6 +381,17 @@ async fn test_webhook(
 
 async fn emit(State(shared): State<Arc<Shared>>, bytes: axum::body::Bytes) -> ApiResult {
     let event = body(&bytes)?.into_event("hookbus.test")?;
+    // The bus's own announcements (`hookbus.endpoint_disabled`, ...) are
+    // not to be forged from the page.
+    if event.event_type().starts_with("hookbus.") && event.event_type() != "hookbus.test" {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "{} is reserved for the bus's own announcements (hookbus.test is allowed)",
+                event.event_type()
+            ),
+        ));
+    }
     let id = event.id().to_owned();
     shared
         .bus

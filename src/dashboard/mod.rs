@@ -38,7 +38,9 @@
 //! overview, the ones it missed are coalesced away), and the live events
 //! come through a bus subscriber with a bounded mailbox
 //! ([`DashboardConfig::stream_buffer`], dropping the oldest); a `tick`
-//! says how many a connection dropped.
+//! says how many a connection dropped. That subscriber (named `dashboard
+//! stream (PATTERN)`) lives while its connection is open: each open page
+//! adds one subscriber to the bus's fan-out, and shows it in the list.
 //!
 //! # API
 //!
@@ -53,7 +55,7 @@
 //! | `POST /api/webhooks/{id}/retry` | [`WebhookManager::retry_failed`] (all kept letters) |
 //! | `POST /api/webhooks/{id}/enable`, `.../disable` | [`WebhookManager::enable`], [`disable`](WebhookManager::disable) |
 //! | `POST /api/webhooks/{id}/test` | [`WebhookManager::test`] with `{"type", "data"}` (both optional) |
-//! | `POST /api/events` | emits `{"type", "data"}` on the bus |
+//! | `POST /api/events` | emits `{"type", "data"}` on the bus (`hookbus.*` types are the bus's own announcements: only `hookbus.test` is allowed) |
 //!
 //! # Example
 //!
