@@ -324,3 +324,45 @@ async fn the_reporter_samples_on_its_interval() {
         "stopped when dropped"
     );
 }
+
+#[cfg(feature = "durable")]
+#[tokio::test]
+async fn the_store_is_sampled_too() {
+    use hookbus::store::Store;
+    let _serial = SERIAL.lock().await;
+    let handle = recorder();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("outbox.redb")).unwrap();
+    let bus = Bus::new().unwrap();
+    bus.subscriber("order.*")
+        .name("orders")
+        .durable(&store)
+        .on(|_| {})
+        .unwrap()
+        .detach();
+    for n in 0..3 {
+        // Returns once the event is on disk.
+        bus.publish(Event::new("order.placed", json!({"n": n})).unwrap())
+            .await
+            .unwrap();
+    }
+    assert!(bus.shutdown(Duration::from_secs(10)).await.is_clean());
+
+    Collector::new(&bus).store(&store).record().await;
+    let samples = parse(&handle.render());
+    let s = store.stats();
+    assert_eq!((s.appended, s.delivered), (3, 3));
+    for (name, value) in [
+        ("hookbus_store_appended_total", s.appended),
+        ("hookbus_store_delivered_total", s.delivered),
+        ("hookbus_store_dead_lettered_total", s.dead_lettered),
+        ("hookbus_store_discarded_total", s.discarded),
+        ("hookbus_store_recovered_total", s.recovered),
+        ("hookbus_store_unreadable_total", s.unreadable),
+        ("hookbus_store_commits_total", s.commits),
+        ("hookbus_store_commit_errors_total", s.commit_errors),
+    ] {
+        assert_eq!(samples[name], value as f64, "{name}");
+    }
+    assert_eq!(samples["hookbus_store_failing"], 0.0);
+}
