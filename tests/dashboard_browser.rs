@@ -401,6 +401,27 @@ async fn the_dashboard_works_in_chromium() {
     let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-browser.png");
     browser.screenshot(&shot).await;
     println!("screenshot: {}", shot.display());
+
+    // A wrong token is refused, and the page says so.
+    browser
+        .go(&format!(
+            "http://{}/?again#token=wrong-token-0123456789",
+            server.addr()
+        ))
+        .await;
+    browser
+        .wait_for(
+            "the refusal",
+            "return document.getElementById('message').textContent.includes('the server refused')",
+        )
+        .await;
+    assert_eq!(
+        browser
+            .eval("return document.getElementById('emitted').textContent")
+            .await,
+        "–",
+        "no data without the token"
+    );
     browser.close().await;
     server.shutdown().await;
 }

@@ -288,5 +288,8 @@
     $("status").textContent = "no token";
     return;
   }
+  // A first look before the stream's first tick; a refused token says so
+  // here (an EventSource cannot tell why it failed).
+  api("overview").then(showOverview, (e) => say("the server refused: " + e.message));
   connect();
 })();
