@@ -5,8 +5,9 @@
 //!
 //! Checked: the page loads without console errors; a failed delivery
 //! appears live; clicking "retry failed" delivers the dead letter (seen by
-//! the receiver); clicking "disable" stops the endpoint's deliveries. A
-//! screenshot is saved under target/ (the path is printed).
+//! the receiver); clicking "disable" stops the endpoint's deliveries; a
+//! wrong token is refused and the page says so. A screenshot is saved under
+//! target/ (the path is printed).
 //!
 //! Needs `chromium` and `chromedriver` on PATH (`scripts/test` installs
 //! Debian's `chromium` and `chromium-driver` when they are missing). Without
