@@ -266,8 +266,15 @@ impl Shared {
 }
 
 /// The dashboard for `bus` and the webhooks of `manager`, as a router to
-/// serve or nest. Starts its sampler on the bus's runtime; the sampler ends
-/// when the router (every clone) is dropped or the bus shuts down.
+/// serve or nest (link to it with a trailing slash, e.g. `/ops/`: the page
+/// loads `app.js` and `api/..` relative to itself). Starts its sampler on
+/// the bus's runtime; the sampler ends when the router (every clone) is
+/// dropped or the bus shuts down.
+///
+/// An open event stream ends when its browser goes away or the bus shuts
+/// down; an application that shuts its server down gracefully should shut
+/// the bus down first, or the open streams keep the server waiting.
+/// ([`serve`] ends them itself.)
 pub fn router(
     bus: &Bus,
     manager: Arc<WebhookManager>,
