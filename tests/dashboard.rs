@@ -388,3 +388,26 @@ async fn a_slow_stream_drops_the_oldest_events_and_says_so() {
     assert_eq!(dropped, 998);
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_ends_when_the_bus_shuts_down() {
+    let bus = Bus::new().unwrap();
+    let manager = Arc::new(WebhookManager::new(&bus));
+    let router = dashboard::router(&bus, manager, DashboardConfig::new(TOKEN)).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let mut r = reqwest::Client::new()
+        .get(format!("http://{addr}/api/stream?token={TOKEN}"))
+        .send()
+        .await
+        .unwrap();
+    let mut buf = String::new();
+    assert_eq!(next_message(&mut r, &mut buf).await.0, "tick");
+    bus.shutdown(Duration::from_secs(5)).await;
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        while r.chunk().await.unwrap().is_some() {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream ended with the bus");
+}
