@@ -240,11 +240,7 @@ async fn a_durable_subscriber_needs_a_name_of_its_own() {
     first.unsubscribe();
     bus.shutdown(Duration::from_secs(5)).await;
     let bus = Bus::new().unwrap();
-    let again = bus
-        .subscriber("order.*")
-        .name("a")
-        .durable(&store)
-        .on(|_| ());
+    let again = bus.subscriber("order.*").name("a").durable(&store).on(|_| ());
     assert!(again.is_ok(), "{:?}", again.err());
 }
 

@@ -384,7 +384,10 @@ impl Store {
 
     /// Attaches a durable subscriber: its journal, and the events it had
     /// pending, oldest first.
-    pub(crate) fn attach(&self, name: &str) -> Result<Attachment, StoreError> {
+    pub(crate) fn attach(
+        &self,
+        name: &str,
+    ) -> Result<Attachment, StoreError> {
         let shared = &self.shared.0;
         {
             let mut attached = shared.attached.lock().unwrap_or_else(|e| e.into_inner());
