@@ -14,7 +14,9 @@
 //! 6. the final report: the bus's shutdown report, each webhook's counters and
 //!    what the receiver saw.
 //!
-//! Run it with `cargo run --example tour`.
+//! Run it with `cargo run --example tour`; with `-- --dashboard` it stops
+//! before the end and serves the live dashboard on 127.0.0.1 (the URL is
+//! printed) until Ctrl-C.
 //! With Kafka: `KAFKA_BOOTSTRAP=localhost:9092 cargo run --example tour --features kafka`
 //! (the topic, `KAFKA_TOPIC` or `ai-decisions`, is created if missing), or
 //! `scripts/with-kafka cargo run --example tour --features kafka` to start a
@@ -34,7 +36,7 @@ use hookbus::catalog::decision::{DecisionCaptured, LowConfidence};
 use hookbus::catalog::evaluation::{SafetyCritical, SafetyIssue};
 use hookbus::catalog::interaction::{Level4Prediction, PatternLearned};
 use hookbus::signature::{BodySignature, Secret, SignatureScheme, StandardWebhooks};
-use hookbus::webhook::{RetryPolicy, WebhookSink};
+use hookbus::webhook::{RetryPolicy, WebhookManager, WebhookSink};
 use hookbus::{Bus, Setup};
 use serde_json::json;
 use time::OffsetDateTime;
@@ -108,30 +110,32 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         )
     };
     // Conditional and signed: only decisions with confidence below 0.8.
-    let review = WebhookSink::builder(receiver.url("/decisions"))
-        .name("review-webhook")
-        .secret(BRIEFCASE_SECRET)
-        .events(["decision.*"])
-        .condition(|e| e.data()["confidence"].as_f64().is_some_and(|c| c < 0.8))
-        .retry(quick_retry(3))
-        .build()?;
-    review.subscribe(&bus)?.detach();
+    // A manager holds them (and the dashboard shows them, with --dashboard).
+    let webhooks = Arc::new(WebhookManager::new(&bus));
+    let review = webhooks.register(
+        WebhookSink::builder(receiver.url("/decisions"))
+            .name("review-webhook")
+            .secret(BRIEFCASE_SECRET)
+            .events(["decision.*"])
+            .condition(|e| e.data()["confidence"].as_f64().is_some_and(|c| c < 0.8))
+            .retry(quick_retry(3)),
+    )?;
     // Standard Webhooks signatures, to an endpoint that fails twice per event.
-    let flaky = WebhookSink::builder(receiver.url("/flaky"))
-        .name("flaky-webhook")
-        .secret(STANDARD_SECRET)
-        .signature(SignatureScheme::standard_webhooks())
-        .events(["level_4_prediction", "pattern_learned"])
-        .retry(quick_retry(4))
-        .build()?;
-    flaky.subscribe(&bus)?.detach();
+    let flaky = webhooks.register(
+        WebhookSink::builder(receiver.url("/flaky"))
+            .name("flaky-webhook")
+            .secret(STANDARD_SECRET)
+            .signature(SignatureScheme::standard_webhooks())
+            .events(["level_4_prediction", "pattern_learned"])
+            .retry(quick_retry(4)),
+    )?;
     // An endpoint that is down: three attempts, then a dead letter.
-    let down = WebhookSink::builder(receiver.url("/down"))
-        .name("down-webhook")
-        .events(["safety.critical"])
-        .retry(quick_retry(3))
-        .build()?;
-    down.subscribe(&bus)?.detach();
+    let down = webhooks.register(
+        WebhookSink::builder(receiver.url("/down"))
+            .name("down-webhook")
+            .events(["safety.critical"])
+            .retry(quick_retry(3)),
+    )?;
 
     // 4. Kafka joins only when asked.
     attach_kafka(&bus).await?;
@@ -190,9 +194,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // its `hookbus.delivery_failed` announcement is seen (bounded wait).
     let _ = tokio::time::timeout(Duration::from_secs(10), dead_lettered.notified()).await;
 
+    // With --dashboard: look around (and retry the dead letter) before the end.
+    if std::env::args().any(|a| a == "--dashboard") {
+        serve_dashboard(&bus, webhooks.clone()).await?;
+    }
+
     // 6. Shut down: drain mailboxes, flush batches, finish retries; then report.
     let report = hookbus::shutdown(Duration::from_secs(10)).await?;
     println!("\n-- report --\n{report}");
+    let (review, flaky, down) = (
+        webhooks.sink_of(&review)?,
+        webhooks.sink_of(&flaky)?,
+        webhooks.sink_of(&down)?,
+    );
     for sink in [&review, &flaky, &down] {
         let s = sink.stats();
         println!(
@@ -420,4 +434,27 @@ async fn down(State(s): State<ReceiverState>, headers: HeaderMap) -> StatusCode 
         t.injected += 1
     });
     StatusCode::INTERNAL_SERVER_ERROR
+}
+
+/// Serves the dashboard for the tour's bus and webhooks until Ctrl-C.
+#[cfg(feature = "dashboard")]
+async fn serve_dashboard(
+    bus: &Bus,
+    webhooks: Arc<WebhookManager>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    use hookbus::dashboard::{self, DashboardConfig};
+    let server = dashboard::serve(bus, webhooks, DashboardConfig::with_random_token()).await?;
+    println!("\n[dashboard] {}  (Ctrl-C finishes the tour)", server.url());
+    tokio::signal::ctrl_c().await?;
+    server.shutdown().await;
+    Ok(())
+}
+
+#[cfg(not(feature = "dashboard"))]
+async fn serve_dashboard(
+    _bus: &Bus,
+    _webhooks: Arc<WebhookManager>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    eprintln!("--dashboard needs the `dashboard` feature (on by default through `cli`)");
+    Ok(())
 }

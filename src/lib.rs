@@ -10,6 +10,9 @@
 mod binding;
 pub mod bus;
 pub mod catalog;
+#[cfg(feature = "dashboard")]
+#[cfg_attr(docsrs, doc(cfg(feature = "dashboard")))]
+pub mod dashboard;
 pub mod event;
 pub mod expr;
 pub mod global;
@@ -23,6 +26,9 @@ pub mod integrations;
 #[cfg(feature = "kafka")]
 #[cfg_attr(docsrs, doc(cfg(feature = "kafka")))]
 pub mod kafka;
+#[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+pub mod metrics;
 pub mod pattern;
 pub mod signature;
 pub mod sink;

@@ -584,3 +584,43 @@ fn help_documents_every_command_and_the_exit_codes() {
         assert!(help.contains(word), "listen --help lacks {word}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listen_with_dashboard_prints_its_url_and_feeds_it() {
+    let listener = Listener::start(&["--dashboard"]);
+    let line = listener.next_line();
+    let url = line
+        .strip_prefix("dashboard: ")
+        .unwrap_or_else(|| panic!("unexpected second line: {line}"));
+    let (base, token) = url.split_once("/#token=").expect("a token in the fragment");
+    assert!(base.starts_with("http://127.0.0.1:"), "{url}");
+    assert!(token.len() >= 32, "{url}");
+
+    let out = hookbus()
+        .args(["send", "--url", &listener.url(), "--type", "order.created"])
+        .args(["--data", r#"{"id": 1}"#])
+        .output()
+        .unwrap();
+    expect(&out, 0, &[]);
+    listener.requests(1);
+
+    let http = reqwest::Client::new();
+    let refused = http
+        .get(format!("{base}/api/overview"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    let overview: serde_json::Value = http
+        .get(format!("{base}/api/overview"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    // Received before the answer was sent: on the bus by the time `send`
+    // exited (no subscriber yet, so counted as unmatched).
+    assert_eq!(overview["unmatched"], 1, "{overview}");
+}

@@ -490,10 +490,9 @@ impl WebhookBuilder {
         let options = crate::SubscriberOptions {
             capacity: self.capacity,
             overflow: self.overflow,
-            batch: self.batch.map(|(max_size, max_wait)| crate::BatchConfig {
-                max_size,
-                max_wait,
-            }),
+            batch: self
+                .batch
+                .map(|(max_size, max_wait)| crate::BatchConfig { max_size, max_wait }),
             concurrency: self.concurrency,
         };
         options.validate().map_err(|e| match e {

@@ -6,7 +6,12 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use std::sync::Arc;
+
+use hookbus::Bus;
+use hookbus::dashboard::{self, DashboardConfig};
 use hookbus::testing::{ReceivedRequest, ReceiverError, SignatureCheck, TestReceiver};
+use hookbus::webhook::WebhookManager;
 use time::OffsetDateTime;
 use time::macros::format_description;
 
@@ -46,6 +51,11 @@ pub(crate) struct Args {
     /// Print each request's body too.
     #[arg(short, long)]
     verbose: bool,
+    /// Also serve the live dashboard on 127.0.0.1 (a free port, a fresh
+    /// token): the received events stream into it. Prints its URL (with the
+    /// token) on the second line.
+    #[arg(long)]
+    dashboard: bool,
 }
 
 fn parse_fraction(text: &str) -> Result<f64, String> {
@@ -94,8 +104,29 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
         save: args.save.clone(),
         verbose: args.verbose,
     };
+    // With --dashboard, every verified (or unchecked) event received is
+    // emitted on a local bus, which the dashboard shows live.
+    let bus = if args.dashboard {
+        Some(Bus::new().map_err(|e| Failure {
+            code: EXIT_IO,
+            message: format!("error: cannot start the dashboard's bus: {e}"),
+        })?)
+    } else {
+        None
+    };
+    let feed = bus.clone();
     let mut receiver = receiver
-        .on_request(move |request| printer.print(request))
+        .on_request(move |request| {
+            printer.print(request);
+            if let Some(bus) = &feed
+                && request.rejection().is_none()
+            {
+                for event in &request.events {
+                    // A full or closed bus only costs the dashboard a line.
+                    let _ = bus.emit(event.clone());
+                }
+            }
+        })
         .start()
         .await
         .map_err(|e| Failure {
@@ -117,7 +148,24 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
         args.fail_rate,
         args.delay_ms
     );
+    let dashboard = match &bus {
+        Some(bus) => {
+            let manager = Arc::new(WebhookManager::new(bus));
+            let server = dashboard::serve(bus, manager, DashboardConfig::with_random_token())
+                .await
+                .map_err(|e| Failure {
+                    code: EXIT_IO,
+                    message: format!("error: cannot serve the dashboard: {e}"),
+                })?;
+            println!("dashboard: {}", server.url());
+            Some(server)
+        }
+        None => None,
+    };
     stop_signal().await;
+    if let Some(server) = dashboard {
+        server.shutdown().await;
+    }
     receiver.shutdown().await.map_err(|e| Failure {
         code: EXIT_IO,
         message: format!("error: the receiver stopped: {e}"),
