@@ -58,6 +58,8 @@
 //! | `hookbus_webhook_consecutive_failures` | gauge | webhook, webhook_id | failed deliveries in a row now |
 //! | `hookbus_webhook_dead_letters` | gauge | webhook, webhook_id | dead letters kept now (for `retry_failed`) |
 //! | `hookbus_webhook_waiting_retry` | gauge | webhook, webhook_id | deliveries sleeping out a backoff now |
+//! | `hookbus_webhook_responses_total` | counter | webhook, webhook_id, class (`2xx`, `3xx`, `4xx`, `5xx`, `error` for no response) | HTTP attempts by how they ended |
+//! | `hookbus_webhook_attempt_duration_seconds_bucket` / `_sum` / `_count` | counter (sum: gauge) | webhook, webhook_id, le | every attempt's latency since the start, in the buckets of [`LATENCY_BUCKETS_MS`](crate::webhook::LATENCY_BUCKETS_MS) (cumulative, so `histogram_quantile` works) |
 //! | `hookbus_webhook_latency_seconds` | gauge | webhook, webhook_id, quantile (`0.5`, `0.99`) | over the recent attempts |
 //! | `hookbus_store_appended_total` | counter | | [`StoreStats::appended`](crate::store::StoreStats::appended) |
 //! | `hookbus_store_delivered_total` | counter | | [`StoreStats::delivered`](crate::store::StoreStats::delivered) |
@@ -271,7 +273,7 @@ fn record_subscriber(s: &SubscriberStats) {
 fn record_webhooks(manager: &WebhookManager) {
     for info in manager.list() {
         // A webhook deleted between `list` and here is skipped.
-        let (Ok(s), Ok(sink)) = (manager.stats(&info.id), manager.sink_of(&info.id)) else {
+        let Ok(s) = manager.stats(&info.id) else {
             continue;
         };
         let labels = [
@@ -291,10 +293,47 @@ fn record_webhooks(manager: &WebhookManager) {
             "hookbus_webhook_consecutive_failures",
             s.consecutive_failures as f64,
         );
-        g(
-            "hookbus_webhook_dead_letters",
-            sink.dead_letters().len() as f64,
-        );
+        g("hookbus_webhook_dead_letters", s.dead_letters as f64);
+        let classes = s.attempts_by_class;
+        for (class, v) in [
+            ("2xx", classes.success),
+            ("3xx", classes.redirect),
+            ("4xx", classes.client_error),
+            ("5xx", classes.server_error),
+            ("error", classes.no_response),
+        ] {
+            let mut l = labels.to_vec();
+            l.push(Label::new("class", class));
+            counter!("hookbus_webhook_responses_total", l).absolute(v);
+        }
+        // The attempt latency histogram, as Prometheus histograms are
+        // exposed: cumulative `le` buckets, a sum and a count.
+        for (bound, v) in crate::webhook::LATENCY_BUCKETS_MS
+            .iter()
+            .map(|ms| format!("{}", *ms as f64 / 1000.0))
+            .chain(std::iter::once("+Inf".to_owned()))
+            .zip(
+                s.latency
+                    .cumulative
+                    .iter()
+                    .copied()
+                    .chain(std::iter::once(s.latency.count)),
+            )
+        {
+            let mut l = labels.to_vec();
+            l.push(Label::new("le", bound));
+            counter!("hookbus_webhook_attempt_duration_seconds_bucket", l).absolute(v);
+        }
+        gauge!(
+            "hookbus_webhook_attempt_duration_seconds_sum",
+            labels.iter()
+        )
+        .set(s.latency.sum.as_secs_f64());
+        counter!(
+            "hookbus_webhook_attempt_duration_seconds_count",
+            labels.iter()
+        )
+        .absolute(s.latency.count);
         g("hookbus_webhook_waiting_retry", s.waiting_retry as f64);
         for (q, v) in [("0.5", s.p50_latency), ("0.99", s.p99_latency)] {
             if let Some(v) = v {

@@ -244,6 +244,18 @@ async fn metrics_scraped_over_http_match_stats() {
             "hookbus_webhook_latency_seconds{{webhook=\"{name}\",webhook_id=\"{id}\",quantile=\"0.5\"}}"
         ));
         assert!(p50 > 0.0, "{name} p50 {p50}");
+        // Attempts by class, and the latency histogram's count.
+        let classes = s.attempts_by_class;
+        for (class, value) in [("2xx", classes.success), ("5xx", classes.server_error)] {
+            let series = format!(
+                "hookbus_webhook_responses_total{{webhook=\"{name}\",webhook_id=\"{id}\",class=\"{class}\"}}"
+            );
+            assert_eq!(at(&series), value as f64, "{series}");
+        }
+        let inf = format!(
+            "hookbus_webhook_attempt_duration_seconds_bucket{{webhook=\"{name}\",webhook_id=\"{id}\",le=\"+Inf\"}}"
+        );
+        assert_eq!(at(&inf), s.attempts as f64, "{inf}");
     }
     assert_eq!(
         at(&format!(

@@ -277,3 +277,71 @@ async fn a_cancelled_retry_failed_puts_back_what_it_did_not_finish() {
     let ids: Vec<&str> = kept.iter().map(|l| l.events[0].id()).collect();
     assert_eq!(ids, letters);
 }
+
+/// The stats count attempts by class and latency bucket, dead letters
+/// without copying them, and say why an endpoint is disabled.
+#[tokio::test]
+async fn stats_break_attempts_down_and_say_why_an_endpoint_is_off() {
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+    use hookbus::webhook::{LATENCY_BUCKETS_MS, RetryPolicy, WebhookSink};
+    // 503, 404, then 200 for everything after.
+    let mut receiver = Receiver::start(|_, n| match n {
+        0 => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+        1 => StatusCode::NOT_FOUND.into_response(),
+        _ => StatusCode::OK.into_response(),
+    })
+    .await;
+    let bus = Bus::new().unwrap();
+    let manager = WebhookManager::new(&bus);
+    let id = manager
+        .register(
+            WebhookSink::builder(receiver.url.clone())
+                .allow_http(true)
+                .ordered()
+                .retry(RetryPolicy::exponential(
+                    3,
+                    Duration::from_millis(1),
+                    Duration::from_millis(1),
+                )),
+        )
+        .unwrap();
+    // First event: 503, then 404 (final: dead-lettered). Second: 200.
+    bus.publish(Event::new("a.b", json!({"n": 1})).unwrap())
+        .await
+        .unwrap();
+    bus.publish(Event::new("a.b", json!({"n": 2})).unwrap())
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        receiver.next().await;
+    }
+    bus.shutdown(Duration::from_secs(5)).await;
+    let s = manager.stats(&id).unwrap();
+    let c = s.attempts_by_class;
+    assert_eq!(
+        (
+            c.success,
+            c.client_error,
+            c.server_error,
+            c.redirect,
+            c.no_response
+        ),
+        (1, 1, 1, 0, 0)
+    );
+    assert_eq!(s.latency.count, 3);
+    assert_eq!(s.latency.cumulative.len(), LATENCY_BUCKETS_MS.len());
+    assert_eq!(
+        *s.latency.cumulative.last().unwrap(),
+        3,
+        "loopback answers in under 10 s"
+    );
+    assert!(s.latency.cumulative.windows(2).all(|w| w[0] <= w[1]));
+    assert_eq!(s.dead_letters, 1);
+    assert_eq!(s.disabled_reason, None);
+    manager.disable(&id).unwrap();
+    let s = manager.stats(&id).unwrap();
+    assert_eq!(s.disabled_reason.as_deref(), Some("disabled by the user"));
+    manager.enable(&id).unwrap();
+    assert_eq!(manager.stats(&id).unwrap().disabled_reason, None);
+}

@@ -213,7 +213,7 @@ async fn webhooks(State(shared): State<Arc<Shared>>, Query(q): Query<PageQuery>)
         .filter_map(|(info, windows)| {
             // Deleted since `list`: skipped.
             let s = shared.manager.stats(&info.id).ok()?;
-            let dead = shared.manager.sink_of(&info.id).ok()?.dead_letters().len();
+            let dead = shared.manager.stats(&info.id).ok()?.dead_letters as usize;
             Some(json!({
                 "id": info.id,
                 "name": info.name,

@@ -38,6 +38,8 @@ pub(crate) struct EndpointState {
     pub(crate) waiting_rate_limit: AtomicU64,
     pub(crate) log: DeliveryLog,
     bus: Mutex<Option<Weak<Hub>>>,
+    /// Why it was disabled (while it is).
+    disabled_reason: Mutex<Option<String>>,
     /// The store of a durable webhook: its enabled state and dead letters
     /// are kept there too.
     #[cfg(feature = "durable")]
@@ -53,9 +55,27 @@ impl EndpointState {
             waiting_rate_limit: AtomicU64::new(0),
             log,
             bus: Mutex::new(None),
+            disabled_reason: Mutex::new(None),
             #[cfg(feature = "durable")]
             store: std::sync::OnceLock::new(),
         }
+    }
+
+    pub(crate) fn set_disabled_reason(&self, reason: Option<&str>) {
+        *self
+            .disabled_reason
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = reason.map(str::to_owned);
+    }
+
+    pub(crate) fn disabled_reason(&self) -> Option<String> {
+        if self.enabled.load(SeqCst) {
+            return None;
+        }
+        self.disabled_reason
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Records the enabled state in the store of a durable webhook.
@@ -75,6 +95,7 @@ impl EndpointState {
         }
         if let Some((false, reason)) = store.endpoint_state(name) {
             self.enabled.store(false, SeqCst);
+            self.set_disabled_reason(Some(&reason));
             tracing::warn!(webhook = %name, url = %display_url, reason = %reason, "hookbus: webhook endpoint still disabled (as before the restart)");
         }
         let attempts = store
@@ -279,6 +300,7 @@ impl Endpoint {
             return;
         }
         tracing::warn!(webhook = %self.name, url = %self.display_url, reason, "hookbus: webhook endpoint disabled");
+        self.state.set_disabled_reason(Some(reason));
         self.state.persist_enabled(&self.name, false, reason);
         if let Some(bus) = self.state.bus() {
             bus.announce(
@@ -308,6 +330,10 @@ impl Endpoint {
             waiting_rate_limit: self.state.waiting_rate_limit.load(Relaxed),
             rate_limited: c.rate_limited.load(Relaxed),
             enabled: self.state.enabled.load(Relaxed),
+            disabled_reason: self.state.disabled_reason(),
+            dead_letters: self.state.log.dead_letter_count(),
+            attempts_by_class: c.classes(),
+            latency: c.latency(),
         }
     }
 }

@@ -89,6 +89,48 @@ pub struct WebhookStats {
     pub rate_limited: u64,
     /// Whether the endpoint is enabled.
     pub enabled: bool,
+    /// Why it is disabled, while it is: "disabled by the user", "the
+    /// endpoint answered 410 Gone", "50 failed deliveries in a row"...
+    pub disabled_reason: Option<String>,
+    /// Dead letters kept now (what
+    /// [`retry_failed`](super::WebhookManager::retry_failed) would send).
+    pub dead_letters: u64,
+    /// HTTP attempts by how they ended, since the start.
+    pub attempts_by_class: AttemptClasses,
+    /// The latency of every attempt since the start, in buckets.
+    pub latency: LatencyHistogram,
+}
+
+/// HTTP attempts by how they ended.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct AttemptClasses {
+    /// 2xx.
+    pub success: u64,
+    /// 3xx (not followed).
+    pub redirect: u64,
+    /// 4xx.
+    pub client_error: u64,
+    /// 5xx.
+    pub server_error: u64,
+    /// No response: a timeout, a failed connection, a refused address.
+    pub no_response: u64,
+}
+
+/// Upper bounds of the latency buckets, in milliseconds (the last bucket
+/// takes everything above).
+pub const LATENCY_BUCKETS_MS: [u64; 11] =
+    [5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000];
+
+/// Attempt latencies in buckets, as a Prometheus histogram shows them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct LatencyHistogram {
+    /// Attempts at or under each bound of [`LATENCY_BUCKETS_MS`]
+    /// (cumulative, as Prometheus's `le` buckets are).
+    pub cumulative: Vec<u64>,
+    /// All attempts (the `+Inf` bucket).
+    pub count: u64,
+    /// The sum of their latencies.
+    pub sum: Duration,
 }
 
 const LATENCY_WINDOW: usize = 1024;
@@ -109,6 +151,39 @@ pub(crate) struct Counters {
     pub(crate) dropped: AtomicU64,
     pub(crate) attempts: AtomicU64,
     pub(crate) rate_limited: AtomicU64,
+    /// 2xx, 3xx, 4xx, 5xx, no response.
+    by_class: [AtomicU64; 5],
+    /// Per bucket of LATENCY_BUCKETS_MS, plus one above the last.
+    latency_buckets: [AtomicU64; LATENCY_BUCKETS_MS.len() + 1],
+    latency_sum_us: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn classes(&self) -> AttemptClasses {
+        let c = |i: usize| self.by_class[i].load(Relaxed);
+        AttemptClasses {
+            success: c(0),
+            redirect: c(1),
+            client_error: c(2),
+            server_error: c(3),
+            no_response: c(4),
+        }
+    }
+
+    pub(crate) fn latency(&self) -> LatencyHistogram {
+        let mut cumulative = Vec::with_capacity(LATENCY_BUCKETS_MS.len());
+        let mut total = 0;
+        for bucket in &self.latency_buckets[..LATENCY_BUCKETS_MS.len()] {
+            total += bucket.load(Relaxed);
+            cumulative.push(total);
+        }
+        total += self.latency_buckets[LATENCY_BUCKETS_MS.len()].load(Relaxed);
+        LatencyHistogram {
+            cumulative,
+            count: total,
+            sum: Duration::from_micros(self.latency_sum_us.load(Relaxed)),
+        }
+    }
 }
 
 /// The log of one endpoint. Shared by its sink, its emitter and the manager.
@@ -150,6 +225,23 @@ impl DeliveryLog {
 
     pub(crate) fn record(&self, attempt: DeliveryAttempt) {
         self.counters.attempts.fetch_add(1, Relaxed);
+        let class = match attempt.status_code {
+            Some(200..=299) => 0,
+            Some(300..=399) => 1,
+            Some(400..=499) => 2,
+            Some(_) => 3,
+            None => 4,
+        };
+        self.counters.by_class[class].fetch_add(1, Relaxed);
+        let ms = attempt.latency.as_millis() as u64;
+        let bucket = LATENCY_BUCKETS_MS
+            .iter()
+            .position(|&b| ms <= b)
+            .unwrap_or(LATENCY_BUCKETS_MS.len());
+        self.counters.latency_buckets[bucket].fetch_add(1, Relaxed);
+        self.counters
+            .latency_sum_us
+            .fetch_add(attempt.latency.as_micros() as u64, Relaxed);
         if attempt.attempt > 1 {
             self.counters.retried.fetch_add(1, Relaxed);
         }
@@ -246,6 +338,10 @@ impl DeliveryLog {
     }
 
     /// The dead letters now, oldest first.
+    pub(crate) fn dead_letter_count(&self) -> u64 {
+        lock(&self.dead).len() as u64
+    }
+
     pub(crate) fn dead_letters(&self) -> Vec<DeadLetter> {
         lock(&self.dead).iter().cloned().collect()
     }

@@ -125,7 +125,8 @@ pub use file_config::{
 pub use filter::{Filter, FilterError};
 pub use guard::SsrfGuard;
 pub use log::{
-    DEFAULT_DEAD_LETTER_CAPACITY, DEFAULT_LOG_CAPACITY, DeadLetter, DeliveryAttempt, WebhookStats,
+    AttemptClasses, DEFAULT_DEAD_LETTER_CAPACITY, DEFAULT_LOG_CAPACITY, DeadLetter,
+    DeliveryAttempt, LATENCY_BUCKETS_MS, LatencyHistogram, WebhookStats,
 };
 pub use manager::{RetryReport, TestResult, WebhookId, WebhookInfo, WebhookManager};
 pub use retry::{Backoff, RetryPolicy};
