@@ -21,13 +21,26 @@ pub(crate) struct Resume {
     pub(crate) at: SystemTime,
 }
 
+/// Why a journal does not take new events now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// Its write buffer is full; room comes with the next commit
+    /// ([`Journal::progress`]).
+    Busy,
+    /// Its store failed (the reason).
+    Failed(String),
+}
+
 /// A ticket for an accepted write: `publish` waits for it to be durable
 /// (an error says why it is not).
 pub(crate) type Commit = BoxFuture<Result<(), String>>;
 
 pub(crate) trait Journal: Send + Sync + 'static {
     /// Why events cannot be accepted now (the store failed), if so.
-    fn refusal(&self) -> Option<String>;
+    fn refusal(&self) -> Option<Refusal>;
+    /// Completes when the store has made progress (room may have been made
+    /// in its write buffer).
+    fn progress(&self) -> BoxFuture<()>;
     /// Records an event the subscriber is about to queue. Called before the
     /// push, so the task can never finish an event not yet recorded.
     fn append(&self, event: &Arc<Event>);

@@ -47,9 +47,13 @@ use crate::pattern::Pattern;
 use crate::stats::{SubscriberReport, SubscriberStats};
 
 pub use error::{BuildError, EmitError, SubscribeError};
-pub(crate) use journal::{Commit, Journal};
+pub(crate) use journal::{Commit, Journal, Refusal};
 pub(crate) use mailbox::{Mailbox, Pushed};
 pub use options::{BatchConfig, OverflowPolicy, SubscriberOptions};
+
+/// What `emit` says when a durable subscriber's store is behind.
+const STORE_BUSY: &str =
+    "its write buffer is full: the disk is behind the emitters (publish waits for room)";
 
 /// How long shutdown waits for aborted subscriber tasks to end.
 const ABORT_GRACE: std::time::Duration = std::time::Duration::from_millis(100);
@@ -179,6 +183,9 @@ pub(crate) enum Offer {
     /// A durable subscriber's store cannot take events (the reason); nobody
     /// got the event.
     StoreFailed(String),
+    /// A durable subscriber's store is behind (its write buffer is full);
+    /// nobody got the event.
+    StoreBusy(Arc<dyn Journal>),
     /// The bus is shut down.
     Closed,
 }
@@ -341,6 +348,10 @@ impl Hub {
                 self.rejected_full.fetch_add(1, Ordering::Relaxed);
                 Err(EmitError::Store(unwrap_event(event), reason))
             }
+            Offer::StoreBusy(_) => {
+                self.rejected_full.fetch_add(1, Ordering::Relaxed);
+                Err(EmitError::Store(unwrap_event(event), STORE_BUSY.to_owned()))
+            }
             Offer::Unmatched => {
                 self.unmatched.bump();
                 Ok(())
@@ -380,6 +391,23 @@ impl Hub {
                 Offer::StoreFailed(reason) => {
                     self.rejected_full.fetch_add(1, Ordering::Relaxed);
                     return Err(EmitError::Store(unwrap_event(event), reason));
+                }
+                Offer::StoreBusy(journal) => {
+                    // Wait for the store's next commit (or the bus closing),
+                    // then offer again.
+                    let progress = journal.progress();
+                    let closed = self.closed_notify.notified();
+                    tokio::pin!(closed);
+                    closed.as_mut().enable();
+                    // A commit between the offer and `progress` would not
+                    // wake us: look once more.
+                    if self.is_closed() || journal.refusal() != Some(Refusal::Busy) {
+                        continue;
+                    }
+                    tokio::select! {
+                        _ = progress => {}
+                        _ = closed => {}
+                    }
                 }
                 Offer::Unmatched => {
                     self.unmatched.bump();
@@ -660,9 +688,12 @@ fn deliver(
             continue;
         }
         if let Some(journal) = &t.route.journal
-            && let Some(reason) = journal.refusal()
+            && let Some(refusal) = journal.refusal()
         {
-            refused = Some(Offer::StoreFailed(reason));
+            refused = Some(match refusal {
+                Refusal::Busy => Offer::StoreBusy(Arc::clone(journal)),
+                Refusal::Failed(reason) => Offer::StoreFailed(reason),
+            });
             break;
         }
         if t.route.mailbox.policy() == OverflowPolicy::Block {

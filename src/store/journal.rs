@@ -11,7 +11,7 @@ use rustc_hash::FxHashMap;
 use super::writer::{Op, PENDING, decode_pending, now_ms};
 use super::{Owner, StoreError};
 use crate::event::Event;
-use crate::hub::journal::{Commit, Journal, Resume};
+use crate::hub::journal::{Commit, Journal, Refusal, Resume};
 
 /// Where one pending event stands.
 #[derive(Clone, Copy)]
@@ -101,8 +101,12 @@ impl Drop for DurableRoute {
 }
 
 impl Journal for DurableRoute {
-    fn refusal(&self) -> Option<String> {
+    fn refusal(&self) -> Option<Refusal> {
         self.owner.0.refusal()
+    }
+
+    fn progress(&self) -> crate::sink::BoxFuture<()> {
+        Box::pin(self.owner.0.progress())
     }
 
     fn append(&self, event: &Arc<Event>) {

@@ -11,6 +11,7 @@ use redb::{ReadableTable, ReadableTableMetadata, TableDefinition};
 
 use super::{Attached, StoreError, StoreStats, StoredDeadLetter};
 use crate::event::Event;
+use crate::hub::journal::Refusal;
 
 /// Pending deliveries: (subscriber, sequence) → record.
 pub(super) const PENDING: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("pending");
@@ -33,6 +34,10 @@ const NEXT_SEQ: &str = "next_seq";
 const NEXT_DEAD: &str = "next_dead";
 const NEXT_HISTORY: &str = "next_history";
 const NEXT_ATTEMPT: &str = "next_attempt";
+/// The write buffer holds at most this many commits' worth of writes before
+/// new events are refused (`emit`) or wait (`publish`).
+const BUFFER_COMMITS: usize = 4;
+
 /// The first byte of every record: its format.
 const FORMAT: u8 = 1;
 
@@ -130,6 +135,9 @@ pub(crate) struct Shared {
     done: tokio::sync::watch::Sender<u64>,
     failed: AtomicBool,
     last_error: Mutex<Option<String>>,
+    /// Writes in the buffer now (for the back-pressure check without the
+    /// queue's lock).
+    buffered: std::sync::atomic::AtomicUsize,
     pub(super) next_seq: AtomicU64,
     pub(super) counters: Counters,
     pub(super) attached: Attached,
@@ -193,6 +201,7 @@ impl Shared {
             done: tokio::sync::watch::Sender::new(0),
             failed: AtomicBool::new(false),
             last_error: Mutex::new(None),
+            buffered: std::sync::atomic::AtomicUsize::new(0),
             next_seq: AtomicU64::new(next_seq),
             counters: Counters::default(),
             attached: Mutex::new(HashSet::new()),
@@ -220,14 +229,36 @@ impl Shared {
         self.settings.keep_delivered.is_some()
     }
 
-    pub(super) fn refusal(&self) -> Option<String> {
-        if !self.failed.load(Ordering::Acquire) {
-            return None;
+    /// Why new events cannot be recorded now, if so: a failed store, or a
+    /// write buffer at its bound (the disk is behind the emitters).
+    pub(super) fn refusal(&self) -> Option<Refusal> {
+        if self.failed.load(Ordering::Acquire) {
+            let reason = self
+                .last_error
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            return reason.map(Refusal::Failed);
         }
-        self.last_error
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        (self.buffered.load(Ordering::Acquire) >= self.buffer_limit()).then_some(Refusal::Busy)
+    }
+
+    fn buffer_limit(&self) -> usize {
+        self.settings.commit_max.saturating_mul(BUFFER_COMMITS)
+    }
+
+    /// A future that completes once the writer has made progress (a commit
+    /// ended), for those waiting for room in the write buffer.
+    pub(super) fn progress(
+        &self,
+    ) -> impl std::future::Future<Output = ()> + Send + 'static + use<> {
+        let mut rx = self.done.subscribe();
+        let failed = self.failed.load(Ordering::Acquire);
+        async move {
+            if !failed {
+                let _ = rx.changed().await;
+            }
+        }
     }
 
     pub(super) fn enqueue(&self, op: Op) {
@@ -238,6 +269,7 @@ impl Shared {
         }
         q.ops.push(op);
         q.enqueued += 1;
+        self.buffered.store(q.ops.len(), Ordering::Release);
         let full = q.ops.len() >= self.settings.commit_max;
         drop(q);
         if was_empty || full {
@@ -265,7 +297,7 @@ impl Shared {
             if rx.wait_for(|done| *done >= target).await.is_err() {
                 return Err("the store's writer has stopped".to_owned());
             }
-            match shared.refusal() {
+            match shared.last_error() {
                 Some(e) => Err(e),
                 None => Ok(()),
             }
@@ -287,6 +319,13 @@ impl Shared {
         }
     }
 
+    pub(super) fn last_error(&self) -> Option<String> {
+        match self.refusal() {
+            Some(Refusal::Failed(e)) => Some(e),
+            _ => None,
+        }
+    }
+
     pub(super) fn stats(&self) -> StoreStats {
         let c = &self.counters;
         StoreStats {
@@ -298,7 +337,7 @@ impl Shared {
             unreadable: c.unreadable.load(Ordering::Relaxed),
             commits: c.commits.load(Ordering::Relaxed),
             commit_errors: c.commit_errors.load(Ordering::Relaxed),
-            last_error: self.refusal(),
+            last_error: self.last_error(),
         }
     }
 }
@@ -360,9 +399,17 @@ impl Writer {
                         .unwrap_or_else(|e| e.into_inner())
                         .0;
                 }
-                q.urgent = false;
-                q.first_at = None;
-                (std::mem::take(&mut q.ops), q.enqueued)
+                // At most `commit_max` writes per commit: a commit's size
+                // (and the file space it needs) stays bounded however far
+                // the emitters are ahead.
+                let take = q.ops.len().min(s.settings.commit_max);
+                let ops: Vec<Op> = q.ops.drain(..take).collect();
+                if q.ops.is_empty() {
+                    q.urgent = false;
+                    q.first_at = None;
+                }
+                s.buffered.store(q.ops.len(), Ordering::Release);
+                (ops, q.enqueued - q.ops.len() as u64)
             };
             let result = self.commit(&ops);
             let s = &self.shared;
