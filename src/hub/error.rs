@@ -24,10 +24,12 @@ pub enum EmitError {
     /// The bus has shut down.
     #[error("the bus is shut down; the event was not emitted")]
     Closed(Event),
-    /// A durable subscriber that this event matches cannot record it: its
-    /// store failed (disk full, permission denied, I/O error; the reason
-    /// says which). No subscriber received the event. Events that match
-    /// only subscribers in memory are not affected.
+    /// A durable subscriber that this event matches cannot record it now:
+    /// its store failed (disk full, permission denied, I/O error), or its
+    /// write buffer is full because the disk is behind (then
+    /// [`Bus::publish`](crate::Bus::publish) waits for room instead); the
+    /// reason says which. No subscriber received the event. Events that
+    /// match only subscribers in memory are not affected.
     #[error("a durable subscriber's store cannot take events ({1}); the event was not emitted")]
     Store(Event, String),
     /// The event could not be built (e.g. a typed event's data did not serialize).
