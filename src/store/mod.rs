@@ -53,8 +53,9 @@
 //! - [`Bus::publish`](crate::Bus::publish)`(..).await` returns once every
 //!   durable subscriber that took the event has it on disk (fsync), asking
 //!   the writer to commit at once.
-//! - The write buffer is bounded: when the disk falls behind by four
-//!   commits' worth (`4 × commit_max` writes), `emit` refuses events for
+//! - The write buffer is bounded: when the disk falls behind by sixteen
+//!   commits' worth (`16 × commit_max` writes, 65,536 by default), `emit`
+//!   refuses events for
 //!   durable subscribers ([`EmitError::Store`](crate::EmitError::Store),
 //!   the event given back, nobody receives it) and `publish` waits for the
 //!   next commit. So the events a crash can lose stay bounded too, and each

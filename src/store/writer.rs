@@ -36,7 +36,7 @@ const NEXT_HISTORY: &str = "next_history";
 const NEXT_ATTEMPT: &str = "next_attempt";
 /// The write buffer holds at most this many commits' worth of writes before
 /// new events are refused (`emit`) or wait (`publish`).
-const BUFFER_COMMITS: usize = 4;
+const BUFFER_COMMITS: usize = 16;
 
 /// The first byte of every record: its format.
 const FORMAT: u8 = 1;
