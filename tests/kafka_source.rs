@@ -8,6 +8,7 @@
 
 // The worker-process test delivers to a webhook receiver.
 #[cfg(feature = "webhook")]
+mod kafka_support;
 mod webhook_support;
 
 use std::collections::{BTreeMap, HashMap};
@@ -15,59 +16,27 @@ use std::collections::{BTreeMap, HashMap};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use hookbus::kafka::rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use hookbus::kafka::rdkafka::client::DefaultClientContext;
 use hookbus::kafka::rdkafka::consumer::{BaseConsumer, Consumer};
 use hookbus::kafka::rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
 use hookbus::kafka::rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use hookbus::kafka::rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use hookbus::kafka::{FROM_KAFKA_EXTENSION, KafkaPublisher, KafkaSource, Mode, SourceStats};
 use hookbus::{Bus, Event, EventStream, ExtensionValue, OverflowPolicy};
+#[cfg(feature = "webhook")]
+use kafka_support::{bootstrap, create_topic};
 use serde_json::{Value, json};
 use time::macros::datetime;
 #[cfg(feature = "webhook")]
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio_stream::StreamExt;
-#[cfg(feature = "webhook")]
 use webhook_support::Receiver;
 
 /// A bound on waits that would otherwise hang a broken test forever; a
 /// passing run never comes near it.
 const HANG_GUARD: Duration = Duration::from_secs(120);
 
-fn bootstrap() -> String {
-    match std::env::var("KAFKA_BOOTSTRAP") {
-        Ok(b) if !b.trim().is_empty() => b,
-        _ => panic!(
-            "KAFKA_BOOTSTRAP is not set: the Kafka tests need a broker. Run them with \
-             scripts/with-kafka, or set KAFKA_BOOTSTRAP=host:port"
-        ),
-    }
-}
-
 fn unique(label: &str) -> String {
     format!("hookbus-{label}-{}", uuid::Uuid::new_v4().simple())
-}
-
-/// Creates a topic with a unique name and returns the name.
-async fn create_topic(label: &str, partitions: i32) -> String {
-    let name = unique(label);
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap())
-        .create()
-        .expect("admin client");
-    let topic = NewTopic::new(&name, partitions, TopicReplication::Fixed(1));
-    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-    for r in admin
-        .create_topics([&topic], &opts)
-        .await
-        .expect("create_topics request")
-    {
-        if let Err((topic, code)) = r {
-            panic!("could not create topic {topic}: {code}");
-        }
-    }
-    name
 }
 
 /// Reads `n` records from every partition of `topic`, from offset 0.
@@ -952,4 +921,148 @@ async fn a_failed_batch_names_the_right_events_when_some_were_skipped() {
     let kafka = report.subscriber("kafka").unwrap();
     assert_eq!((kafka.stats.delivered, kafka.stats.failed), (1, 1));
     assert_eq!(publisher.skipped_from_kafka(), 1);
+}
+
+/// One side of `two_processes_see_each_other_s_events`, run as a child
+/// process (ignored otherwise): a bus that publishes its own `b.*` events
+/// to the topic and consumes the topic, printing every `a.*` event it sees
+/// as one JSON line, and the ids it emitted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a process for another test"]
+async fn peer_process() {
+    let Ok(topic) = std::env::var("HOOKBUS_PEER_TOPIC") else {
+        return;
+    };
+    let bus = Bus::new().unwrap();
+    let publisher = KafkaPublisher::new([bootstrap()], topic.clone()).unwrap();
+    bus.subscriber("b.*")
+        .name("kafka")
+        .overflow(OverflowPolicy::Block)
+        .sink(publisher)
+        .unwrap()
+        .detach();
+    bus.on("a.*", |e| {
+        println!("saw {}", serde_json::to_string(e).unwrap());
+    })
+    .unwrap()
+    .detach();
+    let source = source(&unique("peer-b"), &topic).start(&bus).unwrap();
+    for i in 0..20u64 {
+        let e = Event::builder("b.pong")
+            .data(json!({"i": i}))
+            .extension("side", "b")
+            .build()
+            .unwrap();
+        println!("emitted {}", e.id());
+        bus.publish(e).await.unwrap();
+    }
+    // Until the parent has seen ours and we have seen its (it kills us).
+    tokio::time::sleep(Duration::from_secs(300)).await;
+    drop(source);
+}
+
+/// Two buses in two processes share a topic: each sees exactly the events
+/// the other emitted (ids, types, data and extensions intact), and its own
+/// come back only as Kafka copies that no publisher sends again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_see_each_other_s_events() {
+    let topic = create_topic("peers", 2).await;
+    let mut child = tokio::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "peer_process",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--quiet",
+        ])
+        .env("HOOKBUS_PEER_TOPIC", &topic)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let bus = Bus::new().unwrap();
+    let publisher = KafkaPublisher::new([bootstrap()], topic.clone()).unwrap();
+    bus.subscriber("a.*")
+        .name("kafka")
+        .overflow(OverflowPolicy::Block)
+        .sink(publisher.clone())
+        .unwrap()
+        .detach();
+    let mut theirs = bus.subscriber("b.*").capacity(1000).stream().unwrap();
+    let mut echoes = bus
+        .subscriber("a.*")
+        .filter(|e| e.extension(FROM_KAFKA_EXTENSION).is_some())
+        .capacity(1000)
+        .stream()
+        .unwrap();
+    let _source = source(&unique("peer-a"), &topic).start(&bus).unwrap();
+    let mut ours = BTreeMap::new();
+    for i in 0..20u64 {
+        let e = Event::builder("a.ping")
+            .data(json!({"i": i}))
+            .extension("side", "a")
+            .extension("attempt", i as i64)
+            .build()
+            .unwrap();
+        ours.insert(e.id().to_owned(), e.clone());
+        bus.publish(e).await.unwrap();
+    }
+    // What the child emitted and saw, from its output.
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut emitted = Vec::new();
+    let mut saw = BTreeMap::new();
+    let guard = tokio::time::Instant::now() + HANG_GUARD;
+    while emitted.len() < 20 || saw.len() < 20 {
+        let line = tokio::time::timeout_at(guard, lines.next_line())
+            .await
+            .expect("the peer reported everything in time")
+            .unwrap()
+            .expect("the peer ended early");
+        if let Some((_, id)) = line.split_once("emitted ") {
+            emitted.push(id.to_owned());
+        } else if let Some((_, json)) = line.split_once("saw ") {
+            let e: Event = serde_json::from_str(json).unwrap();
+            saw.insert(e.id().to_owned(), e);
+        }
+    }
+    // The child saw exactly our events, as they were.
+    assert_eq!(
+        saw.keys().collect::<Vec<_>>(),
+        ours.keys().collect::<Vec<_>>()
+    );
+    for (id, sent) in &ours {
+        let got = &saw[id];
+        assert_eq!(
+            (got.event_type(), got.data(), got.source()),
+            (sent.event_type(), sent.data(), sent.source())
+        );
+        assert_eq!(got.extension("side"), sent.extension("side"));
+        assert_eq!(got.time(), sent.time());
+    }
+    // We see exactly the child's events.
+    let mut got = Vec::new();
+    while got.len() < 20 {
+        let e = tokio::time::timeout_at(guard, theirs.next())
+            .await
+            .expect("the peer's events arrived in time")
+            .unwrap();
+        assert_eq!(e.extension("side").map(|v| v.to_string()), Some("b".into()));
+        got.push(e.id().to_owned());
+    }
+    got.sort();
+    emitted.sort();
+    assert_eq!(got, emitted);
+    // Our own events came back from Kafka too...
+    for _ in 0..20 {
+        tokio::time::timeout_at(guard, echoes.next())
+            .await
+            .expect("our own events came back from Kafka in time")
+            .unwrap();
+    }
+    child.kill().await.unwrap();
+    // ...and once the publisher's mailbox is drained, none was published
+    // again.
+    bus.shutdown(HANG_GUARD).await;
+    assert_eq!(publisher.skipped_from_kafka(), 20);
 }
