@@ -148,13 +148,18 @@ fn consume(c: &mut Criterion) {
                     let count = Arc::new(AtomicU64::new(0));
                     let all = Arc::new(Notify::new());
                     let (c, a) = (count.clone(), all.clone());
-                    bus.on("decision.**", move |_| {
-                        if c.fetch_add(1, Ordering::Relaxed) + 1 == RECORDS {
-                            a.notify_one();
-                        }
-                    })
-                    .expect("subscribe")
-                    .detach();
+                    // Block: the source waits for room (back-pressure) rather
+                    // than the subscriber dropping.
+                    bus.subscriber("decision.**")
+                        .capacity(4096)
+                        .overflow(OverflowPolicy::Block)
+                        .on(move |_| {
+                            if c.fetch_add(1, Ordering::Relaxed) + 1 == RECORDS {
+                                a.notify_one();
+                            }
+                        })
+                        .expect("subscribe")
+                        .detach();
                     let start = Instant::now();
                     let source = KafkaSource::builder(
                         bootstrap(),
