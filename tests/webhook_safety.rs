@@ -80,7 +80,7 @@ fn bad_input_is_refused_with_a_reason() {
         ),
         (
             WebhookSink::builder("https://example.com").batch(0, std::time::Duration::from_secs(1)),
-            "batch_size",
+            "batch max_size",
         ),
         (
             WebhookSink::builder("https://example.com").disable_after(Some(0)),

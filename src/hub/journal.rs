@@ -28,6 +28,7 @@ pub(crate) enum Refusal {
     /// ([`Journal::progress`]).
     Busy,
     /// Its store failed (the reason).
+    #[cfg_attr(not(feature = "durable"), allow(dead_code))]
     Failed(String),
 }
 

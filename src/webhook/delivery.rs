@@ -28,7 +28,7 @@ pub enum DeliveryStatus {
     Failed(FailureKind),
 }
 
-/// The outcome of one delivery, as [`WebhookEmitter::emit`] returns it.
+/// The outcome of one delivery, as [`WebhookEmitter::emit`](super::WebhookEmitter::emit) returns it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeliveryOutcome {
     /// How it ended.
