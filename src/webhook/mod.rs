@@ -103,13 +103,16 @@ pub use crate::expr::filter;
 pub mod guard;
 mod log;
 mod manager;
+mod oauth;
 mod order;
 pub mod presets;
+mod proxy;
 mod rate;
 pub mod retry;
 mod sink;
 mod slots;
 pub use crate::expr::template;
+mod tls;
 pub mod wire;
 
 pub use attempt::RESPONSE_EXCERPT_LEN;
@@ -129,6 +132,7 @@ pub use log::{
     DeliveryAttempt, LATENCY_BUCKETS_MS, LatencyHistogram, WebhookStats,
 };
 pub use manager::{RetryReport, TestResult, WebhookId, WebhookInfo, WebhookManager};
+pub use oauth::{OAuth2, OAuth2ClientAuth, TOKEN_REFRESH_MARGIN};
 pub use retry::{Backoff, RetryPolicy};
 pub use sink::WebhookSink;
 pub use template::{Template, TemplateError};
