@@ -123,7 +123,8 @@ pub use config::{
 pub use delivery::{DeliveryOutcome, DeliveryStatus};
 pub use emitter::WebhookEmitter;
 pub use file_config::{
-    RateLimitConfig, RetryConfig, RetryRuleConfig, SignatureConfig, WebhookConfig,
+    OAuth2Config, RateLimitConfig, RetryConfig, RetryRuleConfig, SignatureConfig, TlsConfig,
+    WebhookConfig,
 };
 pub use filter::{Filter, FilterError};
 pub use guard::SsrfGuard;
