@@ -125,8 +125,7 @@ async fn one_token_serves_twenty_concurrent_deliveries() {
         .oauth2(creds(&server).scope("events.write").scope("events.read"))
         .build_emitter()
         .unwrap();
-    let outcomes =
-        futures_util::future::join_all((0..20).map(|n| emitter.emit(ev(n)))).await;
+    let outcomes = futures_util::future::join_all((0..20).map(|n| emitter.emit(ev(n)))).await;
     assert!(outcomes.iter().all(|o| o.is_delivered()), "{outcomes:?}");
     assert_eq!(server.hits(), 1, "one token fetch for 20 deliveries");
     assert_eq!(rx.drain().len(), 20);
@@ -355,7 +354,10 @@ fn settings_are_checked_at_build_and_the_secret_is_redacted() {
         OAuth2::client_credentials("https://auth.example.com/token?key=k3y", "id", "s3cret"),
     );
     let debug = format!("{builder:?}");
-    assert!(!debug.contains("s3cret") && !debug.contains("k3y"), "{debug}");
+    assert!(
+        !debug.contains("s3cret") && !debug.contains("k3y"),
+        "{debug}"
+    );
     let emitter = builder.build_emitter().unwrap();
     assert!(!format!("{emitter:?}").contains("s3cret"));
 
