@@ -70,6 +70,21 @@
 //! redirects are never followed; [`SsrfGuard`] optionally refuses internal
 //! addresses after DNS resolution.
 //!
+//! # Receivers that want more
+//! - Mutual TLS: [`client_identity_pem`](WebhookBuilder::client_identity_pem)
+//!   (certificate chain and key, PEM) and
+//!   [`root_certificates_pem`](WebhookBuilder::root_certificates_pem) for a
+//!   private CA; bad PEM is a [`WebhookError::Tls`] at build.
+//! - OAuth2: [`oauth2`](WebhookBuilder::oauth2) with
+//!   [`OAuth2::client_credentials`]: one token per endpoint, shared by all
+//!   its deliveries, renewed shortly before it expires and once on 401; a
+//!   token endpoint that is down makes attempts retryable.
+//! - Egress proxies: [`proxy(url)`](WebhookBuilder::proxy), else
+//!   [`proxy_from_env(true)`](WebhookBuilder::proxy_from_env)
+//!   (`HTTPS_PROXY`, `HTTP_PROXY`, `NO_PROXY`), else none (the default,
+//!   whatever the environment says). The SSRF guard still checks the
+//!   target, before each request, since the proxy connects to it.
+//!
 //! ```no_run
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
