@@ -299,6 +299,53 @@ async fn a_token_endpoint_that_is_down_delays_deliveries_without_losing_them() {
     assert_eq!(rx.requests(), 0);
 }
 
+/// Twenty deliveries at once, the token endpoint down: they share the
+/// failure of one fetch (one request, not twenty in turn), and on their
+/// retry one fetch serves them all.
+#[tokio::test]
+async fn concurrent_deliveries_share_a_failed_fetch_and_a_refreshed_token() {
+    let server = TokenServer::start(|n| {
+        if n == 0 {
+            StatusCode::BAD_GATEWAY.into_response()
+        } else {
+            token(n, 3600)
+        }
+    })
+    .await;
+    let mut rx = receiver(|_| true).await;
+    let emitter = WebhookEmitter::builder(&rx.url)
+        .oauth2(creds(&server))
+        .retry(fast_retry(2))
+        .build_emitter()
+        .unwrap();
+    let outcomes = futures_util::future::join_all((0..20).map(|n| emitter.emit(ev(n)))).await;
+    assert!(outcomes.iter().all(|o| o.is_delivered()), "{outcomes:?}");
+    assert!(outcomes.iter().all(|o| o.attempts == 2), "{outcomes:?}");
+    assert_eq!(server.hits(), 2);
+    assert_eq!(rx.drain().len(), 20);
+
+    // tok-1 is accepted once, then revoked: twenty deliveries holding it
+    // are refused at once, and one new token serves them all.
+    let server = TokenServer::issuing(3600).await;
+    let mut rx = Receiver::start(|r, n| match r.header("authorization") {
+        Some("Bearer tok-1") if n == 0 => StatusCode::OK.into_response(),
+        Some("Bearer tok-2") => StatusCode::OK.into_response(),
+        _ => StatusCode::UNAUTHORIZED.into_response(),
+    })
+    .await;
+    let emitter = WebhookEmitter::builder(&rx.url)
+        .oauth2(creds(&server))
+        .build_emitter()
+        .unwrap();
+    let first = emitter.emit(ev(100)).await;
+    assert!(first.is_delivered(), "{first:?}");
+    assert_eq!(server.hits(), 1);
+    let outcomes = futures_util::future::join_all((0..20).map(|n| emitter.emit(ev(n)))).await;
+    assert!(outcomes.iter().all(|o| o.is_delivered()), "{outcomes:?}");
+    assert_eq!(server.hits(), 2, "one new token for twenty 401s");
+    assert_eq!(rx.drain().len(), 41);
+}
+
 #[tokio::test]
 async fn refused_client_credentials_are_final() {
     let server = TokenServer::start(|_| {

@@ -18,6 +18,7 @@
 //! ```
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::time::Duration;
 
 use base64::Engine;
@@ -115,7 +116,7 @@ struct Token {
 }
 
 /// Why no token could be had.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct TokenError {
     message: String,
     retryable: bool,
@@ -124,11 +125,23 @@ pub(crate) struct TokenError {
 /// The endpoint's token: one at a time, fetched by whichever delivery
 /// needs it first while the others wait for it (the lock is held across
 /// the fetch, so concurrent deliveries make one request, not one each).
+/// Deliveries that waited for a fetch that failed share its error rather
+/// than each trying again in turn: with the token endpoint down, a wave of
+/// deliveries costs one request (and at most one timeout), not one each.
 pub(crate) struct TokenSource {
     settings: OAuth2,
     token_url: url::Url,
     timeout: Duration,
-    current: tokio::sync::Mutex<Option<Token>>,
+    current: tokio::sync::Mutex<Kept>,
+    /// Fetches finished, counted under the lock.
+    finished: AtomicU64,
+}
+
+#[derive(Default)]
+struct Kept {
+    token: Option<Token>,
+    /// How the last fetch failed, if it did.
+    failure: Option<TokenError>,
 }
 
 impl fmt::Debug for TokenSource {
@@ -158,7 +171,8 @@ impl TokenSource {
             settings,
             token_url,
             timeout,
-            current: tokio::sync::Mutex::new(None),
+            current: tokio::sync::Mutex::new(Kept::default()),
+            finished: AtomicU64::new(0),
         }
     }
 
@@ -169,18 +183,38 @@ impl TokenSource {
         client: &reqwest::Client,
         rejected: Option<&HeaderValue>,
     ) -> Result<HeaderValue, TokenError> {
-        let mut current = self.current.lock().await;
-        if let Some(t) = current.as_ref()
+        let seen = self.finished.load(SeqCst);
+        let mut kept = self.current.lock().await;
+        if let Some(t) = kept.token.as_ref()
             && t.renew_at.is_none_or(|at| Instant::now() < at)
             && rejected != Some(&t.header)
         {
             return Ok(t.header.clone());
         }
-        *current = None;
-        let token = self.fetch(client).await?;
-        let header = token.header.clone();
-        *current = Some(token);
-        Ok(header)
+        // A fetch finished while this delivery waited, and failed: its
+        // error is this delivery's too.
+        if self.finished.load(SeqCst) != seen
+            && let Some(e) = &kept.failure
+        {
+            return Err(e.clone());
+        }
+        kept.token = None;
+        let fetched = self.fetch(client).await;
+        self.finished.fetch_add(1, SeqCst);
+        match fetched {
+            Ok(token) => {
+                let header = token.header.clone();
+                *kept = Kept {
+                    token: Some(token),
+                    failure: None,
+                };
+                Ok(header)
+            }
+            Err(e) => {
+                kept.failure = Some(e.clone());
+                Err(e)
+            }
+        }
     }
 
     /// The form body, and the Basic `Authorization` unless the credentials
