@@ -35,6 +35,9 @@ use super::wire::Payload;
 /// token is never replaced before half its lifetime).
 pub const TOKEN_REFRESH_MARGIN: Duration = Duration::from_secs(30);
 
+/// The largest token endpoint answer read.
+const MAX_TOKEN_RESPONSE: usize = 64 * 1024;
+
 /// How the client authenticates to the token endpoint (RFC 6749 §2.3.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -268,7 +271,7 @@ impl TokenSource {
             request = request.header(AUTHORIZATION, basic);
         }
         let failed = |message: String, retryable: bool| TokenError { message, retryable };
-        let resp = request.body(body).send().await.map_err(|e| {
+        let mut resp = request.body(body).send().await.map_err(|e| {
             let what = if e.is_timeout() {
                 format!("timed out after {:?}", self.timeout)
             } else if e.is_connect() {
@@ -280,12 +283,22 @@ impl TokenSource {
             failed(format!("{what}: {}", e.without_url()), true)
         })?;
         let status = resp.status();
-        let body = resp.bytes().await.map_err(|e| {
+        let mut body = Vec::new();
+        // A token response is small: a larger answer is not one.
+        while let Some(chunk) = resp.chunk().await.map_err(|e| {
             failed(
                 format!("reading the answer failed: {}", e.without_url()),
                 true,
             )
-        })?;
+        })? {
+            body.extend_from_slice(&chunk);
+            if body.len() > MAX_TOKEN_RESPONSE {
+                return Err(failed(
+                    format!("the answer is larger than {MAX_TOKEN_RESPONSE} bytes"),
+                    false,
+                ));
+            }
+        }
         if !status.is_success() {
             // RFC 6749 §5.2: the `error` code says why (never the secret).
             let code = serde_json::from_slice::<TokenErrorResponse>(&body)
