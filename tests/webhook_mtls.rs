@@ -155,3 +155,50 @@ fn bad_pem_is_refused_at_build_with_a_precise_error() {
         .unwrap_err();
     assert!(matches!(err, WebhookError::Tls(_)), "{err}");
 }
+
+/// `hookbus send` with --client-cert, --client-key and --ca-cert.
+#[cfg(feature = "cli")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_sends_with_a_client_certificate() {
+    let pki = pki();
+    let (url, answered, _) = mtls_receiver(&pki).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    let (cert, key, ca) = (
+        path("client.crt", &pki.client_cert),
+        path("client.key", &pki.client_key),
+        path("ca.pem", &pki.ca),
+    );
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookbus"))
+        .args(["send", "--url", &url, "--type", "a.b"])
+        .arg("--client-cert")
+        .arg(&cert)
+        .arg("--client-key")
+        .arg(&key)
+        .arg("--ca-cert")
+        .arg(&ca)
+        .env_remove("HOOKBUS_SECRET")
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(answered.load(Ordering::SeqCst), 1);
+    // A key file that is not a key: a clear error, exit code for bad input.
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookbus"))
+        .args(["send", "--url", &url, "--type", "a.b"])
+        .arg("--client-cert")
+        .arg(&cert)
+        .arg("--client-key")
+        .arg(&ca)
+        .env_remove("HOOKBUS_SECRET")
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no private key"), "{stderr}");
+}

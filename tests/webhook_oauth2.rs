@@ -424,3 +424,36 @@ fn settings_are_checked_at_build_and_the_secret_is_redacted() {
     assert!(format!("{builder:?}").contains("RequestBody"));
     builder.build().unwrap();
 }
+
+/// `hookbus send` with the OAuth2 flags, the secret from the environment:
+/// delivered with the token, and the secret printed nowhere.
+#[cfg(feature = "cli")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_sends_with_a_token() {
+    let server = TokenServer::issuing(3600).await;
+    let mut rx = receiver(|t| t == "tok-1").await;
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookbus"))
+        .args(["send", "--url", &rx.url, "--type", "a.b", "--count", "3"])
+        .args(["--oauth2-token-url", &server.url])
+        .args([
+            "--oauth2-client-id",
+            "cli",
+            "--oauth2-scope",
+            "events.write",
+        ])
+        .env_remove("HOOKBUS_SECRET")
+        .env("HOOKBUS_OAUTH2_CLIENT_SECRET", "cl1-s3cret")
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!printed.contains("cl1-s3cret"), "{printed}");
+    assert_eq!(rx.drain().len(), 3);
+    assert_eq!(server.hits(), 1);
+    assert_eq!(server.requests()[0].field("scope"), Some("events.write"));
+}
