@@ -44,7 +44,7 @@ pub(crate) struct Attempt {
 
 impl Attempt {
     /// A failure before anything was sent.
-    fn refused(error: String) -> Attempt {
+    pub(crate) fn refused(error: String) -> Attempt {
         Attempt {
             verdict: Verdict::Final,
             status: None,
@@ -103,8 +103,18 @@ async fn read_excerpt(resp: &mut reqwest::Response) -> Option<String> {
 }
 
 impl Endpoint {
-    /// Signs and sends `payload` once.
-    pub(crate) async fn attempt(&self, payload: &Payload) -> Attempt {
+    /// Signs and sends `payload` once, with `bearer` as its
+    /// `Authorization` (an OAuth2 token, see [`attempt`](Self::attempt)).
+    pub(crate) async fn send_attempt(
+        &self,
+        payload: &Payload,
+        bearer: Option<&HeaderValue>,
+    ) -> Attempt {
+        if let Some(guard) = &self.proxied_guard
+            && let Err(e) = super::proxy::check_target(guard, &self.url).await
+        {
+            return Attempt::refused(e);
+        }
         let mut headers = payload.headers.clone();
         // A fresh timestamp on every attempt, so receivers' tolerance windows
         // hold across retries.
@@ -140,6 +150,9 @@ impl Endpoint {
             for v in self.headers.get_all(name) {
                 headers.append(name.clone(), v.clone());
             }
+        }
+        if let Some(bearer) = bearer {
+            headers.insert(reqwest::header::AUTHORIZATION, bearer.clone());
         }
         let started = Instant::now();
         let sent = self

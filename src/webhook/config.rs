@@ -19,10 +19,13 @@ pub use super::error::WebhookError;
 use super::filter::{Filter, FilterError};
 use super::guard::{GuardedResolver, SsrfGuard, is_loopback_host};
 use super::log::{DEFAULT_DEAD_LETTER_CAPACITY, DEFAULT_LOG_CAPACITY, DeliveryLog};
+use super::oauth::{OAuth2, TokenSource};
+use super::proxy::ProxySettings;
 use super::rate::RateLimiter;
 use super::retry::RetryPolicy;
 use super::sink::{Attach, WebhookSink};
 use super::template::Template;
+use super::tls::TlsSettings;
 use super::wire::WireFormat;
 use crate::OverflowPolicy;
 use crate::event::Event;
@@ -100,6 +103,9 @@ pub struct WebhookBuilder {
     pub(crate) rate_limit: Option<(u32, Duration)>,
     pub(crate) rate_burst: Option<u32>,
     pub(crate) retry_rules: Vec<(String, RetryPolicy)>,
+    pub(crate) tls: TlsSettings,
+    pub(crate) oauth2: Option<OAuth2>,
+    pub(crate) proxy: ProxySettings,
 }
 
 impl fmt::Debug for WebhookBuilder {
@@ -123,6 +129,9 @@ impl fmt::Debug for WebhookBuilder {
             .field("retry_for", &self.retry_rules)
             .field("rate_limit", &self.rate_limit)
             .field("rate_limit_burst", &self.rate_burst)
+            .field("tls", &self.tls.describe())
+            .field("oauth2", &self.oauth2)
+            .field("proxy", &self.proxy.describe())
             .finish_non_exhaustive()
     }
 }
@@ -175,6 +184,9 @@ impl WebhookBuilder {
             #[cfg(feature = "durable")]
             store: None,
             retry_rules: Vec::new(),
+            tls: TlsSettings::new(),
+            oauth2: None,
+            proxy: ProxySettings::default(),
         }
     }
 
@@ -377,8 +389,10 @@ impl WebhookBuilder {
     }
     /// Turns on the SSRF guard: internal addresses (private, loopback,
     /// link-local, metadata…) are refused after DNS resolution, except what the
-    /// guard's allow-list permits. With the guard on, system proxy settings
-    /// are ignored (a proxy would resolve the host out of the guard's sight).
+    /// guard's allow-list permits. With a [`proxy`](Self::proxy), the target
+    /// is resolved and checked before each request (refused if any of its
+    /// addresses is internal), since the proxy connects to it; the proxy's
+    /// own host is not checked.
     pub fn ssrf_guard(mut self, guard: SsrfGuard) -> Self {
         self.guard = Some(guard);
         self
@@ -442,6 +456,131 @@ impl WebhookBuilder {
     /// request evenly.
     pub fn rate_limit_burst(mut self, burst: u32) -> Self {
         self.rate_burst = Some(burst);
+        self
+    }
+
+    /// A client certificate for receivers that require mutual TLS: the
+    /// certificate chain (PEM, the leaf first) and its private key (PEM:
+    /// PKCS#8, PKCS#1 or SEC1). Both are checked in [`build`](Self::build):
+    /// no certificate, no key, malformed PEM or a key the certificate does
+    /// not match are [`WebhookError::Tls`] errors saying which.
+    ///
+    /// ```no_run
+    /// use hookbus::webhook::WebhookSink;
+    ///
+    /// let sink = WebhookSink::builder("https://partner.example.com/hooks")
+    ///     .client_identity_pem(std::fs::read("client.crt")?, std::fs::read("client.key")?)
+    ///     // The partner's private CA, trusted on top of the built-in roots.
+    ///     .root_certificates_pem(std::fs::read("partner-ca.pem")?)
+    ///     .build()?;
+    /// # let _ = sink;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// Bad PEM is refused when the webhook is built:
+    ///
+    /// ```
+    /// use hookbus::webhook::{WebhookError, WebhookSink};
+    ///
+    /// let err = WebhookSink::builder("https://partner.example.com/hooks")
+    ///     .client_identity_pem("not a certificate", "not a key")
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert!(matches!(err, WebhookError::Tls(_)), "{err}");
+    /// ```
+    pub fn client_identity_pem(
+        mut self,
+        cert_chain: impl AsRef<[u8]>,
+        key: impl AsRef<[u8]>,
+    ) -> Self {
+        self.tls.identity = Some((cert_chain.as_ref().to_vec(), key.as_ref().to_vec()));
+        self
+    }
+    /// Trusts the root certificates in `pem` (one or more CERTIFICATE
+    /// blocks) for this endpoint, besides the built-in ones (see
+    /// [`tls_built_in_roots`](Self::tls_built_in_roots)): a receiver with a
+    /// private CA, or a test server on `https://127.0.0.1` (its certificate
+    /// needs the IP in its subject alternative names). May be called several
+    /// times; checked in [`build`](Self::build).
+    pub fn root_certificates_pem(mut self, pem: impl AsRef<[u8]>) -> Self {
+        self.tls.roots.push(pem.as_ref().to_vec());
+        self
+    }
+    /// Whether the built-in root certificates (Mozilla's, via webpki-roots)
+    /// are trusted (default true). `false` trusts only
+    /// [`root_certificates_pem`](Self::root_certificates_pem), which must
+    /// then be given.
+    pub fn tls_built_in_roots(mut self, trust: bool) -> Self {
+        self.tls.built_in_roots = trust;
+        self
+    }
+    /// Authenticates with an OAuth2 bearer token from the client
+    /// credentials grant (see [`OAuth2`]). The token is fetched by the first
+    /// delivery that needs it and shared by all the endpoint's deliveries
+    /// (one fetch, whatever the concurrency), kept until 30 s before its
+    /// `expires_in` (at most half its lifetime early; a token without
+    /// `expires_in` is kept until refused), and fetched anew once when the
+    /// receiver answers 401, the request then sent once more. A token
+    /// endpoint that is down or answers 5xx, 429 or 408 makes the attempt
+    /// fail as retryable (the [`retry`](Self::retry) policy applies); other
+    /// answers (401 `invalid_client`, …) make it final. The token URL obeys
+    /// the same rules as the webhook URL (https, or http to loopback unless
+    /// [`allow_http`](Self::allow_http)), goes through the same
+    /// [`ssrf_guard`](Self::ssrf_guard) and [`proxy`](Self::proxy), and the
+    /// same client certificate is offered. The secret and the token never
+    /// appear in `Debug`, logs or errors. Refuses an
+    /// [`header`](Self::header) `Authorization` (the token is that header).
+    ///
+    /// ```
+    /// use hookbus::webhook::{OAuth2, OAuth2ClientAuth, WebhookSink};
+    ///
+    /// let sink = WebhookSink::builder("https://api.example.com/events")
+    ///     .oauth2(
+    ///         OAuth2::client_credentials("https://login.example.com/token", "my-client", "s3cret")
+    ///             .scope("events.write")
+    ///             // For servers that want the credentials in the form body.
+    ///             .client_auth(OAuth2ClientAuth::RequestBody),
+    ///     )
+    ///     .build()?;
+    /// assert!(!format!("{sink:?}").contains("s3cret"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn oauth2(mut self, oauth2: OAuth2) -> Self {
+        self.oauth2 = Some(oauth2);
+        self
+    }
+    /// Sends every request of this endpoint (and of its OAuth2 token
+    /// fetches) through the HTTP(S) proxy at `url` (`http://proxy:3128`;
+    /// credentials may be in the URL, `http://user:pass@proxy:3128`); https
+    /// targets are tunnelled with CONNECT. An explicit proxy wins over
+    /// [`proxy_from_env`](Self::proxy_from_env), and `NO_PROXY` does not
+    /// apply to it. Checked in [`build`](Self::build) (http or https
+    /// scheme, a host). With an [`ssrf_guard`](Self::ssrf_guard), the
+    /// target's host is resolved and checked before each request, since the
+    /// proxy, not hookbus, connects to it.
+    ///
+    /// ```
+    /// use hookbus::webhook::WebhookSink;
+    ///
+    /// let sink = WebhookSink::builder("https://hooks.example.com/in")
+    ///     .proxy("http://egress.internal:3128")
+    ///     .build()?;
+    /// # let _ = sink;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn proxy(mut self, url: impl Into<String>) -> Self {
+        self.proxy.explicit = Some(url.into());
+        self
+    }
+    /// Whether to use the proxy the environment names when no
+    /// [`proxy`](Self::proxy) is given (default false: no proxy, whatever
+    /// the environment says). When true, `HTTPS_PROXY` (for https targets)
+    /// and `HTTP_PROXY` (for http ones), lower case first, and `NO_PROXY`
+    /// are read when the webhook is built; `HTTP_PROXY` in upper case is
+    /// ignored under CGI (`REQUEST_METHOD` set). Precedence: explicit proxy,
+    /// then the environment, then none.
+    pub fn proxy_from_env(mut self, use_env: bool) -> Self {
+        self.proxy.from_env = use_env;
         self
     }
 
@@ -604,6 +743,13 @@ impl WebhookBuilder {
                 reason: reason.into(),
             });
         }
+        if self.oauth2.is_some() && headers.contains_key(reqwest::header::AUTHORIZATION) {
+            return Err(WebhookError::InvalidHeader {
+                name: "authorization".into(),
+                reason: "oauth2() sends the token in this header: drop the header, or oauth2()"
+                    .into(),
+            });
+        }
         let patterns = self
             .events
             .iter()
@@ -617,24 +763,32 @@ impl WebhookBuilder {
             .map(|(p, t)| Ok((Pattern::new(p)?, Template::new(t.clone())?)))
             .collect::<Result<Vec<_>, WebhookError>>()?;
 
-        let mut client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("hookbus/", env!("CARGO_PKG_VERSION")))
-            .pool_idle_timeout(Duration::from_secs(90));
-        if !self.verify_ssl {
-            tracing::warn!(webhook = %name, "hookbus: TLS certificate verification is OFF for this webhook (verify_ssl(false)); anyone on the path can read and alter its requests");
-            client = client.danger_accept_invalid_certs(true);
+        let token_url = self
+            .oauth2
+            .as_ref()
+            .map(|o| {
+                check_url(&o.token_url, self.allow_http, self.guard.as_ref())
+                    .map_err(|e| WebhookError::OAuth2(format!("the token URL: {e}")))
+            })
+            .transpose()?;
+        if let Some(o) = &self.oauth2
+            && o.client_id.is_empty()
+        {
+            return Err(WebhookError::OAuth2("the client id is empty".into()));
         }
-        if let Some(g) = &self.guard {
-            // A proxy would resolve the host itself, out of the guard's
-            // sight: with the guard on, connect directly.
-            client = client.no_proxy().dns_resolver(Arc::new(GuardedResolver {
-                guard: Arc::new(g.clone()),
-            }));
-        }
-        let client = client
-            .build()
-            .map_err(|e| WebhookError::Client(e.without_url().to_string()))?;
+        let proxies = self.proxy.choose(|name| std::env::var(name).ok())?;
+        let client = self.client(&name, &proxies)?;
+        let oauth = self
+            .oauth2
+            .clone()
+            .zip(token_url)
+            .map(|(o, url)| Arc::new(TokenSource::new(o, url, self.timeout)));
+        // With a proxy, the proxy connects to the target: the guard checks
+        // it before each request instead of in the resolver.
+        let proxied_guard = match (&self.guard, proxies.proxies.is_empty()) {
+            (Some(g), false) => Some(Arc::new(g.clone())),
+            _ => None,
+        };
 
         let endpoint = Endpoint {
             name,
@@ -658,6 +812,8 @@ impl WebhookBuilder {
             filter,
             key_order,
             rate_limit,
+            oauth,
+            proxied_guard,
             state,
         };
         let attach = Attach {
@@ -675,7 +831,51 @@ impl WebhookBuilder {
     }
 }
 
-fn check_url(
+impl WebhookBuilder {
+    /// The endpoint's HTTP client: no redirects, its TLS settings, its
+    /// proxy (or none) and the SSRF guard's resolver.
+    fn client(
+        &self,
+        name: &str,
+        proxies: &super::proxy::Chosen,
+    ) -> Result<reqwest::Client, WebhookError> {
+        let mut client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("hookbus/", env!("CARGO_PKG_VERSION")))
+            .pool_idle_timeout(Duration::from_secs(90));
+        if !self.verify_ssl {
+            tracing::warn!(webhook = %name, "hookbus: TLS certificate verification is OFF for this webhook (verify_ssl(false)); anyone on the path can read and alter its requests");
+            client = client.danger_accept_invalid_certs(true);
+        }
+        client = self.tls.apply(client)?;
+        // Never the system's proxy settings unless asked (ProxySettings).
+        client = client.no_proxy();
+        for p in &proxies.proxies {
+            client = client.proxy(p.clone());
+        }
+        if let Some(g) = &self.guard {
+            client = client.dns_resolver(Arc::new(GuardedResolver {
+                guard: Arc::new(g.clone()),
+                exempt: proxies.hosts.clone(),
+            }));
+        }
+        client.build().map_err(|e| {
+            let mut text = e.to_string();
+            let mut src = std::error::Error::source(&e);
+            while let Some(s) = src {
+                text = format!("{text}: {s}");
+                src = s.source();
+            }
+            if self.tls.identity.is_some() {
+                WebhookError::Tls(format!("client_identity_pem: {text}"))
+            } else {
+                WebhookError::Client(text)
+            }
+        })
+    }
+}
+
+pub(crate) fn check_url(
     text: &str,
     allow_http: bool,
     guard: Option<&SsrfGuard>,

@@ -178,6 +178,11 @@ pub(crate) struct Endpoint {
     pub(crate) filter: Option<Filter>,
     pub(crate) key_order: Option<Arc<super::order::KeyOrder>>,
     pub(crate) rate_limit: Option<Arc<RateLimiter>>,
+    /// The OAuth2 token of the endpoint, when it has one.
+    pub(crate) oauth: Option<Arc<super::oauth::TokenSource>>,
+    /// The SSRF guard when a proxy connects to the target for us: the
+    /// target is checked before each request.
+    pub(crate) proxied_guard: Option<Arc<super::guard::SsrfGuard>>,
     pub(crate) state: Arc<EndpointState>,
 }
 

@@ -46,6 +46,16 @@ pub enum WebhookError {
     /// Another option is out of range.
     #[error("invalid webhook option: {0}")]
     InvalidOption(String),
+    /// A TLS setting is wrong: a client certificate or key, or a root
+    /// certificate, that does not parse or does not fit.
+    #[error("invalid TLS setting: {0}")]
+    Tls(String),
+    /// An OAuth2 setting is wrong (the token URL, the client id).
+    #[error("invalid OAuth2 setting: {0}")]
+    OAuth2(String),
+    /// A proxy setting is wrong (from the builder or the environment).
+    #[error("invalid proxy setting: {0}")]
+    Proxy(String),
     /// The HTTP client could not be built.
     #[error("could not build the HTTP client: {0}")]
     Client(String),

@@ -25,6 +25,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -32,6 +33,7 @@ use serde_json::Value;
 
 use super::config::{WebhookBuilder, WebhookError};
 use super::filter::Filter;
+use super::oauth::{OAuth2, OAuth2ClientAuth};
 use super::retry::{Backoff, RetryPolicy};
 use super::wire::WireFormat;
 use crate::OverflowPolicy;
@@ -137,6 +139,87 @@ pub struct RetryRuleConfig {
     pub retry: RetryConfig,
 }
 
+/// TLS settings as written in a config file: PEM files for mutual TLS and
+/// extra roots (see [`WebhookBuilder::client_identity_pem`]). The files are
+/// read by [`WebhookConfig::into_builder`]; one that cannot be read is a
+/// [`WebhookError::Tls`] naming it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The client certificate chain (PEM); needs `client_key_pem_file`.
+    pub client_cert_pem_file: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    pub client_key_pem_file: Option<PathBuf>,
+    /// Extra trusted root certificates (PEM).
+    pub ca_pem_file: Option<PathBuf>,
+    /// Whether the built-in roots are trusted too (default true).
+    pub built_in_roots: Option<bool>,
+}
+
+/// OAuth2 client credentials as written in a config file (see
+/// [`OAuth2`]): `{"token_url": "...", "client_id": "...", "client_secret":
+/// "...", "scopes": ["a"], "client_auth": "basic" | "request_body"}`. The
+/// secret never shows in `Debug`.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuth2Config {
+    /// The token endpoint.
+    pub token_url: String,
+    /// The client id.
+    pub client_id: String,
+    /// The client secret.
+    pub client_secret: String,
+    /// Scopes (none: the server's default).
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// How the credentials are sent (default `basic`).
+    #[serde(default)]
+    pub client_auth: OAuth2ClientAuth,
+}
+
+impl fmt::Debug for OAuth2Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OAuth2Config")
+            .field("token_url", &super::config::redact_url(&self.token_url))
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"<redacted>")
+            .field("scopes", &self.scopes)
+            .field("client_auth", &self.client_auth)
+            .finish()
+    }
+}
+
+impl TlsConfig {
+    fn apply(self, mut b: WebhookBuilder) -> Result<WebhookBuilder, WebhookError> {
+        let read = |field: &str, path: &PathBuf| {
+            std::fs::read(path).map_err(|e| {
+                WebhookError::Tls(format!("cannot read {field} {}: {e}", path.display()))
+            })
+        };
+        match (&self.client_cert_pem_file, &self.client_key_pem_file) {
+            (Some(cert), Some(key)) => {
+                b = b.client_identity_pem(
+                    read("client_cert_pem_file", cert)?,
+                    read("client_key_pem_file", key)?,
+                );
+            }
+            (None, None) => {}
+            _ => {
+                return Err(WebhookError::Tls(
+                    "tls: client_cert_pem_file and client_key_pem_file go together".into(),
+                ));
+            }
+        }
+        if let Some(ca) = &self.ca_pem_file {
+            b = b.root_certificates_pem(read("ca_pem_file", ca)?);
+        }
+        if let Some(built_in) = self.built_in_roots {
+            b = b.tls_built_in_roots(built_in);
+        }
+        Ok(b)
+    }
+}
+
 /// One webhook as written in a config file. Unknown keys are refused.
 #[derive(Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -198,6 +281,15 @@ pub struct WebhookConfig {
     pub disable_after: Option<u32>,
     /// At most so many requests per period to this endpoint.
     pub rate_limit: Option<RateLimitConfig>,
+    /// Client certificate and root CAs.
+    pub tls: Option<TlsConfig>,
+    /// OAuth2 client credentials.
+    pub oauth2: Option<OAuth2Config>,
+    /// An egress proxy URL (wins over `proxy_from_env`).
+    pub proxy: Option<String>,
+    /// Use `HTTPS_PROXY`/`HTTP_PROXY`/`NO_PROXY` when no `proxy` is given
+    /// (default false).
+    pub proxy_from_env: bool,
 }
 
 impl Default for WebhookConfig {
@@ -230,6 +322,10 @@ impl Default for WebhookConfig {
             verify_ssl: true,
             disable_after: None,
             rate_limit: None,
+            tls: None,
+            oauth2: None,
+            proxy: None,
+            proxy_from_env: false,
         }
     }
 }
@@ -252,6 +348,13 @@ impl fmt::Debug for WebhookConfig {
             .field("retry", &self.retry)
             .field("retry_for", &self.retry_for)
             .field("rate_limit", &self.rate_limit)
+            .field("tls", &self.tls)
+            .field("oauth2", &self.oauth2)
+            .field(
+                "proxy",
+                &self.proxy.as_deref().map(super::config::redact_url),
+            )
+            .field("proxy_from_env", &self.proxy_from_env)
             .finish_non_exhaustive()
     }
 }
@@ -338,6 +441,22 @@ impl WebhookConfig {
                 b = b.rate_limit_burst(burst);
             }
         }
-        Ok(b.allow_http(self.allow_http).verify_ssl(self.verify_ssl))
+        if let Some(tls) = self.tls {
+            b = tls.apply(b)?;
+        }
+        if let Some(o) = self.oauth2 {
+            let mut oauth = OAuth2::client_credentials(o.token_url, o.client_id, o.client_secret)
+                .client_auth(o.client_auth);
+            for scope in o.scopes {
+                oauth = oauth.scope(scope);
+            }
+            b = b.oauth2(oauth);
+        }
+        if let Some(p) = self.proxy {
+            b = b.proxy(p);
+        }
+        Ok(b.proxy_from_env(self.proxy_from_env)
+            .allow_http(self.allow_http)
+            .verify_ssl(self.verify_ssl))
     }
 }

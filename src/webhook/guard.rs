@@ -169,15 +169,23 @@ impl SsrfGuard {
 /// the check happens after resolution, on the addresses actually connected to.
 pub(crate) struct GuardedResolver {
     pub(crate) guard: Arc<SsrfGuard>,
+    /// Hosts resolved without the check: the configured proxies (the
+    /// operator's choice; the target is checked before each request).
+    pub(crate) exempt: Vec<String>,
 }
 
 impl reqwest::dns::Resolve for GuardedResolver {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
         let guard = self.guard.clone();
         let host = name.as_str().to_owned();
+        let exempt = self.exempt.iter().any(|h| h.eq_ignore_ascii_case(&host));
         Box::pin(async move {
             let addrs: Vec<SocketAddr> =
                 tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            if exempt {
+                let it: reqwest::dns::Addrs = Box::new(addrs.into_iter());
+                return Ok(it);
+            }
             let allowed: Vec<SocketAddr> = addrs
                 .iter()
                 .copied()

@@ -70,6 +70,21 @@
 //! redirects are never followed; [`SsrfGuard`] optionally refuses internal
 //! addresses after DNS resolution.
 //!
+//! # Receivers that want more
+//! - Mutual TLS: [`client_identity_pem`](WebhookBuilder::client_identity_pem)
+//!   (certificate chain and key, PEM) and
+//!   [`root_certificates_pem`](WebhookBuilder::root_certificates_pem) for a
+//!   private CA; bad PEM is a [`WebhookError::Tls`] at build.
+//! - OAuth2: [`oauth2`](WebhookBuilder::oauth2) with
+//!   [`OAuth2::client_credentials`]: one token per endpoint, shared by all
+//!   its deliveries, renewed shortly before it expires and once on 401; a
+//!   token endpoint that is down makes attempts retryable.
+//! - Egress proxies: [`proxy(url)`](WebhookBuilder::proxy), else
+//!   [`proxy_from_env(true)`](WebhookBuilder::proxy_from_env)
+//!   (`HTTPS_PROXY`, `HTTP_PROXY`, `NO_PROXY`), else none (the default,
+//!   whatever the environment says). The SSRF guard still checks the
+//!   target, before each request, since the proxy connects to it.
+//!
 //! ```no_run
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -103,13 +118,16 @@ pub use crate::expr::filter;
 pub mod guard;
 mod log;
 mod manager;
+mod oauth;
 mod order;
 pub mod presets;
+mod proxy;
 mod rate;
 pub mod retry;
 mod sink;
 mod slots;
 pub use crate::expr::template;
+mod tls;
 pub mod wire;
 
 pub use attempt::RESPONSE_EXCERPT_LEN;
@@ -120,7 +138,8 @@ pub use config::{
 pub use delivery::{DeliveryOutcome, DeliveryStatus};
 pub use emitter::WebhookEmitter;
 pub use file_config::{
-    RateLimitConfig, RetryConfig, RetryRuleConfig, SignatureConfig, WebhookConfig,
+    OAuth2Config, RateLimitConfig, RetryConfig, RetryRuleConfig, SignatureConfig, TlsConfig,
+    WebhookConfig,
 };
 pub use filter::{Filter, FilterError};
 pub use guard::SsrfGuard;
@@ -129,6 +148,7 @@ pub use log::{
     DeliveryAttempt, LATENCY_BUCKETS_MS, LatencyHistogram, WebhookStats,
 };
 pub use manager::{RetryReport, TestResult, WebhookId, WebhookInfo, WebhookManager};
+pub use oauth::{OAuth2, OAuth2ClientAuth, TOKEN_REFRESH_MARGIN};
 pub use retry::{Backoff, RetryPolicy};
 pub use sink::WebhookSink;
 pub use template::{Template, TemplateError};

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hookbus::Event;
-use hookbus::webhook::{DeliveryOutcome, RetryPolicy, WebhookEmitter, WebhookError, WireFormat};
+use hookbus::webhook::{
+    DeliveryOutcome, OAuth2, RetryPolicy, WebhookBuilder, WebhookEmitter, WebhookError, WireFormat,
+};
 use serde_json::Value;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -61,6 +63,42 @@ pub(crate) struct Args {
     /// Allow plain http to hosts that are not loopback.
     #[arg(long)]
     allow_http: bool,
+    /// Send through this HTTP(S) proxy (wins over --proxy-from-env).
+    #[arg(long, value_name = "URL")]
+    proxy: Option<String>,
+    /// Use the proxy HTTPS_PROXY / HTTP_PROXY name (NO_PROXY respected);
+    /// without it the environment's proxy settings are ignored.
+    #[arg(long)]
+    proxy_from_env: bool,
+    /// A client certificate chain (PEM) for receivers that require mutual
+    /// TLS; needs --client-key.
+    #[arg(long, value_name = "FILE", requires = "client_key")]
+    client_cert: Option<std::path::PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "client_cert")]
+    client_key: Option<std::path::PathBuf>,
+    /// Extra trusted root certificates (PEM), e.g. a private CA.
+    #[arg(long, value_name = "FILE")]
+    ca_cert: Option<std::path::PathBuf>,
+    /// OAuth2 client credentials: the token URL (needs --oauth2-client-id
+    /// and HOOKBUS_OAUTH2_CLIENT_SECRET or --oauth2-client-secret).
+    #[arg(long, value_name = "URL", requires = "oauth2_client_id")]
+    oauth2_token_url: Option<String>,
+    /// OAuth2 client id.
+    #[arg(long, value_name = "ID", requires = "oauth2_token_url")]
+    oauth2_client_id: Option<String>,
+    /// OAuth2 client secret (better from the environment, out of the
+    /// process list).
+    #[arg(
+        long,
+        env = "HOOKBUS_OAUTH2_CLIENT_SECRET",
+        hide_env_values = true,
+        value_name = "SECRET"
+    )]
+    oauth2_client_secret: Option<String>,
+    /// An OAuth2 scope (repeat for several).
+    #[arg(long, value_name = "SCOPE")]
+    oauth2_scope: Vec<String>,
     /// Print a line for every event (by default only for a single event, and
     /// for events that needed retries or failed).
     #[arg(short, long)]
@@ -141,6 +179,42 @@ fn percentile(sorted: &[Duration], q: f64) -> String {
     millis(sorted[at.min(sorted.len() - 1)])
 }
 
+/// The proxy, TLS and OAuth2 flags.
+fn transport(mut builder: WebhookBuilder, args: &Args) -> Result<WebhookBuilder, Failure> {
+    let read = |flag: &str, path: &std::path::Path| {
+        std::fs::read(path).map_err(|e| {
+            Failure::input(format!(
+                "error: {flag} {}: cannot read the file: {e}",
+                path.display()
+            ))
+        })
+    };
+    if let Some(p) = &args.proxy {
+        builder = builder.proxy(p.clone());
+    }
+    builder = builder.proxy_from_env(args.proxy_from_env);
+    if let (Some(cert), Some(key)) = (&args.client_cert, &args.client_key) {
+        builder =
+            builder.client_identity_pem(read("--client-cert", cert)?, read("--client-key", key)?);
+    }
+    if let Some(ca) = &args.ca_cert {
+        builder = builder.root_certificates_pem(read("--ca-cert", ca)?);
+    }
+    if let (Some(url), Some(id)) = (&args.oauth2_token_url, &args.oauth2_client_id) {
+        let Some(secret) = &args.oauth2_client_secret else {
+            return Err(Failure::input(
+                "error: --oauth2-token-url needs a client secret: set HOOKBUS_OAUTH2_CLIENT_SECRET or pass --oauth2-client-secret",
+            ));
+        };
+        let mut oauth = OAuth2::client_credentials(url.clone(), id.clone(), secret.clone());
+        for scope in &args.oauth2_scope {
+            oauth = oauth.scope(scope.clone());
+        }
+        builder = builder.oauth2(oauth);
+    }
+    Ok(builder)
+}
+
 pub(crate) async fn run(args: Args) -> Result<(), Failure> {
     hookbus::event::validate_type(&args.event_type)
         .map_err(|e| Failure::input(format!("error: --type: {e}")))?;
@@ -172,6 +246,7 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
     if let Some(secret) = args.signing.secret() {
         builder = builder.secret(secret);
     }
+    builder = transport(builder, &args)?;
     let emitter = builder.build_emitter().map_err(|e| match e {
         WebhookError::InsecureUrl(host) => Failure::input(format!(
             "error: refusing plain http to {host}, which is not loopback: use https, or pass --allow-http to accept an unencrypted connection"
