@@ -135,7 +135,7 @@ pub(crate) fn cloudevents(
         )));
     }
     let data = parse_json(body)?;
-    let mut b = received_now(Event::builder(json_type.to_owned()).data(data));
+    let mut b = received_now(Event::builder(json_type.to_owned()).received().data(data));
     // Only a signed id (Standard Webhooks) may name the event: an unsigned
     // header could make a replay look new.
     let id = verified.id.clone();
@@ -197,7 +197,7 @@ fn binary(headers: &HeaderMap, body: &[u8], media: &str) -> Result<Event, Reject
             "unsupported CloudEvents specversion {spec:?}; expected \"1.0\""
         )));
     }
-    let mut b = Event::builder(required_ce(headers, "ce-type")?);
+    let mut b = Event::builder(required_ce(headers, "ce-type")?).received();
     let mut has_time = false;
     for attribute in &ATTRIBUTES {
         let Some(set) = attribute.set else {
