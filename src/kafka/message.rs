@@ -487,6 +487,68 @@ mod tests {
             .unwrap()
     }
 
+    const TP: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    fn header_of(headers: &OwnedHeaders, key: &str) -> Option<String> {
+        headers
+            .iter()
+            .find(|h| h.key == key)
+            .and_then(|h| h.value)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+    }
+
+    #[test]
+    fn trace_context_travels_as_extension_and_w3c_headers() {
+        let e = Event::builder("decision.captured")
+            .extension("traceparent", TP)
+            .extension("tracestate", "rojo=1")
+            .build()
+            .unwrap();
+        for mode in [Mode::Binary, Mode::Structured] {
+            let enc = Encoder {
+                mode,
+                key: KeyStrategy::default(),
+            };
+            let h = enc.headers(&e);
+            assert_eq!(header_of(&h, "traceparent").as_deref(), Some(TP));
+            assert_eq!(header_of(&h, "tracestate").as_deref(), Some("rojo=1"));
+            let ce = header_of(&h, "ce_traceparent");
+            assert_eq!(ce.as_deref(), (mode == Mode::Binary).then_some(TP));
+            let pairs: Vec<(&str, &[u8])> = h
+                .iter()
+                .map(|h| (h.key, h.value.unwrap_or_default()))
+                .collect();
+            let back = decode(Some(&enc.value(&e)), pairs).unwrap();
+            assert_eq!(back.traceparent(), e.traceparent(), "{mode:?}");
+            assert_eq!(back.tracestate(), Some("rojo=1"));
+        }
+    }
+
+    #[test]
+    fn the_w3c_header_fills_a_missing_extension_and_a_malformed_one_is_ignored() {
+        let base = [
+            ("ce_specversion", &b"1.0"[..]),
+            ("ce_id", b"1"),
+            ("ce_source", b"s"),
+            ("ce_type", b"a.b"),
+        ];
+        let with = |extra: &[(&'static str, &'static [u8])]| {
+            let mut h = base.to_vec();
+            h.extend_from_slice(extra);
+            decode(Some(b"{}"), h)
+        };
+        let e = with(&[("traceparent", TP.as_bytes()), ("tracestate", b"Bad Key")]).unwrap();
+        assert_eq!(e.traceparent().unwrap().to_string(), TP);
+        assert_eq!(e.tracestate(), None);
+        let e = with(&[("traceparent", b"00-garbage")]).unwrap();
+        assert_eq!(e.traceparent(), None);
+        let e = with(&[("traceparent", &[0xff, 0xfe])]).unwrap();
+        assert_eq!(e.traceparent(), None);
+        // A malformed extension is a malformed event.
+        let err = with(&[("ce_traceparent", b"00-garbage")]).unwrap_err();
+        assert!(err.to_string().contains("traceparent"), "{err}");
+    }
+
     #[test]
     fn keys() {
         let e = event(json!({"decision_id": "abc123", "n": 7, "claim": {"id": [1, "x"]}}));
