@@ -600,6 +600,7 @@ mod capture {
 }
 
 #[cfg(feature = "trace")]
+#[cfg_attr(docsrs, doc(cfg(feature = "trace")))]
 pub use capture::{attach, context_of, current};
 
 /// Continues a received trace in `span` (feature `trace`; without it, does
@@ -631,7 +632,8 @@ mod tests {
 
     #[test]
     fn malformed_traceparents_are_refused_never_panic() {
-        let cases: &[(&str, fn(&TraceContextError) -> bool)] = &[
+        type Expected = fn(&TraceContextError) -> bool;
+        let cases: &[(&str, Expected)] = &[
             ("", |e| matches!(e, TraceContextError::Shape { .. })),
             (
                 "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",

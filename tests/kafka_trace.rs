@@ -155,8 +155,11 @@ async fn an_event_emitted_in_a_span_keeps_its_trace_id_across_kafka() {
         .unwrap();
 
     let span = tracing::info_span!("checkout");
-    span.in_scope(|| bus_a.emit(Event::new("order.placed", json!({})).unwrap()))
-        .unwrap();
+    span.in_scope(|| {
+        bus_a
+            .emit(Event::new("order.placed", json!({})).unwrap())
+            .unwrap()
+    });
     let origin = hookbus::trace::context_of(&span).unwrap();
     let got = next(&mut received, "the event").await;
     assert_eq!(got.traceparent(), Some(origin.traceparent()));

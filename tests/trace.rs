@@ -274,9 +274,11 @@ mod traced {
 
             // Emitted inside a traced span: the event takes its context.
             let checkout = tracing::info_span!("checkout");
-            checkout
-                .in_scope(|| sending.emit(Event::new("order.placed", json!({"n": 1})).unwrap()))
-                .unwrap();
+            checkout.in_scope(|| {
+                sending
+                    .emit(Event::new("order.placed", json!({"n": 1})).unwrap())
+                    .unwrap()
+            });
             let origin = context_of(&checkout).unwrap();
             let expected = origin.traceparent().to_string();
 
