@@ -83,6 +83,22 @@
 //! assert!(TraceState::parse("Bad Key=1").is_err());
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! With the feature `trace` and a `Registry` subscriber, an event emitted
+//! inside a span carries the span's trace context:
+//!
+//! ```
+//! # #[cfg(feature = "trace")] {
+//! let _subscriber = tracing::subscriber::set_default(tracing_subscriber::registry());
+//! let span = tracing::info_span!("checkout");
+//! let event = span.in_scope(|| hookbus::Event::new("order.placed", serde_json::json!({})))?;
+//! let context = hookbus::trace::context_of(&span).expect("the span has a context");
+//! assert_eq!(event.traceparent(), Some(context.traceparent()));
+//! // Outside any span, no trace context is made up.
+//! assert_eq!(hookbus::Event::new("order.placed", serde_json::json!({}))?.traceparent(), None);
+//! # }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use std::fmt;
 
