@@ -621,6 +621,7 @@ pub use capture::{attach, context_of, current};
 
 /// Continues a received trace in `span` (feature `trace`; without it, does
 /// nothing): the span gets a child context of `parent`.
+#[cfg_attr(not(any(feature = "axum", feature = "kafka")), allow(dead_code))]
 pub(crate) fn continue_in(span: &tracing::Span, parent: &TraceParent, state: Option<TraceState>) {
     #[cfg(feature = "trace")]
     {
