@@ -3,7 +3,9 @@
 //! An [`Event`] carries the CloudEvents 1.0 context attributes (`id`, `type`,
 //! `source`, `time`, `subject`, `datacontenttype`, `dataschema`), a JSON `data`
 //! payload and extension attributes. It is validated when it is built, so an
-//! event on the bus is always well formed.
+//! event on the bus is always well formed. The distributed-tracing
+//! extension (`traceparent`, `tracestate`) is checked too, and read with
+//! [`Event::traceparent`]; see [`crate::trace`].
 //!
 //! ```
 //! use hookbus::Event;

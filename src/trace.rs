@@ -38,9 +38,13 @@
 //! With the feature `trace`, the receiving side also continues the trace in
 //! its own `tracing` span (`hookbus.ingress`, `hookbus.kafka.receive`): the
 //! span gets a [`SpanContext`] with the same trace id, a new span id, and
-//! the incoming span id as its parent. Events built inside that span that
-//! have no trace context of their own take it, so a handler's follow-up
-//! event has the received trace id with the receiving span as its parent.
+//! the incoming span id as its parent; what hookbus logs there, and any
+//! event built there without a context of its own, is in the received
+//! trace. Handlers run later, in their subscriber's task, outside that
+//! span: a handler continues the trace of the event it handles with
+//! [`follow`] (its span becomes a child of the event's `traceparent`), and
+//! what it emits inside that span carries the same trace id with the
+//! handler's span as parent.
 //!
 //! # Capturing the current span (feature `trace`)
 //!
@@ -532,7 +536,7 @@ pub(crate) fn lenient(
 
 #[cfg(feature = "trace")]
 mod capture {
-    use super::SpanContext;
+    use super::{SpanContext, TraceState};
     use tracing_subscriber::Registry;
     use tracing_subscriber::registry::LookupSpan;
 
@@ -600,6 +604,36 @@ mod capture {
         .unwrap_or(false)
     }
 
+    /// Makes `span` continue the trace of `event`: a child of its
+    /// `traceparent` (same trace id, a new span id), with its `tracestate`.
+    /// Returns false when the event has no trace context or the span could
+    /// not take one (see [`attach`]).
+    ///
+    /// ```
+    /// use serde_json::json;
+    ///
+    /// let _subscriber = tracing::subscriber::set_default(tracing_subscriber::registry());
+    /// let received = hookbus::Event::builder("order.placed")
+    ///     .extension("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+    ///     .build()?;
+    /// // In a handler: continue the received trace, then emit.
+    /// let span = tracing::info_span!("handle_order");
+    /// assert!(hookbus::trace::follow(&span, &received));
+    /// let follow_up = span.in_scope(|| hookbus::Event::new("order.billed", json!({})))?;
+    /// let tp = follow_up.traceparent().unwrap();
+    /// assert_eq!(tp.trace_id(), received.traceparent().unwrap().trace_id());
+    /// assert_eq!(tp.parent_id(), hookbus::trace::context_of(&span).unwrap().span_id());
+    /// # Ok::<(), hookbus::EventError>(())
+    /// ```
+    #[cfg_attr(docsrs, doc(cfg(feature = "trace")))]
+    pub fn follow(span: &tracing::Span, event: &crate::Event) -> bool {
+        let Some(parent) = event.traceparent() else {
+            return false;
+        };
+        let state = event.tracestate().and_then(|s| TraceState::parse(s).ok());
+        attach(span, SpanContext::child_of(&parent, state))
+    }
+
     /// The trace context `span` carries, if any.
     #[cfg_attr(docsrs, doc(cfg(feature = "trace")))]
     pub fn context_of(span: &tracing::Span) -> Option<SpanContext> {
@@ -617,7 +651,7 @@ mod capture {
 
 #[cfg(feature = "trace")]
 #[cfg_attr(docsrs, doc(cfg(feature = "trace")))]
-pub use capture::{attach, context_of, current};
+pub use capture::{attach, context_of, current, follow};
 
 /// Continues a received trace in `span` (feature `trace`; without it, does
 /// nothing): the span gets a child context of `parent`.

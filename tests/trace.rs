@@ -259,6 +259,26 @@ mod traced {
         for format in [WireFormat::Binary, WireFormat::Structured] {
             let receiving = Bus::new().unwrap();
             let mut rx = collect(&receiving, "order.*");
+            let mut follow_ups = collect(&receiving, "billing.*");
+            // A handler on the receiving bus continues the event's trace
+            // and emits a follow-up inside its span.
+            let (handler_tx, mut handler_spans) = mpsc::unbounded_channel();
+            let bus = receiving.clone();
+            receiving
+                .on("order.*", move |e: &Event| {
+                    // What it did goes back to the test, which asserts
+                    // (a panic here would only be logged by the bus).
+                    let span = tracing::info_span!("bill");
+                    let followed = hookbus::trace::follow(&span, e);
+                    let emitted = span.in_scope(|| {
+                        Event::new("billing.done", json!({}))
+                            .map(|e| bus.emit(e).is_ok())
+                            .unwrap_or(false)
+                    });
+                    let _ = handler_tx.send((followed, emitted, context_of(&span)));
+                })
+                .unwrap()
+                .detach();
             let (base, seen) = serve(&receiving).await;
 
             let sending = Bus::new().unwrap();
@@ -291,6 +311,17 @@ mod traced {
                 "{format:?}"
             );
 
+            // The handler's follow-up: the same trace, the handler's span
+            // as parent, and that span a child of the sender's.
+            let (followed, emitted, handler) = handler_spans.recv().await.unwrap();
+            assert!(followed && emitted, "{format:?}");
+            let handler = handler.unwrap();
+            let follow_up = follow_ups.recv().await.unwrap();
+            let tp = follow_up.traceparent().unwrap();
+            assert_eq!(tp.trace_id(), origin.trace_id(), "{format:?}");
+            assert_eq!(tp.parent_id(), handler.span_id());
+            assert_eq!(handler.parent_id(), Some(origin.span_id()));
+
             // The receiver saw the W3C header, and in binary mode the
             // extension's ce- header, with the same value.
             let headers = seen.lock().unwrap().pop().unwrap();
@@ -318,6 +349,7 @@ mod traced {
             assert_ne!(spans_in_trace[0].span_id(), origin.span_id());
 
             assert_nothing_more(&receiving, &mut rx).await;
+            assert!(follow_ups.try_recv().is_err());
         }
     }
 }

@@ -56,6 +56,19 @@
 //! body. The GitHub route takes the event name from `X-GitHub-Event`, which
 //! GitHub does not sign either.
 //!
+//! ## Trace context
+//!
+//! Every route keeps an event's distributed-tracing extension
+//! (`traceparent`, `tracestate`) as it came; a malformed one makes the event
+//! malformed (400). An event without it takes the request's W3C
+//! `traceparent` (and `tracestate`) header when that is valid; a malformed
+//! header is ignored, as W3C Trace Context says. That header is not signed,
+//! so it can only give a trace context to an event that has none, never
+//! change one. The events are emitted inside a `hookbus.ingress` span that
+//! records the trace id and, with the feature `trace`, continues the trace
+//! (same trace id, a new span id, the sender's span as parent). See
+//! [`crate::trace`].
+//!
 //! ## Events without `time`
 //!
 //! CloudEvents makes `time` optional; GitHub deliveries, Slack commands and

@@ -4,6 +4,10 @@
 //! Bodies are built from the event's cached JSON bytes
 //! ([`Event::data_json`], [`Event::structured_json`]): the same event going to
 //! ten webhooks is serialised once.
+//!
+//! Every request also carries the event's distributed-tracing extension as
+//! the W3C `traceparent` and `tracestate` headers ([`trace_headers`]; see
+//! [`crate::trace`]).
 
 use std::sync::Arc;
 
