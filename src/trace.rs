@@ -752,6 +752,32 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// Any text: an answer, never a panic; what is accepted prints back
+        /// as it was given (version 00) and has non-zero ids.
+        #[test]
+        fn parse_never_panics(text in "[0-9a-fA-F\\-é ]{0,60}") {
+            if let Ok(tp) = TraceParent::parse(&text) {
+                proptest::prop_assert_eq!(tp.to_string(), text.clone());
+                proptest::prop_assert!(tp.trace_id().to_bytes() != [0; 16]);
+            }
+            let _ = TraceState::parse(&text);
+        }
+
+        /// One byte of a valid value changed: refused unless it is still a
+        /// lowercase hex digit in a field (or the flags).
+        #[test]
+        fn a_changed_byte_is_caught(at in 0usize..55, byte in proptest::num::u8::ANY) {
+            let mut bytes = GOOD.as_bytes().to_vec();
+            bytes[at] = byte;
+            let Ok(text) = String::from_utf8(bytes) else { return Ok(()) };
+            let still_valid = matches!(byte, b'0'..=b'9' | b'a'..=b'f')
+                && ![2, 35, 52].contains(&at)
+                && !(at < 2 && text.starts_with("ff"));
+            proptest::prop_assert_eq!(TraceParent::parse(&text).is_ok(), still_valid, "{}", text);
+        }
+    }
+
     #[test]
     fn a_malformed_header_is_ignored_a_valid_one_kept() {
         assert!(lenient(Some("garbage"), Some("a=b")).is_none());
