@@ -253,6 +253,40 @@ mod traced {
         assert_ne!(tp.parent_id(), own.parent_id());
     }
 
+    /// A received event's trace context is the sender's (or none): a
+    /// request span around the ingress (as tower-http's `TraceLayer` makes)
+    /// does not give one to an event that came without.
+    #[tokio::test]
+    async fn a_request_span_gives_no_trace_context_to_an_untraced_event() {
+        use tracing::Instrument;
+        ingress_spans();
+        let bus = Bus::new().unwrap();
+        let mut rx = collect(&bus, "**");
+        let app = Ingress::new(bus.clone())
+            .cloudevents("/events", Verifier::standard_webhooks(CE_SECRET).unwrap())
+            .into_router()
+            .layer(middleware::from_fn(|req: Request, next: Next| {
+                next.run(req).instrument(tracing::info_span!("request"))
+            }));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let ce = "application/cloudevents+json";
+        assert_eq!(
+            post(&base, ce, &structured("plain", json!({})), &[]).await,
+            200
+        );
+        assert_eq!(
+            post(&base, "application/json", r#"{"n": 1}"#, &[]).await,
+            200
+        );
+        for _ in 0..2 {
+            let got = rx.recv().await.unwrap();
+            assert_eq!(got.traceparent(), None, "{got:?}");
+        }
+        assert_nothing_more(&bus, &mut rx).await;
+    }
+
     #[tokio::test]
     async fn one_trace_id_from_bus_through_webhook_and_ingress_to_a_second_bus() {
         let spans = ingress_spans();
