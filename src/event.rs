@@ -3,7 +3,9 @@
 //! An [`Event`] carries the CloudEvents 1.0 context attributes (`id`, `type`,
 //! `source`, `time`, `subject`, `datacontenttype`, `dataschema`), a JSON `data`
 //! payload and extension attributes. It is validated when it is built, so an
-//! event on the bus is always well formed.
+//! event on the bus is always well formed. The distributed-tracing
+//! extension (`traceparent`, `tracestate`) is checked too, and read with
+//! [`Event::traceparent`]; see [`crate::trace`].
 //!
 //! ```
 //! use hookbus::Event;
@@ -108,6 +110,10 @@ pub enum EventError {
     /// The payload of a typed event could not be turned into JSON.
     #[error("event data could not be serialized to JSON: {0}")]
     Data(String),
+    /// The `traceparent` or `tracestate` extension is malformed (see
+    /// [`crate::trace`]).
+    #[error("invalid distributed-tracing extension: {0}")]
+    InvalidTraceContext(#[from] crate::trace::TraceContextError),
 }
 
 /// Checks an event type: non-empty, at most 255 bytes, `[A-Za-z0-9._-]` only,
@@ -416,6 +422,7 @@ impl Event {
             dataschema: None,
             data: Value::Null,
             extensions: Vec::new(),
+            capture_trace: true,
         }
     }
 
@@ -462,6 +469,9 @@ impl Event {
 
     fn with_data(ty: Cow<'static, str>, data: Data) -> Event {
         let time = now_utc();
+        #[allow(unused_mut)]
+        let mut extensions = BTreeMap::new();
+        capture_trace(&mut extensions);
         Event {
             id: Id::generate(time),
             ty,
@@ -471,7 +481,7 @@ impl Event {
             datacontenttype: None,
             dataschema: None,
             data,
-            extensions: BTreeMap::new(),
+            extensions,
             data_json: OnceLock::new(),
             structured_json: OnceLock::new(),
         }
@@ -503,8 +513,9 @@ impl Event {
     }
 
     /// Sets an extension after the event was built (the Kafka source marks
-    /// the events it reads). The name must already be valid.
-    #[cfg(feature = "kafka")]
+    /// the events it reads; the ingress and the Kafka source add a
+    /// transport's trace context). The name and value must already be valid.
+    #[cfg(any(feature = "kafka", feature = "axum"))]
     pub(crate) fn set_extension(&mut self, name: &str, value: ExtensionValue) {
         debug_assert!(validate_extension_name(name).is_ok());
         self.extensions.insert(name.to_owned(), value);
@@ -582,6 +593,23 @@ impl Event {
         self.extensions.get(name)
     }
 
+    /// The distributed-tracing extension's `traceparent`, parsed (it was
+    /// checked when the event was built). See [`crate::trace`].
+    pub fn traceparent(&self) -> Option<crate::trace::TraceParent> {
+        match self.extensions.get(crate::trace::TRACEPARENT)? {
+            ExtensionValue::String(s) => crate::trace::TraceParent::parse(s).ok(),
+            _ => None,
+        }
+    }
+
+    /// The distributed-tracing extension's `tracestate`, as sent.
+    pub fn tracestate(&self) -> Option<&str> {
+        match self.extensions.get(crate::trace::TRACESTATE)? {
+            ExtensionValue::String(s) => Some(s),
+            _ => None,
+        }
+    }
+
     /// Deserializes the data into `T`.
     pub fn data_as<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
         T::deserialize(self.data())
@@ -616,6 +644,59 @@ impl Event {
     }
 }
 
+/// Checks the distributed-tracing extension: `traceparent` and
+/// `tracestate` are strings in the W3C formats, and `tracestate` comes with
+/// a `traceparent`.
+fn check_trace_extensions(
+    extensions: &BTreeMap<String, ExtensionValue>,
+) -> Result<(), crate::trace::TraceContextError> {
+    use crate::trace::{TRACEPARENT, TRACESTATE, TraceContextError, TraceParent, TraceState};
+    match extensions.get(TRACEPARENT) {
+        None if extensions.contains_key(TRACESTATE) => {
+            return Err(TraceContextError::StateWithoutParent);
+        }
+        None => return Ok(()),
+        Some(ExtensionValue::String(s)) => {
+            TraceParent::parse(s)?;
+        }
+        Some(_) => return Err(TraceContextError::NotAString(TRACEPARENT)),
+    }
+    match extensions.get(TRACESTATE) {
+        None => {}
+        Some(ExtensionValue::String(s)) => {
+            TraceState::parse(s)?;
+        }
+        Some(_) => return Err(TraceContextError::NotAString(TRACESTATE)),
+    }
+    Ok(())
+}
+
+/// With the feature `trace`, gives an event without a trace context the
+/// current span's (see [`crate::trace`]).
+#[cfg_attr(not(feature = "trace"), allow(unused_variables))]
+fn capture_trace(extensions: &mut BTreeMap<String, ExtensionValue>) {
+    #[cfg(feature = "trace")]
+    if !extensions.contains_key(crate::trace::TRACEPARENT)
+        && let Some(ctx) = crate::trace::current()
+    {
+        extensions.insert(
+            crate::trace::TRACEPARENT.to_owned(),
+            ExtensionValue::String(ctx.traceparent().to_string()),
+        );
+        match ctx.tracestate() {
+            Some(state) => {
+                extensions.insert(
+                    crate::trace::TRACESTATE.to_owned(),
+                    ExtensionValue::String(state.to_string()),
+                );
+            }
+            None => {
+                extensions.remove(crate::trace::TRACESTATE);
+            }
+        }
+    }
+}
+
 /// Builds an [`Event`]; see [`Event::builder`].
 #[derive(Debug, Clone)]
 #[must_use]
@@ -629,6 +710,9 @@ pub struct EventBuilder {
     dataschema: Option<String>,
     data: Value,
     extensions: Vec<(String, ExtensionValue)>,
+    /// Whether `build` takes the current span's trace context (feature
+    /// `trace`): not for events parsed from what a sender sent.
+    capture_trace: bool,
 }
 
 impl EventBuilder {
@@ -673,6 +757,14 @@ impl EventBuilder {
         self
     }
 
+    /// For an event received from elsewhere: `build` keeps the trace
+    /// context the sender gave (or none) and never takes the current span's.
+    #[cfg(any(feature = "kafka", feature = "axum"))]
+    pub(crate) fn received(mut self) -> Self {
+        self.capture_trace = false;
+        self
+    }
+
     /// Validates and builds the event.
     pub fn build(self) -> Result<Event, EventError> {
         validate_type(&self.ty)?;
@@ -680,6 +772,10 @@ impl EventBuilder {
         for (name, value) in self.extensions {
             validate_extension_name(&name)?;
             extensions.insert(name, value);
+        }
+        check_trace_extensions(&extensions)?;
+        if self.capture_trace {
+            capture_trace(&mut extensions);
         }
         if self.id.as_deref() == Some("") {
             return Err(EventError::EmptyAttribute { attribute: "id" });
@@ -848,6 +944,8 @@ impl<'de> Visitor<'de> for EventVisitor {
         let mut specversion = None;
         let mut builder_ty = None;
         let mut b = Event::builder("");
+        // What a sender sent: its trace context or none, never ours.
+        b.capture_trace = false;
         let mut id = None;
         let mut source = None;
         let mut time = None;

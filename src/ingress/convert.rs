@@ -135,7 +135,7 @@ pub(crate) fn cloudevents(
         )));
     }
     let data = parse_json(body)?;
-    let mut b = received_now(Event::builder(json_type.to_owned()).data(data));
+    let mut b = received_now(Event::builder(json_type.to_owned()).received().data(data));
     // Only a signed id (Standard Webhooks) may name the event: an unsigned
     // header could make a replay look new.
     let id = verified.id.clone();
@@ -197,7 +197,7 @@ fn binary(headers: &HeaderMap, body: &[u8], media: &str) -> Result<Event, Reject
             "unsupported CloudEvents specversion {spec:?}; expected \"1.0\""
         )));
     }
-    let mut b = Event::builder(required_ce(headers, "ce-type")?);
+    let mut b = Event::builder(required_ce(headers, "ce-type")?).received();
     let mut has_time = false;
     for attribute in &ATTRIBUTES {
         let Some(set) = attribute.set else {
@@ -279,7 +279,7 @@ pub(crate) fn github(headers: &HeaderMap, body: &[u8]) -> Result<Vec<Incoming>, 
         ty.push_str(action);
     }
     validate_type(&ty).map_err(|e| malformed(e.to_string()))?;
-    let mut b = received_now(Event::builder(ty).source("github"));
+    let mut b = received_now(Event::builder(ty).received().source("github"));
     let delivery = text_header(headers, "x-github-delivery")?;
     if let Some(id) = delivery {
         b = b.id(id);
@@ -309,7 +309,11 @@ pub(crate) fn slack_command(body: &[u8]) -> Result<Vec<Incoming>, Rejection> {
         .ok_or_else(|| malformed("a Slack slash command without a command field"))?;
     let name = command.strip_prefix('/').unwrap_or(command);
     segment("the slash command", name)?;
-    let mut b = received_now(Event::builder(format!("slack.command.{name}")).source("slack"));
+    let mut b = received_now(
+        Event::builder(format!("slack.command.{name}"))
+            .received()
+            .source("slack"),
+    );
     let trigger = fields
         .get("trigger_id")
         .and_then(Value::as_str)

@@ -56,6 +56,19 @@
 //! body. The GitHub route takes the event name from `X-GitHub-Event`, which
 //! GitHub does not sign either.
 //!
+//! ## Trace context
+//!
+//! Every route keeps an event's distributed-tracing extension
+//! (`traceparent`, `tracestate`) as it came; a malformed one makes the event
+//! malformed (400). An event without it takes the request's W3C
+//! `traceparent` (and `tracestate`) header when that is valid; a malformed
+//! header is ignored, as W3C Trace Context says. That header is not signed,
+//! so it can only give a trace context to an event that has none, never
+//! change one. The events are emitted inside a `hookbus.ingress` span that
+//! records the trace id and, with the feature `trace`, continues the trace
+//! (same trace id, a new span id, the sender's span as parent). See
+//! [`crate::trace`].
+//!
 //! ## Events without `time`
 //!
 //! CloudEvents makes `time` optional; GitHub deliveries, Slack commands and
@@ -125,7 +138,8 @@ use axum::routing::post;
 use http::{HeaderValue, StatusCode, header};
 
 use crate::bus::{Bus, EmitError};
-use crate::event::{EventError, validate_type};
+use crate::event::{EventError, ExtensionValue, validate_type};
+use crate::trace::{TRACEPARENT, TRACESTATE, TraceParent, TraceState};
 use crate::verify::{Admission, ReplayGuard, Verifier, VerifyError, VerifyScheme};
 use convert::Incoming;
 use extract::json_response;
@@ -355,6 +369,11 @@ async fn receive(State(route): State<RouteState>, req: Request) -> Response {
         Err(VerifyError::InFlight) => return unavailable(shared, Refused::InFlight),
         Err(e) => return Rejection::Signature(e).into_response(),
     };
+    // The transport's W3C trace context: a malformed value is ignored.
+    let hop = crate::trace::lenient(
+        headers.get("traceparent").and_then(|v| v.to_str().ok()),
+        headers.get("tracestate").and_then(|v| v.to_str().ok()),
+    );
     let converted = match route.kind {
         Kind::CloudEvents => convert::cloudevents(
             &headers,
@@ -366,10 +385,11 @@ async fn receive(State(route): State<RouteState>, req: Request) -> Response {
         Kind::GitHub => convert::github(&headers, &body),
         Kind::SlackCommands => convert::slack_command(&body),
     };
-    let incoming = match converted {
+    let mut incoming = match converted {
         Ok(events) => events,
         Err(e) => return e.into_response(),
     };
+    let span = trace_incoming(&mut incoming, hop);
     // Before anything is emitted: a request is taken whole or not at all.
     #[cfg(feature = "schema")]
     if shared.validate_catalog
@@ -379,7 +399,7 @@ async fn receive(State(route): State<RouteState>, req: Request) -> Response {
     {
         return Rejection::Schema(violation).into_response();
     }
-    let answer = emit_all(shared, incoming);
+    let answer = span.in_scope(|| emit_all(shared, incoming));
     if answer.is_ok() {
         pending.accept();
     }
@@ -391,6 +411,41 @@ async fn receive(State(route): State<RouteState>, req: Request) -> Response {
         (Ok(_), _) => status("received"),
         (Err(refused), _) => unavailable(shared, refused),
     }
+}
+
+/// Continues the sender's trace. Each event keeps the distributed-tracing
+/// extension it came with; one without it takes the transport's valid
+/// `traceparent` (and `tracestate`). The returned `hookbus.ingress` span,
+/// inside which the events are emitted, records the trace id, and with the
+/// feature `trace` carries a context continuing the transport's trace (else
+/// the first event's): same trace id, a new span id.
+fn trace_incoming(
+    incoming: &mut [Incoming],
+    hop: Option<(TraceParent, Option<TraceState>)>,
+) -> tracing::Span {
+    if let Some((parent, state)) = &hop {
+        for inc in incoming.iter_mut() {
+            if inc.event.extension(TRACEPARENT).is_none() {
+                inc.event
+                    .set_extension(TRACEPARENT, ExtensionValue::String(parent.to_string()));
+                if let Some(state) = state {
+                    inc.event
+                        .set_extension(TRACESTATE, ExtensionValue::String(state.to_string()));
+                }
+            }
+        }
+    }
+    let continued = hop.or_else(|| {
+        let first = &incoming.first()?.event;
+        let state = first.tracestate().and_then(|s| TraceState::parse(s).ok());
+        Some((first.traceparent()?, state))
+    });
+    let Some((parent, state)) = continued else {
+        return tracing::info_span!("hookbus.ingress", trace_id = tracing::field::Empty);
+    };
+    let span = tracing::info_span!("hookbus.ingress", trace_id = %parent.trace_id());
+    crate::trace::continue_in(&span, &parent, state);
+    span
 }
 
 /// How many events of a request were emitted, and how many were duplicates.

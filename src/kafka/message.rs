@@ -12,6 +12,13 @@
 //! ([`Event::structured_json`]) and `content-type` is
 //! `application/cloudevents+json; charset=UTF-8`.
 //!
+//! **Trace context**: in both modes an event's distributed-tracing
+//! extension is also written as the W3C `traceparent` and `tracestate`
+//! record headers (the transport's trace context, as OpenTelemetry's
+//! messaging instrumentations read it); [`decode`] gives an event without
+//! the extension a valid `traceparent` header's value and ignores a
+//! malformed one. See [`crate::trace`].
+//!
 //! The record key comes from a [`KeyStrategy`]; by default the payload's
 //! `decision_id`, so every event of one decision lands on one partition, in
 //! order.
@@ -26,7 +33,8 @@ use serde_json::Value;
 
 use super::error::KafkaError;
 use crate::binding::ATTRIBUTES;
-use crate::event::{Event, EventError, SPEC_VERSION};
+use crate::event::{Event, EventError, ExtensionValue, SPEC_VERSION};
+use crate::trace::{TRACEPARENT, TRACESTATE};
 
 /// The `content-type` of a structured-mode record.
 pub const STRUCTURED_CONTENT_TYPE: &str = "application/cloudevents+json; charset=UTF-8";
@@ -179,14 +187,28 @@ impl Encoder {
     }
 
     pub(crate) fn headers(&self, event: &Event) -> OwnedHeaders {
-        match self.mode {
-            Mode::Structured => OwnedHeaders::new_with_capacity(1).insert(Header {
+        let headers = match self.mode {
+            Mode::Structured => OwnedHeaders::new_with_capacity(3).insert(Header {
                 key: "content-type",
                 value: Some(STRUCTURED_CONTENT_TYPE),
             }),
             Mode::Binary => binary_headers(event),
+        };
+        trace_headers(event, headers)
+    }
+}
+
+/// The W3C Trace Context record headers, from the event's extension.
+fn trace_headers(event: &Event, mut headers: OwnedHeaders) -> OwnedHeaders {
+    for name in [TRACEPARENT, TRACESTATE] {
+        if let Some(value) = event.extension(name) {
+            headers = headers.insert(Header {
+                key: name,
+                value: Some(value.to_wire_string().as_ref()),
+            });
         }
     }
+    headers
 }
 
 const SPECVERSION_HEADER: &str = "ce_specversion";
@@ -339,8 +361,13 @@ pub fn decode<'h>(
     let mut specversion: Option<&[u8]> = None;
     let mut attributes: [Option<&[u8]>; ATTRIBUTES.len()] = [None; ATTRIBUTES.len()];
     let mut extensions: Vec<(&str, &[u8])> = Vec::new();
+    let mut transport_trace: [Option<&[u8]>; 2] = [None, None];
     for (key, v) in headers {
-        if key.eq_ignore_ascii_case(CONTENT_TYPE_HEADER) {
+        if key == TRACEPARENT {
+            transport_trace[0] = Some(v);
+        } else if key == TRACESTATE {
+            transport_trace[1] = Some(v);
+        } else if key.eq_ignore_ascii_case(CONTENT_TYPE_HEADER) {
             content_type = Some(v);
         } else if key == SPECVERSION_HEADER {
             specversion = Some(v);
@@ -361,8 +388,9 @@ pub fn decode<'h>(
     if let Some((_, media)) = &media
         && media == "application/cloudevents+json"
     {
-        return serde_json::from_slice::<Event>(value)
-            .map_err(|e| DecodeError::InvalidJson(e.to_string()));
+        let event = serde_json::from_slice::<Event>(value)
+            .map_err(|e| DecodeError::InvalidJson(e.to_string()))?;
+        return Ok(with_transport_trace(event, transport_trace));
     }
     let Some(spec) = specversion else {
         return Err(DecodeError::NotCloudEvent);
@@ -381,7 +409,7 @@ pub fn decode<'h>(
     }
     let type_index = ATTRIBUTES.iter().position(|a| a.set.is_none()).unwrap_or(0);
     let ty = text[type_index].take().unwrap_or_default();
-    let mut builder = Event::builder(ty);
+    let mut builder = Event::builder(ty).received();
     for (i, attribute) in ATTRIBUTES.iter().enumerate() {
         if let (Some(set), Some(v)) = (attribute.set, text[i].take()) {
             builder = match set(builder, &v) {
@@ -402,7 +430,29 @@ pub fn decode<'h>(
     if let Some(ct) = content_type {
         builder = builder.datacontenttype(ct.to_owned());
     }
-    Ok(builder.data(data).build()?)
+    Ok(with_transport_trace(
+        builder.data(data).build()?,
+        transport_trace,
+    ))
+}
+
+/// An event without the distributed-tracing extension takes the record's
+/// W3C `traceparent` (and `tracestate`) headers when they are valid; a
+/// malformed header is ignored (W3C Trace Context: restart the trace).
+fn with_transport_trace(mut event: Event, headers: [Option<&[u8]>; 2]) -> Event {
+    if event.extension(TRACEPARENT).is_some() {
+        return event;
+    }
+    fn text(v: Option<&[u8]>) -> Option<&str> {
+        v.and_then(|v| std::str::from_utf8(v).ok())
+    }
+    if let Some((parent, state)) = crate::trace::lenient(text(headers[0]), text(headers[1])) {
+        event.set_extension(TRACEPARENT, ExtensionValue::String(parent.to_string()));
+        if let Some(state) = state {
+            event.set_extension(TRACESTATE, ExtensionValue::String(state.to_string()));
+        }
+    }
+    event
 }
 
 /// Binary-mode data: JSON as hookbus writes it; for foreign producers, text
@@ -435,6 +485,68 @@ mod tests {
             .extension("partitionkey", "pk-1")
             .build()
             .unwrap()
+    }
+
+    const TP: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    fn header_of(headers: &OwnedHeaders, key: &str) -> Option<String> {
+        headers
+            .iter()
+            .find(|h| h.key == key)
+            .and_then(|h| h.value)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+    }
+
+    #[test]
+    fn trace_context_travels_as_extension_and_w3c_headers() {
+        let e = Event::builder("decision.captured")
+            .extension("traceparent", TP)
+            .extension("tracestate", "rojo=1")
+            .build()
+            .unwrap();
+        for mode in [Mode::Binary, Mode::Structured] {
+            let enc = Encoder {
+                mode,
+                key: KeyStrategy::default(),
+            };
+            let h = enc.headers(&e);
+            assert_eq!(header_of(&h, "traceparent").as_deref(), Some(TP));
+            assert_eq!(header_of(&h, "tracestate").as_deref(), Some("rojo=1"));
+            let ce = header_of(&h, "ce_traceparent");
+            assert_eq!(ce.as_deref(), (mode == Mode::Binary).then_some(TP));
+            let pairs: Vec<(&str, &[u8])> = h
+                .iter()
+                .map(|h| (h.key, h.value.unwrap_or_default()))
+                .collect();
+            let back = decode(Some(&enc.value(&e)), pairs).unwrap();
+            assert_eq!(back.traceparent(), e.traceparent(), "{mode:?}");
+            assert_eq!(back.tracestate(), Some("rojo=1"));
+        }
+    }
+
+    #[test]
+    fn the_w3c_header_fills_a_missing_extension_and_a_malformed_one_is_ignored() {
+        let base = [
+            ("ce_specversion", &b"1.0"[..]),
+            ("ce_id", b"1"),
+            ("ce_source", b"s"),
+            ("ce_type", b"a.b"),
+        ];
+        let with = |extra: &[(&'static str, &'static [u8])]| {
+            let mut h = base.to_vec();
+            h.extend_from_slice(extra);
+            decode(Some(b"{}"), h)
+        };
+        let e = with(&[("traceparent", TP.as_bytes()), ("tracestate", b"Bad Key")]).unwrap();
+        assert_eq!(e.traceparent().unwrap().to_string(), TP);
+        assert_eq!(e.tracestate(), None);
+        let e = with(&[("traceparent", b"00-garbage")]).unwrap();
+        assert_eq!(e.traceparent(), None);
+        let e = with(&[("traceparent", &[0xff, 0xfe])]).unwrap();
+        assert_eq!(e.traceparent(), None);
+        // A malformed extension is a malformed event.
+        let err = with(&[("ce_traceparent", b"00-garbage")]).unwrap_err();
+        assert!(err.to_string().contains("traceparent"), "{err}");
     }
 
     #[test]

@@ -4,6 +4,10 @@
 //! Bodies are built from the event's cached JSON bytes
 //! ([`Event::data_json`], [`Event::structured_json`]): the same event going to
 //! ten webhooks is serialised once.
+//!
+//! Every request also carries the event's distributed-tracing extension as
+//! the W3C `traceparent` and `tracestate` headers ([`trace_headers`]; see
+//! [`crate::trace`]).
 
 use std::sync::Arc;
 
@@ -152,7 +156,7 @@ pub fn payload(events: &[Arc<Event>], format: WireFormat, source: Option<&str>) 
     } else {
         format!("batch_{}_{}", events.len(), first.id())
     };
-    match (format, events.len()) {
+    let mut payload = match (format, events.len()) {
         (WireFormat::Binary, 1) => Payload {
             body: binary_body(first),
             headers: binary_headers(first, source),
@@ -185,6 +189,27 @@ pub fn payload(events: &[Arc<Event>], format: WireFormat, source: Option<&str>) 
             headers: content_type(first.datacontenttype()),
             message_id,
         },
+    };
+    trace_headers(first, &mut payload.headers);
+    payload
+}
+
+/// The W3C Trace Context headers `traceparent` and `tracestate`, from the
+/// event's distributed-tracing extension (the first event's, for a batch),
+/// in every format: one delivery is one hop, and for one hop the
+/// CloudEvents extension and the transport's headers carry the same trace
+/// (see [`crate::trace`]). The values were checked when the event was built,
+/// so they are valid header values.
+pub fn trace_headers(event: &Event, headers: &mut HeaderMap) {
+    for (name, header) in [
+        (crate::trace::TRACEPARENT, "traceparent"),
+        (crate::trace::TRACESTATE, "tracestate"),
+    ] {
+        if let Some(value) = event.extension(name)
+            && let Ok(v) = HeaderValue::try_from(value.to_wire_string().as_ref())
+        {
+            headers.insert(HeaderName::from_static(header), v);
+        }
     }
 }
 

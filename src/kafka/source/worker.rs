@@ -158,13 +158,34 @@ impl Worker {
                 FROM_KAFKA_EXTENSION,
                 ExtensionValue::String(message.topic().to_owned()),
             );
-            if self.publish(event) == Flow::Stop {
+            if self.publish_traced(event) == Flow::Stop {
                 return Flow::Stop;
             }
             self.shared.emitted.fetch_add(1, Relaxed);
         }
         self.store(message.topic(), message.partition(), message.offset() + 1);
         Flow::Continue
+    }
+
+    /// Publishes an event that carries a trace context inside a
+    /// `hookbus.kafka.receive` span continuing it (with the feature `trace`,
+    /// the span's context is a child of the event's `traceparent`), so what
+    /// the bus does with the event logs under the same trace. The event's
+    /// extension itself is kept as it came: it names the starting trace.
+    fn publish_traced(&self, event: Event) -> Flow {
+        let Some(parent) = event.traceparent() else {
+            return self.publish(event);
+        };
+        let span = tracing::info_span!(
+            "hookbus.kafka.receive",
+            trace_id = %parent.trace_id(),
+            parent_id = %parent.parent_id(),
+        );
+        let state = event
+            .tracestate()
+            .and_then(|s| crate::trace::TraceState::parse(s).ok());
+        crate::trace::continue_in(&span, &parent, state);
+        span.in_scope(|| self.publish(event))
     }
 
     fn restore_key(&self, event: &mut Event, key: Option<&[u8]>) {
