@@ -61,6 +61,10 @@
 //! | `hookbus_webhook_responses_total` | counter | webhook, webhook_id, class (`2xx`, `3xx`, `4xx`, `5xx`, `error` for no response) | HTTP attempts by how they ended |
 //! | `hookbus_webhook_attempt_duration_seconds_bucket` / `_sum` / `_count` | counter (sum: gauge) | webhook, webhook_id, le | every attempt's latency since the start, in the buckets of [`LATENCY_BUCKETS_MS`](crate::webhook::LATENCY_BUCKETS_MS) (cumulative, so `histogram_quantile` works) |
 //! | `hookbus_webhook_latency_seconds` | gauge | webhook, webhook_id, quantile (`0.5`, `0.99`) | over the recent attempts |
+//! | `hookbus_kafka_source_{consumed,emitted,dead_lettered,refused,errors,commits}_total` | counter | group | a [`KafkaSource`](crate::kafka::KafkaSource)'s counters ([`Collector::kafka_source`]) |
+//! | `hookbus_kafka_source_lag` | gauge | group, topic, partition | records not yet handled, per assigned partition (when the broker reports a high watermark) |
+//! | `hookbus_kafka_publisher_queued` | gauge | topic | messages still queued in librdkafka ([`Collector::kafka_publisher`]) |
+//! | `hookbus_kafka_publisher_skipped_from_kafka_total` | counter | topic | events that came from Kafka and were not published back |
 //! | `hookbus_store_appended_total` | counter | | [`StoreStats::appended`](crate::store::StoreStats::appended) |
 //! | `hookbus_store_delivered_total` | counter | | [`StoreStats::delivered`](crate::store::StoreStats::delivered) |
 //! | `hookbus_store_dead_lettered_total` | counter | | [`StoreStats::dead_lettered`](crate::store::StoreStats::dead_lettered) |
@@ -124,6 +128,19 @@ pub struct Collector {
     webhooks: Option<Arc<WebhookManager>>,
     #[cfg(feature = "durable")]
     store: Option<crate::store::Store>,
+    #[cfg(feature = "kafka")]
+    kafka: Vec<KafkaSampled>,
+}
+
+/// A Kafka part the collector samples.
+#[cfg(feature = "kafka")]
+#[derive(Clone)]
+enum KafkaSampled {
+    Source {
+        group: String,
+        stats: std::sync::Arc<dyn Fn() -> crate::kafka::SourceStats + Send + Sync>,
+    },
+    Publisher(crate::kafka::KafkaPublisher),
 }
 
 impl fmt::Debug for Collector {
@@ -158,7 +175,32 @@ impl Collector {
             webhooks: None,
             #[cfg(feature = "durable")]
             store: None,
+            #[cfg(feature = "kafka")]
+            kafka: Vec::new(),
         }
+    }
+
+    /// Also samples a Kafka source (the `hookbus_kafka_source_*` rows:
+    /// records consumed, emitted, dead-lettered, refused, errors, commits,
+    /// and per partition the lag).
+    #[cfg(feature = "kafka")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "kafka")))]
+    pub fn kafka_source(mut self, source: &crate::kafka::KafkaSource) -> Collector {
+        self.kafka.push(KafkaSampled::Source {
+            group: source.group_id().to_owned(),
+            stats: source.stats_reader(),
+        });
+        self
+    }
+
+    /// Also samples a Kafka publisher (the `hookbus_kafka_publisher_*` rows:
+    /// messages still queued in librdkafka, events from Kafka not published
+    /// back).
+    #[cfg(feature = "kafka")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "kafka")))]
+    pub fn kafka_publisher(mut self, publisher: &crate::kafka::KafkaPublisher) -> Collector {
+        self.kafka.push(KafkaSampled::Publisher(publisher.clone()));
+        self
     }
 
     /// Also samples every webhook `manager` holds (the `hookbus_webhook_*`
@@ -188,6 +230,10 @@ impl Collector {
         #[cfg(feature = "durable")]
         if let Some(s) = &self.store {
             record_store(&s.stats());
+        }
+        #[cfg(feature = "kafka")]
+        for k in &self.kafka {
+            record_kafka(k);
         }
     }
 
@@ -341,6 +387,42 @@ fn record_webhooks(manager: &WebhookManager) {
                 l.push(Label::new("quantile", q));
                 gauge!("hookbus_webhook_latency_seconds", l).set(v.as_secs_f64());
             }
+        }
+    }
+}
+
+#[cfg(feature = "kafka")]
+fn record_kafka(k: &KafkaSampled) {
+    match k {
+        KafkaSampled::Source { group, stats } => {
+            let s = stats();
+            let labels = [Label::new("group", group.clone())];
+            let c = |name: &'static str, v: u64| counter!(name, labels.iter()).absolute(v);
+            c("hookbus_kafka_source_consumed_total", s.consumed);
+            c("hookbus_kafka_source_emitted_total", s.emitted);
+            c("hookbus_kafka_source_dead_lettered_total", s.dead_lettered);
+            c("hookbus_kafka_source_refused_total", s.refused);
+            c("hookbus_kafka_source_errors_total", s.errors);
+            c("hookbus_kafka_source_commits_total", s.commits);
+            for p in s.partitions.iter().filter(|p| p.assigned) {
+                if let Some(lag) = p.lag {
+                    let l = [
+                        Label::new("group", group.clone()),
+                        Label::new("topic", p.topic.clone()),
+                        Label::new("partition", p.partition.to_string()),
+                    ];
+                    gauge!("hookbus_kafka_source_lag", l.iter()).set(lag as f64);
+                }
+            }
+        }
+        KafkaSampled::Publisher(p) => {
+            let labels = [Label::new("topic", p.topic().to_owned())];
+            gauge!("hookbus_kafka_publisher_queued", labels.iter()).set(p.unflushed() as f64);
+            counter!(
+                "hookbus_kafka_publisher_skipped_from_kafka_total",
+                labels.iter()
+            )
+            .absolute(p.skipped_from_kafka());
         }
     }
 }

@@ -552,6 +552,14 @@ impl KafkaSource {
         self.shared.snapshot()
     }
 
+    /// A way to read [`stats`](Self::stats) that outlives this handle's
+    /// borrow (for samplers such as [`crate::metrics::Collector`]).
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) fn stats_reader(&self) -> Arc<dyn Fn() -> SourceStats + Send + Sync> {
+        let shared = self.shared.clone();
+        Arc::new(move || shared.snapshot())
+    }
+
     /// Stops consuming: an event waiting for room in the bus is abandoned
     /// (its record is not committed, so it is read again later), every
     /// offset the bus accepted is committed, and the consumer leaves its
