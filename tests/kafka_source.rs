@@ -6,13 +6,12 @@
 //! topics and consumer groups, so they run in parallel.
 #![cfg(feature = "kafka")]
 
+mod kafka_support;
 // The worker-process test delivers to a webhook receiver.
 #[cfg(feature = "webhook")]
-mod kafka_support;
 mod webhook_support;
 
 use std::collections::{BTreeMap, HashMap};
-#[cfg(feature = "webhook")]
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -22,13 +21,12 @@ use hookbus::kafka::rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use hookbus::kafka::rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use hookbus::kafka::{FROM_KAFKA_EXTENSION, KafkaPublisher, KafkaSource, Mode, SourceStats};
 use hookbus::{Bus, Event, EventStream, ExtensionValue, OverflowPolicy};
-#[cfg(feature = "webhook")]
 use kafka_support::{bootstrap, create_topic};
 use serde_json::{Value, json};
 use time::macros::datetime;
-#[cfg(feature = "webhook")]
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio_stream::StreamExt;
+#[cfg(feature = "webhook")]
 use webhook_support::Receiver;
 
 /// A bound on waits that would otherwise hang a broken test forever; a
