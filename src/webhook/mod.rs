@@ -93,6 +93,7 @@
 //! ```
 
 mod attempt;
+mod concurrency;
 mod config;
 mod delivery;
 mod emitter;
