@@ -14,9 +14,9 @@
 //! - **Decrease** to `⌊limit × 0.9⌋` (at least by 1, never below 1) when the
 //!   window saw an overload signal (429, 502, 503, 504, or no answer at all:
 //!   a timeout or a failed connection), or when its mean latency rose
-//!   clearly above the baseline (more than 1.5 ×).
+//!   clearly above the baseline (more than 2 ×).
 //! - **Increase** by 1 when the window saw none of that, its mean latency
-//!   stayed within 1.2 × the baseline, and the limit was in use (a request
+//!   stayed within 1.5 × the baseline, and the limit was in use (a request
 //!   had to wait for a slot): an idle endpoint's limit does not grow.
 //! - Otherwise hold.
 //!
@@ -63,9 +63,9 @@ use super::slots::Slot;
 /// The factor of a decrease.
 const DECREASE: f64 = 0.9;
 /// A window mean within this multiple of the baseline is stable latency.
-const STABLE: f64 = 1.2;
+const STABLE: f64 = 1.5;
 /// A window mean above this multiple of the baseline is overload.
-const HIGH: f64 = 1.5;
+const HIGH: f64 = 2.0;
 /// The fewest answers in a window.
 const MIN_WINDOW: usize = 5;
 
@@ -387,11 +387,11 @@ mod tests {
             window(&mut c, MS);
         }
         assert_eq!(c.limit(), 20);
-        // 1.3 × the baseline: not stable, not clearly above: hold.
-        window(&mut c, MS * 13 / 10);
+        // 1.7 × the baseline: not stable, not clearly above: hold.
+        window(&mut c, MS * 17 / 10);
         assert_eq!(c.limit(), 20);
-        // 2 ×: decrease.
-        window(&mut c, MS * 2);
+        // 2.5 ×: decrease.
+        window(&mut c, MS * 5 / 2);
         assert_eq!(c.limit(), 18);
         // Back to the baseline: growth again.
         window(&mut c, MS);

@@ -275,7 +275,8 @@ impl WebhookBuilder {
     /// latency stayed near its baseline while the limit was in use, and
     /// falls by a tenth (at least 1) after a round that saw a 429, 502, 503,
     /// 504, a timeout or a failed connection, or whose mean latency rose
-    /// above 1.5 × the baseline. Requests in flight when the limit falls
+    /// above 2 × the baseline (it grows only while the latency stays within
+    /// 1.5 × the baseline, the latency at limit 1 or the lowest seen since). Requests in flight when the limit falls
     /// finish; new ones wait. Against a receiver that refuses what it cannot
     /// take, the limit exceeds its capacity by at most 1.
     /// [`WebhookStats::concurrency_limit`](super::WebhookStats::concurrency_limit)
