@@ -300,6 +300,10 @@ impl PauseWait {
     /// Ready unless the endpoint is paused; `Pending` wakes `cx` when the
     /// pause ends.
     pub(crate) fn poll_ready(&self, cx: &mut Context<'_>) -> Poll<()> {
+        // The hot path: one atomic load when no pause is on.
+        if self.state.pressure.paused_until().is_none() {
+            return Poll::Ready(());
+        }
         let mut sleep = self.sleep.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             let Some(until) = self.state.pressure.paused_until() else {
