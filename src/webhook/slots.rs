@@ -257,4 +257,53 @@ mod tests {
         }
         assert!(first.permit.is_some());
     }
+
+    fn answer(status: u16) -> Attempt {
+        use super::super::attempt::Verdict;
+        Attempt {
+            verdict: if status == 200 {
+                Verdict::Delivered
+            } else {
+                Verdict::Retry { after: None }
+            },
+            status: Some(status),
+            latency: std::time::Duration::from_millis(1),
+            error: None,
+            excerpt: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn adaptive_slots_follow_the_limit() {
+        let state = Arc::new(EndpointState::new(super::super::log::DeliveryLog::new(
+            10, 10,
+        )));
+        let slots = Arc::new(SendSlots::adaptive(8, state.clone()));
+        assert_eq!(state.pressure.limit(), Some(1));
+        let mut cx = Context::from_waker(noop_waker_ref());
+        assert!(slots.poll_ready(&mut cx).is_ready());
+        let mut a = slots.slot();
+        // The second waits: the limit is in use.
+        assert!(slots.poll_ready(&mut cx).is_pending());
+        for _ in 0..5 {
+            a.feedback(&answer(200));
+        }
+        assert_eq!(state.pressure.limit(), Some(2));
+        // The rise gave the waiting one its slot.
+        assert!(slots.poll_ready(&mut cx).is_ready());
+        let b = slots.slot();
+        // Answers to requests sent at the new limit bring it down again
+        // while both are in flight: they finish, then only one is free.
+        a.release();
+        a.take().await;
+        for _ in 0..5 {
+            b.feedback(&answer(503));
+        }
+        assert_eq!(state.pressure.limit(), Some(1));
+        drop(a);
+        drop(b);
+        assert!(slots.poll_ready(&mut cx).is_ready());
+        let _c = slots.slot();
+        assert!(slots.poll_ready(&mut cx).is_pending(), "one slot only");
+    }
 }
