@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::http::StatusCode;
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use hookbus::webhook::{RetryPolicy, WebhookSink};
 use hookbus::{Bus, Event};
 use serde_json::json;
@@ -145,7 +145,8 @@ fn benches(c: &mut Criterion) {
 
     let (url, rx) = start_receiver(true);
     let mut g = c.benchmark_group("adaptive_vs_fixed");
-    g.sample_size(10);
+    // Flat: every sample is the same number of rounds (long rounds).
+    g.sampling_mode(SamplingMode::Flat).sample_size(10);
     g.throughput(Throughput::Elements(ROUND as u64));
     for adaptive in [false, true] {
         let name = if adaptive {
@@ -201,7 +202,7 @@ fn benches(c: &mut Criterion) {
 
     let (url, rx) = start_receiver(false);
     let mut g = c.benchmark_group("rate_limiter_overhead");
-    g.sample_size(20);
+    g.sampling_mode(SamplingMode::Flat).sample_size(20);
     g.throughput(Throughput::Elements(OVERHEAD_ROUND as u64));
     let plain_bus = rt.block_on(async { Bus::new().unwrap() });
     let limited_bus = rt.block_on(async { Bus::new().unwrap() });
