@@ -65,8 +65,8 @@ impl Receiver {
         status
     }
 
-    async fn wait_for(&self, n: usize) {
-        let target = self.accepted.load(SeqCst) + n;
+    /// Waits until `target` requests were accepted in all.
+    async fn wait_until(&self, target: usize) {
         self.target.store(target, SeqCst);
         loop {
             let notified = self.notify.notified();
@@ -120,11 +120,12 @@ fn event(i: usize) -> Event {
 /// Emits `n` events and waits until the receiver accepted them all.
 async fn round(bus: &Bus, rx: &Receiver, n: usize) -> Duration {
     let started = Instant::now();
-    let done = rx.wait_for(n);
+    // Counted before emitting: the first answers may come before the wait.
+    let target = rx.accepted.load(SeqCst) + n;
     for i in 0..n {
         bus.emit(event(i)).unwrap();
     }
-    done.await;
+    rx.wait_until(target).await;
     started.elapsed()
 }
 
