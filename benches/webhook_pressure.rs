@@ -15,6 +15,26 @@
 //!   at most 2 % slower).
 //!
 //! `nice cargo bench --features webhook --bench webhook_pressure`
+//!
+//! One run (release, `nice`, 2 shared cores, load average ~2, another
+//! engineer's Kafka bench nearby):
+//!
+//! | | goodput (median) | p99 attempt latency | 503s | limit at the end |
+//! |---|---|---|---|---|
+//! | fixed 16 | 1.38 k events/s | 12.6 ms | 0 | – |
+//! | adaptive, up to 64 | 1.92 k events/s (+39 %) | 21.8 ms | 82 | 39 |
+//!
+//! The adaptive limit grows while latency stays within 1.5 × its baseline,
+//! so against this receiver (which queues past 20 rather than refusing) it
+//! rides up to ~40, where the latency reaches ~2 × and the receiver starts
+//! refusing: all of the capacity is used (2 k/s at most), at the price of
+//! a p99 about 1.7 × fixed 16's. Adaptive stays opt-in for that reason.
+//! An earlier run of the same code gave 1.33 k/s, p99 16.2 ms (fixed) and
+//! 1.91 k/s, p99 21.8 ms (adaptive).
+//!
+//! Rate limiter overhead, same run, 91 paired rounds of 2000 events:
+//! 1.012 × the time without a limit (34.26 k vs 34.67 k events/s): 1.2 %,
+//! within the 2 % target.
 
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
