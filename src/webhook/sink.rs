@@ -149,7 +149,7 @@ impl WebhookSink {
     }
 
     /// Delivers events now, as one request, and returns the outcome (no
-    /// pattern or condition check: see [`WebhookEmitter`] for that).
+    /// pattern or condition check: see [`WebhookEmitter`](super::WebhookEmitter) for that).
     pub async fn send(&self, events: &[Arc<Event>]) -> DeliveryOutcome {
         self.endpoint.deliver(events, None, false, None).await
     }
