@@ -84,6 +84,7 @@ pub struct WebhookBuilder {
     pub(crate) filter: Option<Result<Filter, FilterError>>,
     pub(crate) batch: Option<(usize, Duration)>,
     pub(crate) concurrency: usize,
+    pub(crate) adaptive_concurrency: bool,
     pub(crate) retry_capacity: usize,
     pub(crate) ordered: bool,
     pub(crate) order_key: Option<String>,
@@ -132,6 +133,7 @@ impl fmt::Debug for WebhookBuilder {
             .field("tls", &self.tls.describe())
             .field("oauth2", &self.oauth2)
             .field("proxy", &self.proxy.describe())
+            .field("adaptive_concurrency", &self.adaptive_concurrency)
             .finish_non_exhaustive()
     }
 }
@@ -163,6 +165,7 @@ impl WebhookBuilder {
             filter: None,
             batch: None,
             concurrency: DEFAULT_CONCURRENCY,
+            adaptive_concurrency: false,
             retry_capacity: DEFAULT_RETRY_CAPACITY,
             ordered: false,
             order_key: None,
@@ -274,6 +277,41 @@ impl WebhookBuilder {
     /// [`retry_capacity`](Self::retry_capacity)).
     pub fn concurrency(mut self, n: usize) -> Self {
         self.concurrency = n;
+        self
+    }
+    /// Adaptive concurrency (off by default): the in-flight limit of a bus
+    /// subscription follows what the receiver takes, between 1 and
+    /// [`concurrency`](Self::concurrency), starting at 1. Additive increase,
+    /// multiplicative decrease, in the style of Vector's adaptive request
+    /// concurrency: the limit grows by 1 after a round of answers whose
+    /// latency stayed near its baseline while the limit was in use, and
+    /// falls by a tenth (at least 1) after a round that saw a 429, 502, 503,
+    /// 504, a timeout or a failed connection, or whose mean latency rose
+    /// above 2 × the baseline (it grows only while the latency stays within
+    /// 1.5 × the baseline, the latency at limit 1 or the lowest seen since). Requests in flight when the limit falls
+    /// finish; new ones wait. Against a receiver that refuses what it cannot
+    /// take, the limit exceeds its capacity by at most 1.
+    /// [`WebhookStats::concurrency_limit`](super::WebhookStats::concurrency_limit)
+    /// shows the limit. Calls through a [`WebhookEmitter`] are not limited
+    /// (their caller decides how many run at once). Refused with
+    /// [`ordered`](Self::ordered), which sends one request at a time.
+    ///
+    /// ```
+    /// use hookbus::webhook::WebhookSink;
+    ///
+    /// let sink = WebhookSink::builder("https://hooks.example.com/orders")
+    ///     .concurrency(64) // the most it may reach
+    ///     .adaptive_concurrency(true)
+    ///     .build()?;
+    /// assert!(WebhookSink::builder("https://hooks.example.com/orders")
+    ///     .ordered()
+    ///     .adaptive_concurrency(true)
+    ///     .build()
+    ///     .is_err());
+    /// # Ok::<(), hookbus::webhook::WebhookError>(())
+    /// ```
+    pub fn adaptive_concurrency(mut self, on: bool) -> Self {
+        self.adaptive_concurrency = on;
         self
     }
     /// How many deliveries may be under way beyond
@@ -644,6 +682,11 @@ impl WebhookBuilder {
                 self.concurrency
             )));
         }
+        if self.ordered && self.adaptive_concurrency {
+            return Err(WebhookError::InvalidOption(
+                "ordered() sends one request at a time: adaptive_concurrency has nothing to adapt; drop one of them".into(),
+            ));
+        }
         if self.batch.is_some() && self.format == WireFormat::Raw {
             return Err(WebhookError::InvalidOption(
                 "raw payloads (WireFormat::Raw) are one event per request: drop batch(), or pick another format".into(),
@@ -821,6 +864,7 @@ impl WebhookBuilder {
             capacity: self.capacity,
             overflow: self.overflow,
             concurrency: self.concurrency,
+            adaptive: self.adaptive_concurrency,
             retry_capacity: self.retry_capacity,
             batch: self.batch,
             ordered: self.ordered,

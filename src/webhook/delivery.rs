@@ -160,6 +160,8 @@ impl Endpoint {
             }
         }
         loop {
+            // A Retry-After paused the whole endpoint: no slot meanwhile.
+            self.wait_if_paused(slot.as_deref_mut()).await;
             if let Some(limiter) = &self.rate_limit
                 && !std::mem::take(&mut token_taken)
             {
@@ -178,6 +180,7 @@ impl Endpoint {
                 return self.refuse_disabled(events, attempt - 1);
             }
             let r = self.attempt(&payload).await;
+            self.feedback(slot.as_deref(), &r, policy);
             let next = decide(&r, attempt, max, policy);
             self.log_attempt(events, attempt, &r, !matches!(next, Next::Retry(_)));
             let outcome = |status| DeliveryOutcome {

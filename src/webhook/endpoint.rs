@@ -36,6 +36,8 @@ pub(crate) struct EndpointState {
     pub(crate) waiting_retry: AtomicU64,
     /// Deliveries waiting for a rate-limit token now.
     pub(crate) waiting_rate_limit: AtomicU64,
+    /// The pause after a `Retry-After`, and the adaptive limit.
+    pub(crate) pressure: super::concurrency::Pressure,
     pub(crate) log: DeliveryLog,
     bus: Mutex<Option<Weak<Hub>>>,
     /// Why it was disabled (while it is).
@@ -53,6 +55,7 @@ impl EndpointState {
             consecutive_failures: AtomicU64::new(0),
             waiting_retry: AtomicU64::new(0),
             waiting_rate_limit: AtomicU64::new(0),
+            pressure: Default::default(),
             log,
             bus: Mutex::new(None),
             disabled_reason: Mutex::new(None),
@@ -334,6 +337,8 @@ impl Endpoint {
             waiting_retry: self.state.waiting_retry.load(Relaxed),
             waiting_rate_limit: self.state.waiting_rate_limit.load(Relaxed),
             rate_limited: c.rate_limited.load(Relaxed),
+            concurrency_limit: self.state.pressure.limit(),
+            paused_until: self.state.pressure.paused_until_utc(),
             enabled: self.state.enabled.load(Relaxed),
             disabled_reason: self.state.disabled_reason(),
             dead_letters: self.state.log.dead_letter_count(),

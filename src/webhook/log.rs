@@ -87,6 +87,14 @@ pub struct WebhookStats {
     pub waiting_rate_limit: u64,
     /// Requests that had to wait for a rate-limit token, since the start.
     pub rate_limited: u64,
+    /// The in-flight limit of the endpoint's bus subscription now, with
+    /// [`adaptive_concurrency`](super::WebhookBuilder::adaptive_concurrency)
+    /// (between 1 and `concurrency`); `None` without.
+    pub concurrency_limit: Option<usize>,
+    /// While the endpoint is paused after a 429 or 503 with `Retry-After`:
+    /// when the pause ends. None of its deliveries is sent before then.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub paused_until: Option<OffsetDateTime>,
     /// Whether the endpoint is enabled.
     pub enabled: bool,
     /// Why it is disabled, while it is: "disabled by the user", "the

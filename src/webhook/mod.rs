@@ -63,6 +63,13 @@
 //! mailbox under its overflow policy, and neither `emit` nor other endpoints
 //! wait.
 //!
+//! [`adaptive_concurrency(true)`](WebhookBuilder::adaptive_concurrency)
+//! lets the in-flight limit follow what the receiver takes (additive
+//! increase, multiplicative decrease on 429/502/503/504, timeouts, failed
+//! connections and rising latency), up to `concurrency`. A 429 or 503 with
+//! `Retry-After` pauses the whole endpoint until then, holding no sending
+//! slot; [`WebhookStats`] shows the limit and the pause.
+//!
 //! # Transport safety
 //! https is required unless the host is loopback or
 //! [`allow_http`](WebhookBuilder::allow_http) is set; TLS is verified unless
@@ -108,6 +115,7 @@
 //! ```
 
 mod attempt;
+mod concurrency;
 mod config;
 mod delivery;
 mod emitter;

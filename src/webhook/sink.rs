@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::time::Duration;
 
+use super::concurrency::PauseWait;
 use super::config::WebhookError;
 use super::delivery::{DeliveryOutcome, spawn_delivery};
 use super::endpoint::Endpoint;
@@ -46,6 +47,9 @@ pub struct WebhookSink {
     /// The rate-limit token of one subscription's next delivery (set by
     /// `subscribe` when the endpoint has a rate limit).
     token: Option<Arc<NextToken>>,
+    /// The wait of one subscription while the endpoint is paused (set by
+    /// `subscribe`).
+    pause: Option<Arc<PauseWait>>,
 }
 
 impl fmt::Debug for WebhookSink {
@@ -62,6 +66,7 @@ pub(crate) struct Attach {
     pub(crate) capacity: usize,
     pub(crate) overflow: crate::OverflowPolicy,
     pub(crate) concurrency: usize,
+    pub(crate) adaptive: bool,
     pub(crate) retry_capacity: usize,
     pub(crate) batch: Option<(usize, Duration)>,
     pub(crate) ordered: bool,
@@ -76,6 +81,7 @@ impl WebhookSink {
             attach: Arc::new(attach),
             slots: None,
             token: None,
+            pause: None,
         }
     }
 
@@ -99,6 +105,14 @@ impl WebhookSink {
         // ordered mode the one delivery keeps its slot through its retries.
         let (slots, concurrency) = if b.ordered {
             (None, 1)
+        } else if b.adaptive {
+            (
+                Some(Arc::new(SendSlots::adaptive(
+                    b.concurrency,
+                    ep.state.clone(),
+                ))),
+                b.concurrency.saturating_add(b.retry_capacity),
+            )
         } else {
             (
                 Some(Arc::new(SendSlots::new(b.concurrency))),
@@ -112,6 +126,7 @@ impl WebhookSink {
         let sink = WebhookSink {
             slots,
             token,
+            pause: Some(Arc::new(PauseWait::new(ep.state.clone()))),
             ..self.clone()
         };
         let mut sub = bus
@@ -209,6 +224,13 @@ impl Sink for WebhookSink {
     }
 
     fn poll_ready(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        // While the endpoint is paused (Retry-After), events stay in the
+        // mailbox, and no token or slot is taken.
+        if let Some(pause) = &self.pause
+            && pause.poll_ready(cx).is_pending()
+        {
+            return std::task::Poll::Pending;
+        }
         // The token first: a delivery waiting for one holds no slot.
         if let Some(token) = &self.token
             && token.poll_ready(cx).is_pending()

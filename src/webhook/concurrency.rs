@@ -1,0 +1,482 @@
+//! How hard an endpoint may be pushed right now: its adaptive concurrency
+//! limit ([`Aimd`], opt-in with
+//! [`WebhookBuilder::adaptive_concurrency`](super::WebhookBuilder::adaptive_concurrency))
+//! and its pause after a `Retry-After` ([`Pressure`]).
+//!
+//! # The controller
+//!
+//! Additive increase, multiplicative decrease of the in-flight limit, in the
+//! style of Vector's adaptive request concurrency, between 1 and the
+//! endpoint's `concurrency`. It starts at 1 and looks at the answers in
+//! windows of `max(limit, 5)` answers (about one round trip when the limit
+//! is in use; never fewer than 5, so one slow answer is not a trend):
+//!
+//! - **Decrease** to `⌊limit × 0.9⌋` (at least by 1, never below 1) when the
+//!   window saw an overload signal (429, 502, 503, 504, or no answer at all:
+//!   a timeout or a failed connection), or when its mean latency rose
+//!   clearly above the baseline (more than 2 ×).
+//! - **Increase** by 1 when the window saw none of that, its mean latency
+//!   stayed within 1.5 × the baseline, and the limit was in use (a request
+//!   had to wait for a slot): an idle endpoint's limit does not grow.
+//! - Otherwise hold.
+//!
+//! Answers to requests sent before the last change of the limit are
+//! ignored: they tell about the old limit (counting them would decrease
+//! twice for one overshoot, or grow on answers that never saw the new
+//! limit).
+//!
+//! Why × 0.9 and not × 0.5: the controller probes the receiver's capacity
+//! by going one above it, and decreases once per window, not once per
+//! failed answer. Halving on every probe gives the familiar TCP saw-tooth,
+//! which runs at about 75 % of the capacity on average; × 0.9 stays within
+//! 10 % of it (Vector's default for the same reason). Falling from far above
+//! takes longer (22 windows from 100 to 10), but a window is one round trip.
+//!
+//! The baseline is the latency of the receiver when our own requests do not
+//! queue there: it follows lower window means at once (halfway), never
+//! higher ones, except at limit 1 where our load cannot queue: there it is
+//! reset. A receiver that became slower for good thus pulls the limit down
+//! to 1 once, then the limit grows again from the new baseline.
+//!
+//! Against a receiver that refuses what it cannot take, the limit exceeds
+//! its capacity by one request, at times two: it grows only after a window
+//! of answers to requests sent at the current limit with no overload
+//! signal, so at capacity + 1 (with the slots in use) a window nearly always
+//! sees one and the limit falls again; the refused answer may come after a
+//! window that was all answers, and then the limit reaches capacity + 2.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use tokio::time::{Instant, Sleep};
+
+use super::attempt::{Attempt, Verdict};
+use super::endpoint::{Endpoint, EndpointState};
+use super::retry::RetryPolicy;
+use super::slots::Slot;
+
+/// The factor of a decrease.
+const DECREASE: f64 = 0.9;
+/// A window mean within this multiple of the baseline is stable latency.
+const STABLE: f64 = 1.5;
+/// A window mean above this multiple of the baseline is overload.
+const HIGH: f64 = 2.0;
+/// The fewest answers in a window.
+const MIN_WINDOW: usize = 5;
+
+/// What one answer says about the receiver's load.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Signal {
+    /// An answer (2xx) that took this long.
+    Latency(Duration),
+    /// 429, 502, 503, 504, a timeout or a failed connection.
+    Overload,
+}
+
+impl Signal {
+    /// The signal of an attempt, if it carries one (a 4xx or a 500 tells
+    /// nothing about load; neither does a request refused before sending).
+    pub(crate) fn of(r: &Attempt) -> Option<Signal> {
+        match (r.verdict, r.status) {
+            (Verdict::Delivered, _) => Some(Signal::Latency(r.latency)),
+            (_, Some(429 | 502 | 503 | 504)) => Some(Signal::Overload),
+            (Verdict::Retry { .. }, None) => Some(Signal::Overload),
+            _ => None,
+        }
+    }
+}
+
+/// The AIMD controller of one endpoint's in-flight limit (no I/O, no clock:
+/// it only sees answers).
+#[derive(Debug)]
+pub(crate) struct Aimd {
+    max: usize,
+    limit: usize,
+    /// Seconds.
+    baseline: Option<f64>,
+    /// Bumped by every change; answers to older requests are ignored.
+    generation: u64,
+    window: Window,
+}
+
+#[derive(Debug, Default)]
+struct Window {
+    answers: usize,
+    overloaded: bool,
+    latency_sum: f64,
+    samples: usize,
+    /// A request had to wait for a slot.
+    limited: bool,
+}
+
+impl Aimd {
+    /// A controller between 1 and `max` (at least 1), starting at 1.
+    pub(crate) fn new(max: usize) -> Aimd {
+        Aimd {
+            max: max.max(1),
+            limit: 1,
+            baseline: None,
+            generation: 0,
+            window: Window::default(),
+        }
+    }
+
+    pub(crate) fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// The generation a request sent now belongs to.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// A request had to wait for a slot: the limit is in use.
+    pub(crate) fn saw_limit(&mut self) {
+        self.window.limited = true;
+    }
+
+    /// Takes one answer to a request sent in `generation`; returns the new
+    /// limit when it changes.
+    pub(crate) fn observe(&mut self, signal: Signal, generation: u64) -> Option<usize> {
+        if generation != self.generation {
+            return None;
+        }
+        let w = &mut self.window;
+        w.answers += 1;
+        match signal {
+            Signal::Overload => w.overloaded = true,
+            Signal::Latency(d) => {
+                w.latency_sum += d.as_secs_f64();
+                w.samples += 1;
+            }
+        }
+        if w.answers < self.limit.max(MIN_WINDOW) {
+            return None;
+        }
+        let w = std::mem::take(&mut self.window);
+        let rtt = (w.samples > 0).then(|| w.latency_sum / w.samples as f64);
+        let high = matches!((rtt, self.baseline), (Some(r), Some(b)) if r > b * HIGH);
+        let stable = match (rtt, self.baseline) {
+            (Some(r), Some(b)) => r <= b * STABLE,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        let old = self.limit;
+        if w.overloaded || high {
+            self.limit = ((old as f64 * DECREASE) as usize).min(old - 1).max(1);
+        } else if stable && w.limited {
+            self.limit = (old + 1).min(self.max);
+        }
+        if let Some(r) = rtt {
+            self.baseline = match self.baseline {
+                None => Some(r),
+                // At limit 1 our own requests cannot queue at the receiver.
+                Some(_) if old == 1 && !w.overloaded => Some(r),
+                Some(b) if r < b => Some(b + (r - b) * 0.5),
+                keep => keep,
+            };
+        }
+        if self.limit != old {
+            self.generation += 1;
+        }
+        (self.limit != old).then_some(self.limit)
+    }
+}
+
+/// An endpoint's pause (after a `Retry-After` on 429 or 503) and its
+/// current adaptive limit, for all its deliveries and its stats.
+#[derive(Debug, Default)]
+pub(crate) struct Pressure {
+    /// The adaptive limit of its bus subscription; 0 when not adaptive.
+    limit: AtomicUsize,
+    /// Set while a pause may be on (the fast path reads only this).
+    paused: AtomicBool,
+    until: Mutex<Option<(Instant, OffsetDateTime)>>,
+}
+
+impl Pressure {
+    pub(crate) fn set_limit(&self, limit: usize) {
+        self.limit.store(limit, Relaxed);
+    }
+
+    /// The adaptive limit, if the endpoint has one.
+    pub(crate) fn limit(&self) -> Option<usize> {
+        Some(self.limit.load(Relaxed)).filter(|&l| l > 0)
+    }
+
+    fn until(&self) -> std::sync::MutexGuard<'_, Option<(Instant, OffsetDateTime)>> {
+        self.until.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Pauses the endpoint for `d` from now (a later pause wins over an
+    /// earlier one).
+    pub(crate) fn pause(&self, d: Duration) {
+        let at = Instant::now() + d;
+        let mut until = self.until();
+        if until.is_none_or(|(u, _)| u < at) {
+            *until = Some((at, OffsetDateTime::now_utc() + d));
+            self.paused.store(true, Relaxed);
+        }
+    }
+
+    /// When the pause ends, while one is on.
+    pub(crate) fn paused_until(&self) -> Option<Instant> {
+        if !self.paused.load(Relaxed) {
+            return None;
+        }
+        let mut until = self.until();
+        match *until {
+            Some((at, _)) if at > Instant::now() => Some(at),
+            _ => {
+                *until = None;
+                self.paused.store(false, Relaxed);
+                None
+            }
+        }
+    }
+
+    /// The same, as a wall-clock time for the stats.
+    pub(crate) fn paused_until_utc(&self) -> Option<OffsetDateTime> {
+        self.paused_until()?;
+        self.until().map(|(_, t)| t)
+    }
+}
+
+impl Endpoint {
+    /// After each attempt: tells the adaptive limit (through the slot), and
+    /// pauses the endpoint on a 429 or 503 with `Retry-After` (at most the
+    /// policy's `max_retry_after`).
+    pub(crate) fn feedback(&self, slot: Option<&Slot>, r: &Attempt, policy: &RetryPolicy) {
+        if let Some(slot) = slot {
+            slot.feedback(r);
+        }
+        if let (Verdict::Retry { after: Some(after) }, Some(429 | 503)) = (r.verdict, r.status)
+            && !after.is_zero()
+        {
+            let after = after.min(policy.max_retry_after);
+            tracing::debug!(webhook = %self.name, ?after, "hookbus: webhook endpoint paused (Retry-After)");
+            self.state.pressure.pause(after);
+        }
+    }
+
+    /// Waits while the endpoint is paused, without a sending slot.
+    pub(crate) async fn wait_if_paused(&self, mut slot: Option<&mut Slot>) {
+        while let Some(until) = self.state.pressure.paused_until() {
+            if let Some(slot) = slot.as_deref_mut() {
+                slot.release();
+            }
+            tokio::time::sleep_until(until).await;
+        }
+    }
+}
+
+/// A bus subscription's wait while its endpoint is paused, in
+/// [`Sink::poll_ready`](crate::Sink::poll_ready): the events stay in the
+/// mailbox meanwhile, under its overflow policy.
+pub(crate) struct PauseWait {
+    state: Arc<EndpointState>,
+    sleep: Mutex<Option<Pin<Box<Sleep>>>>,
+}
+
+impl std::fmt::Debug for PauseWait {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PauseWait").finish_non_exhaustive()
+    }
+}
+
+impl PauseWait {
+    pub(crate) fn new(state: Arc<EndpointState>) -> PauseWait {
+        PauseWait {
+            state,
+            sleep: Mutex::new(None),
+        }
+    }
+
+    /// Ready unless the endpoint is paused; `Pending` wakes `cx` when the
+    /// pause ends.
+    pub(crate) fn poll_ready(&self, cx: &mut Context<'_>) -> Poll<()> {
+        // The hot path: one atomic load when no pause is on.
+        if self.state.pressure.paused_until().is_none() {
+            return Poll::Ready(());
+        }
+        let mut sleep = self.sleep.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            let Some(until) = self.state.pressure.paused_until() else {
+                *sleep = None;
+                return Poll::Ready(());
+            };
+            let s = sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(until)));
+            if s.deadline() != until {
+                s.as_mut().reset(until);
+            }
+            if s.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    /// Feeds `n` answers of the current generation.
+    fn feed(c: &mut Aimd, n: usize, signal: Signal) {
+        for _ in 0..n {
+            c.observe(signal, c.generation());
+        }
+    }
+
+    /// A window of the current limit's size (at least 5), limited, of answers
+    /// taking `latency`.
+    fn window(c: &mut Aimd, latency: Duration) {
+        c.saw_limit();
+        feed(c, c.limit().max(MIN_WINDOW), Signal::Latency(latency));
+    }
+
+    #[test]
+    fn grows_by_one_per_limited_window_of_stable_latency() {
+        let mut c = Aimd::new(20);
+        assert_eq!(c.limit(), 1);
+        for expected in 2..=20 {
+            window(&mut c, MS);
+            assert_eq!(c.limit(), expected);
+        }
+        window(&mut c, MS);
+        assert_eq!(c.limit(), 20, "bounded by concurrency");
+        // Not in use: no growth.
+        let mut idle = Aimd::new(20);
+        feed(&mut idle, 50, Signal::Latency(MS));
+        assert_eq!(idle.limit(), 1);
+    }
+
+    #[test]
+    fn an_overload_takes_a_tenth_off_once_per_window() {
+        let mut c = Aimd::new(100);
+        for _ in 0..49 {
+            window(&mut c, MS);
+        }
+        assert_eq!(c.limit(), 50);
+        let sent_before = c.generation();
+        c.observe(Signal::Overload, sent_before);
+        feed(&mut c, 49, Signal::Latency(MS));
+        assert_eq!(c.limit(), 45, "⌊50 × 0.9⌋");
+        // The other answers to requests sent at 50 change nothing.
+        for _ in 0..100 {
+            assert_eq!(c.observe(Signal::Overload, sent_before), None);
+        }
+        assert_eq!(c.limit(), 45);
+        // Small limits go down by one, never below 1.
+        let mut small = Aimd::new(10);
+        window(&mut small, MS);
+        window(&mut small, MS);
+        assert_eq!(small.limit(), 3);
+        for expected in [2, 1, 1] {
+            feed(&mut small, MIN_WINDOW, Signal::Overload);
+            assert_eq!(small.limit(), expected);
+        }
+    }
+
+    #[test]
+    fn rising_latency_holds_then_decreases() {
+        let mut c = Aimd::new(100);
+        for _ in 0..19 {
+            window(&mut c, MS);
+        }
+        assert_eq!(c.limit(), 20);
+        // 1.7 × the baseline: not stable, not clearly above: hold.
+        window(&mut c, MS * 17 / 10);
+        assert_eq!(c.limit(), 20);
+        // 2.5 ×: decrease.
+        window(&mut c, MS * 5 / 2);
+        assert_eq!(c.limit(), 18);
+        // Back to the baseline: growth again.
+        window(&mut c, MS);
+        assert_eq!(c.limit(), 19);
+    }
+
+    #[test]
+    fn a_receiver_slower_for_good_gets_a_new_baseline_at_limit_one() {
+        let mut c = Aimd::new(10);
+        for _ in 0..4 {
+            window(&mut c, MS);
+        }
+        assert_eq!(c.limit(), 5);
+        for _ in 0..4 {
+            window(&mut c, MS * 5);
+        }
+        assert_eq!(c.limit(), 1);
+        window(&mut c, MS * 5);
+        window(&mut c, MS * 5);
+        assert_eq!(c.limit(), 2, "5 ms is the new baseline");
+    }
+
+    #[test]
+    fn settles_near_a_simulated_capacity() {
+        // A receiver that takes 20 at once and refuses the rest, in rounds
+        // of `limit` requests: the limit never passes 21 and stays between
+        // 18 and 21.
+        let mut c = Aimd::new(64);
+        let mut seen = Vec::new();
+        for _ in 0..2000 {
+            let limit = c.limit();
+            c.saw_limit();
+            let g = c.generation();
+            for i in 0..limit {
+                let s = if i < 20 {
+                    Signal::Latency(MS)
+                } else {
+                    Signal::Overload
+                };
+                c.observe(s, g);
+            }
+            seen.push(c.limit());
+        }
+        assert!(seen.iter().all(|&l| l <= 21), "{seen:?}");
+        assert!(seen[100..].iter().all(|&l| l >= 18), "{seen:?}");
+    }
+
+    #[test]
+    fn load_signals() {
+        let a = |verdict, status| Attempt {
+            verdict,
+            status,
+            latency: MS,
+            error: None,
+            excerpt: None,
+        };
+        let retry = Verdict::Retry { after: None };
+        assert_eq!(
+            Signal::of(&a(Verdict::Delivered, Some(200))),
+            Some(Signal::Latency(MS))
+        );
+        for s in [429, 502, 503, 504] {
+            assert_eq!(Signal::of(&a(retry, Some(s))), Some(Signal::Overload));
+        }
+        assert_eq!(Signal::of(&a(retry, None)), Some(Signal::Overload));
+        assert_eq!(Signal::of(&a(retry, Some(500))), None);
+        assert_eq!(Signal::of(&a(Verdict::Final, Some(400))), None);
+        assert_eq!(Signal::of(&a(Verdict::Final, None)), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_pause_ends_and_a_later_one_wins() {
+        let p = Pressure::default();
+        assert_eq!(p.paused_until(), None);
+        let start = Instant::now();
+        p.pause(Duration::from_secs(30));
+        p.pause(Duration::from_secs(10));
+        assert_eq!(p.paused_until(), Some(start + Duration::from_secs(30)));
+        assert!(p.paused_until_utc().is_some());
+        tokio::time::advance(Duration::from_secs(30)).await;
+        assert_eq!(p.paused_until(), None);
+        assert_eq!(p.paused_until_utc(), None);
+    }
+}
