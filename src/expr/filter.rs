@@ -24,7 +24,7 @@
 //! `{"any": [...]}`, `{"all": [...]}`, `{"not": ...}` nest.
 //!
 //! ```
-//! use hookbus::{Event, webhook::Filter};
+//! use hookbus::{Event, expr::Filter};
 //! use serde_json::json;
 //!
 //! let f: Filter = "confidence > 0.85 and severity in [high, critical]".parse()?;

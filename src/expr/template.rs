@@ -26,7 +26,7 @@
 //!
 //! ```
 //! use hookbus::Event;
-//! use hookbus::webhook::Template;
+//! use hookbus::expr::Template;
 //! use serde_json::json;
 //!
 //! let t = Template::new(json!({
