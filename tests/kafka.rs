@@ -9,62 +9,19 @@ mod kafka_support;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use hookbus::kafka::rdkafka::consumer::{BaseConsumer, Consumer};
 use hookbus::kafka::rdkafka::message::{Headers, Message, OwnedMessage};
 use hookbus::kafka::rdkafka::types::RDKafkaErrorCode;
-use hookbus::kafka::rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use hookbus::kafka::{KafkaError, KafkaPublisher, KeyStrategy, Mode};
 use hookbus::{Batch, Bus, Event, OverflowPolicy, Sink};
-use kafka_support::{bootstrap, create_topic};
+use kafka_support::{bootstrap, consume, create_topic};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 /// A bound on waits that would otherwise hang a broken test forever; a
 /// passing run never comes near it.
 const HANG_GUARD: Duration = Duration::from_secs(120);
-
-/// Reads `n` records from every partition of `topic`, from offset 0. Fails
-/// if the records stop coming before `n` are read.
-async fn consume(topic: &str, partitions: i32, n: usize) -> Vec<OwnedMessage> {
-    let topic = topic.to_owned();
-    let bootstrap = bootstrap();
-    tokio::task::spawn_blocking(move || {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &bootstrap)
-            .set("group.id", format!("hookbus-test-{}", uuid::Uuid::new_v4()))
-            .set("enable.auto.commit", "false")
-            .create()
-            .expect("consumer");
-        let mut tpl = TopicPartitionList::new();
-        for p in 0..partitions {
-            tpl.add_partition_offset(&topic, p, Offset::Offset(0))
-                .expect("partition");
-        }
-        consumer.assign(&tpl).expect("assign");
-        let mut out = Vec::with_capacity(n);
-        let mut last_progress = Instant::now();
-        while out.len() < n {
-            match consumer.poll(Duration::from_millis(200)) {
-                Some(Ok(m)) => {
-                    out.push(m.detach());
-                    last_progress = Instant::now();
-                }
-                Some(Err(e)) => eprintln!("consumer: {e}"),
-                None => {}
-            }
-            assert!(
-                last_progress.elapsed() < Duration::from_secs(30),
-                "only {} of {n} records arrived on {topic} (nothing new for 30 s)",
-                out.len()
-            );
-        }
-        out
-    })
-    .await
-    .expect("consumer task")
-}
 
 fn header(m: &OwnedMessage, key: &str) -> Option<String> {
     let headers = m.headers()?;

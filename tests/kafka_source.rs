@@ -15,13 +15,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use hookbus::kafka::rdkafka::consumer::{BaseConsumer, Consumer};
+use hookbus::kafka::rdkafka::ClientConfig;
 use hookbus::kafka::rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
 use hookbus::kafka::rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use hookbus::kafka::rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use hookbus::kafka::{FROM_KAFKA_EXTENSION, KafkaPublisher, KafkaSource, Mode, SourceStats};
 use hookbus::{Bus, Event, EventStream, ExtensionValue, OverflowPolicy};
-use kafka_support::{bootstrap, create_topic};
+use kafka_support::{bootstrap, consume, create_topic};
 use serde_json::{Value, json};
 use time::macros::datetime;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -35,42 +34,6 @@ const HANG_GUARD: Duration = Duration::from_secs(120);
 
 fn unique(label: &str) -> String {
     format!("hookbus-{label}-{}", uuid::Uuid::new_v4().simple())
-}
-
-/// Reads `n` records from every partition of `topic`, from offset 0.
-async fn consume(topic: &str, partitions: i32, n: usize) -> Vec<OwnedMessage> {
-    let topic = topic.to_owned();
-    let bootstrap = bootstrap();
-    tokio::task::spawn_blocking(move || {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &bootstrap)
-            .set("group.id", unique("reader"))
-            .set("enable.auto.commit", "false")
-            .create()
-            .expect("consumer");
-        let mut tpl = TopicPartitionList::new();
-        for p in 0..partitions {
-            tpl.add_partition_offset(&topic, p, Offset::Offset(0))
-                .expect("partition");
-        }
-        consumer.assign(&tpl).expect("assign");
-        let mut out = Vec::with_capacity(n);
-        let mut last_progress = Instant::now();
-        while out.len() < n {
-            if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
-                out.push(m.detach());
-                last_progress = Instant::now();
-            }
-            assert!(
-                last_progress.elapsed() < Duration::from_secs(30),
-                "only {} of {n} records arrived on {topic} (nothing new for 30 s)",
-                out.len()
-            );
-        }
-        out
-    })
-    .await
-    .expect("consumer task")
 }
 
 /// Writes raw records (key, value, headers) and waits for them to be acknowledged.

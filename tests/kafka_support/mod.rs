@@ -1,7 +1,11 @@
 //! What the Kafka tests share: the broker's address and fresh topics.
 #![allow(dead_code)]
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use hookbus::kafka::rdkafka::consumer::{BaseConsumer, Consumer};
+use hookbus::kafka::rdkafka::message::OwnedMessage;
+use hookbus::kafka::rdkafka::{Offset, TopicPartitionList};
 
 use hookbus::kafka::rdkafka::ClientConfig;
 use hookbus::kafka::rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -36,4 +40,45 @@ pub async fn create_topic(label: &str, partitions: i32) -> String {
         }
     }
     name
+}
+
+/// Reads `n` records from every partition of `topic`, from offset 0. Fails
+/// if the records stop coming before `n` are read.
+pub async fn consume(topic: &str, partitions: i32, n: usize) -> Vec<OwnedMessage> {
+    let topic = topic.to_owned();
+    let bootstrap = bootstrap();
+    tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .set("group.id", format!("hookbus-test-{}", uuid::Uuid::new_v4()))
+            .set("enable.auto.commit", "false")
+            .create()
+            .expect("consumer");
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..partitions {
+            tpl.add_partition_offset(&topic, p, Offset::Offset(0))
+                .expect("partition");
+        }
+        consumer.assign(&tpl).expect("assign");
+        let mut out = Vec::with_capacity(n);
+        let mut last_progress = Instant::now();
+        while out.len() < n {
+            match consumer.poll(Duration::from_millis(200)) {
+                Some(Ok(m)) => {
+                    out.push(m.detach());
+                    last_progress = Instant::now();
+                }
+                Some(Err(e)) => eprintln!("consumer: {e}"),
+                None => {}
+            }
+            assert!(
+                last_progress.elapsed() < Duration::from_secs(30),
+                "only {} of {n} records arrived on {topic} (nothing new for 30 s)",
+                out.len()
+            );
+        }
+        out
+    })
+    .await
+    .expect("consumer task")
 }
