@@ -1050,3 +1050,53 @@ async fn retention_bounds_hold_under_a_million_events() {
     eprintln!("retention: {N} events, store file {size} bytes");
     assert!(size < 64 << 20, "the file grew to {size} bytes");
 }
+
+/// A store whose disk is behind: once its write buffer holds 16 commits'
+/// worth, `emit` refuses durable events (giving the event back, nobody gets
+/// it) and `publish` waits for the next commit instead; subscribers in
+/// memory are not held back.
+#[tokio::test]
+async fn a_store_behind_the_emitters_pushes_back() {
+    let dir = tempfile::tempdir().unwrap();
+    // Commits of 1 write, started at most once an hour: the buffer (16
+    // writes) fills at once, and only `publish` asks for a commit.
+    let store = Store::builder(dir.path().join("outbox.redb"))
+        .commit_max(1)
+        .commit_interval(Duration::from_secs(3600))
+        .open()
+        .unwrap();
+    let bus = Bus::new().unwrap();
+    let gate = Arc::new(Notify::new());
+    let durable = bus
+        .subscriber("order.*")
+        .name("orders")
+        .durable(&store)
+        .on_async(gated(&gate))
+        .unwrap();
+    let mut refused = None;
+    for i in 0..100 {
+        match bus.emit(event(i)) {
+            Ok(()) => {}
+            Err(EmitError::Store(e, reason)) => {
+                refused = Some((i, e, reason));
+                break;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let (at, back, reason) = refused.expect("the buffer never filled");
+    assert!(at <= 17, "refused only after {at} events");
+    assert_eq!(back.data()["n"], at, "the event is given back");
+    assert!(reason.contains("behind"), "{reason}");
+    assert_eq!(durable.stats().received, at, "nobody got the refused event");
+    // An event for a subscriber in memory only goes through meanwhile.
+    bus.emit(Event::new("audit.read", json!({})).unwrap())
+        .unwrap();
+    // `publish` waits for room (the writer commits one write at a time
+    // while someone waits) and then takes the event, on disk.
+    bus.publish(back).await.unwrap();
+    assert_eq!(durable.stats().received, at + 1);
+    store.sync().await.unwrap();
+    assert_eq!(store.pending("orders").unwrap(), at + 1);
+    bus.shutdown(Duration::ZERO).await;
+}
