@@ -3,6 +3,12 @@
 //!
 //! The goal is at most 2: the `Arc` of the value and the `Arc` of the event.
 //! No JSON, no id string, no per-event `Vec`.
+//!
+//! What does not grow with the number of events (a runtime queue or a
+//! mailbox growing once more, say: CI once saw 4 such allocations in a run
+//! of 512 events) is not a per-event cost. So the test emits many events and
+//! allows a small fixed slack: a third allocation per event would overrun it
+//! by thousands.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -51,17 +57,23 @@ fn a_typed_emit_to_one_typed_closure_allocates_at_most_twice() {
         .unwrap();
     rt.block_on(async {
         let bus = Bus::new().unwrap();
-        let total = std::sync::Arc::new(AtomicU64::new(0));
-        let t = total.clone();
+        let seen = std::sync::Arc::new(AtomicU64::new(0));
+        let s2 = seen.clone();
         bus.on_typed(move |s: Typed<Scored>| {
-            t.fetch_add(s.id, Ordering::Relaxed);
+            s2.fetch_add(1, Ordering::Relaxed);
+            std::hint::black_box(s.id);
         })
         .unwrap()
         .detach();
+        // Rounds well below the mailbox's capacity (1024, DropOldest), each
+        // delivered before the next, so nothing is dropped.
+        const ROUND: u64 = 256;
+        const N: u64 = 16 * ROUND;
+        // One-off allocations, not per event (see the module docs).
+        const SLACK: u64 = 64;
         // Build the values first and count only what emitting and
         // delivering them costs.
-        const N: u64 = 512;
-        let run = |base: u64| {
+        let values = |base: u64| {
             (0..N)
                 .map(|i| Scored {
                     id: base + i,
@@ -70,28 +82,32 @@ fn a_typed_emit_to_one_typed_closure_allocates_at_most_twice() {
                 })
                 .collect::<Vec<_>>()
         };
+        // Emits without allocating anything of its own.
+        let emit_all = async |values: Vec<Scored>| {
+            let seen_before = seen.load(Ordering::Relaxed);
+            for (i, v) in values.into_iter().enumerate() {
+                bus.emit(v).unwrap();
+                let sent = i as u64 + 1;
+                if sent % ROUND == 0 {
+                    let target = seen_before + sent;
+                    while seen.load(Ordering::Relaxed) < target {
+                        tokio::task::yield_now().await;
+                    }
+                }
+            }
+        };
         // Warm up: the mailbox grows to its working size once.
-        for v in run(0) {
-            bus.emit(v).unwrap();
-        }
-        tokio::task::yield_now().await;
-        for _ in 0..4 {
-            tokio::task::yield_now().await;
-        }
-        let values = run(N);
+        emit_all(values(0)).await;
+        let values = values(N);
         let before = ALLOCS.load(Ordering::Relaxed);
-        for v in values {
-            bus.emit(v).unwrap();
-        }
-        while total.load(Ordering::Relaxed) < (0..2 * N).sum::<u64>() {
-            tokio::task::yield_now().await;
-        }
+        emit_all(values).await;
         let allocs = ALLOCS.load(Ordering::Relaxed) - before;
         let per_event = allocs as f64 / N as f64;
         eprintln!("{allocs} allocations for {N} typed events: {per_event:.2} per event");
         assert!(
-            per_event <= 2.0,
-            "{allocs} allocations for {N} events: {per_event:.2} per event (goal <= 2)"
+            allocs <= 2 * N + SLACK,
+            "{allocs} allocations for {N} events: {per_event:.2} per event \
+             (goal <= 2 per event, plus {SLACK} one-off)"
         );
         bus.shutdown(std::time::Duration::from_secs(5)).await;
     });
