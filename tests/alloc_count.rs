@@ -88,7 +88,7 @@ fn a_typed_emit_to_one_typed_closure_allocates_at_most_twice() {
             for (i, v) in values.into_iter().enumerate() {
                 bus.emit(v).unwrap();
                 let sent = i as u64 + 1;
-                if sent % ROUND == 0 {
+                if sent.is_multiple_of(ROUND) {
                     let target = seen_before + sent;
                     while seen.load(Ordering::Relaxed) < target {
                         tokio::task::yield_now().await;
