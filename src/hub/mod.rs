@@ -42,7 +42,7 @@ use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::event::{Event, IntoEvent};
+use crate::event::{Event, IntoEvent, Source};
 use crate::pattern::Pattern;
 use crate::stats::{SubscriberReport, SubscriberStats};
 
@@ -261,7 +261,7 @@ pub(crate) struct Hub {
     offering: AtomicUsize,
     closed: AtomicBool,
     closed_notify: tokio::sync::Notify,
-    source: Option<Cow<'static, str>>,
+    source: Option<Source>,
     pub(crate) defaults: SubscriberOptions,
     pub(crate) runtime: tokio::runtime::Handle,
     next_id: AtomicU64,
@@ -284,7 +284,7 @@ impl Hub {
             offering: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
             closed_notify: tokio::sync::Notify::new(),
-            source,
+            source: source.map(Source::new),
             defaults,
             runtime,
             next_id: AtomicU64::new(1),
@@ -327,7 +327,7 @@ impl Hub {
         if !event.has_source()
             && let Some(src) = &self.source
         {
-            event.set_source(src.clone());
+            event.set_source(src);
         }
         Arc::new(event)
     }
