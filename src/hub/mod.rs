@@ -295,6 +295,7 @@ impl Hub {
         }
     }
 
+    #[inline]
     pub(crate) fn is_closed(&self) -> bool {
         self.closed.load(Ordering::SeqCst)
     }
@@ -304,10 +305,12 @@ impl Hub {
     }
 
     /// Whether some live subscriber's pattern matches `event_type`.
+    #[inline]
     pub(crate) fn wants(&self, event_type: &str) -> bool {
-        if !self.filter.may_match(event_type) {
-            return false;
-        }
+        self.filter.may_match(event_type) && self.wants_in_table(event_type)
+    }
+
+    fn wants_in_table(&self, event_type: &str) -> bool {
         let mut any = false;
         self.read_table()
             .for_each_match(event_type, |r| any |= r.mailbox.is_open());
@@ -434,6 +437,7 @@ impl Hub {
         }
     }
 
+    #[inline]
     fn unmatched<E: IntoEvent>(&self, event: E) -> Result<(), EmitError> {
         self.unmatched.bump();
         if self.is_closed() {
