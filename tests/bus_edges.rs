@@ -454,3 +454,77 @@ async fn a_publish_dropped_while_waiting_leaves_no_trace() {
     assert_eq!(narrow.stats.received, 3);
     assert_eq!(report.rejected_full, 1);
 }
+
+/// A refused emit gives back the places it reserved: a `Block` subscriber
+/// visited before the full one keeps its whole capacity however many emits
+/// are refused (a leaked place per refusal would fill it for good). Tried
+/// with and without a condition on it, the two paths an offer takes.
+#[tokio::test]
+async fn refused_emits_leave_no_place_reserved_in_the_other_block_mailboxes() {
+    const WIDE: u64 = 3;
+    for with_condition in [false, true] {
+        let bus = Bus::new().unwrap();
+        let seen = Arc::new(AtomicU64::new(0));
+        let s = seen.clone();
+        let wide = bus
+            .subscriber("m")
+            .name("wide")
+            .capacity(WIDE as usize)
+            .overflow(OverflowPolicy::Block);
+        let wide = if with_condition {
+            wide.filter(|_e: &Event| true)
+        } else {
+            wide
+        };
+        wide.on(move |_e: &Event| {
+            s.fetch_add(1, Ordering::SeqCst);
+        })
+        .unwrap()
+        .detach();
+        // Subscribed second, so an offer reserves a place in `wide` before
+        // it finds `narrow` full. Its handler waits for a permit.
+        let release = Arc::new(tokio::sync::Notify::new());
+        let r = release.clone();
+        let narrow = bus
+            .subscriber("m")
+            .name("narrow")
+            .capacity(1)
+            .overflow(OverflowPolicy::Block)
+            .on_async(move |_e| {
+                let r = r.clone();
+                async move { r.notified().await }
+            })
+            .unwrap();
+        bus.emit(ev("m", 0)).unwrap(); // fills narrow's mailbox
+        for i in 1..=50 {
+            assert!(
+                matches!(bus.emit(ev("m", i)), Err(EmitError::Full(_))),
+                "emit {i} (condition: {with_condition})"
+            );
+        }
+        // Both take event 0; then narrow leaves.
+        while seen.load(Ordering::SeqCst) < 1
+            || bus.stats().await.subscriber("narrow").unwrap().delivered < 1
+        {
+            release.notify_one();
+            tokio::task::yield_now().await;
+        }
+        drop(narrow);
+        // wide's task does not run between these emits: all WIDE places
+        // must be free.
+        for i in 0..WIDE {
+            let sent = bus.emit(ev("m", 100 + i));
+            assert!(
+                sent.is_ok(),
+                "wide refused event {i} of its {WIDE} places: places leaked (condition: {with_condition})"
+            );
+        }
+        let report = bus.shutdown(Duration::from_secs(5)).await;
+        assert_eq!(
+            seen.load(Ordering::SeqCst),
+            1 + WIDE,
+            "condition: {with_condition}"
+        );
+        assert_eq!(report.rejected_full, 50);
+    }
+}

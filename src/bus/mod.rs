@@ -290,7 +290,7 @@ impl Bus {
     /// [`stats`](crate::stats)).
     pub async fn stats(&self) -> BusStats {
         BusStats {
-            emitted: self.hub.emitted.load(Relaxed),
+            emitted: self.hub.emitted.get(),
             unmatched: self.hub.unmatched.get(),
             rejected_full: self.hub.rejected_full.load(Relaxed),
             subscribers: self.hub.stats(),
@@ -315,7 +315,7 @@ impl Bus {
         let deadline = tokio::time::Instant::now() + timeout;
         let subscribers = self.hub.shutdown(deadline).await;
         ShutdownReport {
-            emitted: self.hub.emitted.load(Relaxed),
+            emitted: self.hub.emitted.get(),
             unmatched: self.hub.unmatched.get(),
             rejected_full: self.hub.rejected_full.load(Relaxed),
             subscribers,

@@ -190,27 +190,10 @@ pub(crate) enum Offer {
     Closed,
 }
 
-/// A matching route during an offer: borrowed from the routing table while
-/// its read lock is held (no condition to run), or owned (a reference count)
-/// when conditions must run with no lock held.
-enum RouteRef<'a> {
-    Borrowed(&'a Arc<Route>),
-    Owned(Arc<Route>),
-}
-
-impl std::ops::Deref for RouteRef<'_> {
-    type Target = Arc<Route>;
-    fn deref(&self) -> &Arc<Route> {
-        match self {
-            RouteRef::Borrowed(r) => r,
-            RouteRef::Owned(r) => r,
-        }
-    }
-}
-
-/// One matching route during an offer.
-struct Target<'a> {
-    route: RouteRef<'a>,
+/// One matching route during an offer whose conditions run with no lock
+/// held.
+struct Target {
+    route: Arc<Route>,
     accepted: bool,
     reserved: bool,
 }
@@ -247,9 +230,6 @@ impl<T> Small<T> {
             .flatten()
             .chain(self.spill.iter_mut())
     }
-    fn into_iter(self) -> impl Iterator<Item = T> {
-        self.inline.into_iter().flatten().chain(self.spill)
-    }
 }
 
 /// State shared by every [`Bus`](crate::Bus) handle.
@@ -265,7 +245,7 @@ pub(crate) struct Hub {
     pub(crate) defaults: SubscriberOptions,
     pub(crate) runtime: tokio::runtime::Handle,
     next_id: AtomicU64,
-    pub(crate) emitted: AtomicU64,
+    pub(crate) emitted: counter::ThreadCounter,
     pub(crate) unmatched: counter::ThreadCounter,
     pub(crate) rejected_full: AtomicU64,
     pub(crate) report: tokio::sync::OnceCell<Vec<SubscriberReport>>,
@@ -288,7 +268,7 @@ impl Hub {
             defaults,
             runtime,
             next_id: AtomicU64::new(1),
-            emitted: AtomicU64::new(0),
+            emitted: counter::ThreadCounter::default(),
             unmatched: counter::ThreadCounter::default(),
             rejected_full: AtomicU64::new(0),
             report: tokio::sync::OnceCell::new(),
@@ -344,7 +324,7 @@ impl Hub {
         let event = self.prepare(event.into_event()?);
         match self.offer(&event, None) {
             Offer::Accepted => {
-                self.emitted.fetch_add(1, Ordering::Relaxed);
+                self.emitted.bump();
                 Ok(())
             }
             Offer::StoreFailed(reason) => {
@@ -378,7 +358,7 @@ impl Hub {
         loop {
             match self.offer(&event, Some(&mut commits)) {
                 Offer::Accepted => {
-                    self.emitted.fetch_add(1, Ordering::Relaxed);
+                    self.emitted.bump();
                     for commit in commits {
                         if let Err(reason) = commit.await {
                             // Taken in memory (and delivered from there while
@@ -459,59 +439,50 @@ impl Hub {
         if self.closed.load(Ordering::SeqCst) {
             return Offer::Closed;
         }
-        // Events evicted from DropOldest mailboxes: dropped last, with no
-        // lock held (dropping one may run a typed value's `Drop`).
-        let mut evicted = Small::new();
         let table = self.read_table();
-        let mut targets = Small::new();
+        if !table.has_conditions() {
+            // No user code to run: reserve and push while the table is
+            // read-locked, straight from it (nothing collected). Events
+            // evicted from DropOldest mailboxes are dropped last, with no
+            // lock held (dropping one may run a typed value's `Drop`).
+            let mut evicted = Vec::new();
+            let outcome = deliver_routed(&table, event, &mut evicted, commits);
+            drop(table);
+            drop(evicted);
+            return outcome;
+        }
+        // Conditions are the user's code: they run with no lock held, so the
+        // targets hold their own references.
+        let mut owned: Small<Target> = Small::new();
         table.for_each_match(event.event_type(), |route| {
-            targets.push(Target {
-                route: RouteRef::Borrowed(route),
+            owned.push(Target {
+                route: Arc::clone(route),
                 accepted: true,
                 reserved: false,
             })
         });
-        if targets.is_empty() {
+        drop(table);
+        if owned.is_empty() {
             return Offer::Unmatched;
         }
-        let outcome = if targets.iter_mut().any(|t| t.route.condition.is_some()) {
-            // Conditions are the user's code: they run with no lock held, so
-            // the targets hold their own references.
-            let mut owned: Small<Target<'static>> = Small::new();
-            for t in targets.into_iter() {
-                owned.push(Target {
-                    route: RouteRef::Owned(Arc::clone(&t.route)),
-                    accepted: true,
-                    reserved: false,
-                });
-            }
-            drop(table);
-            let mut panics = Vec::new();
-            for t in owned.iter_mut() {
-                if let Some(condition) = &t.route.condition {
-                    match std::panic::catch_unwind(AssertUnwindSafe(|| condition(event))) {
-                        Ok(ok) => t.accepted = ok,
-                        Err(panic) => {
-                            t.accepted = false;
-                            panics.push((t.route.clone(), crate::sink::panic_message(&panic)));
-                        }
+        let mut panics = Vec::new();
+        for t in owned.iter_mut() {
+            if let Some(condition) = &t.route.condition {
+                match std::panic::catch_unwind(AssertUnwindSafe(|| condition(event))) {
+                    Ok(ok) => t.accepted = ok,
+                    Err(panic) => {
+                        t.accepted = false;
+                        panics.push((t.route.clone(), crate::sink::panic_message(&panic)));
                     }
                 }
             }
-            let outcome = deliver(event, &mut owned, &mut evicted, commits);
-            drop(_done);
-            for (route, message) in panics {
-                self.condition_panicked(&route, event, &message);
-            }
-            outcome
-        } else {
-            // No user code to run: push while the table is read-locked,
-            // without taking a reference count per route.
-            let outcome = deliver(event, &mut targets, &mut evicted, commits);
-            drop(targets);
-            drop(table);
-            outcome
-        };
+        }
+        let mut evicted = Vec::new();
+        let outcome = deliver(event, &mut owned, &mut evicted, commits);
+        drop(_done);
+        for (route, message) in panics {
+            self.condition_panicked(&route, event, &message);
+        }
         drop(evicted);
         outcome
     }
@@ -572,8 +543,7 @@ impl Hub {
     /// Takes a subscriber out of the routing table (unsubscribe, limit
     /// reached, task ended). Events already in its mailbox stay there.
     pub(crate) fn unroute(&self, route: &Route) {
-        self.write_table()
-            .remove(route.id, &route.pattern, &self.filter);
+        self.write_table().remove(route, &self.filter);
     }
 
     /// A subscriber task ended on its own.
@@ -673,39 +643,121 @@ impl Hub {
     }
 }
 
-/// Reserves a place in every `Block` mailbox that takes the event (or gives
-/// every reservation back and names the full one), then pushes into each.
-///
-/// A durable subscriber records the event in its journal before the push
-/// (so its task never finishes an event not yet recorded) and forgets it
-/// again when the mailbox did not queue it; a journal that cannot take
-/// events refuses the whole offer, like a full `Block` mailbox.
+/// An offer's first step for one route that takes the event: a durable
+/// subscriber's journal must take events, and a `Block` mailbox must have a
+/// place, which this reserves (`Ok(true)`). The refusal otherwise.
+fn admit(route: &Arc<Route>) -> Result<bool, Offer> {
+    if let Some(journal) = &route.journal
+        && let Some(refusal) = journal.refusal()
+    {
+        return Err(match refusal {
+            Refusal::Busy => Offer::StoreBusy(Arc::clone(journal)),
+            Refusal::Failed(reason) => Offer::StoreFailed(reason),
+        });
+    }
+    if route.mailbox.policy() == OverflowPolicy::Block {
+        if !route.mailbox.reserve() {
+            return Err(Offer::Full(Arc::clone(route)));
+        }
+        return Ok(true);
+    }
+    Ok(false)
+}
+
+/// An offer's second step for one route: into the mailbox (counted as
+/// filtered when not `accepted`). A durable subscriber records the event in
+/// its journal before the push (so its task never finishes an event not yet
+/// recorded) and forgets it again when the mailbox did not queue it.
+/// Returns whether the mailbox counted the event at all.
+fn push_into(
+    route: &Route,
+    event: &Arc<Event>,
+    accepted: bool,
+    reserved: bool,
+    evicted: &mut Vec<Arc<Event>>,
+    commits: &mut Option<&mut Vec<Commit>>,
+) -> bool {
+    let journal = route.journal.as_ref().filter(|_| accepted);
+    if let Some(journal) = journal {
+        journal.append(event);
+    }
+    let (pushed, old) = route.mailbox.push(event, accepted, reserved);
+    if let Some(journal) = journal {
+        if pushed == Pushed::Taken {
+            if let Some(commits) = commits.as_deref_mut() {
+                commits.push(journal.commit());
+            }
+        } else {
+            journal.discard(event);
+        }
+        if let Some(old) = &old {
+            journal.discard(old);
+        }
+    }
+    evicted.extend(old);
+    pushed != Pushed::Refused
+}
+
+/// Delivers to every route in the table that matches (none has a
+/// condition), reading the table twice under one read lock: admit each
+/// (all or none), then push into each.
+fn deliver_routed(
+    table: &routes::Table,
+    event: &Arc<Event>,
+    evicted: &mut Vec<Arc<Event>>,
+    mut commits: Option<&mut Vec<Commit>>,
+) -> Offer {
+    let ty = event.event_type();
+    let mut admitted = 0usize;
+    let mut refused = None;
+    table.for_each_match(ty, |route| {
+        if refused.is_none() {
+            match admit(route) {
+                Ok(_) => admitted += 1,
+                Err(offer) => refused = Some(offer),
+            }
+        }
+    });
+    if let Some(refused) = refused {
+        // The same table under the same lock: the same routes in the same
+        // order. Give back the places the first `admitted` reserved.
+        let mut seen = 0usize;
+        table.for_each_match(ty, |route| {
+            if seen < admitted && route.mailbox.policy() == OverflowPolicy::Block {
+                route.mailbox.unreserve();
+            }
+            seen += 1;
+        });
+        return refused;
+    }
+    let mut taken = false;
+    table.for_each_match(ty, |route| {
+        let reserved = route.mailbox.policy() == OverflowPolicy::Block;
+        taken |= push_into(route, event, true, reserved, evicted, &mut commits);
+    });
+    if taken {
+        Offer::Accepted
+    } else {
+        Offer::Unmatched
+    }
+}
+
+/// Delivers to the targets (their conditions already run): admit each that
+/// accepted the event (all or none), then push into each.
 fn deliver(
     event: &Arc<Event>,
-    targets: &mut Small<Target<'_>>,
-    evicted: &mut Small<Arc<Event>>,
+    targets: &mut Small<Target>,
+    evicted: &mut Vec<Arc<Event>>,
     mut commits: Option<&mut Vec<Commit>>,
 ) -> Offer {
     let mut refused = None;
-    for t in targets.iter_mut() {
-        if !t.accepted {
-            continue;
-        }
-        if let Some(journal) = &t.route.journal
-            && let Some(refusal) = journal.refusal()
-        {
-            refused = Some(match refusal {
-                Refusal::Busy => Offer::StoreBusy(Arc::clone(journal)),
-                Refusal::Failed(reason) => Offer::StoreFailed(reason),
-            });
-            break;
-        }
-        if t.route.mailbox.policy() == OverflowPolicy::Block {
-            if !t.route.mailbox.reserve() {
-                refused = Some(Offer::Full(Arc::clone(&t.route)));
+    for t in targets.iter_mut().filter(|t| t.accepted) {
+        match admit(&t.route) {
+            Ok(reserved) => t.reserved = reserved,
+            Err(offer) => {
+                refused = Some(offer);
                 break;
             }
-            t.reserved = true;
         }
     }
     if let Some(refused) = refused {
@@ -716,27 +768,14 @@ fn deliver(
     }
     let mut taken = false;
     for t in targets.iter_mut() {
-        let journal = t.route.journal.as_ref().filter(|_| t.accepted);
-        if let Some(journal) = journal {
-            journal.append(event);
-        }
-        let (pushed, old) = t.route.mailbox.push(event, t.accepted, t.reserved);
-        taken |= pushed != Pushed::Refused;
-        if let Some(journal) = journal {
-            if pushed == Pushed::Taken {
-                if let Some(commits) = commits.as_deref_mut() {
-                    commits.push(journal.commit());
-                }
-            } else {
-                journal.discard(event);
-            }
-            if let Some(old) = &old {
-                journal.discard(old);
-            }
-        }
-        if let Some(old) = old {
-            evicted.push(old);
-        }
+        taken |= push_into(
+            &t.route,
+            event,
+            t.accepted,
+            t.reserved,
+            evicted,
+            &mut commits,
+        );
     }
     if taken {
         Offer::Accepted

@@ -193,6 +193,9 @@ pub(crate) struct Table {
     /// Patterns per filter slot, and patterns that make the filter useless.
     slot_counts: Vec<u32>,
     broad: u32,
+    /// Routes with a condition: while there are none, an offer pushes
+    /// straight from the table.
+    conditioned: usize,
 }
 
 impl Table {
@@ -228,8 +231,15 @@ impl Table {
         }
     }
 
+    /// Whether some route has a condition (user code that an offer runs
+    /// with no lock held).
+    pub(crate) fn has_conditions(&self) -> bool {
+        self.conditioned > 0
+    }
+
     pub(crate) fn add(&mut self, route: Arc<Route>, filter: &Filter) {
         self.count(&route.pattern, 1, filter);
+        self.conditioned += usize::from(route.condition.is_some());
         match place(&route.pattern) {
             Place::All => self.all.push(route),
             Place::Exact => self
@@ -243,7 +253,8 @@ impl Table {
     }
 
     /// Removes the route with this id and pattern; returns whether it was there.
-    pub(crate) fn remove(&mut self, id: u64, pattern: &Pattern, filter: &Filter) -> bool {
+    pub(crate) fn remove(&mut self, route: &Route, filter: &Filter) -> bool {
+        let (id, pattern) = (route.id, &route.pattern);
         let found = match place(pattern) {
             Place::All => remove_id(&mut self.all, id),
             Place::Exact => match self.exact.get_mut(pattern.as_str()) {
@@ -261,6 +272,7 @@ impl Table {
         };
         if found {
             self.count(pattern, -1, filter);
+            self.conditioned -= usize::from(route.condition.is_some());
         }
         found
     }
@@ -359,8 +371,8 @@ mod tests {
                     break;
                 }
                 let r = live.remove(ix.index(live.len()));
-                prop_assert!(table.remove(r.id, &r.pattern, &filter));
-                prop_assert!(!table.remove(r.id, &r.pattern, &filter));
+                prop_assert!(table.remove(&r, &filter));
+                prop_assert!(!table.remove(&r, &filter));
             }
             for ty in &types {
                 let mut expected: Vec<u64> = live
@@ -375,7 +387,7 @@ mod tests {
                 }
             }
             for r in &live {
-                prop_assert!(table.remove(r.id, &r.pattern, &filter));
+                prop_assert!(table.remove(r, &filter));
             }
             prop_assert!(table.trie.is_empty());
             prop_assert!(table.exact.is_empty() && table.all.is_empty() && table.complex.is_empty());
