@@ -371,7 +371,10 @@ thread_local! {
 /// read. The other 74 bits come from a random value drawn once per thread
 /// and counted up per id, so an id costs no random number generator, and
 /// ids stay unique: a thread never repeats one, and two threads' sequences
-/// start 80 random bits apart.
+/// start 80 random bits apart. (A process that forks without `exec` and
+/// emits on the same thread in both parent and child would repeat the
+/// parent's sequence in the child; hookbus never forks, and a child that
+/// runs a new program starts afresh.)
 fn generate_id(nanos: i64) -> uuid::Uuid {
     let next = ID_SEQ.with(|seq| {
         let mut v = seq.get();
