@@ -342,43 +342,23 @@ impl Store {
     /// How many events of `subscriber` are pending on disk (committed and
     /// not yet delivered).
     pub fn pending(&self, subscriber: &str) -> Result<u64, StoreError> {
-        let s = &self.shared.0;
-        let txn = s.db.begin_read().map_err(io)?;
-        let table = match txn.open_table(PENDING) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(0),
-            Err(e) => return Err(io(e)),
-        };
-        Ok(table
-            .range((subscriber, 0)..=(subscriber, u64::MAX))
-            .map_err(io)?
-            .count() as u64)
+        self.read(PENDING, 0, |table| {
+            Ok(table
+                .range((subscriber, 0)..=(subscriber, u64::MAX))
+                .map_err(io)?
+                .count() as u64)
+        })
     }
 
     /// The pending events of `subscriber` on disk, oldest first, at most
     /// `limit` (records that cannot be read are skipped).
     pub fn pending_events(&self, subscriber: &str, limit: usize) -> Result<Vec<Event>, StoreError> {
-        let s = &self.shared.0;
-        let txn = s.db.begin_read().map_err(io)?;
-        let table = match txn.open_table(PENDING) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-            Err(e) => return Err(io(e)),
-        };
-        let mut out = Vec::new();
-        for row in table
-            .range((subscriber, 0)..=(subscriber, u64::MAX))
-            .map_err(io)?
-        {
-            if out.len() >= limit {
-                break;
-            }
-            let (_, v) = row.map_err(io)?;
-            if let Some(r) = writer::decode_pending(v.value()) {
-                out.push(r.event);
-            }
-        }
-        Ok(out)
+        self.read(PENDING, Vec::new(), |table| {
+            let rows = table
+                .range((subscriber, 0)..=(subscriber, u64::MAX))
+                .map_err(io)?;
+            decoded(rows, limit, |v| writer::decode_pending(v).map(|r| r.event))
+        })
     }
 
     /// The dead letters kept, oldest first (of every subscriber when
@@ -388,27 +368,12 @@ impl Store {
         subscriber: Option<&str>,
         limit: usize,
     ) -> Result<Vec<StoredDeadLetter>, StoreError> {
-        let s = &self.shared.0;
-        let txn = s.db.begin_read().map_err(io)?;
-        let table = match txn.open_table(DEAD) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-            Err(e) => return Err(io(e)),
-        };
-        let mut out = Vec::new();
-        for row in table.iter().map_err(io)? {
-            if out.len() >= limit {
-                break;
-            }
-            let (_, v) = row.map_err(io)?;
-            let Some(d) = writer::decode_dead(v.value()) else {
-                continue;
-            };
-            if subscriber.is_none_or(|name| name == d.subscriber) {
-                out.push(d);
-            }
-        }
-        Ok(out)
+        self.read(DEAD, Vec::new(), |table| {
+            decoded(table.iter().map_err(io)?, limit, |v| {
+                writer::decode_dead(v)
+                    .filter(|d| subscriber.is_none_or(|name| name == d.subscriber))
+            })
+        })
     }
 
     /// The delivered events of `subscriber` accepted at or after `since`,
@@ -424,26 +389,28 @@ impl Store {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0);
+        self.read(HISTORY, Vec::new(), |table| {
+            decoded(table.iter().map_err(io)?, limit, |v| {
+                let (sub, accepted_ms, event) = writer::decode_history(v)?;
+                (sub == subscriber && accepted_ms >= since_ms).then_some(event)
+            })
+        })
+    }
+
+    /// Reads one table: `f` with it, or `missing` when it was never created
+    /// (nothing was ever written to it).
+    fn read<K: redb::Key + 'static, V: redb::Value + 'static, R>(
+        &self,
+        table: redb::TableDefinition<K, V>,
+        missing: R,
+        f: impl FnOnce(redb::ReadOnlyTable<K, V>) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
         let txn = self.shared.0.db.begin_read().map_err(io)?;
-        let table = match txn.open_table(HISTORY) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-            Err(e) => return Err(io(e)),
-        };
-        let mut out = Vec::new();
-        for row in table.iter().map_err(io)? {
-            if out.len() >= limit {
-                break;
-            }
-            let (_, v) = row.map_err(io)?;
-            if let Some((sub, accepted_ms, event)) = writer::decode_history(v.value())
-                && sub == subscriber
-                && accepted_ms >= since_ms
-            {
-                out.push(event);
-            }
+        match txn.open_table(table) {
+            Ok(t) => f(t),
+            Err(redb::TableError::TableDoesNotExist(_)) => Ok(missing),
+            Err(e) => Err(io(e)),
         }
-        Ok(out)
     }
 
     /// Whether the store keeps delivered events (see
@@ -454,12 +421,7 @@ impl Store {
 
     /// How many dead letters the store keeps now.
     pub fn dead_letter_count(&self) -> Result<u64, StoreError> {
-        let txn = self.shared.0.db.begin_read().map_err(io)?;
-        match txn.open_table(DEAD) {
-            Ok(t) => t.len().map_err(io),
-            Err(redb::TableError::TableDoesNotExist(_)) => Ok(0),
-            Err(e) => Err(io(e)),
-        }
+        self.read(DEAD, 0, |table| table.len().map_err(io))
     }
 
     /// An endpoint's persisted state: enabled, and why it was disabled
@@ -561,6 +523,32 @@ impl Store {
 
 fn io(e: impl fmt::Display) -> StoreError {
     StoreError::Io(e.to_string())
+}
+
+/// Up to `limit` of the values of `rows` that `keep` decodes and keeps, in
+/// order (records that cannot be read are skipped).
+fn decoded<'a, K: redb::Key + 'static, T>(
+    rows: impl Iterator<
+        Item = Result<
+            (
+                redb::AccessGuard<'a, K>,
+                redb::AccessGuard<'a, &'static [u8]>,
+            ),
+            redb::StorageError,
+        >,
+    >,
+    limit: usize,
+    mut keep: impl FnMut(&[u8]) -> Option<T>,
+) -> Result<Vec<T>, StoreError> {
+    let mut out = Vec::new();
+    for row in rows {
+        if out.len() >= limit {
+            break;
+        }
+        let (_, v) = row.map_err(io)?;
+        out.extend(keep(v.value()));
+    }
+    Ok(out)
 }
 
 /// A durable subscriber's journal and the events it had pending.
