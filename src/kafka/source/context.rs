@@ -13,6 +13,7 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use super::stats::Shared;
 use crate::kafka::config::Settings;
+use crate::kafka::producer::log;
 
 /// The consumer's context: rebalances, commits, statistics and logs.
 pub(super) struct SourceContext {
@@ -23,17 +24,7 @@ pub(super) struct SourceContext {
 impl ClientContext for SourceContext {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
         let message = self.redact.redact(message);
-        match level {
-            RDKafkaLogLevel::Emerg
-            | RDKafkaLogLevel::Alert
-            | RDKafkaLogLevel::Critical
-            | RDKafkaLogLevel::Error => tracing::error!(target: "librdkafka", fac, "{message}"),
-            RDKafkaLogLevel::Warning => tracing::warn!(target: "librdkafka", fac, "{message}"),
-            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
-                tracing::info!(target: "librdkafka", fac, "{message}")
-            }
-            RDKafkaLogLevel::Debug => tracing::debug!(target: "librdkafka", fac, "{message}"),
-        }
+        log(level, fac, &message);
     }
 
     fn error(&self, error: RdError, reason: &str) {
