@@ -46,6 +46,19 @@ pub struct DeliveryOutcome {
 }
 
 impl DeliveryOutcome {
+    /// Nothing sent: the endpoint does not take the event, or there was
+    /// nothing to send.
+    pub(crate) fn skipped() -> DeliveryOutcome {
+        DeliveryOutcome {
+            status: DeliveryStatus::Skipped,
+            attempts: 0,
+            status_code: None,
+            latency: Duration::ZERO,
+            error: None,
+            response_excerpt: None,
+        }
+    }
+
     /// Whether the endpoint accepted it.
     pub fn is_delivered(&self) -> bool {
         self.status == DeliveryStatus::Delivered
@@ -111,14 +124,7 @@ impl Endpoint {
     ) -> DeliveryOutcome {
         let n = events.len() as u64;
         if n == 0 {
-            return DeliveryOutcome {
-                status: DeliveryStatus::Skipped,
-                attempts: 0,
-                status_code: None,
-                latency: Duration::ZERO,
-                error: None,
-                response_excerpt: None,
-            };
+            return DeliveryOutcome::skipped();
         }
         if !self.state.enabled.load(SeqCst) {
             return self.refuse_disabled(events, 0);

@@ -1,9 +1,8 @@
 //! The webhook called directly, without a bus: [`WebhookEmitter`].
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use super::delivery::{DeliveryOutcome, DeliveryStatus, spawn_delivery};
+use super::delivery::{DeliveryOutcome, spawn_delivery};
 use super::sink::WebhookSink;
 use crate::event::Event;
 
@@ -42,14 +41,7 @@ impl WebhookEmitter {
     pub async fn emit(&self, event: impl Into<Arc<Event>>) -> DeliveryOutcome {
         let event = event.into();
         if !self.sink.endpoint.wants(&event) {
-            return DeliveryOutcome {
-                status: DeliveryStatus::Skipped,
-                attempts: 0,
-                status_code: None,
-                latency: Duration::ZERO,
-                error: None,
-                response_excerpt: None,
-            };
+            return DeliveryOutcome::skipped();
         }
         let endpoint = self.sink.endpoint.clone();
         spawn_delivery(async move {
