@@ -699,8 +699,9 @@ fn push_into(
 }
 
 /// Delivers to every route in the table that matches (none has a
-/// condition), reading the table twice under one read lock: admit each
-/// (all or none), then push into each.
+/// condition), under one read lock: admit each (all or none), then push
+/// into each. While no route in the table can refuse (only lossy, memory
+/// subscribers), there is nothing to admit and the table is read once.
 fn deliver_routed(
     table: &routes::Table,
     event: &Arc<Event>,
@@ -710,14 +711,16 @@ fn deliver_routed(
     let ty = event.event_type();
     let mut admitted = 0usize;
     let mut refused = None;
-    table.for_each_match(ty, |route| {
-        if refused.is_none() {
-            match admit(route) {
-                Ok(_) => admitted += 1,
-                Err(offer) => refused = Some(offer),
+    if table.has_refusing() {
+        table.for_each_match(ty, |route| {
+            if refused.is_none() {
+                match admit(route) {
+                    Ok(_) => admitted += 1,
+                    Err(offer) => refused = Some(offer),
+                }
             }
-        }
-    });
+        });
+    }
     if let Some(refused) = refused {
         // The same table under the same lock: the same routes in the same
         // order. Give back the places the first `admitted` reserved.

@@ -196,6 +196,15 @@ pub(crate) struct Table {
     /// Routes with a condition: while there are none, an offer pushes
     /// straight from the table.
     conditioned: usize,
+    /// Routes that can refuse an event (`Block`, or durable): while there
+    /// are none, an offer has nothing to reserve and pushes at once.
+    refusing: usize,
+}
+
+/// Whether a route can refuse an event: a `Block` mailbox may be full, a
+/// durable subscriber's store may be behind.
+pub(crate) fn can_refuse(route: &Route) -> bool {
+    route.journal.is_some() || route.mailbox.policy() == crate::hub::OverflowPolicy::Block
 }
 
 impl Table {
@@ -237,9 +246,15 @@ impl Table {
         self.conditioned > 0
     }
 
+    /// Whether some route can refuse an event (see [`can_refuse`]).
+    pub(crate) fn has_refusing(&self) -> bool {
+        self.refusing > 0
+    }
+
     pub(crate) fn add(&mut self, route: Arc<Route>, filter: &Filter) {
         self.count(&route.pattern, 1, filter);
         self.conditioned += usize::from(route.condition.is_some());
+        self.refusing += usize::from(can_refuse(&route));
         match place(&route.pattern) {
             Place::All => self.all.push(route),
             Place::Exact => self
@@ -273,6 +288,7 @@ impl Table {
         if found {
             self.count(pattern, -1, filter);
             self.conditioned -= usize::from(route.condition.is_some());
+            self.refusing -= usize::from(can_refuse(route));
         }
         found
     }
