@@ -12,9 +12,16 @@
 //!   a hand-written `HashMap<type, mpsc::Sender>` router with one task per
 //!   subscriber;
 //! - `fanout_typed/N`: a typed event to N typed closure subscribers,
-//!   lossless, against raw async-broadcast carrying `Arc<T>` of the same
-//!   payload and a kameo-style actor pub-sub (one bounded mailbox per
-//!   subscriber, one `tell` per subscriber per event);
+//!   lossless, against
+//!   - raw async-broadcast carrying `Arc<T>` of the same payload
+//!     (`raw_async_broadcast_arc`);
+//!   - the same channel carrying the `Arc<Event>` the bus makes of that
+//!     value, each receiver reading the value (`raw_async_broadcast_event`):
+//!     what moving the event itself costs, with no bus around it;
+//!   - actor pub-sub, one `tell` per subscriber per event: real kameo actors
+//!     (`kameo_tell_each`: kameo's default bounded mailbox of 64; kameo boxes
+//!     every message), and a lighter stand-in of the same shape on tokio mpsc
+//!     with no per-message box (`actor_tell_each`);
 //! - `subscribe/10000`: subscribing 10,000 closures on distinct types, then
 //!   shutting the bus down.
 //!
@@ -448,6 +455,46 @@ fn fanout_typed(c: &mut Criterion) {
             rt.block_on(t).unwrap();
         }
 
+        // The same raw channel carrying what the bus carries: the event made
+        // from the value (id, time, type), each receiver reading the value.
+        let done = Done::new();
+        let (tx, rx) = async_broadcast::broadcast::<Arc<Event>>(1024);
+        let tasks: Vec<_> = (0..subscribers)
+            .map(|_| {
+                let mut rx = rx.clone();
+                let d = done.clone();
+                rt.spawn(async move {
+                    while let Ok(e) = rx.recv_direct().await {
+                        black_box(e.payload::<Tick>().map(|t| t.n));
+                        d.hit();
+                    }
+                })
+            })
+            .collect();
+        drop(rx);
+        g.bench_with_input(
+            BenchmarkId::new("raw_async_broadcast_event", subscribers),
+            &subscribers,
+            |b, _| {
+                b.to_async(&rt).iter(|| {
+                    let (tx, done) = (tx.clone(), done.clone());
+                    async move {
+                        done.run(total, async || {
+                            for n in 0..EVENTS {
+                                let e = Arc::new(Event::typed(Tick { n }).unwrap());
+                                tx.broadcast_direct(e).await.unwrap();
+                            }
+                        })
+                        .await
+                    }
+                })
+            },
+        );
+        drop(tx);
+        for t in tasks {
+            rt.block_on(t).unwrap();
+        }
+
         // kameo-style actor pub-sub: a bounded mailbox per subscriber actor,
         // the publisher `tell`s each one.
         let done = Done::new();
@@ -477,8 +524,63 @@ fn fanout_typed(c: &mut Criterion) {
         for t in tasks {
             rt.block_on(t).unwrap();
         }
+
+        // The same with real kameo actors (kameo's default mailbox).
+        let done = Done::new();
+        let actors: Arc<Vec<_>> = Arc::new(rt.block_on(async {
+            (0..subscribers)
+                .map(|_| <TickActor as kameo::actor::Spawn>::spawn(TickActor(done.clone())))
+                .collect()
+        }));
+        g.bench_with_input(
+            BenchmarkId::new("kameo_tell_each", subscribers),
+            &subscribers,
+            |b, _| {
+                b.to_async(&rt).iter(|| {
+                    let (actors, done) = (actors.clone(), done.clone());
+                    async move {
+                        done.run(total, async || {
+                            for n in 0..EVENTS {
+                                let t = Arc::new(Tick { n });
+                                for a in actors.iter() {
+                                    a.tell(t.clone()).send().await.unwrap();
+                                }
+                            }
+                        })
+                        .await
+                    }
+                })
+            },
+        );
+        rt.block_on(async {
+            for a in actors.iter() {
+                a.stop_gracefully().await.unwrap();
+                a.wait_for_shutdown().await;
+            }
+        });
     }
     g.finish();
+}
+
+/// A kameo subscriber actor: counts each tick it is told.
+struct TickActor(Arc<Done>);
+
+impl kameo::Actor for TickActor {
+    type Args = Self;
+    type Error = kameo::error::Infallible;
+
+    async fn on_start(me: Self, _: kameo::actor::ActorRef<Self>) -> Result<Self, Self::Error> {
+        Ok(me)
+    }
+}
+
+impl kameo::message::Message<Arc<Tick>> for TickActor {
+    type Reply = ();
+
+    async fn handle(&mut self, t: Arc<Tick>, _: &mut kameo::message::Context<Self, Self::Reply>) {
+        black_box(t.n);
+        self.0.hit();
+    }
 }
 
 fn subscribe(c: &mut Criterion) {
