@@ -25,6 +25,9 @@
 //! - `subscribe/10000`: subscribing 10,000 closures on distinct types, then
 //!   shutting the bus down.
 //!
+//! Every group runs on a 2-worker tokio runtime; the measured producer loop
+//! runs as a task on it (see `on_worker`), the subscribers as their tasks.
+//!
 //! Run with `cargo bench --bench bus`.
 
 use std::hint::black_box;
@@ -126,6 +129,15 @@ impl Done {
     }
 }
 
+/// Runs a measured producer loop as a task on the runtime, as a service
+/// emits from its tasks. Run on criterion's own thread (`block_on`), the
+/// producer was a third busy thread beside the runtime's two workers on a
+/// 2-core machine: every figure then depended on how the OS placed the three,
+/// and the baselines swung between two modes up to 2x apart.
+async fn on_worker(producer: impl Future<Output = ()> + Send + 'static) {
+    tokio::spawn(producer).await.unwrap()
+}
+
 /// What a hand-wired receiver does with each message: check that it is the
 /// type it wants (the bus matches each subscriber's pattern), then handle it.
 fn route(e: &Event, done: &Done) {
@@ -170,14 +182,14 @@ fn fanout(c: &mut Criterion) {
                 b.to_async(&rt).iter(|| {
                     let bus = bus.clone();
                     let done = done.clone();
-                    async move {
+                    on_worker(async move {
                         done.run(total, async || {
                             for i in 0..EVENTS {
                                 bus.publish(event(i)).await.unwrap();
                             }
                         })
                         .await
-                    }
+                    })
                 })
             },
         );
@@ -205,14 +217,14 @@ fn fanout(c: &mut Criterion) {
                 b.to_async(&rt).iter(|| {
                     let tx = tx.clone();
                     let done = done.clone();
-                    async move {
+                    on_worker(async move {
                         done.run(total, async || {
                             for i in 0..EVENTS {
                                 tx.broadcast_direct(Arc::new(event(i))).await.unwrap();
                             }
                         })
                         .await
-                    }
+                    })
                 })
             },
         );
@@ -243,14 +255,14 @@ fn fanout(c: &mut Criterion) {
                 b.to_async(&rt).iter(|| {
                     let tx = tx.clone();
                     let done = done.clone();
-                    async move {
+                    on_worker(async move {
                         done.run(total, async || {
                             for i in 0..EVENTS {
                                 tx.send(Arc::new(event(i))).unwrap();
                             }
                         })
                         .await
-                    }
+                    })
                 })
             },
         );
@@ -323,7 +335,7 @@ fn routing(c: &mut Criterion) {
             |b, _| {
                 b.to_async(&rt).iter(|| {
                     let (bus, done, types) = (bus.clone(), done.clone(), types.clone());
-                    async move {
+                    on_worker(async move {
                         done.run(ROUTED, async || {
                             for i in 0..ROUTED {
                                 let ty = &types[i as usize % types.len()];
@@ -332,7 +344,7 @@ fn routing(c: &mut Criterion) {
                             }
                         })
                         .await
-                    }
+                    })
                 })
             },
         );
@@ -350,7 +362,7 @@ fn routing(c: &mut Criterion) {
             |b, _| {
                 b.to_async(&rt).iter(|| {
                     let (router, done, types) = (router.clone(), done.clone(), types.clone());
-                    async move {
+                    on_worker(async move {
                         done.run(ROUTED, async || {
                             for i in 0..ROUTED {
                                 let ty = &types[i as usize % types.len()];
@@ -361,7 +373,7 @@ fn routing(c: &mut Criterion) {
                             }
                         })
                         .await
-                    }
+                    })
                 })
             },
         );
@@ -405,14 +417,14 @@ fn fanout_typed(c: &mut Criterion) {
             |b, _| {
                 b.to_async(&rt).iter(|| {
                     let (bus, done) = (bus.clone(), done.clone());
-                    async move {
+                    on_worker(async move {
                         done.run(total, async || {
                             for n in 0..EVENTS {
                                 bus.publish(Tick { n }).await.unwrap();
                             }
                         })
                         .await
-                    }
+                    })
                 })
             },
         );
@@ -439,14 +451,14 @@ fn fanout_typed(c: &mut Criterion) {
             |b, _| {
                 b.to_async(&rt).iter(|| {
                     let (tx, done) = (tx.clone(), done.clone());
-                    async move {
+                    on_worker(async move {
                         done.run(total, async || {
                             for n in 0..EVENTS {
                                 tx.broadcast_direct(Arc::new(Tick { n })).await.unwrap();
                             }
                         })
                         .await
-                    }
+                    })
                 })
             },
         );
@@ -478,7 +490,7 @@ fn fanout_typed(c: &mut Criterion) {
             |b, _| {
                 b.to_async(&rt).iter(|| {
                     let (tx, done) = (tx.clone(), done.clone());
-                    async move {
+                    on_worker(async move {
                         done.run(total, async || {
                             for n in 0..EVENTS {
                                 let e = Arc::new(Event::typed(Tick { n }).unwrap());
@@ -486,7 +498,7 @@ fn fanout_typed(c: &mut Criterion) {
                             }
                         })
                         .await
-                    }
+                    })
                 })
             },
         );
@@ -506,7 +518,7 @@ fn fanout_typed(c: &mut Criterion) {
             |b, _| {
                 b.to_async(&rt).iter(|| {
                     let (mailboxes, done) = (mailboxes.clone(), done.clone());
-                    async move {
+                    on_worker(async move {
                         done.run(total, async || {
                             for n in 0..EVENTS {
                                 let t = Arc::new(Tick { n });
@@ -516,7 +528,7 @@ fn fanout_typed(c: &mut Criterion) {
                             }
                         })
                         .await
-                    }
+                    })
                 })
             },
         );
@@ -538,7 +550,7 @@ fn fanout_typed(c: &mut Criterion) {
             |b, _| {
                 b.to_async(&rt).iter(|| {
                     let (actors, done) = (actors.clone(), done.clone());
-                    async move {
+                    on_worker(async move {
                         done.run(total, async || {
                             for n in 0..EVENTS {
                                 let t = Arc::new(Tick { n });
@@ -548,7 +560,7 @@ fn fanout_typed(c: &mut Criterion) {
                             }
                         })
                         .await
-                    }
+                    })
                 })
             },
         );
