@@ -26,7 +26,7 @@
 //!   shutting the bus down.
 //!
 //! Every group runs on a 2-worker tokio runtime; the measured producer loop
-//! runs as a task on it (see `on_worker`), the subscribers as their tasks.
+//! runs as a task on it (see `bench_producer`), the subscribers as their tasks.
 //!
 //! Run with `cargo bench --bench bus`.
 
@@ -35,7 +35,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::measurement::WallTime;
+use criterion::{
+    BatchSize, BenchmarkGroup, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main,
+};
 use hookbus::{Bus, Event, OverflowPolicy, TypedEvent};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -129,13 +132,34 @@ impl Done {
     }
 }
 
-/// Runs a measured producer loop as a task on the runtime, as a service
-/// emits from its tasks. Run on criterion's own thread (`block_on`), the
-/// producer was a third busy thread beside the runtime's two workers on a
-/// 2-core machine: every figure then depended on how the OS placed the three,
-/// and the baselines swung between two modes up to 2x apart.
-async fn on_worker(producer: impl Future<Output = ()> + Send + 'static) {
-    tokio::spawn(producer).await.unwrap()
+/// Benchmarks one producer: each iteration runs `produce(state)` (send
+/// every event) and ends once `done` has counted `total` deliveries.
+///
+/// The producer runs as a task on the runtime, as a service emits from its
+/// tasks. Run on criterion's own thread (`block_on`), it was a third busy
+/// thread beside the runtime's two workers on a 2-core machine: every figure
+/// then depended on how the OS placed the three, and the baselines swung
+/// between two modes up to 2x apart.
+fn bench_producer<S, F, Fut>(
+    g: &mut BenchmarkGroup<'_, WallTime>,
+    rt: &tokio::runtime::Runtime,
+    id: BenchmarkId,
+    done: &Arc<Done>,
+    total: u64,
+    state: &S,
+    produce: F,
+) where
+    S: Clone + Send + 'static,
+    F: Fn(S) -> Fut + Copy + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    g.bench_function(id, |b| {
+        b.to_async(rt).iter(|| {
+            let (state, done) = (state.clone(), done.clone());
+            let producer = async move { done.run(total, async || produce(state).await).await };
+            async move { tokio::spawn(producer).await.unwrap() }
+        })
+    });
 }
 
 /// What a hand-wired receiver does with each message: check that it is the
@@ -175,57 +199,38 @@ fn fanout(c: &mut Criterion) {
             }
             bus
         });
-        g.bench_with_input(
+        bench_producer(
+            &mut g,
+            &rt,
             BenchmarkId::new("hookbus", subscribers),
-            &subscribers,
-            |b, _| {
-                b.to_async(&rt).iter(|| {
-                    let bus = bus.clone();
-                    let done = done.clone();
-                    on_worker(async move {
-                        done.run(total, async || {
-                            for i in 0..EVENTS {
-                                bus.publish(event(i)).await.unwrap();
-                            }
-                        })
-                        .await
-                    })
-                })
+            &done,
+            total,
+            &bus,
+            |bus| async move {
+                for i in 0..EVENTS {
+                    bus.publish(event(i)).await.unwrap();
+                }
             },
         );
         rt.block_on(bus.shutdown(Duration::from_secs(10)));
 
         // Raw async-broadcast: one receiver task per subscriber.
         let done = Done::new();
-        let (tx, rx) = async_broadcast::broadcast::<Arc<Event>>(1024);
-        let tasks: Vec<_> = (0..subscribers)
-            .map(|_| {
-                let mut rx = rx.clone();
-                let d = done.clone();
-                rt.spawn(async move {
-                    while let Ok(e) = rx.recv_direct().await {
-                        route(&e, &d);
-                    }
-                })
-            })
-            .collect();
-        drop(rx);
-        g.bench_with_input(
+        let (tx, tasks) =
+            broadcast_subscribers(&rt, subscribers, &done, |e: &Arc<Event>, d: &Done| {
+                route(e, d);
+            });
+        bench_producer(
+            &mut g,
+            &rt,
             BenchmarkId::new("raw_async_broadcast", subscribers),
-            &subscribers,
-            |b, _| {
-                b.to_async(&rt).iter(|| {
-                    let tx = tx.clone();
-                    let done = done.clone();
-                    on_worker(async move {
-                        done.run(total, async || {
-                            for i in 0..EVENTS {
-                                tx.broadcast_direct(Arc::new(event(i))).await.unwrap();
-                            }
-                        })
-                        .await
-                    })
-                })
+            &done,
+            total,
+            &tx,
+            |tx| async move {
+                for i in 0..EVENTS {
+                    tx.broadcast_direct(Arc::new(event(i))).await.unwrap();
+                }
             },
         );
         drop(tx);
@@ -248,22 +253,17 @@ fn fanout(c: &mut Criterion) {
             })
             .collect();
         drop(_rx);
-        g.bench_with_input(
+        bench_producer(
+            &mut g,
+            &rt,
             BenchmarkId::new("tokio_broadcast", subscribers),
-            &subscribers,
-            |b, _| {
-                b.to_async(&rt).iter(|| {
-                    let tx = tx.clone();
-                    let done = done.clone();
-                    on_worker(async move {
-                        done.run(total, async || {
-                            for i in 0..EVENTS {
-                                tx.send(Arc::new(event(i))).unwrap();
-                            }
-                        })
-                        .await
-                    })
-                })
+            &done,
+            total,
+            &tx,
+            |tx| async move {
+                for i in 0..EVENTS {
+                    tx.send(Arc::new(event(i))).unwrap();
+                }
             },
         );
         drop(tx);
@@ -301,6 +301,29 @@ fn mpsc_subscribers<T: Send + Sync + 'static>(
         .unzip()
 }
 
+/// N receiver tasks on one raw async-broadcast channel (capacity 1024), each
+/// calling `handle` on every message it receives.
+fn broadcast_subscribers<T: Clone + Send + Sync + 'static>(
+    rt: &tokio::runtime::Runtime,
+    n: usize,
+    done: &Arc<Done>,
+    handle: fn(&T, &Done),
+) -> (async_broadcast::Sender<T>, Vec<tokio::task::JoinHandle<()>>) {
+    let (tx, rx) = async_broadcast::broadcast::<T>(1024);
+    let tasks = (0..n)
+        .map(|_| {
+            let mut rx = rx.clone();
+            let d = done.clone();
+            rt.spawn(async move {
+                while let Ok(m) = rx.recv_direct().await {
+                    handle(&m, &d);
+                }
+            })
+        })
+        .collect();
+    (tx, tasks)
+}
+
 fn routing(c: &mut Criterion) {
     let rt = runtime();
     let mut g = c.benchmark_group("routing");
@@ -329,23 +352,19 @@ fn routing(c: &mut Criterion) {
             }
             bus
         });
-        g.bench_with_input(
+        bench_producer(
+            &mut g,
+            &rt,
             BenchmarkId::new("hookbus", subscribers),
-            &subscribers,
-            |b, _| {
-                b.to_async(&rt).iter(|| {
-                    let (bus, done, types) = (bus.clone(), done.clone(), types.clone());
-                    on_worker(async move {
-                        done.run(ROUTED, async || {
-                            for i in 0..ROUTED {
-                                let ty = &types[i as usize % types.len()];
-                                let e = Event::new(ty.clone(), json!({ "n": i })).unwrap();
-                                bus.publish(e).await.unwrap();
-                            }
-                        })
-                        .await
-                    })
-                })
+            &done,
+            ROUTED,
+            &(bus.clone(), types.clone()),
+            |(bus, types)| async move {
+                for i in 0..ROUTED {
+                    let ty = &types[i as usize % types.len()];
+                    let e = Event::new(ty.clone(), json!({ "n": i })).unwrap();
+                    bus.publish(e).await.unwrap();
+                }
             },
         );
         rt.block_on(bus.shutdown(Duration::from_secs(30)));
@@ -356,25 +375,21 @@ fn routing(c: &mut Criterion) {
         let (senders, tasks) = mpsc_subscribers::<Event>(&rt, subscribers, &done);
         let router: Arc<std::collections::HashMap<_, _>> =
             Arc::new(types.iter().cloned().zip(senders).collect());
-        g.bench_with_input(
+        bench_producer(
+            &mut g,
+            &rt,
             BenchmarkId::new("hashmap_mpsc_router", subscribers),
-            &subscribers,
-            |b, _| {
-                b.to_async(&rt).iter(|| {
-                    let (router, done, types) = (router.clone(), done.clone(), types.clone());
-                    on_worker(async move {
-                        done.run(ROUTED, async || {
-                            for i in 0..ROUTED {
-                                let ty = &types[i as usize % types.len()];
-                                let e = Event::new(ty.clone(), json!({ "n": i })).unwrap();
-                                if let Some(tx) = router.get(e.event_type()) {
-                                    tx.send(Arc::new(e)).await.unwrap();
-                                }
-                            }
-                        })
-                        .await
-                    })
-                })
+            &done,
+            ROUTED,
+            &(router.clone(), types.clone()),
+            |(router, types)| async move {
+                for i in 0..ROUTED {
+                    let ty = &types[i as usize % types.len()];
+                    let e = Event::new(ty.clone(), json!({ "n": i })).unwrap();
+                    if let Some(tx) = router.get(e.event_type()) {
+                        tx.send(Arc::new(e)).await.unwrap();
+                    }
+                }
             },
         );
         drop(router);
@@ -411,55 +426,38 @@ fn fanout_typed(c: &mut Criterion) {
             }
             bus
         });
-        g.bench_with_input(
+        bench_producer(
+            &mut g,
+            &rt,
             BenchmarkId::new("hookbus", subscribers),
-            &subscribers,
-            |b, _| {
-                b.to_async(&rt).iter(|| {
-                    let (bus, done) = (bus.clone(), done.clone());
-                    on_worker(async move {
-                        done.run(total, async || {
-                            for n in 0..EVENTS {
-                                bus.publish(Tick { n }).await.unwrap();
-                            }
-                        })
-                        .await
-                    })
-                })
+            &done,
+            total,
+            &bus,
+            |bus| async move {
+                for n in 0..EVENTS {
+                    bus.publish(Tick { n }).await.unwrap();
+                }
             },
         );
         rt.block_on(bus.shutdown(Duration::from_secs(10)));
 
         let done = Done::new();
-        let (tx, rx) = async_broadcast::broadcast::<Arc<Tick>>(1024);
-        let tasks: Vec<_> = (0..subscribers)
-            .map(|_| {
-                let mut rx = rx.clone();
-                let d = done.clone();
-                rt.spawn(async move {
-                    while let Ok(t) = rx.recv_direct().await {
-                        black_box(t.n);
-                        d.hit();
-                    }
-                })
-            })
-            .collect();
-        drop(rx);
-        g.bench_with_input(
+        let (tx, tasks) =
+            broadcast_subscribers(&rt, subscribers, &done, |t: &Arc<Tick>, d: &Done| {
+                black_box(t.n);
+                d.hit();
+            });
+        bench_producer(
+            &mut g,
+            &rt,
             BenchmarkId::new("raw_async_broadcast_arc", subscribers),
-            &subscribers,
-            |b, _| {
-                b.to_async(&rt).iter(|| {
-                    let (tx, done) = (tx.clone(), done.clone());
-                    on_worker(async move {
-                        done.run(total, async || {
-                            for n in 0..EVENTS {
-                                tx.broadcast_direct(Arc::new(Tick { n })).await.unwrap();
-                            }
-                        })
-                        .await
-                    })
-                })
+            &done,
+            total,
+            &tx,
+            |tx| async move {
+                for n in 0..EVENTS {
+                    tx.broadcast_direct(Arc::new(Tick { n })).await.unwrap();
+                }
             },
         );
         drop(tx);
@@ -470,36 +468,23 @@ fn fanout_typed(c: &mut Criterion) {
         // The same raw channel carrying what the bus carries: the event made
         // from the value (id, time, type), each receiver reading the value.
         let done = Done::new();
-        let (tx, rx) = async_broadcast::broadcast::<Arc<Event>>(1024);
-        let tasks: Vec<_> = (0..subscribers)
-            .map(|_| {
-                let mut rx = rx.clone();
-                let d = done.clone();
-                rt.spawn(async move {
-                    while let Ok(e) = rx.recv_direct().await {
-                        black_box(e.payload::<Tick>().map(|t| t.n));
-                        d.hit();
-                    }
-                })
-            })
-            .collect();
-        drop(rx);
-        g.bench_with_input(
+        let (tx, tasks) =
+            broadcast_subscribers(&rt, subscribers, &done, |e: &Arc<Event>, d: &Done| {
+                black_box(e.payload::<Tick>().map(|t| t.n));
+                d.hit();
+            });
+        bench_producer(
+            &mut g,
+            &rt,
             BenchmarkId::new("raw_async_broadcast_event", subscribers),
-            &subscribers,
-            |b, _| {
-                b.to_async(&rt).iter(|| {
-                    let (tx, done) = (tx.clone(), done.clone());
-                    on_worker(async move {
-                        done.run(total, async || {
-                            for n in 0..EVENTS {
-                                let e = Arc::new(Event::typed(Tick { n }).unwrap());
-                                tx.broadcast_direct(e).await.unwrap();
-                            }
-                        })
-                        .await
-                    })
-                })
+            &done,
+            total,
+            &tx,
+            |tx| async move {
+                for n in 0..EVENTS {
+                    let e = Arc::new(Event::typed(Tick { n }).unwrap());
+                    tx.broadcast_direct(e).await.unwrap();
+                }
             },
         );
         drop(tx);
@@ -512,24 +497,20 @@ fn fanout_typed(c: &mut Criterion) {
         let done = Done::new();
         let (mailboxes, tasks) = mpsc_subscribers::<Tick>(&rt, subscribers, &done);
         let mailboxes = Arc::new(mailboxes);
-        g.bench_with_input(
+        bench_producer(
+            &mut g,
+            &rt,
             BenchmarkId::new("actor_tell_each", subscribers),
-            &subscribers,
-            |b, _| {
-                b.to_async(&rt).iter(|| {
-                    let (mailboxes, done) = (mailboxes.clone(), done.clone());
-                    on_worker(async move {
-                        done.run(total, async || {
-                            for n in 0..EVENTS {
-                                let t = Arc::new(Tick { n });
-                                for m in mailboxes.iter() {
-                                    m.send(t.clone()).await.unwrap();
-                                }
-                            }
-                        })
-                        .await
-                    })
-                })
+            &done,
+            total,
+            &mailboxes,
+            |mailboxes| async move {
+                for n in 0..EVENTS {
+                    let t = Arc::new(Tick { n });
+                    for m in mailboxes.iter() {
+                        m.send(t.clone()).await.unwrap();
+                    }
+                }
             },
         );
         drop(mailboxes);
@@ -544,24 +525,20 @@ fn fanout_typed(c: &mut Criterion) {
                 .map(|_| <TickActor as kameo::actor::Spawn>::spawn(TickActor(done.clone())))
                 .collect()
         }));
-        g.bench_with_input(
+        bench_producer(
+            &mut g,
+            &rt,
             BenchmarkId::new("kameo_tell_each", subscribers),
-            &subscribers,
-            |b, _| {
-                b.to_async(&rt).iter(|| {
-                    let (actors, done) = (actors.clone(), done.clone());
-                    on_worker(async move {
-                        done.run(total, async || {
-                            for n in 0..EVENTS {
-                                let t = Arc::new(Tick { n });
-                                for a in actors.iter() {
-                                    a.tell(t.clone()).send().await.unwrap();
-                                }
-                            }
-                        })
-                        .await
-                    })
-                })
+            &done,
+            total,
+            &actors,
+            |actors| async move {
+                for n in 0..EVENTS {
+                    let t = Arc::new(Tick { n });
+                    for a in actors.iter() {
+                        a.tell(t.clone()).send().await.unwrap();
+                    }
+                }
             },
         );
         rt.block_on(async {
