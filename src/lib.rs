@@ -47,7 +47,8 @@ pub mod verify;
 pub mod webhook;
 
 pub use bus::{
-    BuildError, Bus, BusBuilder, DEFAULT_CHANNEL_CAPACITY, EmitError, IntoPattern, SubscribeError,
+    BuildError, Bus, BusBuilder, DEFAULT_CHANNEL_CAPACITY, EmitError, IntoPattern, IntoPatterns,
+    SubscribeError,
 };
 pub use event::{Event, EventBuilder, EventError, ExtensionValue, IntoEvent, TypedEvent};
 // The default bus's general front door. The product-specific helpers

@@ -34,6 +34,9 @@ pub enum PatternError {
     /// The pattern is empty.
     #[error("pattern is empty; use \"*\" to match every event")]
     Empty,
+    /// A list of patterns has none.
+    #[error("no patterns given; name at least one (\"*\" matches every event)")]
+    NoPatterns,
     /// The pattern is longer than 255 bytes.
     #[error("pattern is {0} bytes long; the limit is 255")]
     TooLong(usize),

@@ -63,6 +63,63 @@ impl IntoPattern for &Pattern {
     }
 }
 
+/// One pattern or several: anything [`IntoPattern`], or an array, slice or
+/// `Vec` of them. A subscriber with several patterns takes an event whose
+/// type matches any of them, once, however many match.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let bus = hookbus::Bus::new()?;
+/// let sub = bus.on(["order.placed", "order.paid", "refund.*"], |e| println!("{}", e.event_type()))?;
+/// # drop(sub);
+/// # Ok(()) }
+/// ```
+pub trait IntoPatterns {
+    /// Parses (or passes through) the patterns; at least one.
+    fn into_patterns(self) -> Result<Vec<Pattern>, PatternError>;
+}
+
+impl<T: IntoPattern> IntoPatterns for T {
+    fn into_patterns(self) -> Result<Vec<Pattern>, PatternError> {
+        Ok(vec![self.into_pattern()?])
+    }
+}
+
+fn collect_patterns<T: IntoPattern>(
+    items: impl IntoIterator<Item = T>,
+) -> Result<Vec<Pattern>, PatternError> {
+    let patterns = items
+        .into_iter()
+        .map(IntoPattern::into_pattern)
+        .collect::<Result<Vec<_>, _>>()?;
+    if patterns.is_empty() {
+        return Err(PatternError::NoPatterns);
+    }
+    Ok(patterns)
+}
+
+impl<T: IntoPattern, const N: usize> IntoPatterns for [T; N] {
+    fn into_patterns(self) -> Result<Vec<Pattern>, PatternError> {
+        collect_patterns(self)
+    }
+}
+
+impl<T: IntoPattern> IntoPatterns for Vec<T> {
+    fn into_patterns(self) -> Result<Vec<Pattern>, PatternError> {
+        collect_patterns(self)
+    }
+}
+
+impl<'a, T> IntoPatterns for &'a [T]
+where
+    &'a T: IntoPattern,
+{
+    fn into_patterns(self) -> Result<Vec<Pattern>, PatternError> {
+        collect_patterns(self)
+    }
+}
+
 /// A handle to an event bus. Cheap to clone (`Arc` inside), `Send + Sync`.
 ///
 /// ```
@@ -207,10 +264,11 @@ impl Bus {
 
     /// Starts configuring a subscriber for `pattern` (an event type, `*`, or a
     /// dotted wildcard such as `decision.*` / `decision.**`).
-    pub fn subscriber(&self, pattern: impl IntoPattern) -> SubscriberBuilder {
+    pub fn subscriber(&self, pattern: impl IntoPatterns) -> SubscriberBuilder {
         SubscriberBuilder {
             hub: self.hub.clone(),
-            pattern: pattern.into_pattern().map_err(SubscribeError::from),
+            patterns: pattern.into_patterns().map_err(SubscribeError::from),
+            key: Ok(None),
             name: None,
             options: self.hub.defaults.clone(),
             condition: None,
@@ -224,7 +282,7 @@ impl Bus {
     /// unsubscribes when dropped; call `.detach()` to keep it.
     pub fn on<R: HandlerResult>(
         &self,
-        pattern: impl IntoPattern,
+        pattern: impl IntoPatterns,
         handler: impl FnMut(&Event) -> R + Send + 'static,
     ) -> Result<Subscription, SubscribeError> {
         self.subscriber(pattern).on(handler)
@@ -233,7 +291,7 @@ impl Bus {
     /// Subscribes an async closure to `pattern`.
     pub fn on_async<F, R>(
         &self,
-        pattern: impl IntoPattern,
+        pattern: impl IntoPatterns,
         handler: impl Fn(Arc<Event>) -> F + Send + Sync + 'static,
     ) -> Result<Subscription, SubscribeError>
     where
@@ -253,14 +311,14 @@ impl Bus {
 
     /// Subscribes to `pattern` as a [`Stream`](tokio_stream::Stream) of events
     /// (default mailbox settings); see [`SubscriberBuilder::stream`].
-    pub fn stream(&self, pattern: impl IntoPattern) -> Result<EventStream, SubscribeError> {
+    pub fn stream(&self, pattern: impl IntoPatterns) -> Result<EventStream, SubscribeError> {
         self.subscriber(pattern).stream()
     }
 
     /// Subscribes for the next matching event only.
     pub fn once<R: HandlerResult>(
         &self,
-        pattern: impl IntoPattern,
+        pattern: impl IntoPatterns,
         handler: impl FnMut(&Event) -> R + Send + 'static,
     ) -> Result<Subscription, SubscribeError> {
         self.subscriber(pattern).limit(1).on(handler)
@@ -269,7 +327,7 @@ impl Bus {
     /// Subscribes for the next `n` matching events.
     pub fn many<R: HandlerResult>(
         &self,
-        pattern: impl IntoPattern,
+        pattern: impl IntoPatterns,
         n: u64,
         handler: impl FnMut(&Event) -> R + Send + 'static,
     ) -> Result<Subscription, SubscribeError> {

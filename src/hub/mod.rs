@@ -79,12 +79,82 @@ impl Control {
     }
 }
 
+/// The event attribute a keyed route is routed on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum KeyAttr {
+    /// The `subject` attribute.
+    Subject,
+    /// The `source` attribute.
+    Source,
+    /// An extension attribute (`tenant`, `partitionkey`, …).
+    Extension(Box<str>),
+}
+
+impl KeyAttr {
+    /// Parses an attribute name: `subject`, `source`, or a valid extension
+    /// name.
+    pub(crate) fn parse(name: &str) -> Result<KeyAttr, SubscribeError> {
+        match name {
+            "subject" => Ok(KeyAttr::Subject),
+            "source" => Ok(KeyAttr::Source),
+            "id" | "type" | "time" | "specversion" | "datacontenttype" | "dataschema" | "data" => {
+                Err(SubscribeError::InvalidOption(format!(
+                    "cannot route on the {name:?} attribute: a key is `subject`, `source` or an extension attribute (e.g. `tenant`)"
+                )))
+            }
+            _ => {
+                crate::event::validate_extension_name(name).map_err(|e| {
+                    SubscribeError::InvalidOption(format!("invalid key attribute {name:?}: {e}"))
+                })?;
+                Ok(KeyAttr::Extension(name.into()))
+            }
+        }
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        match self {
+            KeyAttr::Subject => "subject",
+            KeyAttr::Source => "source",
+            KeyAttr::Extension(name) => name,
+        }
+    }
+
+    /// The event's value of this attribute, as the HTTP binding writes it.
+    #[inline]
+    pub(crate) fn value_of<'e>(&self, event: &'e Event) -> Option<Cow<'e, str>> {
+        match self {
+            KeyAttr::Subject => event.subject().map(Cow::Borrowed),
+            KeyAttr::Source => Some(Cow::Borrowed(event.source())),
+            KeyAttr::Extension(name) => event.extension(name).map(|v| v.to_wire_string()),
+        }
+    }
+}
+
+/// A keyed route takes only events whose attribute has this value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RouteKey {
+    pub(crate) attr: KeyAttr,
+    pub(crate) value: Box<str>,
+}
+
+impl std::fmt::Display for RouteKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}={}", self.attr.name(), self.value)
+    }
+}
+
 /// One subscriber as the hub sees it. Shared by the routing table, the
 /// registry, the subscriber's task and its handle.
 pub(crate) struct Route {
     pub(crate) id: u64,
     pub(crate) name: Arc<str>,
-    pub(crate) pattern: Pattern,
+    /// One or more patterns, without repeats; the event's type matches one.
+    pub(crate) patterns: Box<[Pattern]>,
+    /// Routed only events with this attribute value.
+    pub(crate) key: Option<RouteKey>,
+    /// Two of the patterns can match the same type (several patterns, not
+    /// all exact): a walk of the table must skip this route's repeats.
+    pub(crate) overlaps: bool,
     pub(crate) condition: Option<Condition>,
     pub(crate) mailbox: Mailbox,
     pub(crate) control: Control,
@@ -97,35 +167,58 @@ impl std::fmt::Debug for Route {
         f.debug_struct("Route")
             .field("id", &self.id)
             .field("name", &self.name)
-            .field("pattern", &self.pattern)
+            .field("patterns", &self.patterns)
+            .field("key", &self.key)
             .finish_non_exhaustive()
     }
 }
 
+/// What a route is made of, besides its mailbox.
+pub(crate) struct RouteSpec {
+    pub(crate) name: Arc<str>,
+    pub(crate) patterns: Vec<Pattern>,
+    pub(crate) key: Option<RouteKey>,
+    pub(crate) condition: Option<Condition>,
+    pub(crate) limit: Option<u64>,
+    pub(crate) journal: Option<Arc<dyn Journal>>,
+}
+
 impl Route {
-    pub(crate) fn new(
-        id: u64,
-        name: Arc<str>,
-        pattern: Pattern,
-        condition: Option<Condition>,
-        options: &SubscriberOptions,
-        limit: Option<u64>,
-        journal: Option<Arc<dyn Journal>>,
-    ) -> Route {
+    pub(crate) fn new(id: u64, spec: RouteSpec, options: &SubscriberOptions) -> Route {
+        let mut patterns = spec.patterns;
+        patterns.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        patterns.dedup_by(|a, b| a.as_str() == b.as_str());
+        let overlaps = patterns.len() > 1 && !patterns.iter().all(Pattern::is_exact);
         Route {
             id,
-            name,
-            pattern,
-            condition,
+            name: spec.name,
+            patterns: patterns.into_boxed_slice(),
+            key: spec.key,
+            overlaps,
+            condition: spec.condition,
             mailbox: Mailbox::new(
                 options.capacity,
                 options.overflow,
                 options.batch.is_some(),
-                limit,
+                spec.limit,
             ),
             control: Control::default(),
-            journal,
+            journal: spec.journal,
         }
+    }
+
+    /// The patterns as one text (`a, b`), and the key after them.
+    pub(crate) fn describe(&self) -> String {
+        let mut text = self
+            .patterns
+            .iter()
+            .map(Pattern::as_str)
+            .collect::<Vec<_>>()
+            .join(", ");
+        if let Some(key) = &self.key {
+            text.push_str(&format!(" [{key}]"));
+        }
+        text
     }
 
     pub(crate) fn stats(&self) -> SubscriberStats {
@@ -137,7 +230,7 @@ impl Route {
         SubscriberStats {
             id: self.id,
             name: self.name.to_string(),
-            pattern: self.pattern.to_string(),
+            pattern: self.describe(),
             received: c.received,
             filtered: c.filtered,
             accepted: c.received - c.filtered,
@@ -291,10 +384,7 @@ impl Hub {
     }
 
     fn wants_in_table(&self, event_type: &str) -> bool {
-        let mut any = false;
-        self.read_table()
-            .for_each_match(event_type, |r| any |= r.mailbox.is_open());
-        any
+        self.read_table().any_open_for_type(event_type)
     }
 
     fn read_table(&self) -> std::sync::RwLockReadGuard<'_, routes::Table> {
@@ -440,7 +530,7 @@ impl Hub {
             return Offer::Closed;
         }
         let table = self.read_table();
-        if !table.has_conditions() {
+        if !table.conditions_for(event) {
             // No user code to run: reserve and push while the table is
             // read-locked, straight from it (nothing collected). Events
             // evicted from DropOldest mailboxes are dropped last, with no
@@ -454,7 +544,7 @@ impl Hub {
         // Conditions are the user's code: they run with no lock held, so the
         // targets hold their own references.
         let mut owned: Small<Target> = Small::new();
-        table.for_each_match(event.event_type(), |route| {
+        table.for_each_match(event, |route| {
             owned.push(Target {
                 route: Arc::clone(route),
                 accepted: true,
@@ -708,11 +798,10 @@ fn deliver_routed(
     evicted: &mut Vec<Arc<Event>>,
     mut commits: Option<&mut Vec<Commit>>,
 ) -> Offer {
-    let ty = event.event_type();
     let mut admitted = 0usize;
     let mut refused = None;
     if table.has_refusing() {
-        table.for_each_match(ty, |route| {
+        table.for_each_match(event, |route| {
             if refused.is_none() {
                 match admit(route) {
                     Ok(_) => admitted += 1,
@@ -725,7 +814,7 @@ fn deliver_routed(
         // The same table under the same lock: the same routes in the same
         // order. Give back the places the first `admitted` reserved.
         let mut seen = 0usize;
-        table.for_each_match(ty, |route| {
+        table.for_each_match(event, |route| {
             if seen < admitted && route.mailbox.policy() == OverflowPolicy::Block {
                 route.mailbox.unreserve();
             }
@@ -734,7 +823,7 @@ fn deliver_routed(
         return refused;
     }
     let mut taken = false;
-    table.for_each_match(ty, |route| {
+    table.for_each_match(event, |route| {
         let reserved = route.mailbox.policy() == OverflowPolicy::Block;
         taken |= push_into(route, event, true, reserved, evicted, &mut commits);
     });

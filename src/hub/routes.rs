@@ -20,7 +20,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use rustc_hash::FxHashMap;
 
-use super::Route;
+use super::{KeyAttr, Route};
+use crate::event::Event;
 use crate::pattern::{Pattern, Segment};
 
 const FILTER_WORDS: usize = 64;
@@ -183,83 +184,31 @@ fn place(pattern: &Pattern) -> Place {
     }
 }
 
-/// The table behind the filter. Written under the hub's lock, read under it.
+/// Routes by pattern: exact types in a hash map, wildcards in the trie,
+/// `*` in a list, the rare pattern with several `**` matched one by one.
+/// A route with several patterns is kept once per pattern.
 #[derive(Debug, Default)]
-pub(crate) struct Table {
+struct ByPattern {
     exact: FxHashMap<Box<str>, Vec<Arc<Route>>>,
     all: Vec<Arc<Route>>,
     trie: Node,
     complex: Vec<Arc<Route>>,
-    /// Patterns per filter slot, and patterns that make the filter useless.
-    slot_counts: Vec<u32>,
-    broad: u32,
-    /// Routes with a condition: while there are none, an offer pushes
-    /// straight from the table.
-    conditioned: usize,
-    /// Routes that can refuse an event (`Block`, or durable): while there
-    /// are none, an offer has nothing to reserve and pushes at once.
-    refusing: usize,
 }
 
-/// Whether a route can refuse an event: a `Block` mailbox may be full, a
-/// durable subscriber's store may be behind.
-pub(crate) fn can_refuse(route: &Route) -> bool {
-    route.journal.is_some() || route.mailbox.policy() == crate::hub::OverflowPolicy::Block
-}
-
-impl Table {
-    /// Visits every route whose pattern matches `event_type`.
-    pub(crate) fn for_each_match<'a>(
-        &'a self,
-        event_type: &str,
-        mut f: impl FnMut(&'a Arc<Route>),
-    ) {
-        if !self.exact.is_empty()
-            && let Some(routes) = self.exact.get(event_type)
-        {
-            routes.iter().for_each(&mut f);
-        }
-        self.all.iter().for_each(&mut f);
-        if !self.trie.is_empty() {
-            // Types have at most 255 bytes, so at most 128 segments.
-            let mut buf = [""; 128];
-            let mut n = 0;
-            for seg in event_type.split('.') {
-                if n == buf.len() {
-                    return;
-                }
-                buf[n] = seg;
-                n += 1;
-            }
-            self.trie.visit(&buf[..n], &mut f);
-        }
-        for r in &self.complex {
-            if r.pattern.matches(event_type) {
-                f(r);
-            }
-        }
+impl ByPattern {
+    fn is_empty(&self) -> bool {
+        self.exact.is_empty()
+            && self.all.is_empty()
+            && self.trie.is_empty()
+            && self.complex.is_empty()
     }
 
-    /// Whether some route has a condition (user code that an offer runs
-    /// with no lock held).
-    pub(crate) fn has_conditions(&self) -> bool {
-        self.conditioned > 0
-    }
-
-    /// Whether some route can refuse an event (see [`can_refuse`]).
-    pub(crate) fn has_refusing(&self) -> bool {
-        self.refusing > 0
-    }
-
-    pub(crate) fn add(&mut self, route: Arc<Route>, filter: &Filter) {
-        self.count(&route.pattern, 1, filter);
-        self.conditioned += usize::from(route.condition.is_some());
-        self.refusing += usize::from(can_refuse(&route));
-        match place(&route.pattern) {
+    fn add(&mut self, pattern: &Pattern, route: Arc<Route>) {
+        match place(pattern) {
             Place::All => self.all.push(route),
             Place::Exact => self
                 .exact
-                .entry(route.pattern.as_str().into())
+                .entry(pattern.as_str().into())
                 .or_default()
                 .push(route),
             Place::Trie(segments) => self.trie.insert(&segments, route),
@@ -267,10 +216,8 @@ impl Table {
         }
     }
 
-    /// Removes the route with this id and pattern; returns whether it was there.
-    pub(crate) fn remove(&mut self, route: &Route, filter: &Filter) -> bool {
-        let (id, pattern) = (route.id, &route.pattern);
-        let found = match place(pattern) {
+    fn remove(&mut self, pattern: &Pattern, id: u64) -> bool {
+        match place(pattern) {
             Place::All => remove_id(&mut self.all, id),
             Place::Exact => match self.exact.get_mut(pattern.as_str()) {
                 Some(list) => {
@@ -284,15 +231,252 @@ impl Table {
             },
             Place::Trie(segments) => self.trie.remove(&segments, id),
             Place::Complex => remove_id(&mut self.complex, id),
-        };
+        }
+    }
+
+    /// Visits the routes with a pattern that matches `event_type`: once per
+    /// matching pattern (the table removes the repeats).
+    fn visit<'a>(&'a self, event_type: &str, f: &mut impl FnMut(&'a Arc<Route>)) {
+        if !self.exact.is_empty()
+            && let Some(routes) = self.exact.get(event_type)
+        {
+            routes.iter().for_each(&mut *f);
+        }
+        self.all.iter().for_each(&mut *f);
+        if !self.trie.is_empty() {
+            // Types have at most 255 bytes, so at most 128 segments.
+            let mut buf = [""; 128];
+            let mut n = 0;
+            for seg in event_type.split('.') {
+                if n == buf.len() {
+                    return;
+                }
+                buf[n] = seg;
+                n += 1;
+            }
+            self.trie.visit(&buf[..n], f);
+        }
+        for r in &self.complex {
+            if r.patterns.iter().any(|p| p.matches(event_type)) {
+                f(r);
+            }
+        }
+    }
+}
+
+/// The routes keyed on one attribute (`tenant`, `subject`, …), by the
+/// attribute's value: an event reaches only the routes under its own value.
+#[derive(Debug)]
+struct KeyIndex {
+    attr: KeyAttr,
+    by_value: FxHashMap<Box<str>, ByPattern>,
+    routes: usize,
+}
+
+/// The table behind the filter. Written under the hub's lock, read under it.
+#[derive(Debug, Default)]
+pub(crate) struct Table {
+    /// Routes without a key.
+    unkeyed: ByPattern,
+    /// Keyed routes, one index per attribute in use (usually one).
+    keyed: Vec<KeyIndex>,
+    /// Every keyed route by pattern alone, for questions about a type
+    /// without an event (`has_subscribers`).
+    keyed_any: ByPattern,
+    /// Patterns per filter slot, and patterns that make the filter useless.
+    slot_counts: Vec<u32>,
+    broad: u32,
+    /// Routes with a condition: while there are none, an offer pushes
+    /// straight from the table.
+    conditioned: usize,
+    /// Routes that can refuse an event (`Block`, or durable): while there
+    /// are none, an offer has nothing to reserve and pushes at once.
+    refusing: usize,
+    /// Routes with patterns that can match the same type (see
+    /// [`Route::overlaps`]): while there are none, a walk needs no record of
+    /// the routes it has seen.
+    overlapping: usize,
+}
+
+/// Whether a route can refuse an event: a `Block` mailbox may be full, a
+/// durable subscriber's store may be behind.
+pub(crate) fn can_refuse(route: &Route) -> bool {
+    route.journal.is_some() || route.mailbox.policy() == crate::hub::OverflowPolicy::Block
+}
+
+/// Route ids already visited in one walk: up to 16 inline, then a set.
+struct Seen {
+    inline: [u64; 16],
+    len: usize,
+    spill: Option<rustc_hash::FxHashSet<u64>>,
+}
+
+impl Seen {
+    fn new() -> Seen {
+        Seen {
+            inline: [0; 16],
+            len: 0,
+            spill: None,
+        }
+    }
+
+    /// Records `id`; `false` when it was recorded already.
+    fn first_time(&mut self, id: u64) -> bool {
+        if let Some(set) = &mut self.spill {
+            return set.insert(id);
+        }
+        if self.inline[..self.len].contains(&id) {
+            return false;
+        }
+        if self.len < self.inline.len() {
+            self.inline[self.len] = id;
+            self.len += 1;
+        } else {
+            let mut set: rustc_hash::FxHashSet<u64> = self.inline.iter().copied().collect();
+            set.insert(id);
+            self.spill = Some(set);
+        }
+        true
+    }
+}
+
+impl Table {
+    /// Visits every route that `event` reaches, each once: its type matches
+    /// one of the route's patterns, and the route's key (if any) matches the
+    /// event's attribute. The same table and event give the same routes in
+    /// the same order.
+    pub(crate) fn for_each_match<'a>(&'a self, event: &Event, mut f: impl FnMut(&'a Arc<Route>)) {
+        let ty = event.event_type();
+        if self.overlapping == 0 {
+            self.walk(event, ty, &mut f);
+            return;
+        }
+        let mut seen = Seen::new();
+        self.walk(event, ty, &mut |r: &'a Arc<Route>| {
+            if !r.overlaps || seen.first_time(r.id) {
+                f(r);
+            }
+        });
+    }
+
+    fn walk<'a>(&'a self, event: &Event, ty: &str, f: &mut impl FnMut(&'a Arc<Route>)) {
+        self.unkeyed.visit(ty, f);
+        for index in &self.keyed {
+            if let Some(value) = index.attr.value_of(event)
+                && let Some(routes) = index.by_value.get(&*value)
+            {
+                routes.visit(ty, f);
+            }
+        }
+    }
+
+    /// Whether some open route's pattern matches `event_type`, whatever its
+    /// key.
+    pub(crate) fn any_open_for_type(&self, event_type: &str) -> bool {
+        let mut any = false;
+        self.unkeyed
+            .visit(event_type, &mut |r: &Arc<Route>| any |= r.mailbox.is_open());
+        if !any && !self.keyed_any.is_empty() {
+            self.keyed_any
+                .visit(event_type, &mut |r: &Arc<Route>| any |= r.mailbox.is_open());
+        }
+        any
+    }
+
+    /// Whether a route that `event` reaches has a condition (user code that
+    /// an offer runs with no lock held).
+    pub(crate) fn conditions_for(&self, event: &Event) -> bool {
+        if self.conditioned == 0 {
+            return false;
+        }
+        let mut any = false;
+        self.walk(event, event.event_type(), &mut |r: &Arc<Route>| {
+            any |= r.condition.is_some()
+        });
+        any
+    }
+
+    /// Whether some route can refuse an event (see [`can_refuse`]).
+    pub(crate) fn has_refusing(&self) -> bool {
+        self.refusing > 0
+    }
+
+    pub(crate) fn add(&mut self, route: Arc<Route>, filter: &Filter) {
+        for pattern in route.patterns.iter() {
+            self.count(pattern, 1, filter);
+        }
+        self.conditioned += usize::from(route.condition.is_some());
+        self.refusing += usize::from(can_refuse(&route));
+        self.overlapping += usize::from(route.overlaps);
+        match &route.key {
+            None => {
+                for pattern in route.patterns.iter() {
+                    self.unkeyed.add(pattern, route.clone());
+                }
+            }
+            Some(key) => {
+                let index = match self.keyed.iter().position(|i| i.attr == key.attr) {
+                    Some(i) => &mut self.keyed[i],
+                    None => {
+                        self.keyed.push(KeyIndex {
+                            attr: key.attr.clone(),
+                            by_value: FxHashMap::default(),
+                            routes: 0,
+                        });
+                        self.keyed.last_mut().expect("just pushed")
+                    }
+                };
+                index.routes += 1;
+                let routes = index.by_value.entry(key.value.clone()).or_default();
+                for pattern in route.patterns.iter() {
+                    routes.add(pattern, route.clone());
+                    self.keyed_any.add(pattern, route.clone());
+                }
+            }
+        }
+    }
+
+    /// Removes the route; returns whether it was there.
+    pub(crate) fn remove(&mut self, route: &Route, filter: &Filter) -> bool {
+        let id = route.id;
+        let mut found = false;
+        match &route.key {
+            None => {
+                for pattern in route.patterns.iter() {
+                    found |= self.unkeyed.remove(pattern, id);
+                }
+            }
+            Some(key) => {
+                if let Some(i) = self.keyed.iter().position(|i| i.attr == key.attr) {
+                    let index = &mut self.keyed[i];
+                    if let Some(routes) = index.by_value.get_mut(&key.value) {
+                        for pattern in route.patterns.iter() {
+                            found |= routes.remove(pattern, id);
+                            self.keyed_any.remove(pattern, id);
+                        }
+                        if routes.is_empty() {
+                            index.by_value.remove(&key.value);
+                        }
+                    }
+                    if found {
+                        index.routes -= 1;
+                        if index.routes == 0 {
+                            self.keyed.swap_remove(i);
+                        }
+                    }
+                }
+            }
+        }
         if found {
-            self.count(pattern, -1, filter);
+            for pattern in route.patterns.iter() {
+                self.count(pattern, -1, filter);
+            }
             self.conditioned -= usize::from(route.condition.is_some());
             self.refusing -= usize::from(can_refuse(route));
+            self.overlapping -= usize::from(route.overlaps);
         }
         found
     }
-
     /// Keeps the filter's per-slot counts and publishes the bits they imply.
     fn count(&mut self, pattern: &Pattern, delta: i32, filter: &Filter) {
         if self.slot_counts.is_empty() {
@@ -330,21 +514,45 @@ mod tests {
     use crate::hub::SubscriberOptions;
     use proptest::prelude::*;
 
-    fn route(id: u64, pattern: &str) -> Arc<Route> {
+    fn route_of(id: u64, patterns: &[String], key: Option<(&str, &str)>) -> Arc<Route> {
         Arc::new(Route::new(
             id,
-            "t".into(),
-            Pattern::new(pattern).unwrap(),
-            None,
+            crate::hub::RouteSpec {
+                name: "t".into(),
+                patterns: patterns.iter().map(|p| Pattern::new(p).unwrap()).collect(),
+                key: key.map(|(attr, value)| crate::hub::RouteKey {
+                    attr: KeyAttr::parse(attr).unwrap(),
+                    value: value.into(),
+                }),
+                condition: None,
+                limit: None,
+                journal: None,
+            },
             &SubscriberOptions::default(),
-            None,
-            None,
         ))
     }
 
-    fn matches(table: &Table, ty: &str) -> Vec<u64> {
+    fn route(id: u64, pattern: &str) -> Arc<Route> {
+        route_of(id, &[pattern.to_owned()], None)
+    }
+
+    fn event(ty: &str, tenant: Option<&str>) -> Event {
+        let mut b = Event::builder(ty.to_owned());
+        if let Some(t) = tenant {
+            b = b.extension("tenant", t);
+        }
+        b.build().unwrap()
+    }
+
+    /// The ids the table visits, in visit order (not sorted: repeats show).
+    fn visited(table: &Table, ev: &Event) -> Vec<u64> {
         let mut ids = Vec::new();
-        table.for_each_match(ty, |r| ids.push(r.id));
+        table.for_each_match(ev, |r| ids.push(r.id));
+        ids
+    }
+
+    fn matches(table: &Table, ty: &str) -> Vec<u64> {
+        let mut ids = visited(table, &event(ty, None));
         ids.sort_unstable();
         ids
     }
@@ -393,7 +601,7 @@ mod tests {
             for ty in &types {
                 let mut expected: Vec<u64> = live
                     .iter()
-                    .filter(|r| r.pattern.matches(ty))
+                    .filter(|r| r.patterns.iter().any(|p| p.matches(ty)))
                     .map(|r| r.id)
                     .collect();
                 expected.sort_unstable();
@@ -405,10 +613,89 @@ mod tests {
             for r in &live {
                 prop_assert!(table.remove(r, &filter));
             }
-            prop_assert!(table.trie.is_empty());
-            prop_assert!(table.exact.is_empty() && table.all.is_empty() && table.complex.is_empty());
+            prop_assert!(table.unkeyed.is_empty() && table.keyed_any.is_empty() && table.keyed.is_empty());
             prop_assert!(!filter.broad.load(Ordering::Relaxed));
             prop_assert!(filter.bits.iter().all(|w| w.load(Ordering::Relaxed) == 0));
         }
+
+        /// Routes with several patterns and optional tenant keys: each
+        /// event visits exactly the routes with a matching pattern and key,
+        /// each once (however many of its patterns match), before and after
+        /// removals; the counters go back to zero.
+        #[test]
+        fn several_patterns_and_keys_visit_each_route_once(
+            routes in prop::collection::vec(
+                (prop::collection::vec(pattern(), 1..4), prop::option::of(prop::sample::select(vec!["t1", "t2", "t3"]))),
+                1..24,
+            ),
+            events in prop::collection::vec((event_type(), prop::option::of(prop::sample::select(vec!["t1", "t2", "t4"]))), 1..16),
+            removed in prop::collection::vec(any::<prop::sample::Index>(), 0..8),
+        ) {
+            let filter = Filter::default();
+            let mut table = Table::default();
+            let mut live: Vec<Arc<Route>> = Vec::new();
+            for (i, (patterns, tenant)) in routes.iter().enumerate() {
+                let r = route_of(i as u64, patterns, tenant.map(|t| ("tenant", t)));
+                table.add(r.clone(), &filter);
+                live.push(r);
+            }
+            for ix in removed {
+                if live.is_empty() {
+                    break;
+                }
+                let r = live.remove(ix.index(live.len()));
+                prop_assert!(table.remove(&r, &filter));
+                prop_assert!(!table.remove(&r, &filter));
+            }
+            for (ty, tenant) in &events {
+                let ev = event(ty, *tenant);
+                let mut expected: Vec<u64> = live
+                    .iter()
+                    .filter(|r| r.patterns.iter().any(|p| p.matches(ty)))
+                    .filter(|r| match &r.key {
+                        None => true,
+                        Some(k) => Some(&*k.value) == *tenant,
+                    })
+                    .map(|r| r.id)
+                    .collect();
+                expected.sort_unstable();
+                let mut got = visited(&table, &ev);
+                let n = got.len();
+                got.sort_unstable();
+                got.dedup();
+                prop_assert_eq!(n, got.len(), "a route was visited twice for {}", ty);
+                prop_assert_eq!(&got, &expected, "type {} tenant {:?}", ty, tenant);
+                if !expected.is_empty() {
+                    prop_assert!(filter.may_match(ty), "the filter hid {}", ty);
+                    prop_assert!(table.any_open_for_type(ty));
+                }
+            }
+            for r in &live {
+                prop_assert!(table.remove(r, &filter));
+            }
+            prop_assert!(table.unkeyed.is_empty() && table.keyed_any.is_empty() && table.keyed.is_empty());
+            prop_assert_eq!(table.overlapping, 0);
+            prop_assert!(!filter.broad.load(Ordering::Relaxed));
+            prop_assert!(filter.bits.iter().all(|w| w.load(Ordering::Relaxed) == 0));
+        }
+    }
+
+    /// Many routes that overlap, all matching one event: the record of
+    /// routes seen spills from its inline array to a set and still visits
+    /// each once.
+    #[test]
+    fn many_overlapping_routes_visit_once_each() {
+        let filter = Filter::default();
+        let mut table = Table::default();
+        let patterns = vec!["a.*".to_owned(), "a.**".to_owned(), "*".to_owned()];
+        for id in 0..100 {
+            table.add(route_of(id, &patterns, None), &filter);
+        }
+        let ids = visited(&table, &event("a.b", None));
+        assert_eq!(ids.len(), 100);
+        let mut sorted = ids.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted.len(), 100);
     }
 }

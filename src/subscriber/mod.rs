@@ -53,7 +53,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use crate::event::{Event, TypedEvent};
-use crate::hub::{Condition, Hub, Route};
+use crate::hub::{Condition, Hub, KeyAttr, Route, RouteKey, RouteSpec};
 use crate::pattern::Pattern;
 use crate::sink::{Batch, BoxFuture, DeliveryError, HandlerResult, Sink};
 use crate::stats::SubscriberStats;
@@ -102,7 +102,8 @@ impl Handler {
 #[must_use = "a SubscriberBuilder does nothing until finished with on(..), on_async(..), on_batch(..) or sink(..)"]
 pub struct SubscriberBuilder {
     pub(crate) hub: Arc<Hub>,
-    pub(crate) pattern: Result<Pattern, SubscribeError>,
+    pub(crate) patterns: Result<Vec<Pattern>, SubscribeError>,
+    pub(crate) key: Result<Option<RouteKey>, SubscribeError>,
     pub(crate) name: Option<String>,
     pub(crate) options: SubscriberOptions,
     pub(crate) condition: Option<Condition>,
@@ -114,7 +115,8 @@ pub struct SubscriberBuilder {
 impl fmt::Debug for SubscriberBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SubscriberBuilder")
-            .field("pattern", &self.pattern)
+            .field("patterns", &self.patterns)
+            .field("key", &self.key)
             .field("name", &self.name)
             .field("options", &self.options)
             .field("condition", &self.condition.is_some())
@@ -128,6 +130,42 @@ impl SubscriberBuilder {
     /// Default: `on:<pattern>`.
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
+        self
+    }
+    /// Routes only events whose attribute `attribute` has the value `value`:
+    /// `subject`, `source`, or an extension attribute such as `tenant`. Keyed
+    /// routes are indexed by value, so ten thousand subscribers keyed by
+    /// tenant cost an emit what the ones under its tenant cost. An event
+    /// without the attribute reaches no keyed subscriber.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use hookbus::{Bus, Event};
+    /// use serde_json::json;
+    ///
+    /// let bus = Bus::new()?;
+    /// let acme = bus.subscriber("order.*").key("tenant", "acme").stream()?;
+    /// let order = Event::builder("order.placed")
+    ///     .data(json!({"id": 1}))
+    ///     .extension("tenant", "acme")
+    ///     .build()?;
+    /// bus.emit(order)?;
+    /// // Another tenant's event does not reach it.
+    /// bus.emit(Event::builder("order.placed").extension("tenant", "globex").build()?)?;
+    /// # use tokio_stream::StreamExt;
+    /// # let mut acme = acme;
+    /// # assert_eq!(acme.next().await.unwrap().extension("tenant").unwrap().to_string(), "acme");
+    /// # Ok(()) }
+    /// ```
+    pub fn key(mut self, attribute: &str, value: impl Into<String>) -> Self {
+        let value: String = value.into();
+        self.key = KeyAttr::parse(attribute).map(|attr| {
+            Some(RouteKey {
+                attr,
+                value: value.into_boxed_str(),
+            })
+        });
         self
     }
     /// Sets all shared options at once.
@@ -309,7 +347,8 @@ impl SubscriberBuilder {
     }
 
     fn finish(self, handler: Handler) -> Result<Subscription, SubscribeError> {
-        let pattern = self.pattern?;
+        let patterns = self.patterns?;
+        let key = self.key?;
         self.options.validate()?;
         if self.limit == Some(0) {
             return Err(SubscribeError::InvalidOption(
@@ -337,15 +376,24 @@ impl SubscriberBuilder {
         };
         #[cfg(not(feature = "durable"))]
         let journal = None;
-        let name: Arc<str> = self.name.unwrap_or_else(|| format!("on:{pattern}")).into();
+        let name: Arc<str> = match self.name {
+            Some(name) => name.into(),
+            None => {
+                let list: Vec<&str> = patterns.iter().map(Pattern::as_str).collect();
+                format!("on:{}", list.join(",")).into()
+            }
+        };
         let route = Arc::new(Route::new(
             hub.next_id(),
-            name,
-            pattern,
-            self.condition,
+            RouteSpec {
+                name,
+                patterns,
+                key,
+                condition: self.condition,
+                limit: self.limit,
+                journal,
+            },
             &self.options,
-            self.limit,
-            journal,
         ));
         #[cfg(feature = "durable")]
         route.mailbox.restore(recovered);
@@ -441,7 +489,8 @@ impl fmt::Debug for Subscription {
         f.debug_struct("Subscription")
             .field("id", &self.route.id)
             .field("name", &self.route.name)
-            .field("pattern", &self.route.pattern)
+            .field("patterns", &self.route.patterns)
+            .field("key", &self.route.key)
             .finish()
     }
 }

@@ -208,12 +208,16 @@ impl fmt::Debug for Endpoint {
 impl Endpoint {
     /// Whether this endpoint wants the event (patterns, condition, filter).
     pub(crate) fn wants(&self, event: &Event) -> bool {
-        let type_ok = if self.patterns.is_empty() {
-            !event.event_type().starts_with("hookbus.")
-        } else {
-            self.patterns.iter().any(|p| p.matches(event.event_type()))
-        };
-        type_ok
+        let type_ok =
+            self.patterns.is_empty() || self.patterns.iter().any(|p| p.matches(event.event_type()));
+        type_ok && self.wants_routed(event)
+    }
+
+    /// [`wants`](Self::wants) for an event the bus routed by the patterns
+    /// already: the filter and the condition, and no `hookbus.*` event for
+    /// an endpoint that names no pattern.
+    pub(crate) fn wants_routed(&self, event: &Event) -> bool {
+        !(self.patterns.is_empty() && event.event_type().starts_with("hookbus."))
             && self.filter.as_ref().is_none_or(|f| f.matches(event))
             && self.condition.as_ref().is_none_or(|c| c(event))
     }

@@ -50,6 +50,9 @@ pub struct WebhookSink {
     /// The wait of one subscription while the endpoint is paused (set by
     /// `subscribe`).
     pause: Option<Arc<PauseWait>>,
+    /// Attached by `subscribe`, which routes the endpoint's patterns in the
+    /// bus's table: `accepts` need not check them again.
+    routed: bool,
 }
 
 impl fmt::Debug for WebhookSink {
@@ -82,6 +85,7 @@ impl WebhookSink {
             slots: None,
             token: None,
             pause: None,
+            routed: false,
         }
     }
 
@@ -96,9 +100,12 @@ impl WebhookSink {
         let ep = &self.endpoint;
         ep.state.set_bus(bus);
         let b = &self.attach;
-        let pattern = match ep.patterns.as_slice() {
-            [one] => one.clone(),
-            _ => Pattern::new("*")?,
+        // Every pattern is a route of its own in the bus's table: an event
+        // of a type the webhook does not name costs it nothing.
+        let patterns = if ep.patterns.is_empty() {
+            vec![Pattern::new("*")?]
+        } else {
+            ep.patterns.clone()
         };
         // Sending slots are the endpoint's concurrency; the subscriber has as
         // many more for deliveries waiting for a retry, which hold none. In
@@ -127,10 +134,11 @@ impl WebhookSink {
             slots,
             token,
             pause: Some(Arc::new(PauseWait::new(ep.state.clone()))),
+            routed: true,
             ..self.clone()
         };
         let mut sub = bus
-            .subscriber(pattern)
+            .subscriber(patterns)
             .name(ep.name.clone())
             .capacity(b.capacity)
             .overflow(b.overflow)
@@ -245,9 +253,18 @@ impl Sink for WebhookSink {
 
     fn accepts(&self) -> Option<crate::sink::Accepts> {
         let ep = &self.endpoint;
-        let needs_check = ep.patterns.len() != 1 || ep.condition.is_some() || ep.filter.is_some();
         let endpoint = ep.clone();
-        needs_check.then(|| Arc::new(move |e: &Event| endpoint.wants(e)) as crate::sink::Accepts)
+        if !self.routed {
+            // Attached with `.sink(..)` under the caller's own patterns: the
+            // endpoint's event list applies on top of them.
+            return Some(Arc::new(move |e: &Event| endpoint.wants(e)));
+        }
+        // Attached by `subscribe`, which routes the patterns in the bus's
+        // table: what is left to check is the condition and filter, and the
+        // bus's own events for a webhook that names no pattern.
+        let needs_check = ep.patterns.is_empty() || ep.condition.is_some() || ep.filter.is_some();
+        needs_check
+            .then(|| Arc::new(move |e: &Event| endpoint.wants_routed(e)) as crate::sink::Accepts)
     }
 
     fn close(&self, _timeout: Duration) -> BoxFuture<u64> {

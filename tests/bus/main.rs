@@ -12,6 +12,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::sync::{Notify, mpsc};
 
+mod routes;
+
 fn ev(ty: &str, n: u64) -> Event {
     Event::new(ty.to_owned(), json!({ "n": n })).unwrap()
 }
