@@ -11,6 +11,15 @@
 //!   spread evenly (each matches exactly one subscriber), lossless, against
 //!   a hand-written `HashMap<type, mpsc::Sender>` router with one task per
 //!   subscriber;
+//! - `routing_shapes/SHAPE/S`: the shapes users bring to `routing`: S
+//!   subscribers each naming 1, 2 or 4 exact types (`types1`, `types2`,
+//!   `types4`), and 2 types with a condition on every tenth subscriber
+//!   (`types2_cond10`), 10,000 events spread over all the types (each matches
+//!   one subscriber), lossless, against the hand-written router mapping each
+//!   type to its subscriber's channel (`hashmap_mpsc_router_typesK`);
+//! - `routing_keyed/S`: S subscribers on one type, each keyed on its own
+//!   tenant (`.key("tenant", ..)`), events spread over the tenants, against
+//!   a hand-written `HashMap<tenant, mpsc::Sender>` router;
 //! - `fanout_typed/N`: a typed event to N typed closure subscribers,
 //!   lossless, against
 //!   - raw async-broadcast carrying `Arc<T>` of the same payload
@@ -400,6 +409,189 @@ fn routing(c: &mut Criterion) {
     g.finish();
 }
 
+/// S subscribers, subscriber `i` naming `k` types `tenant{i}.t{j}.placed`;
+/// with `conditioned`, every tenth has a condition (that takes everything,
+/// so the work delivered is the same as without).
+fn shaped_bus(
+    rt: &tokio::runtime::Runtime,
+    done: &Arc<Done>,
+    types: &[Vec<String>],
+    conditioned: bool,
+) -> Bus {
+    rt.block_on(async {
+        let bus = Bus::new().unwrap();
+        for (i, mine) in types.iter().enumerate() {
+            let d = done.clone();
+            let mut sub = bus
+                .subscriber(mine.iter().map(String::as_str).collect::<Vec<_>>())
+                .overflow(OverflowPolicy::Block);
+            if conditioned && i % 10 == 0 {
+                sub = sub.filter(|e| black_box(e.event_type()).len() > 1);
+            }
+            sub.on(move |_e| d.hit()).unwrap().detach();
+        }
+        bus
+    })
+}
+
+fn routing_shapes(c: &mut Criterion) {
+    let rt = runtime();
+    let mut g = c.benchmark_group("routing_shapes");
+    g.throughput(Throughput::Elements(ROUTED));
+    g.sample_size(10);
+    g.measurement_time(Duration::from_secs(3));
+    g.warm_up_time(Duration::from_secs(1));
+
+    for subscribers in [10usize, 100, 1_000, 10_000] {
+        for (shape, k, conditioned) in [
+            ("types1", 1usize, false),
+            ("types2", 2, false),
+            ("types4", 4, false),
+            ("types2_cond10", 2, true),
+        ] {
+            let types: Vec<Vec<String>> = (0..subscribers)
+                .map(|i| (0..k).map(|j| format!("tenant{i}.t{j}.placed")).collect())
+                .collect();
+            let all: Arc<Vec<String>> = Arc::new(types.iter().flatten().cloned().collect());
+            let done = Done::new();
+            let bus = shaped_bus(&rt, &done, &types, conditioned);
+            bench_producer(
+                &mut g,
+                &rt,
+                BenchmarkId::new(format!("hookbus_{shape}"), subscribers),
+                &done,
+                ROUTED,
+                &(bus.clone(), all.clone()),
+                |(bus, all)| async move {
+                    for i in 0..ROUTED {
+                        let ty = &all[i as usize % all.len()];
+                        let e = Event::new(ty.clone(), json!({ "n": i })).unwrap();
+                        bus.publish(e).await.unwrap();
+                    }
+                },
+            );
+            rt.block_on(bus.shutdown(Duration::from_secs(30)));
+            if conditioned {
+                continue;
+            }
+
+            // The hand-written router: every type of a subscriber maps to
+            // that subscriber's channel.
+            let done = Done::new();
+            let (senders, tasks) = mpsc_subscribers::<Event>(&rt, subscribers, &done);
+            let router: Arc<std::collections::HashMap<String, _>> = Arc::new(
+                types
+                    .iter()
+                    .zip(&senders)
+                    .flat_map(|(mine, tx)| mine.iter().map(move |ty| (ty.clone(), tx.clone())))
+                    .collect(),
+            );
+            drop(senders);
+            bench_producer(
+                &mut g,
+                &rt,
+                BenchmarkId::new(format!("hashmap_mpsc_router_{shape}"), subscribers),
+                &done,
+                ROUTED,
+                &(router.clone(), all.clone()),
+                |(router, all)| async move {
+                    for i in 0..ROUTED {
+                        let ty = &all[i as usize % all.len()];
+                        let e = Event::new(ty.clone(), json!({ "n": i })).unwrap();
+                        if let Some(tx) = router.get(e.event_type()) {
+                            tx.send(Arc::new(e)).await.unwrap();
+                        }
+                    }
+                },
+            );
+            drop(router);
+            for t in tasks {
+                rt.block_on(t).unwrap();
+            }
+        }
+    }
+    g.finish();
+}
+
+fn keyed_event(tenants: &[String], i: u64) -> Event {
+    Event::builder("order.placed")
+        .data(json!({ "n": i }))
+        .extension("tenant", tenants[i as usize % tenants.len()].as_str())
+        .build()
+        .unwrap()
+}
+
+fn routing_keyed(c: &mut Criterion) {
+    let rt = runtime();
+    let mut g = c.benchmark_group("routing_keyed");
+    g.throughput(Throughput::Elements(ROUTED));
+    g.sample_size(10);
+    g.measurement_time(Duration::from_secs(3));
+    g.warm_up_time(Duration::from_secs(1));
+
+    for subscribers in [10usize, 1_000, 10_000] {
+        let tenants: Arc<Vec<String>> =
+            Arc::new((0..subscribers).map(|i| format!("t{i}")).collect());
+        let done = Done::new();
+        let bus = rt.block_on(async {
+            let bus = Bus::new().unwrap();
+            for t in tenants.iter() {
+                let d = done.clone();
+                bus.subscriber("order.placed")
+                    .key("tenant", t.as_str())
+                    .overflow(OverflowPolicy::Block)
+                    .on(move |_e| d.hit())
+                    .unwrap()
+                    .detach();
+            }
+            bus
+        });
+        bench_producer(
+            &mut g,
+            &rt,
+            BenchmarkId::new("hookbus", subscribers),
+            &done,
+            ROUTED,
+            &(bus.clone(), tenants.clone()),
+            |(bus, tenants)| async move {
+                for i in 0..ROUTED {
+                    bus.publish(keyed_event(&tenants, i)).await.unwrap();
+                }
+            },
+        );
+        rt.block_on(bus.shutdown(Duration::from_secs(30)));
+
+        let done = Done::new();
+        let (senders, tasks) = mpsc_subscribers::<Event>(&rt, subscribers, &done);
+        let router: Arc<std::collections::HashMap<String, _>> =
+            Arc::new(tenants.iter().cloned().zip(senders).collect());
+        bench_producer(
+            &mut g,
+            &rt,
+            BenchmarkId::new("hashmap_mpsc_router", subscribers),
+            &done,
+            ROUTED,
+            &(router.clone(), tenants.clone()),
+            |(router, tenants)| async move {
+                for i in 0..ROUTED {
+                    let e = keyed_event(&tenants, i);
+                    let tx = e
+                        .extension("tenant")
+                        .and_then(|v| router.get(&*v.to_wire_string()));
+                    if let Some(tx) = tx {
+                        tx.send(Arc::new(e)).await.unwrap();
+                    }
+                }
+            },
+        );
+        drop(router);
+        for t in tasks {
+            rt.block_on(t).unwrap();
+        }
+    }
+    g.finish();
+}
+
 fn fanout_typed(c: &mut Criterion) {
     let rt = runtime();
     let mut g = c.benchmark_group("fanout_typed");
@@ -597,6 +789,8 @@ criterion_group!(
     emit_unmatched,
     fanout,
     routing,
+    routing_shapes,
+    routing_keyed,
     fanout_typed,
     subscribe
 );

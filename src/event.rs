@@ -409,7 +409,7 @@ trait Payload: Send + Sync + 'static {
     fn type_name(&self) -> &'static str;
 }
 
-impl<T: TypedEvent> Payload for T {
+impl<T: Serialize + Send + Sync + 'static> Payload for T {
     fn to_value(&self) -> Result<Value, serde_json::Error> {
         serde_json::to_value(self)
     }
@@ -531,6 +531,39 @@ impl Event {
             Cow::Borrowed(T::TYPE),
             Data::Typed(Arc::new(value)),
         ))
+    }
+
+    /// An event of a type chosen at run time carrying a serializable value,
+    /// kept as it is: like [`Event::typed`], JSON is made only when some
+    /// subscriber asks for it (a webhook, Kafka, a filter), once, and
+    /// [`payload`](Self::payload) gives the value back. The type is
+    /// validated here.
+    ///
+    /// Use it where the type is data (a tenant's own event names, types read
+    /// from a config) and the payload is a Rust value: it saves building a
+    /// JSON tree per event, which [`Event::new`] needs.
+    ///
+    /// ```
+    /// use serde::Serialize;
+    /// #[derive(Serialize)]
+    /// struct Reading { sensor: u32, celsius: f32 }
+    ///
+    /// let ty = format!("sensor.{}.reading", "boiler");
+    /// let event = hookbus::Event::with_payload(ty, Reading { sensor: 7, celsius: 71.5 })?;
+    /// assert_eq!(event.event_type(), "sensor.boiler.reading");
+    /// assert!(!event.is_json_materialized());
+    /// assert_eq!(event.payload::<Reading>().unwrap().sensor, 7);
+    /// assert_eq!(event.data()["celsius"], 71.5); // JSON on demand
+    /// assert!(hookbus::Event::with_payload("bad type!", 1u8).is_err());
+    /// # Ok::<(), hookbus::EventError>(())
+    /// ```
+    pub fn with_payload<T: Serialize + Send + Sync + 'static>(
+        ty: impl Into<Cow<'static, str>>,
+        value: T,
+    ) -> Result<Event, EventError> {
+        let ty = ty.into();
+        validate_type(&ty)?;
+        Ok(Event::with_data(ty, Data::Typed(Arc::new(value))))
     }
 
     /// Builds without validating the type: only for types checked elsewhere.
@@ -691,7 +724,7 @@ impl Event {
 
     /// The typed value this event was made from, if it was made from a `T`
     /// (by `bus.emit(value)` or [`Event::typed`]): no JSON involved.
-    pub fn payload<T: TypedEvent>(&self) -> Option<Arc<T>> {
+    pub fn payload<T: Send + Sync + 'static>(&self) -> Option<Arc<T>> {
         match &self.data {
             Data::Typed(value) => value.clone().into_any().downcast::<T>().ok(),
             Data::Json(_) => None,
@@ -755,7 +788,7 @@ impl Event {
                     Data::Typed(value) if cache.json.get().is_none() => {
                         value.to_vec().unwrap_or_else(|e| {
                             serialization_failed(&self.ty, &**value, &e);
-                            b"null".to_vec()
+                            Vec::from(*b"null")
                         })
                     }
                     _ => serde_json::to_vec(self.data()).unwrap_or_default(),

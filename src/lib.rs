@@ -48,7 +48,7 @@ pub mod webhook;
 
 pub use bus::{
     BuildError, Bus, BusBuilder, DEFAULT_CHANNEL_CAPACITY, EmitError, IntoPattern, IntoPatterns,
-    SubscribeError,
+    SubscribeError, Tap,
 };
 pub use event::{Event, EventBuilder, EventError, ExtensionValue, IntoEvent, TypedEvent};
 // The default bus's general front door. The product-specific helpers

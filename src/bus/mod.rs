@@ -21,7 +21,7 @@ use crate::sink::HandlerResult;
 use crate::stats::{BusStats, ShutdownReport};
 use crate::subscriber::{EventStream, SubscriberBuilder, SubscriberOptions, Subscription, Typed};
 
-pub use crate::hub::{BuildError, EmitError, SubscribeError};
+pub use crate::hub::{BuildError, DEFAULT_TAP_CAPACITY, EmitError, SubscribeError, Tap};
 
 /// The default mailbox capacity of a subscriber.
 ///
@@ -157,6 +157,7 @@ pub struct BusBuilder {
     source: Option<Cow<'static, str>>,
     defaults: SubscriberOptions,
     runtime: Option<tokio::runtime::Handle>,
+    tap_capacity: usize,
 }
 
 impl BusBuilder {
@@ -178,6 +179,13 @@ impl BusBuilder {
         self.defaults = options;
         self
     }
+    /// Events the broadcast ring of [`Bus::tap`] holds for a tap that falls
+    /// behind (default [`DEFAULT_TAP_CAPACITY`]):
+    /// a tap further behind skips the oldest and counts them as lagged.
+    pub fn tap_capacity(mut self, capacity: usize) -> Self {
+        self.tap_capacity = capacity;
+        self
+    }
     /// The runtime to run subscriber tasks on (default: the current one).
     pub fn runtime(mut self, handle: tokio::runtime::Handle) -> Self {
         self.runtime = Some(handle);
@@ -191,6 +199,11 @@ impl BusBuilder {
                 "mailbox capacity must be at least 1".into(),
             ));
         }
+        if self.tap_capacity == 0 {
+            return Err(BuildError::Invalid(
+                "tap capacity must be at least 1".into(),
+            ));
+        }
         if self.source.as_deref() == Some("") {
             return Err(BuildError::Invalid("source must not be empty".into()));
         }
@@ -201,7 +214,12 @@ impl BusBuilder {
             Some(h) => h,
             None => tokio::runtime::Handle::try_current().map_err(|_| BuildError::NoRuntime)?,
         };
-        let hub = Arc::new(Hub::new(self.source, self.defaults, runtime));
+        let hub = Arc::new(Hub::new(
+            self.source,
+            self.defaults,
+            runtime,
+            self.tap_capacity,
+        ));
         Ok(Bus { hub })
     }
 }
@@ -218,6 +236,7 @@ impl Bus {
             source: None,
             defaults: SubscriberOptions::default(),
             runtime: None,
+            tap_capacity: crate::hub::DEFAULT_TAP_CAPACITY,
         }
     }
 
@@ -313,6 +332,20 @@ impl Bus {
     /// (default mailbox settings); see [`SubscriberBuilder::stream`].
     pub fn stream(&self, pattern: impl IntoPatterns) -> Result<EventStream, SubscribeError> {
         self.subscriber(pattern).stream()
+    }
+
+    /// Opens a [`Tap`]: an observer of the events whose type matches
+    /// `pattern`, read from the bus's broadcast ring. Unlike a subscriber it
+    /// has no mailbox: every open tap together costs an emit one write, and
+    /// a tap that falls behind skips events and counts them
+    /// ([`Tap::lagged`]) instead of slowing anyone. For dashboards, logs and
+    /// test probes; see [`Tap`].
+    pub fn tap(&self, pattern: impl IntoPatterns) -> Result<Tap, SubscribeError> {
+        if self.hub.is_closed() {
+            return Err(SubscribeError::Closed);
+        }
+        let patterns = pattern.into_patterns()?;
+        Ok(Tap::open(&self.hub, patterns))
     }
 
     /// Subscribes for the next matching event only.

@@ -31,6 +31,7 @@ pub(crate) mod journal;
 mod mailbox;
 mod options;
 mod routes;
+mod tap;
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -50,6 +51,7 @@ pub use error::{BuildError, EmitError, SubscribeError};
 pub(crate) use journal::{Commit, Journal, Refusal};
 pub(crate) use mailbox::{Mailbox, Pushed};
 pub use options::{BatchConfig, OverflowPolicy, SubscriberOptions};
+pub use tap::{DEFAULT_TAP_CAPACITY, Tap};
 
 /// What `emit` says when a durable subscriber's store is behind.
 const STORE_BUSY: &str =
@@ -329,6 +331,8 @@ impl<T> Small<T> {
 pub(crate) struct Hub {
     filter: routes::Filter,
     table: RwLock<routes::Table>,
+    /// The broadcast ring the taps read.
+    ring: tap::Ring,
     registry: Mutex<Registry>,
     /// Offers in progress; shutdown waits for them before closing mailboxes.
     offering: AtomicUsize,
@@ -349,10 +353,12 @@ impl Hub {
         source: Option<Cow<'static, str>>,
         defaults: SubscriberOptions,
         runtime: tokio::runtime::Handle,
+        tap_capacity: usize,
     ) -> Hub {
         Hub {
             filter: routes::Filter::default(),
             table: RwLock::default(),
+            ring: tap::Ring::new(tap_capacity),
             registry: Mutex::default(),
             offering: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
@@ -380,7 +386,14 @@ impl Hub {
     /// Whether some live subscriber's pattern matches `event_type`.
     #[inline]
     pub(crate) fn wants(&self, event_type: &str) -> bool {
-        self.filter.may_match(event_type) && self.wants_in_table(event_type)
+        self.filter.may_match(event_type)
+            && (self.ring.is_tapped() || self.wants_in_table(event_type))
+    }
+
+    /// A tap opened (`true`) or closed: while one is open, the filter lets
+    /// every type through, so every emit is built and reaches the ring.
+    pub(crate) fn tapped(&self, open: bool) {
+        self.write_table().count_tap(open, &self.filter);
     }
 
     fn wants_in_table(&self, event_type: &str) -> bool {
@@ -523,7 +536,18 @@ impl Hub {
     ///
     /// With `commits`, each durable subscriber that took the event adds the
     /// future that completes once its store has the event on disk.
+    ///
+    /// Open taps see the event once it was offered (taken, or matched by
+    /// nobody); never one the bus refused.
     pub(crate) fn offer(&self, event: &Arc<Event>, commits: Option<&mut Vec<Commit>>) -> Offer {
+        let outcome = self.offer_to_routes(event, commits);
+        if matches!(outcome, Offer::Accepted | Offer::Unmatched) {
+            self.ring.send(event);
+        }
+        outcome
+    }
+
+    fn offer_to_routes(&self, event: &Arc<Event>, commits: Option<&mut Vec<Commit>>) -> Offer {
         self.offering.fetch_add(1, Ordering::SeqCst);
         let _done = OfferGuard(&self.offering);
         if self.closed.load(Ordering::SeqCst) {
@@ -683,6 +707,8 @@ impl Hub {
                 .unwrap_or_else(|p| p.into_inner()) = Some(deadline);
             e.route.mailbox.close();
         }
+        // Taps end once they have read what the ring holds.
+        self.ring.close();
         let mut reports = Vec::with_capacity(entries.len());
         let mut aborted = Vec::new();
         let entries_journals: Vec<Arc<dyn Journal>> = entries

@@ -477,6 +477,17 @@ impl Table {
         }
         found
     }
+    /// A tap makes the filter broad while it is open (it observes every
+    /// type).
+    pub(crate) fn count_tap(&mut self, open: bool, filter: &Filter) {
+        self.broad = if open {
+            self.broad.saturating_add(1)
+        } else {
+            self.broad.saturating_sub(1)
+        };
+        filter.broad.store(self.broad > 0, Ordering::Release);
+    }
+
     /// Keeps the filter's per-slot counts and publishes the bits they imply.
     fn count(&mut self, pattern: &Pattern, delta: i32, filter: &Filter) {
         if self.slot_counts.is_empty() {

@@ -13,6 +13,7 @@ use serde_json::json;
 use tokio::sync::{Notify, mpsc};
 
 mod routes;
+mod taps;
 
 fn ev(ty: &str, n: u64) -> Event {
     Event::new(ty.to_owned(), json!({ "n": n })).unwrap()
