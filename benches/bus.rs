@@ -425,7 +425,7 @@ fn shaped_bus(
             let mut sub = bus
                 .subscriber(mine.iter().map(String::as_str).collect::<Vec<_>>())
                 .overflow(OverflowPolicy::Block);
-            if conditioned && i % 10 == 0 {
+            if conditioned && i.is_multiple_of(10) {
                 sub = sub.filter(|e| black_box(e.event_type()).len() > 1);
             }
             sub.on(move |_e| d.hit()).unwrap().detach();

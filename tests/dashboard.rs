@@ -81,8 +81,12 @@ async fn bad_settings_are_refused_at_construction() {
         DashboardError::PageSize(0)
     ));
     assert!(matches!(
-        refuse(DashboardConfig::new(TOKEN).stream_buffer(0)),
-        DashboardError::StreamBuffer(0)
+        refuse(DashboardConfig::new(TOKEN).max_streams(0)),
+        DashboardError::MaxStreams(0)
+    ));
+    assert!(matches!(
+        refuse(DashboardConfig::new(TOKEN).write_timeout(Duration::ZERO)),
+        DashboardError::WriteTimeout(_)
     ));
     let random = DashboardConfig::with_random_token();
     assert!(random.token().len() >= 32);
@@ -348,11 +352,9 @@ async fn the_stream_sends_the_overview_and_matching_events() {
 /// makes the server buffer without bound, and is told how many it lost.
 #[tokio::test]
 async fn a_slow_stream_drops_the_oldest_events_and_says_so() {
-    let bus = Bus::new().unwrap();
+    let bus = Bus::builder().tap_capacity(2).build().unwrap();
     let manager = Arc::new(WebhookManager::new(&bus));
-    let config = DashboardConfig::new(TOKEN)
-        .stream_buffer(2)
-        .sample_every(Duration::from_millis(10));
+    let config = DashboardConfig::new(TOKEN).sample_every(Duration::from_millis(10));
     let server = dashboard::serve(&bus, manager, config).await.unwrap();
     let mut r = reqwest::Client::new()
         .get(format!(
@@ -365,8 +367,8 @@ async fn a_slow_stream_drops_the_oldest_events_and_says_so() {
     let mut buf = String::new();
     assert_eq!(next_message(&mut r, &mut buf).await.0, "tick");
 
-    // One thread, no await: the stream's subscriber cannot take anything
-    // while these are emitted, so its mailbox of 2 keeps the newest two.
+    // One thread, no await: the stream's tap cannot take anything while
+    // these are emitted, so the ring of 2 keeps the newest two.
     for n in 0..1000 {
         bus.emit(Event::new("load.item", json!({"n": n})).unwrap())
             .unwrap();
@@ -410,4 +412,116 @@ async fn a_stream_ends_when_the_bus_shuts_down() {
     })
     .await;
     assert!(ended.is_ok(), "the stream ended with the bus");
+}
+
+async fn open_stream(addr: std::net::SocketAddr, pattern: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .get(format!(
+            "http://{addr}/api/stream?token={TOKEN}&pattern={pattern}"
+        ))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Reads `tick`s from an open stream until the overview counts `n` open
+/// streams (bounded: the test fails after 20 s).
+async fn until_streams(r: &mut reqwest::Response, buf: &mut String, n: u64) {
+    tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let (name, v) = next_message(r, buf).await;
+            if name == "tick" && v["streams"] == n {
+                return;
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("the overview never counted {n} open streams"));
+}
+
+/// Many open pages read one ring: each gets the event; beyond
+/// `max_streams` a new stream is refused with 429 until one closes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_streams_share_the_ring_and_are_limited() {
+    let bus = Bus::new().unwrap();
+    let manager = Arc::new(WebhookManager::new(&bus));
+    let config = DashboardConfig::new(TOKEN)
+        .max_streams(40)
+        .sample_every(Duration::from_millis(10));
+    let server = dashboard::serve(&bus, manager, config).await.unwrap();
+    let mut pages = Vec::new();
+    for _ in 0..40 {
+        let mut r = open_stream(server.addr(), "order.*").await;
+        assert_eq!(r.status(), 200);
+        let mut buf = String::new();
+        assert_eq!(next_message(&mut r, &mut buf).await.0, "tick");
+        pages.push((r, buf));
+    }
+    let refused = open_stream(server.addr(), "order.*").await;
+    assert_eq!(refused.status(), 429);
+    let body: Value = refused.json().await.unwrap();
+    assert!(body["error"].as_str().unwrap().contains("40"), "{body}");
+
+    bus.emit(Event::new("order.created", json!({"n": 1})).unwrap())
+        .unwrap();
+    for (r, buf) in pages.iter_mut() {
+        let event = loop {
+            let (name, v) = next_message(r, buf).await;
+            if name == "event" {
+                break v;
+            }
+        };
+        assert_eq!(event["type"], "order.created");
+    }
+    // One page closes: its place is free again.
+    drop(pages.pop());
+    let (r, buf) = pages.last_mut().unwrap();
+    until_streams(r, buf, 39).await;
+    assert_eq!(open_stream(server.addr(), "order.*").await.status(), 200);
+    drop(pages);
+    server.shutdown().await;
+}
+
+/// A client that opens a stream and never reads: once the server's writes
+/// have waited `write_timeout`, the connection is closed and its stream
+/// (and tap) let go, instead of living for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_whose_client_stopped_reading_is_closed() {
+    use tokio::io::AsyncWriteExt;
+
+    let bus = Bus::new().unwrap();
+    let manager = Arc::new(WebhookManager::new(&bus));
+    let config = DashboardConfig::new(TOKEN)
+        .write_timeout(Duration::from_millis(200))
+        .sample_every(Duration::from_millis(10));
+    let server = dashboard::serve(&bus, manager, config).await.unwrap();
+    let mut observer = open_stream(server.addr(), "none.*").await;
+    let mut buf = String::new();
+
+    // A client with a small receive buffer that sends its request and
+    // never reads.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stuck = socket.connect(server.addr()).await.unwrap();
+    stuck
+        .write_all(
+            format!("GET /api/stream?token={TOKEN}&pattern=big.* HTTP/1.1\r\nHost: x\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .unwrap();
+    until_streams(&mut observer, &mut buf, 2).await;
+
+    // More than the socket buffers hold: the server's writes stall.
+    let data = "x".repeat(1000);
+    for n in 0..20_000u32 {
+        bus.emit(Event::new("big.item", json!({"n": n, "pad": data})).unwrap())
+            .unwrap();
+        if n.is_multiple_of(1000) {
+            tokio::task::yield_now().await;
+        }
+    }
+    until_streams(&mut observer, &mut buf, 1).await;
+    drop(stuck);
+    server.shutdown().await;
 }

@@ -164,6 +164,7 @@ pub(super) async fn overview_json(shared: &Shared) -> Value {
         "subscribers": stats.subscribers.len(),
         "webhooks": webhooks.len(),
         "webhooks_enabled": enabled,
+        "streams": shared.streams.load(std::sync::atomic::Ordering::Relaxed),
         "windows": totals,
         "series": series,
         "samples": samples,

@@ -238,7 +238,9 @@ pub(super) fn spawn_sampler(shared: &Arc<Shared>, every: Duration) {
                 })
                 .collect();
             shared.history().record(Instant::now(), sample);
-            shared.ticks.send_modify(|n| *n += 1);
+            // Once per sample, for every open stream.
+            let overview = super::api::overview_json(&shared).await.to_string();
+            shared.ticks.send_replace(Some(overview.into()));
         }
     });
 }

@@ -33,14 +33,20 @@
 //! A sampler task (one per router, on the bus's runtime) reads the stats
 //! every [`DashboardConfig::sample_every`] and keeps two small rings: the
 //! last minute at that interval and the last hour by the minute. Nothing on
-//! the emit or delivery path changes. The stream never buffers without
-//! bound: `tick`s come from a watch channel (a slow browser gets the newest
-//! overview, the ones it missed are coalesced away), and the live events
-//! come through a bus subscriber with a bounded mailbox
-//! ([`DashboardConfig::stream_buffer`], dropping the oldest); a `tick`
-//! says how many a connection dropped. That subscriber (named `dashboard
-//! stream (PATTERN)`) lives while its connection is open: each open page
-//! adds one subscriber to the bus's fan-out, and shows it in the list.
+//! the emit or delivery path changes. The sampler also computes the
+//! overview once per sample, for every open stream.
+//!
+//! The stream never buffers without bound: `tick`s come from a watch
+//! channel (a slow browser gets the newest overview, the ones it missed are
+//! coalesced away), and the live events come from a [`Tap`](crate::Tap) on
+//! the bus's broadcast ring: all open pages together cost an emit one write,
+//! however many there are, and a page that falls a ring behind
+//! ([`BusBuilder::tap_capacity`](crate::BusBuilder::tap_capacity)) skips
+//! the oldest events; its `tick` says how many. At most
+//! [`DashboardConfig::max_streams`] streams are open at once (`429` beyond
+//! that), and [`serve`] closes a connection whose browser has not taken
+//! what was written within [`DashboardConfig::write_timeout`] (a mounted
+//! [`router`] leaves that to the application's own server).
 //!
 //! # API
 //!
@@ -111,7 +117,8 @@ pub struct DashboardConfig {
     bind: SocketAddr,
     sample_every: Duration,
     page_size: usize,
-    stream_buffer: usize,
+    max_streams: usize,
+    write_timeout: Duration,
 }
 
 impl fmt::Debug for DashboardConfig {
@@ -121,7 +128,8 @@ impl fmt::Debug for DashboardConfig {
             .field("bind", &self.bind)
             .field("sample_every", &self.sample_every)
             .field("page_size", &self.page_size)
-            .field("stream_buffer", &self.stream_buffer)
+            .field("max_streams", &self.max_streams)
+            .field("write_timeout", &self.write_timeout)
             .finish()
     }
 }
@@ -135,7 +143,8 @@ impl DashboardConfig {
             bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             sample_every: Duration::from_secs(1),
             page_size: 50,
-            stream_buffer: 256,
+            max_streams: 64,
+            write_timeout: Duration::from_secs(30),
         }
     }
 
@@ -184,10 +193,18 @@ impl DashboardConfig {
         self
     }
 
-    /// Live events a stream connection holds for a slow browser before it
-    /// drops the oldest (default 256; 1 to 65,536).
-    pub fn stream_buffer(mut self, n: usize) -> Self {
-        self.stream_buffer = n;
+    /// Event streams (`/api/stream`) open at once (default 64; 1 to
+    /// 65,536): one more is answered `429 Too Many Requests`.
+    pub fn max_streams(mut self, n: usize) -> Self {
+        self.max_streams = n;
+        self
+    }
+
+    /// How long [`serve`] waits for a client to take what it was sent
+    /// before it closes the connection (default 30 s; at least 10 ms): a
+    /// browser tab that stopped reading does not hold a stream for ever.
+    pub fn write_timeout(mut self, timeout: Duration) -> Self {
+        self.write_timeout = timeout;
         self
     }
 
@@ -204,8 +221,11 @@ impl DashboardConfig {
         if !(1..=1000).contains(&self.page_size) {
             return Err(DashboardError::PageSize(self.page_size));
         }
-        if !(1..=65_536).contains(&self.stream_buffer) {
-            return Err(DashboardError::StreamBuffer(self.stream_buffer));
+        if !(1..=65_536).contains(&self.max_streams) {
+            return Err(DashboardError::MaxStreams(self.max_streams));
+        }
+        if self.write_timeout < Duration::from_millis(10) {
+            return Err(DashboardError::WriteTimeout(self.write_timeout));
         }
         Ok(())
     }
@@ -228,9 +248,12 @@ pub enum DashboardError {
     /// The page size is outside 1..=1000.
     #[error("the dashboard page size {0} is outside 1..=1000")]
     PageSize(usize),
-    /// The stream buffer is outside 1..=65536.
-    #[error("the dashboard stream buffer {0} is outside 1..=65536")]
-    StreamBuffer(usize),
+    /// The limit on open streams is outside 1..=65536.
+    #[error("the dashboard's limit on open streams {0} is outside 1..=65536")]
+    MaxStreams(usize),
+    /// The write timeout is under 10 ms.
+    #[error("the dashboard write timeout {0:?} is under 10 ms")]
+    WriteTimeout(Duration),
     /// The bus is shut down.
     #[error("the bus is shut down")]
     BusClosed,
@@ -250,10 +273,13 @@ struct Shared {
     manager: Arc<WebhookManager>,
     token: Token,
     page_size: usize,
-    stream_buffer: usize,
+    max_streams: usize,
+    /// Streams open now.
+    streams: std::sync::atomic::AtomicUsize,
     history: Mutex<History>,
-    /// Bumped after each sample; the stream sends the newest overview.
-    ticks: tokio::sync::watch::Sender<u64>,
+    /// The overview after each sample (JSON text of an object), computed
+    /// once for every open stream; `None` before the first sample.
+    ticks: tokio::sync::watch::Sender<Option<Arc<str>>>,
     /// Set when [`DashboardServer::shutdown`] is called: open streams end
     /// (they would otherwise hold a graceful shutdown open for ever).
     closing: tokio::sync::watch::Sender<bool>,
@@ -297,9 +323,10 @@ fn build(
         manager,
         token: Token::new(&config.token),
         page_size: config.page_size,
-        stream_buffer: config.stream_buffer,
+        max_streams: config.max_streams,
+        streams: std::sync::atomic::AtomicUsize::new(0),
         history: Mutex::new(History::new(config.sample_every)),
-        ticks: tokio::sync::watch::Sender::new(0),
+        ticks: tokio::sync::watch::Sender::new(None),
         closing: tokio::sync::watch::Sender::new(false),
     });
     history::spawn_sampler(&shared, config.sample_every);
@@ -357,7 +384,7 @@ pub async fn serve(
     manager: Arc<WebhookManager>,
     config: DashboardConfig,
 ) -> Result<DashboardServer, DashboardError> {
-    let (bind, token) = (config.bind, config.token.clone());
+    let (bind, token, write_timeout) = (config.bind, config.token.clone(), config.write_timeout);
     let (app, shared) = build(bus, manager, config)?;
     let listener = tokio::net::TcpListener::bind(bind)
         .await
@@ -366,6 +393,10 @@ pub async fn serve(
         .local_addr()
         .map_err(|source| DashboardError::Bind { addr: bind, source })?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let listener = WriteTimeout {
+        inner: listener,
+        timeout: write_timeout,
+    };
     let task = bus.runtime().spawn(async move {
         let _ = axum::serve(listener, app)
             .with_graceful_shutdown(async move {
@@ -380,4 +411,27 @@ pub async fn serve(
         stop: Some(stop),
         task,
     })
+}
+
+/// A listener whose connections fail a write that has waited longer than
+/// `timeout` for the client to read (then the server closes them).
+struct WriteTimeout {
+    inner: tokio::net::TcpListener,
+    timeout: Duration,
+}
+
+impl axum::serve::Listener for WriteTimeout {
+    type Io = std::pin::Pin<Box<tokio_io_timeout::TimeoutStream<tokio::net::TcpStream>>>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, SocketAddr) {
+        let (io, addr) = axum::serve::Listener::accept(&mut self.inner).await;
+        let mut io = tokio_io_timeout::TimeoutStream::new(io);
+        io.set_write_timeout(Some(self.timeout));
+        (Box::pin(io), addr)
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.inner.local_addr()
+    }
 }

@@ -4,18 +4,21 @@
 //! Bounded by construction: the stream produces the next message only when
 //! axum asks for it, that is when the browser has taken the previous one
 //! (TCP back-pressure), so nothing queues on the server but
-//! - the newest tick number (a watch channel: ticks a slow browser missed
-//!   are coalesced into the newest overview), and
-//! - the live events, in a bus subscriber's mailbox of
-//!   [`stream_buffer`](super::DashboardConfig::stream_buffer) events that
-//!   drops the oldest when full; each `tick` carries the connection's drop
-//!   count.
+//! - the newest overview (a watch channel: ticks a slow browser missed are
+//!   coalesced into the newest; the sampler computes it once for all
+//!   connections), and
+//! - the live events, read from a [`Tap`] on the bus's broadcast ring
+//!   (one ring for every tap: a connection costs an emit nothing of its
+//!   own); a connection a whole ring behind skips the oldest, and each
+//!   `tick` carries its count of skipped events.
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::extract::{Query, State};
+use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use futures_util::StreamExt;
@@ -23,8 +26,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::Shared;
+use crate::Tap;
 use crate::event::Event;
-use crate::subscriber::{EventStream, OverflowPolicy};
 
 /// Bytes of an event's data shown in the live stream.
 const DATA_EXCERPT: usize = 1024;
@@ -34,12 +37,19 @@ pub(super) struct StreamQuery {
     pattern: Option<String>,
 }
 
+/// One open stream, counted in [`Shared::streams`] while it lives.
 struct Connection {
     shared: Arc<Shared>,
-    ticks: tokio::sync::watch::Receiver<u64>,
+    ticks: tokio::sync::watch::Receiver<Option<Arc<str>>>,
     closing: tokio::sync::watch::Receiver<bool>,
-    events: Option<EventStream>,
+    events: Option<Tap>,
     pattern: String,
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.shared.streams.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 pub(super) async fn stream(
@@ -50,34 +60,36 @@ pub(super) async fn stream(
         .pattern
         .filter(|p| !p.trim().is_empty())
         .unwrap_or_else(|| "*".to_owned());
-    let events = match shared
-        .bus
-        .subscriber(pattern.as_str())
-        .name(format!("dashboard stream ({pattern})"))
-        .capacity(shared.stream_buffer)
-        .overflow(OverflowPolicy::DropOldest)
-        .stream()
-    {
-        Ok(s) => s,
+    let open = shared.streams.fetch_add(1, Ordering::AcqRel);
+    // Counted from here: the connection's drop gives the place back.
+    let (ticks, closing) = (shared.ticks.subscribe(), shared.closing.subscribe());
+    let mut connection = Connection {
+        shared,
+        ticks,
+        closing,
+        events: None,
+        pattern,
+    };
+    if open >= connection.shared.max_streams {
+        let limit = connection.shared.max_streams;
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            axum::Json(json!({"error": format!("{limit} event streams are open already (the dashboard's max_streams)")})),
+        )
+            .into_response();
+    }
+    match connection.shared.bus.tap(connection.pattern.as_str()) {
+        Ok(tap) => connection.events = Some(tap),
         Err(e) => {
             return (
-                axum::http::StatusCode::BAD_REQUEST,
+                StatusCode::BAD_REQUEST,
                 axum::Json(json!({"error": e.to_string()})),
             )
                 .into_response();
         }
-    };
-    let mut ticks = shared.ticks.subscribe();
+    }
     // The first message is the overview now.
-    ticks.mark_changed();
-    let closing = shared.closing.subscribe();
-    let connection = Connection {
-        shared,
-        ticks,
-        closing,
-        events: Some(events),
-        pattern,
-    };
+    connection.ticks.mark_changed();
     let messages = futures_util::stream::unfold(connection, |mut c| async move {
         let message = c.next_message().await?;
         Some((Ok::<_, Infallible>(message), c))
@@ -99,11 +111,15 @@ impl Connection {
             _ = self.closing.changed() => None,
             changed = self.ticks.changed() => {
                 changed.ok()?;
-                self.ticks.borrow_and_update();
-                let mut overview = super::api::overview_json(&self.shared).await;
-                let dropped = self.events.as_ref().map_or(0, |e| e.stats().dropped);
-                overview["stream"] = json!({"pattern": self.pattern, "dropped": dropped});
-                Some(SseEvent::default().event("tick").data(overview.to_string()))
+                let sampled = self.ticks.borrow_and_update().clone();
+                let overview = match sampled {
+                    Some(text) => text,
+                    // Before the first sample: compute one for this page.
+                    None => super::api::overview_json(&self.shared).await.to_string().into(),
+                };
+                let dropped = self.events.as_ref().map_or(0, Tap::lagged);
+                let stream = json!({"pattern": self.pattern, "dropped": dropped});
+                Some(SseEvent::default().event("tick").data(with_field(&overview, "stream", &stream)))
             }
             // `None`: the bus shut down.
             event = next_event(&mut self.events) => event.map(|e| {
@@ -113,7 +129,19 @@ impl Connection {
     }
 }
 
-async fn next_event(events: &mut Option<EventStream>) -> Option<Arc<Event>> {
+/// `object` (the JSON text of an object) with one more field, without
+/// parsing it again.
+fn with_field(object: &str, name: &str, value: &Value) -> String {
+    let body = object.trim_end().strip_suffix('}').unwrap_or(object);
+    let sep = if body.trim_end().ends_with('{') {
+        ""
+    } else {
+        ","
+    };
+    format!("{body}{sep}{}:{value}}}", Value::from(name))
+}
+
+async fn next_event(events: &mut Option<Tap>) -> Option<Arc<Event>> {
     match events {
         Some(s) => s.next().await,
         None => std::future::pending().await,

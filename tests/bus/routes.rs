@@ -87,7 +87,7 @@ async fn a_condition_runs_only_for_the_routes_it_belongs_to() {
         .subscriber(["alert.raised", "alert.cleared"])
         .filter(move |e| {
             c.fetch_add(1, Ordering::SeqCst);
-            n_of(e) % 2 == 0
+            n_of(e).is_multiple_of(2)
         })
         .on(f1)
         .unwrap();
