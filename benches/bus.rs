@@ -20,6 +20,11 @@
 //! - `routing_keyed/S`: S subscribers on one type, each keyed on its own
 //!   tenant (`.key("tenant", ..)`), events spread over the tenants, against
 //!   a hand-written `HashMap<tenant, mpsc::Sender>` router;
+//! - `routing_dynamic/S`: as `routing`, the events made with
+//!   `Event::with_payload(type chosen at run time, value)`, against the
+//!   hand-written router carrying `Arc<value>`;
+//! - `emit_taps/T`: 10,000 typed events to one subscriber with T taps open
+//!   that never read (T = 0 and 200);
 //! - `fanout_typed/N`: a typed event to N typed closure subscribers,
 //!   lossless, against
 //!   - raw async-broadcast carrying `Arc<T>` of the same payload
@@ -592,6 +597,110 @@ fn routing_keyed(c: &mut Criterion) {
     g.finish();
 }
 
+fn routing_dynamic(c: &mut Criterion) {
+    let rt = runtime();
+    let mut g = c.benchmark_group("routing_dynamic");
+    g.throughput(Throughput::Elements(ROUTED));
+    g.sample_size(10);
+    g.measurement_time(Duration::from_secs(3));
+    g.warm_up_time(Duration::from_secs(1));
+    for subscribers in [10usize, 1_000] {
+        let types: Arc<Vec<String>> = Arc::new(
+            (0..subscribers)
+                .map(|i| format!("tenant{i}.order.placed"))
+                .collect(),
+        );
+        let done = Done::new();
+        let bus = shaped_bus(
+            &rt,
+            &done,
+            &types.iter().map(|t| vec![t.clone()]).collect::<Vec<_>>(),
+            false,
+        );
+        bench_producer(
+            &mut g,
+            &rt,
+            BenchmarkId::new("hookbus_with_payload", subscribers),
+            &done,
+            ROUTED,
+            &(bus.clone(), types.clone()),
+            |(bus, types)| async move {
+                for i in 0..ROUTED {
+                    let ty = &types[i as usize % types.len()];
+                    let e = Event::with_payload(ty.clone(), Tick { n: i }).unwrap();
+                    bus.publish(e).await.unwrap();
+                }
+            },
+        );
+        rt.block_on(bus.shutdown(Duration::from_secs(30)));
+
+        let done = Done::new();
+        let (senders, tasks) = mpsc_subscribers::<Tick>(&rt, subscribers, &done);
+        let router: Arc<std::collections::HashMap<String, _>> =
+            Arc::new(types.iter().cloned().zip(senders).collect());
+        bench_producer(
+            &mut g,
+            &rt,
+            BenchmarkId::new("hashmap_mpsc_router_arc_struct", subscribers),
+            &done,
+            ROUTED,
+            &(router.clone(), types.clone()),
+            |(router, types)| async move {
+                for i in 0..ROUTED {
+                    let ty = types[i as usize % types.len()].clone();
+                    if let Some(tx) = router.get(black_box(&ty)) {
+                        tx.send(Arc::new(Tick { n: i })).await.unwrap();
+                    }
+                }
+            },
+        );
+        drop(router);
+        for t in tasks {
+            rt.block_on(t).unwrap();
+        }
+    }
+    g.finish();
+}
+
+fn emit_taps(c: &mut Criterion) {
+    let rt = runtime();
+    let mut g = c.benchmark_group("emit_taps");
+    g.throughput(Throughput::Elements(EVENTS));
+    g.sample_size(10);
+    g.measurement_time(Duration::from_secs(3));
+    g.warm_up_time(Duration::from_secs(1));
+    for taps in [0usize, 200] {
+        let done = Done::new();
+        let (bus, open) = rt.block_on(async {
+            let bus = Bus::new().unwrap();
+            let d = done.clone();
+            bus.subscriber(Tick::TYPE)
+                .overflow(OverflowPolicy::Block)
+                .on(move |_e| d.hit())
+                .unwrap()
+                .detach();
+            let open: Vec<_> = (0..taps).map(|_| bus.tap("*").unwrap()).collect();
+            (bus, open)
+        });
+        bench_producer(
+            &mut g,
+            &rt,
+            BenchmarkId::new("hookbus_taps_never_reading", taps),
+            &done,
+            EVENTS,
+            &bus.clone(),
+            |bus| async move {
+                for i in 0..EVENTS {
+                    bus.publish(Tick { n: i }).await.unwrap();
+                }
+            },
+        );
+        drop(open);
+        rt.block_on(bus.shutdown(Duration::from_secs(30)));
+    }
+    g.finish();
+}
+
 fn fanout_typed(c: &mut Criterion) {
     let rt = runtime();
     let mut g = c.benchmark_group("fanout_typed");
@@ -791,6 +900,8 @@ criterion_group!(
     routing,
     routing_shapes,
     routing_keyed,
+    routing_dynamic,
+    emit_taps,
     fanout_typed,
     subscribe
 );
