@@ -51,8 +51,7 @@ fn main() {
             let _ = i;
             bus.publish(e).await.unwrap();
         }
-        bus.settle().await;
-        let stats = bus.stats().await;
+        let stats = bus.stats();
         let s = stats.subscriber("stalled").unwrap();
         let peak = status_kib("VmHWM:").unwrap_or(0);
         let approx_event = std::mem::size_of::<Event>() as u64 + 300;

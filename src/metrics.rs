@@ -222,7 +222,7 @@ impl Collector {
 
     /// Takes one sample of everything and writes it to the recorder.
     pub async fn record(&self) {
-        record_bus(&self.bus.stats().await);
+        record_bus(&self.bus.stats());
         #[cfg(feature = "webhook")]
         if let Some(m) = &self.webhooks {
             record_webhooks(m);

@@ -183,7 +183,7 @@ async fn metrics_scraped_over_http_match_stats() {
             .unwrap_or_else(|| panic!("{series} missing from:\n{text}"))
     };
 
-    let stats = bus.stats().await;
+    let stats = bus.stats();
     assert_eq!(stats.subscribers.len(), 5);
     assert_eq!(at("hookbus_bus_emitted_total"), stats.emitted as f64);
     assert_eq!(stats.emitted, 4);

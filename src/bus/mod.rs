@@ -367,19 +367,10 @@ impl Bus {
         self.subscriber(pattern).limit(n).on(handler)
     }
 
-    /// Waits until every subscriber has taken in (filtered, queued or
-    /// dropped) every event emitted before this call. It does not wait for
-    /// handlers.
-    ///
-    /// Events go into mailboxes inside `emit` itself, so once an emit has
-    /// returned its event is already taken in: this returns at once. It is
-    /// kept so code written for a bus with an intake step stays correct.
-    pub async fn settle(&self) {}
-
     /// Counters of the bus and of every live subscriber. Each subscriber's
     /// numbers are one consistent snapshot: they always add up (see
     /// [`stats`](crate::stats)).
-    pub async fn stats(&self) -> BusStats {
+    pub fn stats(&self) -> BusStats {
         BusStats {
             emitted: self.hub.emitted.get(),
             unmatched: self.hub.unmatched.get(),

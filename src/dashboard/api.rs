@@ -150,7 +150,7 @@ fn limit(shared: &Shared, q: &LimitQuery) -> usize {
 }
 
 pub(super) async fn overview_json(shared: &Shared) -> Value {
-    let stats = shared.bus.stats().await;
+    let stats = shared.bus.stats();
     let (totals, series, samples) = {
         let h = shared.history();
         (h.total_windows(), h.series(), h.samples())
@@ -176,7 +176,7 @@ async fn overview(State(shared): State<Arc<Shared>>) -> ApiResult {
 }
 
 async fn subscribers(State(shared): State<Arc<Shared>>, Query(q): Query<PageQuery>) -> ApiResult {
-    let mut all = shared.bus.stats().await.subscribers;
+    let mut all = shared.bus.stats().subscribers;
     if let Some(filter) = q.q.as_deref().filter(|f| !f.is_empty()) {
         all.retain(|s| s.name.contains(filter) || s.pattern.contains(filter));
     }

@@ -109,7 +109,6 @@
 //!         .template(json!({"text": "Prediction: {prediction} ({confidence:.0%})"})),
 //! )?;
 //! bus.emit(Event::new("level_4_prediction", json!({"prediction": "…", "confidence": 0.9}))?)?;
-//! bus.settle().await;
 //! println!("{:?}", webhooks.stats(&id)?);
 //! # Ok(()) }
 //! ```

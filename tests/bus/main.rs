@@ -66,7 +66,7 @@ async fn events_nobody_wants_are_counted_not_sent() {
     }
     assert!(!bus.has_subscribers("decision.captured"));
     assert!(bus.has_subscribers("order.placed"));
-    let stats = bus.stats().await;
+    let stats = bus.stats();
     assert_eq!(stats.unmatched, 10);
     assert_eq!(stats.emitted, 0);
 }
@@ -81,7 +81,6 @@ async fn once_and_many_take_exactly_their_share() {
     for i in 0..10 {
         bus.emit(ev("tick", i)).unwrap();
     }
-    bus.settle().await;
     // Both have taken their share and left, so nobody wants ticks any more.
     let report = bus.shutdown(LONG).await;
     assert_eq!(*once.lock().unwrap(), vec![0]);
@@ -108,7 +107,6 @@ async fn conditions_filter_before_the_mailbox() {
         bus.emit(Event::new("decision.captured", json!({"n": n, "confidence": c})).unwrap())
             .unwrap();
     }
-    bus.settle().await;
     sub.detach();
     let report = bus.shutdown(LONG).await;
     assert_eq!(*seen.lock().unwrap(), vec![1, 3, 5]);
@@ -153,7 +151,6 @@ async fn batches_are_delivered_after_max_wait() {
     for i in 0..3 {
         bus.emit(ev("m", i)).unwrap();
     }
-    bus.settle().await;
     let (at, len) = rx.recv().await.unwrap();
     assert_eq!(len, 3);
     let waited = at - start;
@@ -227,8 +224,7 @@ async fn drop_oldest_keeps_the_newest_while_stalled() {
     for i in 1..=10 {
         bus.emit(ev("m", i)).unwrap();
     }
-    bus.settle().await;
-    let stats = bus.stats().await;
+    let stats = bus.stats();
     let s = stats.subscriber("stalled").unwrap();
     assert_eq!(
         (s.accepted, s.dropped, s.mailbox_len, s.in_flight),
@@ -252,7 +248,6 @@ async fn drop_newest_keeps_the_oldest_while_stalled() {
     for i in 1..=10 {
         bus.emit(ev("m", i)).unwrap();
     }
-    bus.settle().await;
     release.notify_one();
     release_all(&release, &mut entered, 3).await;
     let report = bus.shutdown(LONG).await;
@@ -282,7 +277,6 @@ async fn drops_are_announced_once_per_burst_and_never_loop() {
     for i in 1..=50 {
         bus.emit(ev("m", i)).unwrap();
     }
-    bus.settle().await;
     let mut total = 0;
     while total < 49 {
         let (who, n) = announced.recv().await.unwrap();
@@ -325,7 +319,6 @@ async fn emit_returns_at_once_while_a_subscriber_is_stalled() {
     .unwrap();
     // Only a Block subscriber can refuse an emit: none here, so never Full.
     assert_eq!(results, 0);
-    bus.settle().await;
     release.notify_one();
     release_all(&release, &mut entered, 8).await;
     let report = bus.shutdown(LONG).await;
@@ -489,8 +482,7 @@ async fn async_handlers_run_concurrently_up_to_the_limit() {
     for _ in 0..3 {
         first.push(entered.recv().await.unwrap());
     }
-    bus.settle().await;
-    let s = bus.stats().await;
+    let s = bus.stats();
     let pool = s.subscriber("pool").unwrap();
     assert_eq!((pool.in_flight, pool.mailbox_len), (3, 2));
     first.sort();
@@ -550,12 +542,11 @@ async fn dropping_the_subscription_unsubscribes() {
     let (seen, f) = recorder();
     let sub = bus.on("m", f).unwrap();
     bus.emit(ev("m", 1)).unwrap();
-    bus.settle().await;
     drop(sub);
     // Gone from the index at once: the next event is not even sent.
     assert!(!bus.has_subscribers("m"));
     bus.emit(ev("m", 2)).unwrap();
-    assert_eq!(bus.stats().await.unmatched, 1);
+    assert_eq!(bus.stats().unmatched, 1);
     bus.shutdown(LONG).await;
     assert_eq!(*seen.lock().unwrap(), vec![1]);
 }
@@ -787,9 +778,8 @@ async fn a_sink_that_is_not_ready_gets_nothing_and_events_wait_in_the_mailbox() 
     }
     // On this single-threaded runtime the subscriber has taken the events in
     // and tried to dispatch them before `settle` returns.
-    bus.settle().await;
     assert!(delivered.try_recv().is_err(), "nothing while not ready");
-    let stats = bus.stats().await;
+    let stats = bus.stats();
     let s = stats.subscriber("gated").unwrap();
     assert_eq!((s.mailbox_len, s.dropped, s.in_flight), (2, 1, 0));
 
@@ -817,7 +807,6 @@ async fn a_due_batch_waits_quietly_for_a_sink_that_is_not_ready() {
     for n in 0..3 {
         bus.emit(ev("job.done", n)).unwrap();
     }
-    bus.settle().await;
     tokio::time::advance(Duration::from_secs(2)).await;
     for _ in 0..3 {
         tokio::task::yield_now().await;
