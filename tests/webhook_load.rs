@@ -39,7 +39,7 @@ async fn flaky_receiver() -> Flaky {
         } else {
             acc.lock()
                 .unwrap()
-                .insert(r.header("ce-id").unwrap().to_owned());
+                .insert(r.event_id().unwrap());
             StatusCode::OK.into_response()
         }
     })

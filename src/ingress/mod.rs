@@ -124,8 +124,10 @@
 
 pub(crate) mod convert;
 mod extract;
+mod label;
 
 pub use extract::{Rejection, Signed, SignedBody};
+pub use label::EventLabel;
 
 use std::fmt;
 use std::sync::Arc;

@@ -25,6 +25,9 @@
 //! The last three are what services send to you: [`crate::verify`] checks
 //! them, and their signing helpers exist for round-trip tests and stand-ins.
 //!
+//! [`SignatureScheme::default`] is Standard Webhooks (`whsec_` secrets);
+//! Briefcase and the others are one call away.
+//!
 //! ```
 //! use hookbus::signature::{Secret, SignatureScheme, SignRequest};
 //!
@@ -187,8 +190,11 @@ pub enum SignatureScheme {
 }
 
 impl Default for SignatureScheme {
+    /// Standard Webhooks: what webhooks, `hookbus send` and `hookbus listen`
+    /// use unless told otherwise, so hookbus's defaults interoperate with
+    /// each other and with the official Standard Webhooks libraries.
     fn default() -> Self {
-        SignatureScheme::briefcase()
+        SignatureScheme::standard_webhooks()
     }
 }
 

@@ -6,6 +6,7 @@ use std::fmt;
 use clap::ValueEnum;
 use std::time::Duration;
 
+use hookbus::ingress::EventLabel;
 use hookbus::signature::{Secret, SignatureScheme, StandardWebhooks};
 use hookbus::verify::{Verifier, VerifyError};
 
@@ -45,7 +46,7 @@ pub(crate) struct SigningArgs {
     #[arg(long, env = "HOOKBUS_SECRET", hide_env_values = true)]
     pub(crate) secret: Option<String>,
     /// The signature scheme.
-    #[arg(long, value_enum, default_value_t = Scheme::Briefcase)]
+    #[arg(long, value_enum, default_value_t = Scheme::Standard)]
     pub(crate) scheme: Scheme,
     /// Header prefix of the timestamped scheme (X-<PREFIX>-Timestamp, X-<PREFIX>-Signature).
     #[arg(long, default_value = "Rubric")]
@@ -84,34 +85,15 @@ impl SigningArgs {
     }
 }
 
-const GITHUB_EVENT: &str = "X-GitHub-Event";
-const GITHUB_DELIVERY: &str = "X-GitHub-Delivery";
-
 /// Request headers, looked up case-insensitively.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Headers(pub(crate) Vec<(String, String)>);
 
 impl Headers {
-    pub(crate) fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// The event type: CloudEvents binary mode, GitHub, or `-`.
-    pub(crate) fn event_type(&self) -> &str {
-        self.get("ce-type")
-            .or_else(|| self.get(GITHUB_EVENT))
-            .unwrap_or("-")
-    }
-
-    /// The event or delivery id: CloudEvents, Standard Webhooks, GitHub, or `-`.
-    pub(crate) fn id(&self) -> &str {
-        self.get("ce-id")
-            .or_else(|| self.get(StandardWebhooks::HEADER_ID))
-            .or_else(|| self.get(GITHUB_DELIVERY))
-            .unwrap_or("-")
+    /// Which event the request carries (the library's one rule, shared
+    /// with the ingress): type and id, `-` where the request names none.
+    pub(crate) fn label(&self, body: &[u8]) -> EventLabel {
+        EventLabel::of(&self.0, body)
     }
 }
 
