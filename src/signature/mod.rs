@@ -49,6 +49,7 @@ mod timestamped;
 pub use body::BodySignature;
 pub use slack::SlackSignature;
 pub use standard::{SecretSource, StandardWebhooks};
+pub(crate) use standard::{StandardKey, ed25519_verify};
 pub use stripe::StripeSignature;
 pub use timestamped::TimestampedSignature;
 
@@ -125,6 +126,43 @@ pub enum SignatureError {
         "a Standard Webhooks secret must be \"whsec_\" followed by base64; this one does not decode"
     )]
     BadStandardSecret,
+    /// A `whsk_` key whose rest is not the base64 of an ed25519 secret key.
+    #[error(
+        "a Standard Webhooks secret key must be \"whsk_\" followed by the base64 of a 32-byte ed25519 seed (or of the 64-byte seed and public key); this one does not decode"
+    )]
+    BadSigningKey,
+    /// A `whpk_` key whose rest is not the base64 of an ed25519 public key.
+    #[error(
+        "a Standard Webhooks public key must be \"whpk_\" followed by the base64 of a 32-byte ed25519 public key; this one does not decode"
+    )]
+    BadPublicKey,
+    /// A `whsk_` secret key where a receiver's key is expected.
+    #[error(
+        "a whsk_ secret key was given to verify: receivers verify with its whpk_ public key (`hookbus keygen` prints both); keep the whsk_ key on the sending side only"
+    )]
+    SigningKeyToVerify,
+    /// A `whpk_` public key where a sender's key is expected.
+    #[error(
+        "a whpk_ public key cannot sign: sign with its whsk_ secret key, and give receivers the whpk_ key"
+    )]
+    PublicKeyToSign,
+    /// An asymmetric key (`whsk_`, `whpk_`) where an HMAC secret is expected.
+    #[error(
+        "a whsk_/whpk_ key signs or verifies v1a (ed25519) signatures, not HMACs: use a whsec_ secret for v1"
+    )]
+    NotSymmetric,
+    /// A symmetric secret where an ed25519 key is expected.
+    #[error("a whsec_ secret has no public key: only a whsk_ secret key does")]
+    NotAsymmetric,
+    /// A symmetric Standard Webhooks secret of the wrong size.
+    #[error("a Standard Webhooks secret needs 24 to 64 random bytes, not {0}")]
+    BadSecretLength(usize),
+    /// A key that only Standard Webhooks reads (`whsk_`, `whpk_`) given to
+    /// another scheme, which would take it as raw HMAC bytes.
+    #[error(
+        "a whsk_/whpk_ key is for Standard Webhooks v1a; this scheme signs with an HMAC secret"
+    )]
+    AsymmetricKeyForHmacScheme,
     /// A header name or prefix that HTTP does not allow.
     #[error("invalid signature header name {0:?}")]
     BadHeaderName(String),
@@ -179,7 +217,8 @@ pub enum SignatureScheme {
     Body(BodySignature),
     /// HMAC of `"<timestamp>.<body>"` with a timestamp header (Rubric).
     Timestamped(TimestampedSignature),
-    /// Standard Webhooks v1.
+    /// Standard Webhooks v1: `v1` HMACs with `whsec_` secrets, `v1a`
+    /// ed25519 signatures with `whsk_` keys (the default scheme).
     StandardWebhooks(StandardWebhooks),
     /// Slack's `v0` request signing (for tools that stand in for Slack, such
     /// as `hookbus send --scheme slack`).
@@ -231,11 +270,20 @@ impl SignatureScheme {
         SignatureScheme::Stripe(StripeSignature)
     }
 
-    /// Checks that the secrets fit the scheme (e.g. `whsec_` base64 decodes).
+    /// Checks that the secrets can sign under the scheme: for Standard
+    /// Webhooks a `whsec_` secret that decodes or a `whsk_` secret key (a
+    /// `whpk_` public key cannot sign); for the HMAC-only schemes no
+    /// `whsk_`/`whpk_` key, which they would take as raw bytes.
     pub fn check_secrets(&self, secrets: &[Secret]) -> Result<(), SignatureError> {
-        if let SignatureScheme::StandardWebhooks(_) = self {
-            for s in secrets {
-                StandardWebhooks::key(s)?;
+        for s in secrets.iter().filter(|s| !s.is_empty()) {
+            match self {
+                SignatureScheme::StandardWebhooks(_) => {
+                    StandardWebhooks::signing(s)?;
+                }
+                _ if is_asymmetric_key(s) => {
+                    return Err(SignatureError::AsymmetricKeyForHmacScheme);
+                }
+                _ => {}
             }
         }
         Ok(())
@@ -308,6 +356,12 @@ impl SignatureScheme {
             )],
         })
     }
+}
+
+/// Whether `secret` is written as a Standard Webhooks ed25519 key.
+pub(crate) fn is_asymmetric_key(secret: &Secret) -> bool {
+    let s = secret.expose();
+    s.starts_with(b"whsk_") || s.starts_with(b"whpk_")
 }
 
 pub(crate) fn check_header_name(name: &str) -> Result<(), SignatureError> {

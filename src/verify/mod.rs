@@ -280,12 +280,22 @@ struct Claim<'a> {
     /// How many signatures the request carries.
     count: usize,
     /// The HMAC-SHA256 of the signed content with a secret's key (`None`
-    /// when the secret has no key for the scheme).
+    /// when the secret has no HMAC key, e.g. a `whpk_` public key).
     mac: MacFn<'a>,
+    /// Whether an asymmetric signature in the request verifies under a
+    /// secret that is a public key (`None` when it is not one).
+    signed_by: SignedByFn<'a>,
 }
 
 /// Computes the MAC of a claim's signed content under a secret.
 type MacFn<'a> = Box<dyn Fn(&Secret) -> Option<[u8; 32]> + 'a>;
+/// Checks a claim's asymmetric signatures under a public key.
+type SignedByFn<'a> = Box<dyn Fn(&Secret) -> Option<bool> + 'a>;
+
+/// For schemes without asymmetric signatures.
+fn no_asymmetric<'a>() -> SignedByFn<'a> {
+    Box::new(|_| None)
+}
 
 /// The scheme a [`Verifier`] checks.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -507,15 +517,21 @@ impl Verifier {
     }
 
     /// Accepts another secret too (rotation: the new one and the old one
-    /// until every sender has switched). Empty secrets are ignored; a
-    /// malformed `whsec_` secret for Standard Webhooks is an error.
+    /// until every sender has switched; for Standard Webhooks a `whsec_`
+    /// secret and a `whpk_` public key may stand side by side). Empty
+    /// secrets are ignored. For Standard Webhooks a malformed `whsec_` or
+    /// `whpk_` key is an error, and so is a `whsk_` secret key
+    /// ([`SignatureError::SigningKeyToVerify`]: receivers verify with the
+    /// public key); the other schemes refuse `whsk_`/`whpk_` keys.
     pub fn secret(mut self, secret: impl Into<Secret>) -> Result<Verifier, SignatureError> {
         let secret = secret.into();
         if secret.is_empty() {
             return Ok(self);
         }
         if self.scheme == VerifyScheme::StandardWebhooks {
-            StandardWebhooks::key(&secret)?;
+            StandardWebhooks::verifying(&secret)?;
+        } else if crate::signature::is_asymmetric_key(&secret) {
+            return Err(SignatureError::AsymmetricKeyForHmacScheme);
         }
         self.keys.push(secret);
         Ok(self)
@@ -602,11 +618,19 @@ impl Verifier {
             }
         }
         // One MAC per secret, compared with every signature in constant
-        // time. The first secret's MAC is the canonical one the replay guard
-        // keys on, whichever secret matched.
+        // time; a public key checks the asymmetric signatures instead. The
+        // first secret's MAC is the canonical one the replay guard keys on
+        // (for schemes without a signed id), whichever secret matched.
         let mut canonical = None;
         let mut matched = None;
         for (index, key) in self.keys.iter().enumerate() {
+            if let Some(hit) = (claim.signed_by)(key) {
+                if hit {
+                    matched = Some(index);
+                    break;
+                }
+                continue;
+            }
             let Some(mac) = (claim.mac)(key) else {
                 continue;
             };
@@ -620,7 +644,7 @@ impl Verifier {
                 break;
             }
         }
-        let (Some(secret_index), Some(canonical)) = (matched, canonical) else {
+        let Some(secret_index) = matched else {
             return Err(VerifyError::Mismatch {
                 signatures: claim.count,
                 secrets: self.keys.len(),
@@ -631,13 +655,18 @@ impl Verifier {
             Some(guard) => {
                 let window = i64::try_from(tolerance).unwrap_or(i64::MAX);
                 let ts_bytes = claim.timestamp.map(i64::to_be_bytes);
-                let key = match claim.id {
-                    Some(id) => replay::digest_key(&[claim.tag.as_bytes(), b"id", id.as_bytes()]),
-                    None => replay::digest_key(&[
+                let key = match (claim.id, canonical) {
+                    (Some(id), _) => {
+                        replay::digest_key(&[claim.tag.as_bytes(), b"id", id.as_bytes()])
+                    }
+                    (None, Some(canonical)) => replay::digest_key(&[
                         claim.tag.as_bytes(),
                         ts_bytes.as_ref().map_or(&[][..], |b| &b[..]),
                         &canonical,
                     ]),
+                    // Every scheme without a signed id is an HMAC scheme, so
+                    // a match means a MAC was computed.
+                    (None, None) => unreachable!("an HMAC scheme matched without a MAC"),
                 };
                 // Signed timestamps bound the window; otherwise it runs from
                 // the first receipt.

@@ -9,4 +9,8 @@
 mod defaults;
 #[cfg(feature = "cli")]
 mod cli_defaults;
+#[cfg(feature = "cli")]
+mod cli_keys;
 mod python;
+#[cfg(all(feature = "axum", feature = "webhook"))]
+mod asymmetric;

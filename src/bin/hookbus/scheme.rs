@@ -15,7 +15,7 @@ use crate::Failure;
 /// A signature scheme, as named on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum Scheme {
-    /// Standard Webhooks v1: webhook-id, webhook-timestamp, webhook-signature: v1,<base64>
+    /// Standard Webhooks (the default): webhook-id, webhook-timestamp, webhook-signature: v1,<base64 HMAC> with a whsec_ secret, v1a,<base64 ed25519> with a whsk_ key (send) or its whpk_ public key (listen, verify)
     Standard,
     /// Briefcase: X-Briefcase-Signature: sha256=<hex HMAC of the body>
     Briefcase,
@@ -42,7 +42,9 @@ impl fmt::Display for Scheme {
 /// The signing options every command shares.
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct SigningArgs {
-    /// The signing secret (or set HOOKBUS_SECRET). Never printed.
+    /// The signing secret (or set HOOKBUS_SECRET). Never printed. For
+    /// --scheme standard: a whsec_ secret, or an ed25519 key (send: whsk_,
+    /// listen/verify: whpk_; `hookbus keygen` makes them).
     #[arg(long, env = "HOOKBUS_SECRET", hide_env_values = true)]
     pub(crate) secret: Option<String>,
     /// The signature scheme.
