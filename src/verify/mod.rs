@@ -10,7 +10,7 @@
 //! |---|---|
 //! | [`Verifier::briefcase`], [`Verifier::body`] | `X-Briefcase-Signature: sha256=<hex of body>` (header and prefix configurable, e.g. Empathy's `X-Empathy-Signature: <hex>`) |
 //! | [`Verifier::timestamped`] | `X-<Prefix>-Timestamp` + `X-<Prefix>-Signature: sha256=<hex of "<ts>.<body>">` (Rubric) |
-//! | [`Verifier::standard_webhooks`] | `webhook-id`, `webhook-timestamp`, `webhook-signature: v1,<base64 of "<id>.<ts>.<body>">` |
+//! | [`Verifier::standard_webhooks`] | `webhook-id`, `webhook-timestamp`, `webhook-signature: v1,<base64 of "<id>.<ts>.<body>">` under a `whsec_` secret, or `v1a,<base64 ed25519 signature>` under a `whpk_` public key |
 //! | [`Verifier::github`] | `X-Hub-Signature-256: sha256=<hex of body>` |
 //! | [`Verifier::slack`] | `X-Slack-Request-Timestamp` + `X-Slack-Signature: v0=<hex of "v0:<ts>:<body>">` |
 //! | [`Verifier::stripe`], [`Verifier::stripe_style`] | `Stripe-Signature: t=<ts>,v1=<hex of "<ts>.<body>">` |
@@ -42,21 +42,48 @@
 //!
 //! With a [`ReplayGuard`] ([`Verifier::replay_guard`]) a request whose signed
 //! content was already accepted is refused with [`VerifyError::Replay`]. The
-//! guard is keyed on what the signature covers, never on header text, so a
-//! replay cannot pass by re-spelling the signature (hex in upper case, an
-//! extra `v0=`/unknown entry, another rotation signature):
+//! guard is keyed by **sender** (the verifier's keys, all of them: one guard
+//! may serve many verifiers, and the same `webhook-id` from two senders
+//! names two messages; a rotating sender stays one sender whichever of its
+//! signatures a copy keeps) and by what the signature covers, never by
+//! header text, so a replay cannot pass by re-spelling the signature (hex in
+//! upper case, an extra `v0=`/unknown entry, a dropped rotation signature):
 //!
-//! | scheme | key | remembered until |
+//! | scheme | key (with the sender) | remembered until |
 //! |---|---|---|
 //! | Standard Webhooks | the `webhook-id` (senders retry with the same id) | timestamp + tolerance |
 //! | timestamped, Slack, Stripe | the timestamp and the MAC of the signed content under the verifier's first secret | timestamp + tolerance |
 //! | body only (Briefcase, Empathy, GitHub) | the MAC of the body under the verifier's first secret | first receipt + tolerance |
 //!
-//! Schemes without a signed timestamp cannot tell an attacker's replay from
-//! a redelivery, and can only remember a body for the tolerance after it
-//! first arrived: past that window the same signed body verifies again.
-//! Nothing they carry outside the body (`X-GitHub-Event`, `X-GitHub-Delivery`,
-//! CloudEvents `ce-*` headers) is signed.
+//! For the schemes that sign a timestamp the memory matches the tolerance
+//! exactly: inside the window the guard refuses a replay, outside it the
+//! timestamp check does, so no copy of an accepted request is accepted
+//! again (as long as the guard's capacity covers the requests of one
+//! window: past it the oldest entries are forgotten early, counted by
+//! [`ReplayGuard::evicted`]).
+//!
+//! ### What a body-only signature protects
+//!
+//! Briefcase, Empathy and GitHub sign the body and nothing else:
+//!
+//! - **protected**: the body's bytes, and that a holder of the secret made
+//!   them; a copy arriving within the tolerance after the first one
+//!   (refused as a replay: [`VerifyError::Replay`], or a duplicate at the
+//!   [ingress](crate::ingress));
+//! - **not protected**: freshness (with no signed timestamp an old capture
+//!   cannot be told from a delivery: once the window after its first
+//!   receipt has passed, the same request verifies again, and a guard
+//!   forgets it when the process restarts); every header: GitHub's
+//!   `X-GitHub-Event` and `X-GitHub-Delivery`, CloudEvents binary mode's
+//!   `ce-*`, `Content-Type`, so a copy can be re-labelled (the ingress
+//!   therefore refuses binary mode under these schemes and takes a GitHub
+//!   event's name from the unsigned `X-GitHub-Event` only as GitHub sends
+//!   it); nothing ties a request to a message id.
+//!
+//! When you control the sender, sign with Standard Webhooks (hookbus's
+//! default: id, timestamp and body signed) or the timestamped scheme
+//! instead, and send CloudEvents in structured mode (the default) so every
+//! attribute is inside the signed body.
 //!
 //! [`Verifier::verify_pending`] reserves the request in the guard without
 //! committing it: [`Pending::accept`] commits it once the request was
@@ -545,9 +572,11 @@ impl Verifier {
     }
 
     /// Refuses a request already accepted inside the tolerance window
-    /// ([`VerifyError::Replay`]). The key remembered is the Standard Webhooks
-    /// `webhook-id`, else what the signature covers (see the
-    /// [module docs](self#replays)): never the header text.
+    /// ([`VerifyError::Replay`]). The key remembered is this verifier's
+    /// keys (the sender) with the Standard Webhooks `webhook-id`, else what
+    /// the signature covers (see the [module docs](self#replays)): never
+    /// the header text. One guard can serve several verifiers; each
+    /// sender's ids stay apart.
     pub fn replay_guard(mut self, guard: Arc<ReplayGuard>) -> Verifier {
         self.replay = Some(guard);
         self
@@ -655,19 +684,23 @@ impl Verifier {
             Some(guard) => {
                 let window = i64::try_from(tolerance).unwrap_or(i64::MAX);
                 let ts_bytes = claim.timestamp.map(i64::to_be_bytes);
-                let key = match (claim.id, canonical) {
-                    (Some(id), _) => {
-                        replay::digest_key(&[claim.tag.as_bytes(), b"id", id.as_bytes()])
-                    }
-                    (None, Some(canonical)) => replay::digest_key(&[
-                        claim.tag.as_bytes(),
+                // Keyed by sender: the verifier's keys (all of them, so a
+                // rotating sender is one sender whichever of its signatures
+                // a copy keeps), then what the signature covers.
+                let mut parts: Vec<&[u8]> = Vec::with_capacity(3 + self.keys.len());
+                parts.push(claim.tag.as_bytes());
+                match (claim.id, &canonical) {
+                    (Some(id), _) => parts.extend([&b"id"[..], id.as_bytes()]),
+                    (None, Some(canonical)) => parts.extend([
                         ts_bytes.as_ref().map_or(&[][..], |b| &b[..]),
-                        &canonical,
+                        &canonical[..],
                     ]),
                     // Every scheme without a signed id is an HMAC scheme, so
                     // a match means a MAC was computed.
                     (None, None) => unreachable!("an HMAC scheme matched without a MAC"),
-                };
+                }
+                parts.extend(self.keys.iter().map(Secret::expose));
+                let key = replay::digest_key(&parts);
                 // Signed timestamps bound the window; otherwise it runs from
                 // the first receipt.
                 let from = claim.timestamp.unwrap_or(now);

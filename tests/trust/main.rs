@@ -12,5 +12,6 @@ mod cli_defaults;
 #[cfg(feature = "cli")]
 mod cli_keys;
 mod python;
+mod replay;
 #[cfg(all(feature = "axum", feature = "webhook"))]
 mod asymmetric;
