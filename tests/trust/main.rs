@@ -13,5 +13,7 @@ mod cli_defaults;
 mod cli_keys;
 mod python;
 mod replay;
+#[cfg(feature = "schema")]
+mod schema_types;
 #[cfg(all(feature = "axum", feature = "webhook"))]
 mod asymmetric;
