@@ -105,8 +105,7 @@ impl EventLabel {
         }
         if headers.header_bytes("ce-specversion").is_some() {
             let decoded = |name| {
-                text(headers, name)
-                    .map(|v| percent_decode_str(v).decode_utf8_lossy().into_owned())
+                text(headers, name).map(|v| percent_decode_str(v).decode_utf8_lossy().into_owned())
             };
             return EventLabel {
                 event_type: decoded("ce-type"),

@@ -146,8 +146,9 @@ use http::{HeaderValue, StatusCode, header};
 
 use crate::bus::{Bus, EmitError};
 use crate::event::{EventError, ExtensionValue, validate_type};
+use crate::signature::SignatureScheme;
 use crate::trace::{TRACEPARENT, TRACESTATE, TraceParent, TraceState};
-use crate::verify::{Admission, ReplayGuard, Verifier, VerifyError, VerifyScheme};
+use crate::verify::{Admission, ReplayGuard, Verifier, VerifyError};
 use convert::Incoming;
 use extract::json_response;
 
@@ -389,7 +390,7 @@ async fn receive(State(route): State<RouteState>, req: Request) -> Response {
             &headers,
             &body,
             pending.verified(),
-            matches!(route.verifier.scheme(), VerifyScheme::Body(_)),
+            matches!(route.verifier.scheme(), SignatureScheme::Body(_)),
             &shared.json_type,
         ),
         Kind::GitHub => convert::github(&headers, &body),

@@ -208,7 +208,9 @@ pub fn hmac_sha256_verify(key: &[u8], parts: &[&[u8]], expected: &[u8]) -> bool 
     mac.verify_slice(expected).is_ok()
 }
 
-/// The signing scheme of an endpoint.
+/// A signature scheme: what a webhook signs with
+/// ([`sign`](Self::sign)) and what a [`Verifier`](crate::verify::Verifier)
+/// checks, one enum for both sides.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SignatureScheme {
@@ -223,8 +225,10 @@ pub enum SignatureScheme {
     /// Slack's `v0` request signing (for tools that stand in for Slack, such
     /// as `hookbus send --scheme slack`).
     Slack(SlackSignature),
-    /// Stripe's `Stripe-Signature: t=<ts>,v1=<hex>` (one `v1` per secret),
-    /// for tools that stand in for Stripe (`hookbus send --scheme stripe`).
+    /// Stripe's `Stripe-Signature: t=<ts>,v1=<hex>` (one `v1` per secret,
+    /// the header's name configurable), for tools that stand in for Stripe
+    /// (`hookbus send --scheme stripe`) and receivers of Stripe-style
+    /// signatures.
     Stripe(StripeSignature),
 }
 
@@ -267,7 +271,11 @@ impl SignatureScheme {
     }
     /// Stripe's `Stripe-Signature: t=<ts>,v1=<hex of "<ts>.<body>">`.
     pub fn stripe() -> SignatureScheme {
-        SignatureScheme::Stripe(StripeSignature)
+        SignatureScheme::Stripe(StripeSignature::default())
+    }
+    /// The Stripe format under another header name.
+    pub fn stripe_style(header: &str) -> Result<SignatureScheme, SignatureError> {
+        Ok(SignatureScheme::Stripe(StripeSignature::new(header)?))
     }
 
     /// Checks that the secrets can sign under the scheme: for Standard
@@ -303,7 +311,7 @@ impl SignatureScheme {
                 SlackSignature::HEADER_TIMESTAMP,
                 SlackSignature::HEADER_SIGNATURE,
             ],
-            SignatureScheme::Stripe(_) => vec![StripeSignature::HEADER],
+            SignatureScheme::Stripe(s) => vec![s.header()],
         }
     }
 
@@ -350,8 +358,8 @@ impl SignatureScheme {
                     (SlackSignature::HEADER_SIGNATURE.to_owned(), sig),
                 ]
             }
-            SignatureScheme::Stripe(_) => vec![(
-                StripeSignature::HEADER.to_owned(),
+            SignatureScheme::Stripe(s) => vec![(
+                s.header().to_owned(),
                 StripeSignature::sign(secrets, req.timestamp, req.body),
             )],
         })

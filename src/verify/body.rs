@@ -1,6 +1,6 @@
 //! One header with the HMAC of the body: Briefcase, Empathy, GitHub.
 
-use super::{Claim, no_asymmetric, HeaderSource, VerifyError, header, prefixed_hex};
+use super::{Claim, HeaderSource, VerifyError, header, no_asymmetric, prefixed_hex};
 use crate::signature::{BodySignature, hmac_sha256};
 
 pub(super) fn claim<'a>(

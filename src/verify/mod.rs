@@ -105,8 +105,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::signature::{
-    BodySignature, Secret, SignatureError, SignatureScheme, StandardWebhooks, TimestampedSignature,
-    constant_time_eq,
+    Secret, SignatureError, SignatureScheme, StandardWebhooks, constant_time_eq,
 };
 
 /// Default timestamp tolerance: 5 minutes, in both directions.
@@ -324,37 +323,20 @@ fn no_asymmetric<'a>() -> SignedByFn<'a> {
     Box::new(|_| None)
 }
 
-/// The scheme a [`Verifier`] checks.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum VerifyScheme {
-    /// HMAC of the body in one header (Briefcase, Empathy, GitHub).
-    Body(BodySignature),
-    /// `X-<Prefix>-Timestamp` + `X-<Prefix>-Signature` over `<ts>.<body>`.
-    Timestamped(TimestampedSignature),
-    /// Standard Webhooks v1.
-    StandardWebhooks,
-    /// Slack `v0=` request signatures.
-    Slack,
-    /// Stripe-style `t=…,v1=…` in the named header.
-    Stripe {
-        /// The header's name (`Stripe-Signature` for Stripe).
-        header: String,
-    },
-}
-
-impl VerifyScheme {
+/// How each scheme reads a request: the verifying half of
+/// [`SignatureScheme`] (one enum signs and verifies).
+impl SignatureScheme {
     fn claim<'a>(
         &'a self,
         headers: &'a (impl HeaderSource + ?Sized),
         body: &'a [u8],
     ) -> Result<Claim<'a>, VerifyError> {
         match self {
-            VerifyScheme::Body(s) => body::claim(s, headers, body),
-            VerifyScheme::Timestamped(s) => timestamped::claim(s, headers, body),
-            VerifyScheme::StandardWebhooks => standard::claim(headers, body),
-            VerifyScheme::Slack => slack::claim(headers, body),
-            VerifyScheme::Stripe { header } => stripe::claim(header, headers, body),
+            SignatureScheme::Body(s) => body::claim(s, headers, body),
+            SignatureScheme::Timestamped(s) => timestamped::claim(s, headers, body),
+            SignatureScheme::StandardWebhooks(_) => standard::claim(headers, body),
+            SignatureScheme::Slack(_) => slack::claim(headers, body),
+            SignatureScheme::Stripe(s) => stripe::claim(s.header(), headers, body),
         }
     }
 }
@@ -410,7 +392,7 @@ impl Pending {
 /// Cheap to clone; clones share the replay guard.
 #[derive(Debug, Clone)]
 pub struct Verifier {
-    scheme: VerifyScheme,
+    scheme: SignatureScheme,
     // The secrets, redacted in Debug (a `whsec_` one is checked when added).
     keys: Vec<Secret>,
     tolerance: Duration,
@@ -421,8 +403,11 @@ impl Verifier {
     /// A verifier for `scheme` with one secret (add more with
     /// [`secret`](Self::secret)). An empty secret is ignored: a verifier
     /// without secrets refuses everything with [`VerifyError::NoSecret`].
+    /// The scheme is the one webhooks sign with:
+    /// `Verifier::new(SignatureScheme::default(), secret)` checks what a
+    /// default webhook sends.
     pub fn new(
-        scheme: VerifyScheme,
+        scheme: SignatureScheme,
         secret: impl Into<Secret>,
     ) -> Result<Verifier, SignatureError> {
         Verifier {
@@ -440,16 +425,7 @@ impl Verifier {
         scheme: &SignatureScheme,
         secrets: &[Secret],
     ) -> Result<Verifier, SignatureError> {
-        let scheme = match scheme {
-            SignatureScheme::Body(s) => VerifyScheme::Body(s.clone()),
-            SignatureScheme::Timestamped(s) => VerifyScheme::Timestamped(s.clone()),
-            SignatureScheme::StandardWebhooks(_) => VerifyScheme::StandardWebhooks,
-            SignatureScheme::Slack(_) => VerifyScheme::Slack,
-            SignatureScheme::Stripe(_) => VerifyScheme::Stripe {
-                header: crate::signature::StripeSignature::HEADER.to_owned(),
-            },
-        };
-        let mut v = Verifier::new(scheme, "")?;
+        let mut v = Verifier::new(scheme.clone(), "")?;
         for s in secrets {
             v = v.secret(s.clone())?;
         }
@@ -458,7 +434,7 @@ impl Verifier {
 
     /// Briefcase: `X-Briefcase-Signature: sha256=<hex HMAC of the body>`.
     pub fn briefcase(secret: impl Into<Secret>) -> Verifier {
-        Verifier::plain(VerifyScheme::Body(BodySignature::default()), secret)
+        Verifier::plain(SignatureScheme::briefcase(), secret)
     }
 
     /// A body HMAC under a custom header and prefix, e.g.
@@ -469,14 +445,14 @@ impl Verifier {
         secret: impl Into<Secret>,
     ) -> Result<Verifier, SignatureError> {
         Ok(Verifier::plain(
-            VerifyScheme::Body(BodySignature::new(header, prefix)?),
+            SignatureScheme::body(header, prefix)?,
             secret,
         ))
     }
 
     /// GitHub: `X-Hub-Signature-256: sha256=<hex HMAC of the body>`.
     pub fn github(secret: impl Into<Secret>) -> Verifier {
-        Verifier::plain(VerifyScheme::Body(BodySignature::github()), secret)
+        Verifier::plain(SignatureScheme::github(), secret)
     }
 
     /// Timestamped: `X-<prefix>-Timestamp` and `X-<prefix>-Signature:
@@ -486,7 +462,7 @@ impl Verifier {
         secret: impl Into<Secret>,
     ) -> Result<Verifier, SignatureError> {
         Ok(Verifier::plain(
-            VerifyScheme::Timestamped(TimestampedSignature::new(prefix)?),
+            SignatureScheme::timestamped(prefix)?,
             secret,
         ))
     }
@@ -496,22 +472,17 @@ impl Verifier {
     /// [`StandardWebhooks::key`] for the rules (an invalid `whsec_` secret is
     /// an error).
     pub fn standard_webhooks(secret: impl Into<Secret>) -> Result<Verifier, SignatureError> {
-        Verifier::new(VerifyScheme::StandardWebhooks, secret)
+        Verifier::new(SignatureScheme::standard_webhooks(), secret)
     }
 
     /// Slack request signatures (`v0=`), with the app's signing secret.
     pub fn slack(signing_secret: impl Into<Secret>) -> Verifier {
-        Verifier::plain(VerifyScheme::Slack, signing_secret)
+        Verifier::plain(SignatureScheme::slack(), signing_secret)
     }
 
     /// Stripe: `Stripe-Signature: t=<ts>,v1=<hex>`.
     pub fn stripe(secret: impl Into<Secret>) -> Verifier {
-        Verifier::plain(
-            VerifyScheme::Stripe {
-                header: crate::signature::StripeSignature::HEADER.to_owned(),
-            },
-            secret,
-        )
+        Verifier::plain(SignatureScheme::stripe(), secret)
     }
 
     /// The Stripe format under another header name.
@@ -519,17 +490,14 @@ impl Verifier {
         header: &str,
         secret: impl Into<Secret>,
     ) -> Result<Verifier, SignatureError> {
-        crate::signature::check_header_name(header)?;
         Ok(Verifier::plain(
-            VerifyScheme::Stripe {
-                header: header.to_owned(),
-            },
+            SignatureScheme::stripe_style(header)?,
             secret,
         ))
     }
 
     // For schemes whose secrets are raw bytes: adding one cannot fail.
-    fn plain(scheme: VerifyScheme, secret: impl Into<Secret>) -> Verifier {
+    fn plain(scheme: SignatureScheme, secret: impl Into<Secret>) -> Verifier {
         let secret = secret.into();
         Verifier {
             scheme,
@@ -555,7 +523,7 @@ impl Verifier {
         if secret.is_empty() {
             return Ok(self);
         }
-        if self.scheme == VerifyScheme::StandardWebhooks {
+        if let SignatureScheme::StandardWebhooks(_) = self.scheme {
             StandardWebhooks::verifying(&secret)?;
         } else if crate::signature::is_asymmetric_key(&secret) {
             return Err(SignatureError::AsymmetricKeyForHmacScheme);
@@ -588,7 +556,7 @@ impl Verifier {
     }
 
     /// The scheme checked.
-    pub fn scheme(&self) -> &VerifyScheme {
+    pub fn scheme(&self) -> &SignatureScheme {
         &self.scheme
     }
 

@@ -80,13 +80,15 @@ pub(super) fn claim<'a>(
         signatures: symmetric,
         // Secrets are checked when added, so reading one fails only for a
         // secret that never was: it then matches nothing.
-        mac: Box::new(move |secret| match StandardWebhooks::verifying(secret).ok()? {
-            StandardKey::Symmetric(key) => Some(hmac_sha256(
-                &key,
-                &StandardWebhooks::signed_content(id, ts_text, body),
-            )),
-            _ => None,
-        }),
+        mac: Box::new(
+            move |secret| match StandardWebhooks::verifying(secret).ok()? {
+                StandardKey::Symmetric(key) => Some(hmac_sha256(
+                    &key,
+                    &StandardWebhooks::signed_content(id, ts_text, body),
+                )),
+                _ => None,
+            },
+        ),
         signed_by: Box::new(move |secret| {
             let StandardKey::Public(key) = StandardWebhooks::verifying(secret).ok()? else {
                 return None;
@@ -95,7 +97,11 @@ pub(super) fn claim<'a>(
                 return Some(false);
             }
             let message = StandardWebhooks::message(id, ts_text, body);
-            Some(asymmetric.iter().any(|sig| ed25519_verify(&key, &message, sig)))
+            Some(
+                asymmetric
+                    .iter()
+                    .any(|sig| ed25519_verify(&key, &message, sig)),
+            )
         }),
     })
 }

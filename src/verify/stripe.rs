@@ -1,6 +1,8 @@
 //! Stripe-style `t=<ts>,v1=<hex>[,v1=<hex>…]` over `<ts>.<body>`.
 
-use super::{Claim, no_asymmetric, HeaderSource, VerifyError, decode_hex_mac, header, parse_timestamp};
+use super::{
+    Claim, HeaderSource, VerifyError, decode_hex_mac, header, no_asymmetric, parse_timestamp,
+};
 use crate::signature::{StripeSignature, hmac_sha256};
 
 const MAX_SIGNATURES: usize = 16;

@@ -1,6 +1,6 @@
 //! `X-<Prefix>-Timestamp` + `X-<Prefix>-Signature: sha256=<hex>` over `<ts>.<body>`.
 
-use super::{Claim, no_asymmetric, HeaderSource, VerifyError, timestamp_and_signature};
+use super::{Claim, HeaderSource, VerifyError, no_asymmetric, timestamp_and_signature};
 use crate::signature::{TimestampedSignature, hmac_sha256};
 
 pub(super) fn claim<'a>(

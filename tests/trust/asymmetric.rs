@@ -66,7 +66,10 @@ print("v1a," + base64.b64encode(private.sign(content)).decode())
 
 fn python_ed25519(id: &str, ts: i64, body: &str, signature: &str) -> Vec<String> {
     let input = json!({"id": id, "ts": ts, "body": body, "signature": signature}).to_string();
-    let script = format!("import sys\nsys.argv.append({:?})\n{PY_ED25519}", hex::encode(SEED));
+    let script = format!(
+        "import sys\nsys.argv.append({:?})\n{PY_ED25519}",
+        hex::encode(SEED)
+    );
     python::run_ok(&script, input.as_bytes())
         .lines()
         .map(str::to_owned)
@@ -96,11 +99,17 @@ fn v1a_round_trips_both_ways_with_an_independent_implementation() {
         )
         .unwrap();
     let value = &signed[2].1;
-    assert!(value.starts_with("v1,") && value.contains(" v1a,"), "{value}");
+    assert!(
+        value.starts_with("v1,") && value.contains(" v1a,"),
+        "{value}"
+    );
     let out = python_ed25519("msg_1", NOW, body, value);
     // The same public key, derived independently.
     assert_eq!(out[0].as_bytes(), public.expose());
-    assert_eq!(out[1], "verified", "Python verifies hookbus's v1a signature");
+    assert_eq!(
+        out[1], "verified",
+        "Python verifies hookbus's v1a signature"
+    );
     // ed25519 is deterministic: Python's signature is hookbus's, byte for byte.
     let ours = value.split(' ').nth(1).unwrap();
     assert_eq!(out[2], ours);
@@ -170,8 +179,17 @@ fn the_specs_example_header_carries_v1_and_v1a_side_by_side() {
     // The header of the spec's "Webhook headers" example (its keys are not
     // published): both entries are read, neither matches these keys.
     let value = "v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4= v1a,hnO3f9T8Ytu9HwrXslvumlUpqtNVqkhqw/enGzPCXe5BdqzCInXqYXFymVJaA7AZdpXwVLPo3mNl8EM+m7TBAg==";
-    let v1a = value.split(' ').nth(1).unwrap().strip_prefix("v1a,").unwrap();
-    assert_eq!(BASE64.decode(v1a).unwrap().len(), 64, "an ed25519 signature");
+    let v1a = value
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .strip_prefix("v1a,")
+        .unwrap();
+    assert_eq!(
+        BASE64.decode(v1a).unwrap().len(),
+        64,
+        "an ed25519 signature"
+    );
     let hs = headers("msg_2KWPBgLlAfxdpx2AI54pPJ85f4W", 1674087231, value);
     let (_, public) = keys();
     let verifier = Verifier::standard_webhooks(WHSEC)
@@ -189,7 +207,10 @@ fn the_specs_example_header_carries_v1_and_v1a_side_by_side() {
     let secret = Secret::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
     let id = "msg_p5jXN8AQM9LWM0D4loKWxJek";
     let body = br#"{"test": 2432232314}"#;
-    let with_v1a = format!("v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE= {}", value.split(' ').nth(1).unwrap());
+    let with_v1a = format!(
+        "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE= {}",
+        value.split(' ').nth(1).unwrap()
+    );
     assert!(StandardWebhooks::verify(&secret, id, "1614265330", body, &with_v1a).unwrap());
 }
 

@@ -85,7 +85,10 @@ fn send_signs_with_whsk_and_listen_verifies_with_whpk() {
         text(&out.stderr)
     );
     let line = listener.next();
-    assert!(line.contains("sig ok") && line.contains("order.paid"), "{line}");
+    assert!(
+        line.contains("sig ok") && line.contains("order.paid"),
+        "{line}"
+    );
     // Another pair's signature is refused, with the reason.
     let other = keygen(&["--kind", "asymmetric"]);
     let out = send(&url, &other[0]);
@@ -119,7 +122,15 @@ fn a_key_in_the_wrong_place_is_refused_with_a_clear_message() {
     );
     // verify with the secret key.
     let out = hookbus()
-        .args(["verify", "--secret", &pair[0], "-H", "webhook-id: m", "--body", "{}"])
+        .args([
+            "verify",
+            "--secret",
+            &pair[0],
+            "-H",
+            "webhook-id: m",
+            "--body",
+            "{}",
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));

@@ -26,7 +26,9 @@ async fn receiving_bus() -> (String, mpsc::UnboundedReceiver<Event>) {
     .detach();
     let verifier =
         Verifier::for_scheme(&SignatureScheme::default(), &[Secret::new(SECRET)]).unwrap();
-    let app = Ingress::new(bus).cloudevents("/events", verifier).into_router();
+    let app = Ingress::new(bus)
+        .cloudevents("/events", verifier)
+        .into_router();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });

@@ -6,14 +6,15 @@
 //! `cryptography`, installed by `scripts/install-python-test-deps`).
 
 #[cfg(all(feature = "axum", feature = "webhook"))]
-mod defaults;
+mod asymmetric;
 #[cfg(feature = "cli")]
 mod cli_defaults;
 #[cfg(feature = "cli")]
 mod cli_keys;
+#[cfg(all(feature = "axum", feature = "webhook"))]
+mod defaults;
+mod one_scheme;
 mod python;
 mod replay;
 #[cfg(feature = "schema")]
 mod schema_types;
-#[cfg(all(feature = "axum", feature = "webhook"))]
-mod asymmetric;

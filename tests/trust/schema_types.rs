@@ -203,10 +203,12 @@ fn integers_written_as_floats_are_refused_as_serde_refuses_them() {
         assert_eq!(err.path, "/level", "{text}");
         assert_eq!(err.message, "expected integer, found number", "{text}");
         assert!(
-            serde_json::from_value::<interaction::InteractionCompleted>(completed.clone())
-                .is_err()
+            serde_json::from_value::<interaction::InteractionCompleted>(completed.clone()).is_err()
         );
     }
     completed["level"] = json!(4);
-    assert_eq!(catalog::validate("interaction_completed", &completed), Ok(()));
+    assert_eq!(
+        catalog::validate("interaction_completed", &completed),
+        Ok(())
+    );
 }

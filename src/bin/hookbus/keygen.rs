@@ -39,9 +39,7 @@ pub(crate) fn run(args: Args) -> Result<(), Failure> {
         OsRng.fill_bytes(&mut bytes);
         let secret = StandardWebhooks::secret_from_bytes(&bytes).map_err(failed)?;
         println!("{}", String::from_utf8_lossy(secret.expose()));
-        eprintln!(
-            "whsec_: the symmetric secret (v1): give it to the sender and to every receiver"
-        );
+        eprintln!("whsec_: the symmetric secret (v1): give it to the sender and to every receiver");
     }
     if args.kind != Kind::Symmetric {
         let mut seed = [0u8; 32];

@@ -117,16 +117,9 @@ impl Checker {
         secret: Secret,
         max_age: Option<u64>,
     ) -> Result<Checker, Failure> {
-        let verifier = match signing.scheme {
-            Scheme::Standard => Verifier::standard_webhooks(secret)
-                .map_err(|e| Failure::input(format!("error: --secret: {e}")))?,
-            Scheme::Briefcase => Verifier::briefcase(secret),
-            Scheme::Timestamped => Verifier::timestamped(&signing.prefix, secret)
-                .map_err(|e| Failure::input(format!("error: --prefix: {e}")))?,
-            Scheme::Github => Verifier::github(secret),
-            Scheme::Slack => Verifier::slack(secret),
-            Scheme::Stripe => Verifier::stripe(secret),
-        };
+        // One scheme enum signs (send) and verifies (listen, verify).
+        let verifier = Verifier::new(signing.signature_scheme()?, secret)
+            .map_err(|e| Failure::input(format!("error: --secret: {e}")))?;
         Ok(Checker {
             scheme: signing.scheme,
             verifier: verifier.tolerance(max_age.map_or(Duration::MAX, Duration::from_secs)),
