@@ -17,7 +17,7 @@
 //! |---|---|---|---|
 //! | [`BodySignature`] (Briefcase, Empathy) | `X-Briefcase-Signature` (configurable) | body | `sha256=<hex>` (prefix configurable) |
 //! | [`TimestampedSignature`] (Rubric) | `X-<Prefix>-Timestamp`, `X-<Prefix>-Signature` | `<ts>.<body>` | `sha256=<hex>` |
-//! | [`StandardWebhooks`] v1 | `webhook-id`, `webhook-timestamp`, `webhook-signature` | `<id>.<ts>.<body>` | `v1,<base64>` (space-separated when rotating) |
+//! | [`StandardWebhooks`] v1 (the default) | `webhook-id`, `webhook-timestamp`, `webhook-signature` | `<id>.<ts>.<body>` | `v1,<base64 HMAC>` with a `whsec_` secret, `v1a,<base64 ed25519>` with a `whsk_` key (space-separated when rotating) |
 //! | GitHub ([`BodySignature::github`]) | `X-Hub-Signature-256` | body | `sha256=<hex>` |
 //! | [`SlackSignature`] | `X-Slack-Request-Timestamp`, `X-Slack-Signature` | `v0:<ts>:<body>` | `v0=<hex>` |
 //! | [`StripeSignature`] | `Stripe-Signature` | `<ts>.<body>` | `t=<ts>,v1=<hex>` (several `v1` when rotating; the secret, `whsec_` included, is the key as is) |
