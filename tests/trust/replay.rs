@@ -152,4 +152,50 @@ mod over_http {
         }
         assert_eq!(got, ["alice", "bob"], "each sender's msg_1 once");
     }
+
+    /// GitHub does not sign `X-GitHub-Event`: a captured delivery
+    /// re-labelled as another event is still the same signed request, so
+    /// inside the window it is a duplicate and nothing new is emitted
+    /// (past the window a body-only signature cannot tell; see the verify
+    /// docs, "What a body-only signature protects").
+    #[tokio::test]
+    async fn a_github_delivery_relabelled_as_another_event_is_a_duplicate() {
+        use hookbus::signature::BodySignature;
+
+        let bus = Bus::new().unwrap();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        bus.on("github.**", move |e: &Event| {
+            let _ = tx.send(e.event_type().to_owned());
+        })
+        .unwrap()
+        .detach();
+        let app = Ingress::new(bus.clone())
+            .github("/github", Verifier::github("gh-secret"))
+            .into_router();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let body = r#"{"action":"opened","number":1,"repository":{"full_name":"o/r"}}"#;
+        let sig = BodySignature::github().sign(&Secret::new("gh-secret"), body.as_bytes());
+        for (event, status) in [("pull_request", "received"), ("issues", "duplicate")] {
+            let response = reqwest::Client::new()
+                .post(format!("http://{addr}/github"))
+                .header("content-type", "application/json")
+                .header("x-github-event", event)
+                .header("x-github-delivery", format!("d-{event}"))
+                .header("x-hub-signature-256", &sig)
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let answer: serde_json::Value = response.json().await.unwrap();
+            assert_eq!(answer["status"], status, "{event}");
+        }
+        bus.shutdown(std::time::Duration::from_secs(5)).await;
+        let mut got = Vec::new();
+        while let Ok(ty) = rx.try_recv() {
+            got.push(ty);
+        }
+        assert_eq!(got, ["github.pull_request.opened"]);
+    }
 }
