@@ -71,7 +71,8 @@ use axum::body::Bytes;
 use axum::http::HeaderMap;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use futures_util::stream::{self, StreamExt};
-use hookbus::webhook::{RetryPolicy, WebhookEmitter, WebhookSink};
+use hookbus::signature::SignatureScheme;
+use hookbus::webhook::{RetryPolicy, WebhookEmitter, WebhookSink, WireFormat};
 use hookbus::{Bus, Event, OverflowPolicy};
 use serde_json::json;
 use tokio::sync::Notify;
@@ -312,6 +313,9 @@ fn benches(c: &mut Criterion) {
     let emitter = rt.block_on(async {
         WebhookEmitter::builder(&url)
             .secret("bench-secret")
+            // The request the raw baselines send: Briefcase, binary mode.
+            .signature(SignatureScheme::briefcase())
+            .format(WireFormat::Binary)
             .retry(RetryPolicy::none())
             .build_emitter()
             .unwrap()
@@ -334,6 +338,9 @@ fn benches(c: &mut Criterion) {
         let bus = Bus::new().unwrap();
         let sub = WebhookSink::builder(&url)
             .secret("bench-secret")
+            // The request the raw baselines send: Briefcase, binary mode.
+            .signature(SignatureScheme::briefcase())
+            .format(WireFormat::Binary)
             .concurrency(CONCURRENCY)
             .overflow(OverflowPolicy::Block)
             .build()
@@ -445,6 +452,9 @@ fn benches(c: &mut Criterion) {
     let _bsub = rt.block_on(async {
         WebhookSink::builder(&url)
             .secret("bench-secret")
+            // The request the raw baselines send: Briefcase, binary mode.
+            .signature(SignatureScheme::briefcase())
+            .format(WireFormat::Binary)
             .concurrency(CONCURRENCY)
             .batch(BATCH, Duration::from_millis(5))
             .capacity(BATCHED_N)

@@ -116,6 +116,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         WebhookSink::builder(receiver.url("/decisions"))
             .name("review-webhook")
             .secret(BRIEFCASE_SECRET)
+            .signature(SignatureScheme::briefcase())
             .events(["decision.*"])
             .condition(|e| e.data()["confidence"].as_f64().is_some_and(|c| c < 0.8))
             .retry(quick_retry(3)),
@@ -124,8 +125,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let flaky = webhooks.register(
         WebhookSink::builder(receiver.url("/flaky"))
             .name("flaky-webhook")
-            .secret(STANDARD_SECRET)
-            .signature(SignatureScheme::standard_webhooks())
+            .secret(STANDARD_SECRET) // Standard Webhooks: the default scheme
             .events(["level_4_prediction", "pattern_learned"])
             .retry(quick_retry(4)),
     )?;
@@ -332,6 +332,15 @@ impl ReceiverState {
     }
 }
 
+/// The event type of a delivery: the body's `type` (CloudEvents structured
+/// mode, the default).
+fn event_type(body: &[u8]) -> String {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v["type"].as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
     headers
         .get(name)
@@ -368,7 +377,7 @@ async fn decisions(State(s): State<ReceiverState>, headers: HeaderMap, body: Byt
     let ok = BodySignature::default().verify(&Secret::new(BRIEFCASE_SECRET), &body, signature);
     println!(
         "[receiver]        /decisions {:<24} signature {}",
-        header(&headers, "ce-type"),
+        event_type(&body),
         if ok { "ok" } else { "BAD" }
     );
     s.count(|t| if ok { t.verified += 1 } else { t.bad += 1 });
@@ -402,7 +411,7 @@ async fn flaky(State(s): State<ReceiverState>, headers: HeaderMap, body: Bytes) 
     let fail = ok && attempt <= 2;
     println!(
         "[receiver]        /flaky     {:<24} signature {}, attempt {attempt}: {}",
-        header(&headers, "ce-type"),
+        event_type(&body),
         if ok { "ok" } else { "BAD" },
         if fail { "503 (injected)" } else { "200" }
     );
@@ -424,10 +433,10 @@ async fn flaky(State(s): State<ReceiverState>, headers: HeaderMap, body: Bytes) 
 }
 
 /// An endpoint that is down.
-async fn down(State(s): State<ReceiverState>, headers: HeaderMap) -> StatusCode {
+async fn down(State(s): State<ReceiverState>, body: Bytes) -> StatusCode {
     println!(
         "[receiver]        /down      {:<24} 500 (down)",
-        header(&headers, "ce-type")
+        event_type(&body)
     );
     s.count(|t| {
         t.unsigned += 1;

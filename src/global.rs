@@ -158,7 +158,9 @@ impl Setup {
     /// listed types (or patterns such as `decision.*`; none listed means every
     /// event) are POSTed to `url` as CloudEvents, signed
     /// `X-Briefcase-Signature: sha256=<hex>` with `secret` (an empty secret
-    /// sends them unsigned), retried as [`WebhookBuilder`]'s defaults say.
+    /// sends them unsigned), in CloudEvents binary mode as the Briefcase
+    /// guide's emitter sends them (unlike [`WebhookBuilder`]'s defaults,
+    /// Standard Webhooks and structured mode), retried as its defaults say.
     #[cfg(feature = "webhook")]
     #[cfg_attr(docsrs, doc(cfg(feature = "webhook")))]
     pub fn webhook<S: Into<String>>(
@@ -166,7 +168,13 @@ impl Setup {
         secret: impl Into<Secret>,
         events: impl IntoIterator<Item = S>,
     ) -> Setup {
-        Setup::webhook_builder(WebhookSink::builder(url).secret(secret).events(events))
+        Setup::webhook_builder(
+            WebhookSink::builder(url)
+                .secret(secret)
+                .events(events)
+                .signature(crate::signature::SignatureScheme::briefcase())
+                .format(crate::webhook::WireFormat::Binary),
+        )
     }
 
     /// A new bus with the webhook this builder describes (any scheme,

@@ -268,7 +268,7 @@ fn unsigned_requests_data_from_a_file_and_a_rate() {
             "pattern_learned",
         ])
         .args(["--data", &format!("@{}", file.display())])
-        .args(["--count", "3", "--rate", "200"])
+        .args(["--count", "3", "--rate", "200", "--mode", "binary"])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -399,9 +399,10 @@ fn verify_says_what_is_missing_or_stale() {
 fn fail_rate_makes_the_sender_retry() {
     let listener = Listener::start(&["--secret", SECRET, "--fail-rate", "0.5", "--seed", "7"]);
     // One request at a time, so the seeded faults fall the same way every run.
+    // Both sides on their default scheme (Standard Webhooks).
     let out = send(
         &listener.url(),
-        "briefcase",
+        "standard",
         SECRET,
         &["--count", "20", "--concurrency", "1", "--attempts", "10"],
     );

@@ -760,7 +760,7 @@ async fn a_killed_worker_s_records_reach_the_webhook() {
     // Mid-stream: once worker a has delivered something, kill it.
     let mut received: HashMap<String, Vec<String>> = HashMap::new();
     let record = |received: &mut HashMap<String, Vec<String>>, r: webhook_support::Received| {
-        let id = r.header("ce-id").unwrap().to_owned();
+        let id = r.event_id().unwrap();
         let worker = r.header("x-worker").unwrap().to_owned();
         received.entry(id).or_default().push(worker);
     };

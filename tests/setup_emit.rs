@@ -146,7 +146,7 @@ async fn default_bus_lifecycle() {
         "a bus passed by the user is never shut down by setup"
     );
     hookbus::emit("order.placed", json!({"order": 1})).unwrap();
-    assert_eq!(third.next().await.json(), json!({"order": 1}));
+    assert_eq!(third.next().await.data(), json!({"order": 1}));
     hookbus::shutdown(Duration::from_secs(5)).await.unwrap();
     assert_eq!(
         emitter.sink().stats().delivered,

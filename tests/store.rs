@@ -429,7 +429,7 @@ async fn a_webhook_retry_schedule_resumes_after_a_restart() {
     let sink = webhook(&store);
     let _sub = sink.subscribe(&bus).unwrap();
     let r = receiver.next().await;
-    assert_eq!(r.header("ce-id"), Some(id.as_str()));
+    assert_eq!(r.event_id().as_deref(), Some(id.as_str()));
     bus.shutdown(Duration::from_secs(10)).await;
     // The attempt after the restart counted on from where it was, and the
     // log kept the two before it (newest first).
@@ -567,8 +567,8 @@ async fn flaky_receiver(
         if fail_all.load(Ordering::SeqCst) || i % 10 < 3 {
             return StatusCode::INTERNAL_SERVER_ERROR.into_response();
         }
-        if let Some(id) = r.header("ce-id") {
-            *g.lock().unwrap().entry(id.to_owned()).or_default() += 1;
+        if let Some(id) = r.event_id() {
+            *g.lock().unwrap().entry(id).or_default() += 1;
             n.notify_one();
         }
         StatusCode::OK.into_response()
@@ -773,7 +773,7 @@ async fn endpoint_state_and_dead_letters_survive_a_restart() {
     assert_eq!(report.delivered, 3, "{report:?}");
     let mut got: Vec<String> = Vec::new();
     for _ in 0..3 {
-        got.push(receiver.next().await.header("ce-id").unwrap().to_owned());
+        got.push(receiver.next().await.event_id().unwrap());
     }
     got.sort();
     assert_eq!(got, expected);
@@ -948,7 +948,7 @@ async fn replay_sends_again_what_was_delivered_since_a_time() {
     assert_eq!((report.retried, report.delivered), (3, 3), "{report:?}");
     let mut again: Vec<String> = Vec::new();
     for _ in 0..3 {
-        again.push(receiver.next().await.header("ce-id").unwrap().to_owned());
+        again.push(receiver.next().await.event_id().unwrap());
     }
     again.sort();
     late.sort();

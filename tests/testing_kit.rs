@@ -87,7 +87,7 @@ mod with_webhooks {
     }
     use hookbus::signature::{Secret, SignatureScheme};
     use hookbus::verify::{ReplayGuard, Verifier, VerifyError};
-    use hookbus::webhook::{DeliveryStatus, RetryPolicy, WebhookEmitter, WebhookSink};
+    use hookbus::webhook::{DeliveryStatus, RetryPolicy, WebhookEmitter, WebhookSink, WireFormat};
     use std::sync::Arc;
 
     /// Fast retries: `n` attempts 1 ms apart.
@@ -185,6 +185,7 @@ mod with_webhooks {
             .unwrap();
         let webhook = WebhookEmitter::builder(receiver.url())
             .retry(fast(5))
+            .format(WireFormat::Binary)
             .build_emitter()
             .unwrap();
         let out = webhook.emit(event(1)).await;
@@ -375,6 +376,7 @@ mod with_webhooks {
         let sink = WebhookSink::builder(receiver.url())
             .name("orders")
             .retry(RetryPolicy::standard_webhooks())
+            .format(WireFormat::Binary)
             .disable_after(Some(2))
             .build()
             .unwrap();

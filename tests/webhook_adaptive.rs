@@ -133,7 +133,7 @@ async fn retry_after_pauses_the_whole_endpoint() {
     let mut rx = Receiver::start(move |r, n| {
         s.lock()
             .unwrap()
-            .push((r.json()["n"].as_u64().unwrap(), Instant::now()));
+            .push((r.data()["n"].as_u64().unwrap(), Instant::now()));
         if n == 0 {
             let mut resp = StatusCode::SERVICE_UNAVAILABLE.into_response();
             resp.headers_mut()

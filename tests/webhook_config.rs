@@ -178,7 +178,7 @@ async fn a_webhook_attached_as_a_plain_sink_keeps_its_own_event_choice() {
             .unwrap();
     }
     let r = receiver.next().await;
-    assert_eq!(r.header("ce-type"), Some("order.placed"));
+    assert_eq!(r.event_type().as_deref(), Some("order.placed"));
     bus.shutdown(Duration::from_secs(5)).await;
     let stats = sub.stats();
     assert_eq!((stats.received, stats.filtered, stats.delivered), (4, 3, 1));

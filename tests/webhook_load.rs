@@ -37,9 +37,7 @@ async fn flaky_receiver() -> Flaky {
         if rand::thread_rng().gen_bool(0.3) {
             StatusCode::INTERNAL_SERVER_ERROR.into_response()
         } else {
-            acc.lock()
-                .unwrap()
-                .insert(r.header("ce-id").unwrap().to_owned());
+            acc.lock().unwrap().insert(r.event_id().unwrap());
             StatusCode::OK.into_response()
         }
     })

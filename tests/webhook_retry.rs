@@ -39,7 +39,7 @@ async fn fails_twice_then_succeeds_with_the_same_ce_id() {
     assert_eq!(out.status, DeliveryStatus::Delivered);
     assert_eq!(out.attempts, 3);
     for _ in 0..3 {
-        assert_eq!(rx.next().await.header("ce-id"), Some(id.as_str()));
+        assert_eq!(rx.next().await.event_id().as_deref(), Some(id.as_str()));
     }
     let s = e.sink().stats();
     assert_eq!((s.delivered, s.failed, s.retried, s.attempts), (1, 0, 2, 3));
@@ -277,10 +277,10 @@ async fn a_retrying_event_does_not_hold_up_others() {
         .unwrap();
     bus.emit(Event::new("a.b", json!({"n": 0})).unwrap())
         .unwrap();
-    assert_eq!(rx.next().await.json()["n"], 0);
+    assert_eq!(rx.next().await.data()["n"], 0);
     bus.emit(Event::new("a.b", json!({"n": 1})).unwrap())
         .unwrap();
-    assert_eq!(rx.next().await.json()["n"], 1);
+    assert_eq!(rx.next().await.data()["n"], 1);
     assert_eq!(rx.requests(), 2, "the first event's retry is still waiting");
 }
 
@@ -308,7 +308,8 @@ async fn ordered_by_key_holds_only_the_same_key() {
         let done_tx = done_tx.clone();
         async move {
             let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
-            let name = v["name"].as_str().unwrap().to_owned();
+            // Structured mode (the default): the data is under "data".
+            let name = v["data"]["name"].as_str().unwrap().to_owned();
             let status = if name == "a1" && !st.a1_failed.swap(true, Ordering::SeqCst) {
                 // Hold a1's first answer until b1 has arrived, then fail it.
                 while !st.b_seen.load(Ordering::SeqCst) {
@@ -402,7 +403,7 @@ async fn shutdown_deadline_abandons_a_waiting_retry() {
 #[tokio::test]
 async fn retries_waiting_for_their_next_attempt_hold_no_sending_slot() {
     let mut rx = Receiver::start(|r, _| {
-        if r.json()["fail"] == true {
+        if r.data()["fail"] == true {
             StatusCode::SERVICE_UNAVAILABLE.into_response()
         } else {
             StatusCode::OK.into_response()
@@ -429,8 +430,8 @@ async fn retries_waiting_for_their_next_attempt_hold_no_sending_slot() {
     let mut good = Vec::new();
     while good.len() < 5 {
         let r = rx.next().await;
-        if r.json()["fail"] == false {
-            good.push(r.json()["n"].as_u64().unwrap());
+        if r.data()["fail"] == false {
+            good.push(r.data()["n"].as_u64().unwrap());
         }
     }
     good.sort_unstable();
@@ -482,7 +483,7 @@ async fn ordered_mode_holds_later_events_until_a_retry_is_done() {
     }
     let mut order = Vec::new();
     for _ in 0..4 {
-        order.push(rx.next().await.json()["n"].as_u64().unwrap());
+        order.push(rx.next().await.data()["n"].as_u64().unwrap());
     }
     assert_eq!(order, [0, 0, 0, 1]);
     bus.shutdown(Duration::from_secs(20)).await;
@@ -516,7 +517,7 @@ async fn a_concurrency_of_usize_max_subscribes_and_delivers() {
         .unwrap();
     let _sub = sink.subscribe(&bus).unwrap();
     bus.emit(ev()).unwrap();
-    assert_eq!(rx.next().await.json()["decision_id"], "abc123");
+    assert_eq!(rx.next().await.data()["decision_id"], "abc123");
     bus.shutdown(Duration::from_secs(20)).await;
     assert_eq!(sink.stats().delivered, 1);
 }
@@ -530,7 +531,7 @@ async fn failing_timed() -> (
     let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
     let s = seen.clone();
     let rx = Receiver::start(move |r, _| {
-        let ty = r.header("ce-type").unwrap_or_default().to_owned();
+        let ty = r.event_type().unwrap_or_default();
         s.lock().unwrap().push((ty, tokio::time::Instant::now()));
         StatusCode::SERVICE_UNAVAILABLE.into_response()
     })

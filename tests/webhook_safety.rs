@@ -55,8 +55,8 @@ fn bad_input_is_refused_with_a_reason() {
         (
             WebhookSink::builder("https://example.com")
                 .secret("k")
-                .header("X-Briefcase-Signature", "sha256=00"),
-            "invalid header \"x-briefcase-signature\": the signature scheme sets this header",
+                .header("Webhook-Signature", "v1,AA=="),
+            "invalid header \"webhook-signature\": the signature scheme sets this header",
         ),
         (
             WebhookSink::builder("https://example.com").header("Content-Length", "3"),

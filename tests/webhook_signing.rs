@@ -6,7 +6,7 @@ mod webhook_support;
 use base64::Engine;
 use hookbus::Event;
 use hookbus::signature::SignatureScheme;
-use hookbus::webhook::WebhookEmitter;
+use hookbus::webhook::{WebhookEmitter, WireFormat};
 use serde_json::json;
 use webhook_support::{Receiver, hmac_b64, hmac_hex};
 
@@ -23,6 +23,7 @@ async fn briefcase_signature_is_hmac_of_body() {
     let mut rx = Receiver::ok().await;
     let e = WebhookEmitter::builder(&rx.url)
         .secret("my-webhook-secret")
+        .signature(SignatureScheme::briefcase())
         .build_emitter()
         .unwrap();
     let out = e.emit(event()).await;
@@ -30,7 +31,10 @@ async fn briefcase_signature_is_hmac_of_body() {
     let r = rx.next().await;
     let expected = format!("sha256={}", hmac_hex(b"my-webhook-secret", &r.body));
     assert_eq!(r.header("x-briefcase-signature"), Some(expected.as_str()));
-    assert_eq!(r.header("content-type"), Some("application/json"));
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/cloudevents+json")
+    );
 }
 
 #[tokio::test]
@@ -231,6 +235,8 @@ async fn an_extra_content_type_replaces_the_default_and_the_rest_stays() {
     let mut rx = Receiver::ok().await;
     let e = WebhookEmitter::builder(&rx.url)
         .secret("my-webhook-secret")
+        .signature(SignatureScheme::briefcase())
+        .format(WireFormat::Binary)
         .header("Content-Type", "application/vnd.acme+json")
         .build_emitter()
         .unwrap();

@@ -7,6 +7,7 @@ mod webhook_support;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hookbus::signature::SignatureScheme;
 use hookbus::webhook::{WebhookEmitter, WebhookSink, WireFormat};
 use hookbus::{Bus, Event};
 use serde_json::json;
@@ -15,7 +16,10 @@ use webhook_support::Receiver;
 #[tokio::test]
 async fn binary_mode_headers_are_percent_encoded() {
     let mut rx = Receiver::ok().await;
-    let e = WebhookEmitter::new(&rx.url).unwrap();
+    let e = WebhookEmitter::builder(&rx.url)
+        .format(WireFormat::Binary)
+        .build_emitter()
+        .unwrap();
     let ev = Event::builder("decision.captured")
         .source("claims review/€ \"x\" 100%")
         .subject("Zoë")
@@ -54,9 +58,9 @@ async fn default_and_configured_source() {
         .build_emitter()
         .unwrap();
     plain.emit(Event::new("a.b", json!({})).unwrap()).await;
-    assert_eq!(rx.next().await.header("ce-source"), Some("hookbus"));
+    assert_eq!(rx.next().await.json()["source"], "hookbus");
     custom.emit(Event::new("a.b", json!({})).unwrap()).await;
-    assert_eq!(rx.next().await.header("ce-source"), Some("briefcase-ai"));
+    assert_eq!(rx.next().await.json()["source"], "briefcase-ai");
 }
 
 #[tokio::test]
@@ -194,7 +198,7 @@ async fn subscribed_events_filter_the_emitter() {
             .is_delivered()
     );
     assert_eq!(
-        rx.next().await.header("ce-type"),
+        rx.next().await.event_type().as_deref(),
         Some("decision.low_confidence")
     );
     assert_eq!(rx.requests(), 1);
@@ -230,7 +234,10 @@ async fn binary_mode_sends_non_json_data_as_its_bytes() {
     // Issue #11 / HTTP binding §3.1.2: the body is the data. The conformance
     // suite's minimum events: text/plain and application/xml data.
     let mut rx = Receiver::ok().await;
-    let e = WebhookEmitter::builder(&rx.url).build_emitter().unwrap();
+    let e = WebhookEmitter::builder(&rx.url)
+        .format(WireFormat::Binary)
+        .build_emitter()
+        .unwrap();
     for (ct, data, body) in [
         (
             "text/plain; charset=us-ascii",
@@ -315,6 +322,7 @@ async fn raw_payload_sends_the_callers_bytes_unchanged_and_signed() {
     let mut rx = Receiver::ok().await;
     let e = WebhookEmitter::builder(&rx.url)
         .secret("k")
+        .signature(SignatureScheme::briefcase())
         .format(WireFormat::Raw)
         .header("Content-Type", "application/vnd.legacy+json")
         .build_emitter()
@@ -344,6 +352,7 @@ async fn raw_payload_from_a_template_string() {
     let bus = Bus::new().unwrap();
     let sink = WebhookSink::builder(&rx.url)
         .secret("k")
+        .signature(SignatureScheme::briefcase())
         .format(WireFormat::Raw)
         .template(json!("ORDER|{order_id}|{amount:.2f}|{event.type}"))
         .build()

@@ -8,7 +8,11 @@
 //! `#/$defs/..`, `minimum`, `maximum` and `format` (`date-time` is checked
 //! as RFC 3339, `uint64` as fitting a `u64`; schemars' `double` and `uint8`
 //! need no more than `type` and the bounds); `title`, `description`,
-//! `examples`, `default` and `$schema` are annotations. The general crate
+//! `examples`, `default` and `$schema` are annotations. One deliberate
+//! difference from JSON Schema: `integer` means what serde reads into the
+//! catalog's integer fields, a number written without a fraction or an
+//! exponent (`4`, not `4.0` or `1e2`), so that what validates always
+//! decodes into the catalog type and the other way round. The general crate
 //! (`jsonschema` 0.41) would bring about 100 crates with it, regex engines
 //! and a Unicode normaliser among them, into every build of the ingress.
 //! The unit tests walk every catalog schema and fail on any keyword outside
@@ -212,11 +216,10 @@ fn is_type(name: &str, value: &Value) -> bool {
         | ("array", Value::Array(_))
         | ("object", Value::Object(_))
         | ("number", Value::Number(_)) => true,
-        // JSON Schema: an integer is a number without a fractional part
-        // (so 1.0 is one).
-        ("integer", Value::Number(n)) => {
-            n.is_i64() || n.is_u64() || n.as_f64().is_some_and(|x| x.fract() == 0.0)
-        }
+        // As serde reads the catalog's integer fields: a number written
+        // without a fraction or exponent. JSON Schema would also take
+        // `4.0` or `1e2`, which the typed handler then could not decode.
+        ("integer", Value::Number(n)) => n.is_i64() || n.is_u64(),
         _ => false,
     }
 }
@@ -325,8 +328,14 @@ mod tests {
             error("interaction_completed", completed.clone()),
             s("/level", "256 is above the maximum 255")
         );
+        // A whole number written as a float is not an integer to serde, so
+        // not to the schema either.
         completed["level"] = json!(4.0);
-        assert_eq!(validate("interaction_completed", &completed), Ok(()));
+        assert_eq!(
+            error("interaction_completed", completed.clone()),
+            s("/level", "expected integer, found number")
+        );
+        completed["level"] = json!(4);
         completed["duration_ms"] = json!(-1);
         assert_eq!(
             error("interaction_completed", completed.clone()),
@@ -339,9 +348,11 @@ mod tests {
         );
         completed["duration_ms"] = json!(1e30);
         assert_eq!(
-            error("interaction_completed", completed),
-            s("/duration_ms", "1e+30 is not an unsigned 64-bit integer")
+            error("interaction_completed", completed.clone()),
+            s("/duration_ms", "expected integer, found number")
         );
+        completed["duration_ms"] = json!(u64::MAX);
+        assert_eq!(validate("interaction_completed", &completed), Ok(()));
         // Nested, through an additionalProperties schema.
         let mut scored: Value =
             serde_json::from_str(super::super::evaluation::SampleScored::EXAMPLE).unwrap();

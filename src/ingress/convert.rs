@@ -9,6 +9,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::Rejection;
+use super::label::{GITHUB_DELIVERY, GITHUB_EVENT, github_type};
 use crate::binding::{ATTRIBUTES, is_context_attribute};
 use crate::event::{Event, EventBuilder, SPEC_VERSION, validate_type};
 use crate::verify::Verified;
@@ -268,19 +269,17 @@ fn segment(what: &str, s: &str) -> Result<(), Rejection> {
 /// A GitHub delivery: `github.<X-GitHub-Event>[.<action>]`, id from
 /// `X-GitHub-Delivery`, subject the repository's full name.
 pub(crate) fn github(headers: &HeaderMap, body: &[u8]) -> Result<Vec<Incoming>, Rejection> {
-    let event_name = text_header(headers, "x-github-event")?
+    let event_name = text_header(headers, GITHUB_EVENT)?
         .ok_or_else(|| malformed("a GitHub delivery without X-GitHub-Event"))?;
-    segment("X-GitHub-Event", event_name)?;
+    segment(GITHUB_EVENT, event_name)?;
     let data = parse_json(body)?;
-    let mut ty = format!("github.{event_name}");
     if let Some(action) = data.get("action").and_then(Value::as_str) {
         segment("the payload's action", action)?;
-        ty.push('.');
-        ty.push_str(action);
     }
+    let ty = github_type(event_name, &data);
     validate_type(&ty).map_err(|e| malformed(e.to_string()))?;
     let mut b = received_now(Event::builder(ty).received().source("github"));
-    let delivery = text_header(headers, "x-github-delivery")?;
+    let delivery = text_header(headers, GITHUB_DELIVERY)?;
     if let Some(id) = delivery {
         b = b.id(id);
     }

@@ -34,13 +34,16 @@
 //! 503) leaves no trace and its retry is not mistaken for a duplicate:
 //!
 //! - **the signed request**: the route's verifier's [`ReplayGuard`] (one
-//!   shared by the ingress if the verifier has none), keyed on what the
-//!   signature covers (the Standard Webhooks `webhook-id`, else the
-//!   timestamp and MAC, or for body-only schemes the body's MAC; see
-//!   [`crate::verify`](crate::verify#replays)). A copy of an accepted
-//!   request is a duplicate whatever its unsigned headers say.
-//! - **each event**: its source and id, for [`dedupe`](Ingress::dedupe)'s
-//!   window, so a sender's retry with a fresh signature is not emitted twice.
+//!   shared by the ingress if the verifier has none), keyed by sender (the
+//!   verifier's keys) and what the signature covers (the Standard Webhooks
+//!   `webhook-id`, else the timestamp and MAC, or for body-only schemes the
+//!   body's MAC; see [`crate::verify`](crate::verify#replays)). A copy of an
+//!   accepted request is a duplicate whatever its unsigned headers say; the
+//!   same `webhook-id` from another route's sender is a message of its own.
+//! - **each event**: its route, source and id, for
+//!   [`dedupe`](Ingress::dedupe)'s window, so a sender's retry with a fresh
+//!   signature is not emitted twice (and two routes' senders cannot
+//!   suppress each other's events by reusing an id).
 //!   Plain JSON takes its id only from signed material (the Standard
 //!   Webhooks `webhook-id`), never from an unsigned header; a GitHub
 //!   `X-GitHub-Delivery` is unsigned (GitHub signs only the body), so the
@@ -52,9 +55,11 @@
 //! request check; under a body-only scheme (Briefcase, Empathy) it could be
 //! re-sent with another `ce-type` or `ce-id` once the window has passed, so
 //! the CloudEvents route **refuses binary mode for body-only schemes** (400):
-//! send structured or batched mode, where the attributes are in the signed
-//! body. The GitHub route takes the event name from `X-GitHub-Event`, which
-//! GitHub does not sign either.
+//! send structured or batched mode (a hookbus webhook's default), where the
+//! attributes are in the signed body. The GitHub route takes the event name
+//! from `X-GitHub-Event`, which GitHub does not sign either. What a
+//! body-only signature does and does not protect:
+//! [`crate::verify`](crate::verify#what-a-body-only-signature-protects).
 //!
 //! ## Trace context
 //!
@@ -124,8 +129,10 @@
 
 pub(crate) mod convert;
 mod extract;
+mod label;
 
 pub use extract::{Rejection, Signed, SignedBody};
+pub use label::EventLabel;
 
 use std::fmt;
 use std::sync::Arc;
@@ -139,8 +146,9 @@ use http::{HeaderValue, StatusCode, header};
 
 use crate::bus::{Bus, EmitError};
 use crate::event::{EventError, ExtensionValue, validate_type};
+use crate::signature::SignatureScheme;
 use crate::trace::{TRACEPARENT, TRACESTATE, TraceParent, TraceState};
-use crate::verify::{Admission, ReplayGuard, Verifier, VerifyError, VerifyScheme};
+use crate::verify::{Admission, ReplayGuard, Verifier, VerifyError};
 use convert::Incoming;
 use extract::json_response;
 
@@ -309,6 +317,7 @@ impl Ingress {
             }
             let state = RouteState {
                 shared: shared.clone(),
+                path: Arc::from(path.as_str()),
                 kind,
                 verifier,
             };
@@ -332,6 +341,8 @@ struct Shared {
 #[derive(Clone)]
 struct RouteState {
     shared: Arc<Shared>,
+    /// The route's path: its senders' namespace in the event dedupe.
+    path: Arc<str>,
     kind: Kind,
     verifier: Verifier,
 }
@@ -379,7 +390,7 @@ async fn receive(State(route): State<RouteState>, req: Request) -> Response {
             &headers,
             &body,
             pending.verified(),
-            matches!(route.verifier.scheme(), VerifyScheme::Body(_)),
+            matches!(route.verifier.scheme(), SignatureScheme::Body(_)),
             &shared.json_type,
         ),
         Kind::GitHub => convert::github(&headers, &body),
@@ -399,7 +410,7 @@ async fn receive(State(route): State<RouteState>, req: Request) -> Response {
     {
         return Rejection::Schema(violation).into_response();
     }
-    let answer = span.in_scope(|| emit_all(shared, incoming));
+    let answer = span.in_scope(|| emit_all(shared, &route.path, incoming));
     if answer.is_ok() {
         pending.accept();
     }
@@ -459,8 +470,9 @@ struct Emitted {
 /// one. An event's id is reserved while it is emitted and committed once the
 /// bus took it; the refused one is released again, so the sender's retry is
 /// not mistaken for a duplicate (the events before it are on the bus, and
-/// are duplicates in the retry).
-fn emit_all(shared: &Shared, incoming: Vec<Incoming>) -> Result<Emitted, Refused> {
+/// are duplicates in the retry). Ids are kept per route (`path`): the same
+/// id from the senders of two routes names two events.
+fn emit_all(shared: &Shared, path: &str, incoming: Vec<Incoming>) -> Result<Emitted, Refused> {
     let now = unix_now();
     let window = i64::try_from(shared.dedupe_window.as_secs()).unwrap_or(i64::MAX);
     let expires = now.saturating_add(window);
@@ -471,7 +483,7 @@ fn emit_all(shared: &Shared, incoming: Vec<Incoming>) -> Result<Emitted, Refused
     for inc in incoming {
         let reservation = match inc.dedupe_key() {
             None => None,
-            Some(k) => match shared.dedupe.reserve(&k, expires, now) {
+            Some(k) => match shared.dedupe.reserve(&format!("{path}\n{k}"), expires, now) {
                 Admission::New(r) => Some(r),
                 Admission::Seen => {
                     emitted.duplicates += 1;

@@ -17,13 +17,16 @@
 //! |---|---|---|---|
 //! | [`BodySignature`] (Briefcase, Empathy) | `X-Briefcase-Signature` (configurable) | body | `sha256=<hex>` (prefix configurable) |
 //! | [`TimestampedSignature`] (Rubric) | `X-<Prefix>-Timestamp`, `X-<Prefix>-Signature` | `<ts>.<body>` | `sha256=<hex>` |
-//! | [`StandardWebhooks`] v1 | `webhook-id`, `webhook-timestamp`, `webhook-signature` | `<id>.<ts>.<body>` | `v1,<base64>` (space-separated when rotating) |
+//! | [`StandardWebhooks`] v1 (the default) | `webhook-id`, `webhook-timestamp`, `webhook-signature` | `<id>.<ts>.<body>` | `v1,<base64 HMAC>` with a `whsec_` secret, `v1a,<base64 ed25519>` with a `whsk_` key (space-separated when rotating) |
 //! | GitHub ([`BodySignature::github`]) | `X-Hub-Signature-256` | body | `sha256=<hex>` |
 //! | [`SlackSignature`] | `X-Slack-Request-Timestamp`, `X-Slack-Signature` | `v0:<ts>:<body>` | `v0=<hex>` |
 //! | [`StripeSignature`] | `Stripe-Signature` | `<ts>.<body>` | `t=<ts>,v1=<hex>` (several `v1` when rotating; the secret, `whsec_` included, is the key as is) |
 //!
 //! The last three are what services send to you: [`crate::verify`] checks
 //! them, and their signing helpers exist for round-trip tests and stand-ins.
+//!
+//! [`SignatureScheme::default`] is Standard Webhooks (`whsec_` secrets);
+//! Briefcase and the others are one call away.
 //!
 //! ```
 //! use hookbus::signature::{Secret, SignatureScheme, SignRequest};
@@ -46,6 +49,7 @@ mod timestamped;
 pub use body::BodySignature;
 pub use slack::SlackSignature;
 pub use standard::{SecretSource, StandardWebhooks};
+pub(crate) use standard::{StandardKey, ed25519_verify};
 pub use stripe::StripeSignature;
 pub use timestamped::TimestampedSignature;
 
@@ -122,6 +126,43 @@ pub enum SignatureError {
         "a Standard Webhooks secret must be \"whsec_\" followed by base64; this one does not decode"
     )]
     BadStandardSecret,
+    /// A `whsk_` key whose rest is not the base64 of an ed25519 secret key.
+    #[error(
+        "a Standard Webhooks secret key must be \"whsk_\" followed by the base64 of a 32-byte ed25519 seed (or of the 64-byte seed and public key); this one does not decode"
+    )]
+    BadSigningKey,
+    /// A `whpk_` key whose rest is not the base64 of an ed25519 public key.
+    #[error(
+        "a Standard Webhooks public key must be \"whpk_\" followed by the base64 of a 32-byte ed25519 public key; this one does not decode"
+    )]
+    BadPublicKey,
+    /// A `whsk_` secret key where a receiver's key is expected.
+    #[error(
+        "a whsk_ secret key was given to verify: receivers verify with its whpk_ public key (`hookbus keygen` prints both); keep the whsk_ key on the sending side only"
+    )]
+    SigningKeyToVerify,
+    /// A `whpk_` public key where a sender's key is expected.
+    #[error(
+        "a whpk_ public key cannot sign: sign with its whsk_ secret key, and give receivers the whpk_ key"
+    )]
+    PublicKeyToSign,
+    /// An asymmetric key (`whsk_`, `whpk_`) where an HMAC secret is expected.
+    #[error(
+        "a whsk_/whpk_ key signs or verifies v1a (ed25519) signatures, not HMACs: use a whsec_ secret for v1"
+    )]
+    NotSymmetric,
+    /// A symmetric secret where an ed25519 key is expected.
+    #[error("a whsec_ secret has no public key: only a whsk_ secret key does")]
+    NotAsymmetric,
+    /// A symmetric Standard Webhooks secret of the wrong size.
+    #[error("a Standard Webhooks secret needs 24 to 64 random bytes, not {0}")]
+    BadSecretLength(usize),
+    /// A key that only Standard Webhooks reads (`whsk_`, `whpk_`) given to
+    /// another scheme, which would take it as raw HMAC bytes.
+    #[error(
+        "a whsk_/whpk_ key is for Standard Webhooks v1a; this scheme signs with an HMAC secret"
+    )]
+    AsymmetricKeyForHmacScheme,
     /// A header name or prefix that HTTP does not allow.
     #[error("invalid signature header name {0:?}")]
     BadHeaderName(String),
@@ -167,7 +208,9 @@ pub fn hmac_sha256_verify(key: &[u8], parts: &[&[u8]], expected: &[u8]) -> bool 
     mac.verify_slice(expected).is_ok()
 }
 
-/// The signing scheme of an endpoint.
+/// A signature scheme: what a webhook signs with
+/// ([`sign`](Self::sign)) and what a [`Verifier`](crate::verify::Verifier)
+/// checks, one enum for both sides.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SignatureScheme {
@@ -176,19 +219,25 @@ pub enum SignatureScheme {
     Body(BodySignature),
     /// HMAC of `"<timestamp>.<body>"` with a timestamp header (Rubric).
     Timestamped(TimestampedSignature),
-    /// Standard Webhooks v1.
+    /// Standard Webhooks v1: `v1` HMACs with `whsec_` secrets, `v1a`
+    /// ed25519 signatures with `whsk_` keys (the default scheme).
     StandardWebhooks(StandardWebhooks),
     /// Slack's `v0` request signing (for tools that stand in for Slack, such
     /// as `hookbus send --scheme slack`).
     Slack(SlackSignature),
-    /// Stripe's `Stripe-Signature: t=<ts>,v1=<hex>` (one `v1` per secret),
-    /// for tools that stand in for Stripe (`hookbus send --scheme stripe`).
+    /// Stripe's `Stripe-Signature: t=<ts>,v1=<hex>` (one `v1` per secret,
+    /// the header's name configurable), for tools that stand in for Stripe
+    /// (`hookbus send --scheme stripe`) and receivers of Stripe-style
+    /// signatures.
     Stripe(StripeSignature),
 }
 
 impl Default for SignatureScheme {
+    /// Standard Webhooks: what webhooks, `hookbus send` and `hookbus listen`
+    /// use unless told otherwise, so hookbus's defaults interoperate with
+    /// each other and with the official Standard Webhooks libraries.
     fn default() -> Self {
-        SignatureScheme::briefcase()
+        SignatureScheme::standard_webhooks()
     }
 }
 
@@ -222,14 +271,27 @@ impl SignatureScheme {
     }
     /// Stripe's `Stripe-Signature: t=<ts>,v1=<hex of "<ts>.<body>">`.
     pub fn stripe() -> SignatureScheme {
-        SignatureScheme::Stripe(StripeSignature)
+        SignatureScheme::Stripe(StripeSignature::default())
+    }
+    /// The Stripe format under another header name.
+    pub fn stripe_style(header: &str) -> Result<SignatureScheme, SignatureError> {
+        Ok(SignatureScheme::Stripe(StripeSignature::new(header)?))
     }
 
-    /// Checks that the secrets fit the scheme (e.g. `whsec_` base64 decodes).
+    /// Checks that the secrets can sign under the scheme: for Standard
+    /// Webhooks a `whsec_` secret that decodes or a `whsk_` secret key (a
+    /// `whpk_` public key cannot sign); for the HMAC-only schemes no
+    /// `whsk_`/`whpk_` key, which they would take as raw bytes.
     pub fn check_secrets(&self, secrets: &[Secret]) -> Result<(), SignatureError> {
-        if let SignatureScheme::StandardWebhooks(_) = self {
-            for s in secrets {
-                StandardWebhooks::key(s)?;
+        for s in secrets.iter().filter(|s| !s.is_empty()) {
+            match self {
+                SignatureScheme::StandardWebhooks(_) => {
+                    StandardWebhooks::signing(s)?;
+                }
+                _ if is_asymmetric_key(s) => {
+                    return Err(SignatureError::AsymmetricKeyForHmacScheme);
+                }
+                _ => {}
             }
         }
         Ok(())
@@ -249,7 +311,7 @@ impl SignatureScheme {
                 SlackSignature::HEADER_TIMESTAMP,
                 SlackSignature::HEADER_SIGNATURE,
             ],
-            SignatureScheme::Stripe(_) => vec![StripeSignature::HEADER],
+            SignatureScheme::Stripe(s) => vec![s.header()],
         }
     }
 
@@ -296,12 +358,18 @@ impl SignatureScheme {
                     (SlackSignature::HEADER_SIGNATURE.to_owned(), sig),
                 ]
             }
-            SignatureScheme::Stripe(_) => vec![(
-                StripeSignature::HEADER.to_owned(),
+            SignatureScheme::Stripe(s) => vec![(
+                s.header().to_owned(),
                 StripeSignature::sign(secrets, req.timestamp, req.body),
             )],
         })
     }
+}
+
+/// Whether `secret` is written as a Standard Webhooks ed25519 key.
+pub(crate) fn is_asymmetric_key(secret: &Secret) -> bool {
+    let s = secret.expose();
+    s.starts_with(b"whsk_") || s.starts_with(b"whpk_")
 }
 
 pub(crate) fn check_header_name(name: &str) -> Result<(), SignatureError> {

@@ -1,17 +1,40 @@
 //! Stripe-style signatures: one header `Stripe-Signature: t=<ts>,v1=<hex>`
 //! where each `v1` is the hex HMAC-SHA256 of `"<ts>.<body>"`.
 
-use super::{Secret, hmac_sha256, hmac_sha256_verify};
+use super::{Secret, SignatureError, check_header_name, hmac_sha256, hmac_sha256_verify};
 
-/// The Stripe-style scheme: timestamp and signatures in one header, one
-/// `v1=` entry per secret while a secret is being rotated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct StripeSignature;
+/// The Stripe-style scheme: timestamp and signatures in one header
+/// (`Stripe-Signature` unless [`new`](Self::new) names another), one `v1=`
+/// entry per secret while a secret is being rotated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StripeSignature {
+    header: String,
+}
+
+impl Default for StripeSignature {
+    fn default() -> Self {
+        StripeSignature {
+            header: Self::HEADER.to_owned(),
+        }
+    }
+}
 
 impl StripeSignature {
-    /// Stripe's header name (verifiers may use another, see
-    /// [`crate::verify::Verifier::stripe_style`]).
+    /// Stripe's header name (the default; see [`new`](Self::new)).
     pub const HEADER: &'static str = "Stripe-Signature";
+
+    /// The Stripe format under another header name.
+    pub fn new(header: &str) -> Result<StripeSignature, SignatureError> {
+        check_header_name(header)?;
+        Ok(StripeSignature {
+            header: header.to_owned(),
+        })
+    }
+
+    /// The header's name.
+    pub fn header(&self) -> &str {
+        &self.header
+    }
 
     /// The signed content: `<timestamp>.<body>`.
     pub fn signed_content<'a>(timestamp: &'a str, body: &'a [u8]) -> [&'a [u8]; 3] {

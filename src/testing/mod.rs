@@ -42,14 +42,16 @@
 //! use hookbus::webhook::WebhookSink;
 //! use serde_json::json;
 //!
+//! // Standard Webhooks, the default scheme (`hookbus keygen` makes secrets).
+//! let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 //! let receiver = TestReceiver::builder()
-//!     .verifier(Verifier::briefcase("s3cret"))
+//!     .verifier(Verifier::standard_webhooks(secret)?)
 //!     .script([Reply::gone()])
 //!     .start()
 //!     .await?;
 //! let bus = Bus::new()?;
 //! let announcements = BusProbe::new(&bus, "hookbus.*")?;
-//! let sink = WebhookSink::builder(receiver.url()).name("crm").secret("s3cret").build()?;
+//! let sink = WebhookSink::builder(receiver.url()).name("crm").secret(secret).build()?;
 //! let _subscription = sink.subscribe(&bus)?;
 //!
 //! bus.emit(Event::new("decision.captured", json!({"decision_id": "d-1"}))?)?;

@@ -1,6 +1,6 @@
 //! One header with the HMAC of the body: Briefcase, Empathy, GitHub.
 
-use super::{Claim, HeaderSource, VerifyError, header, prefixed_hex};
+use super::{Claim, HeaderSource, VerifyError, header, no_asymmetric, prefixed_hex};
 use crate::signature::{BodySignature, hmac_sha256};
 
 pub(super) fn claim<'a>(
@@ -16,6 +16,7 @@ pub(super) fn claim<'a>(
         id: None,
         signatures: vec![mac],
         count: 1,
+        signed_by: no_asymmetric(),
         mac: Box::new(move |secret| {
             Some(hmac_sha256(
                 secret.expose(),

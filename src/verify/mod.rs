@@ -10,7 +10,7 @@
 //! |---|---|
 //! | [`Verifier::briefcase`], [`Verifier::body`] | `X-Briefcase-Signature: sha256=<hex of body>` (header and prefix configurable, e.g. Empathy's `X-Empathy-Signature: <hex>`) |
 //! | [`Verifier::timestamped`] | `X-<Prefix>-Timestamp` + `X-<Prefix>-Signature: sha256=<hex of "<ts>.<body>">` (Rubric) |
-//! | [`Verifier::standard_webhooks`] | `webhook-id`, `webhook-timestamp`, `webhook-signature: v1,<base64 of "<id>.<ts>.<body>">` |
+//! | [`Verifier::standard_webhooks`] | `webhook-id`, `webhook-timestamp`, `webhook-signature: v1,<base64 of "<id>.<ts>.<body>">` under a `whsec_` secret, or `v1a,<base64 ed25519 signature>` under a `whpk_` public key |
 //! | [`Verifier::github`] | `X-Hub-Signature-256: sha256=<hex of body>` |
 //! | [`Verifier::slack`] | `X-Slack-Request-Timestamp` + `X-Slack-Signature: v0=<hex of "v0:<ts>:<body>">` |
 //! | [`Verifier::stripe`], [`Verifier::stripe_style`] | `Stripe-Signature: t=<ts>,v1=<hex of "<ts>.<body>">` |
@@ -42,21 +42,48 @@
 //!
 //! With a [`ReplayGuard`] ([`Verifier::replay_guard`]) a request whose signed
 //! content was already accepted is refused with [`VerifyError::Replay`]. The
-//! guard is keyed on what the signature covers, never on header text, so a
-//! replay cannot pass by re-spelling the signature (hex in upper case, an
-//! extra `v0=`/unknown entry, another rotation signature):
+//! guard is keyed by **sender** (the verifier's keys, all of them: one guard
+//! may serve many verifiers, and the same `webhook-id` from two senders
+//! names two messages; a rotating sender stays one sender whichever of its
+//! signatures a copy keeps) and by what the signature covers, never by
+//! header text, so a replay cannot pass by re-spelling the signature (hex in
+//! upper case, an extra `v0=`/unknown entry, a dropped rotation signature):
 //!
-//! | scheme | key | remembered until |
+//! | scheme | key (with the sender) | remembered until |
 //! |---|---|---|
 //! | Standard Webhooks | the `webhook-id` (senders retry with the same id) | timestamp + tolerance |
 //! | timestamped, Slack, Stripe | the timestamp and the MAC of the signed content under the verifier's first secret | timestamp + tolerance |
 //! | body only (Briefcase, Empathy, GitHub) | the MAC of the body under the verifier's first secret | first receipt + tolerance |
 //!
-//! Schemes without a signed timestamp cannot tell an attacker's replay from
-//! a redelivery, and can only remember a body for the tolerance after it
-//! first arrived: past that window the same signed body verifies again.
-//! Nothing they carry outside the body (`X-GitHub-Event`, `X-GitHub-Delivery`,
-//! CloudEvents `ce-*` headers) is signed.
+//! For the schemes that sign a timestamp the memory matches the tolerance
+//! exactly: inside the window the guard refuses a replay, outside it the
+//! timestamp check does, so no copy of an accepted request is accepted
+//! again (as long as the guard's capacity covers the requests of one
+//! window: past it the oldest entries are forgotten early, counted by
+//! [`ReplayGuard::evicted`]).
+//!
+//! ### What a body-only signature protects
+//!
+//! Briefcase, Empathy and GitHub sign the body and nothing else:
+//!
+//! - **protected**: the body's bytes, and that a holder of the secret made
+//!   them; a copy arriving within the tolerance after the first one
+//!   (refused as a replay: [`VerifyError::Replay`], or a duplicate at the
+//!   [ingress](crate::ingress));
+//! - **not protected**: freshness (with no signed timestamp an old capture
+//!   cannot be told from a delivery: once the window after its first
+//!   receipt has passed, the same request verifies again, and a guard
+//!   forgets it when the process restarts); every header: GitHub's
+//!   `X-GitHub-Event` and `X-GitHub-Delivery`, CloudEvents binary mode's
+//!   `ce-*`, `Content-Type`, so a copy can be re-labelled (the ingress
+//!   therefore refuses binary mode under these schemes and takes a GitHub
+//!   event's name from the unsigned `X-GitHub-Event` only as GitHub sends
+//!   it); nothing ties a request to a message id.
+//!
+//! When you control the sender, sign with Standard Webhooks (hookbus's
+//! default: id, timestamp and body signed) or the timestamped scheme
+//! instead, and send CloudEvents in structured mode (the default) so every
+//! attribute is inside the signed body.
 //!
 //! [`Verifier::verify_pending`] reserves the request in the guard without
 //! committing it: [`Pending::accept`] commits it once the request was
@@ -78,8 +105,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::signature::{
-    BodySignature, Secret, SignatureError, SignatureScheme, StandardWebhooks, TimestampedSignature,
-    constant_time_eq,
+    Secret, SignatureError, SignatureScheme, StandardWebhooks, constant_time_eq,
 };
 
 /// Default timestamp tolerance: 5 minutes, in both directions.
@@ -280,44 +306,37 @@ struct Claim<'a> {
     /// How many signatures the request carries.
     count: usize,
     /// The HMAC-SHA256 of the signed content with a secret's key (`None`
-    /// when the secret has no key for the scheme).
+    /// when the secret has no HMAC key, e.g. a `whpk_` public key).
     mac: MacFn<'a>,
+    /// Whether an asymmetric signature in the request verifies under a
+    /// secret that is a public key (`None` when it is not one).
+    signed_by: SignedByFn<'a>,
 }
 
 /// Computes the MAC of a claim's signed content under a secret.
 type MacFn<'a> = Box<dyn Fn(&Secret) -> Option<[u8; 32]> + 'a>;
+/// Checks a claim's asymmetric signatures under a public key.
+type SignedByFn<'a> = Box<dyn Fn(&Secret) -> Option<bool> + 'a>;
 
-/// The scheme a [`Verifier`] checks.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum VerifyScheme {
-    /// HMAC of the body in one header (Briefcase, Empathy, GitHub).
-    Body(BodySignature),
-    /// `X-<Prefix>-Timestamp` + `X-<Prefix>-Signature` over `<ts>.<body>`.
-    Timestamped(TimestampedSignature),
-    /// Standard Webhooks v1.
-    StandardWebhooks,
-    /// Slack `v0=` request signatures.
-    Slack,
-    /// Stripe-style `t=…,v1=…` in the named header.
-    Stripe {
-        /// The header's name (`Stripe-Signature` for Stripe).
-        header: String,
-    },
+/// For schemes without asymmetric signatures.
+fn no_asymmetric<'a>() -> SignedByFn<'a> {
+    Box::new(|_| None)
 }
 
-impl VerifyScheme {
+/// How each scheme reads a request: the verifying half of
+/// [`SignatureScheme`] (one enum signs and verifies).
+impl SignatureScheme {
     fn claim<'a>(
         &'a self,
         headers: &'a (impl HeaderSource + ?Sized),
         body: &'a [u8],
     ) -> Result<Claim<'a>, VerifyError> {
         match self {
-            VerifyScheme::Body(s) => body::claim(s, headers, body),
-            VerifyScheme::Timestamped(s) => timestamped::claim(s, headers, body),
-            VerifyScheme::StandardWebhooks => standard::claim(headers, body),
-            VerifyScheme::Slack => slack::claim(headers, body),
-            VerifyScheme::Stripe { header } => stripe::claim(header, headers, body),
+            SignatureScheme::Body(s) => body::claim(s, headers, body),
+            SignatureScheme::Timestamped(s) => timestamped::claim(s, headers, body),
+            SignatureScheme::StandardWebhooks(_) => standard::claim(headers, body),
+            SignatureScheme::Slack(_) => slack::claim(headers, body),
+            SignatureScheme::Stripe(s) => stripe::claim(s.header(), headers, body),
         }
     }
 }
@@ -373,7 +392,7 @@ impl Pending {
 /// Cheap to clone; clones share the replay guard.
 #[derive(Debug, Clone)]
 pub struct Verifier {
-    scheme: VerifyScheme,
+    scheme: SignatureScheme,
     // The secrets, redacted in Debug (a `whsec_` one is checked when added).
     keys: Vec<Secret>,
     tolerance: Duration,
@@ -384,8 +403,11 @@ impl Verifier {
     /// A verifier for `scheme` with one secret (add more with
     /// [`secret`](Self::secret)). An empty secret is ignored: a verifier
     /// without secrets refuses everything with [`VerifyError::NoSecret`].
+    /// The scheme is the one webhooks sign with:
+    /// `Verifier::new(SignatureScheme::default(), secret)` checks what a
+    /// default webhook sends.
     pub fn new(
-        scheme: VerifyScheme,
+        scheme: SignatureScheme,
         secret: impl Into<Secret>,
     ) -> Result<Verifier, SignatureError> {
         Verifier {
@@ -403,16 +425,7 @@ impl Verifier {
         scheme: &SignatureScheme,
         secrets: &[Secret],
     ) -> Result<Verifier, SignatureError> {
-        let scheme = match scheme {
-            SignatureScheme::Body(s) => VerifyScheme::Body(s.clone()),
-            SignatureScheme::Timestamped(s) => VerifyScheme::Timestamped(s.clone()),
-            SignatureScheme::StandardWebhooks(_) => VerifyScheme::StandardWebhooks,
-            SignatureScheme::Slack(_) => VerifyScheme::Slack,
-            SignatureScheme::Stripe(_) => VerifyScheme::Stripe {
-                header: crate::signature::StripeSignature::HEADER.to_owned(),
-            },
-        };
-        let mut v = Verifier::new(scheme, "")?;
+        let mut v = Verifier::new(scheme.clone(), "")?;
         for s in secrets {
             v = v.secret(s.clone())?;
         }
@@ -421,7 +434,7 @@ impl Verifier {
 
     /// Briefcase: `X-Briefcase-Signature: sha256=<hex HMAC of the body>`.
     pub fn briefcase(secret: impl Into<Secret>) -> Verifier {
-        Verifier::plain(VerifyScheme::Body(BodySignature::default()), secret)
+        Verifier::plain(SignatureScheme::briefcase(), secret)
     }
 
     /// A body HMAC under a custom header and prefix, e.g.
@@ -432,14 +445,14 @@ impl Verifier {
         secret: impl Into<Secret>,
     ) -> Result<Verifier, SignatureError> {
         Ok(Verifier::plain(
-            VerifyScheme::Body(BodySignature::new(header, prefix)?),
+            SignatureScheme::body(header, prefix)?,
             secret,
         ))
     }
 
     /// GitHub: `X-Hub-Signature-256: sha256=<hex HMAC of the body>`.
     pub fn github(secret: impl Into<Secret>) -> Verifier {
-        Verifier::plain(VerifyScheme::Body(BodySignature::github()), secret)
+        Verifier::plain(SignatureScheme::github(), secret)
     }
 
     /// Timestamped: `X-<prefix>-Timestamp` and `X-<prefix>-Signature:
@@ -449,7 +462,7 @@ impl Verifier {
         secret: impl Into<Secret>,
     ) -> Result<Verifier, SignatureError> {
         Ok(Verifier::plain(
-            VerifyScheme::Timestamped(TimestampedSignature::new(prefix)?),
+            SignatureScheme::timestamped(prefix)?,
             secret,
         ))
     }
@@ -459,22 +472,17 @@ impl Verifier {
     /// [`StandardWebhooks::key`] for the rules (an invalid `whsec_` secret is
     /// an error).
     pub fn standard_webhooks(secret: impl Into<Secret>) -> Result<Verifier, SignatureError> {
-        Verifier::new(VerifyScheme::StandardWebhooks, secret)
+        Verifier::new(SignatureScheme::standard_webhooks(), secret)
     }
 
     /// Slack request signatures (`v0=`), with the app's signing secret.
     pub fn slack(signing_secret: impl Into<Secret>) -> Verifier {
-        Verifier::plain(VerifyScheme::Slack, signing_secret)
+        Verifier::plain(SignatureScheme::slack(), signing_secret)
     }
 
     /// Stripe: `Stripe-Signature: t=<ts>,v1=<hex>`.
     pub fn stripe(secret: impl Into<Secret>) -> Verifier {
-        Verifier::plain(
-            VerifyScheme::Stripe {
-                header: crate::signature::StripeSignature::HEADER.to_owned(),
-            },
-            secret,
-        )
+        Verifier::plain(SignatureScheme::stripe(), secret)
     }
 
     /// The Stripe format under another header name.
@@ -482,17 +490,14 @@ impl Verifier {
         header: &str,
         secret: impl Into<Secret>,
     ) -> Result<Verifier, SignatureError> {
-        crate::signature::check_header_name(header)?;
         Ok(Verifier::plain(
-            VerifyScheme::Stripe {
-                header: header.to_owned(),
-            },
+            SignatureScheme::stripe_style(header)?,
             secret,
         ))
     }
 
     // For schemes whose secrets are raw bytes: adding one cannot fail.
-    fn plain(scheme: VerifyScheme, secret: impl Into<Secret>) -> Verifier {
+    fn plain(scheme: SignatureScheme, secret: impl Into<Secret>) -> Verifier {
         let secret = secret.into();
         Verifier {
             scheme,
@@ -507,15 +512,21 @@ impl Verifier {
     }
 
     /// Accepts another secret too (rotation: the new one and the old one
-    /// until every sender has switched). Empty secrets are ignored; a
-    /// malformed `whsec_` secret for Standard Webhooks is an error.
+    /// until every sender has switched; for Standard Webhooks a `whsec_`
+    /// secret and a `whpk_` public key may stand side by side). Empty
+    /// secrets are ignored. For Standard Webhooks a malformed `whsec_` or
+    /// `whpk_` key is an error, and so is a `whsk_` secret key
+    /// ([`SignatureError::SigningKeyToVerify`]: receivers verify with the
+    /// public key); the other schemes refuse `whsk_`/`whpk_` keys.
     pub fn secret(mut self, secret: impl Into<Secret>) -> Result<Verifier, SignatureError> {
         let secret = secret.into();
         if secret.is_empty() {
             return Ok(self);
         }
-        if self.scheme == VerifyScheme::StandardWebhooks {
-            StandardWebhooks::key(&secret)?;
+        if let SignatureScheme::StandardWebhooks(_) = self.scheme {
+            StandardWebhooks::verifying(&secret)?;
+        } else if crate::signature::is_asymmetric_key(&secret) {
+            return Err(SignatureError::AsymmetricKeyForHmacScheme);
         }
         self.keys.push(secret);
         Ok(self)
@@ -529,9 +540,11 @@ impl Verifier {
     }
 
     /// Refuses a request already accepted inside the tolerance window
-    /// ([`VerifyError::Replay`]). The key remembered is the Standard Webhooks
-    /// `webhook-id`, else what the signature covers (see the
-    /// [module docs](self#replays)): never the header text.
+    /// ([`VerifyError::Replay`]). The key remembered is this verifier's
+    /// keys (the sender) with the Standard Webhooks `webhook-id`, else what
+    /// the signature covers (see the [module docs](self#replays)): never
+    /// the header text. One guard can serve several verifiers; each
+    /// sender's ids stay apart.
     pub fn replay_guard(mut self, guard: Arc<ReplayGuard>) -> Verifier {
         self.replay = Some(guard);
         self
@@ -543,7 +556,7 @@ impl Verifier {
     }
 
     /// The scheme checked.
-    pub fn scheme(&self) -> &VerifyScheme {
+    pub fn scheme(&self) -> &SignatureScheme {
         &self.scheme
     }
 
@@ -602,11 +615,19 @@ impl Verifier {
             }
         }
         // One MAC per secret, compared with every signature in constant
-        // time. The first secret's MAC is the canonical one the replay guard
-        // keys on, whichever secret matched.
+        // time; a public key checks the asymmetric signatures instead. The
+        // first secret's MAC is the canonical one the replay guard keys on
+        // (for schemes without a signed id), whichever secret matched.
         let mut canonical = None;
         let mut matched = None;
         for (index, key) in self.keys.iter().enumerate() {
+            if let Some(hit) = (claim.signed_by)(key) {
+                if hit {
+                    matched = Some(index);
+                    break;
+                }
+                continue;
+            }
             let Some(mac) = (claim.mac)(key) else {
                 continue;
             };
@@ -620,7 +641,7 @@ impl Verifier {
                 break;
             }
         }
-        let (Some(secret_index), Some(canonical)) = (matched, canonical) else {
+        let Some(secret_index) = matched else {
             return Err(VerifyError::Mismatch {
                 signatures: claim.count,
                 secrets: self.keys.len(),
@@ -631,14 +652,23 @@ impl Verifier {
             Some(guard) => {
                 let window = i64::try_from(tolerance).unwrap_or(i64::MAX);
                 let ts_bytes = claim.timestamp.map(i64::to_be_bytes);
-                let key = match claim.id {
-                    Some(id) => replay::digest_key(&[claim.tag.as_bytes(), b"id", id.as_bytes()]),
-                    None => replay::digest_key(&[
-                        claim.tag.as_bytes(),
+                // Keyed by sender: the verifier's keys (all of them, so a
+                // rotating sender is one sender whichever of its signatures
+                // a copy keeps), then what the signature covers.
+                let mut parts: Vec<&[u8]> = Vec::with_capacity(3 + self.keys.len());
+                parts.push(claim.tag.as_bytes());
+                match (claim.id, &canonical) {
+                    (Some(id), _) => parts.extend([&b"id"[..], id.as_bytes()]),
+                    (None, Some(canonical)) => parts.extend([
                         ts_bytes.as_ref().map_or(&[][..], |b| &b[..]),
-                        &canonical,
+                        &canonical[..],
                     ]),
-                };
+                    // Every scheme without a signed id is an HMAC scheme, so
+                    // a match means a MAC was computed.
+                    (None, None) => unreachable!("an HMAC scheme matched without a MAC"),
+                }
+                parts.extend(self.keys.iter().map(Secret::expose));
+                let key = replay::digest_key(&parts);
                 // Signed timestamps bound the window; otherwise it runs from
                 // the first receipt.
                 let from = claim.timestamp.unwrap_or(now);

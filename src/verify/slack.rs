@@ -1,6 +1,6 @@
 //! Slack: `X-Slack-Request-Timestamp` + `X-Slack-Signature: v0=<hex>` over `v0:<ts>:<body>`.
 
-use super::{Claim, HeaderSource, VerifyError, timestamp_and_signature};
+use super::{Claim, HeaderSource, VerifyError, no_asymmetric, timestamp_and_signature};
 use crate::signature::{SlackSignature, hmac_sha256};
 
 pub(super) fn claim<'a>(
@@ -19,6 +19,7 @@ pub(super) fn claim<'a>(
         id: None,
         signatures: vec![mac],
         count: 1,
+        signed_by: no_asymmetric(),
         mac: Box::new(move |secret| {
             Some(hmac_sha256(
                 secret.expose(),

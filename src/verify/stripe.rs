@@ -1,6 +1,8 @@
 //! Stripe-style `t=<ts>,v1=<hex>[,v1=<hex>…]` over `<ts>.<body>`.
 
-use super::{Claim, HeaderSource, VerifyError, decode_hex_mac, header, parse_timestamp};
+use super::{
+    Claim, HeaderSource, VerifyError, decode_hex_mac, header, no_asymmetric, parse_timestamp,
+};
 use crate::signature::{StripeSignature, hmac_sha256};
 
 const MAX_SIGNATURES: usize = 16;
@@ -67,6 +69,7 @@ pub(super) fn claim<'a>(
         id: None,
         signatures,
         count,
+        signed_by: no_asymmetric(),
         mac: Box::new(move |secret| {
             Some(hmac_sha256(
                 secret.expose(),

@@ -1,6 +1,6 @@
 //! `X-<Prefix>-Timestamp` + `X-<Prefix>-Signature: sha256=<hex>` over `<ts>.<body>`.
 
-use super::{Claim, HeaderSource, VerifyError, timestamp_and_signature};
+use super::{Claim, HeaderSource, VerifyError, no_asymmetric, timestamp_and_signature};
 use crate::signature::{TimestampedSignature, hmac_sha256};
 
 pub(super) fn claim<'a>(
@@ -20,6 +20,7 @@ pub(super) fn claim<'a>(
         id: None,
         signatures: vec![mac],
         count: 1,
+        signed_by: no_asymmetric(),
         mac: Box::new(move |secret| {
             Some(hmac_sha256(
                 secret.expose(),

@@ -171,7 +171,7 @@ impl WebhookBuilder {
             order_key: None,
             capacity: 1024,
             overflow: OverflowPolicy::DropOldest,
-            format: WireFormat::Binary,
+            format: WireFormat::default(),
             template: None,
             templates: Vec::new(),
             retry: RetryPolicy::default(),
@@ -215,7 +215,9 @@ impl WebhookBuilder {
         self.secrets = secrets.into_iter().map(Into::into).collect();
         self
     }
-    /// The signing scheme (default: Briefcase, `X-Briefcase-Signature: sha256=<hex>`).
+    /// The signing scheme (default: Standard Webhooks, `webhook-id`,
+    /// `webhook-timestamp`, `webhook-signature: v1,<base64>`; see
+    /// [`SignatureScheme::default`]).
     pub fn signature(mut self, scheme: SignatureScheme) -> Self {
         self.scheme = scheme;
         self
@@ -354,7 +356,8 @@ impl WebhookBuilder {
         self.overflow = policy;
         self
     }
-    /// The wire format (default CloudEvents binary mode).
+    /// The wire format (default CloudEvents structured mode: the signature
+    /// covers every attribute; see [`WireFormat`]).
     pub fn format(mut self, format: WireFormat) -> Self {
         self.format = format;
         self

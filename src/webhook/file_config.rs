@@ -232,7 +232,7 @@ pub struct WebhookConfig {
     pub secret: Option<String>,
     /// Several secrets during rotation.
     pub secrets: Vec<String>,
-    /// The signing scheme (default Briefcase).
+    /// The signing scheme (default Standard Webhooks).
     pub signature: Option<SignatureConfig>,
     /// Event types or patterns (empty: all).
     pub events: Vec<String>,
@@ -247,7 +247,8 @@ pub struct WebhookConfig {
     pub template: Option<Value>,
     /// Payload templates by event type or pattern.
     pub templates: BTreeMap<String, Value>,
-    /// The wire format (`binary`, `structured`, `envelope`, `raw`).
+    /// The wire format (`structured`, the default, `binary`, `batched`,
+    /// `envelope`, `raw`).
     pub format: WireFormat,
     /// Retries.
     #[serde(alias = "retry_config")]
@@ -372,7 +373,7 @@ impl WebhookConfig {
             b = b.secret(s);
         }
         b = b.signature(match self.signature {
-            None => SignatureScheme::briefcase(),
+            None => SignatureScheme::default(),
             Some(SignatureConfig::Briefcase { header, prefix }) => SignatureScheme::body(
                 header.as_deref().unwrap_or("X-Briefcase-Signature"),
                 prefix.as_deref().unwrap_or("sha256="),

@@ -10,21 +10,24 @@
 //! - [`presets`]: Slack, Discord, Teams, Datadog, PagerDuty, GitHub and JIRA.
 //!
 //! # Wire format
-//! By default each event is one POST in CloudEvents 1.0 HTTP **binary mode**:
-//! the body is the event data as JSON, and `ce-specversion`, `ce-id`,
-//! `ce-type`, `ce-source`, `ce-time` (plus `ce-subject` and extensions) are
-//! headers, percent-encoded as the binding requires. `ce-id` is the event id,
-//! the same on every retry. [`WireFormat::Structured`] sends
-//! `application/cloudevents+json`; a batch is sent as
+//! By default each event is one POST in CloudEvents 1.0 HTTP **structured
+//! mode** (`application/cloudevents+json`): the whole event is the body, so
+//! the signature covers every attribute whatever the scheme, and a hookbus
+//! ingress gets the event exactly as sent. [`WireFormat::Binary`] sends the
+//! event data as the body, with `ce-specversion`, `ce-id`, `ce-type`,
+//! `ce-source`, `ce-time` (plus `ce-subject` and extensions) as headers,
+//! percent-encoded as the binding requires (no scheme signs them); a batch is sent as
 //! `application/cloudevents-batch+json`; [`WireFormat::Envelope`] sends the
 //! `{"id", "type", "created_at", "data", "metadata"}` body of the Rubric docs;
 //! a [`Template`] sends whatever JSON you shape; [`WireFormat::Raw`] sends
 //! the bytes the caller (or a template) formatted, unchanged.
 //!
 //! # Signing
-//! See [`crate::signature`]: Briefcase (`X-Briefcase-Signature: sha256=<hex>`,
-//! header and prefix configurable), timestamped (`X-<Prefix>-Timestamp` and
-//! `X-<Prefix>-Signature` over `"<ts>.<body>"`), Standard Webhooks v1. The
+//! See [`crate::signature`]: Standard Webhooks (the default: `whsec_`
+//! secrets sign `v1` HMACs, `whsk_` keys sign `v1a` ed25519 signatures),
+//! Briefcase (`X-Briefcase-Signature: sha256=<hex>`, header and prefix
+//! configurable), timestamped (`X-<Prefix>-Timestamp` and
+//! `X-<Prefix>-Signature` over `"<ts>.<body>"`). The
 //! timestamp is taken afresh on each attempt. Secrets and extra header values
 //! never appear in `Debug`, logs or errors, nor does the URL's path (Slack's
 //! incoming-webhook URLs are secrets).

@@ -22,13 +22,18 @@ use crate::event::{Event, ExtensionValue, SPEC_VERSION};
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum WireFormat {
-    /// CloudEvents binary mode (the default): the body is the event data,
-    /// attributes go in `ce-*` headers. Several events in one request use
+    /// CloudEvents binary mode: the body is the event data, attributes go
+    /// in `ce-*` headers. Several events in one request use batched mode.
+    /// No signature scheme covers the `ce-*` headers, and they carry every
+    /// extension as a string: a hookbus ingress refuses binary mode under a
+    /// body-only signature (Briefcase, GitHub).
+    Binary,
+    /// CloudEvents structured mode (the default):
+    /// `application/cloudevents+json`, the whole event in the body, so the
+    /// signature covers every attribute under any scheme and the event
+    /// arrives as sent (extension types included). Several events use
     /// batched mode.
     #[default]
-    Binary,
-    /// CloudEvents structured mode: `application/cloudevents+json`, the whole
-    /// event in the body. Several events use batched mode.
     Structured,
     /// CloudEvents batched mode for every request, even of one event:
     /// `application/cloudevents-batch+json`, a JSON array of events.
@@ -148,6 +153,20 @@ pub fn binary_headers(event: &Event, source: Option<&str>) -> HeaderMap {
     h
 }
 
+/// The structured JSON of `event` (cached), with `source` in place of the
+/// default for an event emitted without a source of its own, as binary mode
+/// and the envelope do.
+fn structured(event: &Event, source: Option<&str>) -> Bytes {
+    match source {
+        Some(s) if !event.has_source() => {
+            let mut own = event.clone();
+            own.set_source(&crate::event::Source::new(s.to_owned().into()));
+            own.structured_json()
+        }
+        _ => event.structured_json(),
+    }
+}
+
 /// Builds the payload of one request for `events` (at least one).
 pub fn payload(events: &[Arc<Event>], format: WireFormat, source: Option<&str>) -> Payload {
     let first = &events[0];
@@ -163,12 +182,12 @@ pub fn payload(events: &[Arc<Event>], format: WireFormat, source: Option<&str>) 
             message_id,
         },
         (WireFormat::Structured, 1) => Payload {
-            body: first.structured_json(),
+            body: structured(first, source),
             headers: content_type(STRUCTURED_CONTENT_TYPE),
             message_id,
         },
         (WireFormat::Binary | WireFormat::Structured | WireFormat::Batched, _) => Payload {
-            body: join_array(events.iter().map(|e| e.structured_json())),
+            body: join_array(events.iter().map(|e| structured(e, source))),
             headers: content_type(BATCH_CONTENT_TYPE),
             message_id,
         },

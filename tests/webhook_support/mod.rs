@@ -28,6 +28,37 @@ impl Received {
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body).expect("body is JSON")
     }
+    fn structured(&self) -> bool {
+        self.header("content-type") == Some("application/cloudevents+json")
+    }
+    /// The event's data, in structured mode (the default: the body's
+    /// `data`) and binary mode (the body) alike.
+    pub fn data(&self) -> serde_json::Value {
+        let body = self.json();
+        if self.structured() {
+            body["data"].clone()
+        } else {
+            body
+        }
+    }
+    /// The event's id: the body's `id` in structured mode, `ce-id` in
+    /// binary mode.
+    pub fn event_id(&self) -> Option<String> {
+        if self.structured() {
+            self.json()["id"].as_str().map(str::to_owned)
+        } else {
+            self.header("ce-id").map(str::to_owned)
+        }
+    }
+    /// The event's type: the body's `type` in structured mode, `ce-type`
+    /// in binary mode.
+    pub fn event_type(&self) -> Option<String> {
+        if self.structured() {
+            self.json()["type"].as_str().map(str::to_owned)
+        } else {
+            self.header("ce-type").map(str::to_owned)
+        }
+    }
 }
 
 type Responder = dyn Fn(&Received, usize) -> Response + Send + Sync;

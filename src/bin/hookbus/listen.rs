@@ -237,13 +237,14 @@ impl Printer {
                 "[hour]:[minute]:[second].[subsecond digits:3]"
             ))
             .unwrap_or_default();
+        let label = headers.label(&request.body);
         println!(
             "{clock}  #{} {} {}  {}  {}  {signature}  {} B  -> {}{}",
             request.seq,
             request.method,
             request.path,
-            headers.event_type(),
-            headers.id(),
+            label.event_type_or_dash(),
+            label.id_or_dash(),
             request.body.len(),
             request.status.as_u16(),
             if request.is_injected() {

@@ -1,9 +1,11 @@
 //! `hookbus`: watch webhooks work from a terminal. `listen` runs a local
 //! receiver that verifies and prints each delivery, `send` signs and sends
 //! events, `verify` checks a captured request, `catalog` prints the standard
-//! event catalogs and their JSON Schemas.
+//! event catalogs and their JSON Schemas, `keygen` prints fresh Standard
+//! Webhooks keys.
 
 mod catalog;
+mod keygen;
 mod listen;
 mod scheme;
 mod send;
@@ -49,6 +51,10 @@ enum Command {
     /// or print their JSON Schemas (--json-schema).
     #[command(after_help = EXIT_CODES)]
     Catalog(catalog::Args),
+    /// Print fresh Standard Webhooks keys: a whsec_ secret and a whsk_ /
+    /// whpk_ key pair.
+    #[command(after_help = EXIT_CODES)]
+    Keygen(keygen::Args),
 }
 
 /// The outcome of a command that did not succeed: what to print and the
@@ -94,6 +100,7 @@ fn main() -> ExitCode {
             Command::Send(args) => send::run(*args).await,
             Command::Verify(args) => verify::run(args),
             Command::Catalog(args) => catalog::run(args),
+            Command::Keygen(args) => keygen::run(args),
         }
     });
     match result {

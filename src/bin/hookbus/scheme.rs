@@ -6,6 +6,7 @@ use std::fmt;
 use clap::ValueEnum;
 use std::time::Duration;
 
+use hookbus::ingress::EventLabel;
 use hookbus::signature::{Secret, SignatureScheme, StandardWebhooks};
 use hookbus::verify::{Verifier, VerifyError};
 
@@ -14,7 +15,7 @@ use crate::Failure;
 /// A signature scheme, as named on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum Scheme {
-    /// Standard Webhooks v1: webhook-id, webhook-timestamp, webhook-signature: v1,<base64>
+    /// Standard Webhooks (the default): webhook-id, webhook-timestamp, webhook-signature: v1,<base64 HMAC> with a whsec_ secret, v1a,<base64 ed25519> with a whsk_ key (send) or its whpk_ public key (listen, verify)
     Standard,
     /// Briefcase: X-Briefcase-Signature: sha256=<hex HMAC of the body>
     Briefcase,
@@ -41,11 +42,13 @@ impl fmt::Display for Scheme {
 /// The signing options every command shares.
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct SigningArgs {
-    /// The signing secret (or set HOOKBUS_SECRET). Never printed.
+    /// The signing secret (or set HOOKBUS_SECRET). Never printed. For
+    /// --scheme standard: a whsec_ secret, or an ed25519 key (send: whsk_,
+    /// listen/verify: whpk_; `hookbus keygen` makes them).
     #[arg(long, env = "HOOKBUS_SECRET", hide_env_values = true)]
     pub(crate) secret: Option<String>,
     /// The signature scheme.
-    #[arg(long, value_enum, default_value_t = Scheme::Briefcase)]
+    #[arg(long, value_enum, default_value_t = Scheme::Standard)]
     pub(crate) scheme: Scheme,
     /// Header prefix of the timestamped scheme (X-<PREFIX>-Timestamp, X-<PREFIX>-Signature).
     #[arg(long, default_value = "Rubric")]
@@ -84,34 +87,15 @@ impl SigningArgs {
     }
 }
 
-const GITHUB_EVENT: &str = "X-GitHub-Event";
-const GITHUB_DELIVERY: &str = "X-GitHub-Delivery";
-
 /// Request headers, looked up case-insensitively.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Headers(pub(crate) Vec<(String, String)>);
 
 impl Headers {
-    pub(crate) fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// The event type: CloudEvents binary mode, GitHub, or `-`.
-    pub(crate) fn event_type(&self) -> &str {
-        self.get("ce-type")
-            .or_else(|| self.get(GITHUB_EVENT))
-            .unwrap_or("-")
-    }
-
-    /// The event or delivery id: CloudEvents, Standard Webhooks, GitHub, or `-`.
-    pub(crate) fn id(&self) -> &str {
-        self.get("ce-id")
-            .or_else(|| self.get(StandardWebhooks::HEADER_ID))
-            .or_else(|| self.get(GITHUB_DELIVERY))
-            .unwrap_or("-")
+    /// Which event the request carries (the library's one rule, shared
+    /// with the ingress): type and id, `-` where the request names none.
+    pub(crate) fn label(&self, body: &[u8]) -> EventLabel {
+        EventLabel::of(&self.0, body)
     }
 }
 
@@ -133,16 +117,9 @@ impl Checker {
         secret: Secret,
         max_age: Option<u64>,
     ) -> Result<Checker, Failure> {
-        let verifier = match signing.scheme {
-            Scheme::Standard => Verifier::standard_webhooks(secret)
-                .map_err(|e| Failure::input(format!("error: --secret: {e}")))?,
-            Scheme::Briefcase => Verifier::briefcase(secret),
-            Scheme::Timestamped => Verifier::timestamped(&signing.prefix, secret)
-                .map_err(|e| Failure::input(format!("error: --prefix: {e}")))?,
-            Scheme::Github => Verifier::github(secret),
-            Scheme::Slack => Verifier::slack(secret),
-            Scheme::Stripe => Verifier::stripe(secret),
-        };
+        // One scheme enum signs (send) and verifies (listen, verify).
+        let verifier = Verifier::new(signing.signature_scheme()?, secret)
+            .map_err(|e| Failure::input(format!("error: --secret: {e}")))?;
         Ok(Checker {
             scheme: signing.scheme,
             verifier: verifier.tolerance(max_age.map_or(Duration::MAX, Duration::from_secs)),

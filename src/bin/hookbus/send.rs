@@ -17,11 +17,13 @@ use crate::{EXIT_FAILED, Failure};
 
 /// Sign and send events (the guides' "test a webhook").
 ///
-/// Each event is one CloudEvents POST in --mode: binary (the body is --data,
-/// ce-* headers carry the type and a fresh id), structured (the whole event
-/// as application/cloudevents+json) or batched (a batch of one event,
+/// Each event is one CloudEvents POST in --mode: structured (the default:
+/// the whole event as application/cloudevents+json, all of it signed),
+/// binary (the body is --data, unsigned ce-* headers carry the type and a
+/// fresh id) or batched (a batch of one event,
 /// application/cloudevents-batch+json). The signature headers follow
-/// --scheme. Retryable answers (connection errors, timeouts, 408, 429, 5xx)
+/// --scheme (default standard: Standard Webhooks, with a whsec_ secret for
+/// v1 or a whsk_ key for v1a; `hookbus keygen` makes both). Retryable answers (connection errors, timeouts, 408, 429, 5xx)
 /// are retried up to --attempts.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
@@ -31,7 +33,7 @@ pub(crate) struct Args {
     #[command(flatten)]
     signing: SigningArgs,
     /// The CloudEvents HTTP mode.
-    #[arg(long, value_enum, default_value_t = Mode::Binary)]
+    #[arg(long, value_enum, default_value_t = Mode::Structured)]
     mode: Mode,
     /// The event type, e.g. decision.captured.
     #[arg(long = "type", value_name = "TYPE")]
