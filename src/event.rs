@@ -785,13 +785,14 @@ impl Event {
             .data_json
             .get_or_init(|| {
                 let bytes = match &self.data {
-                    Data::Typed(value) if cache.json.get().is_none() => {
-                        value.to_vec().unwrap_or_else(|e| {
-                            serialization_failed(&self.ty, &**value, &e);
-                            Vec::from(*b"null")
-                        })
-                    }
-                    _ => serde_json::to_vec(self.data()).unwrap_or_default(),
+                    // Serialized from the value itself, not from its JSON
+                    // tree: the fields keep the struct's order (a tree is a
+                    // sorted map), whoever asked for the tree first.
+                    Data::Typed(value) => value.to_vec().unwrap_or_else(|e| {
+                        serialization_failed(&self.ty, &**value, &e);
+                        Vec::from(*b"null")
+                    }),
+                    Data::Json(v) => serde_json::to_vec(v).unwrap_or_default(),
                 };
                 Bytes::from(bytes)
             })
@@ -1073,7 +1074,18 @@ impl Serialize for Event {
                 ExtensionValue::Boolean(v) => m.serialize_entry(name, v)?,
             }
         }
-        m.serialize_entry("data", self.data())?;
+        match &self.data {
+            // The value's own bytes, as `data_json` makes them: a typed
+            // event's fields keep the struct's order.
+            Data::Typed(_) => {
+                let bytes = self.data_json();
+                let text = std::str::from_utf8(&bytes).map_err(serde::ser::Error::custom)?;
+                let raw: &serde_json::value::RawValue =
+                    serde_json::from_str(text).map_err(serde::ser::Error::custom)?;
+                m.serialize_entry("data", raw)?;
+            }
+            Data::Json(v) => m.serialize_entry("data", v)?,
+        }
         m.end()
     }
 }
@@ -1192,6 +1204,55 @@ impl<'de> Visitor<'de> for EventVisitor {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[derive(Serialize, Deserialize)]
+    struct Ordered {
+        zeta: u32,
+        alpha: u32,
+        mid: String,
+    }
+    impl TypedEvent for Ordered {
+        const TYPE: &'static str = "order.kept";
+    }
+
+    /// A typed event's JSON keeps the struct's field order in the data and
+    /// in the structured envelope, even when its JSON tree (a sorted map)
+    /// was made first, e.g. by a filter.
+    #[test]
+    fn typed_json_keeps_the_struct_field_order() {
+        for tree_first in [false, true] {
+            let e = Event::typed(Ordered {
+                zeta: 1,
+                alpha: 2,
+                mid: "m".into(),
+            })
+            .unwrap();
+            if tree_first {
+                assert_eq!(e.data()["alpha"], 2);
+            }
+            assert_eq!(&e.data_json()[..], br#"{"zeta":1,"alpha":2,"mid":"m"}"#);
+            let structured = String::from_utf8(e.structured_json().to_vec()).unwrap();
+            assert!(
+                structured.ends_with(r#""data":{"zeta":1,"alpha":2,"mid":"m"}}"#),
+                "{structured}"
+            );
+            let back: Event = serde_json::from_str(&structured).unwrap();
+            assert_eq!(back.data(), e.data());
+        }
+        let dynamic = Event::with_payload(
+            "x.y",
+            Ordered {
+                zeta: 3,
+                alpha: 4,
+                mid: "n".into(),
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            &dynamic.data_json()[..],
+            br#"{"zeta":3,"alpha":4,"mid":"n"}"#
+        );
+    }
 
     #[test]
     fn the_const_type_check_agrees_with_validate_type() {
