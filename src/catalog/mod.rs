@@ -196,6 +196,7 @@ macro_rules! catalog_index {
     };
 }
 
+pub mod bus;
 pub mod decision;
 pub mod evaluation;
 pub mod interaction;

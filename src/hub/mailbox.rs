@@ -429,7 +429,7 @@ fn note_drop(s: &mut State, event: &Event) {
     s.counts.dropped += 1;
     // Drops of the bus's own events are counted but not announced, so a
     // `hookbus.dropped` event can never cause another one.
-    if !event.event_type().starts_with("hookbus.") {
+    if !crate::catalog::bus::is_bus_event(event.event_type()) {
         s.unreported_drops += 1;
     }
 }

@@ -39,7 +39,6 @@ use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -603,31 +602,29 @@ impl Hub {
 
     fn condition_panicked(&self, route: &Route, event: &Event, message: &str) {
         tracing::warn!(subscriber = %route.name, event_id = %event.id(), panic = message, "hookbus: a subscriber's condition panicked; the event counts as filtered");
-        if event.event_type().starts_with("hookbus.") {
+        if crate::catalog::bus::is_bus_event(event.event_type()) {
             return;
         }
-        self.announce(
-            "hookbus.handler_failed",
-            json!({
-                "subscriber": &*route.name,
-                "subscriber_id": route.id,
-                "event_id": event.id(),
-                "event_type": event.event_type(),
-                "event_ids": [event.id()],
-                "kind": crate::sink::FailureKind::Panic.to_string(),
-                "error": format!("condition panicked: {message}"),
-            }),
+        crate::catalog::bus::HandlerFailed::announce(
+            self,
+            false,
+            &route.name,
+            route.id,
+            &[event],
+            crate::sink::FailureKind::Panic.to_string(),
+            format!("condition panicked: {message}"),
         );
     }
 
-    /// Emits one of the bus's own `hookbus.*` events; never waits, never
-    /// fails loudly (what it reports is also in the stats and the log).
-    pub(crate) fn announce(&self, ty: &'static str, data: Value) {
-        if !self.filter.may_match(ty) {
+    /// Emits one of the bus's own `hookbus.*` events (typed, from
+    /// [`catalog::bus`](crate::catalog::bus)); never waits, never fails
+    /// loudly (what it reports is also in the stats and the log).
+    pub(crate) fn announce<T: crate::TypedEvent>(&self, event: T) {
+        if !self.filter.may_match(T::TYPE) {
             self.unmatched.bump();
             return;
         }
-        let _ = self.emit(Event::unchecked(Cow::Borrowed(ty), data));
+        let _ = self.emit(event);
     }
 
     /// Adds a subscriber: in the registry and the routing table, with its

@@ -22,6 +22,18 @@ pub enum OverflowPolicy {
     DropNewest,
 }
 
+impl OverflowPolicy {
+    /// The policy's name as it is serialized: `block`, `drop_oldest`,
+    /// `drop_newest`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OverflowPolicy::Block => "block",
+            OverflowPolicy::DropOldest => "drop_oldest",
+            OverflowPolicy::DropNewest => "drop_newest",
+        }
+    }
+}
+
 /// Batching: hand the handler up to `max_size` events at once, waiting at most
 /// `max_wait` after the first one for the batch to fill.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use futures_util::FutureExt;
 use futures_util::stream::{FuturesUnordered, StreamExt};
-use serde_json::json;
 use tokio::time::Instant;
 use tracing::Instrument;
 
@@ -197,17 +196,14 @@ impl Worker {
         let name = &*self.route.name;
         tracing::warn!(subscriber = name, dropped, policy = ?self.options.overflow, "hookbus: mailbox full, events dropped");
         if let Some(hub) = self.hub.upgrade() {
-            hub.announce(
-                "hookbus.dropped",
-                json!({
-                    "subscriber": name,
-                    "subscriber_id": self.route.id,
-                    "dropped": dropped,
-                    "dropped_total": self.route.mailbox.snapshot().counts.dropped,
-                    "policy": self.options.overflow,
-                    "capacity": self.options.capacity,
-                }),
-            );
+            hub.announce(crate::catalog::bus::Dropped {
+                subscriber: name.to_owned(),
+                subscriber_id: self.route.id,
+                dropped,
+                dropped_total: self.route.mailbox.snapshot().counts.dropped,
+                policy: self.options.overflow.as_str().to_owned(),
+                capacity: self.options.capacity as u64,
+            });
         }
     }
 
@@ -478,30 +474,22 @@ fn report_failure(
     // re-published: that could loop.
     if events
         .iter()
-        .all(|e| e.event_type().starts_with("hookbus."))
+        .all(|e| crate::catalog::bus::is_bus_event(e.event_type()))
     {
         return;
     }
     let Some(hub) = hub.upgrade() else {
         return;
     };
-    let ty = if is_sink {
-        "hookbus.delivery_failed"
-    } else {
-        "hookbus.handler_failed"
-    };
-    let ids: Vec<&str> = events.iter().map(|e| e.id()).collect();
-    hub.announce(
-        ty,
-        json!({
-            "subscriber": &*route.name,
-            "subscriber_id": route.id,
-            "event_id": events[0].id(),
-            "event_type": events[0].event_type(),
-            "event_ids": ids,
-            "kind": err.kind().to_string(),
-            "error": err.message(),
-        }),
+    let events: Vec<&Event> = events.iter().map(|e| &**e).collect();
+    crate::catalog::bus::HandlerFailed::announce(
+        &hub,
+        is_sink,
+        &route.name,
+        route.id,
+        &events,
+        err.kind().to_string(),
+        err.message().to_owned(),
     );
 }
 

@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use reqwest::header::{HeaderMap, HeaderName};
-use serde_json::json;
 
 use super::filter::Filter;
 use super::log::{DeliveryLog, WebhookStats};
@@ -315,14 +314,11 @@ impl Endpoint {
         self.state.set_disabled_reason(Some(reason));
         self.state.persist_enabled(&self.name, false, reason);
         if let Some(bus) = self.state.bus() {
-            bus.announce(
-                "hookbus.endpoint_disabled",
-                json!({
-                    "webhook": self.name,
-                    "url": self.display_url,
-                    "reason": reason,
-                }),
-            );
+            bus.announce(crate::catalog::bus::EndpointDisabled {
+                webhook: self.name.clone(),
+                url: self.display_url.to_string(),
+                reason: reason.to_owned(),
+            });
         }
     }
 
