@@ -8,7 +8,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use redb::ReadableDatabase;
 use rustc_hash::FxHashMap;
 
-use super::writer::{Op, PENDING, decode_pending, now_ms};
+use super::writer::{Op, PENDING, decode_pending, guard, now_ms};
 use super::{Owner, StoreError};
 use crate::event::Event;
 use crate::hub::journal::{Commit, Journal, Refusal, Resume};
@@ -50,38 +50,66 @@ impl DurableRoute {
     }
 
     /// Reads this subscriber's pending events back, oldest first, and
-    /// tracks them as pending again.
+    /// tracks them as pending again. A record that cannot be read as an
+    /// event is skipped (logged with its key, counted as unreadable); damage
+    /// that stops the read (an error or a panic in the database) refuses
+    /// the attach with what was read so far, and tracks nothing.
     pub(super) fn recover(&self) -> Result<Vec<Arc<Event>>, StoreError> {
         let shared = &self.owner.0;
-        let io = |e: &dyn std::fmt::Display| StoreError::Io(e.to_string());
-        let txn = shared.db.begin_read().map_err(|e| io(&e))?;
-        let table = txn.open_table(PENDING).map_err(|e| io(&e))?;
         let mut out = Vec::new();
-        let mut map = self.map();
-        for row in table
-            .range((&*self.sub, 0)..=(&*self.sub, u64::MAX))
-            .map_err(|e| io(&e))?
-        {
-            let (k, v) = row.map_err(|e| io(&e))?;
-            let (_, seq) = k.value();
-            let Some(record) = decode_pending(v.value()) else {
-                shared.counters.unreadable.fetch_add(1, Ordering::Relaxed);
-                tracing::error!(store = %shared.path.display(), subscriber = %self.sub, seq, "hookbus: a pending record of the store cannot be read as an event; skipped");
-                continue;
-            };
-            let event = Arc::new(record.event);
-            map.insert(
-                key(&event),
-                Entry {
-                    seq,
-                    attempt: record.attempt,
-                    next_at_ms: record.next_at_ms,
-                    accepted_ms: record.accepted_ms,
-                },
-            );
-            out.push(event);
+        let mut unreadable = 0u64;
+        let read = guard(|| -> Result<(), redb::Error> {
+            let txn = shared.db().begin_read()?;
+            let table = txn.open_table(PENDING)?;
+            for row in table.range((&*self.sub, 0)..=(&*self.sub, u64::MAX))? {
+                let (k, v) = row?;
+                let (_, seq) = k.value();
+                let Some(record) = decode_pending(v.value()) else {
+                    unreadable += 1;
+                    tracing::error!(store = %shared.path.display(), subscriber = %self.sub, seq, "hookbus: a pending record of the store cannot be read as an event; skipped (kept in the file)");
+                    continue;
+                };
+                out.push((seq, record));
+            }
+            Ok(())
+        });
+        shared
+            .counters
+            .unreadable
+            .fetch_add(unreadable, Ordering::Relaxed);
+        let failure = match read {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(e.to_string()),
+            Err(panic) => Some(panic),
+        };
+        if let Some(reason) = failure {
+            return Err(StoreError::Corrupted {
+                path: shared.path.clone(),
+                reason: format!(
+                    "reading the pending events of {:?} failed: {reason}",
+                    self.sub
+                ),
+                recovered: out.len() as u64,
+                unreadable,
+            });
         }
-        Ok(out)
+        let mut map = self.map();
+        Ok(out
+            .into_iter()
+            .map(|(seq, record)| {
+                let event = Arc::new(record.event);
+                map.insert(
+                    key(&event),
+                    Entry {
+                        seq,
+                        attempt: record.attempt,
+                        next_at_ms: record.next_at_ms,
+                        accepted_ms: record.accepted_ms,
+                    },
+                );
+                event
+            })
+            .collect())
     }
 
     fn take(&self, event: &Arc<Event>) -> Option<Entry> {

@@ -122,7 +122,7 @@ use std::time::{Duration, SystemTime};
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
 use crate::event::Event;
-use writer::{ATTEMPTS, DEAD, ENDPOINTS, HISTORY, Op, PENDING, Shared};
+use writer::{ATTEMPTS, DEAD, ENDPOINTS, HISTORY, Op, PENDING, Shared, guard};
 
 pub(crate) use journal::DurableRoute;
 
@@ -139,12 +139,31 @@ pub enum StoreError {
         /// What the operating system or the database said.
         reason: String,
     },
-    /// The file is not a hookbus store, or is damaged beyond repair.
-    #[error("the store {path} is damaged or not a store: {reason}")]
+    /// The file is not a hookbus store, is empty, or is damaged where it
+    /// was read. Nothing was changed; `recovered` and `unreadable` say how
+    /// far the read got (the pending records read and skipped before the
+    /// damage, when a subscriber was being attached; 0 otherwise).
+    #[error(
+        "the store {path} is damaged or not a store: {reason} ({recovered} records read, {unreadable} unreadable)"
+    )]
     Corrupted {
         /// The store's path.
         path: PathBuf,
         /// What is wrong.
+        reason: String,
+        /// Records read before the damage.
+        recovered: u64,
+        /// Records that could not be read as events before it.
+        unreadable: u64,
+    },
+    /// The store failed earlier (a commit failed, or the database
+    /// panicked) and writes nothing more: reopen it (restart) once the
+    /// cause is fixed; what was committed before is kept.
+    #[error("the store {path} has failed and writes nothing more: {reason}")]
+    Failed {
+        /// The store's path.
+        path: PathBuf,
+        /// Why it failed (the first failure).
         reason: String,
     },
     /// A durable subscriber of this name is already attached to the store.
@@ -157,6 +176,17 @@ pub enum StoreError {
     Io(String),
 }
 
+impl StoreError {
+    pub(crate) fn corrupted(path: &Path, reason: String) -> StoreError {
+        StoreError::Corrupted {
+            path: path.to_path_buf(),
+            reason,
+            recovered: 0,
+            unreadable: 0,
+        }
+    }
+}
+
 /// Settings of a [`Store`]; see [`Store::builder`].
 #[derive(Debug, Clone)]
 #[must_use]
@@ -167,9 +197,18 @@ pub struct StoreBuilder {
     dead_letter_limit: u64,
     keep_delivered: Option<Duration>,
     history_limit: u64,
+    panic_after_commits: Option<u64>,
 }
 
 impl StoreBuilder {
+    /// Fault injection for tests of a failing writer: after `commits`
+    /// successful commits, the writer's next commit panics (as a panic
+    /// inside the database would). Not part of the API.
+    #[doc(hidden)]
+    pub fn inject_writer_panic_after(mut self, commits: u64) -> Self {
+        self.panic_after_commits = Some(commits);
+        self
+    }
     /// The longest a write waits in the buffer before its commit starts
     /// (default 10 ms): the most `emit`-accepted events a crash can lose.
     /// Zero commits as soon as the writer is free.
@@ -228,6 +267,7 @@ impl StoreBuilder {
                 dead_letter_limit: self.dead_letter_limit,
                 keep_delivered: self.keep_delivered,
                 history_limit: self.history_limit,
+                panic_after_commits: self.panic_after_commits,
             },
         )?;
         Ok(Store {
@@ -289,6 +329,47 @@ pub struct StoreStats {
     pub last_error: Option<String>,
 }
 
+/// What [`Store::check`] found: every record of the store read back.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CheckReport {
+    /// Pending events that read back, per durable subscriber.
+    pub pending: std::collections::BTreeMap<String, u64>,
+    /// Dead letters that read back.
+    pub dead_letters: u64,
+    /// Delivered events kept for replay that read back.
+    pub delivered: u64,
+    /// Webhook delivery attempts and endpoint states that read back.
+    pub other: u64,
+    /// Records that are there but cannot be read, with their keys.
+    pub unreadable: Vec<UnreadableRecord>,
+    /// Records a table counts that a full read of it did not reach.
+    pub missing: u64,
+}
+
+impl CheckReport {
+    /// Whether every record read back.
+    pub fn is_clean(&self) -> bool {
+        self.unreadable.is_empty() && self.missing == 0
+    }
+
+    /// Pending events that read back, across subscribers.
+    pub fn pending_total(&self) -> u64 {
+        self.pending.values().sum()
+    }
+}
+
+/// A record of the store that cannot be read (see [`CheckReport`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct UnreadableRecord {
+    /// Its table: `pending`, `dead`, `history`, `attempts` or `endpoints`.
+    pub table: &'static str,
+    /// Its key: `subscriber/sequence` for pending events, the sequence
+    /// number for the others, the name for endpoints.
+    pub key: String,
+}
+
 /// A delivery that failed for good, as the store keeps it.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -320,6 +401,7 @@ impl Store {
             dead_letter_limit: 100_000,
             keep_delivered: None,
             history_limit: 0,
+            panic_after_commits: None,
         }
     }
 
@@ -329,9 +411,16 @@ impl Store {
     }
 
     /// Waits until everything recorded so far is on disk. Errors if a
-    /// commit failed meanwhile.
+    /// commit failed meanwhile, and at once on a store that has failed.
     pub async fn sync(&self) -> Result<(), StoreError> {
-        self.shared.0.commit_now().await.map_err(StoreError::Io)
+        self.shared
+            .0
+            .commit_now()
+            .await
+            .map_err(|reason| StoreError::Failed {
+                path: self.path().to_path_buf(),
+                reason,
+            })
     }
 
     /// The counters.
@@ -405,12 +494,89 @@ impl Store {
         missing: R,
         f: impl FnOnce(redb::ReadOnlyTable<K, V>) -> Result<R, StoreError>,
     ) -> Result<R, StoreError> {
-        let txn = self.shared.0.db.begin_read().map_err(io)?;
-        match txn.open_table(table) {
-            Ok(t) => f(t),
-            Err(redb::TableError::TableDoesNotExist(_)) => Ok(missing),
-            Err(e) => Err(io(e)),
-        }
+        let shared = &self.shared.0;
+        guard(|| {
+            let txn = shared.db().begin_read().map_err(io)?;
+            match txn.open_table(table) {
+                Ok(t) => f(t),
+                Err(redb::TableError::TableDoesNotExist(_)) => Ok(missing),
+                Err(e) => Err(io(e)),
+            }
+        })
+        .unwrap_or_else(|panic| Err(StoreError::corrupted(&shared.path, panic)))
+    }
+
+    /// Reads every record of the store back (one consistent snapshot, while
+    /// the bus runs) and says what is there and what cannot be read. Damage
+    /// that stops the read gives [`StoreError::Corrupted`] with how far it
+    /// got.
+    pub fn check(&self) -> Result<CheckReport, StoreError> {
+        let shared = &self.shared.0;
+        let mut report = CheckReport::default();
+        let read = guard(|| -> Result<(), redb::Error> {
+            let txn = shared.db().begin_read()?;
+            check_table(&txn, PENDING, &mut report, |k, v, report| {
+                let (sub, seq) = k;
+                match writer::decode_pending(v) {
+                    Some(_) => *report.pending.entry(sub.to_owned()).or_default() += 1,
+                    None => report.unreadable.push(UnreadableRecord {
+                        table: "pending",
+                        key: format!("{sub}/{seq}"),
+                    }),
+                }
+            })?;
+            check_table(&txn, DEAD, &mut report, |k, v, report| {
+                match writer::decode_dead(v) {
+                    Some(_) => report.dead_letters += 1,
+                    None => report.unreadable.push(UnreadableRecord {
+                        table: "dead",
+                        key: k.to_string(),
+                    }),
+                }
+            })?;
+            check_table(&txn, HISTORY, &mut report, |k, v, report| {
+                match writer::decode_history(v) {
+                    Some(_) => report.delivered += 1,
+                    None => report.unreadable.push(UnreadableRecord {
+                        table: "history",
+                        key: k.to_string(),
+                    }),
+                }
+            })?;
+            check_table(&txn, ATTEMPTS, &mut report, |k, v, report| {
+                match writer::decode_attempt(v) {
+                    Some(_) => report.other += 1,
+                    None => report.unreadable.push(UnreadableRecord {
+                        table: "attempts",
+                        key: k.to_string(),
+                    }),
+                }
+            })?;
+            check_table(&txn, ENDPOINTS, &mut report, |k, v, report| {
+                match writer::decode_endpoint(v) {
+                    Some(_) => report.other += 1,
+                    None => report.unreadable.push(UnreadableRecord {
+                        table: "endpoints",
+                        key: k.to_owned(),
+                    }),
+                }
+            })?;
+            Ok(())
+        });
+        let failure = match read {
+            Ok(Ok(())) => return Ok(report),
+            Ok(Err(e)) => e.to_string(),
+            Err(panic) => panic,
+        };
+        Err(StoreError::Corrupted {
+            path: shared.path.clone(),
+            reason: format!("checking the records failed: {failure}"),
+            recovered: report.pending_total()
+                + report.dead_letters
+                + report.delivered
+                + report.other,
+            unreadable: report.unreadable.len() as u64,
+        })
     }
 
     /// Whether the store keeps delivered events (see
@@ -428,10 +594,14 @@ impl Store {
     /// (None when never recorded).
     #[cfg_attr(not(feature = "webhook"), allow(dead_code))]
     pub(crate) fn endpoint_state(&self, name: &str) -> Option<(bool, String)> {
-        let txn = self.shared.0.db.begin_read().ok()?;
-        let table = txn.open_table(ENDPOINTS).ok()?;
-        let v = table.get(name).ok()??;
-        writer::decode_endpoint(v.value())
+        self.read(ENDPOINTS, None, |table| {
+            Ok(table
+                .get(name)
+                .map_err(io)?
+                .and_then(|v| writer::decode_endpoint(v.value())))
+        })
+        .ok()
+        .flatten()
     }
 
     /// Records an endpoint's state (with the next commit).
@@ -458,27 +628,21 @@ impl Store {
     /// first.
     #[cfg_attr(not(feature = "webhook"), allow(dead_code))]
     pub(crate) fn attempts(&self, name: &str, limit: usize) -> Vec<Vec<u8>> {
-        let Ok(txn) = self.shared.0.db.begin_read() else {
-            return Vec::new();
-        };
-        let Ok(table) = txn.open_table(ATTEMPTS) else {
-            return Vec::new();
-        };
-        let Ok(rows) = table.iter() else {
-            return Vec::new();
-        };
-        let mut out = std::collections::VecDeque::new();
-        for (_, v) in rows.rev().flatten() {
-            if out.len() >= limit {
-                break;
+        self.read(ATTEMPTS, Vec::new(), |table| {
+            let mut out = std::collections::VecDeque::new();
+            for (_, v) in table.iter().map_err(io)?.rev().flatten() {
+                if out.len() >= limit {
+                    break;
+                }
+                if let Some((n, json)) = writer::decode_attempt(v.value())
+                    && n == name
+                {
+                    out.push_front(json.to_vec());
+                }
             }
-            if let Some((n, json)) = writer::decode_attempt(v.value())
-                && n == name
-            {
-                out.push_front(json.to_vec());
-            }
-        }
-        out.into()
+            Ok(out.into())
+        })
+        .unwrap_or_default()
     }
 
     /// Forgets the dead letters of `subscriber` with these event ids (they
@@ -519,6 +683,30 @@ impl Store {
             .fetch_add(recovered.len() as u64, Ordering::Relaxed);
         Ok((Arc::new(route), recovered))
     }
+}
+
+/// Reads every record of one table into `report` with `each`, and counts
+/// the records its length promises that the read did not reach.
+fn check_table<K: redb::Key + 'static>(
+    txn: &redb::ReadTransaction,
+    table: redb::TableDefinition<K, &'static [u8]>,
+    report: &mut CheckReport,
+    mut each: impl FnMut(K::SelfType<'_>, &[u8], &mut CheckReport),
+) -> Result<(), redb::Error> {
+    let table = match txn.open_table(table) {
+        Ok(t) => t,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    let len = table.len()?;
+    let mut seen = 0u64;
+    for row in table.iter()? {
+        let (k, v) = row?;
+        seen += 1;
+        each(k.value(), v.value(), report);
+    }
+    report.missing += len.saturating_sub(seen);
+    Ok(())
 }
 
 fn io(e: impl fmt::Display) -> StoreError {

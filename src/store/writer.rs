@@ -10,6 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use redb::{ReadableTable, ReadableTableMetadata, TableDefinition};
 
 use super::{Attached, StoreError, StoreStats, StoredDeadLetter};
+pub(super) use guard::guard;
 use crate::event::Event;
 use crate::hub::journal::Refusal;
 
@@ -48,6 +49,9 @@ pub(super) struct Settings {
     /// Keep delivered events this long (for replay); None: not at all.
     pub(super) keep_delivered: Option<Duration>,
     pub(super) history_limit: u64,
+    /// Fault injection for the tests: the writer panics in its commit after
+    /// this many commits (as a panic inside the database would).
+    pub(super) panic_after_commits: Option<u64>,
 }
 
 /// One write for the next commit.
@@ -128,7 +132,13 @@ pub(super) struct Counters {
 /// Everything the handles, the durable routes and the writer share.
 pub(crate) struct Shared {
     pub(super) path: PathBuf,
-    pub(super) db: redb::Database,
+    /// Always `Some` until the drop (which closes it under a panic guard,
+    /// or leaves it unclosed after the database panicked).
+    db: Option<redb::Database>,
+    /// The database panicked: its state is unknown, so it is never written
+    /// again, not even by its close (the next open repairs the file from
+    /// the last complete commit).
+    poisoned: AtomicBool,
     queue: Mutex<Queue>,
     wake: Condvar,
     /// Ops processed (committed, or failed) so far.
@@ -155,23 +165,22 @@ pub(super) fn now_ms() -> u64 {
 impl Shared {
     pub(super) fn open(path: &Path, settings: Settings) -> Result<Arc<Shared>, StoreError> {
         let path_buf = path.to_path_buf();
-        // redb reports damage as errors; a panic inside it on a malformed
-        // file must not take the caller down either.
-        let opened = std::panic::catch_unwind(|| redb::Database::create(path));
-        let db = match opened {
-            Ok(Ok(db)) => db,
-            Ok(Err(e)) => return Err(open_error(&path_buf, e)),
-            Err(_) => {
-                return Err(StoreError::Corrupted {
-                    path: path_buf,
-                    reason: "the database panicked while reading the file".into(),
-                });
-            }
-        };
-        // Create the tables and read the counters.
+        let exists = refuse_unusable(path)?;
         type Next = (u64, u64, u64, u64);
-        let (next_seq, next_dead, next_history, next_attempt) =
-            (|| -> Result<Next, redb::Error> {
+        // Every call into the database is guarded: redb reports damage as
+        // errors, but a malformed file can make it panic too (a flipped byte
+        // in a key, say), and that must not take the caller down.
+        let opened = guard(|| -> Result<(redb::Database, Next), StoreError> {
+            // An existing file is opened, never created: a file that is not
+            // a store (or was emptied) is refused, not silently replaced.
+            let db = if exists {
+                redb::Database::open(path)
+            } else {
+                redb::Database::create(path)
+            }
+            .map_err(|e| open_error(path, e))?;
+            // Create the tables and read the counters.
+            let next = (|| -> Result<Next, redb::Error> {
                 let txn = db.begin_write()?;
                 let r = {
                     txn.open_table(PENDING)?;
@@ -188,14 +197,26 @@ impl Shared {
                 };
                 txn.commit()?;
                 Ok(r)
-            })()
-            .map_err(|e| StoreError::Corrupted {
-                path: path_buf.clone(),
-                reason: e.to_string(),
-            })?;
+            })();
+            match next {
+                Ok(next) => Ok((db, next)),
+                Err(e) => {
+                    // Closed here, inside the guard: closing a damaged
+                    // database writes to it, and may panic too.
+                    drop(db);
+                    Err(StoreError::corrupted(path, e.to_string()))
+                }
+            }
+        });
+        let (db, (next_seq, next_dead, next_history, next_attempt)) = match opened {
+            Ok(Ok(opened)) => opened,
+            Ok(Err(e)) => return Err(e),
+            Err(panic) => return Err(StoreError::corrupted(path, panic)),
+        };
         let shared = Arc::new(Shared {
             path: path_buf,
-            db,
+            db: Some(db),
+            poisoned: AtomicBool::new(false),
             queue: Mutex::default(),
             wake: Condvar::new(),
             done: tokio::sync::watch::Sender::new(0),
@@ -216,13 +237,50 @@ impl Shared {
         };
         let thread = std::thread::Builder::new()
             .name("hookbus-store".into())
-            .spawn(move || writer.run())
+            .spawn(move || {
+                let shared = writer.shared.clone();
+                // Whatever happens in the writer, those waiting for it are
+                // told: the store fails, and every wait ends.
+                if let Err(panic) = guard(move || writer.run()) {
+                    shared.fail(panic, true);
+                    shared.done.send_replace(u64::MAX);
+                }
+            })
             .map_err(|e| StoreError::Open {
                 path: path.to_path_buf(),
                 reason: format!("cannot start the writer thread: {e}"),
             })?;
         *shared.thread.lock().unwrap_or_else(|e| e.into_inner()) = Some(thread);
         Ok(shared)
+    }
+
+    /// The database (present until the drop).
+    pub(super) fn db(&self) -> &redb::Database {
+        // Taken only by the drop, which no handle outlives.
+        self.db.as_ref().expect("the database is present until the drop")
+    }
+
+    /// Marks the store failed (the first reason is kept) and announces it
+    /// once: new events for its durable subscribers are refused, and every
+    /// wait for a commit ends with an error. `poisoned`: the database
+    /// panicked, so it is never written again.
+    pub(super) fn fail(&self, reason: String, poisoned: bool) {
+        if poisoned {
+            self.poisoned.store(true, Ordering::Release);
+        }
+        {
+            let mut last = self.last_error.lock().unwrap_or_else(|e| e.into_inner());
+            if last.is_none() {
+                *last = Some(reason.clone());
+            }
+        }
+        if !self.failed.swap(true, Ordering::AcqRel) {
+            tracing::error!(store = %self.path.display(), error = %reason, "hookbus: the store failed; its durable subscribers refuse new events until it is reopened");
+        }
+    }
+
+    pub(super) fn is_failed(&self) -> bool {
+        self.failed.load(Ordering::Acquire)
     }
 
     pub(super) fn keeps_delivered(&self) -> bool {
@@ -283,6 +341,7 @@ impl Shared {
     pub(super) fn commit_now(
         self: &Arc<Shared>,
     ) -> impl std::future::Future<Output = Result<(), String>> + Send + 'static + use<> {
+        let failed = self.last_error();
         let target = {
             let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
             if !q.ops.is_empty() {
@@ -294,6 +353,9 @@ impl Shared {
         let mut rx = self.done.subscribe();
         let shared = self.clone();
         async move {
+            if let Some(e) = failed {
+                return Err(e);
+            }
             if rx.wait_for(|done| *done >= target).await.is_err() {
                 return Err("the store's writer has stopped".to_owned());
             }
@@ -342,6 +404,57 @@ impl Shared {
     }
 }
 
+impl Drop for Shared {
+    fn drop(&mut self) {
+        let Some(db) = self.db.take() else { return };
+        if self.poisoned.load(Ordering::Acquire) {
+            // Closing writes a last commit: not on a database in an unknown
+            // state. The file is repaired on the next open instead.
+            std::mem::forget(db);
+            return;
+        }
+        if let Err(panic) = guard(move || drop(db)) {
+            tracing::error!(store = %self.path.display(), error = %panic, "hookbus: closing the store failed; the next open repairs it");
+        }
+    }
+}
+
+/// Refuses an existing file that cannot be a usable store: empty (a store
+/// is never empty: an emptied store must not silently start anew),
+/// not a regular file, or read-only (as root the system would let the
+/// store write to it anyway). Whether the file exists.
+fn refuse_unusable(path: &Path) -> Result<bool, StoreError> {
+    let meta = match std::fs::metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => {
+            return Err(StoreError::Open {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            });
+        }
+    };
+    if !meta.is_file() {
+        return Err(StoreError::Open {
+            path: path.to_path_buf(),
+            reason: "not a regular file".into(),
+        });
+    }
+    if meta.len() == 0 {
+        return Err(StoreError::corrupted(
+            path,
+            "the file is empty: a store is never empty, so this one lost its content (it is not re-created; remove the file to start a new store)".into(),
+        ));
+    }
+    if meta.permissions().readonly() {
+        return Err(StoreError::Open {
+            path: path.to_path_buf(),
+            reason: "the file is read-only, and a store writes to its file (make it writable; a backup can be inspected from a writable copy)".into(),
+        });
+    }
+    Ok(true)
+}
+
 fn open_error(path: &Path, e: redb::DatabaseError) -> StoreError {
     match e {
         redb::DatabaseError::Storage(redb::StorageError::Io(io))
@@ -357,10 +470,27 @@ fn open_error(path: &Path, e: redb::DatabaseError) -> StoreError {
             path: path.to_path_buf(),
             reason: "the store is already open (in this process or another)".into(),
         },
-        other => StoreError::Corrupted {
-            path: path.to_path_buf(),
-            reason: other.to_string(),
-        },
+        redb::DatabaseError::Storage(redb::StorageError::Io(io))
+            if io.kind() == std::io::ErrorKind::InvalidData =>
+        {
+            StoreError::corrupted(path, "not a hookbus store (no store header)".into())
+        }
+        other => StoreError::corrupted(path, other.to_string()),
+    }
+}
+
+mod guard {
+    /// Runs `f`, turning a panic inside it into an error that says what
+    /// panicked.
+    pub(in crate::store) fn guard<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|payload| {
+            let what = payload
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "no message".to_owned());
+            format!("the database panicked ({what})")
+        })
     }
 }
 
@@ -411,22 +541,37 @@ impl Writer {
                 s.buffered.store(q.ops.len(), Ordering::Release);
                 (ops, q.enqueued - q.ops.len() as u64)
             };
-            let result = self.commit(&ops);
-            let s = &self.shared;
-            match result {
-                Ok(()) => {
-                    s.counters.commits.fetch_add(1, Ordering::Relaxed);
-                }
-                Err(e) => {
-                    let msg = e.to_string();
-                    tracing::error!(store = %s.path.display(), error = %msg, ops = ops.len(), "hookbus: store commit failed; durable subscribers refuse new events");
-                    s.counters.commit_errors.fetch_add(1, Ordering::Relaxed);
-                    *s.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(msg);
-                    s.failed.store(true, Ordering::Release);
+            // A failed store writes nothing more: after an I/O error redb
+            // refuses writes until reopened, and after a panic its state is
+            // unknown. The ops are let go, and their waiters told.
+            let s = self.shared.clone();
+            if !s.is_failed() {
+                let injected = s
+                    .settings
+                    .panic_after_commits
+                    .is_some_and(|n| s.counters.commits.load(Ordering::Relaxed) >= n);
+                match guard(|| {
+                    if injected {
+                        panic!("injected writer failure");
+                    }
+                    self.commit(&ops)
+                }) {
+                    Ok(Ok(())) => {
+                        s.counters.commits.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(Err(e)) => {
+                        s.counters.commit_errors.fetch_add(1, Ordering::Relaxed);
+                        s.fail(format!("a commit failed: {e}"), false);
+                    }
+                    Err(panic) => {
+                        s.counters.commit_errors.fetch_add(1, Ordering::Relaxed);
+                        s.fail(format!("a commit failed: {panic}"), true);
+                    }
                 }
             }
             drop(ops);
             s.done.send_replace(target);
+            drop(s);
         }
     }
 
@@ -452,7 +597,7 @@ impl Writer {
                 | Op::Attempt { .. } => {}
             }
         }
-        let mut txn = self.shared.db.begin_write()?;
+        let mut txn = self.shared.db().begin_write()?;
         txn.set_durability(redb::Durability::Immediate)?;
         let mut max_seq = 0;
         let mut dead_added = false;
