@@ -8,7 +8,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use redb::ReadableDatabase;
 use rustc_hash::FxHashMap;
 
-use super::writer::{Op, PENDING, decode_pending, guard, now_ms};
+use super::writer::{META, Op, PENDING, count_key, decode_pending, guard, now_ms};
 use super::{Owner, StoreError};
 use crate::event::Event;
 use crate::hub::journal::{Commit, Journal, Refusal, Resume};
@@ -60,16 +60,39 @@ impl DurableRoute {
         let mut unreadable = 0u64;
         let read = guard(|| -> Result<(), redb::Error> {
             let txn = shared.db().begin_read()?;
+            let expected = match txn.open_table(META) {
+                Ok(meta) => meta
+                    .get(count_key(&self.sub).as_str())?
+                    .map(|v| v.value()),
+                Err(redb::TableError::TableDoesNotExist(_)) => None,
+                Err(e) => return Err(e.into()),
+            };
             let table = txn.open_table(PENDING)?;
             for row in table.range((&*self.sub, 0)..=(&*self.sub, u64::MAX))? {
                 let (k, v) = row?;
-                let (_, seq) = k.value();
+                let (sub, seq) = k.value();
+                if sub != &*self.sub {
+                    // A damaged key inside this subscriber's range.
+                    unreadable += 1;
+                    tracing::error!(store = %shared.path.display(), subscriber = %self.sub, key = ?(sub, seq), "hookbus: a pending record of the store has a damaged key; skipped (kept in the file)");
+                    continue;
+                }
                 let Some(record) = decode_pending(v.value()) else {
                     unreadable += 1;
                     tracing::error!(store = %shared.path.display(), subscriber = %self.sub, seq, "hookbus: a pending record of the store cannot be read as an event; skipped (kept in the file)");
                     continue;
                 };
                 out.push((seq, record));
+            }
+            // Records the count promises that the read did not reach (a
+            // damaged key or page hid them): counted, never silently gone.
+            let seen = out.len() as u64 + unreadable;
+            if let Some(expected) = expected
+                && expected > seen
+            {
+                let missing = expected - seen;
+                unreadable += missing;
+                tracing::error!(store = %shared.path.display(), subscriber = %self.sub, missing, "hookbus: pending records of the store cannot be found (the file is damaged); counted as unreadable");
             }
             Ok(())
         });

@@ -515,16 +515,7 @@ impl Store {
         let mut report = CheckReport::default();
         let read = guard(|| -> Result<(), redb::Error> {
             let txn = shared.db().begin_read()?;
-            check_table(&txn, PENDING, &mut report, |k, v, report| {
-                let (sub, seq) = k;
-                match writer::decode_pending(v) {
-                    Some(_) => *report.pending.entry(sub.to_owned()).or_default() += 1,
-                    None => report.unreadable.push(UnreadableRecord {
-                        table: "pending",
-                        key: format!("{sub}/{seq}"),
-                    }),
-                }
-            })?;
+            check_pending(&txn, &mut report)?;
             check_table(&txn, DEAD, &mut report, |k, v, report| {
                 match writer::decode_dead(v) {
                     Some(_) => report.dead_letters += 1,
@@ -683,6 +674,50 @@ impl Store {
             .fetch_add(recovered.len() as u64, Ordering::Relaxed);
         Ok((Arc::new(route), recovered))
     }
+}
+
+/// Reads every pending record into `report`, and compares what it found
+/// of each subscriber with the count the store keeps of them: records
+/// under a subscriber the store has no count for have a damaged key, and
+/// records counted but not found are missing.
+fn check_pending(txn: &redb::ReadTransaction, report: &mut CheckReport) -> Result<(), redb::Error> {
+    let mut counts = std::collections::BTreeMap::new();
+    match txn.open_table(writer::META) {
+        Ok(meta) => {
+            for row in meta.range("count/".."count0")? {
+                let (k, v) = row?;
+                if let Some(sub) = k.value().strip_prefix("count/") {
+                    counts.insert(sub.to_owned(), v.value());
+                }
+            }
+        }
+        Err(redb::TableError::TableDoesNotExist(_)) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let mut seen: std::collections::BTreeMap<String, u64> = Default::default();
+    let counted = !counts.is_empty();
+    check_table(txn, PENDING, report, |(sub, seq), v, report| {
+        if counted && !counts.contains_key(sub) {
+            report.unreadable.push(UnreadableRecord {
+                table: "pending",
+                key: format!("{sub}/{seq}"),
+            });
+            return;
+        }
+        *seen.entry(sub.to_owned()).or_default() += 1;
+        match writer::decode_pending(v) {
+            Some(_) => *report.pending.entry(sub.to_owned()).or_default() += 1,
+            None => report.unreadable.push(UnreadableRecord {
+                table: "pending",
+                key: format!("{sub}/{seq}"),
+            }),
+        }
+    })?;
+    for (sub, expected) in counts {
+        let found = seen.get(&sub).copied().unwrap_or(0);
+        report.missing += expected.saturating_sub(found);
+    }
+    Ok(())
 }
 
 /// Reads every record of one table into `report` with `each`, and counts

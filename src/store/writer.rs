@@ -19,7 +19,7 @@ pub(super) const PENDING: TableDefinition<(&str, u64), &[u8]> = TableDefinition:
 /// Dead letters in the order they failed: sequence → record.
 pub(super) const DEAD: TableDefinition<u64, &[u8]> = TableDefinition::new("dead");
 /// Counters that must survive a restart.
-const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// Delivered events kept for replay, in the order they were delivered:
 /// sequence → record.
 pub(super) const HISTORY: TableDefinition<u64, &[u8]> = TableDefinition::new("history");
@@ -35,6 +35,16 @@ const NEXT_SEQ: &str = "next_seq";
 const NEXT_DEAD: &str = "next_dead";
 const NEXT_HISTORY: &str = "next_history";
 const NEXT_ATTEMPT: &str = "next_attempt";
+/// Set once the store keeps a count of each subscriber's pending records
+/// (`count/<subscriber>`), so a read that does not reach them all can say
+/// how many it missed. Stores written before are counted on their first
+/// open.
+const COUNTED: &str = "counted";
+
+/// The META key of a subscriber's count of pending records.
+pub(super) fn count_key(sub: &str) -> String {
+    format!("count/{sub}")
+}
 /// The write buffer holds at most this many commits' worth of writes before
 /// new events are refused (`emit`) or wait (`publish`).
 const BUFFER_COMMITS: usize = 16;
@@ -188,7 +198,20 @@ impl Shared {
                     txn.open_table(ENDPOINTS)?;
                     txn.open_table(HISTORY)?;
                     txn.open_table(ATTEMPTS)?;
-                    let meta = txn.open_table(META)?;
+                    let mut meta = txn.open_table(META)?;
+                    if meta.get(COUNTED)?.is_none() {
+                        let pending = txn.open_table(PENDING)?;
+                        let mut counts: std::collections::HashMap<String, u64> =
+                            std::collections::HashMap::new();
+                        for row in pending.iter()? {
+                            let (k, _) = row?;
+                            *counts.entry(k.value().0.to_owned()).or_default() += 1;
+                        }
+                        for (sub, n) in counts {
+                            meta.insert(count_key(&sub).as_str(), n)?;
+                        }
+                        meta.insert(COUNTED, 1)?;
+                    }
                     let seq = meta.get(NEXT_SEQ)?.map(|v| v.value()).unwrap_or(1);
                     let dead = meta.get(NEXT_DEAD)?.map(|v| v.value()).unwrap_or(1);
                     let history = meta.get(NEXT_HISTORY)?.map(|v| v.value()).unwrap_or(1);
@@ -601,6 +624,8 @@ impl Writer {
         txn.set_durability(redb::Durability::Immediate)?;
         let mut max_seq = 0;
         let mut dead_added = false;
+        // Pending records added (+) and removed (-) per subscriber.
+        let mut counted: rustc_hash::FxHashMap<&str, i64> = Default::default();
         {
             let mut pending = txn.open_table(PENDING)?;
             let mut dead = txn.open_table(DEAD)?;
@@ -623,7 +648,9 @@ impl Writer {
                             continue;
                         }
                         encode_pending(&mut buf, 0, 0, *accepted_ms, event);
-                        pending.insert((&**sub, *seq), buf.as_slice())?;
+                        if pending.insert((&**sub, *seq), buf.as_slice())?.is_none() {
+                            *counted.entry(sub).or_default() += 1;
+                        }
                     }
                     Op::Retry {
                         sub,
@@ -637,11 +664,15 @@ impl Writer {
                             continue;
                         }
                         encode_pending(&mut buf, *attempt, *next_at_ms, *accepted_ms, event);
-                        pending.insert((&**sub, *seq), buf.as_slice())?;
+                        if pending.insert((&**sub, *seq), buf.as_slice())?.is_none() {
+                            *counted.entry(sub).or_default() += 1;
+                        }
                     }
                     Op::Delete { sub, seq } => {
-                        if !settled.contains(&(&**sub, *seq)) {
-                            pending.remove((&**sub, *seq))?;
+                        if !settled.contains(&(&**sub, *seq))
+                            && pending.remove((&**sub, *seq))?.is_some()
+                        {
+                            *counted.entry(sub).or_default() -= 1;
                         }
                     }
                     Op::Dead {
@@ -651,8 +682,10 @@ impl Writer {
                         attempts,
                         reason,
                     } => {
-                        if !settled.contains(&(&**sub, *seq)) {
-                            pending.remove((&**sub, *seq))?;
+                        if !settled.contains(&(&**sub, *seq))
+                            && pending.remove((&**sub, *seq))?.is_some()
+                        {
+                            *counted.entry(sub).or_default() -= 1;
                         }
                         encode_dead(&mut buf, sub, *attempts, reason, event);
                         dead.insert(self.next_dead, buf.as_slice())?;
@@ -752,6 +785,13 @@ impl Writer {
                 let stored = meta.get(NEXT_SEQ)?.map(|v| v.value()).unwrap_or(1);
                 if max_seq + 1 > stored {
                     meta.insert(NEXT_SEQ, max_seq + 1)?;
+                }
+            }
+            for (sub, delta) in counted {
+                if delta != 0 {
+                    let key = count_key(sub);
+                    let now = meta.get(key.as_str())?.map(|v| v.value()).unwrap_or(0);
+                    meta.insert(key.as_str(), now.saturating_add_signed(delta))?;
                 }
             }
             if dead_added {

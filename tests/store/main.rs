@@ -14,6 +14,8 @@ mod webhook_support;
 
 mod damage;
 mod failure;
+#[cfg(feature = "axum")]
+mod ingress;
 
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader};
