@@ -40,7 +40,7 @@ fn base() -> &'static [u8] {
                     let g = g.clone();
                     Box::pin(async move {
                         g.notified().await;
-                        Ok(())
+                        Ok::<(), hookbus::DeliveryError>(())
                     })
                 })
                 .unwrap();

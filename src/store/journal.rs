@@ -61,9 +61,7 @@ impl DurableRoute {
         let read = guard(|| -> Result<(), redb::Error> {
             let txn = shared.db().begin_read()?;
             let expected = match txn.open_table(META) {
-                Ok(meta) => meta
-                    .get(count_key(&self.sub).as_str())?
-                    .map(|v| v.value()),
+                Ok(meta) => meta.get(count_key(&self.sub).as_str())?.map(|v| v.value()),
                 Err(redb::TableError::TableDoesNotExist(_)) => None,
                 Err(e) => return Err(e.into()),
             };

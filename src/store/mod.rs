@@ -370,6 +370,62 @@ pub struct UnreadableRecord {
     pub key: String,
 }
 
+/// Which dead letters [`Store::redrive`] moves back to pending: all of a
+/// subscriber's by default, narrowed by event type and by when they failed.
+#[derive(Debug, Clone, Default)]
+#[must_use]
+pub struct Redrive {
+    event_type: Option<crate::Pattern>,
+    failed_since: Option<SystemTime>,
+    failed_before: Option<SystemTime>,
+}
+
+impl Redrive {
+    /// Every dead letter of the subscriber.
+    pub fn all() -> Redrive {
+        Redrive::default()
+    }
+    /// Only events whose type matches `pattern` (as a subscriber's pattern:
+    /// `order.*`, `*`).
+    pub fn event_type(mut self, pattern: crate::Pattern) -> Redrive {
+        self.event_type = Some(pattern);
+        self
+    }
+    /// Only dead letters that failed at or after `t`.
+    pub fn failed_since(mut self, t: SystemTime) -> Redrive {
+        self.failed_since = Some(t);
+        self
+    }
+    /// Only dead letters that failed before `t`.
+    pub fn failed_before(mut self, t: SystemTime) -> Redrive {
+        self.failed_before = Some(t);
+        self
+    }
+    fn takes(&self, dead: &StoredDeadLetter) -> bool {
+        self.event_type
+            .as_ref()
+            .is_none_or(|p| p.matches(dead.event.event_type()))
+            && self.failed_since.is_none_or(|t| dead.failed_at >= t)
+            && self.failed_before.is_none_or(|t| dead.failed_at < t)
+    }
+}
+
+/// What a store file holds, from its counts (cheap: no record is read);
+/// see [`Store::summary`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StoreSummary {
+    /// Pending events per durable subscriber (subscribers with none
+    /// included once they had some).
+    pub pending: std::collections::BTreeMap<String, u64>,
+    /// Dead letters kept.
+    pub dead_letters: u64,
+    /// Delivered events kept for replay.
+    pub delivered: u64,
+    /// The file's size in bytes.
+    pub file_bytes: u64,
+}
+
 /// A delivery that failed for good, as the store keeps it.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -513,47 +569,57 @@ impl Store {
     pub fn check(&self) -> Result<CheckReport, StoreError> {
         let shared = &self.shared.0;
         let mut report = CheckReport::default();
-        let read = guard(|| -> Result<(), redb::Error> {
-            let txn = shared.db().begin_read()?;
-            check_pending(&txn, &mut report)?;
-            check_table(&txn, DEAD, &mut report, |k, v, report| {
-                match writer::decode_dead(v) {
-                    Some(_) => report.dead_letters += 1,
-                    None => report.unreadable.push(UnreadableRecord {
-                        table: "dead",
-                        key: k.to_string(),
-                    }),
-                }
-            })?;
-            check_table(&txn, HISTORY, &mut report, |k, v, report| {
-                match writer::decode_history(v) {
-                    Some(_) => report.delivered += 1,
-                    None => report.unreadable.push(UnreadableRecord {
-                        table: "history",
-                        key: k.to_string(),
-                    }),
-                }
-            })?;
-            check_table(&txn, ATTEMPTS, &mut report, |k, v, report| {
-                match writer::decode_attempt(v) {
-                    Some(_) => report.other += 1,
-                    None => report.unreadable.push(UnreadableRecord {
-                        table: "attempts",
-                        key: k.to_string(),
-                    }),
-                }
-            })?;
-            check_table(&txn, ENDPOINTS, &mut report, |k, v, report| {
-                match writer::decode_endpoint(v) {
-                    Some(_) => report.other += 1,
-                    None => report.unreadable.push(UnreadableRecord {
-                        table: "endpoints",
-                        key: k.to_owned(),
-                    }),
-                }
-            })?;
-            Ok(())
-        });
+        let read =
+            guard(|| -> Result<(), redb::Error> {
+                let txn = shared.db().begin_read()?;
+                check_pending(&txn, &mut report)?;
+                check_table(
+                    &txn,
+                    DEAD,
+                    &mut report,
+                    |k, v, report| match writer::decode_dead(v) {
+                        Some(_) => report.dead_letters += 1,
+                        None => report.unreadable.push(UnreadableRecord {
+                            table: "dead",
+                            key: k.to_string(),
+                        }),
+                    },
+                )?;
+                check_table(
+                    &txn,
+                    HISTORY,
+                    &mut report,
+                    |k, v, report| match writer::decode_history(v) {
+                        Some(_) => report.delivered += 1,
+                        None => report.unreadable.push(UnreadableRecord {
+                            table: "history",
+                            key: k.to_string(),
+                        }),
+                    },
+                )?;
+                check_table(
+                    &txn,
+                    ATTEMPTS,
+                    &mut report,
+                    |k, v, report| match writer::decode_attempt(v) {
+                        Some(_) => report.other += 1,
+                        None => report.unreadable.push(UnreadableRecord {
+                            table: "attempts",
+                            key: k.to_string(),
+                        }),
+                    },
+                )?;
+                check_table(&txn, ENDPOINTS, &mut report, |k, v, report| {
+                    match writer::decode_endpoint(v) {
+                        Some(_) => report.other += 1,
+                        None => report.unreadable.push(UnreadableRecord {
+                            table: "endpoints",
+                            key: k.to_owned(),
+                        }),
+                    }
+                })?;
+                Ok(())
+            });
         let failure = match read {
             Ok(Ok(())) => return Ok(report),
             Ok(Err(e)) => e.to_string(),
@@ -568,6 +634,95 @@ impl Store {
                 + report.other,
             unreadable: report.unreadable.len() as u64,
         })
+    }
+
+    /// What the store holds, from its counts: pending events per
+    /// subscriber, dead letters, kept deliveries, the file's size.
+    pub fn summary(&self) -> Result<StoreSummary, StoreError> {
+        let pending = self.read(writer::META, Default::default(), |meta| {
+            let mut out = std::collections::BTreeMap::new();
+            for row in meta.range("count/".."count0").map_err(io)? {
+                let (k, v) = row.map_err(io)?;
+                if let Some(sub) = k.value().strip_prefix("count/") {
+                    out.insert(sub.to_owned(), v.value());
+                }
+            }
+            Ok(out)
+        })?;
+        Ok(StoreSummary {
+            pending,
+            dead_letters: self.dead_letter_count()?,
+            delivered: self.read(HISTORY, 0, |t| t.len().map_err(io))?,
+            file_bytes: std::fs::metadata(self.path())
+                .map(|m| m.len())
+                .map_err(io)?,
+        })
+    }
+
+    /// Moves the dead letters of `subscriber` that `filter` takes back to
+    /// its pending events (oldest first, with their ids, attempts starting
+    /// again), in one transaction; how many. They are delivered when a
+    /// durable subscriber of that name next attaches (on the next start;
+    /// a subscriber attached now does not see them before). Refused on a
+    /// store that has failed.
+    pub fn redrive(&self, subscriber: &str, filter: &Redrive) -> Result<u64, StoreError> {
+        let shared = &self.shared.0;
+        if let Some(reason) = shared.last_error() {
+            return Err(StoreError::Failed {
+                path: shared.path.clone(),
+                reason,
+            });
+        }
+        let moved = guard(|| shared.redrive(subscriber, |d| filter.takes(d)));
+        match moved {
+            Ok(Ok(n)) => Ok(n),
+            Ok(Err(e)) => Err(io(e)),
+            Err(panic) => {
+                shared.fail(panic.clone(), true);
+                Err(StoreError::corrupted(&shared.path, panic))
+            }
+        }
+    }
+
+    /// Writes a consistent copy of the store (one snapshot, taken while
+    /// the bus runs) to a new file at `dest`, which must not exist; how
+    /// many records were copied. The copy is a store: open it with
+    /// [`Store::open`].
+    pub fn backup(&self, dest: impl AsRef<Path>) -> Result<u64, StoreError> {
+        let dest = dest.as_ref();
+        let shared = &self.shared.0;
+        if dest.exists() {
+            return Err(StoreError::Open {
+                path: dest.to_path_buf(),
+                reason: "the backup's file exists already (a backup never overwrites)".into(),
+            });
+        }
+        let copied = guard(|| shared.backup(dest));
+        match copied {
+            Ok(Ok(n)) => Ok(n),
+            Ok(Err(e)) => {
+                let _ = std::fs::remove_file(dest);
+                Err(StoreError::Io(format!(
+                    "backup to {} failed: {e}",
+                    dest.display()
+                )))
+            }
+            Err(panic) => {
+                let _ = std::fs::remove_file(dest);
+                Err(StoreError::corrupted(&shared.path, panic))
+            }
+        }
+    }
+
+    /// Compacts the store file at `path` (not open anywhere: run it while
+    /// the application is stopped), giving the space of deleted records
+    /// back to the file system; the file's size before and after.
+    pub fn compact(path: impl AsRef<Path>) -> Result<(u64, u64), StoreError> {
+        let path = path.as_ref();
+        let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+        let before = size(path);
+        writer::compact(path)?;
+        Ok((before, size(path)))
     }
 
     /// Whether the store keeps delivered events (see

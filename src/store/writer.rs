@@ -7,12 +7,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use redb::{ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
 use super::{Attached, StoreError, StoreStats, StoredDeadLetter};
-pub(super) use guard::guard;
 use crate::event::Event;
 use crate::hub::journal::Refusal;
+pub(super) use guard::guard;
 
 /// Pending deliveries: (subscriber, sequence) → record.
 pub(super) const PENDING: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("pending");
@@ -280,7 +280,9 @@ impl Shared {
     /// The database (present until the drop).
     pub(super) fn db(&self) -> &redb::Database {
         // Taken only by the drop, which no handle outlives.
-        self.db.as_ref().expect("the database is present until the drop")
+        self.db
+            .as_ref()
+            .expect("the database is present until the drop")
     }
 
     /// Marks the store failed (the first reason is kept) and announces it
@@ -300,6 +302,61 @@ impl Shared {
         if !self.failed.swap(true, Ordering::AcqRel) {
             tracing::error!(store = %self.path.display(), error = %reason, "hookbus: the store failed; its durable subscribers refuse new events until it is reopened");
         }
+    }
+
+    /// Moves the dead letters of `sub` that `takes` back to pending, in one
+    /// transaction of its own (redb runs it between the writer's commits).
+    pub(super) fn redrive(
+        &self,
+        sub: &str,
+        mut takes: impl FnMut(&StoredDeadLetter) -> bool,
+    ) -> Result<u64, redb::Error> {
+        let mut txn = self.db().begin_write()?;
+        txn.set_durability(redb::Durability::Immediate)?;
+        let mut moved = 0u64;
+        {
+            let mut dead = txn.open_table(DEAD)?;
+            let mut pending = txn.open_table(PENDING)?;
+            let mut chosen = Vec::new();
+            for row in dead.iter()? {
+                let (k, v) = row?;
+                if let Some(d) = decode_dead(v.value())
+                    && d.subscriber == sub
+                    && takes(&d)
+                {
+                    chosen.push((k.value(), d));
+                }
+            }
+            let mut buf = Vec::new();
+            let mut max_seq = 0;
+            for (key, d) in chosen {
+                let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+                max_seq = seq;
+                encode_pending(&mut buf, 0, 0, now_ms(), &d.event);
+                if pending.insert((sub, seq), buf.as_slice())?.is_none() {
+                    moved += 1;
+                }
+                dead.remove(key)?;
+            }
+            let mut meta = txn.open_table(META)?;
+            if moved > 0 {
+                let key = count_key(sub);
+                let now = meta.get(key.as_str())?.map(|v| v.value()).unwrap_or(0);
+                meta.insert(key.as_str(), now + moved)?;
+                let stored = meta.get(NEXT_SEQ)?.map(|v| v.value()).unwrap_or(1);
+                if max_seq + 1 > stored {
+                    meta.insert(NEXT_SEQ, max_seq + 1)?;
+                }
+            }
+        }
+        txn.commit()?;
+        Ok(moved)
+    }
+
+    /// Copies every table of one snapshot into a new store at `dest`.
+    pub(super) fn backup(&self, dest: &Path) -> Result<u64, redb::Error> {
+        let from = self.db().begin_read()?;
+        copy_store(&from, dest)
     }
 
     pub(super) fn is_failed(&self) -> bool {
@@ -440,6 +497,103 @@ impl Drop for Shared {
             tracing::error!(store = %self.path.display(), error = %panic, "hookbus: closing the store failed; the next open repairs it");
         }
     }
+}
+
+/// Copies every table of a snapshot into a new store file at `dest`; how
+/// many records (the counters not counted).
+fn copy_store(from: &redb::ReadTransaction, dest: &Path) -> Result<u64, redb::Error> {
+    let to = redb::Database::create(dest)?;
+    let txn = to.begin_write()?;
+    let mut copied = 0;
+    copied += copy_table(from, &txn, PENDING)?;
+    copied += copy_table(from, &txn, DEAD)?;
+    copied += copy_table(from, &txn, HISTORY)?;
+    copied += copy_table(from, &txn, ATTEMPTS)?;
+    copied += copy_table(from, &txn, ENDPOINTS)?;
+    {
+        // The counters, as the snapshot has them (not counted).
+        let mut out = txn.open_table(META)?;
+        match from.open_table(META) {
+            Ok(meta) => {
+                for row in meta.iter()? {
+                    let (k, v) = row?;
+                    out.insert(k.value(), v.value())?;
+                }
+            }
+            Err(redb::TableError::TableDoesNotExist(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    txn.commit()?;
+    Ok(copied)
+}
+
+/// Copies one table of a snapshot into a write transaction; how many rows.
+fn copy_table<K: redb::Key + 'static>(
+    from: &redb::ReadTransaction,
+    to: &redb::WriteTransaction,
+    table: TableDefinition<K, &'static [u8]>,
+) -> Result<u64, redb::Error> {
+    let mut out = to.open_table(table)?;
+    let source = match from.open_table(table) {
+        Ok(t) => t,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(0),
+        Err(e) => return Err(e.into()),
+    };
+    let mut n = 0;
+    for row in source.iter()? {
+        let (k, v) = row?;
+        out.insert(k.value(), v.value())?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// Compacts a store file that is not open: its live records are written
+/// to a new file beside it (`<name>.compacting`), which then replaces it
+/// (a rename: the store is either the old file or the new one, never a
+/// half-written one). A new file holds no free space, where compacting in
+/// place leaves the allocator's state at the end of a file grown for it.
+pub(super) fn compact(path: &Path) -> Result<(), StoreError> {
+    if !refuse_unusable(path)? {
+        return Err(StoreError::Open {
+            path: path.to_path_buf(),
+            reason: "no such file".into(),
+        });
+    }
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".compacting");
+    let tmp = PathBuf::from(tmp);
+    let done = guard(|| -> Result<(), StoreError> {
+        let db = redb::Database::open(path).map_err(|e| open_error(path, e))?;
+        // A file left by a compaction that was interrupted.
+        let _ = std::fs::remove_file(&tmp);
+        let copied = (|| -> Result<(), redb::Error> {
+            let from = db.begin_read()?;
+            copy_store(&from, &tmp)?;
+            Ok(())
+        })();
+        if let Err(e) = copied {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(StoreError::Io(format!("compacting failed: {e}")));
+        }
+        // The new file replaces the old one while the old one is still
+        // open (and locked): no one opens it in between.
+        std::fs::rename(&tmp, path)
+            .map_err(|e| StoreError::Io(format!("compacting failed: {e}")))?;
+        // The rename itself on disk.
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+            && let Ok(dir) = std::fs::File::open(dir)
+        {
+            let _ = dir.sync_all();
+        }
+        drop(db);
+        Ok(())
+    });
+    done.unwrap_or_else(|panic| {
+        let _ = std::fs::remove_file(&tmp);
+        Err(StoreError::corrupted(path, panic))
+    })
 }
 
 /// Refuses an existing file that cannot be a usable store: empty (a store

@@ -106,7 +106,10 @@ fn examine(path: &Path) -> Outcome {
                 matches!(e, StoreError::Corrupted { .. } | StoreError::Open { .. }),
                 "{e}"
             );
-            assert!(e.to_string().contains(&name), "the error names the file: {e}");
+            assert!(
+                e.to_string().contains(&name),
+                "the error names the file: {e}"
+            );
             return Outcome::Refused(e);
         }
     };
@@ -146,7 +149,9 @@ fn examine(path: &Path) -> Outcome {
             assert_eq!((*recovered, unreadable), (ORDERS, 0), "{report:?}");
         } else {
             assert!(
-                recovered + unreadable == ORDERS || !report.unreadable.is_empty() || report.missing > 0,
+                recovered + unreadable == ORDERS
+                    || !report.unreadable.is_empty()
+                    || report.missing > 0,
                 "{report:?}"
             );
         }
@@ -248,7 +253,11 @@ fn files_that_are_not_stores_are_refused_untouched() {
         let err = Store::open(&path).unwrap_err();
         assert!(matches!(err, StoreError::Corrupted { .. }), "{name}: {err}");
         assert!(err.to_string().contains(name), "{err}");
-        assert_eq!(std::fs::read(&path).unwrap(), bytes, "{name} left untouched");
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            bytes,
+            "{name} left untouched"
+        );
     }
 }
 
@@ -263,7 +272,11 @@ fn a_read_only_store_file_is_refused_for_writing() {
     let err = Store::open(&path).unwrap_err();
     assert!(matches!(err, StoreError::Open { .. }), "{err}");
     assert!(err.to_string().contains("read-only"), "{err}");
-    assert_eq!(std::fs::read(&path).unwrap(), base_store(), "left untouched");
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        base_store(),
+        "left untouched"
+    );
 }
 
 #[test]

@@ -78,7 +78,12 @@ async fn a_writer_that_panics_fails_the_store_and_every_wait_ends() {
     let stats = store.stats();
     assert_eq!(stats.commits, 1);
     assert_eq!(stats.commit_errors, 1);
-    assert!(stats.last_error.unwrap().contains("injected writer failure"));
+    assert!(
+        stats
+            .last_error
+            .unwrap()
+            .contains("injected writer failure")
+    );
     // ... and subscribers in memory go on.
     bus.emit(Event::new("audit.read", json!({})).unwrap())
         .unwrap();

@@ -99,10 +99,7 @@ async fn a_store_behind_answers_503_with_the_accepted_ids_and_retries_lose_nothi
         assert_eq!(resp.status(), 503, "{:?}", resp.text().await);
         assert_eq!(resp.headers()["retry-after"], "1");
         let body: Value = resp.json().await.unwrap();
-        assert!(
-            body["error"].as_str().unwrap().contains("store"),
-            "{body}"
-        );
+        assert!(body["error"].as_str().unwrap().contains("store"), "{body}");
         let accepted: Vec<String> = body["accepted"]
             .as_array()
             .unwrap()

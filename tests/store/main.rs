@@ -16,6 +16,7 @@ mod damage;
 mod failure;
 #[cfg(feature = "axum")]
 mod ingress;
+mod tools;
 
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader};

@@ -7,6 +7,8 @@ mod catalog;
 mod listen;
 mod scheme;
 mod send;
+#[cfg(feature = "durable")]
+mod store;
 mod verify;
 
 use std::fmt;
@@ -49,6 +51,10 @@ enum Command {
     /// or print their JSON Schemas (--json-schema).
     #[command(after_help = EXIT_CODES)]
     Catalog(catalog::Args),
+    /// Inspect, check, redrive, compact or back up a durable store file.
+    #[cfg(feature = "durable")]
+    #[command(after_help = EXIT_CODES)]
+    Store(store::Args),
 }
 
 /// The outcome of a command that did not succeed: what to print and the
@@ -94,6 +100,8 @@ fn main() -> ExitCode {
             Command::Send(args) => send::run(*args).await,
             Command::Verify(args) => verify::run(args),
             Command::Catalog(args) => catalog::run(args),
+            #[cfg(feature = "durable")]
+            Command::Store(args) => store::run(args),
         }
     });
     match result {
