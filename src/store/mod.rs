@@ -71,26 +71,64 @@
 //! # Failures
 //!
 //! - A store that cannot write (disk full, permission denied, I/O error)
-//!   refuses new events for its durable subscribers: `emit` and `publish`
-//!   return [`EmitError::Store`](crate::EmitError::Store) with the event, and
-//!   nobody receives it (all or nothing, as with a full `Block` mailbox).
-//!   Events that match only subscribers in memory flow as before. The
-//!   failure is logged, counted in [`StoreStats::commit_errors`], and
-//!   [`StoreStats::last_error`] says why. After an I/O error the underlying
-//!   database refuses further writes: reopen the store (restart) once the
-//!   cause is fixed; what was committed before is kept.
-//! - [`Store::open`] on a file that is not a store, or is damaged beyond
-//!   repair, returns [`StoreError::Corrupted`] (never panics). A file left
-//!   by a crash mid-commit is repaired on open: the last complete commit is
-//!   what you get (redb's copy-on-write commits make a torn commit
-//!   invisible). A pending record that cannot be read back as an event is
-//!   skipped, logged and counted in [`StoreStats::unreadable`].
+//!   fails: it refuses new events for its durable subscribers (`emit` and
+//!   `publish` return [`EmitError::Store`](crate::EmitError::Store) with
+//!   the event, and nobody receives it: all or nothing, as with a full
+//!   `Block` mailbox), [`Store::sync`] and the `publish` of an event
+//!   already taken return an error at once ([`StoreError::Failed`]), and
+//!   it writes nothing more. Events that match only subscribers in memory
+//!   flow as before. The failure is logged once, counted in
+//!   [`StoreStats::commit_errors`], and [`StoreStats::last_error`] says
+//!   why. Reopen the store (restart) once the cause is fixed; what was
+//!   committed before is kept.
+//! - Every call into the database runs under a panic guard: a panic inside
+//!   it (a damaged file can cause one) is an error, never the caller's
+//!   crash. A writer whose commit panicked fails the store as above; the
+//!   database is then not even closed (closing writes), so its file stays
+//!   locked until the process ends, and the next open repairs it from the
+//!   last complete commit.
+//! - [`Store::open`] never replaces a file: an existing file that is
+//!   empty, is not a store, or is damaged where the store reads on open
+//!   gives [`StoreError::Corrupted`] and is left as it is (remove it to
+//!   start anew); a read-only file gives [`StoreError::Open`], also for
+//!   root, whom the system would let write it. A file left by a crash
+//!   mid-commit is repaired on open: the last complete commit is what you
+//!   get (redb's copy-on-write commits make a torn commit invisible).
+//! - Nothing is lost unseen: the store keeps a count of each subscriber's
+//!   pending records. Attaching a durable subscriber skips a record that
+//!   cannot be read as an event (or whose key is damaged), and counts the
+//!   records its count promises that the read did not reach: both are
+//!   logged and counted in [`StoreStats::unreadable`] (the records stay in
+//!   the file). Damage that stops the read refuses the attach with
+//!   [`StoreError::Corrupted`] saying how many records were read and how
+//!   many were unreadable. [`Store::check`] reads every record back and
+//!   lists the unreadable ones by key.
 //!
 //! # Retention
 //!
 //! Pending events stay until delivered, dead-lettered or dropped. Dead
 //! letters are kept up to [`dead_letter_limit`](StoreBuilder::dead_letter_limit)
 //! (default 100,000 across the store); beyond it the oldest are removed.
+//! Delivered events are not kept by default; with
+//! [`keep_delivered(max_age, max_count)`](StoreBuilder::keep_delivered)
+//! they are, for replay, and trimmed (oldest first) whenever one is kept:
+//! to those delivered within `max_age` and to `max_count` across the
+//! store. Delivery attempts of durable webhooks: the newest 10,000.
+//!
+//! # Operating a store
+//!
+//! The library calls, and the same as `hookbus store ...` (feature `cli`
+//! with `durable`) for a store that is not open:
+//!
+//! | call | command | what |
+//! |---|---|---|
+//! | [`Store::summary`] | `stats FILE` | pending per subscriber, dead letters, kept deliveries, file size |
+//! | [`Store::pending_events`] | `pending FILE [--subscriber S]` | the pending events |
+//! | [`Store::dead_letters`] | `dead-letters FILE [--subscriber S]` | the dead letters, with why and when |
+//! | [`Store::redrive`] | `redrive FILE --subscriber S [--type P] [--since T] [--before T]` | dead letters back to pending, delivered on the next start |
+//! | [`Store::check`] | `check FILE` | every record read back; exit 1 if any cannot be |
+//! | [`Store::backup`] | `backup FILE --to NEW` | a consistent copy, taken while the bus runs |
+//! | [`Store::compact`] | `compact FILE` | the space of deleted records given back |
 //!
 //! # Why redb
 //!
