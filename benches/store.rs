@@ -471,6 +471,41 @@ fn publish_fsync(c: &mut Criterion) {
             })
         })
     });
+    // The baseline: redb committing one record (fsync) per call, the same
+    // event bytes, on the same disk.
+    group.bench_function("raw_redb_commit", |bench| {
+        bench.iter_custom(|iters| {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let db = redb::Database::create(dir.path().join("redb")).expect("redb");
+            let mut lat = Vec::with_capacity(iters as usize);
+            let start = Instant::now();
+            for i in 0..iters {
+                let t = Instant::now();
+                let bytes = Event::new("order.placed", json!({"n": i}))
+                    .expect("event")
+                    .structured_json()
+                    .to_vec();
+                let txn = db.begin_write().expect("txn");
+                {
+                    let mut table = txn.open_table(PENDING).expect("table");
+                    table.insert(("orders", i), bytes.as_slice()).expect("insert");
+                }
+                txn.commit().expect("commit");
+                lat.push(t.elapsed());
+            }
+            let total = start.elapsed();
+            lat.sort();
+            if lat.len() >= 100 {
+                eprintln!(
+                    "raw_redb_commit over {} calls: p50 {:?}, p99 {:?}",
+                    lat.len(),
+                    lat[lat.len() / 2],
+                    lat[lat.len() * 99 / 100]
+                );
+            }
+            total
+        })
+    });
     group.finish();
 }
 
