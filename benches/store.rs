@@ -488,7 +488,9 @@ fn publish_fsync(c: &mut Criterion) {
                 let txn = db.begin_write().expect("txn");
                 {
                     let mut table = txn.open_table(PENDING).expect("table");
-                    table.insert(("orders", i), bytes.as_slice()).expect("insert");
+                    table
+                        .insert(("orders", i), bytes.as_slice())
+                        .expect("insert");
                 }
                 txn.commit().expect("commit");
                 lat.push(t.elapsed());
@@ -509,5 +511,77 @@ fn publish_fsync(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, append, append_ack, recover, durable, publish_fsync);
+/// Recovery at scale: open + attach of a store holding 1,000,000 pending
+/// events (goal: at most 2 s), against redb reading the same records of
+/// the same file, in the same run. Each iteration works on a fresh copy of
+/// the seeded file.
+fn recover_1m(c: &mut Criterion) {
+    const N: u64 = 1_000_000;
+    let (seeded, ()) = seed_hookbus(N);
+    let file = seeded.path().join("outbox.redb");
+    let mut group = c.benchmark_group("store/recover_1m");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(N));
+    let copy = || {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::copy(&file, dir.path().join("outbox.redb")).expect("copy");
+        dir
+    };
+    const HOOKBUS_PENDING: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("pending");
+    group.bench_function("raw_redb_read", |bench| {
+        bench.iter_batched(
+            copy,
+            |dir| {
+                let db = redb::Database::open(dir.path().join("outbox.redb")).expect("redb");
+                let txn = db.begin_read().expect("read");
+                let t = txn.open_table(HOOKBUS_PENDING).expect("table");
+                let mut n = 0u64;
+                for row in t
+                    .range(("orders", 0)..=("orders", u64::MAX))
+                    .expect("range")
+                {
+                    let (_, v) = row.expect("row");
+                    n += v.value().len() as u64;
+                }
+                black_box(n);
+                (db, dir)
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    group.bench_function("hookbus_open_attach", |bench| {
+        let rt = runtime();
+        bench.iter_batched(
+            copy,
+            |dir| {
+                rt.block_on(async {
+                    let store = Store::open(dir.path().join("outbox.redb")).expect("open");
+                    let bus = Bus::new().expect("bus");
+                    let sub = bus
+                        .subscriber("order.*")
+                        .name("orders")
+                        .durable(&store)
+                        .capacity(16)
+                        .on(|_| ())
+                        .expect("subscribe");
+                    assert_eq!(store.stats().recovered, N);
+                    black_box(sub.stats().received);
+                    (store, bus, sub, dir)
+                })
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    append,
+    append_ack,
+    recover,
+    durable,
+    publish_fsync,
+    recover_1m
+);
 criterion_main!(benches);

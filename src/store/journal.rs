@@ -66,6 +66,10 @@ impl DurableRoute {
                 Err(e) => return Err(e.into()),
             };
             let table = txn.open_table(PENDING)?;
+            // The records' bytes first (the database reads fast), then
+            // decoded into events on every core (the slow part).
+            let mut bytes = Vec::new();
+            let mut rows: Vec<(u64, std::ops::Range<usize>)> = Vec::new();
             for row in table.range((&*self.sub, 0)..=(&*self.sub, u64::MAX))? {
                 let (k, v) = row?;
                 let (sub, seq) = k.value();
@@ -75,12 +79,18 @@ impl DurableRoute {
                     tracing::error!(store = %shared.path.display(), subscriber = %self.sub, key = ?(sub, seq), "hookbus: a pending record of the store has a damaged key; skipped (kept in the file)");
                     continue;
                 }
-                let Some(record) = decode_pending(v.value()) else {
-                    unreadable += 1;
-                    tracing::error!(store = %shared.path.display(), subscriber = %self.sub, seq, "hookbus: a pending record of the store cannot be read as an event; skipped (kept in the file)");
-                    continue;
-                };
-                out.push((seq, record));
+                let start = bytes.len();
+                bytes.extend_from_slice(v.value());
+                rows.push((seq, start..bytes.len()));
+            }
+            for (seq, record) in decode_all(&bytes, &rows) {
+                match record {
+                    Some(record) => out.push((seq, record)),
+                    None => {
+                        unreadable += 1;
+                        tracing::error!(store = %shared.path.display(), subscriber = %self.sub, seq, "hookbus: a pending record of the store cannot be read as an event; skipped (kept in the file)");
+                    }
+                }
             }
             // Records the count promises that the read did not reach (a
             // damaged key or page hid them): counted, never silently gone.
@@ -136,6 +146,42 @@ impl DurableRoute {
     fn take(&self, event: &Arc<Event>) -> Option<Entry> {
         self.map().remove(&key(event))
     }
+}
+
+/// Decodes the records (`rows` index into `bytes`), in order, on up to as
+/// many threads as there are cores when there are many.
+fn decode_all(
+    bytes: &[u8],
+    rows: &[(u64, std::ops::Range<usize>)],
+) -> Vec<(u64, Option<super::writer::PendingRecord>)> {
+    let decode = |rows: &[(u64, std::ops::Range<usize>)]| {
+        rows.iter()
+            .map(|(seq, r)| (*seq, decode_pending(&bytes[r.clone()])))
+            .collect::<Vec<_>>()
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+    if threads == 1 || rows.len() < 4096 {
+        return decode(rows);
+    }
+    let chunk = rows.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let parts: Vec<_> = rows
+            .chunks(chunk)
+            .skip(1)
+            .map(|part| (part, scope.spawn(move || decode(part))))
+            .collect();
+        // The first part on this thread.
+        let mut out = decode(&rows[..chunk.min(rows.len())]);
+        for (part, handle) in parts {
+            match handle.join() {
+                Ok(decoded) => out.extend(decoded),
+                // Decoding does not panic; if it did, its records count as
+                // unreadable.
+                Err(_) => out.extend(part.iter().map(|(seq, _)| (*seq, None))),
+            }
+        }
+        out
+    })
 }
 
 impl Drop for DurableRoute {

@@ -755,8 +755,8 @@ impl Writer {
     fn commit(&mut self, ops: &[Op]) -> Result<(), redb::Error> {
         // Events delivered (or dropped) before their insert was committed
         // never touch the disk.
-        let mut settled: HashSet<(&str, u64)> = HashSet::new();
-        let mut inserted: HashSet<(&str, u64)> = HashSet::new();
+        let mut settled: rustc_hash::FxHashSet<(&str, u64)> = Default::default();
+        let mut inserted: rustc_hash::FxHashSet<(&str, u64)> = Default::default();
         for op in ops {
             match op {
                 Op::Insert { sub, seq, .. } => {

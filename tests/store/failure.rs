@@ -1,6 +1,7 @@
 //! A store whose writer fails: the store is marked failed, every wait for
 //! it ends with an error at once, new durable events are refused, and the
-//! rest of the bus goes on.
+//! rest of the bus goes on. And the recovery of a large backlog (decoded on
+//! several threads) is whole and in order.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -102,4 +103,43 @@ async fn a_writer_that_panics_fails_the_store_and_every_wait_ends() {
     std::fs::copy(&path, &copy).unwrap();
     let store = Store::open(&copy).unwrap();
     assert_eq!(store.pending("orders").unwrap(), 1);
+}
+
+/// Recovery decodes large backlogs on several threads: every event comes
+/// back, once, in the order it was accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_backlog_is_recovered_whole_and_in_order() {
+    const N: u64 = 20_000;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("outbox.redb");
+    {
+        let store = Store::open(&path).unwrap();
+        let bus = Bus::new().unwrap();
+        let gate = Arc::new(Notify::new());
+        let _sub = bus
+            .subscriber("order.*")
+            .name("orders")
+            .durable(&store)
+            .capacity(N as usize + 1)
+            .on_async(gated(&gate))
+            .unwrap();
+        for i in 0..N {
+            bus.publish(event(i)).await.unwrap();
+        }
+        bus.shutdown(Duration::ZERO).await;
+    }
+    let store = Store::open(&path).unwrap();
+    let bus = Bus::new().unwrap();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let s = seen.clone();
+    bus.subscriber("order.*")
+        .name("orders")
+        .durable(&store)
+        .on(move |e| s.lock().unwrap().push(e.data()["n"].as_u64().unwrap()))
+        .unwrap()
+        .detach();
+    assert_eq!(store.stats().recovered, N);
+    assert_eq!(store.stats().unreadable, 0);
+    bus.shutdown(Duration::from_secs(30)).await;
+    assert_eq!(*seen.lock().unwrap(), (0..N).collect::<Vec<_>>());
 }
