@@ -8,7 +8,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use redb::ReadableDatabase;
 use rustc_hash::FxHashMap;
 
-use super::writer::{META, Op, PENDING, count_key, decode_pending, guard, now_ms};
+use super::writer::{META, Op, PENDING, PendingRecord, count_key, decode_pending, guard, now_ms};
 use super::{Owner, StoreError};
 use crate::event::Event;
 use crate::hub::journal::{Commit, Journal, Refusal, Resume};
@@ -66,24 +66,26 @@ impl DurableRoute {
                 Err(e) => return Err(e.into()),
             };
             let table = txn.open_table(PENDING)?;
-            // The records' bytes first (the database reads fast), then
-            // decoded into events on every core (the slow part).
-            let mut bytes = Vec::new();
-            let mut rows: Vec<(u64, std::ops::Range<usize>)> = Vec::new();
-            for row in table.range((&*self.sub, 0)..=(&*self.sub, u64::MAX))? {
-                let (k, v) = row?;
-                let (sub, seq) = k.value();
-                if sub != &*self.sub {
-                    // A damaged key inside this subscriber's range.
-                    unreadable += 1;
-                    tracing::error!(store = %shared.path.display(), subscriber = %self.sub, key = ?(sub, seq), "hookbus: a pending record of the store has a damaged key; skipped (kept in the file)");
-                    continue;
+            // Decoding the records into events is the slow part: decoder
+            // threads (one per core) take chunks of records while the
+            // database is still being read.
+            let mut decoded = Vec::new();
+            let range = table.range((&*self.sub, 0)..=(&*self.sub, u64::MAX))?;
+            let read = decode_while_reading(&mut decoded, |emit| {
+                for row in range {
+                    let (k, v) = row?;
+                    let (sub, seq) = k.value();
+                    if sub != &*self.sub {
+                        // A damaged key inside this subscriber's range.
+                        unreadable += 1;
+                        tracing::error!(store = %shared.path.display(), subscriber = %self.sub, key = ?(sub, seq), "hookbus: a pending record of the store has a damaged key; skipped (kept in the file)");
+                        continue;
+                    }
+                    emit(seq, v.value());
                 }
-                let start = bytes.len();
-                bytes.extend_from_slice(v.value());
-                rows.push((seq, start..bytes.len()));
-            }
-            for (seq, record) in decode_all(&bytes, &rows) {
+                Ok(())
+            });
+            for (seq, record) in decoded {
                 match record {
                     Some(record) => out.push((seq, record)),
                     None => {
@@ -92,6 +94,7 @@ impl DurableRoute {
                     }
                 }
             }
+            read?;
             // Records the count promises that the read did not reach (a
             // damaged key or page hid them): counted, never silently gone.
             let seen = out.len() as u64 + unreadable;
@@ -148,39 +151,83 @@ impl DurableRoute {
     }
 }
 
-/// Decodes the records (`rows` index into `bytes`), in order, on up to as
-/// many threads as there are cores when there are many.
-fn decode_all(
-    bytes: &[u8],
-    rows: &[(u64, std::ops::Range<usize>)],
-) -> Vec<(u64, Option<super::writer::PendingRecord>)> {
-    let decode = |rows: &[(u64, std::ops::Range<usize>)]| {
-        rows.iter()
-            .map(|(seq, r)| (*seq, decode_pending(&bytes[r.clone()])))
-            .collect::<Vec<_>>()
-    };
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
-    if threads == 1 || rows.len() < 4096 {
-        return decode(rows);
+/// Records read and not yet decoded: their bytes, one after the other.
+#[derive(Default)]
+struct Chunk {
+    bytes: Vec<u8>,
+    rows: Vec<(u64, usize)>,
+}
+
+/// Records per chunk handed to a decoder thread.
+const CHUNK_ROWS: usize = 2048;
+
+impl Chunk {
+    fn push(&mut self, seq: u64, value: &[u8]) {
+        self.bytes.extend_from_slice(value);
+        self.rows.push((seq, self.bytes.len()));
     }
-    let chunk = rows.len().div_ceil(threads);
+
+    fn decode(&self) -> Vec<(u64, Option<PendingRecord>)> {
+        let mut start = 0;
+        self.rows
+            .iter()
+            .map(|&(seq, end)| {
+                let record = decode_pending(&self.bytes[start..end]);
+                start = end;
+                (seq, record)
+            })
+            .collect()
+    }
+}
+
+/// Runs `read`, which hands each record to the function it is given, and
+/// decodes the records on decoder threads (as many as there are cores)
+/// meanwhile; `decoded` gets them all, in the order they were read, also
+/// when `read` fails part way.
+fn decode_while_reading(
+    decoded: &mut Vec<(u64, Option<PendingRecord>)>,
+    read: impl FnOnce(&mut dyn FnMut(u64, &[u8])) -> Result<(), redb::Error>,
+) -> Result<(), redb::Error> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+    let (jobs, job_rx) = std::sync::mpsc::sync_channel::<(usize, Chunk)>(threads * 2);
+    let job_rx = Mutex::new(job_rx);
     std::thread::scope(|scope| {
-        let parts: Vec<_> = rows
-            .chunks(chunk)
-            .skip(1)
-            .map(|part| (part, scope.spawn(move || decode(part))))
-            .collect();
-        // The first part on this thread.
-        let mut out = decode(&rows[..chunk.min(rows.len())]);
-        for (part, handle) in parts {
-            match handle.join() {
-                Ok(decoded) => out.extend(decoded),
-                // Decoding does not panic; if it did, its records count as
-                // unreadable.
-                Err(_) => out.extend(part.iter().map(|(seq, _)| (*seq, None))),
-            }
+        // Owned here: dropped (on return or unwind) before the scope waits
+        // for the decoders, which end when it is gone.
+        let jobs = jobs;
+        let (done_tx, done) = std::sync::mpsc::channel();
+        for _ in 0..threads {
+            let job_rx = &job_rx;
+            let done_tx = done_tx.clone();
+            scope.spawn(move || {
+                loop {
+                    let job = job_rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                    let Ok((n, chunk)) = job else { break };
+                    if done_tx.send((n, chunk.decode())).is_err() {
+                        break;
+                    }
+                }
+            });
         }
-        out
+        drop(done_tx);
+        let mut chunk = Chunk::default();
+        let mut sent = 0;
+        let result = read(&mut |seq, value| {
+            chunk.push(seq, value);
+            if chunk.rows.len() >= CHUNK_ROWS {
+                // The decoders run until `jobs` is dropped below.
+                let _ = jobs.send((sent, std::mem::take(&mut chunk)));
+                sent += 1;
+            }
+        });
+        if !chunk.rows.is_empty() {
+            let _ = jobs.send((sent, chunk));
+        }
+        drop(jobs);
+        let mut parts: Vec<(usize, Vec<_>)> = done.iter().collect();
+        parts.sort_unstable_by_key(|(n, _)| *n);
+        decoded.extend(parts.into_iter().flat_map(|(_, part)| part));
+        result
     })
 }
 
