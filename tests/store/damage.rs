@@ -389,3 +389,74 @@ proptest! {
         examine(&path);
     }
 }
+
+/// One record whose event no longer parses (its bytes damaged, its key
+/// intact): the attach recovers the others, counts it, and the check names
+/// it by key; it stays in the file.
+#[test]
+fn an_unreadable_record_is_counted_and_named_by_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("outbox.redb");
+    let marker = b"MARKER-0042-MARKER";
+    runtime().block_on(async {
+        let store = Store::open(&path).unwrap();
+        let bus = Bus::new().unwrap();
+        let gate = Arc::new(Notify::new());
+        let _orders = bus
+            .subscriber("order.*")
+            .name("orders")
+            .durable(&store)
+            .on_async(super::gated(&gate))
+            .unwrap();
+        for i in 0..100u64 {
+            let tag = if i == 42 {
+                "MARKER-0042-MARKER"
+            } else {
+                "plain"
+            };
+            bus.emit(Event::new("order.placed", json!({"n": i, "tag": tag})).unwrap())
+                .unwrap();
+        }
+        store.sync().await.unwrap();
+        bus.shutdown(Duration::ZERO).await;
+    });
+    // Break the JSON of event 42 wherever its bytes are in the file.
+    let mut bytes = std::fs::read(&path).unwrap();
+    let mut hits = 0;
+    for at in 0..bytes.len() - marker.len() {
+        if &bytes[at..at + marker.len()] == marker {
+            bytes[at - 1] = 0x01; // its opening quote: not JSON any more
+            hits += 1;
+        }
+    }
+    assert!(hits >= 1);
+    std::fs::write(&path, &bytes).unwrap();
+
+    let store = Store::open(&path).unwrap();
+    let report = store.check().unwrap();
+    assert_eq!(report.pending["orders"], 99, "{report:?}");
+    assert_eq!(report.unreadable.len(), 1, "{report:?}");
+    assert_eq!(report.unreadable[0].table, "pending");
+    assert!(
+        report.unreadable[0].key.starts_with("orders/"),
+        "{report:?}"
+    );
+    assert_eq!(report.missing, 0);
+    assert!(!report.is_clean());
+    let recovered = runtime().block_on(async {
+        let bus = Bus::new().unwrap();
+        let gate = Arc::new(Notify::new());
+        let _orders = bus
+            .subscriber("order.*")
+            .name("orders")
+            .durable(&store)
+            .on_async(super::gated(&gate))
+            .unwrap();
+        let stats = store.stats();
+        bus.shutdown(Duration::ZERO).await;
+        stats
+    });
+    assert_eq!((recovered.recovered, recovered.unreadable), (99, 1));
+    // Kept in the file: counted as pending, for an operator to see.
+    assert_eq!(store.pending("orders").unwrap(), 100);
+}
