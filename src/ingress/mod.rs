@@ -20,7 +20,14 @@
 //! | 400 | malformed body or headers (not JSON, not a CloudEvent, a command name that cannot be an event type, binary mode under a body-only signature); with `validate_catalog(true)` (feature `schema`), a catalog event whose data breaks its JSON Schema, the body naming the path of the first error |
 //! | 401 | bad signature: missing or malformed signature headers, mismatch, timestamp outside tolerance |
 //! | 413 | body past the [limit](Ingress::body_limit) (default 1 MiB) |
-//! | 503 + `Retry-After` | the bus is full (a `Block` subscriber is behind) or shut down, or a copy of the same request is being processed right now |
+//! | 503 + `Retry-After` | the bus is full (a `Block` subscriber is behind), a durable subscriber's store is behind or has failed, or the bus is shut down, or a copy of the same request is being processed right now; the body's `accepted` lists the ids of the request's events that were emitted before the refusal (see below) |
+//!
+//! **Batches** are emitted event by event, in order, and not refused whole
+//! in advance (whether a store or a mailbox has room is known only when an
+//! event is offered). When the bus refuses one, the request is answered 503
+//! and the events before it stay on the bus: `accepted` names them, and the
+//! sender's retry of the whole batch is safe, as they are duplicates in it
+//! (same source and id, inside the [dedupe window](Ingress::dedupe)).
 //!
 //! A handler responds as soon as the bus accepted the event: the work happens
 //! in subscribers, so senders never time out waiting for it.
@@ -377,7 +384,7 @@ async fn receive(State(route): State<RouteState>, req: Request) -> Response {
         Ok(p) => p,
         // The same signed request was accepted before: acknowledge, emit nothing.
         Err(VerifyError::Replay) => return status("duplicate"),
-        Err(VerifyError::InFlight) => return unavailable(shared, Refused::InFlight),
+        Err(VerifyError::InFlight) => return unavailable(shared, (Refused::InFlight, Vec::new())),
         Err(e) => return Rejection::Signature(e).into_response(),
     };
     // The transport's W3C trace context: a malformed value is ignored.
@@ -472,7 +479,22 @@ struct Emitted {
 /// not mistaken for a duplicate (the events before it are on the bus, and
 /// are duplicates in the retry). Ids are kept per route (`path`): the same
 /// id from the senders of two routes names two events.
-fn emit_all(shared: &Shared, path: &str, incoming: Vec<Incoming>) -> Result<Emitted, Refused> {
+fn emit_all(
+    shared: &Shared,
+    path: &str,
+    incoming: Vec<Incoming>,
+) -> Result<Emitted, (Refused, Vec<String>)> {
+    let mut accepted = Vec::new();
+    emit_each(shared, path, incoming, &mut accepted).map_err(|refused| (refused, accepted))
+}
+
+/// [`emit_all`]'s work; `accepted` gets the ids of the events emitted.
+fn emit_each(
+    shared: &Shared,
+    path: &str,
+    incoming: Vec<Incoming>,
+    accepted: &mut Vec<String>,
+) -> Result<Emitted, Refused> {
     let now = unix_now();
     let window = i64::try_from(shared.dedupe_window.as_secs()).unwrap_or(i64::MAX);
     let expires = now.saturating_add(window);
@@ -492,8 +514,10 @@ fn emit_all(shared: &Shared, path: &str, incoming: Vec<Incoming>) -> Result<Emit
                 Admission::InFlight => return Err(Refused::InFlight),
             },
         };
+        let id = inc.event.id().to_owned();
         match shared.bus.emit(inc.event) {
             Ok(()) => {
+                accepted.push(id);
                 emitted.new += 1;
                 if let Some(r) = reservation {
                     r.commit();
@@ -503,6 +527,7 @@ fn emit_all(shared: &Shared, path: &str, incoming: Vec<Incoming>) -> Result<Emit
                 return Err(match err {
                     EmitError::Full(_) => Refused::Full,
                     EmitError::Closed(_) => Refused::Closed,
+                    EmitError::Store(..) => Refused::Store,
                     _ => Refused::Invalid,
                 });
             }
@@ -516,14 +541,17 @@ fn emit_all(shared: &Shared, path: &str, incoming: Vec<Incoming>) -> Result<Emit
 enum Refused {
     Full,
     Closed,
+    /// A durable subscriber's store is behind or has failed.
+    Store,
     Invalid,
     /// A copy of the same request or event is being processed right now.
     InFlight,
 }
 
-fn unavailable(shared: &Shared, refused: Refused) -> Response {
+fn unavailable(shared: &Shared, (refused, accepted): (Refused, Vec<String>)) -> Response {
     let reason = match refused {
         Refused::Full => "the bus is full; retry later",
+        Refused::Store => "a durable subscriber's store cannot take events now; retry later",
         Refused::Closed => "the bus is shut down",
         Refused::InFlight => "this request is already being processed; retry later",
         Refused::Invalid => {
@@ -532,7 +560,7 @@ fn unavailable(shared: &Shared, refused: Refused) -> Response {
     };
     let mut resp = json_response(
         StatusCode::SERVICE_UNAVAILABLE,
-        serde_json::json!({ "error": reason }),
+        serde_json::json!({ "error": reason, "accepted": accepted }),
     );
     let secs = shared.retry_after.as_secs().max(1);
     resp.headers_mut()

@@ -8,7 +8,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use redb::ReadableDatabase;
 use rustc_hash::FxHashMap;
 
-use super::writer::{Op, PENDING, decode_pending, now_ms};
+use super::writer::{META, Op, PENDING, PendingRecord, count_key, decode_pending, guard, now_ms};
 use super::{Owner, StoreError};
 use crate::event::Event;
 use crate::hub::journal::{Commit, Journal, Refusal, Resume};
@@ -50,43 +50,185 @@ impl DurableRoute {
     }
 
     /// Reads this subscriber's pending events back, oldest first, and
-    /// tracks them as pending again.
+    /// tracks them as pending again. A record that cannot be read as an
+    /// event is skipped (logged with its key, counted as unreadable); damage
+    /// that stops the read (an error or a panic in the database) refuses
+    /// the attach with what was read so far, and tracks nothing.
     pub(super) fn recover(&self) -> Result<Vec<Arc<Event>>, StoreError> {
         let shared = &self.owner.0;
-        let io = |e: &dyn std::fmt::Display| StoreError::Io(e.to_string());
-        let txn = shared.db.begin_read().map_err(|e| io(&e))?;
-        let table = txn.open_table(PENDING).map_err(|e| io(&e))?;
         let mut out = Vec::new();
-        let mut map = self.map();
-        for row in table
-            .range((&*self.sub, 0)..=(&*self.sub, u64::MAX))
-            .map_err(|e| io(&e))?
-        {
-            let (k, v) = row.map_err(|e| io(&e))?;
-            let (_, seq) = k.value();
-            let Some(record) = decode_pending(v.value()) else {
-                shared.counters.unreadable.fetch_add(1, Ordering::Relaxed);
-                tracing::error!(store = %shared.path.display(), subscriber = %self.sub, seq, "hookbus: a pending record of the store cannot be read as an event; skipped");
-                continue;
+        let mut unreadable = 0u64;
+        let read = guard(|| -> Result<(), redb::Error> {
+            let txn = shared.db().begin_read()?;
+            let expected = match txn.open_table(META) {
+                Ok(meta) => meta.get(count_key(&self.sub).as_str())?.map(|v| v.value()),
+                Err(redb::TableError::TableDoesNotExist(_)) => None,
+                Err(e) => return Err(e.into()),
             };
-            let event = Arc::new(record.event);
-            map.insert(
-                key(&event),
-                Entry {
-                    seq,
-                    attempt: record.attempt,
-                    next_at_ms: record.next_at_ms,
-                    accepted_ms: record.accepted_ms,
-                },
-            );
-            out.push(event);
+            let table = txn.open_table(PENDING)?;
+            // Decoding the records into events is the slow part: decoder
+            // threads (one per core) take chunks of records while the
+            // database is still being read.
+            let mut decoded = Vec::new();
+            let range = table.range((&*self.sub, 0)..=(&*self.sub, u64::MAX))?;
+            let read = decode_while_reading(&mut decoded, |emit| {
+                for row in range {
+                    let (k, v) = row?;
+                    let (sub, seq) = k.value();
+                    if sub != &*self.sub {
+                        // A damaged key inside this subscriber's range.
+                        unreadable += 1;
+                        tracing::error!(store = %shared.path.display(), subscriber = %self.sub, key = ?(sub, seq), "hookbus: a pending record of the store has a damaged key; skipped (kept in the file)");
+                        continue;
+                    }
+                    emit(seq, v.value());
+                }
+                Ok(())
+            });
+            for (seq, record) in decoded {
+                match record {
+                    Some(record) => out.push((seq, record)),
+                    None => {
+                        unreadable += 1;
+                        tracing::error!(store = %shared.path.display(), subscriber = %self.sub, seq, "hookbus: a pending record of the store cannot be read as an event; skipped (kept in the file)");
+                    }
+                }
+            }
+            read?;
+            // Records the count promises that the read did not reach (a
+            // damaged key or page hid them): counted, never silently gone.
+            let seen = out.len() as u64 + unreadable;
+            if let Some(expected) = expected
+                && expected > seen
+            {
+                let missing = expected - seen;
+                unreadable += missing;
+                tracing::error!(store = %shared.path.display(), subscriber = %self.sub, missing, "hookbus: pending records of the store cannot be found (the file is damaged); counted as unreadable");
+            }
+            Ok(())
+        });
+        shared
+            .counters
+            .unreadable
+            .fetch_add(unreadable, Ordering::Relaxed);
+        let failure = match read {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(e.to_string()),
+            Err(panic) => Some(panic),
+        };
+        if let Some(reason) = failure {
+            return Err(StoreError::Corrupted {
+                path: shared.path.clone(),
+                reason: format!(
+                    "reading the pending events of {:?} failed: {reason}",
+                    self.sub
+                ),
+                recovered: out.len() as u64,
+                unreadable,
+            });
         }
-        Ok(out)
+        let mut map = self.map();
+        Ok(out
+            .into_iter()
+            .map(|(seq, record)| {
+                let event = Arc::new(record.event);
+                map.insert(
+                    key(&event),
+                    Entry {
+                        seq,
+                        attempt: record.attempt,
+                        next_at_ms: record.next_at_ms,
+                        accepted_ms: record.accepted_ms,
+                    },
+                );
+                event
+            })
+            .collect())
     }
 
     fn take(&self, event: &Arc<Event>) -> Option<Entry> {
         self.map().remove(&key(event))
     }
+}
+
+/// Records read and not yet decoded: their bytes, one after the other.
+#[derive(Default)]
+struct Chunk {
+    bytes: Vec<u8>,
+    rows: Vec<(u64, usize)>,
+}
+
+/// Records per chunk handed to a decoder thread.
+const CHUNK_ROWS: usize = 2048;
+
+impl Chunk {
+    fn push(&mut self, seq: u64, value: &[u8]) {
+        self.bytes.extend_from_slice(value);
+        self.rows.push((seq, self.bytes.len()));
+    }
+
+    fn decode(&self) -> Vec<(u64, Option<PendingRecord>)> {
+        let mut start = 0;
+        self.rows
+            .iter()
+            .map(|&(seq, end)| {
+                let record = decode_pending(&self.bytes[start..end]);
+                start = end;
+                (seq, record)
+            })
+            .collect()
+    }
+}
+
+/// Runs `read`, which hands each record to the function it is given, and
+/// decodes the records on decoder threads (as many as there are cores)
+/// meanwhile; `decoded` gets them all, in the order they were read, also
+/// when `read` fails part way.
+fn decode_while_reading(
+    decoded: &mut Vec<(u64, Option<PendingRecord>)>,
+    read: impl FnOnce(&mut dyn FnMut(u64, &[u8])) -> Result<(), redb::Error>,
+) -> Result<(), redb::Error> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+    let (jobs, job_rx) = std::sync::mpsc::sync_channel::<(usize, Chunk)>(threads * 2);
+    let job_rx = Mutex::new(job_rx);
+    std::thread::scope(|scope| {
+        // Owned here: dropped (on return or unwind) before the scope waits
+        // for the decoders, which end when it is gone.
+        let jobs = jobs;
+        let (done_tx, done) = std::sync::mpsc::channel();
+        for _ in 0..threads {
+            let job_rx = &job_rx;
+            let done_tx = done_tx.clone();
+            scope.spawn(move || {
+                loop {
+                    let job = job_rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                    let Ok((n, chunk)) = job else { break };
+                    if done_tx.send((n, chunk.decode())).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(done_tx);
+        let mut chunk = Chunk::default();
+        let mut sent = 0;
+        let result = read(&mut |seq, value| {
+            chunk.push(seq, value);
+            if chunk.rows.len() >= CHUNK_ROWS {
+                // The decoders run until `jobs` is dropped below.
+                let _ = jobs.send((sent, std::mem::take(&mut chunk)));
+                sent += 1;
+            }
+        });
+        if !chunk.rows.is_empty() {
+            let _ = jobs.send((sent, chunk));
+        }
+        drop(jobs);
+        let mut parts: Vec<(usize, Vec<_>)> = done.iter().collect();
+        parts.sort_unstable_by_key(|(n, _)| *n);
+        decoded.extend(parts.into_iter().flat_map(|(_, part)| part));
+        result
+    })
 }
 
 impl Drop for DurableRoute {

@@ -7,18 +7,19 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use redb::{ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
 use super::{Attached, StoreError, StoreStats, StoredDeadLetter};
 use crate::event::Event;
 use crate::hub::journal::Refusal;
+pub(super) use guard::guard;
 
 /// Pending deliveries: (subscriber, sequence) → record.
 pub(super) const PENDING: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("pending");
 /// Dead letters in the order they failed: sequence → record.
 pub(super) const DEAD: TableDefinition<u64, &[u8]> = TableDefinition::new("dead");
 /// Counters that must survive a restart.
-const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// Delivered events kept for replay, in the order they were delivered:
 /// sequence → record.
 pub(super) const HISTORY: TableDefinition<u64, &[u8]> = TableDefinition::new("history");
@@ -34,6 +35,16 @@ const NEXT_SEQ: &str = "next_seq";
 const NEXT_DEAD: &str = "next_dead";
 const NEXT_HISTORY: &str = "next_history";
 const NEXT_ATTEMPT: &str = "next_attempt";
+/// Set once the store keeps a count of each subscriber's pending records
+/// (`count/<subscriber>`), so a read that does not reach them all can say
+/// how many it missed. Stores written before are counted on their first
+/// open.
+const COUNTED: &str = "counted";
+
+/// The META key of a subscriber's count of pending records.
+pub(super) fn count_key(sub: &str) -> String {
+    format!("count/{sub}")
+}
 /// The write buffer holds at most this many commits' worth of writes before
 /// new events are refused (`emit`) or wait (`publish`).
 const BUFFER_COMMITS: usize = 16;
@@ -48,6 +59,9 @@ pub(super) struct Settings {
     /// Keep delivered events this long (for replay); None: not at all.
     pub(super) keep_delivered: Option<Duration>,
     pub(super) history_limit: u64,
+    /// Fault injection for the tests: the writer panics in its commit after
+    /// this many commits (as a panic inside the database would).
+    pub(super) panic_after_commits: Option<u64>,
 }
 
 /// One write for the next commit.
@@ -128,7 +142,13 @@ pub(super) struct Counters {
 /// Everything the handles, the durable routes and the writer share.
 pub(crate) struct Shared {
     pub(super) path: PathBuf,
-    pub(super) db: redb::Database,
+    /// Always `Some` until the drop (which closes it under a panic guard,
+    /// or leaves it unclosed after the database panicked).
+    db: Option<redb::Database>,
+    /// The database panicked: its state is unknown, so it is never written
+    /// again, not even by its close (the next open repairs the file from
+    /// the last complete commit).
+    poisoned: AtomicBool,
     queue: Mutex<Queue>,
     wake: Condvar,
     /// Ops processed (committed, or failed) so far.
@@ -155,23 +175,22 @@ pub(super) fn now_ms() -> u64 {
 impl Shared {
     pub(super) fn open(path: &Path, settings: Settings) -> Result<Arc<Shared>, StoreError> {
         let path_buf = path.to_path_buf();
-        // redb reports damage as errors; a panic inside it on a malformed
-        // file must not take the caller down either.
-        let opened = std::panic::catch_unwind(|| redb::Database::create(path));
-        let db = match opened {
-            Ok(Ok(db)) => db,
-            Ok(Err(e)) => return Err(open_error(&path_buf, e)),
-            Err(_) => {
-                return Err(StoreError::Corrupted {
-                    path: path_buf,
-                    reason: "the database panicked while reading the file".into(),
-                });
-            }
-        };
-        // Create the tables and read the counters.
+        let exists = refuse_unusable(path)?;
         type Next = (u64, u64, u64, u64);
-        let (next_seq, next_dead, next_history, next_attempt) =
-            (|| -> Result<Next, redb::Error> {
+        // Every call into the database is guarded: redb reports damage as
+        // errors, but a malformed file can make it panic too (a flipped byte
+        // in a key, say), and that must not take the caller down.
+        let opened = guard(|| -> Result<(redb::Database, Next), StoreError> {
+            // An existing file is opened, never created: a file that is not
+            // a store (or was emptied) is refused, not silently replaced.
+            let db = if exists {
+                redb::Database::open(path)
+            } else {
+                redb::Database::create(path)
+            }
+            .map_err(|e| open_error(path, e))?;
+            // Create the tables and read the counters.
+            let next = (|| -> Result<Next, redb::Error> {
                 let txn = db.begin_write()?;
                 let r = {
                     txn.open_table(PENDING)?;
@@ -179,7 +198,20 @@ impl Shared {
                     txn.open_table(ENDPOINTS)?;
                     txn.open_table(HISTORY)?;
                     txn.open_table(ATTEMPTS)?;
-                    let meta = txn.open_table(META)?;
+                    let mut meta = txn.open_table(META)?;
+                    if meta.get(COUNTED)?.is_none() {
+                        let pending = txn.open_table(PENDING)?;
+                        let mut counts: std::collections::HashMap<String, u64> =
+                            std::collections::HashMap::new();
+                        for row in pending.iter()? {
+                            let (k, _) = row?;
+                            *counts.entry(k.value().0.to_owned()).or_default() += 1;
+                        }
+                        for (sub, n) in counts {
+                            meta.insert(count_key(&sub).as_str(), n)?;
+                        }
+                        meta.insert(COUNTED, 1)?;
+                    }
                     let seq = meta.get(NEXT_SEQ)?.map(|v| v.value()).unwrap_or(1);
                     let dead = meta.get(NEXT_DEAD)?.map(|v| v.value()).unwrap_or(1);
                     let history = meta.get(NEXT_HISTORY)?.map(|v| v.value()).unwrap_or(1);
@@ -188,14 +220,26 @@ impl Shared {
                 };
                 txn.commit()?;
                 Ok(r)
-            })()
-            .map_err(|e| StoreError::Corrupted {
-                path: path_buf.clone(),
-                reason: e.to_string(),
-            })?;
+            })();
+            match next {
+                Ok(next) => Ok((db, next)),
+                Err(e) => {
+                    // Closed here, inside the guard: closing a damaged
+                    // database writes to it, and may panic too.
+                    drop(db);
+                    Err(StoreError::corrupted(path, e.to_string()))
+                }
+            }
+        });
+        let (db, (next_seq, next_dead, next_history, next_attempt)) = match opened {
+            Ok(Ok(opened)) => opened,
+            Ok(Err(e)) => return Err(e),
+            Err(panic) => return Err(StoreError::corrupted(path, panic)),
+        };
         let shared = Arc::new(Shared {
             path: path_buf,
-            db,
+            db: Some(db),
+            poisoned: AtomicBool::new(false),
             queue: Mutex::default(),
             wake: Condvar::new(),
             done: tokio::sync::watch::Sender::new(0),
@@ -216,13 +260,107 @@ impl Shared {
         };
         let thread = std::thread::Builder::new()
             .name("hookbus-store".into())
-            .spawn(move || writer.run())
+            .spawn(move || {
+                let shared = writer.shared.clone();
+                // Whatever happens in the writer, those waiting for it are
+                // told: the store fails, and every wait ends.
+                if let Err(panic) = guard(move || writer.run()) {
+                    shared.fail(panic, true);
+                    shared.done.send_replace(u64::MAX);
+                }
+            })
             .map_err(|e| StoreError::Open {
                 path: path.to_path_buf(),
                 reason: format!("cannot start the writer thread: {e}"),
             })?;
         *shared.thread.lock().unwrap_or_else(|e| e.into_inner()) = Some(thread);
         Ok(shared)
+    }
+
+    /// The database (present until the drop).
+    pub(super) fn db(&self) -> &redb::Database {
+        // Taken only by the drop, which no handle outlives.
+        self.db
+            .as_ref()
+            .expect("the database is present until the drop")
+    }
+
+    /// Marks the store failed (the first reason is kept) and announces it
+    /// once: new events for its durable subscribers are refused, and every
+    /// wait for a commit ends with an error. `poisoned`: the database
+    /// panicked, so it is never written again.
+    pub(super) fn fail(&self, reason: String, poisoned: bool) {
+        if poisoned {
+            self.poisoned.store(true, Ordering::Release);
+        }
+        {
+            let mut last = self.last_error.lock().unwrap_or_else(|e| e.into_inner());
+            if last.is_none() {
+                *last = Some(reason.clone());
+            }
+        }
+        if !self.failed.swap(true, Ordering::AcqRel) {
+            tracing::error!(store = %self.path.display(), error = %reason, "hookbus: the store failed; its durable subscribers refuse new events until it is reopened");
+        }
+    }
+
+    /// Moves the dead letters of `sub` that `takes` back to pending, in one
+    /// transaction of its own (redb runs it between the writer's commits).
+    pub(super) fn redrive(
+        &self,
+        sub: &str,
+        mut takes: impl FnMut(&StoredDeadLetter) -> bool,
+    ) -> Result<u64, redb::Error> {
+        let mut txn = self.db().begin_write()?;
+        txn.set_durability(redb::Durability::Immediate)?;
+        let mut moved = 0u64;
+        {
+            let mut dead = txn.open_table(DEAD)?;
+            let mut pending = txn.open_table(PENDING)?;
+            let mut chosen = Vec::new();
+            for row in dead.iter()? {
+                let (k, v) = row?;
+                if let Some(d) = decode_dead(v.value())
+                    && d.subscriber == sub
+                    && takes(&d)
+                {
+                    chosen.push((k.value(), d));
+                }
+            }
+            let mut buf = Vec::new();
+            let mut max_seq = 0;
+            for (key, d) in chosen {
+                let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+                max_seq = seq;
+                encode_pending(&mut buf, 0, 0, now_ms(), &d.event);
+                if pending.insert((sub, seq), buf.as_slice())?.is_none() {
+                    moved += 1;
+                }
+                dead.remove(key)?;
+            }
+            let mut meta = txn.open_table(META)?;
+            if moved > 0 {
+                let key = count_key(sub);
+                let now = meta.get(key.as_str())?.map(|v| v.value()).unwrap_or(0);
+                meta.insert(key.as_str(), now + moved)?;
+                let stored = meta.get(NEXT_SEQ)?.map(|v| v.value()).unwrap_or(1);
+                if max_seq + 1 > stored {
+                    meta.insert(NEXT_SEQ, max_seq + 1)?;
+                }
+            }
+        }
+        txn.commit()?;
+        Ok(moved)
+    }
+
+    /// Copies every table of one snapshot into a new store at `dest`.
+    pub(super) fn backup(&self, dest: &Path) -> Result<u64, redb::Error> {
+        let from = self.db().begin_read()?;
+        copy_store(&from, dest)
+    }
+
+    pub(super) fn is_failed(&self) -> bool {
+        self.failed.load(Ordering::Acquire)
     }
 
     pub(super) fn keeps_delivered(&self) -> bool {
@@ -283,6 +421,7 @@ impl Shared {
     pub(super) fn commit_now(
         self: &Arc<Shared>,
     ) -> impl std::future::Future<Output = Result<(), String>> + Send + 'static + use<> {
+        let failed = self.last_error();
         let target = {
             let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
             if !q.ops.is_empty() {
@@ -294,6 +433,9 @@ impl Shared {
         let mut rx = self.done.subscribe();
         let shared = self.clone();
         async move {
+            if let Some(e) = failed {
+                return Err(e);
+            }
             if rx.wait_for(|done| *done >= target).await.is_err() {
                 return Err("the store's writer has stopped".to_owned());
             }
@@ -342,6 +484,154 @@ impl Shared {
     }
 }
 
+impl Drop for Shared {
+    fn drop(&mut self) {
+        let Some(db) = self.db.take() else { return };
+        if self.poisoned.load(Ordering::Acquire) {
+            // Closing writes a last commit: not on a database in an unknown
+            // state. The file is repaired on the next open instead.
+            std::mem::forget(db);
+            return;
+        }
+        if let Err(panic) = guard(move || drop(db)) {
+            tracing::error!(store = %self.path.display(), error = %panic, "hookbus: closing the store failed; the next open repairs it");
+        }
+    }
+}
+
+/// Copies every table of a snapshot into a new store file at `dest`; how
+/// many records (the counters not counted).
+fn copy_store(from: &redb::ReadTransaction, dest: &Path) -> Result<u64, redb::Error> {
+    let to = redb::Database::create(dest)?;
+    let txn = to.begin_write()?;
+    let mut copied = 0;
+    copied += copy_table(from, &txn, PENDING)?;
+    copied += copy_table(from, &txn, DEAD)?;
+    copied += copy_table(from, &txn, HISTORY)?;
+    copied += copy_table(from, &txn, ATTEMPTS)?;
+    copied += copy_table(from, &txn, ENDPOINTS)?;
+    {
+        // The counters, as the snapshot has them (not counted).
+        let mut out = txn.open_table(META)?;
+        match from.open_table(META) {
+            Ok(meta) => {
+                for row in meta.iter()? {
+                    let (k, v) = row?;
+                    out.insert(k.value(), v.value())?;
+                }
+            }
+            Err(redb::TableError::TableDoesNotExist(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    txn.commit()?;
+    Ok(copied)
+}
+
+/// Copies one table of a snapshot into a write transaction; how many rows.
+fn copy_table<K: redb::Key + 'static>(
+    from: &redb::ReadTransaction,
+    to: &redb::WriteTransaction,
+    table: TableDefinition<K, &'static [u8]>,
+) -> Result<u64, redb::Error> {
+    let mut out = to.open_table(table)?;
+    let source = match from.open_table(table) {
+        Ok(t) => t,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(0),
+        Err(e) => return Err(e.into()),
+    };
+    let mut n = 0;
+    for row in source.iter()? {
+        let (k, v) = row?;
+        out.insert(k.value(), v.value())?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// Compacts a store file that is not open: its live records are written
+/// to a new file beside it (`<name>.compacting`), which then replaces it
+/// (a rename: the store is either the old file or the new one, never a
+/// half-written one). A new file holds no free space, where compacting in
+/// place leaves the allocator's state at the end of a file grown for it.
+pub(super) fn compact(path: &Path) -> Result<(), StoreError> {
+    if !refuse_unusable(path)? {
+        return Err(StoreError::Open {
+            path: path.to_path_buf(),
+            reason: "no such file".into(),
+        });
+    }
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".compacting");
+    let tmp = PathBuf::from(tmp);
+    let done = guard(|| -> Result<(), StoreError> {
+        let db = redb::Database::open(path).map_err(|e| open_error(path, e))?;
+        // A file left by a compaction that was interrupted.
+        let _ = std::fs::remove_file(&tmp);
+        let copied = (|| -> Result<(), redb::Error> {
+            let from = db.begin_read()?;
+            copy_store(&from, &tmp)?;
+            Ok(())
+        })();
+        if let Err(e) = copied {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(StoreError::Io(format!("compacting failed: {e}")));
+        }
+        // The new file replaces the old one while the old one is still
+        // open (and locked): no one opens it in between.
+        std::fs::rename(&tmp, path)
+            .map_err(|e| StoreError::Io(format!("compacting failed: {e}")))?;
+        // The rename itself on disk.
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+            && let Ok(dir) = std::fs::File::open(dir)
+        {
+            let _ = dir.sync_all();
+        }
+        drop(db);
+        Ok(())
+    });
+    done.unwrap_or_else(|panic| {
+        let _ = std::fs::remove_file(&tmp);
+        Err(StoreError::corrupted(path, panic))
+    })
+}
+
+/// Refuses an existing file that cannot be a usable store: empty (a store
+/// is never empty: an emptied store must not silently start anew),
+/// not a regular file, or read-only (as root the system would let the
+/// store write to it anyway). Whether the file exists.
+fn refuse_unusable(path: &Path) -> Result<bool, StoreError> {
+    let meta = match std::fs::metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => {
+            return Err(StoreError::Open {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            });
+        }
+    };
+    if !meta.is_file() {
+        return Err(StoreError::Open {
+            path: path.to_path_buf(),
+            reason: "not a regular file".into(),
+        });
+    }
+    if meta.len() == 0 {
+        return Err(StoreError::corrupted(
+            path,
+            "the file is empty: a store is never empty, so this one lost its content (it is not re-created; remove the file to start a new store)".into(),
+        ));
+    }
+    if meta.permissions().readonly() {
+        return Err(StoreError::Open {
+            path: path.to_path_buf(),
+            reason: "the file is read-only, and a store writes to its file (make it writable; a backup can be inspected from a writable copy)".into(),
+        });
+    }
+    Ok(true)
+}
+
 fn open_error(path: &Path, e: redb::DatabaseError) -> StoreError {
     match e {
         redb::DatabaseError::Storage(redb::StorageError::Io(io))
@@ -357,10 +647,27 @@ fn open_error(path: &Path, e: redb::DatabaseError) -> StoreError {
             path: path.to_path_buf(),
             reason: "the store is already open (in this process or another)".into(),
         },
-        other => StoreError::Corrupted {
-            path: path.to_path_buf(),
-            reason: other.to_string(),
-        },
+        redb::DatabaseError::Storage(redb::StorageError::Io(io))
+            if io.kind() == std::io::ErrorKind::InvalidData =>
+        {
+            StoreError::corrupted(path, "not a hookbus store (no store header)".into())
+        }
+        other => StoreError::corrupted(path, other.to_string()),
+    }
+}
+
+mod guard {
+    /// Runs `f`, turning a panic inside it into an error that says what
+    /// panicked.
+    pub(in crate::store) fn guard<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|payload| {
+            let what = payload
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "no message".to_owned());
+            format!("the database panicked ({what})")
+        })
     }
 }
 
@@ -411,30 +718,45 @@ impl Writer {
                 s.buffered.store(q.ops.len(), Ordering::Release);
                 (ops, q.enqueued - q.ops.len() as u64)
             };
-            let result = self.commit(&ops);
-            let s = &self.shared;
-            match result {
-                Ok(()) => {
-                    s.counters.commits.fetch_add(1, Ordering::Relaxed);
-                }
-                Err(e) => {
-                    let msg = e.to_string();
-                    tracing::error!(store = %s.path.display(), error = %msg, ops = ops.len(), "hookbus: store commit failed; durable subscribers refuse new events");
-                    s.counters.commit_errors.fetch_add(1, Ordering::Relaxed);
-                    *s.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(msg);
-                    s.failed.store(true, Ordering::Release);
+            // A failed store writes nothing more: after an I/O error redb
+            // refuses writes until reopened, and after a panic its state is
+            // unknown. The ops are let go, and their waiters told.
+            let s = self.shared.clone();
+            if !s.is_failed() {
+                let injected = s
+                    .settings
+                    .panic_after_commits
+                    .is_some_and(|n| s.counters.commits.load(Ordering::Relaxed) >= n);
+                match guard(|| {
+                    if injected {
+                        panic!("injected writer failure");
+                    }
+                    self.commit(&ops)
+                }) {
+                    Ok(Ok(())) => {
+                        s.counters.commits.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(Err(e)) => {
+                        s.counters.commit_errors.fetch_add(1, Ordering::Relaxed);
+                        s.fail(format!("a commit failed: {e}"), false);
+                    }
+                    Err(panic) => {
+                        s.counters.commit_errors.fetch_add(1, Ordering::Relaxed);
+                        s.fail(format!("a commit failed: {panic}"), true);
+                    }
                 }
             }
             drop(ops);
             s.done.send_replace(target);
+            drop(s);
         }
     }
 
     fn commit(&mut self, ops: &[Op]) -> Result<(), redb::Error> {
         // Events delivered (or dropped) before their insert was committed
         // never touch the disk.
-        let mut settled: HashSet<(&str, u64)> = HashSet::new();
-        let mut inserted: HashSet<(&str, u64)> = HashSet::new();
+        let mut settled: rustc_hash::FxHashSet<(&str, u64)> = Default::default();
+        let mut inserted: rustc_hash::FxHashSet<(&str, u64)> = Default::default();
         for op in ops {
             match op {
                 Op::Insert { sub, seq, .. } => {
@@ -452,10 +774,12 @@ impl Writer {
                 | Op::Attempt { .. } => {}
             }
         }
-        let mut txn = self.shared.db.begin_write()?;
+        let mut txn = self.shared.db().begin_write()?;
         txn.set_durability(redb::Durability::Immediate)?;
         let mut max_seq = 0;
         let mut dead_added = false;
+        // Pending records added (+) and removed (-) per subscriber.
+        let mut counted: rustc_hash::FxHashMap<&str, i64> = Default::default();
         {
             let mut pending = txn.open_table(PENDING)?;
             let mut dead = txn.open_table(DEAD)?;
@@ -478,7 +802,9 @@ impl Writer {
                             continue;
                         }
                         encode_pending(&mut buf, 0, 0, *accepted_ms, event);
-                        pending.insert((&**sub, *seq), buf.as_slice())?;
+                        if pending.insert((&**sub, *seq), buf.as_slice())?.is_none() {
+                            *counted.entry(sub).or_default() += 1;
+                        }
                     }
                     Op::Retry {
                         sub,
@@ -492,11 +818,15 @@ impl Writer {
                             continue;
                         }
                         encode_pending(&mut buf, *attempt, *next_at_ms, *accepted_ms, event);
-                        pending.insert((&**sub, *seq), buf.as_slice())?;
+                        if pending.insert((&**sub, *seq), buf.as_slice())?.is_none() {
+                            *counted.entry(sub).or_default() += 1;
+                        }
                     }
                     Op::Delete { sub, seq } => {
-                        if !settled.contains(&(&**sub, *seq)) {
-                            pending.remove((&**sub, *seq))?;
+                        if !settled.contains(&(&**sub, *seq))
+                            && pending.remove((&**sub, *seq))?.is_some()
+                        {
+                            *counted.entry(sub).or_default() -= 1;
                         }
                     }
                     Op::Dead {
@@ -506,8 +836,10 @@ impl Writer {
                         attempts,
                         reason,
                     } => {
-                        if !settled.contains(&(&**sub, *seq)) {
-                            pending.remove((&**sub, *seq))?;
+                        if !settled.contains(&(&**sub, *seq))
+                            && pending.remove((&**sub, *seq))?.is_some()
+                        {
+                            *counted.entry(sub).or_default() -= 1;
                         }
                         encode_dead(&mut buf, sub, *attempts, reason, event);
                         dead.insert(self.next_dead, buf.as_slice())?;
@@ -607,6 +939,13 @@ impl Writer {
                 let stored = meta.get(NEXT_SEQ)?.map(|v| v.value()).unwrap_or(1);
                 if max_seq + 1 > stored {
                     meta.insert(NEXT_SEQ, max_seq + 1)?;
+                }
+            }
+            for (sub, delta) in counted {
+                if delta != 0 {
+                    let key = count_key(sub);
+                    let now = meta.get(key.as_str())?.map(|v| v.value()).unwrap_or(0);
+                    meta.insert(key.as_str(), now.saturating_add_signed(delta))?;
                 }
             }
             if dead_added {

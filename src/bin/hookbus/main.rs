@@ -9,6 +9,8 @@ mod keygen;
 mod listen;
 mod scheme;
 mod send;
+#[cfg(feature = "durable")]
+mod store;
 mod verify;
 
 use std::fmt;
@@ -55,6 +57,10 @@ enum Command {
     /// whpk_ key pair.
     #[command(after_help = EXIT_CODES)]
     Keygen(keygen::Args),
+    /// Inspect, check, redrive, compact or back up a durable store file.
+    #[cfg(feature = "durable")]
+    #[command(after_help = EXIT_CODES)]
+    Store(store::Args),
 }
 
 /// The outcome of a command that did not succeed: what to print and the
@@ -101,6 +107,8 @@ fn main() -> ExitCode {
             Command::Verify(args) => verify::run(args),
             Command::Catalog(args) => catalog::run(args),
             Command::Keygen(args) => keygen::run(args),
+            #[cfg(feature = "durable")]
+            Command::Store(args) => store::run(args),
         }
     });
     match result {

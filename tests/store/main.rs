@@ -1,12 +1,24 @@
 //! Durable subscribers (feature `durable`): real files, real processes.
 //!
+//! Modules: `damage` (damaged and foreign store files, a property test over
+//! them), `failure` (a writer that fails), `ingress` (the ingress in front
+//! of a store that is behind or failed), `tools` (the operator's calls and
+//! `hookbus store`).
+//!
 //! The crash tests run a child process (this test binary, re-executed with
 //! `crash_child` as its only test) that emits to a durable webhook
 //! subscriber, kill it with SIGKILL mid-stream, and finish the work in a
 //! new bus on the same store.
 #![cfg(all(feature = "durable", feature = "webhook"))]
 
+#[path = "../webhook_support/mod.rs"]
 mod webhook_support;
+
+mod damage;
+mod failure;
+#[cfg(feature = "axum")]
+mod ingress;
+mod tools;
 
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader};
