@@ -84,6 +84,11 @@ pub struct SubscriberReport {
     /// will be). A sync handler running at the deadline finishes on its
     /// thread after `shutdown` returns; nothing else runs after it.
     pub unfinished: u64,
+    /// Of `pending`, the events a durable subscriber kept in its store:
+    /// it stopped at once with them on disk (retry schedules included), and
+    /// the next subscriber of the same name on the same store delivers
+    /// them. Nothing kept is lost.
+    pub kept: u64,
     /// Events the sink still held unflushed after closing (e.g. Kafka).
     pub unflushed: u64,
     /// Whether it finished all its work before the deadline.
@@ -147,7 +152,13 @@ impl std::fmt::Display for ShutdownReport {
                 s.stats.failed,
                 s.stats.dropped,
                 s.pending,
-                if s.completed { "yes" } else { "deadline" }
+                if s.completed {
+                    "yes".to_owned()
+                } else if s.kept > 0 && s.kept == s.pending {
+                    format!("kept {}", s.kept)
+                } else {
+                    "deadline".to_owned()
+                }
             )?;
         }
         Ok(())

@@ -23,6 +23,10 @@ use crate::subscriber::{EventStream, SubscriberBuilder, SubscriberOptions, Subsc
 
 pub use crate::hub::{BuildError, DEFAULT_TAP_CAPACITY, EmitError, SubscribeError, Tap};
 
+/// How long shutdown waits for a durable subscriber before it keeps its
+/// pending events in the store; see [`BusBuilder::durable_grace`].
+pub const DEFAULT_DURABLE_GRACE: Duration = Duration::from_secs(1);
+
 /// The default mailbox capacity of a subscriber.
 ///
 /// The first generation's bus channel is gone (events go straight into
@@ -158,6 +162,7 @@ pub struct BusBuilder {
     defaults: SubscriberOptions,
     runtime: Option<tokio::runtime::Handle>,
     tap_capacity: usize,
+    durable_grace: Duration,
 }
 
 impl BusBuilder {
@@ -184,6 +189,14 @@ impl BusBuilder {
     /// a tap further behind skips the oldest and counts them as lagged.
     pub fn tap_capacity(mut self, capacity: usize) -> Self {
         self.tap_capacity = capacity;
+        self
+    }
+    /// How long [`Bus::shutdown`] lets a durable subscriber finish what it
+    /// has under way before it keeps the rest in its store for the next
+    /// start (default [`DEFAULT_DURABLE_GRACE`]; never past the shutdown's
+    /// own deadline). See [`Bus::shutdown`].
+    pub fn durable_grace(mut self, grace: Duration) -> Self {
+        self.durable_grace = grace;
         self
     }
     /// The runtime to run subscriber tasks on (default: the current one).
@@ -219,6 +232,7 @@ impl BusBuilder {
             self.defaults,
             runtime,
             self.tap_capacity,
+            self.durable_grace,
         ));
         Ok(Bus { hub })
     }
@@ -237,6 +251,7 @@ impl Bus {
             defaults: SubscriberOptions::default(),
             runtime: None,
             tap_capacity: crate::hub::DEFAULT_TAP_CAPACITY,
+            durable_grace: DEFAULT_DURABLE_GRACE,
         }
     }
 
@@ -390,6 +405,21 @@ impl Bus {
     /// starts after it (no handler is called once `shutdown` has returned).
     /// A sync handler already running at the deadline finishes on its thread;
     /// the report counts it in [`SubscriberReport::unfinished`](crate::SubscriberReport::unfinished).
+    ///
+    /// **Durable subscribers** (feature `durable`) do not wait out their
+    /// backoffs: a webhook backing off for minutes would hold shutdown to its
+    /// deadline although its events are safe. A durable subscriber gets
+    /// [`BusBuilder::durable_grace`] (default 1 s) to finish what it has
+    /// under way; then, once the store has every pending event on disk
+    /// (retry schedules included), it stops, and
+    /// [`SubscriberReport::kept`](crate::SubscriberReport::kept)
+    /// counts what it kept (the report prints `kept N`); the next subscriber
+    /// of the same name on the same store delivers them, with the same ids,
+    /// resuming their schedules. An in-flight request cut short this way may
+    /// have reached its receiver: it is sent again after the restart
+    /// (at-least-once; receivers dedupe by event id).
+    ///
+    /// Taps end once they have read what the broadcast ring holds.
     ///
     /// Every [`Bus`] handle sees the shutdown. Calling it again (from any
     /// handle) returns the first call's report.

@@ -332,6 +332,9 @@ pub(crate) struct Hub {
     table: RwLock<routes::Table>,
     /// The broadcast ring the taps read.
     ring: tap::Ring,
+    /// How long shutdown lets a durable subscriber finish what it has under
+    /// way before it keeps the rest in its store.
+    durable_grace: std::time::Duration,
     registry: Mutex<Registry>,
     /// Offers in progress; shutdown waits for them before closing mailboxes.
     offering: AtomicUsize,
@@ -353,11 +356,13 @@ impl Hub {
         defaults: SubscriberOptions,
         runtime: tokio::runtime::Handle,
         tap_capacity: usize,
+        durable_grace: std::time::Duration,
     ) -> Hub {
         Hub {
             filter: routes::Filter::default(),
             table: RwLock::default(),
             ring: tap::Ring::new(tap_capacity),
+            durable_grace,
             registry: Mutex::default(),
             offering: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
@@ -713,7 +718,27 @@ impl Hub {
             .filter_map(|e| e.route.journal.clone())
             .collect();
         for (_, mut e) in entries {
+            // A durable subscriber does not wait out its backoffs: it gets
+            // `durable_grace` to finish what it has under way; then, once its
+            // store has every pending event on disk (retry schedules
+            // included), it stops and a restart resumes them.
+            let durable = e.route.journal.is_some();
+            let grace_end = deadline.min(Instant::now() + self.durable_grace);
+            let mut kept_in_store = false;
             let completed = match e.join.as_mut() {
+                Some(join) if durable => {
+                    if tokio::time::timeout_at(grace_end, &mut *join).await.is_ok() {
+                        true
+                    } else {
+                        let journal = e.route.journal.as_ref().expect("durable");
+                        kept_in_store = matches!(
+                            tokio::time::timeout_at(deadline, journal.commit()).await,
+                            Ok(Ok(()))
+                        );
+                        // Without the store's word, wait to the deadline.
+                        !kept_in_store && tokio::time::timeout_at(deadline, join).await.is_ok()
+                    }
+                }
                 Some(join) => tokio::time::timeout_at(deadline, join).await.is_ok(),
                 None => true,
             };
@@ -729,8 +754,10 @@ impl Hub {
             }
             let snap = e.route.mailbox.snapshot();
             let stats = e.route.stats_of(&snap);
+            let pending = stats.mailbox_len + stats.in_flight;
             reports.push(SubscriberReport {
-                pending: stats.mailbox_len + stats.in_flight,
+                pending,
+                kept: if kept_in_store { pending } else { 0 },
                 unfinished: stats.in_flight - snap.unstarted,
                 unflushed: snap.counts.unflushed,
                 completed,

@@ -451,6 +451,63 @@ async fn a_webhook_retry_schedule_resumes_after_a_restart() {
     assert_eq!(store.pending("hook").unwrap(), 0);
 }
 
+/// Shutdown knows the store: a durable webhook backing off for an hour does
+/// not hold shutdown until its deadline. Once its pending event is on disk
+/// it stops at once, the report names the event kept, and the store still
+/// has it, with the same id, after a restart.
+#[tokio::test]
+async fn shutdown_keeps_a_backing_off_durable_delivery_in_the_store_and_returns_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("outbox.redb");
+    let mut receiver =
+        Receiver::start(|_, _| StatusCode::SERVICE_UNAVAILABLE.into_response()).await;
+    let policy = RetryPolicy::exponential(5, Duration::from_secs(3600), Duration::from_secs(3600))
+        .with_jitter(0.0);
+    let url = receiver.url.clone();
+    let webhook = |store: &Store| {
+        WebhookSink::builder(url.clone())
+            .name("hook")
+            .allow_http(true)
+            .retry(policy.clone())
+            .durable(store)
+            .build()
+            .unwrap()
+    };
+    let id;
+    {
+        let store = Store::open(&path).unwrap();
+        let bus = Bus::new().unwrap();
+        webhook(&store).subscribe(&bus).unwrap().detach();
+        let plain = bus.on("other.*", |_| {}).unwrap();
+        let e = event(1);
+        id = e.id().to_owned();
+        bus.emit(e).unwrap();
+        receiver.next().await; // the first attempt failed; an hour's backoff
+        plain.detach();
+        // The deadline is far: without knowing the store, shutdown would
+        // wait it out (the backoff is longer still).
+        let report = tokio::time::timeout(
+            Duration::from_secs(120),
+            bus.shutdown(Duration::from_secs(300)),
+        )
+        .await
+        .expect("shutdown returns without waiting out its deadline");
+        let hook = report.subscriber("hook").unwrap();
+        assert_eq!((hook.pending, hook.kept), (1, 1), "{report}");
+        assert!(!hook.completed);
+        assert!(report.to_string().contains("kept 1"), "{report}");
+        let plain = report.subscriber("on:other.*").unwrap();
+        assert!(plain.completed && plain.pending == 0 && plain.kept == 0);
+        assert_eq!(store.pending("hook").unwrap(), 1);
+    }
+    // Still there after a restart, under the same id, with its schedule
+    // (resuming it is `a_webhook_retry_schedule_resumes_after_a_restart`).
+    let store = Store::open(&path).unwrap();
+    let kept = store.pending_events("hook", 10).unwrap();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0].id(), id);
+}
+
 // ---------------------------------------------------------------------------
 // Crash tests: a child process killed with SIGKILL.
 
