@@ -3,6 +3,8 @@
 //! bus label, and the recorder is global to the process.
 #![cfg(all(feature = "metrics", feature = "kafka"))]
 
+mod kafka_support;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -31,8 +33,7 @@ async fn kafka_source_and_publisher_metrics_match_their_stats() {
     let recorder = PrometheusBuilder::new().build_recorder();
     let handle = recorder.handle();
     metrics::set_global_recorder(recorder).expect("the only recorder of this binary");
-    let bootstrap = std::env::var("KAFKA_BOOTSTRAP")
-        .expect("KAFKA_BOOTSTRAP: run with scripts/with-kafka (scripts/test does)");
+    let bootstrap = kafka_support::bootstrap();
     let topic = format!("hookbus-metrics-{}", uuid::Uuid::new_v4().simple());
     let admin: hookbus::kafka::rdkafka::admin::AdminClient<
         hookbus::kafka::rdkafka::client::DefaultClientContext,
