@@ -27,7 +27,8 @@ use hookbus::kafka::rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use hookbus::kafka::{FROM_KAFKA_EXTENSION, KafkaPublisher, KafkaSource, Mode, SourceStats};
 use hookbus::{Bus, Event, EventStream, ExtensionValue, OverflowPolicy};
 use kafka_support::{
-    EXACT_OFFSETS, bootstrap, consume, create_topic, exact_offsets, exact_publisher,
+    EXACT_OFFSETS, bootstrap, consume, create_topic, create_topic_with, exact_offsets,
+    exact_publisher,
 };
 use serde_json::{Value, json};
 use time::macros::datetime;
@@ -1037,6 +1038,174 @@ async fn two_processes_see_each_other_s_events() {
     // again.
     bus.shutdown(HANG_GUARD).await;
     assert_eq!(publisher.skipped_from_kafka(), 20);
+}
+
+/// A non-CloudEvents record over librdkafka's default 1 MB message limit
+/// (and one over the source's 4 MiB decode limit) goes to the dead-letter
+/// topic whole, and the records behind it reach the bus. (It used to stall
+/// the source for good: the dead-letter producer refused the copy as too
+/// large and the source retried it forever.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_record_over_a_megabyte_is_dead_lettered_and_the_rest_flows() {
+    let topic = create_topic_with("big-poison", 1, LARGE_RECORDS).await;
+    let dead = create_topic_with("big-poison-dlq", 1, LARGE_RECORDS).await;
+    let over_a_megabyte = vec![b'p'; 1_500_000];
+    let over_the_decode_limit = vec![b'q'; 6 * 1024 * 1024];
+    let mut records: Vec<RawRecord> = vec![(
+        Some("big-1"),
+        over_a_megabyte.clone(),
+        vec![("origin", "legacy")],
+    )];
+    for id in ["good-0", "good-1", "good-2", "good-3", "good-4"] {
+        records.push((None, br#"{"decision_id":"d"}"#.to_vec(), binary_headers(id)));
+    }
+    records.push((Some("big-2"), over_the_decode_limit.clone(), vec![]));
+    for id in ["good-5", "good-6", "good-7", "good-8", "good-9"] {
+        records.push((None, br#"{"decision_id":"d"}"#.to_vec(), binary_headers(id)));
+    }
+    produce_raw(&topic, records).await;
+
+    let bus = Bus::new().unwrap();
+    let mut events = bus.stream("decision.**").unwrap();
+    let src = source(&unique("group"), &topic)
+        .dead_letter_topic(&dead)
+        .start(&bus)
+        .unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..10 {
+        ids.push(
+            next(&mut events, "the records behind the poison")
+                .await
+                .id()
+                .to_owned(),
+        );
+    }
+    let expected: Vec<String> = (0..10).map(|i| format!("good-{i}")).collect();
+    assert_eq!(ids, expected);
+    let stats = src.shutdown(HANG_GUARD).await;
+    assert_eq!(
+        (
+            stats.consumed,
+            stats.emitted,
+            stats.dead_lettered,
+            stats.skipped
+        ),
+        (12, 10, 2, 0),
+        "{stats:?}"
+    );
+    assert_eq!(stats.partitions[0].committed, Some(12));
+
+    let copies = consume(&dead, 1, 2).await;
+    assert_eq!(copies[0].key(), Some(&b"big-1"[..]));
+    assert_eq!(
+        copies[0].payload().map(<[u8]>::len),
+        Some(over_a_megabyte.len())
+    );
+    assert_eq!(header(&copies[0], "origin").as_deref(), Some("legacy"));
+    assert_eq!(
+        header(&copies[0], "hookbus-dead-letter-kind").as_deref(),
+        Some("not-cloudevent")
+    );
+    assert_eq!(copies[1].key(), Some(&b"big-2"[..]));
+    assert_eq!(
+        copies[1].payload().map(<[u8]>::len),
+        Some(over_the_decode_limit.len())
+    );
+    assert_eq!(
+        header(&copies[1], "hookbus-dead-letter-kind").as_deref(),
+        Some("too-large")
+    );
+    bus.shutdown(HANG_GUARD).await;
+}
+
+/// Topic settings that let a broker with Apache Kafka's defaults (1 MB per
+/// record batch) take the large records of these tests; tansu takes them
+/// anyway.
+const LARGE_RECORDS: &[(&str, &str)] = &[("max.message.bytes", "20000000")];
+
+/// A dead-letter topic that cannot take the record (here: it does not
+/// exist, and each send times out) costs a bounded number of attempts;
+/// then the record is skipped, and its headers, key, offset and reason are
+/// announced. The records behind it reach the bus.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_the_dead_letter_topic_cannot_take_is_skipped_and_announced() {
+    let topic = create_topic("dlq-down", 1).await;
+    let missing = unique("no-such-dlq");
+    produce_raw(
+        &topic,
+        vec![
+            (
+                Some("k-poison"),
+                b"not an event".to_vec(),
+                vec![("origin", "legacy"), ("binary", "\u{1}\u{2}")],
+            ),
+            (
+                None,
+                br#"{"decision_id":"d"}"#.to_vec(),
+                binary_headers("after-1"),
+            ),
+            (
+                None,
+                br#"{"decision_id":"d"}"#.to_vec(),
+                binary_headers("after-2"),
+            ),
+        ],
+    )
+    .await;
+    let bus = Bus::new().unwrap();
+    let mut events = bus.stream("decision.**").unwrap();
+    let mut refusals = bus.stream("hookbus.kafka_record_refused").unwrap();
+    let src = source(&unique("group"), &topic)
+        .dead_letter_topic(&missing)
+        .dead_letter_set("message.timeout.ms", "1500")
+        .dead_letter_attempts(2)
+        .start(&bus)
+        .unwrap();
+
+    let skipped = next(&mut refusals, "the announcement of the skipped record").await;
+    let data = skipped.data();
+    assert_eq!(data["skipped"], json!(true), "{data}");
+    assert_eq!(data["offset"], json!(0));
+    assert_eq!(data["topic"], json!(topic));
+    assert_eq!(data["kind"], json!("not-cloudevent"));
+    assert!(
+        data["reason"].as_str().is_some_and(|r| !r.is_empty()),
+        "{data}"
+    );
+    assert_eq!(data["dead_letter_topic"], json!(missing));
+    assert!(
+        data["dead_letter_error"]
+            .as_str()
+            .is_some_and(|r| !r.is_empty()),
+        "{data}"
+    );
+    let attempts = data["dead_letter_attempts"].as_u64().unwrap();
+    assert!((1..=2).contains(&attempts), "{data}");
+    assert_eq!(data["key"], json!("k-poison"));
+    assert_eq!(
+        data["headers"],
+        json!([["origin", "legacy"], ["binary", "\u{1}\u{2}"]])
+    );
+    let first = next(&mut events, "the first record behind it").await;
+    let second = next(&mut events, "the second record behind it").await;
+    assert_eq!((first.id(), second.id()), ("after-1", "after-2"));
+    let stats = src.shutdown(HANG_GUARD).await;
+    assert_eq!(
+        (
+            stats.consumed,
+            stats.emitted,
+            stats.dead_lettered,
+            stats.skipped
+        ),
+        (3, 2, 0, 1),
+        "{stats:?}"
+    );
+    assert_eq!(
+        stats.errors, attempts,
+        "one error per failed send: {stats:?}"
+    );
+    assert_eq!(stats.partitions[0].committed, Some(3));
+    bus.shutdown(HANG_GUARD).await;
 }
 
 /// The broker check itself, with records batched as a default producer

@@ -19,6 +19,12 @@ pub struct SourceStats {
     pub dead_lettered: u64,
     /// Records that were not CloudEvents, with no dead-letter topic to go to.
     pub refused: u64,
+    /// Records the dead-letter topic could not take (refused for good, or
+    /// still failing after
+    /// [`dead_letter_attempts`](super::KafkaSourceBuilder::dead_letter_attempts)):
+    /// logged and announced with their headers, key, offset and reason,
+    /// then skipped.
+    pub skipped: u64,
     /// The source's own failures (consume errors, failed dead-letter sends,
     /// failed commits), each also announced as `hookbus.kafka_source_failed`.
     pub errors: u64,
@@ -71,6 +77,7 @@ pub(super) struct Shared {
     pub(super) mapped: AtomicU64,
     pub(super) dead_lettered: AtomicU64,
     pub(super) refused: AtomicU64,
+    pub(super) skipped: AtomicU64,
     pub(super) errors: AtomicU64,
     pub(super) commits: AtomicU64,
     pub(super) running: AtomicBool,
@@ -130,6 +137,7 @@ impl Shared {
             mapped: self.mapped.load(Relaxed),
             dead_lettered: self.dead_lettered.load(Relaxed),
             refused: self.refused.load(Relaxed),
+            skipped: self.skipped.load(Relaxed),
             errors: self.errors.load(Relaxed),
             commits: self.commits.load(Relaxed),
             running: self.running.load(Relaxed),

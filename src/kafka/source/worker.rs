@@ -9,6 +9,8 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
+use base64::Engine as _;
+
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message, OwnedMessage};
 use rdkafka::{Offset, TopicPartitionList};
@@ -16,7 +18,7 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 
 use super::context::{SourceContext, commit};
-use super::dead_letter::DeadLetter;
+use super::dead_letter::{DeadLetter, DeadLetterFailure};
 use super::stats::Shared;
 use super::{DEAD_LETTER_RETRY, FROM_KAFKA_EXTENSION, ForeignRecord, MapFn, POLL_INTERVAL};
 use crate::bus::Bus;
@@ -67,6 +69,23 @@ impl Stop {
 /// An event waiting for room in the bus: `None` when the source was
 /// stopped first.
 type Waiting = BoxFuture<Option<Result<(), EmitError>>>;
+
+/// How many bytes of a key or header value an announcement shows.
+const SHOWN_BYTES: usize = 4096;
+
+/// A key or header value in an announcement: the text when it is UTF-8,
+/// else `{"base64": ..}`; longer than [`SHOWN_BYTES`], its size and the
+/// base64 of its start.
+fn bytes_json(bytes: &[u8]) -> Value {
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    if bytes.len() > SHOWN_BYTES {
+        return json!({"size": bytes.len(), "base64_prefix": b64(&bytes[..SHOWN_BYTES])});
+    }
+    match std::str::from_utf8(bytes) {
+        Ok(text) => Value::String(text.to_owned()),
+        Err(_) => json!({"base64": b64(bytes)}),
+    }
+}
 
 /// What to do after a record.
 #[derive(PartialEq, Eq)]
@@ -308,7 +327,9 @@ impl Worker {
     }
 
     /// A record that is neither a CloudEvent nor mapped: dead-letter it (or
-    /// count it as refused) and say so on the bus.
+    /// count it as refused) and say so on the bus. A record the dead-letter
+    /// topic cannot take is skipped after at most `attempts` sends, with
+    /// its headers, key, offset and reason in the log and the announcement.
     fn refuse(
         &self,
         message: &impl Message,
@@ -316,62 +337,112 @@ impl Worker {
         reason: &DecodeError,
     ) -> Flow {
         let dead_letter_topic = self.dead_letter.as_ref().map(|d| d.topic.as_str());
-        let announcement = json!({
+        let mut announcement = json!({
             "topic": message.topic(),
             "partition": message.partition(),
             "offset": message.offset(),
             "kind": reason.kind(),
             "reason": reason.to_string(),
             "dead_letter_topic": dead_letter_topic,
+            "key": message.key().map(bytes_json),
+            "headers": headers
+                .iter()
+                .map(|(k, v)| json!([k, bytes_json(v)]))
+                .collect::<Vec<_>>(),
         });
-        match &self.dead_letter {
-            Some(dead) => {
-                let mut wait = DEAD_LETTER_RETRY.0;
-                loop {
-                    match dead.send(message, headers, reason) {
-                        Ok(()) => break,
-                        Err(e) => {
-                            self.failed(
-                                "dead_letter",
-                                &format!(
-                                    "could not copy {}/{}@{} to dead-letter topic {:?}: {e}; retrying in {wait:?}",
-                                    message.topic(),
-                                    message.partition(),
-                                    message.offset(),
-                                    dead.topic
-                                ),
-                            );
-                            if self.stop.wait(wait) {
-                                return Flow::Stop;
-                            }
-                            wait = (wait * 2).min(DEAD_LETTER_RETRY.1);
-                        }
-                    }
-                }
+        let Some(dead) = &self.dead_letter else {
+            self.shared.refused.fetch_add(1, Relaxed);
+            tracing::warn!(
+                topic = message.topic(),
+                partition = message.partition(),
+                offset = message.offset(),
+                reason = %reason,
+                "hookbus: Kafka record is not a CloudEvent and there is no dead-letter topic; refused"
+            );
+            return self.publish_announcement(announcement);
+        };
+        let (attempts, failure) = match self.dead_letter_send(dead, message, headers, reason) {
+            Ok(()) => {
                 self.shared.dead_lettered.fetch_add(1, Relaxed);
                 self.announce("hookbus.kafka_record_refused", announcement);
-                Flow::Continue
+                return Flow::Continue;
             }
-            None => {
-                self.shared.refused.fetch_add(1, Relaxed);
-                tracing::warn!(
-                    topic = message.topic(),
-                    partition = message.partition(),
-                    offset = message.offset(),
-                    reason = %reason,
-                    "hookbus: Kafka record is not a CloudEvent and there is no dead-letter topic; refused"
-                );
-                // The announcement is the only trace of the record: wait for
-                // room like any event.
-                match Event::builder("hookbus.kafka_record_refused")
-                    .source("hookbus")
-                    .data(announcement)
-                    .build()
-                {
-                    Ok(event) => self.publish(event),
-                    Err(_) => Flow::Continue,
-                }
+            Err(None) => return Flow::Stop,
+            Err(Some(failed)) => failed,
+        };
+        self.shared.skipped.fetch_add(1, Relaxed);
+        announcement["skipped"] = json!(true);
+        announcement["dead_letter_error"] = json!(failure.to_string());
+        announcement["dead_letter_attempts"] = json!(attempts);
+        tracing::error!(
+            topic = message.topic(),
+            partition = message.partition(),
+            offset = message.offset(),
+            reason = %reason,
+            dead_letter_topic = %dead.topic,
+            dead_letter_error = %failure,
+            attempts,
+            key = %announcement["key"],
+            headers = %announcement["headers"],
+            "hookbus: Kafka record is not a CloudEvent and the dead-letter topic cannot take it; skipped"
+        );
+        self.publish_announcement(announcement)
+    }
+
+    /// Copies the record to the dead-letter topic, up to `attempts` times
+    /// (once if the failure is permanent). `Err(None)`: stopped meanwhile;
+    /// `Err(Some(..))`: the attempts made and the last failure.
+    fn dead_letter_send(
+        &self,
+        dead: &DeadLetter,
+        message: &impl Message,
+        headers: &[(&str, &[u8])],
+        reason: &DecodeError,
+    ) -> Result<(), Option<(u32, DeadLetterFailure)>> {
+        let mut wait = DEAD_LETTER_RETRY.0;
+        let mut attempt = 1;
+        loop {
+            let e = match dead.send(message, headers, reason) {
+                Ok(()) => return Ok(()),
+                Err(e) => e,
+            };
+            let last = e.is_permanent() || attempt >= dead.attempts;
+            let next = if last {
+                format!("giving up after {attempt} attempt(s)")
+            } else {
+                format!("retrying in {wait:?}")
+            };
+            self.failed(
+                "dead_letter",
+                &format!(
+                    "could not copy {}/{}@{} to dead-letter topic {:?}: {e}; {next}",
+                    message.topic(),
+                    message.partition(),
+                    message.offset(),
+                    dead.topic
+                ),
+            );
+            if last {
+                return Err(Some((attempt, e)));
             }
+            if self.stop.wait(wait) {
+                return Err(None);
+            }
+            wait = (wait * 2).min(DEAD_LETTER_RETRY.1);
+            attempt += 1;
+        }
+    }
+
+    /// Announces a refused record that is nowhere else to be found: waits
+    /// for room like any event.
+    fn publish_announcement(&self, announcement: Value) -> Flow {
+        match Event::builder("hookbus.kafka_record_refused")
+            .source("hookbus")
+            .data(announcement)
+            .build()
+        {
+            Ok(event) => self.publish(event),
+            Err(_) => Flow::Continue,
         }
     }
 
