@@ -61,7 +61,7 @@
 //! | `hookbus_webhook_responses_total` | counter | webhook, webhook_id, class (`2xx`, `3xx`, `4xx`, `5xx`, `error` for no response) | HTTP attempts by how they ended |
 //! | `hookbus_webhook_attempt_duration_seconds_bucket` / `_sum` / `_count` | counter (sum: gauge) | webhook, webhook_id, le | every attempt's latency since the start, in the buckets of [`LATENCY_BUCKETS_MS`](crate::webhook::LATENCY_BUCKETS_MS) (cumulative, so `histogram_quantile` works) |
 //! | `hookbus_webhook_latency_seconds` | gauge | webhook, webhook_id, quantile (`0.5`, `0.99`) | over the recent attempts |
-//! | `hookbus_kafka_source_{consumed,emitted,dead_lettered,refused,skipped,errors,commits}_total` | counter | group | a [`KafkaSource`](crate::kafka::KafkaSource)'s counters ([`Collector::kafka_source`]) |
+//! | `hookbus_kafka_source_{consumed,emitted,dead_lettered,refused,skipped,errors,commits,pauses}_total` | counter | group | a [`KafkaSource`](crate::kafka::KafkaSource)'s counters ([`Collector::kafka_source`]) |
 //! | `hookbus_kafka_source_lag` | gauge | group, topic, partition | records not yet handled, per assigned partition (when the broker reports a high watermark) |
 //! | `hookbus_kafka_publisher_queued` | gauge | topic | messages still queued in librdkafka ([`Collector::kafka_publisher`]) |
 //! | `hookbus_kafka_publisher_skipped_from_kafka_total` | counter | topic | events that came from Kafka and were not published back |
@@ -182,7 +182,7 @@ impl Collector {
 
     /// Also samples a Kafka source (the `hookbus_kafka_source_*` rows:
     /// records consumed, emitted, dead-lettered, refused, skipped, errors,
-    /// commits, and per partition the lag).
+    /// commits, pauses, and per partition the lag).
     #[cfg(feature = "kafka")]
     #[cfg_attr(docsrs, doc(cfg(feature = "kafka")))]
     pub fn kafka_source(mut self, source: &crate::kafka::KafkaSource) -> Collector {
@@ -403,6 +403,7 @@ fn record_kafka(k: &KafkaSampled) {
             c("hookbus_kafka_source_dead_lettered_total", s.dead_lettered);
             c("hookbus_kafka_source_refused_total", s.refused);
             c("hookbus_kafka_source_skipped_total", s.skipped);
+            c("hookbus_kafka_source_pauses_total", s.pauses);
             c("hookbus_kafka_source_errors_total", s.errors);
             c("hookbus_kafka_source_commits_total", s.commits);
             for p in s.partitions.iter().filter(|p| p.assigned) {

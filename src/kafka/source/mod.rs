@@ -88,10 +88,15 @@
 //!   awaiting [`Bus::publish`]: it returns once the event is in the mailbox
 //!   of every subscriber that matched it, waiting for room at
 //!   [`OverflowPolicy::Block`](crate::OverflowPolicy::Block) subscribers.
-//!   While it waits, the source pauses its partitions (Kafka pause/resume):
-//!   no record after it is handled, while rebalances, statistics and the
-//!   group membership are still served, so a long wait does not make the
-//!   member leave the group.
+//!   While it waits, no record after it is handled, while rebalances,
+//!   statistics and the group membership are still served (every 100 ms),
+//!   so a long wait does not make the member leave the group. The records
+//!   the consumer returns meanwhile are held, in order; once it holds 1024
+//!   of them (or 16 MiB), the source pauses its partitions (Kafka
+//!   pause/resume), and resumes them once half are handled: a full
+//!   mailbox costs one pause per thousand records, not one per event
+//!   (counted in [`SourceStats::pauses`]). Held records of a partition
+//!   revoked meanwhile are dropped, unstored: its new owner reads them.
 //! - Only then is the record's offset stored; librdkafka commits stored
 //!   offsets every `auto.commit.interval.ms` (5 s by default), the source
 //!   commits them synchronously when partitions are revoked (rebalance) and
@@ -125,8 +130,7 @@
 //! either otherwise is an error: the guarantee above depends on them).
 //! Secret settings never appear in `Debug` output or errors.
 
-use std::cell::RefCell;
-use std::collections::VecDeque;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -153,7 +157,7 @@ use context::SourceContext;
 use dead_letter::{DeadLetter, DeadLetterContext};
 use stats::Shared;
 pub use stats::{PartitionStats, SourceStats};
-use worker::{Stop, Worker};
+use worker::{Held, Stop, Worker};
 
 /// The extension that marks events read from Kafka; its value is the topic.
 pub const FROM_KAFKA_EXTENSION: &str = "hookbuskafka";
@@ -180,6 +184,14 @@ const DEAD_LETTER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The default of [`KafkaSourceBuilder::dead_letter_attempts`].
 pub const DEFAULT_DEAD_LETTER_ATTEMPTS: u32 = 5;
+
+/// While it waits for room in the bus, the source reads ahead up to this
+/// many records (or [`HOLD_BYTES`]) before it pauses its partitions.
+const HOLD_RECORDS: usize = 1024;
+
+/// The bytes (keys, values, headers) of read-ahead records that make the
+/// source pause its partitions.
+const HOLD_BYTES: usize = 16 * 1024 * 1024;
 
 /// Properties hookbus sets unless the user does.
 const DEFAULTS: [(&str, &str); 3] = [
@@ -484,7 +496,8 @@ impl KafkaSourceBuilder {
             map: self.map.clone(),
             restore_key: self.restore_key,
             max_record_bytes: self.max_record_bytes,
-            held: RefCell::new(VecDeque::new()),
+            held: RefCell::new(Held::default()),
+            paused: Cell::new(false),
         };
         std::thread::Builder::new()
             .name("hookbus-kafka-source".into())

@@ -30,6 +30,10 @@ pub struct SourceStats {
     pub errors: u64,
     /// Successful offset commits.
     pub commits: u64,
+    /// Times the source paused fetching because, while it waited for room
+    /// in the bus, it had read ahead as many records as it holds: it
+    /// resumes once, when half of them are handled.
+    pub pauses: u64,
     /// Whether the source is still consuming.
     pub running: bool,
     /// The partitions this member has been assigned, by topic and number.
@@ -80,7 +84,12 @@ pub(super) struct Shared {
     pub(super) skipped: AtomicU64,
     pub(super) errors: AtomicU64,
     pub(super) commits: AtomicU64,
+    pub(super) pauses: AtomicU64,
     pub(super) running: AtomicBool,
+    /// Set by a revocation (in the rebalance callback), so the consuming
+    /// thread drops the records it holds of partitions no longer its own.
+    pub(super) revoked: Mutex<Vec<(String, i32)>>,
+    pub(super) any_revoked: AtomicBool,
     /// By topic, then partition (looked up with a borrowed topic name on
     /// every record, so without allocating).
     pub(super) partitions: Mutex<PartitionMap>,
@@ -91,6 +100,23 @@ pub(super) type PartitionMap = BTreeMap<String, BTreeMap<i32, PartitionState>>;
 impl Shared {
     pub(super) fn partitions(&self) -> MutexGuard<'_, PartitionMap> {
         self.partitions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Notes partitions taken away by a rebalance.
+    pub(super) fn revoke(&self, topic: &str, partition: i32) {
+        self.revoked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((topic.to_owned(), partition));
+        self.any_revoked.store(true, Relaxed);
+    }
+
+    /// The partitions revoked since the last call.
+    pub(super) fn take_revoked(&self) -> Vec<(String, i32)> {
+        if !self.any_revoked.swap(false, Relaxed) {
+            return Vec::new();
+        }
+        std::mem::take(&mut *self.revoked.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     pub(super) fn with_partition(
@@ -140,6 +166,7 @@ impl Shared {
             skipped: self.skipped.load(Relaxed),
             errors: self.errors.load(Relaxed),
             commits: self.commits.load(Relaxed),
+            pauses: self.pauses.load(Relaxed),
             running: self.running.load(Relaxed),
             partitions,
         }
