@@ -65,6 +65,8 @@
 //! | `hookbus_kafka_source_lag` | gauge | group, topic, partition | records not yet handled, per assigned partition (when the broker reports a high watermark) |
 //! | `hookbus_kafka_publisher_queued` | gauge | topic | messages still queued in librdkafka ([`Collector::kafka_publisher`]) |
 //! | `hookbus_kafka_publisher_skipped_from_kafka_total` | counter | topic | events that came from Kafka and were not published back |
+//! | `hookbus_kafka_publisher_produce_duration_seconds_bucket` / `_sum` / `_count` | counter (sum: gauge) | topic, le | every record's time from the publisher taking it to its delivery report, in the buckets of [`PRODUCE_LATENCY_BUCKETS_MS`](crate::kafka::PRODUCE_LATENCY_BUCKETS_MS) ([`KafkaPublisher::produce_latency`](crate::kafka::KafkaPublisher::produce_latency)) |
+//! | `hookbus_kafka_publisher_produce_failed_total` | counter | topic | of those, the records that failed |
 //! | `hookbus_store_appended_total` | counter | | [`StoreStats::appended`](crate::store::StoreStats::appended) |
 //! | `hookbus_store_delivered_total` | counter | | [`StoreStats::delivered`](crate::store::StoreStats::delivered) |
 //! | `hookbus_store_dead_lettered_total` | counter | | [`StoreStats::dead_lettered`](crate::store::StoreStats::dead_lettered) |
@@ -195,7 +197,7 @@ impl Collector {
 
     /// Also samples a Kafka publisher (the `hookbus_kafka_publisher_*` rows:
     /// messages still queued in librdkafka, events from Kafka not published
-    /// back).
+    /// back, the produce-latency histogram).
     #[cfg(feature = "kafka")]
     #[cfg_attr(docsrs, doc(cfg(feature = "kafka")))]
     pub fn kafka_publisher(mut self, publisher: &crate::kafka::KafkaPublisher) -> Collector {
@@ -425,8 +427,44 @@ fn record_kafka(k: &KafkaSampled) {
                 labels.iter()
             )
             .absolute(p.skipped_from_kafka());
+            record_produce_latency(&labels, &p.produce_latency());
         }
     }
+}
+
+/// A publisher's produce latencies as a Prometheus histogram: cumulative
+/// `le` buckets, a sum and a count.
+#[cfg(feature = "kafka")]
+fn record_produce_latency(labels: &[Label], latency: &crate::kafka::ProduceLatency) {
+    let bounds = crate::kafka::PRODUCE_LATENCY_BUCKETS_MS
+        .iter()
+        .map(|ms| format!("{}", *ms as f64 / 1000.0))
+        .chain(std::iter::once("+Inf".to_owned()));
+    let counts = latency
+        .cumulative
+        .iter()
+        .copied()
+        .chain(std::iter::once(latency.count));
+    for (bound, v) in bounds.zip(counts) {
+        let mut l = labels.to_vec();
+        l.push(Label::new("le", bound));
+        counter!("hookbus_kafka_publisher_produce_duration_seconds_bucket", l).absolute(v);
+    }
+    gauge!(
+        "hookbus_kafka_publisher_produce_duration_seconds_sum",
+        labels.iter()
+    )
+    .set(latency.sum.as_secs_f64());
+    counter!(
+        "hookbus_kafka_publisher_produce_duration_seconds_count",
+        labels.iter()
+    )
+    .absolute(latency.count);
+    counter!(
+        "hookbus_kafka_publisher_produce_failed_total",
+        labels.iter()
+    )
+    .absolute(latency.failed);
 }
 
 #[cfg(feature = "durable")]
