@@ -416,7 +416,7 @@ async fn poison_records_go_to_the_dead_letter_topic_and_consumption_continues() 
         ),
         (6, 2, 4, 0)
     );
-    assert_eq!(stats.partitions[0].committed, Some(6));
+    assert_eq!(stats.partitions[0].committed, Some(6), "{stats:?}");
 
     // The dead-letter records: the originals, with the reason.
     let records = consume(&dead, 1, 4).await;
