@@ -104,6 +104,8 @@ pub fn check_offsets(bootstrap: &str, producer_settings: &[(&str, &str)]) {
             format!("hookbus-offset-check-{}", uuid::Uuid::new_v4()),
         )
         .set("enable.auto.commit", "false")
+        // A resumed fetch is not held back by a long poll in flight.
+        .set("fetch.wait.max.ms", "10")
         .create()
         .expect("consumer");
     let mut tpl = TopicPartitionList::new();
