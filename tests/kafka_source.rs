@@ -595,6 +595,31 @@ async fn bad_settings_fail_at_start_without_showing_secrets() {
         .topic("t")
         .set("sasl.password", "hunter2");
     assert!(!format!("{builder:?}").contains("hunter2"));
+
+    // The dead-letter producer's own settings and attempts.
+    let dead = || {
+        KafkaSource::builder("localhost:9092", "g")
+            .topic("t")
+            .dead_letter_topic("t.dlq")
+    };
+    assert!(err(dead().dead_letter_attempts(0)).contains("dead_letter_attempts"));
+    let unknown = err(dead().dead_letter_set("no.such.property", "1"));
+    assert!(
+        unknown.contains("dead-letter producer") && unknown.contains("no.such.property"),
+        "{unknown}"
+    );
+    assert!(
+        err(dead().dead_letter_set("delivery.report.only.error", "true"))
+            .contains("delivery.report.only.error")
+    );
+    assert!(err(dead().dead_letter_set("bootstrap.servers", "elsewhere:9092")).contains("brokers"));
+    let secret = err(dead()
+        .dead_letter_set("sasl.password", "hunter2")
+        .dead_letter_set("security.protocol", "hunter2"));
+    assert!(secret.contains("security.protocol"), "{secret}");
+    assert!(!secret.contains("hunter2"), "{secret}");
+    let builder = dead().dead_letter_set("sasl.password", "hunter2");
+    assert!(!format!("{builder:?}").contains("hunter2"));
 }
 
 /// Both sources in one group: the second joining splits the partitions; the

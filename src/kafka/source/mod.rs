@@ -541,6 +541,14 @@ impl KafkaSourceBuilder {
                 "the dead-letter producer uses the source's brokers".into(),
             ));
         }
+        if let Some(v) = own.get("delivery.report.only.error")
+            && config::parse_bool(v) != Some(false)
+        {
+            return Err(config_error(
+                "delivery.report.only.error",
+                "the source waits for the delivery report of every dead-letter copy".into(),
+            ));
+        }
         let receive_limit =
             dead_letter::consumer_receive_limit(|key| consumer_config.get(key).map(str::to_owned));
         let mut producer_config = ClientConfig::new();
