@@ -62,6 +62,7 @@
 //! | `hookbus_webhook_attempt_duration_seconds_bucket` / `_sum` / `_count` | counter (sum: gauge) | webhook, webhook_id, le | every attempt's latency since the start, in the buckets of [`LATENCY_BUCKETS_MS`](crate::webhook::LATENCY_BUCKETS_MS) (cumulative, so `histogram_quantile` works) |
 //! | `hookbus_webhook_latency_seconds` | gauge | webhook, webhook_id, quantile (`0.5`, `0.99`) | over the recent attempts |
 //! | `hookbus_kafka_source_{consumed,emitted,dead_lettered,refused,skipped,errors,commits,pauses}_total` | counter | group | a [`KafkaSource`](crate::kafka::KafkaSource)'s counters ([`Collector::kafka_source`]) |
+//! | `hookbus_kafka_source_held` | gauge | group | records read ahead while waiting for room in the bus, not yet handled |
 //! | `hookbus_kafka_source_lag` | gauge | group, topic, partition | records not yet handled, per assigned partition (when the broker reports a high watermark) |
 //! | `hookbus_kafka_publisher_queued` | gauge | topic | messages still queued in librdkafka ([`Collector::kafka_publisher`]) |
 //! | `hookbus_kafka_publisher_skipped_from_kafka_total` | counter | topic | events that came from Kafka and were not published back |
@@ -406,6 +407,7 @@ fn record_kafka(k: &KafkaSampled) {
             c("hookbus_kafka_source_refused_total", s.refused);
             c("hookbus_kafka_source_skipped_total", s.skipped);
             c("hookbus_kafka_source_pauses_total", s.pauses);
+            gauge!("hookbus_kafka_source_held", labels.iter()).set(s.held as f64);
             c("hookbus_kafka_source_errors_total", s.errors);
             c("hookbus_kafka_source_commits_total", s.commits);
             for p in s.partitions.iter().filter(|p| p.assigned) {

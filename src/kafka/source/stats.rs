@@ -34,6 +34,9 @@ pub struct SourceStats {
     /// in the bus, it had read ahead as many records as it holds: it
     /// resumes once, when half of them are handled.
     pub pauses: u64,
+    /// Records read ahead while the source waits for room in the bus, not
+    /// yet handled (now).
+    pub held: u64,
     /// Whether the source is still consuming.
     pub running: bool,
     /// The partitions this member has been assigned, by topic and number.
@@ -85,6 +88,7 @@ pub(super) struct Shared {
     pub(super) errors: AtomicU64,
     pub(super) commits: AtomicU64,
     pub(super) pauses: AtomicU64,
+    pub(super) held: AtomicU64,
     pub(super) running: AtomicBool,
     /// Set by a revocation (in the rebalance callback), so the consuming
     /// thread drops the records it holds of partitions no longer its own.
@@ -167,6 +171,7 @@ impl Shared {
             errors: self.errors.load(Relaxed),
             commits: self.commits.load(Relaxed),
             pauses: self.pauses.load(Relaxed),
+            held: self.held.load(Relaxed),
             running: self.running.load(Relaxed),
             partitions,
         }

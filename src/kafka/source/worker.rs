@@ -190,6 +190,9 @@ impl Worker {
     pub(super) fn run(self) {
         while !self.stop.is_set() {
             let held = self.held.borrow_mut().pop();
+            if held.is_some() {
+                self.note_held();
+            }
             if let Some(message) = held {
                 // Fetch again once half of what was read ahead is handled,
                 // so the next records arrive while the rest is.
@@ -216,12 +219,19 @@ impl Worker {
         self.finish();
     }
 
+    /// Publishes how many records are held, for the stats.
+    fn note_held(&self) {
+        let n = self.held.borrow().records.len();
+        self.shared.held.store(n as u64, Relaxed);
+    }
+
     /// Forgets the read-ahead records of partitions revoked by a rebalance
     /// (which runs inside `poll`): their new owner reads them.
     fn drop_revoked(&self) {
         let revoked = self.shared.take_revoked();
         if !revoked.is_empty() {
             self.held.borrow_mut().drop_partitions(&revoked);
+            self.note_held();
         }
     }
 
@@ -427,6 +437,7 @@ impl Worker {
                 Some(Ok(message)) => {
                     arrived_paused |= self.paused.get();
                     self.held.borrow_mut().push(message.detach());
+                    self.note_held();
                 }
                 Some(Err(e)) => self.failed("consume", &e.to_string()),
             }
@@ -612,6 +623,9 @@ impl Worker {
     /// Commits what the bus accepted and leaves the group.
     fn finish(self) {
         commit(&self.consumer, &self.shared);
+        // What was read ahead and not handled is read again by whoever
+        // consumes the partitions next.
+        self.shared.held.store(0, Relaxed);
         self.consumer.unsubscribe();
         for state in self
             .shared
