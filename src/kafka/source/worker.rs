@@ -560,11 +560,28 @@ impl Worker {
             if last {
                 return Err(Some((attempt, e)));
             }
-            if self.stop.wait(wait) {
+            if self.sleep_serving(wait) {
                 return Err(None);
             }
             wait = (wait * 2).min(DEAD_LETTER_RETRY.1);
             attempt += 1;
+        }
+    }
+
+    /// Waits `duration` (between dead-letter attempts) while serving the
+    /// consumer every [`POLL_INTERVAL`], as a wait for room does; `true` if
+    /// stopped meanwhile.
+    fn sleep_serving(&self, duration: Duration) -> bool {
+        let deadline = Instant::now() + duration;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            if self.stop.wait(left.min(POLL_INTERVAL)) {
+                return true;
+            }
+            self.read_ahead();
         }
     }
 
