@@ -12,15 +12,15 @@
 //!   so the source finds it full again and again and waits for room
 //!   (back-pressure). Goals: at least 0.5x `source_into_bus`, which itself
 //!   stays at least 0.8x `raw_base_consumer`.
-//!
-//! The records are produced in single-record batches (`linger.ms=0`,
-//! `batch.num.messages=1`): a source that waits for room may pause and
-//! resume its partitions, and tansu 0.6.0 skips records when a fetch
-//! starts inside a batch.
 //! - `end_to_end_webhook`: a bus with a `KafkaPublisher` produces the
 //!   events, a second bus with a `KafkaSource` consumes them and a webhook
 //!   subscriber (batches of 100) posts them to an axum receiver on
 //!   127.0.0.1, which counts events; the clock stops at the last one.
+//!
+//! The `consume` records are produced in single-record batches (`linger.ms=0`,
+//! `batch.num.messages=1`): a source that waits for room may pause and
+//! resume its partitions, and tansu 0.6.0 skips records when a fetch
+//! starts inside a batch.
 //!
 //! One run against tansu 0.6.0 (in memory) on the 2-core machine, 20,000
 //! records on 4 partitions: `raw_base_consumer` 31.2 k records/s,
@@ -29,13 +29,14 @@
 //! 10.3 k events/s. Tansu is the bottleneck of all three.
 //!
 //! With the small mailbox (single-record batches; 2-core machine shared
-//! with other builds, load 4-6; `--measurement-time 3 --warm-up-time 1`),
-//! two runs: raw 25.8 k / 27.3 k records/s, mailbox 4,096 19.1 k / 20.6 k
-//! (0.74x / 0.75x raw), mailbox 8 21.4 k / 23.2 k (1.12x / 1.13x the large
-//! mailbox). Raw and the large mailbox alone, in one run: 27.6 k and
-//! 23.6 k (0.86x), the same as before this change (27.5 k and 23.6 k).
-//! Before it, a full mailbox cost a pause and a resume per event: 37-66
-//! records/s.
+//! with other builds; `--measurement-time 3 --warm-up-time 1`), the last
+//! run: raw 27.9 k records/s, mailbox 4,096 23.4 k (0.84x raw), mailbox 8
+//! 23.5 k (1.00x the large mailbox). Under heavier load (load average 4-6)
+//! two earlier runs gave raw 25.8 k / 27.3 k, large 19.1 k / 20.6 k (0.74x /
+//! 0.75x), small 21.4 k / 23.2 k (1.12x / 1.13x); raw and large alone, in
+//! one run, 27.6 k and 23.6 k (0.86x), the same as before this change
+//! (27.5 k and 23.6 k). Before it, a full mailbox cost a pause and a resume
+//! per event: 37-66 records/s.
 //!
 //! Needs a broker: `scripts/with-kafka cargo bench --features kafka,webhook
 //! --bench kafka_source`.
