@@ -7,17 +7,36 @@
 //!   group polls every record and counts it. No decoding: the floor.
 //! - `source_into_bus`: a `KafkaSource` in a fresh group decodes each record
 //!   (CloudEvents binary mode), emits it with `publish`, and one subscriber
-//!   counts it; offsets are stored as it goes.
+//!   (a `Block` mailbox of 4,096) counts it; offsets are stored as it goes.
+//! - `source_into_bus_small_mailbox`: the same with a `Block` mailbox of 8,
+//!   so the source finds it full again and again and waits for room
+//!   (back-pressure). Goals: at least 0.5x `source_into_bus`, which itself
+//!   stays at least 0.8x `raw_base_consumer`.
 //! - `end_to_end_webhook`: a bus with a `KafkaPublisher` produces the
 //!   events, a second bus with a `KafkaSource` consumes them and a webhook
 //!   subscriber (batches of 100) posts them to an axum receiver on
 //!   127.0.0.1, which counts events; the clock stops at the last one.
+//!
+//! The `consume` records are produced in single-record batches (`linger.ms=0`,
+//! `batch.num.messages=1`): a source that waits for room may pause and
+//! resume its partitions, and tansu 0.6.0 skips records when a fetch
+//! starts inside a batch.
 //!
 //! One run against tansu 0.6.0 (in memory) on the 2-core machine, 20,000
 //! records on 4 partitions: `raw_base_consumer` 31.2 k records/s,
 //! `source_into_bus` 28.4 k records/s (0.91x raw), and end to end
 //! (10,000 events: produce, consume, deliver in batches of 100 over HTTP)
 //! 10.3 k events/s. Tansu is the bottleneck of all three.
+//!
+//! With the small mailbox (single-record batches; 2-core machine shared
+//! with other builds; `--measurement-time 3 --warm-up-time 1`), the last
+//! run: raw 27.9 k records/s, mailbox 4,096 23.4 k (0.84x raw), mailbox 8
+//! 23.5 k (1.00x the large mailbox). Under heavier load (load average 4-6)
+//! two earlier runs gave raw 25.8 k / 27.3 k, large 19.1 k / 20.6 k (0.74x /
+//! 0.75x), small 21.4 k / 23.2 k (1.12x / 1.13x); raw and large alone, in
+//! one run, 27.6 k and 23.6 k (0.86x), the same as before this change
+//! (27.5 k and 23.6 k). Before it, a full mailbox cost a pause and a resume
+//! per event: 37-66 records/s.
 //!
 //! Needs a broker: `scripts/with-kafka cargo bench --features kafka,webhook
 //! --bench kafka_source`.
@@ -84,10 +103,17 @@ fn event(i: u64) -> Event {
     .expect("event")
 }
 
-/// Produces `n` events to `topic` through a bus with a `KafkaPublisher`.
-async fn produce(topic: &str, n: u64) {
+/// Produces `n` events to `topic` through a bus with a `KafkaPublisher`
+/// (single-record batches when `exact_offsets`).
+async fn produce(topic: &str, n: u64, exact_offsets: bool) {
     let bus = Bus::new().expect("bus");
-    let publisher = KafkaPublisher::new([bootstrap()], topic).expect("publisher");
+    let mut publisher = KafkaPublisher::builder([bootstrap()], topic);
+    if exact_offsets {
+        publisher = publisher
+            .set("linger.ms", "0")
+            .set("batch.num.messages", "1");
+    }
+    let publisher = publisher.build().expect("publisher");
     bus.subscriber("decision.**")
         .name("kafka")
         .options(KafkaPublisher::recommended_options())
@@ -106,7 +132,7 @@ fn consume(c: &mut Criterion) {
     let rt = runtime();
     let topic = rt.block_on(async {
         let topic = create_topic("consume").await;
-        produce(&topic, RECORDS).await;
+        produce(&topic, RECORDS, true).await;
         topic
     });
     let mut group = c.benchmark_group("kafka_source/consume");
@@ -144,57 +170,62 @@ fn consume(c: &mut Criterion) {
         })
     });
 
-    let t = topic.clone();
-    group.bench_function("source_into_bus", |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                total += rt.block_on(async {
-                    let bus = Bus::new().expect("bus");
-                    let count = Arc::new(AtomicU64::new(0));
-                    let all = Arc::new(Notify::new());
-                    let (c, a) = (count.clone(), all.clone());
-                    // Block: the source waits for room (back-pressure) rather
-                    // than the subscriber dropping.
-                    bus.subscriber("decision.**")
-                        .capacity(4096)
-                        .overflow(OverflowPolicy::Block)
-                        .on(move |_| {
-                            if c.fetch_add(1, Ordering::Relaxed) + 1 == RECORDS {
-                                a.notify_one();
-                            }
-                        })
-                        .expect("subscribe")
-                        .detach();
-                    let start = Instant::now();
-                    let source = KafkaSource::builder(
-                        bootstrap(),
-                        format!("bench-src-{}", uuid::Uuid::new_v4()),
-                    )
-                    .topic(t.clone())
-                    .set("auto.offset.reset", "earliest")
-                    .start(&bus)
-                    .expect("source");
-                    if tokio::time::timeout(Duration::from_secs(60), all.notified())
-                        .await
-                        .is_err()
-                    {
-                        panic!(
-                            "{} of {RECORDS} records reached the bus in 60 s: {:?}",
-                            count.load(Ordering::Relaxed),
-                            source.stats()
-                        );
-                    }
-                    let elapsed = start.elapsed();
-                    source.shutdown(Duration::from_secs(10)).await;
-                    bus.shutdown(Duration::from_secs(10)).await;
-                    elapsed
-                });
-            }
-            total
-        })
-    });
+    for (name, capacity) in [
+        ("source_into_bus", 4096),
+        ("source_into_bus_small_mailbox", 8),
+    ] {
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    total += rt.block_on(source_into_bus(&topic, capacity));
+                }
+                total
+            })
+        });
+    }
     group.finish();
+}
+
+/// How long a fresh source takes to bring every record of `topic` into a
+/// bus whose one subscriber has a `Block` mailbox of `capacity`.
+async fn source_into_bus(topic: &str, capacity: usize) -> Duration {
+    let bus = Bus::new().expect("bus");
+    let count = Arc::new(AtomicU64::new(0));
+    let all = Arc::new(Notify::new());
+    let (c, a) = (count.clone(), all.clone());
+    // Block: the source waits for room (back-pressure) rather than the
+    // subscriber dropping.
+    bus.subscriber("decision.**")
+        .capacity(capacity)
+        .overflow(OverflowPolicy::Block)
+        .on(move |_| {
+            if c.fetch_add(1, Ordering::Relaxed) + 1 == RECORDS {
+                a.notify_one();
+            }
+        })
+        .expect("subscribe")
+        .detach();
+    let start = Instant::now();
+    let source = KafkaSource::builder(bootstrap(), format!("bench-src-{}", uuid::Uuid::new_v4()))
+        .topic(topic)
+        .set("auto.offset.reset", "earliest")
+        .start(&bus)
+        .expect("source");
+    if tokio::time::timeout(Duration::from_secs(60), all.notified())
+        .await
+        .is_err()
+    {
+        panic!(
+            "{} of {RECORDS} records reached the bus in 60 s (mailbox {capacity}): {:?}",
+            count.load(Ordering::Relaxed),
+            source.stats()
+        );
+    }
+    let elapsed = start.elapsed();
+    source.shutdown(Duration::from_secs(10)).await;
+    bus.shutdown(Duration::from_secs(10)).await;
+    elapsed
 }
 
 fn end_to_end(c: &mut Criterion) {
@@ -255,7 +286,7 @@ fn end_to_end(c: &mut Criterion) {
                     .start(&consumer_bus)
                     .expect("source");
                     let start = Instant::now();
-                    produce(&topic, N).await;
+                    produce(&topic, N, false).await;
                     tokio::time::timeout(Duration::from_secs(120), all.notified())
                         .await
                         .expect("every event reached the receiver");

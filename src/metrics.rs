@@ -61,10 +61,13 @@
 //! | `hookbus_webhook_responses_total` | counter | webhook, webhook_id, class (`2xx`, `3xx`, `4xx`, `5xx`, `error` for no response) | HTTP attempts by how they ended |
 //! | `hookbus_webhook_attempt_duration_seconds_bucket` / `_sum` / `_count` | counter (sum: gauge) | webhook, webhook_id, le | every attempt's latency since the start, in the buckets of [`LATENCY_BUCKETS_MS`](crate::webhook::LATENCY_BUCKETS_MS) (cumulative, so `histogram_quantile` works) |
 //! | `hookbus_webhook_latency_seconds` | gauge | webhook, webhook_id, quantile (`0.5`, `0.99`) | over the recent attempts |
-//! | `hookbus_kafka_source_{consumed,emitted,dead_lettered,refused,errors,commits}_total` | counter | group | a [`KafkaSource`](crate::kafka::KafkaSource)'s counters ([`Collector::kafka_source`]) |
+//! | `hookbus_kafka_source_{consumed,emitted,dead_lettered,refused,skipped,errors,commits,pauses}_total` | counter | group | a [`KafkaSource`](crate::kafka::KafkaSource)'s counters ([`Collector::kafka_source`]) |
+//! | `hookbus_kafka_source_held` | gauge | group | records read ahead while waiting for room in the bus, not yet handled |
 //! | `hookbus_kafka_source_lag` | gauge | group, topic, partition | records not yet handled, per assigned partition (when the broker reports a high watermark) |
 //! | `hookbus_kafka_publisher_queued` | gauge | topic | messages still queued in librdkafka ([`Collector::kafka_publisher`]) |
 //! | `hookbus_kafka_publisher_skipped_from_kafka_total` | counter | topic | events that came from Kafka and were not published back |
+//! | `hookbus_kafka_publisher_produce_duration_seconds_bucket` / `_sum` / `_count` | counter (sum: gauge) | topic, le | every record's time from the publisher taking it to its delivery report, in the buckets of [`PRODUCE_LATENCY_BUCKETS_MS`](crate::kafka::PRODUCE_LATENCY_BUCKETS_MS) ([`KafkaPublisher::produce_latency`](crate::kafka::KafkaPublisher::produce_latency)) |
+//! | `hookbus_kafka_publisher_produce_failed_total` | counter | topic | of those, the records that failed |
 //! | `hookbus_store_appended_total` | counter | | [`StoreStats::appended`](crate::store::StoreStats::appended) |
 //! | `hookbus_store_delivered_total` | counter | | [`StoreStats::delivered`](crate::store::StoreStats::delivered) |
 //! | `hookbus_store_dead_lettered_total` | counter | | [`StoreStats::dead_lettered`](crate::store::StoreStats::dead_lettered) |
@@ -181,8 +184,8 @@ impl Collector {
     }
 
     /// Also samples a Kafka source (the `hookbus_kafka_source_*` rows:
-    /// records consumed, emitted, dead-lettered, refused, errors, commits,
-    /// and per partition the lag).
+    /// records consumed, emitted, dead-lettered, refused, skipped, errors,
+    /// commits, pauses, and per partition the lag).
     #[cfg(feature = "kafka")]
     #[cfg_attr(docsrs, doc(cfg(feature = "kafka")))]
     pub fn kafka_source(mut self, source: &crate::kafka::KafkaSource) -> Collector {
@@ -195,7 +198,7 @@ impl Collector {
 
     /// Also samples a Kafka publisher (the `hookbus_kafka_publisher_*` rows:
     /// messages still queued in librdkafka, events from Kafka not published
-    /// back).
+    /// back, the produce-latency histogram).
     #[cfg(feature = "kafka")]
     #[cfg_attr(docsrs, doc(cfg(feature = "kafka")))]
     pub fn kafka_publisher(mut self, publisher: &crate::kafka::KafkaPublisher) -> Collector {
@@ -402,6 +405,9 @@ fn record_kafka(k: &KafkaSampled) {
             c("hookbus_kafka_source_emitted_total", s.emitted);
             c("hookbus_kafka_source_dead_lettered_total", s.dead_lettered);
             c("hookbus_kafka_source_refused_total", s.refused);
+            c("hookbus_kafka_source_skipped_total", s.skipped);
+            c("hookbus_kafka_source_pauses_total", s.pauses);
+            gauge!("hookbus_kafka_source_held", labels.iter()).set(s.held as f64);
             c("hookbus_kafka_source_errors_total", s.errors);
             c("hookbus_kafka_source_commits_total", s.commits);
             for p in s.partitions.iter().filter(|p| p.assigned) {
@@ -423,8 +429,44 @@ fn record_kafka(k: &KafkaSampled) {
                 labels.iter()
             )
             .absolute(p.skipped_from_kafka());
+            record_produce_latency(&labels, &p.produce_latency());
         }
     }
+}
+
+/// A publisher's produce latencies as a Prometheus histogram: cumulative
+/// `le` buckets, a sum and a count.
+#[cfg(feature = "kafka")]
+fn record_produce_latency(labels: &[Label], latency: &crate::kafka::ProduceLatency) {
+    let bounds = crate::kafka::PRODUCE_LATENCY_BUCKETS_MS
+        .iter()
+        .map(|ms| format!("{}", *ms as f64 / 1000.0))
+        .chain(std::iter::once("+Inf".to_owned()));
+    let counts = latency
+        .cumulative
+        .iter()
+        .copied()
+        .chain(std::iter::once(latency.count));
+    for (bound, v) in bounds.zip(counts) {
+        let mut l = labels.to_vec();
+        l.push(Label::new("le", bound));
+        counter!("hookbus_kafka_publisher_produce_duration_seconds_bucket", l).absolute(v);
+    }
+    gauge!(
+        "hookbus_kafka_publisher_produce_duration_seconds_sum",
+        labels.iter()
+    )
+    .set(latency.sum.as_secs_f64());
+    counter!(
+        "hookbus_kafka_publisher_produce_duration_seconds_count",
+        labels.iter()
+    )
+    .absolute(latency.count);
+    counter!(
+        "hookbus_kafka_publisher_produce_failed_total",
+        labels.iter()
+    )
+    .absolute(latency.failed);
 }
 
 #[cfg(feature = "durable")]

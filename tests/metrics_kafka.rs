@@ -3,6 +3,8 @@
 //! bus label, and the recorder is global to the process.
 #![cfg(all(feature = "metrics", feature = "kafka"))]
 
+mod kafka_support;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -31,8 +33,7 @@ async fn kafka_source_and_publisher_metrics_match_their_stats() {
     let recorder = PrometheusBuilder::new().build_recorder();
     let handle = recorder.handle();
     metrics::set_global_recorder(recorder).expect("the only recorder of this binary");
-    let bootstrap = std::env::var("KAFKA_BOOTSTRAP")
-        .expect("KAFKA_BOOTSTRAP: run with scripts/with-kafka (scripts/test does)");
+    let bootstrap = kafka_support::bootstrap();
     let topic = format!("hookbus-metrics-{}", uuid::Uuid::new_v4().simple());
     let admin: hookbus::kafka::rdkafka::admin::AdminClient<
         hookbus::kafka::rdkafka::client::DefaultClientContext,
@@ -93,6 +94,36 @@ async fn kafka_source_and_publisher_metrics_match_their_stats() {
     assert_eq!(m[&emitted], 5.0);
     let queued = format!("hookbus_kafka_publisher_queued{{topic=\"{topic}\"}}");
     assert_eq!(m[&queued], publisher.unflushed() as f64);
+    // The produce-latency histogram: one observation per delivered record
+    // (the 5 were acknowledged before they came back), in cumulative
+    // buckets that end at the count, as the publisher itself reports them.
+    let latency = publisher.produce_latency();
+    assert_eq!((latency.count, latency.failed), (5, 0), "{latency:?}");
+    assert!(latency.sum > Duration::ZERO, "{latency:?}");
+    let series = |suffix: &str| {
+        format!("hookbus_kafka_publisher_produce_duration_seconds_{suffix}{{topic=\"{topic}\"}}")
+    };
+    assert_eq!(m[&series("count")], 5.0);
+    assert_eq!(m[&series("sum")], latency.sum.as_secs_f64());
+    let bucket = |le: &str| {
+        let key = format!(
+            "hookbus_kafka_publisher_produce_duration_seconds_bucket{{topic=\"{topic}\",le=\"{le}\"}}"
+        );
+        *m.get(&key).unwrap_or_else(|| panic!("{key} not in {m:?}"))
+    };
+    assert_eq!(bucket("+Inf"), 5.0);
+    let mut previous = 0.0;
+    for (ms, expected) in hookbus::kafka::PRODUCE_LATENCY_BUCKETS_MS
+        .iter()
+        .zip(&latency.cumulative)
+    {
+        let v = bucket(&format!("{}", *ms as f64 / 1000.0));
+        assert_eq!(v, *expected as f64, "le={ms} ms");
+        assert!(v >= previous, "buckets are cumulative");
+        previous = v;
+    }
+    let failed = format!("hookbus_kafka_publisher_produce_failed_total{{topic=\"{topic}\"}}");
+    assert_eq!(m[&failed], 0.0);
     source.shutdown(Duration::from_secs(10)).await;
     bus.shutdown(Duration::from_secs(10)).await;
 }

@@ -99,6 +99,7 @@ use std::time::Duration;
 pub use config::IntoBrokers;
 pub use error::KafkaError;
 pub use message::{DecodeError, KeyStrategy, Mode};
+pub use producer::{PRODUCE_LATENCY_BUCKETS_MS, ProduceLatency};
 /// The rdkafka crate this module is built on (for its error codes and, in
 /// tests, consumers).
 pub use rdkafka;
@@ -550,6 +551,20 @@ impl KafkaPublisher {
     /// [`republish_from_kafka`](KafkaPublisherBuilder::republish_from_kafka)).
     pub fn skipped_from_kafka(&self) -> u64 {
         self.inner.skipped_from_kafka.load(Ordering::Relaxed)
+    }
+
+    /// For every record with a delivery report so far: the time from the
+    /// publisher taking it to the broker's acknowledgement (or the
+    /// failure), in the buckets of [`PRODUCE_LATENCY_BUCKETS_MS`]. Empty
+    /// before the first send. Sampled as
+    /// `hookbus_kafka_publisher_produce_duration_seconds` by
+    /// [`Collector::kafka_publisher`](crate::metrics::Collector::kafka_publisher)
+    /// (feature `metrics`).
+    pub fn produce_latency(&self) -> ProduceLatency {
+        self.inner.engine.get().map_or_else(
+            || producer::LatencyCounters::default().snapshot(),
+            |e| e.signals().latency.snapshot(),
+        )
     }
 
     /// Records handed to the publisher but not yet delivered or failed.

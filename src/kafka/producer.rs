@@ -8,7 +8,7 @@
 //! forward as delivery reports free room. Nothing is dropped.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -22,6 +22,71 @@ use tokio::sync::Notify;
 
 use super::message::Encoder;
 use crate::event::Event;
+
+/// Upper bounds of the produce-latency buckets of a
+/// [`KafkaPublisher`](super::KafkaPublisher), in milliseconds (the last
+/// bucket takes everything above).
+pub const PRODUCE_LATENCY_BUCKETS_MS: [u64; 14] = [
+    1, 2, 5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000,
+];
+
+/// Produce latencies of a [`KafkaPublisher`](super::KafkaPublisher) in
+/// buckets, as a Prometheus histogram shows them: for every record, the
+/// time from the publisher taking it (including any wait for room in
+/// librdkafka's queue) to its delivery report (acknowledged or failed).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ProduceLatency {
+    /// Records at or under each bound of [`PRODUCE_LATENCY_BUCKETS_MS`]
+    /// (cumulative, as Prometheus's `le` buckets are).
+    pub cumulative: Vec<u64>,
+    /// All records with a delivery report (the `+Inf` bucket).
+    pub count: u64,
+    /// Of `count`: those that failed.
+    pub failed: u64,
+    /// The sum of their latencies.
+    pub sum: Duration,
+}
+
+/// The histogram's counters, written from librdkafka's delivery callback.
+#[derive(Default)]
+pub(crate) struct LatencyCounters {
+    /// Per bucket of PRODUCE_LATENCY_BUCKETS_MS, plus one above the last.
+    buckets: [AtomicU64; PRODUCE_LATENCY_BUCKETS_MS.len() + 1],
+    sum_us: AtomicU64,
+    failed: AtomicU64,
+}
+
+impl LatencyCounters {
+    fn record(&self, latency: Duration, ok: bool) {
+        let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+        let bucket = PRODUCE_LATENCY_BUCKETS_MS
+            .iter()
+            .position(|&ms| us <= ms * 1000)
+            .unwrap_or(PRODUCE_LATENCY_BUCKETS_MS.len());
+        self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        self.sum_us.fetch_add(us, Ordering::Relaxed);
+        if !ok {
+            self.failed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub(crate) fn snapshot(&self) -> ProduceLatency {
+        let mut cumulative = Vec::with_capacity(PRODUCE_LATENCY_BUCKETS_MS.len());
+        let mut total = 0;
+        for bucket in &self.buckets[..PRODUCE_LATENCY_BUCKETS_MS.len()] {
+            total += bucket.load(Ordering::Relaxed);
+            cumulative.push(total);
+        }
+        total += self.buckets[PRODUCE_LATENCY_BUCKETS_MS.len()].load(Ordering::Relaxed);
+        ProduceLatency {
+            cumulative,
+            count: total,
+            failed: self.failed.load(Ordering::Relaxed),
+            sum: Duration::from_micros(self.sum_us.load(Ordering::Relaxed)),
+        }
+    }
+}
 
 /// How long a waiting submission sleeps at most between two looks at the
 /// backlog, in case a wake-up was missed.
@@ -38,6 +103,9 @@ pub(crate) struct Outcome {
 /// Tracks the records of one submission until each has a delivery report.
 pub(crate) struct Tracker {
     pub(crate) events: Vec<Arc<Event>>,
+    /// When the publisher took the submission (its records' latency starts
+    /// here).
+    submitted: Instant,
     remaining: AtomicUsize,
     enqueued: AtomicBool,
     state: Mutex<Outcome>,
@@ -49,6 +117,7 @@ impl Tracker {
         let n = events.len();
         let tracker = Arc::new(Tracker {
             events,
+            submitted: Instant::now(),
             remaining: AtomicUsize::new(n),
             enqueued: AtomicBool::new(n == 0),
             state: Mutex::new(Outcome {
@@ -114,6 +183,8 @@ pub(crate) struct Signals {
     /// The last client-wide error librdkafka reported (e.g. a refused
     /// connection), for healthcheck messages.
     last_error: Mutex<Option<String>>,
+    /// Produce latencies, from the delivery reports.
+    pub(crate) latency: LatencyCounters,
 }
 
 impl Signals {
@@ -173,6 +244,9 @@ impl ProducerContext for Context {
             Ok(m) => Ok((m.partition(), m.offset())),
             Err((e, _)) => Err(code_of(e)),
         };
+        self.signals
+            .latency
+            .record(delivery.tracker.submitted.elapsed(), outcome.is_ok());
         delivery.tracker.complete(delivery.index, outcome);
         if self.signals.congested.load(Ordering::Relaxed) {
             self.signals.room.notify_waiters();
@@ -274,7 +348,12 @@ impl Engine {
                 Ok(()) => {}
                 Err((RdError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => return false,
                 // Refused outright (e.g. larger than message.max.bytes).
-                Err((e, _)) => job.tracker.complete(job.next, Err(code_of(&e))),
+                Err((e, _)) => {
+                    self.signals
+                        .latency
+                        .record(job.tracker.submitted.elapsed(), false);
+                    job.tracker.complete(job.next, Err(code_of(&e)));
+                }
             }
             job.next += 1;
         }
@@ -359,5 +438,28 @@ impl Drop for Engine {
                 self.drop_flush
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latencies_land_in_cumulative_buckets_with_a_sum_and_a_count() {
+        let counters = LatencyCounters::default();
+        counters.record(Duration::from_micros(1_000), true); // le 1 ms (inclusive)
+        counters.record(Duration::from_micros(1_001), true); // le 2 ms
+        counters.record(Duration::from_millis(40), false); // le 50 ms
+        counters.record(Duration::from_secs(60), true); // above the last bound
+        let h = counters.snapshot();
+        assert_eq!(h.cumulative.len(), PRODUCE_LATENCY_BUCKETS_MS.len());
+        assert_eq!(&h.cumulative[..6], &[1, 2, 2, 2, 2, 3]);
+        assert_eq!(*h.cumulative.last().unwrap(), 3);
+        assert_eq!((h.count, h.failed), (4, 1));
+        assert_eq!(
+            h.sum,
+            Duration::from_micros(1_000 + 1_001 + 40_000 + 60_000_000)
+        );
     }
 }

@@ -51,12 +51,15 @@ impl ConsumerContext for SourceContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(tpl) = rebalance {
             // Records are handled one at a time on the thread that runs this
-            // callback, so every record read so far is settled: commit them
-            // all before another member takes the partitions over.
+            // callback, and an offset is stored only once its record is
+            // settled: commit what is stored before another member takes
+            // the partitions over. Records read ahead and not yet handled
+            // are dropped by the consuming thread; the new owner reads them.
             commit(consumer, &self.shared);
             for e in tpl.elements() {
                 self.shared
                     .with_partition(e.topic(), e.partition(), |s| s.assigned = false);
+                self.shared.revoke(e.topic(), e.partition());
             }
         }
     }

@@ -59,14 +59,27 @@
 //!    the headers [`DEAD_LETTER_REASON_HEADER`], `hookbus-dead-letter-kind`
 //!    ([`DecodeError::kind`]), `hookbus-dead-letter-topic`,
 //!    `-partition` and `-offset`; its offset is stored only once the broker
-//!    acknowledged the copy (counted as `dead_lettered`);
+//!    acknowledged the copy (counted as `dead_lettered`). Records of any
+//!    size the source can receive fit: the dead-letter producer's
+//!    `message.max.bytes` follows the consumer's `receive.message.max.bytes`.
+//!    When the copy cannot be written (the broker refuses it as too large,
+//!    the topic does not exist, or it still fails after
+//!    [`dead_letter_attempts`](KafkaSourceBuilder::dead_letter_attempts)
+//!    sends), the record is skipped: logged at error level and announced
+//!    with its headers, key, offset, reason and the dead-letter error
+//!    (`skipped: true`), and counted as `skipped`. It never stalls the
+//!    source;
 //! 3. else it is counted as `refused`.
 //!
 //! Cases 2 and 3 are announced on the bus as `hookbus.kafka_record_refused`
-//! (topic, partition, offset, kind, reason, dead_letter_topic). Failures of
-//! the source itself (a consume error, a dead-letter send that failed and is
-//! being retried, a failed commit) are announced as
-//! `hookbus.kafka_source_failed` and counted in `errors`.
+//! (topic, partition, offset, kind, reason, dead_letter_topic, key,
+//! headers as `[name, value]` pairs; a key or value is its text when UTF-8,
+//! else `{"base64": ..}`, and over 4 KiB its `size` and `base64_prefix`).
+//! The announcement of a record that exists nowhere else (refused, or
+//! skipped) waits for room in the bus like any event. Failures of the
+//! source itself (a consume error, a dead-letter send that failed, a failed
+//! commit) are announced as `hookbus.kafka_source_failed` and counted in
+//! `errors`.
 //!
 //! # Delivery guarantee: at least once
 //!
@@ -75,10 +88,15 @@
 //!   awaiting [`Bus::publish`]: it returns once the event is in the mailbox
 //!   of every subscriber that matched it, waiting for room at
 //!   [`OverflowPolicy::Block`](crate::OverflowPolicy::Block) subscribers.
-//!   While it waits, the source pauses its partitions (Kafka pause/resume):
-//!   no record after it is handled, while rebalances, statistics and the
-//!   group membership are still served, so a long wait does not make the
-//!   member leave the group.
+//!   While it waits, no record after it is handled, while rebalances,
+//!   statistics and the group membership are still served (every 100 ms),
+//!   so a long wait does not make the member leave the group. The records
+//!   the consumer returns meanwhile are held, in order; once it holds 1024
+//!   of them (or 16 MiB), the source pauses its partitions (Kafka
+//!   pause/resume), and resumes them once half are handled: a full
+//!   mailbox costs one pause per thousand records, not one per event
+//!   (counted in [`SourceStats::pauses`]). Held records of a partition
+//!   revoked meanwhile are dropped, unstored: its new owner reads them.
 //! - Only then is the record's offset stored; librdkafka commits stored
 //!   offsets every `auto.commit.interval.ms` (5 s by default), the source
 //!   commits them synchronously when partitions are revoked (rebalance) and
@@ -112,8 +130,7 @@
 //! either otherwise is an error: the guarantee above depends on them).
 //! Secret settings never appear in `Debug` output or errors.
 
-use std::cell::RefCell;
-use std::collections::VecDeque;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -140,7 +157,7 @@ use context::SourceContext;
 use dead_letter::{DeadLetter, DeadLetterContext};
 use stats::Shared;
 pub use stats::{PartitionStats, SourceStats};
-use worker::{Stop, Worker};
+use worker::{Held, Stop, Worker};
 
 /// The extension that marks events read from Kafka; its value is the topic.
 pub const FROM_KAFKA_EXTENSION: &str = "hookbuskafka";
@@ -160,8 +177,21 @@ const POLL_INTERVAL: Duration = Duration::from_millis(100);
 const DEAD_LETTER_RETRY: (Duration, Duration) =
     (Duration::from_millis(500), Duration::from_secs(30));
 
-/// How long one dead-letter send may take before it counts as failed.
+/// How long one dead-letter send may take before it counts as failed
+/// (the dead-letter producer's `message.timeout.ms`, unless set with
+/// [`KafkaSourceBuilder::dead_letter_set`]).
 const DEAD_LETTER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The default of [`KafkaSourceBuilder::dead_letter_attempts`].
+pub const DEFAULT_DEAD_LETTER_ATTEMPTS: u32 = 5;
+
+/// While it waits for room in the bus, the source reads ahead up to this
+/// many records (or [`HOLD_BYTES`]) before it pauses its partitions.
+const HOLD_RECORDS: usize = 1024;
+
+/// The bytes (keys, values, headers) of read-ahead records that make the
+/// source pause its partitions.
+const HOLD_BYTES: usize = 16 * 1024 * 1024;
 
 /// Properties hookbus sets unless the user does.
 const DEFAULTS: [(&str, &str); 3] = [
@@ -226,6 +256,8 @@ pub struct KafkaSourceBuilder {
     topics: Vec<String>,
     settings: Settings,
     dead_letter: Option<String>,
+    dead_letter_settings: Settings,
+    dead_letter_attempts: u32,
     map: Option<Arc<MapFn>>,
     restore_key: bool,
     max_record_bytes: usize,
@@ -239,6 +271,8 @@ impl fmt::Debug for KafkaSourceBuilder {
             .field("topics", &self.topics)
             .field("settings", &self.settings)
             .field("dead_letter", &self.dead_letter)
+            .field("dead_letter_settings", &self.dead_letter_settings)
+            .field("dead_letter_attempts", &self.dead_letter_attempts)
             .field("map_foreign", &self.map.is_some())
             .field("restore_key", &self.restore_key)
             .field("max_record_bytes", &self.max_record_bytes)
@@ -274,6 +308,31 @@ impl KafkaSourceBuilder {
     /// creates topics: create it first.
     pub fn dead_letter_topic(mut self, topic: impl Into<String>) -> Self {
         self.dead_letter = Some(topic.into());
+        self
+    }
+
+    /// How many times a record is sent to the dead-letter topic before it
+    /// is skipped (default [`DEFAULT_DEAD_LETTER_ATTEMPTS`]; waits of 0.5 s,
+    /// 1 s, 2 s... in between). A failure retrying cannot fix (the topic
+    /// refuses the record as too large, the topic does not exist, no
+    /// authorisation) skips it after the first. A skipped record is logged
+    /// and announced with its headers, key, offset and reason (see the
+    /// [module docs](self#records-that-are-not-cloudevents)); it never
+    /// stalls the source. At least 1.
+    pub fn dead_letter_attempts(mut self, attempts: u32) -> Self {
+        self.dead_letter_attempts = attempts;
+        self
+    }
+
+    /// Sets a librdkafka property of the dead-letter producer, e.g.
+    /// `message.timeout.ms` (how long one send may take, 30 000 by
+    /// default) or `compression.type`. The producer already takes the
+    /// source's connection and authentication settings (`security.*`,
+    /// `sasl.*`, `ssl.*`, `socket.*`, `broker.*`, `client.*`), and a
+    /// `message.max.bytes` that fits every record the source can receive.
+    /// Checked in [`start`](Self::start).
+    pub fn dead_letter_set(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.dead_letter_settings.set(key.into(), value.into());
         self
     }
 
@@ -351,6 +410,12 @@ impl KafkaSourceBuilder {
         for topic in self.topics.iter().chain(&self.dead_letter) {
             config::validate_topic(topic)?;
         }
+        if self.dead_letter_attempts == 0 {
+            return Err(KafkaError::Config {
+                key: "dead_letter_attempts".into(),
+                reason: "0 attempts would skip every refused record unsent".into(),
+            });
+        }
         if self.max_record_bytes == 0 {
             return Err(KafkaError::Config {
                 key: "max_record_bytes".into(),
@@ -402,31 +467,7 @@ impl KafkaSourceBuilder {
         }
         check_native(&consumer_config, &config_error)?;
         let dead_letter = match &self.dead_letter {
-            Some(topic) => {
-                let mut producer_config = ClientConfig::new();
-                producer_config
-                    .set("bootstrap.servers", &brokers)
-                    .set("client.id", "hookbus")
-                    .set("acks", "all")
-                    .set("enable.idempotence", "true")
-                    .set(
-                        "message.timeout.ms",
-                        DEAD_LETTER_TIMEOUT.as_millis().to_string(),
-                    );
-                for (k, v) in settings.iter() {
-                    if SHARED_PREFIXES.iter().any(|p| k.starts_with(p)) {
-                        producer_config.set(k, v);
-                    }
-                }
-                check_native(&producer_config, &config_error)?;
-                let producer: BaseProducer<DeadLetterContext> = producer_config
-                    .create_with_context(DeadLetterContext::default())
-                    .map_err(|e| KafkaError::Create(settings.redact(&e.to_string())))?;
-                Some(DeadLetter {
-                    topic: topic.clone(),
-                    producer,
-                })
-            }
+            Some(topic) => Some(self.dead_letter_producer(topic, &brokers, &consumer_config)?),
             None => None,
         };
 
@@ -452,10 +493,11 @@ impl KafkaSourceBuilder {
             shared: shared.clone(),
             stop: stop.clone(),
             dead_letter,
-            map: self.map,
+            map: self.map.clone(),
             restore_key: self.restore_key,
             max_record_bytes: self.max_record_bytes,
-            held: RefCell::new(VecDeque::new()),
+            held: RefCell::new(Held::default()),
+            paused: Cell::new(false),
         };
         std::thread::Builder::new()
             .name("hookbus-kafka-source".into())
@@ -468,11 +510,82 @@ impl KafkaSourceBuilder {
             })?;
         Ok(KafkaSource {
             brokers,
-            group: self.group,
-            topics: self.topics,
+            group: self.group.clone(),
+            topics: self.topics.clone(),
             shared,
             stop,
             done: done_rx,
+        })
+    }
+}
+
+impl KafkaSourceBuilder {
+    /// The dead-letter producer: idempotent, `acks=all`, the source's
+    /// connection settings, and a `message.max.bytes` that takes every
+    /// record the source's consumer can receive.
+    fn dead_letter_producer(
+        &self,
+        topic: &str,
+        brokers: &str,
+        consumer_config: &ClientConfig,
+    ) -> Result<DeadLetter, KafkaError> {
+        let settings = &self.settings;
+        let own = &self.dead_letter_settings;
+        let config_error = |key: &str, reason: String| KafkaError::Config {
+            key: format!("dead-letter producer {key}"),
+            reason: own.redact(&settings.redact(&reason)),
+        };
+        if own.get("bootstrap.servers").is_some() || own.get("metadata.broker.list").is_some() {
+            return Err(config_error(
+                "bootstrap.servers",
+                "the dead-letter producer uses the source's brokers".into(),
+            ));
+        }
+        if let Some(v) = own.get("delivery.report.only.error")
+            && config::parse_bool(v) != Some(false)
+        {
+            return Err(config_error(
+                "delivery.report.only.error",
+                "the source waits for the delivery report of every dead-letter copy".into(),
+            ));
+        }
+        let receive_limit =
+            dead_letter::consumer_receive_limit(|key| consumer_config.get(key).map(str::to_owned));
+        let mut producer_config = ClientConfig::new();
+        producer_config
+            .set("bootstrap.servers", brokers)
+            .set("client.id", "hookbus")
+            .set("acks", "all")
+            .set("enable.idempotence", "true")
+            .set(
+                "message.max.bytes",
+                dead_letter::producer_message_max(receive_limit).to_string(),
+            )
+            .set(
+                "message.timeout.ms",
+                DEAD_LETTER_TIMEOUT.as_millis().to_string(),
+            );
+        for (k, v) in settings.iter() {
+            if SHARED_PREFIXES.iter().any(|p| k.starts_with(p)) {
+                producer_config.set(k, v);
+            }
+        }
+        for (k, v) in own.iter() {
+            producer_config.set(k, v);
+        }
+        check_native(&producer_config, &config_error)?;
+        let timeout = producer_config
+            .get("message.timeout.ms")
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map_or(DEAD_LETTER_TIMEOUT, Duration::from_millis);
+        let producer: BaseProducer<DeadLetterContext> = producer_config
+            .create_with_context(DeadLetterContext::default())
+            .map_err(|e| KafkaError::Create(own.redact(&settings.redact(&e.to_string()))))?;
+        Ok(DeadLetter {
+            topic: topic.to_owned(),
+            producer,
+            timeout,
+            attempts: self.dead_letter_attempts,
         })
     }
 }
@@ -530,6 +643,8 @@ impl KafkaSource {
             topics: Vec::new(),
             settings: Settings::default(),
             dead_letter: None,
+            dead_letter_settings: Settings::default(),
+            dead_letter_attempts: DEFAULT_DEAD_LETTER_ATTEMPTS,
             map: None,
             restore_key: true,
             max_record_bytes: DEFAULT_MAX_RECORD_BYTES,

@@ -19,11 +19,24 @@ pub struct SourceStats {
     pub dead_lettered: u64,
     /// Records that were not CloudEvents, with no dead-letter topic to go to.
     pub refused: u64,
+    /// Records the dead-letter topic could not take (refused for good, or
+    /// still failing after
+    /// [`dead_letter_attempts`](super::KafkaSourceBuilder::dead_letter_attempts)):
+    /// logged and announced with their headers, key, offset and reason,
+    /// then skipped.
+    pub skipped: u64,
     /// The source's own failures (consume errors, failed dead-letter sends,
     /// failed commits), each also announced as `hookbus.kafka_source_failed`.
     pub errors: u64,
     /// Successful offset commits.
     pub commits: u64,
+    /// Times the source paused fetching because, while it waited for room
+    /// in the bus, it had read ahead as many records as it holds: it
+    /// resumes once, when half of them are handled.
+    pub pauses: u64,
+    /// Records read ahead while the source waits for room in the bus, not
+    /// yet handled (now).
+    pub held: u64,
     /// Whether the source is still consuming.
     pub running: bool,
     /// The partitions this member has been assigned, by topic and number.
@@ -71,9 +84,16 @@ pub(super) struct Shared {
     pub(super) mapped: AtomicU64,
     pub(super) dead_lettered: AtomicU64,
     pub(super) refused: AtomicU64,
+    pub(super) skipped: AtomicU64,
     pub(super) errors: AtomicU64,
     pub(super) commits: AtomicU64,
+    pub(super) pauses: AtomicU64,
+    pub(super) held: AtomicU64,
     pub(super) running: AtomicBool,
+    /// Set by a revocation (in the rebalance callback), so the consuming
+    /// thread drops the records it holds of partitions no longer its own.
+    pub(super) revoked: Mutex<Vec<(String, i32)>>,
+    pub(super) any_revoked: AtomicBool,
     /// By topic, then partition (looked up with a borrowed topic name on
     /// every record, so without allocating).
     pub(super) partitions: Mutex<PartitionMap>,
@@ -84,6 +104,23 @@ pub(super) type PartitionMap = BTreeMap<String, BTreeMap<i32, PartitionState>>;
 impl Shared {
     pub(super) fn partitions(&self) -> MutexGuard<'_, PartitionMap> {
         self.partitions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Notes partitions taken away by a rebalance.
+    pub(super) fn revoke(&self, topic: &str, partition: i32) {
+        self.revoked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((topic.to_owned(), partition));
+        self.any_revoked.store(true, Relaxed);
+    }
+
+    /// The partitions revoked since the last call.
+    pub(super) fn take_revoked(&self) -> Vec<(String, i32)> {
+        if !self.any_revoked.swap(false, Relaxed) {
+            return Vec::new();
+        }
+        std::mem::take(&mut *self.revoked.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     pub(super) fn with_partition(
@@ -130,8 +167,11 @@ impl Shared {
             mapped: self.mapped.load(Relaxed),
             dead_lettered: self.dead_lettered.load(Relaxed),
             refused: self.refused.load(Relaxed),
+            skipped: self.skipped.load(Relaxed),
             errors: self.errors.load(Relaxed),
             commits: self.commits.load(Relaxed),
+            pauses: self.pauses.load(Relaxed),
+            held: self.held.load(Relaxed),
             running: self.running.load(Relaxed),
             partitions,
         }

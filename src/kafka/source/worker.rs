@@ -1,13 +1,14 @@
 //! The consuming thread: poll, decode (or map, or refuse), hand to the bus,
 //! store the offset; and the stop signal it watches.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::mpsc::{RecvTimeoutError, sync_channel};
 use std::sync::{Arc, Condvar, Mutex};
-use std::task::{Context, Poll, Waker};
-use std::time::Duration;
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message, OwnedMessage};
@@ -16,9 +17,12 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 
 use super::context::{SourceContext, commit};
-use super::dead_letter::DeadLetter;
+use super::dead_letter::{DeadLetter, DeadLetterFailure};
 use super::stats::Shared;
-use super::{DEAD_LETTER_RETRY, FROM_KAFKA_EXTENSION, ForeignRecord, MapFn, POLL_INTERVAL};
+use super::{
+    DEAD_LETTER_RETRY, FROM_KAFKA_EXTENSION, ForeignRecord, HOLD_BYTES, HOLD_RECORDS, MapFn,
+    POLL_INTERVAL,
+};
 use crate::bus::Bus;
 use crate::event::{Event, ExtensionValue};
 use crate::hub::EmitError;
@@ -68,6 +72,95 @@ impl Stop {
 /// stopped first.
 type Waiting = BoxFuture<Option<Result<(), EmitError>>>;
 
+/// Records read ahead while the source waited for room in the bus, to
+/// handle next, in order; and their size.
+#[derive(Default)]
+pub(super) struct Held {
+    records: VecDeque<OwnedMessage>,
+    bytes: usize,
+}
+
+impl Held {
+    fn push(&mut self, message: OwnedMessage) {
+        self.bytes += record_size(&message);
+        self.records.push_back(message);
+    }
+
+    fn pop(&mut self) -> Option<OwnedMessage> {
+        let message = self.records.pop_front()?;
+        self.bytes -= record_size(&message);
+        Some(message)
+    }
+
+    /// As much as the source holds before it pauses fetching.
+    fn is_full(&self) -> bool {
+        self.records.len() >= HOLD_RECORDS || self.bytes >= HOLD_BYTES
+    }
+
+    /// Down to half of that: time to fetch again.
+    fn is_low(&self) -> bool {
+        self.records.len() <= HOLD_RECORDS / 2 && self.bytes <= HOLD_BYTES / 2
+    }
+
+    /// Drops the records of partitions no longer assigned.
+    fn drop_partitions(&mut self, revoked: &[(String, i32)]) {
+        let before = self.records.len();
+        self.records.retain(|m| {
+            !revoked
+                .iter()
+                .any(|(t, p)| t == m.topic() && *p == m.partition())
+        });
+        if self.records.len() != before {
+            self.bytes = self.records.iter().map(record_size).sum();
+            tracing::debug!(
+                dropped = before - self.records.len(),
+                "hookbus: Kafka source dropped read-ahead records of revoked partitions (their new owner reads them)"
+            );
+        }
+    }
+}
+
+/// A record's key, value and headers, in bytes.
+fn record_size(message: &impl Message) -> usize {
+    message.key().map_or(0, <[u8]>::len)
+        + message.payload().map_or(0, <[u8]>::len)
+        + message.headers().map_or(0, |h| {
+            h.iter()
+                .map(|h| h.key.len() + h.value.map_or(0, <[u8]>::len))
+                .sum()
+        })
+}
+
+/// How many bytes of a key or header value an announcement shows.
+const SHOWN_BYTES: usize = 4096;
+
+/// A key or header value in an announcement: the text when it is UTF-8,
+/// else `{"base64": ..}`; longer than [`SHOWN_BYTES`], its size and the
+/// base64 of its start.
+fn bytes_json(bytes: &[u8]) -> Value {
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    if bytes.len() > SHOWN_BYTES {
+        return json!({"size": bytes.len(), "base64_prefix": b64(&bytes[..SHOWN_BYTES])});
+    }
+    match std::str::from_utf8(bytes) {
+        Ok(text) => Value::String(text.to_owned()),
+        Err(_) => json!({"base64": b64(bytes)}),
+    }
+}
+
+/// Wakes the consuming thread when the event it waits on can move on.
+struct Unpark(std::thread::Thread);
+
+impl Wake for Unpark {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
 /// What to do after a record.
 #[derive(PartialEq, Eq)]
 enum Flow {
@@ -88,20 +181,35 @@ pub(super) struct Worker {
     pub(super) max_record_bytes: usize,
     /// Records read while the source waited for room in the bus, to handle
     /// next, in order.
-    pub(super) held: RefCell<VecDeque<OwnedMessage>>,
+    pub(super) held: RefCell<Held>,
+    /// Whether the source paused its partitions (because `held` was full).
+    pub(super) paused: Cell<bool>,
 }
 
 impl Worker {
     pub(super) fn run(self) {
         while !self.stop.is_set() {
-            let held = self.held.borrow_mut().pop_front();
+            let held = self.held.borrow_mut().pop();
+            if held.is_some() {
+                self.note_held();
+            }
             if let Some(message) = held {
+                // Fetch again once half of what was read ahead is handled,
+                // so the next records arrive while the rest is.
+                if self.paused.get() && self.held.borrow().is_low() {
+                    self.pause(false);
+                }
                 if self.handle(&message) == Flow::Stop {
                     break;
                 }
                 continue;
             }
-            match self.consumer.poll(POLL_INTERVAL) {
+            if self.paused.get() {
+                self.pause(false);
+            }
+            let polled = self.consumer.poll(POLL_INTERVAL);
+            self.drop_revoked();
+            match polled {
                 None => {}
                 Some(Err(e)) => self.failed("consume", &e.to_string()),
                 Some(Ok(message)) if self.handle(&message) == Flow::Stop => break,
@@ -109,6 +217,22 @@ impl Worker {
             }
         }
         self.finish();
+    }
+
+    /// Publishes how many records are held, for the stats.
+    fn note_held(&self) {
+        let n = self.held.borrow().records.len();
+        self.shared.held.store(n as u64, Relaxed);
+    }
+
+    /// Forgets the read-ahead records of partitions revoked by a rebalance
+    /// (which runs inside `poll`): their new owner reads them.
+    fn drop_revoked(&self) {
+        let revoked = self.shared.take_revoked();
+        if !revoked.is_empty() {
+            self.held.borrow_mut().drop_partitions(&revoked);
+            self.note_held();
+        }
     }
 
     /// One record: decode (or map, or refuse), hand to the bus, store its
@@ -123,12 +247,7 @@ impl Worker {
                     .collect()
             })
             .unwrap_or_default();
-        let size = message.key().map_or(0, <[u8]>::len)
-            + message.payload().map_or(0, <[u8]>::len)
-            + headers
-                .iter()
-                .map(|(k, v)| k.len() + v.len())
-                .sum::<usize>();
+        let size = record_size(message);
         let decoded = if size > self.max_record_bytes {
             Err(DecodeError::TooLarge {
                 size,
@@ -232,11 +351,14 @@ impl Worker {
     /// subscriber that takes it), or the source is stopped.
     ///
     /// Usually the bus takes the event at once, on the first poll. When a
-    /// `Block` subscriber is full, the wait moves to a task on the bus's
-    /// runtime and this thread keeps serving the consumer with its
-    /// partitions paused: rebalances, statistics and the group membership
-    /// (`max.poll.interval.ms`) go on; records of partitions assigned
-    /// meanwhile are held back, in order, for after this one.
+    /// `Block` subscriber is full, this thread waits for room, and every
+    /// [`POLL_INTERVAL`] serves the consumer: rebalances, statistics and
+    /// the group membership (`max.poll.interval.ms`) go on, and the records
+    /// it returns are held, in order, for after this one. Once it holds
+    /// [`HOLD_RECORDS`] (or [`HOLD_BYTES`]) it pauses the partitions, once;
+    /// they are resumed, once, when half of the held records are handled.
+    /// (Pausing and resuming per wait made librdkafka drop and fetch again
+    /// what it had read ahead, for every event: a throughput cliff.)
     fn publish(&self, event: Event) -> Flow {
         let bus = self.bus.clone();
         let mut stop = self.stop.watch.subscribe();
@@ -252,7 +374,7 @@ impl Worker {
             .poll(&mut Context::from_waker(Waker::noop()))
         {
             Poll::Ready(outcome) => outcome,
-            Poll::Pending => self.wait_paused(waiting),
+            Poll::Pending => self.wait(waiting),
         };
         match outcome {
             Some(Ok(())) => Flow::Continue,
@@ -267,37 +389,69 @@ impl Worker {
         }
     }
 
-    fn wait_paused(&self, waiting: Waiting) -> Option<Result<(), EmitError>> {
-        let (done, outcome) = sync_channel(1);
-        self.runtime.spawn(async move {
-            let _ = done.send(waiting.await);
-        });
-        self.pause(true);
-        let result = loop {
-            match outcome.recv_timeout(POLL_INTERVAL) {
-                Ok(result) => break result,
-                // The runtime dropped the task (it is shutting down).
-                Err(RecvTimeoutError::Disconnected) => break None,
-                Err(RecvTimeoutError::Timeout) => {
-                    while let Some(polled) = self.consumer.poll(Duration::ZERO) {
-                        match polled {
-                            Ok(message) => self.held.borrow_mut().push_back(message.detach()),
-                            Err(e) => self.failed("consume", &e.to_string()),
-                        }
-                    }
-                }
+    /// Drives the waiting event on this thread (parked between wake-ups),
+    /// serving the consumer every [`POLL_INTERVAL`] meanwhile.
+    fn wait(&self, mut waiting: Waiting) -> Option<Result<(), EmitError>> {
+        let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+        let mut cx = Context::from_waker(&waker);
+        let _runtime = self.runtime.enter();
+        let mut next_serve = Instant::now() + POLL_INTERVAL;
+        loop {
+            if let Poll::Ready(outcome) = waiting.as_mut().poll(&mut cx) {
+                return outcome;
             }
-        };
-        self.pause(false);
-        result
+            let now = Instant::now();
+            if now >= next_serve {
+                self.read_ahead();
+                if self.stop.is_set() || self.bus.is_closed() {
+                    // The event went to nobody (stopped, or the bus and
+                    // perhaps its runtime are gone): its offset stays
+                    // unstored.
+                    return None;
+                }
+                next_serve = now + POLL_INTERVAL;
+                continue;
+            }
+            std::thread::park_timeout(next_serve - now);
+        }
+    }
+
+    /// Serves the consumer without blocking, holding the records it
+    /// returns; pauses the partitions once the held records are as many as
+    /// the source keeps.
+    fn read_ahead(&self) {
+        // A record that arrives while paused comes from a partition assigned
+        // after the pause: pause again (once per call) to stop it too.
+        let mut arrived_paused = false;
+        let mut repaused = false;
+        loop {
+            if self.held.borrow().is_full() && (!self.paused.get() || (arrived_paused && !repaused))
+            {
+                repaused = self.paused.get();
+                self.pause(true);
+            }
+            let polled = self.consumer.poll(Duration::ZERO);
+            self.drop_revoked();
+            match polled {
+                None => break,
+                Some(Ok(message)) => {
+                    arrived_paused |= self.paused.get();
+                    self.held.borrow_mut().push(message.detach());
+                    self.note_held();
+                }
+                Some(Err(e)) => self.failed("consume", &e.to_string()),
+            }
+        }
     }
 
     /// Pauses (or resumes) fetching for every partition assigned now.
     fn pause(&self, pause: bool) {
+        self.paused.set(pause);
         let Ok(assignment) = self.consumer.assignment() else {
             return;
         };
         let result = if pause {
+            self.shared.pauses.fetch_add(1, Relaxed);
             self.consumer.pause(&assignment)
         } else {
             self.consumer.resume(&assignment)
@@ -308,7 +462,9 @@ impl Worker {
     }
 
     /// A record that is neither a CloudEvent nor mapped: dead-letter it (or
-    /// count it as refused) and say so on the bus.
+    /// count it as refused) and say so on the bus. A record the dead-letter
+    /// topic cannot take is skipped after at most `attempts` sends, with
+    /// its headers, key, offset and reason in the log and the announcement.
     fn refuse(
         &self,
         message: &impl Message,
@@ -316,62 +472,129 @@ impl Worker {
         reason: &DecodeError,
     ) -> Flow {
         let dead_letter_topic = self.dead_letter.as_ref().map(|d| d.topic.as_str());
-        let announcement = json!({
+        let mut announcement = json!({
             "topic": message.topic(),
             "partition": message.partition(),
             "offset": message.offset(),
             "kind": reason.kind(),
             "reason": reason.to_string(),
             "dead_letter_topic": dead_letter_topic,
+            "key": message.key().map(bytes_json),
+            "headers": headers
+                .iter()
+                .map(|(k, v)| json!([k, bytes_json(v)]))
+                .collect::<Vec<_>>(),
         });
-        match &self.dead_letter {
-            Some(dead) => {
-                let mut wait = DEAD_LETTER_RETRY.0;
-                loop {
-                    match dead.send(message, headers, reason) {
-                        Ok(()) => break,
-                        Err(e) => {
-                            self.failed(
-                                "dead_letter",
-                                &format!(
-                                    "could not copy {}/{}@{} to dead-letter topic {:?}: {e}; retrying in {wait:?}",
-                                    message.topic(),
-                                    message.partition(),
-                                    message.offset(),
-                                    dead.topic
-                                ),
-                            );
-                            if self.stop.wait(wait) {
-                                return Flow::Stop;
-                            }
-                            wait = (wait * 2).min(DEAD_LETTER_RETRY.1);
-                        }
-                    }
-                }
+        let Some(dead) = &self.dead_letter else {
+            self.shared.refused.fetch_add(1, Relaxed);
+            tracing::warn!(
+                topic = message.topic(),
+                partition = message.partition(),
+                offset = message.offset(),
+                reason = %reason,
+                "hookbus: Kafka record is not a CloudEvent and there is no dead-letter topic; refused"
+            );
+            return self.publish_announcement(announcement);
+        };
+        let (attempts, failure) = match self.dead_letter_send(dead, message, headers, reason) {
+            Ok(()) => {
                 self.shared.dead_lettered.fetch_add(1, Relaxed);
                 self.announce("hookbus.kafka_record_refused", announcement);
-                Flow::Continue
+                return Flow::Continue;
             }
-            None => {
-                self.shared.refused.fetch_add(1, Relaxed);
-                tracing::warn!(
-                    topic = message.topic(),
-                    partition = message.partition(),
-                    offset = message.offset(),
-                    reason = %reason,
-                    "hookbus: Kafka record is not a CloudEvent and there is no dead-letter topic; refused"
-                );
-                // The announcement is the only trace of the record: wait for
-                // room like any event.
-                match Event::builder("hookbus.kafka_record_refused")
-                    .source("hookbus")
-                    .data(announcement)
-                    .build()
-                {
-                    Ok(event) => self.publish(event),
-                    Err(_) => Flow::Continue,
-                }
+            Err(None) => return Flow::Stop,
+            Err(Some(failed)) => failed,
+        };
+        self.shared.skipped.fetch_add(1, Relaxed);
+        announcement["skipped"] = json!(true);
+        announcement["dead_letter_error"] = json!(failure.to_string());
+        announcement["dead_letter_attempts"] = json!(attempts);
+        tracing::error!(
+            topic = message.topic(),
+            partition = message.partition(),
+            offset = message.offset(),
+            reason = %reason,
+            dead_letter_topic = %dead.topic,
+            dead_letter_error = %failure,
+            attempts,
+            key = %announcement["key"],
+            headers = %announcement["headers"],
+            "hookbus: Kafka record is not a CloudEvent and the dead-letter topic cannot take it; skipped"
+        );
+        self.publish_announcement(announcement)
+    }
+
+    /// Copies the record to the dead-letter topic, up to `attempts` times
+    /// (once if the failure is permanent). `Err(None)`: stopped meanwhile;
+    /// `Err(Some(..))`: the attempts made and the last failure.
+    fn dead_letter_send(
+        &self,
+        dead: &DeadLetter,
+        message: &impl Message,
+        headers: &[(&str, &[u8])],
+        reason: &DecodeError,
+    ) -> Result<(), Option<(u32, DeadLetterFailure)>> {
+        let mut wait = DEAD_LETTER_RETRY.0;
+        let mut attempt = 1;
+        loop {
+            let e = match dead.send(message, headers, reason) {
+                Ok(()) => return Ok(()),
+                Err(e) => e,
+            };
+            let last = e.is_permanent() || attempt >= dead.attempts;
+            let next = if last {
+                format!("giving up after {attempt} attempt(s)")
+            } else {
+                format!("retrying in {wait:?}")
+            };
+            self.failed(
+                "dead_letter",
+                &format!(
+                    "could not copy {}/{}@{} to dead-letter topic {:?}: {e}; {next}",
+                    message.topic(),
+                    message.partition(),
+                    message.offset(),
+                    dead.topic
+                ),
+            );
+            if last {
+                return Err(Some((attempt, e)));
             }
+            if self.sleep_serving(wait) {
+                return Err(None);
+            }
+            wait = (wait * 2).min(DEAD_LETTER_RETRY.1);
+            attempt += 1;
+        }
+    }
+
+    /// Waits `duration` (between dead-letter attempts) while serving the
+    /// consumer every [`POLL_INTERVAL`], as a wait for room does; `true` if
+    /// stopped meanwhile.
+    fn sleep_serving(&self, duration: Duration) -> bool {
+        let deadline = Instant::now() + duration;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            if self.stop.wait(left.min(POLL_INTERVAL)) {
+                return true;
+            }
+            self.read_ahead();
+        }
+    }
+
+    /// Announces a refused record that is nowhere else to be found: waits
+    /// for room like any event.
+    fn publish_announcement(&self, announcement: Value) -> Flow {
+        match Event::builder("hookbus.kafka_record_refused")
+            .source("hookbus")
+            .data(announcement)
+            .build()
+        {
+            Ok(event) => self.publish(event),
+            Err(_) => Flow::Continue,
         }
     }
 
@@ -417,6 +640,9 @@ impl Worker {
     /// Commits what the bus accepted and leaves the group.
     fn finish(self) {
         commit(&self.consumer, &self.shared);
+        // What was read ahead and not handled is read again by whoever
+        // consumes the partitions next.
+        self.shared.held.store(0, Relaxed);
         self.consumer.unsubscribe();
         for state in self
             .shared
