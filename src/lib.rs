@@ -59,10 +59,10 @@ pub mod verify;
 #[cfg_attr(docsrs, doc(cfg(feature = "webhook")))]
 pub mod webhook;
 
-pub use bus::{
-    BuildError, Bus, BusBuilder, DEFAULT_CHANNEL_CAPACITY, EmitError, IntoPattern, IntoPatterns,
-    SubscribeError, Tap,
-};
+// The root holds the types used daily; the plumbing stays under its module
+// (`bus::IntoPatterns`, `bus::DEFAULT_MAILBOX_CAPACITY`, `sink::SinkFuture`,
+// `sink::BoxFuture`, `sink::HandlerResult`, `sink::Accepts`).
+pub use bus::{BuildError, Bus, BusBuilder, EmitError, SubscribeError, Tap};
 pub use event::{Event, EventBuilder, EventError, ExtensionValue, IntoEvent, TypedEvent};
 // The default bus's general front door. The product-specific helpers
 // (`emit_low_confidence`, `emit_drift_detected`) and the event catalogs stay
@@ -72,9 +72,7 @@ pub use global::{
     shutdown,
 };
 pub use pattern::{Pattern, PatternError};
-pub use sink::{
-    Accepts, Batch, BoxFuture, DeliveryError, FailureKind, HandlerResult, Sink, SinkFuture,
-};
+pub use sink::{Batch, DeliveryError, FailureKind, Sink};
 pub use stats::{BusStats, ShutdownReport, SubscriberReport, SubscriberStats};
 pub use subscriber::{
     BatchConfig, EventStream, OverflowPolicy, SubscriberBuilder, SubscriberOptions, Subscription,

@@ -9,7 +9,8 @@
 //! a sink only delivers.
 //!
 //! ```
-//! use hookbus::{Batch, Bus, DeliveryError, Sink, SinkFuture};
+//! use hookbus::sink::SinkFuture;
+//! use hookbus::{Batch, Bus, DeliveryError, Sink};
 //! use std::sync::{Arc, atomic::{AtomicUsize, Ordering}};
 //!
 //! /// Counts what it is given.
@@ -180,7 +181,8 @@ impl DeliveryError {
     /// indices are ignored.
     ///
     /// ```
-    /// use hookbus::{Batch, Bus, DeliveryError, Event, FailureKind, Sink, SinkFuture};
+    /// use hookbus::sink::SinkFuture;
+    /// use hookbus::{Batch, Bus, DeliveryError, Event, FailureKind, Sink};
     /// use std::time::Duration;
     ///
     /// /// Refuses the second event of every batch.

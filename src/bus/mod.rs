@@ -27,13 +27,9 @@ pub use crate::hub::{BuildError, DEFAULT_TAP_CAPACITY, EmitError, SubscribeError
 /// pending events in the store; see [`BusBuilder::durable_grace`].
 pub const DEFAULT_DURABLE_GRACE: Duration = Duration::from_secs(1);
 
-/// The default mailbox capacity of a subscriber.
-///
-/// The first generation's bus channel is gone (events go straight into
-/// the mailboxes of the subscribers they match), so this is what
-/// [`BusBuilder::capacity`] sets: the default mailbox capacity of every
-/// subscriber of the bus.
-pub const DEFAULT_CHANNEL_CAPACITY: usize = 1024;
+/// The default mailbox capacity of a subscriber (what
+/// [`BusBuilder::capacity`] sets for every subscriber of a bus).
+pub const DEFAULT_MAILBOX_CAPACITY: usize = 1024;
 
 /// Anything that names a pattern: `&str`, `String`, [`Pattern`].
 pub trait IntoPattern {
@@ -167,7 +163,7 @@ pub struct BusBuilder {
 
 impl BusBuilder {
     /// The default mailbox capacity of this bus's subscribers (default
-    /// [`DEFAULT_CHANNEL_CAPACITY`]); the same as setting `capacity` in
+    /// [`DEFAULT_MAILBOX_CAPACITY`]); the same as setting `capacity` in
     /// [`default_options`](Self::default_options). Each subscriber can still
     /// set its own.
     pub fn capacity(mut self, capacity: usize) -> Self {

@@ -4,9 +4,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use hookbus::sink::SinkFuture;
 use hookbus::{
     Batch, BuildError, Bus, DeliveryError, EmitError, Event, FailureKind, OverflowPolicy, Sink,
-    SinkFuture, SubscribeError, Typed, TypedEvent,
+    SubscribeError, Typed, TypedEvent,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
