@@ -219,7 +219,7 @@ async fn keys_on_subject_and_integer_extensions_and_bad_names_are_refused() {
 
 /// A webhook that names several event types receives exactly those, each
 /// once, and a type it does not name never reaches its mailbox.
-#[cfg(feature = "testing")]
+#[cfg(all(feature = "testing", feature = "webhook"))]
 #[tokio::test]
 async fn a_webhook_naming_several_types_receives_exactly_those() {
     use hookbus::testing::TestReceiver;
