@@ -430,10 +430,7 @@ impl Hub {
         }
         let event = self.prepare(event.into_event()?);
         match self.offer(&event, None) {
-            Offer::Accepted => {
-                self.emitted.bump();
-                Ok(())
-            }
+            Offer::Accepted => Ok(()),
             Offer::StoreFailed(reason) => {
                 self.rejected_full.fetch_add(1, Ordering::Relaxed);
                 Err(EmitError::Store(unwrap_event(event), reason))
@@ -442,10 +439,7 @@ impl Hub {
                 self.rejected_full.fetch_add(1, Ordering::Relaxed);
                 Err(EmitError::Store(unwrap_event(event), STORE_BUSY.to_owned()))
             }
-            Offer::Unmatched => {
-                self.unmatched.bump();
-                Ok(())
-            }
+            Offer::Unmatched => Ok(()),
             Offer::Full(_) => {
                 self.rejected_full.fetch_add(1, Ordering::Relaxed);
                 Err(EmitError::Full(unwrap_event(event)))
@@ -465,7 +459,6 @@ impl Hub {
         loop {
             match self.offer(&event, Some(&mut commits)) {
                 Offer::Accepted => {
-                    self.emitted.bump();
                     for commit in commits {
                         if let Err(reason) = commit.await {
                             // Taken in memory (and delivered from there while
@@ -499,10 +492,7 @@ impl Hub {
                         _ = closed => {}
                     }
                 }
-                Offer::Unmatched => {
-                    self.unmatched.bump();
-                    return Ok(());
-                }
+                Offer::Unmatched => return Ok(()),
                 Offer::Closed => return Err(EmitError::Closed(unwrap_event(event))),
                 Offer::Full(route) => {
                     let room = route.mailbox.space();
@@ -551,6 +541,17 @@ impl Hub {
         outcome
     }
 
+    /// Counts an offer's outcome while the offer is still in progress, so a
+    /// shutdown (which waits for offers in progress) reports every emit that
+    /// returned `Ok`.
+    fn count(&self, outcome: &Offer) {
+        match outcome {
+            Offer::Accepted => self.emitted.bump(),
+            Offer::Unmatched => self.unmatched.bump(),
+            _ => {}
+        }
+    }
+
     fn offer_to_routes(&self, event: &Arc<Event>, commits: Option<&mut Vec<Commit>>) -> Offer {
         self.offering.fetch_add(1, Ordering::SeqCst);
         let _done = OfferGuard(&self.offering);
@@ -566,6 +567,8 @@ impl Hub {
             let mut evicted = Vec::new();
             let outcome = deliver_routed(&table, event, &mut evicted, commits);
             drop(table);
+            self.count(&outcome);
+            drop(_done);
             drop(evicted);
             return outcome;
         }
@@ -581,6 +584,7 @@ impl Hub {
         });
         drop(table);
         if owned.is_empty() {
+            self.unmatched.bump();
             return Offer::Unmatched;
         }
         let mut panics = Vec::new();
@@ -597,6 +601,7 @@ impl Hub {
         }
         let mut evicted = Vec::new();
         let outcome = deliver(event, &mut owned, &mut evicted, commits);
+        self.count(&outcome);
         drop(_done);
         for (route, message) in panics {
             self.condition_panicked(&route, event, &message);
