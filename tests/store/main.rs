@@ -407,19 +407,8 @@ async fn a_webhook_retry_schedule_resumes_after_a_restart() {
         }
     })
     .await;
-    let policy =
-        RetryPolicy::exponential(5, Duration::from_millis(300), Duration::from_millis(300))
-            .with_jitter(0.0);
     let url = receiver.url.clone();
-    let webhook = |store: &Store| {
-        WebhookSink::builder(url.clone())
-            .name("hook")
-            .allow_http(true)
-            .retry(policy.clone())
-            .durable(store)
-            .build()
-            .unwrap()
-    };
+    let webhook = |store: &Store| durable_hook(&url, Duration::from_millis(300), store);
     let id;
     {
         let store = Store::open(&path).unwrap();
@@ -451,6 +440,17 @@ async fn a_webhook_retry_schedule_resumes_after_a_restart() {
     assert_eq!(store.pending("hook").unwrap(), 0);
 }
 
+/// A durable webhook `hook` to `url` that retries 5 times, `backoff` apart.
+fn durable_hook(url: &str, backoff: Duration, store: &Store) -> WebhookSink {
+    WebhookSink::builder(url)
+        .name("hook")
+        .allow_http(true)
+        .retry(RetryPolicy::exponential(5, backoff, backoff).with_jitter(0.0))
+        .durable(store)
+        .build()
+        .unwrap()
+}
+
 /// Shutdown knows the store: a durable webhook backing off for an hour does
 /// not hold shutdown until its deadline. Once its pending event is on disk
 /// it stops at once, the report names the event kept, and the store still
@@ -461,18 +461,8 @@ async fn shutdown_keeps_a_backing_off_durable_delivery_in_the_store_and_returns_
     let path = dir.path().join("outbox.redb");
     let mut receiver =
         Receiver::start(|_, _| StatusCode::SERVICE_UNAVAILABLE.into_response()).await;
-    let policy = RetryPolicy::exponential(5, Duration::from_secs(3600), Duration::from_secs(3600))
-        .with_jitter(0.0);
     let url = receiver.url.clone();
-    let webhook = |store: &Store| {
-        WebhookSink::builder(url.clone())
-            .name("hook")
-            .allow_http(true)
-            .retry(policy.clone())
-            .durable(store)
-            .build()
-            .unwrap()
-    };
+    let webhook = |store: &Store| durable_hook(&url, Duration::from_secs(3600), store);
     let id;
     {
         let store = Store::open(&path).unwrap();
