@@ -1,0 +1,365 @@
+//! The contract, call by call, over HTTP.
+
+use hookbus::testing::Reply;
+use serde_json::json;
+
+use super::{ACME, GLOBEX, LONG, Server, receiver, verified};
+
+/// Create returns 201 with the id, the fields, the status and a generated
+/// `whsec_` secret; the delivery of a posted event verifies with that
+/// secret; list and get never show it again.
+#[tokio::test]
+async fn create_returns_a_secret_once_and_deliveries_verify_with_it() {
+    let server = Server::new().await;
+    let api = server.api();
+    let rx = receiver().await;
+    let created = api.create(ACME, &rx.url(), &["order.*"]).await;
+    assert_eq!(created.status, 201, "{created:?}");
+    let b = &created.body;
+    let id = b["id"].as_str().unwrap().to_owned();
+    assert!(id.starts_with("wh_"), "{id}");
+    assert_eq!(b["name"], "test-endpoint");
+    assert_eq!(b["url"], rx.url());
+    assert_eq!(b["events"], json!(["order.*"]));
+    assert_eq!(b["status"], "enabled");
+    assert_eq!(b["retry_config"], json!({"max_retries": 0}));
+    let secret = b["secret"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("whsec_"), "a Standard Webhooks secret");
+
+    let listed = api.list(ACME).await;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["id"], id.as_str());
+    assert!(listed[0].get("secret").is_none(), "{listed:?}");
+    let got = api
+        .call("GET", &format!("/v1/webhooks/{id}"), ACME, None)
+        .await;
+    assert_eq!(got.status, 200);
+    assert!(got.body.get("secret").is_none(), "{got:?}");
+    assert!(!got.body.to_string().contains(&secret));
+
+    let posted = api.emit(ACME, "order.placed", json!({"n": 1})).await;
+    assert_eq!(posted.status, 202, "{posted:?}");
+    let event_id = posted.body["id"].as_str().unwrap().to_owned();
+    let requests = rx.wait_for(1).await.unwrap();
+    let body = verified(&requests[0], &secret);
+    assert_eq!(body["id"], event_id.as_str());
+    assert_eq!(body["type"], "order.placed");
+    assert_eq!(body["data"], json!({"n": 1}));
+    assert_eq!(
+        body["tenant"], "acme",
+        "the tenant extension is on the event"
+    );
+    // A secret given at creation is the one that signs.
+    let rx2 = receiver().await;
+    let given = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let b2 = api
+        .call(
+            "POST",
+            "/v1/webhooks",
+            ACME,
+            Some(json!({"name": "given", "url": rx2.url(), "events": ["invoice.paid"], "secret": given})),
+        )
+        .await;
+    assert_eq!(b2.status, 201, "{b2:?}");
+    assert_eq!(b2.body["secret"], given);
+    api.emit(ACME, "invoice.paid", json!({})).await;
+    let r2 = rx2.wait_for(1).await.unwrap();
+    verified(&r2[0], given);
+    assert_eq!(rx.stats().requests, 1, "order.* did not get invoice.paid");
+    drop(server);
+}
+
+/// Events posted by one tenant reach only that tenant's webhooks, even on
+/// the same event type (routed by the `tenant` key).
+#[tokio::test]
+async fn events_reach_only_their_tenants_webhooks() {
+    let server = Server::new().await;
+    let api = server.api();
+    let (rx_acme, rx_globex) = (receiver().await, receiver().await);
+    assert_eq!(
+        api.create(ACME, &rx_acme.url(), &["order.placed"])
+            .await
+            .status,
+        201
+    );
+    assert_eq!(
+        api.create(GLOBEX, &rx_globex.url(), &["order.placed"])
+            .await
+            .status,
+        201
+    );
+    for n in 0..3 {
+        assert_eq!(
+            api.emit(ACME, "order.placed", json!({"n": n})).await.status,
+            202
+        );
+    }
+    assert_eq!(
+        api.emit(GLOBEX, "order.placed", json!({"n": 9}))
+            .await
+            .status,
+        202
+    );
+    // The bus's shutdown delivers everything in flight: after it, what each
+    // receiver has is all it will ever get.
+    let report = server.bus.shutdown(LONG).await;
+    assert!(report.is_clean(), "{report}");
+    let acme: Vec<_> = rx_acme
+        .events()
+        .iter()
+        .map(|e| e.data()["n"].clone())
+        .collect();
+    let globex: Vec<_> = rx_globex
+        .events()
+        .iter()
+        .map(|e| e.data()["n"].clone())
+        .collect();
+    assert_eq!(acme.len(), 3, "{acme:?}");
+    assert!(acme.iter().all(|n| n != 9));
+    assert_eq!(globex, vec![json!(9)]);
+}
+
+/// PATCH changes fields and keeps the id, the secret and the status; the
+/// next delivery goes to the new URL, signed with the same secret.
+#[tokio::test]
+async fn patch_changes_fields_and_keeps_the_secret() {
+    let server = Server::new().await;
+    let api = server.api();
+    let (old, new) = (receiver().await, receiver().await);
+    let created = api.create(ACME, &old.url(), &["a.b"]).await;
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    let secret = created.body["secret"].as_str().unwrap().to_owned();
+    let patched = api
+        .call(
+            "PATCH",
+            &format!("/v1/webhooks/{id}"),
+            ACME,
+            Some(json!({"url": new.url(), "name": "renamed", "events": ["c.*"]})),
+        )
+        .await;
+    assert_eq!(patched.status, 200, "{patched:?}");
+    assert_eq!(patched.body["id"], id.as_str());
+    assert_eq!(patched.body["name"], "renamed");
+    assert_eq!(patched.body["events"], json!(["c.*"]));
+    assert!(patched.body.get("secret").is_none());
+    api.emit(ACME, "c.d", json!({})).await;
+    let got = new.wait_for(1).await.unwrap();
+    verified(&got[0], &secret);
+    assert_eq!(old.stats().requests, 0);
+}
+
+/// test sends one event now and says how it went, in the Rubric shape.
+#[tokio::test]
+async fn test_reports_status_code_and_body() {
+    let server = Server::new().await;
+    let api = server.api();
+    let rx = receiver().await;
+    let created = api.create(ACME, &rx.url(), &["evaluation.completed"]).await;
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    let secret = created.body["secret"].as_str().unwrap().to_owned();
+    let t = api
+        .call(
+            "POST",
+            &format!("/v1/webhooks/{id}/test"),
+            ACME,
+            Some(json!({"event_type": "evaluation.completed", "payload": {"evaluation_id": "eval_test"}})),
+        )
+        .await;
+    assert_eq!(t.status, 200, "{t:?}");
+    assert_eq!(t.body["status"], "success");
+    assert_eq!(t.body["response_code"], 200);
+    assert!(t.body.get("response_body").is_some());
+    let req = rx.wait_for(1).await.unwrap();
+    let body = verified(&req[0], &secret);
+    assert_eq!(body["data"]["evaluation_id"], "eval_test");
+
+    rx.set_default_reply(Reply::status(418)).unwrap();
+    let t = api
+        .call(
+            "POST",
+            &format!("/v1/webhooks/{id}/test"),
+            ACME,
+            Some(json!({"event_type": "evaluation.completed", "payload": {}})),
+        )
+        .await;
+    assert_eq!(t.body["status"], "failed", "{t:?}");
+    assert_eq!(t.body["response_code"], 418);
+}
+
+/// The delivery log pages newest first with limit and next_cursor, and
+/// the pages together are the whole log, each attempt once.
+#[tokio::test]
+async fn deliveries_page_with_limit_and_cursor() {
+    let server = Server::new().await;
+    let api = server.api();
+    let rx = receiver().await;
+    let created = api.create(ACME, &rx.url(), &["x.y"]).await;
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    for n in 0..5 {
+        api.emit(ACME, "x.y", json!({"n": n})).await;
+    }
+    rx.wait_for(5).await.unwrap();
+    // The bus's shutdown waits for the deliveries under way: after it the
+    // log has every attempt (the router still answers).
+    let report = server.bus.shutdown(LONG).await;
+    assert!(report.is_clean(), "{report}");
+    let path = format!("/v1/webhooks/{id}/deliveries?limit=100");
+    let all = api.call("GET", &path, ACME, None).await.body["data"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(all.len(), 5, "{all:?}");
+    for d in &all {
+        assert_eq!(d["success"], true);
+        assert_eq!(d["event_type"], "x.y");
+        assert_eq!(d["response_code"], 200);
+        assert_eq!(d["attempts"], 1);
+        assert!(d["event_id"].is_string() && d["at"].is_string());
+    }
+    let mut paged = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let path = match &cursor {
+            None => format!("/v1/webhooks/{id}/deliveries?limit=2"),
+            Some(c) => format!("/v1/webhooks/{id}/deliveries?limit=2&cursor={c}"),
+        };
+        let page = api.call("GET", &path, ACME, None).await;
+        assert_eq!(page.status, 200, "{page:?}");
+        pages += 1;
+        paged.extend(page.body["data"].as_array().unwrap().iter().cloned());
+        match page.body["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(paged, all);
+}
+
+/// Disable: events are refused and kept; enable + retry_failed sends them
+/// again (202 with the count); delete: 204, then 404, and its events no
+/// longer go anywhere.
+#[tokio::test]
+async fn disable_retry_failed_and_delete() {
+    let server = Server::new().await;
+    let api = server.api();
+    let rx = receiver().await;
+    let created = api.create(ACME, &rx.url(), &["job.done"]).await;
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    let secret = created.body["secret"].as_str().unwrap().to_owned();
+    let since = "2020-01-01T00:00:00Z";
+
+    let d = api
+        .call("POST", &format!("/v1/webhooks/{id}/disable"), ACME, None)
+        .await;
+    assert_eq!(d.status, 200, "{d:?}");
+    assert_eq!(d.body["status"], "disabled");
+    assert_eq!(api.list(ACME).await[0]["status"], "disabled");
+    for n in 0..2 {
+        api.emit(ACME, "job.done", json!({"n": n})).await;
+    }
+    // Refused while disabled, and kept: the webhook shows them waiting.
+    let get = format!("/v1/webhooks/{id}");
+    super::until("two refused events", || async {
+        api.call("GET", &get, ACME, None).await.body["failed_events"] == 2
+    })
+    .await;
+    assert_eq!(rx.stats().requests, 0);
+
+    let e = api
+        .call("POST", &format!("/v1/webhooks/{id}/enable"), ACME, None)
+        .await;
+    assert_eq!(e.body["status"], "enabled");
+    let r = api
+        .call(
+            "POST",
+            &format!("/v1/webhooks/{id}/retry_failed"),
+            ACME,
+            Some(json!({"since": since})),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{r:?}");
+    assert_eq!(r.body["retried"], 2);
+    let got = rx.wait_for(2).await.unwrap();
+    let mut ns: Vec<_> = got
+        .iter()
+        .map(|q| verified(q, &secret)["data"]["n"].clone())
+        .collect();
+    ns.sort_by_key(|v| v.as_i64());
+    assert_eq!(ns, vec![json!(0), json!(1)]);
+
+    let del = api
+        .call("DELETE", &format!("/v1/webhooks/{id}"), ACME, None)
+        .await;
+    assert_eq!(del.status, 204);
+    assert_eq!(del.body, serde_json::Value::Null);
+    api.call("GET", &format!("/v1/webhooks/{id}"), ACME, None)
+        .await
+        .assert_problem(404, None);
+    assert!(api.list(ACME).await.is_empty());
+    api.emit(ACME, "job.done", json!({"n": 3})).await;
+    let report = server.bus.shutdown(LONG).await;
+    assert!(report.is_clean(), "{report}");
+    assert_eq!(rx.stats().requests, 2, "a deleted webhook gets nothing");
+}
+
+/// The per-tenant limit: one more is a 409; another tenant is not counted.
+#[tokio::test]
+async fn the_endpoint_limit_is_per_tenant() {
+    let bus = hookbus::Bus::new().unwrap();
+    let server = Server::start(&bus, super::builder(&bus).max_endpoints(2)).await;
+    let api = server.api();
+    let rx = receiver().await;
+    for _ in 0..2 {
+        assert_eq!(api.create(ACME, &rx.url(), &["a"]).await.status, 201);
+    }
+    api.create(ACME, &rx.url(), &["a"])
+        .await
+        .assert_problem(409, None);
+    assert_eq!(api.list(ACME).await.len(), 2);
+    assert_eq!(api.create(GLOBEX, &rx.url(), &["a"]).await.status, 201);
+    let id = api.list(ACME).await[0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        api.call("DELETE", &format!("/v1/webhooks/{id}"), ACME, None)
+            .await
+            .status,
+        204
+    );
+    assert_eq!(api.create(ACME, &rx.url(), &["a"]).await.status, 201);
+}
+
+/// The key hook on the webhook builder: a webhook subscribed with
+/// `key("tenant", "acme")` gets acme's events only.
+#[tokio::test]
+async fn a_keyed_webhook_builder_routes_by_the_key() {
+    let bus = hookbus::Bus::new().unwrap();
+    let rx = receiver().await;
+    let _sub = hookbus::webhook::WebhookSink::builder(rx.url())
+        .events(["t"])
+        .key("tenant", "acme")
+        .build()
+        .unwrap()
+        .subscribe(&bus)
+        .unwrap();
+    for tenant in ["globex", "acme", "initech"] {
+        bus.emit(
+            hookbus::Event::builder("t")
+                .data(json!({"tenant": tenant}))
+                .extension("tenant", tenant)
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
+    }
+    bus.emit(hookbus::Event::new("t", json!({"tenant": null})).unwrap())
+        .unwrap();
+    let report = bus.shutdown(LONG).await;
+    assert!(report.is_clean(), "{report}");
+    let got: Vec<_> = rx
+        .events()
+        .iter()
+        .map(|e| e.data()["tenant"].clone())
+        .collect();
+    assert_eq!(got, vec![json!("acme")]);
+}
