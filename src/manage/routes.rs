@@ -86,11 +86,12 @@ async fn patch(
     p: Result<Path<String>, PathRejection>,
     b: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let r = id(p).and_then(|id| {
+    let r = async {
+        let id = id(p)?;
         s.get(&t, &id)?;
-        s.update(&t, &id, &body(b)?)
-    });
-    answer(StatusCode::OK, r)
+        s.update(&t, &id, &body(b)?).await
+    };
+    answer(StatusCode::OK, r.await)
 }
 
 async fn delete(
@@ -98,7 +99,8 @@ async fn delete(
     Caller(t): Caller,
     p: Result<Path<String>, PathRejection>,
 ) -> Response {
-    match id(p).and_then(|id| s.delete(&t, &id)) {
+    let r = async { s.delete(&t, &id(p)?).await };
+    match r.await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(p) => p.into_response(),
     }

@@ -25,6 +25,10 @@ const MAX_URL: usize = 2048;
 const MAX_NAME: usize = 256;
 /// Most event patterns per webhook.
 const MAX_EVENTS: usize = 100;
+/// How long an update of a durable webhook waits for the old subscription
+/// to let go of the webhook's name in the store.
+#[cfg(feature = "durable")]
+const RESUBSCRIBE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 pub(super) struct Limits {
     pub(super) max_endpoints: usize,
@@ -62,6 +66,8 @@ pub(super) struct Inner {
     bus: Bus,
     webhooks: WebhookManager,
     entries: Mutex<BTreeMap<String, Entry>>,
+    /// Held by an update or a delete while it runs.
+    changes: tokio::sync::Mutex<()>,
     pub(super) identify: Identify,
     pub(super) limits: Limits,
     #[cfg(feature = "durable")]
@@ -195,6 +201,7 @@ impl Inner {
             bus: bus.clone(),
             webhooks: WebhookManager::new(bus),
             entries: Mutex::new(BTreeMap::new()),
+            changes: tokio::sync::Mutex::new(()),
             identify,
             limits,
             #[cfg(feature = "durable")]
@@ -490,7 +497,12 @@ impl Inner {
         Self::find(&entries, tenant, id).map(|e| self.view(e))
     }
 
-    pub(super) fn update(&self, tenant: &str, id: &str, body: &[u8]) -> Result<Value, Problem> {
+    pub(super) async fn update(
+        &self,
+        tenant: &str,
+        id: &str,
+        body: &[u8],
+    ) -> Result<Value, Problem> {
         let map = object(body)?;
         // An id in the body must be this one: naming another webhook (of
         // this tenant or another) changes nothing.
@@ -505,9 +517,18 @@ impl Inner {
         {
             return Err(Problem::invalid(k, format!("unknown field {k:?}")));
         }
-        let mut entries = self.lock();
-        let entry = Self::find(&entries, tenant, id)?;
-        let mut record = entry.record.clone();
+        // One change at a time: a durable webhook's update awaits.
+        let _one = self.changes.lock().await;
+        let (old, old_secret, handle) = {
+            let entries = self.lock();
+            let entry = Self::find(&entries, tenant, id)?;
+            (
+                entry.record.clone(),
+                entry.secret.clone(),
+                entry.handle.clone(),
+            )
+        };
+        let mut record = old.clone();
         if let Some(n) = string(&map, "name")? {
             record.name = n;
         }
@@ -528,26 +549,78 @@ impl Inner {
             }
         }
         let new_secret = string(&map, "secret")?;
-        let secret = new_secret.clone().unwrap_or_else(|| entry.secret.clone());
+        let secret = new_secret.clone().unwrap_or_else(|| old_secret.clone());
         let builder = self.builder(&record, &secret)?;
-        let handle = entry.handle.clone();
         self.save(&record, new_secret.as_deref())?;
-        if let Err(e) = self.webhooks.update(&handle, builder) {
-            // Put the kept definition back as it was.
-            let old = entry.record.clone();
-            let old_secret = entry.secret.clone();
-            let _ = self.save(&old, new_secret.as_ref().map(|_| old_secret.as_str()));
-            return Err(problem_of(e));
+        match self.resubscribe(&handle, builder).await {
+            Ok(handle) => {
+                let mut entries = self.lock();
+                let entry = entries
+                    .get_mut(id)
+                    .expect("deletes wait for changes under way");
+                entry.record = record;
+                entry.secret = secret;
+                entry.handle = handle;
+                Ok(self.view(entry))
+            }
+            Err(e) => {
+                // Keep the definition as it was.
+                let _ = self.save(&old, new_secret.as_ref().map(|_| old_secret.as_str()));
+                Err(problem_of(e))
+            }
         }
-        let entry = entries
-            .get_mut(id)
-            .expect("found above, under the same lock");
-        entry.record = record;
-        entry.secret = secret;
-        Ok(self.view(entry))
     }
 
-    pub(super) fn delete(&self, tenant: &str, id: &str) -> Result<(), Problem> {
+    /// Puts a webhook's new settings in place, keeping its state.
+    #[cfg(not(feature = "durable"))]
+    async fn resubscribe(
+        &self,
+        handle: &WebhookId,
+        builder: WebhookBuilder,
+    ) -> Result<WebhookId, WebhookError> {
+        self.webhooks
+            .update(handle, builder)
+            .map(|()| handle.clone())
+    }
+
+    /// Puts a webhook's new settings in place, keeping its state. A durable
+    /// webhook's name is its key in the store, and one name has one
+    /// subscriber at a time: the old subscription goes first (its mailbox
+    /// is still delivered), the new one attaches once the old one has let
+    /// go of the name, and takes its state from the store.
+    #[cfg(feature = "durable")]
+    async fn resubscribe(
+        &self,
+        handle: &WebhookId,
+        builder: WebhookBuilder,
+    ) -> Result<WebhookId, WebhookError> {
+        if self.persist.is_none() {
+            return self
+                .webhooks
+                .update(handle, builder)
+                .map(|()| handle.clone());
+        }
+        let enabled = self.webhooks.get(handle)?.enabled;
+        self.webhooks.delete(handle)?;
+        let deadline = tokio::time::Instant::now() + RESUBSCRIBE_WAIT;
+        let new = loop {
+            match self.webhooks.register(builder.clone()) {
+                Ok(h) => break h,
+                Err(WebhookError::Subscribe(_)) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        // The store may not have committed a recent disable yet.
+        if !enabled {
+            self.webhooks.disable(&new)?;
+        }
+        Ok(new)
+    }
+
+    pub(super) async fn delete(&self, tenant: &str, id: &str) -> Result<(), Problem> {
+        let _one = self.changes.lock().await;
         let mut entries = self.lock();
         let handle = Self::find(&entries, tenant, id)?.handle.clone();
         self.forget(id);

@@ -62,6 +62,7 @@ pub struct Server {
     pub manage: Manage,
     pub bus: Bus,
     task: tokio::task::JoinHandle<()>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl Server {
@@ -70,20 +71,38 @@ impl Server {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let app = manage.router();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.await;
+                })
+                .await
+                .unwrap();
         });
         Server {
             addr,
             manage,
             bus: bus.clone(),
             task,
+            stop: Some(stop),
         }
     }
 
     pub async fn new() -> Server {
         let bus = Bus::new().unwrap();
         Server::start(&bus, builder(&bus)).await
+    }
+
+    /// Stops serving and waits until the server task (and the router it
+    /// holds) is gone.
+    pub async fn stop(mut self) -> Bus {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let task = std::mem::replace(&mut self.task, tokio::spawn(async {}));
+        task.await.unwrap();
+        self.bus.clone()
     }
 
     pub fn api(&self) -> Api {
