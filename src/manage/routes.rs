@@ -192,7 +192,8 @@ async fn events(
     Caller(t): Caller,
     b: Result<Bytes, BytesRejection>,
 ) -> Response {
-    answer(StatusCode::ACCEPTED, body(b).and_then(|b| s.emit(&t, &b)))
+    let r = async { s.emit(&t, &body(b)?).await };
+    answer(StatusCode::ACCEPTED, r.await)
 }
 
 async fn not_found() -> Problem {

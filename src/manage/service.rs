@@ -768,7 +768,10 @@ impl Inner {
         Ok(json!({ "retried": retried }))
     }
 
-    pub(super) fn emit(&self, tenant: &str, body: &[u8]) -> Result<Value, Problem> {
+    /// Emits an event for `tenant`. With a store, the answer waits until
+    /// every durable webhook that took it has it on disk (a 202 is never
+    /// lost to a crash).
+    pub(super) async fn emit(&self, tenant: &str, body: &[u8]) -> Result<Value, Problem> {
         let map = object(body)?;
         const EVENT_FIELDS: [&str; 5] = ["type", "data", "subject", "id", "source"];
         if let Some(k) = map.keys().find(|k| !EVENT_FIELDS.contains(&k.as_str())) {
@@ -792,7 +795,7 @@ impl Inner {
             .build()
             .map_err(|e| Problem::invalid("type", e.to_string()))?;
         let id = event.id().to_owned();
-        self.bus.emit(event).map_err(|e| {
+        self.bus.publish(event).await.map_err(|e| {
             Problem::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "not-accepted",
