@@ -1,4 +1,4 @@
-//! Webhooks as a service, embedded: [`Manage`] is an axum [`Router`] the
+//! Webhooks as a service, embedded: [`Manage`] is an axum [`Router`](axum::Router) the
 //! application mounts, through which its customers (tenants) register,
 //! inspect, test and retry their own webhook endpoints over HTTP, and post
 //! events for them.

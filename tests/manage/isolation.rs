@@ -86,7 +86,7 @@ async fn guessed_ids_and_path_tricks_are_404() {
         format!("{id}%00"),
         format!("%2e%2e%2f{id}"),
         format!("..%2F{id}"),
-        format!("{}", &id[..id.len() - 1]),
+        id[..id.len() - 1].to_owned(),
         format!("{id}x"),
         "%2e%2e".to_owned(),
         "*".to_owned(),
