@@ -14,8 +14,9 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
 #[error("{status} {title}: {detail}")]
 pub struct Problem {
-    /// A URI naming the kind of problem (`about:blank` plus the title for
-    /// plain HTTP errors).
+    /// A URI naming the kind of problem: `urn:hookbus:problem:<kind>`
+    /// (`not-found`, `invalid-field`, `bad-json`, `too-large`,
+    /// `unauthorized`, `endpoint-limit`, ...).
     #[serde(rename = "type")]
     pub kind: String,
     /// A short summary of the kind of problem.
@@ -33,7 +34,7 @@ impl Problem {
     /// A problem of `status` with a short `kind` slug (e.g. `invalid-field`).
     pub fn new(status: StatusCode, kind: &str, title: &str, detail: impl Into<String>) -> Problem {
         Problem {
-            kind: format!("https://hookbus.dev/problems/{kind}"),
+            kind: format!("urn:hookbus:problem:{kind}"),
             title: title.to_owned(),
             status: status.as_u16(),
             detail: detail.into(),
