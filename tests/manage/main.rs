@@ -16,6 +16,9 @@ mod isolation;
 #[cfg(feature = "durable")]
 mod persist;
 #[cfg(all(feature = "durable", feature = "cli"))]
+#[path = "../trust/python.rs"]
+mod python;
+#[cfg(all(feature = "durable", feature = "cli"))]
 mod serve;
 
 use std::collections::HashMap;
@@ -150,6 +153,11 @@ impl Api {
             base,
             client: reqwest::Client::new(),
         }
+    }
+
+    /// The API's base URL.
+    pub fn base(&self) -> &str {
+        &self.base
     }
 
     pub async fn raw(

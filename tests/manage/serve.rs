@@ -266,6 +266,40 @@ async fn a_killed_serve_resumes_pending_deliveries_after_a_restart() {
     assert!(status.success());
 }
 
+/// The same flow from Python, with `requests` and the official
+/// `standardwebhooks` package verifying each delivery (skipped with a
+/// message where they cannot be imported, except under CI).
+#[tokio::test]
+async fn the_rubric_flow_from_python() {
+    if !super::python::require(
+        "the_rubric_flow_from_python",
+        &["requests", "standardwebhooks"],
+    ) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(dir.path()).await;
+    let base = server.api.base().to_owned();
+    let script = include_str!("flow.py");
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("python3")
+            .args(["-c", script, &base, ACME])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok");
+    let (status, _) = server.terminate().await;
+    assert!(status.success());
+}
+
 /// Bad flags: no token, a malformed one.
 #[tokio::test]
 async fn serve_refuses_bad_tokens() {
