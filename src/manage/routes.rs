@@ -111,10 +111,8 @@ async fn disable(
     Caller(t): Caller,
     p: Result<Path<String>, PathRejection>,
 ) -> Response {
-    answer(
-        StatusCode::OK,
-        id(p).and_then(|id| s.set_enabled(&t, &id, false)),
-    )
+    let r = async { s.set_enabled(&t, &id(p)?, false).await };
+    answer(StatusCode::OK, r.await)
 }
 
 async fn enable(
@@ -122,10 +120,8 @@ async fn enable(
     Caller(t): Caller,
     p: Result<Path<String>, PathRejection>,
 ) -> Response {
-    answer(
-        StatusCode::OK,
-        id(p).and_then(|id| s.set_enabled(&t, &id, true)),
-    )
+    let r = async { s.set_enabled(&t, &id(p)?, true).await };
+    answer(StatusCode::OK, r.await)
 }
 
 async fn test(

@@ -628,12 +628,14 @@ impl Inner {
         self.webhooks.delete(&handle).map_err(problem_of)
     }
 
-    pub(super) fn set_enabled(
+    pub(super) async fn set_enabled(
         &self,
         tenant: &str,
         id: &str,
         enabled: bool,
     ) -> Result<Value, Problem> {
+        // Not while an update puts new settings in place.
+        let _one = self.changes.lock().await;
         let entries = self.lock();
         let entry = Self::find(&entries, tenant, id)?;
         if enabled {
@@ -773,9 +775,30 @@ impl Inner {
     /// lost to a crash).
     pub(super) async fn emit(&self, tenant: &str, body: &[u8]) -> Result<Value, Problem> {
         let map = object(body)?;
-        const EVENT_FIELDS: [&str; 5] = ["type", "data", "subject", "id", "source"];
+        // `{type, data, subject?, id?, source?}`, or a CloudEvent in
+        // structured mode (specversion 1.0 and its attributes); the tenant
+        // is the caller's, never the body's.
+        const EVENT_FIELDS: [&str; 9] = [
+            "type",
+            "data",
+            "subject",
+            "id",
+            "source",
+            "specversion",
+            "time",
+            "datacontenttype",
+            "dataschema",
+        ];
         if let Some(k) = map.keys().find(|k| !EVENT_FIELDS.contains(&k.as_str())) {
             return Err(Problem::invalid(k, format!("unknown field {k:?}")));
+        }
+        if let Some(v) = string(&map, "specversion")?
+            && v != "1.0"
+        {
+            return Err(Problem::invalid(
+                "specversion",
+                "specversion must be \"1.0\"",
+            ));
         }
         let ty =
             string(&map, "type")?.ok_or_else(|| Problem::invalid("type", "type is required"))?;
@@ -790,6 +813,17 @@ impl Inner {
         }
         if let Some(s) = string(&map, "source")? {
             b = b.source(s);
+        }
+        if let Some(t) = string(&map, "time")? {
+            let t = OffsetDateTime::parse(&t, &Rfc3339)
+                .map_err(|e| Problem::invalid("time", format!("time must be RFC 3339: {e}")))?;
+            b = b.time(t);
+        }
+        if let Some(c) = string(&map, "datacontenttype")? {
+            b = b.datacontenttype(c);
+        }
+        if let Some(d) = string(&map, "dataschema")? {
+            b = b.dataschema(d);
         }
         let event = b
             .build()

@@ -363,3 +363,46 @@ async fn a_keyed_webhook_builder_routes_by_the_key() {
         .collect();
     assert_eq!(got, vec![json!("acme")]);
 }
+
+/// A CloudEvent in structured mode is accepted as posted (its id, source,
+/// subject, time); the tenant is always the caller's.
+#[tokio::test]
+async fn a_posted_cloudevent_keeps_its_attributes() {
+    let server = Server::new().await;
+    let api = server.api();
+    let rx = receiver().await;
+    let secret = api.create(ACME, &rx.url(), &["invoice.paid"]).await.body["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let ce = json!({
+        "specversion": "1.0",
+        "id": "evt-42",
+        "source": "/billing",
+        "type": "invoice.paid",
+        "subject": "inv_7",
+        "time": "2024-03-15T10:00:00Z",
+        "datacontenttype": "application/json",
+        "data": {"amount": 12},
+    });
+    let a = api.call("POST", "/v1/events", ACME, Some(ce.clone())).await;
+    assert_eq!(a.status, 202, "{a:?}");
+    assert_eq!(a.body["id"], "evt-42");
+    let got = rx.wait_for(1).await.unwrap();
+    let body = verified(&got[0], &secret);
+    for k in ["id", "source", "type", "subject", "data"] {
+        assert_eq!(body[k], ce[k], "{k}");
+    }
+    assert_eq!(body["time"], "2024-03-15T10:00:00Z");
+    assert_eq!(body["tenant"], "acme");
+    let mut other = ce.clone();
+    other["specversion"] = json!("0.3");
+    api.call("POST", "/v1/events", ACME, Some(other))
+        .await
+        .assert_problem(422, Some("specversion"));
+    let mut spoof = ce;
+    spoof["tenant"] = json!("globex");
+    api.call("POST", "/v1/events", ACME, Some(spoof))
+        .await
+        .assert_problem(422, Some("tenant"));
+}

@@ -60,6 +60,17 @@ async fn endpoints_secrets_and_state_survive_a_restart() {
         )
         .await;
     assert_eq!(d.body["status"], "disabled");
+    // A durable webhook's PATCH re-subscribes it: still disabled after.
+    let p = api
+        .call(
+            "PATCH",
+            &format!("/v1/webhooks/{b_id}"),
+            GLOBEX,
+            Some(json!({"name": "globex-orders"})),
+        )
+        .await;
+    assert_eq!(p.status, 200, "{p:?}");
+    assert_eq!(p.body["status"], "disabled");
     let deleted = api.create(ACME, &rx_a.url(), &["gone"]).await.body["id"]
         .as_str()
         .unwrap()
@@ -102,6 +113,7 @@ async fn endpoints_secrets_and_state_survive_a_restart() {
     assert_eq!(api.list(GLOBEX).await, before_b);
     assert_eq!(before_a[0]["name"], "orders");
     assert_eq!(before_b[0]["status"], "disabled");
+    assert_eq!(before_b[0]["name"], "globex-orders");
     // Acme's webhook still signs with the secret it was given, and still
     // gets acme's events only.
     api.emit(GLOBEX, "order.placed", json!({"n": 1})).await;
