@@ -16,7 +16,8 @@
 //! | `POST /v1/webhooks/{id}/test` `{event_type, payload}` | `200 {status, response_code, response_body}` |
 //! | `GET /v1/webhooks/{id}/deliveries?limit=N&cursor=C` | `200 {"data": [{event_id, event_type, success, response_code, attempts, at}], "next_cursor"}` |
 //! | `POST /v1/webhooks/{id}/retry_failed` `{since}` | `202 {"retried": n}` |
-//! | `POST /v1/events` `{type, data, subject?, id?}` | `202 {"id"}`: emitted on the bus for the caller's tenant |
+//! | `POST /v1/events` `{type, data, subject?, id?}` or a structured CloudEvent | `202 {"id"}`: emitted on the bus for the caller's tenant |
+//! | `GET /v1/openapi.json` (no caller needed) | `200` the OpenAPI 3.1 document of all this |
 //!
 //! Errors are RFC 9457 problem details ([`Problem`],
 //! `application/problem+json`) naming the field at fault: 400 (not JSON),
@@ -75,6 +76,7 @@
 //! # Ok(()) }
 //! ```
 
+mod openapi;
 #[cfg(feature = "durable")]
 mod persist;
 mod problem;

@@ -192,6 +192,10 @@ async fn events(
     answer(StatusCode::ACCEPTED, r.await)
 }
 
+async fn openapi() -> Response {
+    axum::Json(super::openapi::document()).into_response()
+}
+
 async fn not_found() -> Problem {
     Problem::not_found("this path")
 }
@@ -219,6 +223,7 @@ pub(super) fn router(inner: Shared) -> Router {
         .route("/v1/webhooks/{id}/deliveries", get(deliveries))
         .route("/v1/webhooks/{id}/retry_failed", post(retry_failed))
         .route("/v1/events", post(events))
+        .route("/v1/openapi.json", get(openapi))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))

@@ -406,3 +406,76 @@ async fn a_posted_cloudevent_keeps_its_attributes() {
         .await
         .assert_problem(422, Some("tenant"));
 }
+
+/// The OpenAPI document: 3.1, served without a caller, every route of the
+/// router in it with its methods, and (where the Python validator is
+/// installed) valid against the OpenAPI 3.1 schema.
+#[tokio::test]
+async fn the_openapi_document_describes_every_route() {
+    let server = Server::new().await;
+    let api = server.api();
+    let a = api.raw("GET", "/v1/openapi.json", None, None).await;
+    assert_eq!(a.status, 200, "{a:?}");
+    let doc = a.body;
+    assert_eq!(doc["openapi"], "3.1.0");
+    let routes = [
+        ("/v1/webhooks", &["post", "get"][..]),
+        ("/v1/webhooks/{id}", &["get", "patch", "delete"]),
+        ("/v1/webhooks/{id}/disable", &["post"]),
+        ("/v1/webhooks/{id}/enable", &["post"]),
+        ("/v1/webhooks/{id}/test", &["post"]),
+        ("/v1/webhooks/{id}/deliveries", &["get"]),
+        ("/v1/webhooks/{id}/retry_failed", &["post"]),
+        ("/v1/events", &["post"]),
+        ("/v1/openapi.json", &["get"]),
+    ];
+    let paths = doc["paths"].as_object().unwrap();
+    assert_eq!(paths.len(), routes.len(), "{:?}", paths.keys());
+    for (path, methods) in routes {
+        let item = paths.get(path).unwrap_or_else(|| panic!("{path} missing"));
+        for m in methods {
+            assert!(item.get(*m).is_some(), "{m} {path} missing");
+        }
+    }
+    // The document's methods are the router's: any other is a 405.
+    let rx = receiver().await;
+    let id = api.create(ACME, &rx.url(), &["a"]).await.body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for (path, methods) in routes {
+        let concrete = path.replace("{id}", &id);
+        for m in ["get", "post", "patch", "delete", "put"] {
+            if !methods.contains(&m) {
+                let a = api.call(&m.to_uppercase(), &concrete, ACME, None).await;
+                assert_eq!(a.status, 405, "{m} {concrete}: {a:?}");
+            }
+        }
+    }
+    if super::python_can(&["openapi_spec_validator"]) {
+        let out = std::process::Command::new("python3")
+            .args([
+                "-c",
+                "import json,sys\nfrom openapi_spec_validator import validate\nvalidate(json.load(sys.stdin))\nprint('valid')",
+            ])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut c| {
+                use std::io::Write;
+                c.stdin.take().unwrap().write_all(doc.to_string().as_bytes())?;
+                c.wait_with_output()
+            })
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    } else {
+        eprintln!(
+            "the_openapi_document_describes_every_route: openapi_spec_validator not installed; validation skipped"
+        );
+    }
+}

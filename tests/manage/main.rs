@@ -278,3 +278,12 @@ where
         tokio::task::yield_now().await;
     }
 }
+
+/// Whether `python3` can import every module in `modules`.
+pub fn python_can(modules: &[&str]) -> bool {
+    let script: String = modules.iter().map(|m| format!("import {m}\n")).collect();
+    std::process::Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
