@@ -229,6 +229,14 @@ pub(super) fn document() -> Value {
                     "404": not_found()
                 }))
             },
+            "/v1/webhooks/{id}/replay": {
+                "parameters": id_param,
+                "post": op("replay", "Send again the events delivered since a time (needs a store that keeps delivered events).", Some(schema("Since")), json!({
+                    "202": ok("Accepted; sent in the background.", json!({"type": "object", "properties": {"retried": {"type": "integer"}}})),
+                    "404": not_found(),
+                    "409": problem("This server does not keep delivered events.")
+                }))
+            },
             "/v1/events": {
                 "post": op("postEvent", "Emit an event for the caller's tenant.", Some(schema("Event")), json!({
                     "202": ok("Accepted (on disk, with a store).", json!({"type": "object", "properties": {"id": {"type": "string"}}})),

@@ -183,6 +183,19 @@ async fn retry_failed(
     answer(StatusCode::ACCEPTED, r)
 }
 
+async fn replay(
+    State(s): State<Shared>,
+    Caller(t): Caller,
+    p: Result<Path<String>, PathRejection>,
+    b: Result<Bytes, BytesRejection>,
+) -> Response {
+    let r = id(p).and_then(|id| {
+        s.get(&t, &id)?;
+        s.replay(&t, &id, &body(b)?)
+    });
+    answer(StatusCode::ACCEPTED, r)
+}
+
 async fn events(
     State(s): State<Shared>,
     Caller(t): Caller,
@@ -222,6 +235,7 @@ pub(super) fn router(inner: Shared) -> Router {
         .route("/v1/webhooks/{id}/test", post(test))
         .route("/v1/webhooks/{id}/deliveries", get(deliveries))
         .route("/v1/webhooks/{id}/retry_failed", post(retry_failed))
+        .route("/v1/webhooks/{id}/replay", post(replay))
         .route("/v1/events", post(events))
         .route("/v1/openapi.json", get(openapi))
         .fallback(not_found)

@@ -160,6 +160,19 @@ fn problem_of(e: WebhookError) -> Problem {
     }
 }
 
+/// The `{since}` body of retry_failed and replay (absent: everything).
+fn since(body: &[u8]) -> Result<OffsetDateTime, Problem> {
+    let map = object(body)?;
+    if let Some(k) = map.keys().find(|k| k.as_str() != "since") {
+        return Err(Problem::invalid(k, format!("unknown field {k:?}")));
+    }
+    match string(&map, "since")? {
+        Some(s) => OffsetDateTime::parse(&s, &Rfc3339)
+            .map_err(|e| Problem::invalid("since", format!("since must be RFC 3339: {e}"))),
+        None => Ok(OffsetDateTime::UNIX_EPOCH),
+    }
+}
+
 fn new_id() -> String {
     format!("wh_{}", uuid::Uuid::new_v4().simple())
 }
@@ -745,15 +758,7 @@ impl Inner {
         body: &[u8],
     ) -> Result<Value, Problem> {
         let handle = self.handle(tenant, id)?;
-        let map = object(body)?;
-        if let Some(k) = map.keys().find(|k| k.as_str() != "since") {
-            return Err(Problem::invalid(k, format!("unknown field {k:?}")));
-        }
-        let since = match string(&map, "since")? {
-            Some(s) => OffsetDateTime::parse(&s, &Rfc3339)
-                .map_err(|e| Problem::invalid("since", format!("since must be RFC 3339: {e}")))?,
-            None => OffsetDateTime::UNIX_EPOCH,
-        };
+        let since = since(body)?;
         let sink = self.webhooks.sink_of(&handle).map_err(problem_of)?;
         let retried: usize = sink
             .dead_letters()
@@ -768,6 +773,43 @@ impl Inner {
             }
         });
         Ok(json!({ "retried": retried }))
+    }
+
+    /// Sends again, in the background, the events this webhook delivered
+    /// since `since` (a receiver that lost data); needs a store that keeps
+    /// delivered events. The answer says how many.
+    pub(super) fn replay(
+        self: &Arc<Self>,
+        tenant: &str,
+        id: &str,
+        body: &[u8],
+    ) -> Result<Value, Problem> {
+        let handle = self.handle(tenant, id)?;
+        let since = since(body)?;
+        #[cfg(feature = "durable")]
+        if let Some(p) = &self.persist
+            && p.store().keeps_delivered()
+        {
+            let n = p
+                .store()
+                .delivered_since(id, since.into(), usize::MAX)
+                .map_err(|e| Problem::internal(format!("cannot read the store: {e}")))?
+                .len();
+            let inner = self.clone();
+            tokio::spawn(async move {
+                if let Err(e) = inner.webhooks.replay(&handle, since).await {
+                    tracing::warn!(error = %e, "hookbus manage: replay");
+                }
+            });
+            return Ok(json!({ "retried": n }));
+        }
+        let _ = (handle, since);
+        Err(Problem::new(
+            StatusCode::CONFLICT,
+            "replay-unavailable",
+            "Replay unavailable",
+            "replay needs a store that keeps delivered events (StoreBuilder::keep_delivered; hookbus serve --keep-delivered-hours)",
+        ))
     }
 
     /// Emits an event for `tenant`. With a store, the answer waits until

@@ -426,6 +426,7 @@ async fn the_openapi_document_describes_every_route() {
         ("/v1/webhooks/{id}/test", &["post"]),
         ("/v1/webhooks/{id}/deliveries", &["get"]),
         ("/v1/webhooks/{id}/retry_failed", &["post"]),
+        ("/v1/webhooks/{id}/replay", &["post"]),
         ("/v1/events", &["post"]),
         ("/v1/openapi.json", &["get"]),
     ];
@@ -478,4 +479,33 @@ async fn the_openapi_document_describes_every_route() {
             "the_openapi_document_describes_every_route: openapi_spec_validator not installed; validation skipped"
         );
     }
+}
+
+/// Replay without a store that keeps delivered events: 409, nothing sent.
+#[tokio::test]
+async fn replay_without_kept_deliveries_is_a_conflict() {
+    let server = Server::new().await;
+    let api = server.api();
+    let rx = receiver().await;
+    let id = api.create(ACME, &rx.url(), &["a"]).await.body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    api.call(
+        "POST",
+        &format!("/v1/webhooks/{id}/replay"),
+        ACME,
+        Some(json!({})),
+    )
+    .await
+    .assert_problem(409, None);
+    api.call(
+        "POST",
+        &format!("/v1/webhooks/{id}/replay"),
+        GLOBEX,
+        Some(json!({})),
+    )
+    .await
+    .assert_problem(404, None);
+    assert_eq!(rx.stats().requests, 0);
 }

@@ -42,6 +42,10 @@ pub(crate) struct Args {
     /// The most endpoints one tenant may have.
     #[arg(long, default_value_t = hookbus::manage::DEFAULT_MAX_ENDPOINTS)]
     max_endpoints: usize,
+    /// Keep delivered events this many hours (at most a million), so
+    /// `POST /v1/webhooks/{id}/replay` can send them again; 0: keep none.
+    #[arg(long, value_name = "HOURS", default_value_t = 24)]
+    keep_delivered_hours: u64,
     /// On SIGTERM or Ctrl-C, how long deliveries under way may take to
     /// finish (what is left stays pending in the store for the next start).
     #[arg(long, value_name = "SECONDS", default_value_t = 10)]
@@ -116,7 +120,14 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
         code: EXIT_IO,
         message: format!("error: cannot create {}: {e}", args.data.display()),
     })?;
-    let store = Store::open(args.data.join("hookbus.redb")).map_err(|e| Failure {
+    let mut store = Store::builder(args.data.join("hookbus.redb"));
+    if args.keep_delivered_hours > 0 {
+        store = store.keep_delivered(
+            Duration::from_secs(args.keep_delivered_hours.saturating_mul(3600)),
+            1_000_000,
+        );
+    }
+    let store = store.open().map_err(|e| Failure {
         code: EXIT_IO,
         message: format!("error: {e}"),
     })?;
