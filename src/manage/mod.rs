@@ -16,6 +16,7 @@
 //! | `POST /v1/webhooks/{id}/test` `{event_type, payload}` | `200 {status, response_code, response_body}` |
 //! | `GET /v1/webhooks/{id}/deliveries?limit=N&cursor=C` | `200 {"data": [{event_id, event_type, success, response_code, attempts, at}], "next_cursor"}` |
 //! | `POST /v1/webhooks/{id}/retry_failed` `{since}` | `202 {"retried": n}` |
+//! | `POST /v1/webhooks/{id}/rotate_secret` `{secret?, grace_seconds?}` | `200 {id, secret, previous_valid_until}`: the old secret keeps signing alongside (Standard Webhooks sends one signature per secret) for the grace, a day by default |
 //! | `POST /v1/webhooks/{id}/replay` `{since}` | `202 {"retried": n}`: the events delivered since then, again (needs a store that keeps delivered events; else 409) |
 //! | `POST /v1/events` `{type, data, subject?, id?}` or a structured CloudEvent | `202 {"id"}`: emitted on the bus for the caller's tenant |
 //! | `GET /v1/openapi.json` (no caller needed) | `200` the OpenAPI 3.1 document of all this |
@@ -224,9 +225,10 @@ impl ManageBuilder {
             Some((store, secrets)) => inner.with_store(store, secrets)?,
             None => inner,
         };
-        Ok(Manage {
-            inner: Arc::new(inner),
-        })
+        let inner = Arc::new(inner);
+        // Previous secrets kept signing across a restart end on time.
+        inner.expire_all();
+        Ok(Manage { inner })
     }
 }
 

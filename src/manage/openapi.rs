@@ -229,6 +229,24 @@ pub(super) fn document() -> Value {
                     "404": not_found()
                 }))
             },
+            "/v1/webhooks/{id}/rotate_secret": {
+                "parameters": id_param,
+                "post": op("rotateSecret", "A new signing secret; the old one signs alongside for the grace.", Some(json!({
+                    "type": "object",
+                    "properties": {
+                        "secret": {"type": "string", "pattern": "^whsec_", "description": "Generated when absent."},
+                        "grace_seconds": {"type": "integer", "minimum": 0, "maximum": 604800, "default": 86400}
+                    },
+                    "additionalProperties": false
+                })), json!({
+                    "200": ok("The new secret: returned here only.", json!({"type": "object", "properties": {
+                        "id": {"type": "string"},
+                        "secret": {"type": "string"},
+                        "previous_valid_until": {"type": ["string", "null"], "format": "date-time"}
+                    }})),
+                    "404": not_found()
+                }))
+            },
             "/v1/webhooks/{id}/replay": {
                 "parameters": id_param,
                 "post": op("replay", "Send again the events delivered since a time (needs a store that keeps delivered events).", Some(schema("Since")), json!({

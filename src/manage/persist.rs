@@ -8,7 +8,7 @@ use std::sync::Mutex;
 
 use super::ManageError;
 use super::problem::Problem;
-use super::service::Record;
+use super::service::{Keys, Record};
 use crate::store::Store;
 
 const PREFIX: &str = "manage/webhook/";
@@ -17,11 +17,11 @@ pub(super) struct Persist {
     store: Store,
     path: PathBuf,
     /// The secrets as the file holds them, by webhook id.
-    secrets: Mutex<BTreeMap<String, String>>,
+    secrets: Mutex<BTreeMap<String, Keys>>,
 }
 
 /// The records and the secrets found.
-type Opened = (Persist, Vec<Record>, BTreeMap<String, String>);
+type Opened = (Persist, Vec<Record>, BTreeMap<String, Keys>);
 
 fn secrets_error(path: &Path, reason: impl std::fmt::Display) -> ManageError {
     ManageError::Secrets {
@@ -32,7 +32,7 @@ fn secrets_error(path: &Path, reason: impl std::fmt::Display) -> ManageError {
 
 impl Persist {
     pub(super) fn open(store: Store, path: PathBuf) -> Result<Opened, ManageError> {
-        let secrets: BTreeMap<String, String> = match std::fs::read(&path) {
+        let secrets: BTreeMap<String, Keys> = match std::fs::read(&path) {
             Ok(bytes) => {
                 restrict(&path).map_err(|e| secrets_error(&path, e))?;
                 serde_json::from_slice(&bytes).map_err(|e| {
@@ -71,12 +71,12 @@ impl Persist {
         &self.store
     }
 
-    /// Keeps a definition, and its secret when it is new or changed (the
-    /// secret first: a record is never kept without its secret).
-    pub(super) fn save(&self, record: &Record, secret: Option<&str>) -> Result<(), Problem> {
-        if let Some(secret) = secret {
+    /// Keeps a definition, and its secrets when they are new or changed
+    /// (the secrets first: a record is never kept without them).
+    pub(super) fn save(&self, record: &Record, keys: Option<&Keys>) -> Result<(), Problem> {
+        if let Some(keys) = keys {
             let mut secrets = self.secrets.lock().unwrap_or_else(|e| e.into_inner());
-            let before = secrets.insert(record.id.clone(), secret.to_owned());
+            let before = secrets.insert(record.id.clone(), keys.clone());
             if let Err(e) = write_private(&self.path, &secrets) {
                 match before {
                     Some(b) => secrets.insert(record.id.clone(), b),
@@ -126,7 +126,7 @@ fn restrict(path: &Path) -> std::io::Result<()> {
 
 /// Writes the secrets to a new file (mode 0600 from its creation), syncs
 /// it, and renames it over `path`: a crash leaves the old file or the new.
-fn write_private(path: &Path, secrets: &BTreeMap<String, String>) -> std::io::Result<()> {
+fn write_private(path: &Path, secrets: &BTreeMap<String, Keys>) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
     let _ = std::fs::remove_file(&tmp);
     let mut options = std::fs::OpenOptions::new();

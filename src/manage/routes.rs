@@ -183,6 +183,20 @@ async fn retry_failed(
     answer(StatusCode::ACCEPTED, r)
 }
 
+async fn rotate_secret(
+    State(s): State<Shared>,
+    Caller(t): Caller,
+    p: Result<Path<String>, PathRejection>,
+    b: Result<Bytes, BytesRejection>,
+) -> Response {
+    let r = async {
+        let id = id(p)?;
+        s.get(&t, &id)?;
+        s.rotate(&t, &id, &body(b)?).await
+    };
+    answer(StatusCode::OK, r.await)
+}
+
 async fn replay(
     State(s): State<Shared>,
     Caller(t): Caller,
@@ -236,6 +250,7 @@ pub(super) fn router(inner: Shared) -> Router {
         .route("/v1/webhooks/{id}/deliveries", get(deliveries))
         .route("/v1/webhooks/{id}/retry_failed", post(retry_failed))
         .route("/v1/webhooks/{id}/replay", post(replay))
+        .route("/v1/webhooks/{id}/rotate_secret", post(rotate_secret))
         .route("/v1/events", post(events))
         .route("/v1/openapi.json", get(openapi))
         .fallback(not_found)

@@ -25,6 +25,10 @@ const MAX_URL: usize = 2048;
 const MAX_NAME: usize = 256;
 /// Most event patterns per webhook.
 const MAX_EVENTS: usize = 100;
+/// How long a rotated-out secret keeps signing by default (a day).
+const DEFAULT_GRACE_SECONDS: u64 = 24 * 3600;
+/// The longest grace for a rotated-out secret (a week).
+const MAX_GRACE_SECONDS: u64 = 7 * 24 * 3600;
 /// How long an update of a durable webhook waits for the old subscription
 /// to let go of the webhook's name in the store.
 #[cfg(feature = "durable")]
@@ -56,10 +60,44 @@ pub(super) struct Record {
     pub(super) templates: Option<Value>,
 }
 
+/// A webhook's signing secrets (kept in the secrets file, never in the
+/// store): the current one, and after a rotation the previous one, which
+/// signs alongside until `previous_until`.
+#[derive(Clone, Serialize, Deserialize)]
+pub(super) struct Keys {
+    pub(super) secret: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) previous: Option<String>,
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub(super) previous_until: Option<OffsetDateTime>,
+}
+
+impl Keys {
+    fn new(secret: String) -> Keys {
+        Keys {
+            secret,
+            previous: None,
+            previous_until: None,
+        }
+    }
+
+    /// The previous secret while it still signs.
+    fn previous_now(&self) -> Option<&str> {
+        match (&self.previous, self.previous_until) {
+            (Some(p), Some(until)) if until > OffsetDateTime::now_utc() => Some(p),
+            _ => None,
+        }
+    }
+}
+
 struct Entry {
     record: Record,
     handle: WebhookId,
-    secret: String,
+    keys: Keys,
 }
 
 pub(super) struct Inner {
@@ -232,10 +270,13 @@ impl Inner {
         let (persist, records, keys) = super::persist::Persist::open(store, secrets)?;
         self.persist = Some(persist);
         for record in records {
-            let Some(secret) = keys.get(&record.id).cloned() else {
+            let Some(mut secret) = keys.get(&record.id).cloned() else {
                 tracing::error!(webhook = %record.id, tenant = %record.tenant, "hookbus manage: no secret kept for this webhook; it is not registered");
                 continue;
             };
+            if secret.previous_now().is_none() {
+                secret = Keys::new(secret.secret);
+            }
             match self.register(&record, &secret) {
                 Ok(handle) => {
                     self.lock().insert(
@@ -243,7 +284,7 @@ impl Inner {
                         Entry {
                             record,
                             handle,
-                            secret,
+                            keys: secret,
                         },
                     );
                 }
@@ -317,7 +358,8 @@ impl Inner {
     }
 
     /// The webhook builder of a record, checked field by field.
-    fn builder(&self, r: &Record, secret: &str) -> Result<WebhookBuilder, Problem> {
+    fn builder(&self, r: &Record, keys: &Keys) -> Result<WebhookBuilder, Problem> {
+        let secret = keys.secret.as_str();
         self.check_url(&r.url)?;
         if r.name.trim().is_empty() || r.name.len() > MAX_NAME {
             return Err(Problem::invalid(
@@ -343,6 +385,12 @@ impl Inner {
             name: Some(r.id.clone()),
             url: r.url.clone(),
             secret: Some(secret.to_owned()),
+            // During a rotation both sign (Standard Webhooks sends one
+            // signature per secret), the new one first.
+            secrets: match keys.previous_now() {
+                Some(p) => vec![secret.to_owned(), p.to_owned()],
+                None => Vec::new(),
+            },
             events: r.events.clone(),
             filter,
             retry,
@@ -368,8 +416,8 @@ impl Inner {
     }
 
     #[cfg(feature = "durable")]
-    fn register(&self, r: &Record, secret: &str) -> Result<WebhookId, Problem> {
-        let b = self.builder(r, secret)?;
+    fn register(&self, r: &Record, keys: &Keys) -> Result<WebhookId, Problem> {
+        let b = self.builder(r, keys)?;
         self.webhooks.register(b).map_err(problem_of)
     }
 
@@ -416,15 +464,15 @@ impl Inner {
     }
 
     #[cfg(feature = "durable")]
-    fn save(&self, r: &Record, secret: Option<&str>) -> Result<(), Problem> {
+    fn save(&self, r: &Record, keys: Option<&Keys>) -> Result<(), Problem> {
         match &self.persist {
-            Some(p) => p.save(r, secret),
+            Some(p) => p.save(r, keys),
             None => Ok(()),
         }
     }
 
     #[cfg(not(feature = "durable"))]
-    fn save(&self, _r: &Record, _secret: Option<&str>) -> Result<(), Problem> {
+    fn save(&self, _r: &Record, _keys: Option<&Keys>) -> Result<(), Problem> {
         Ok(())
     }
 
@@ -438,7 +486,7 @@ impl Inner {
         let url = string(&map, "url")?.ok_or_else(|| Problem::invalid("url", "url is required"))?;
         let events = strings(&map, "events")?
             .ok_or_else(|| Problem::invalid("events", "events is required"))?;
-        let secret = string(&map, "secret")?.unwrap_or_else(new_secret);
+        let keys = Keys::new(string(&map, "secret")?.unwrap_or_else(new_secret));
         let record = Record {
             id: new_id(),
             tenant: tenant.to_owned(),
@@ -452,7 +500,7 @@ impl Inner {
             templates: value(&map, "templates"),
         };
         // Checked in full before anything is kept or subscribed.
-        let builder = self.builder(&record, &secret)?;
+        let builder = self.builder(&record, &keys)?;
         let mut entries = self.lock();
         let owned = entries
             .values()
@@ -466,7 +514,7 @@ impl Inner {
                 format!("this tenant has {owned} webhooks, the most allowed; delete one first"),
             ));
         }
-        self.save(&record, Some(&secret))?;
+        self.save(&record, Some(&keys))?;
         let handle = match self.webhooks.register(builder) {
             Ok(h) => h,
             Err(e) => {
@@ -477,10 +525,10 @@ impl Inner {
         let entry = Entry {
             record,
             handle,
-            secret,
+            keys,
         };
         let mut view = self.view(&entry);
-        view["secret"] = Value::String(entry.secret.clone());
+        view["secret"] = Value::String(entry.keys.secret.clone());
         entries.insert(entry.record.id.clone(), entry);
         Ok(view)
     }
@@ -532,12 +580,12 @@ impl Inner {
         }
         // One change at a time: a durable webhook's update awaits.
         let _one = self.changes.lock().await;
-        let (old, old_secret, handle) = {
+        let (old, old_keys, handle) = {
             let entries = self.lock();
             let entry = Self::find(&entries, tenant, id)?;
             (
                 entry.record.clone(),
-                entry.secret.clone(),
+                entry.keys.clone(),
                 entry.handle.clone(),
             )
         };
@@ -561,10 +609,12 @@ impl Inner {
                 *slot = Some(v);
             }
         }
-        let new_secret = string(&map, "secret")?;
-        let secret = new_secret.clone().unwrap_or_else(|| old_secret.clone());
-        let builder = self.builder(&record, &secret)?;
-        self.save(&record, new_secret.as_deref())?;
+        // A secret given here replaces every secret at once (no grace:
+        // rotate_secret is the call for that).
+        let new_keys = string(&map, "secret")?.map(Keys::new);
+        let keys = new_keys.clone().unwrap_or_else(|| old_keys.clone());
+        let builder = self.builder(&record, &keys)?;
+        self.save(&record, new_keys.as_ref())?;
         match self.resubscribe(&handle, builder).await {
             Ok(handle) => {
                 let mut entries = self.lock();
@@ -572,13 +622,13 @@ impl Inner {
                     .get_mut(id)
                     .expect("deletes wait for changes under way");
                 entry.record = record;
-                entry.secret = secret;
+                entry.keys = keys;
                 entry.handle = handle;
                 Ok(self.view(entry))
             }
             Err(e) => {
                 // Keep the definition as it was.
-                let _ = self.save(&old, new_secret.as_ref().map(|_| old_secret.as_str()));
+                let _ = self.save(&old, new_keys.as_ref().map(|_| &old_keys));
                 Err(problem_of(e))
             }
         }
@@ -773,6 +823,146 @@ impl Inner {
             }
         });
         Ok(json!({ "retried": retried }))
+    }
+
+    /// Gives a webhook a new secret (given, or generated); the old one
+    /// keeps signing alongside for `grace_seconds` (default a day, at most
+    /// a week; 0: it stops at once). The new secret is in the answer, and
+    /// nowhere after.
+    pub(super) async fn rotate(
+        self: &Arc<Self>,
+        tenant: &str,
+        id: &str,
+        body: &[u8],
+    ) -> Result<Value, Problem> {
+        let map = object(body)?;
+        if let Some(k) = map
+            .keys()
+            .find(|k| !["secret", "grace_seconds"].contains(&k.as_str()))
+        {
+            return Err(Problem::invalid(k, format!("unknown field {k:?}")));
+        }
+        let secret = string(&map, "secret")?.unwrap_or_else(new_secret);
+        check_secret(&secret)?;
+        let grace = match map.get("grace_seconds") {
+            None | Some(Value::Null) => DEFAULT_GRACE_SECONDS,
+            Some(v) => v
+                .as_u64()
+                .filter(|g| *g <= MAX_GRACE_SECONDS)
+                .ok_or_else(|| {
+                    Problem::invalid(
+                        "grace_seconds",
+                        format!("grace_seconds must be 0 to {MAX_GRACE_SECONDS}"),
+                    )
+                })?,
+        };
+        let _one = self.changes.lock().await;
+        let (record, old_keys, handle) = {
+            let entries = self.lock();
+            let e = Self::find(&entries, tenant, id)?;
+            (e.record.clone(), e.keys.clone(), e.handle.clone())
+        };
+        if Secret::from(secret.as_str()) == Secret::from(old_keys.secret.as_str()) {
+            return Err(Problem::invalid(
+                "secret",
+                "the new secret must differ from the current one",
+            ));
+        }
+        let until =
+            (grace > 0).then(|| OffsetDateTime::now_utc() + time::Duration::seconds(grace as i64));
+        let keys = Keys {
+            secret,
+            previous: until.map(|_| old_keys.secret.clone()),
+            previous_until: until,
+        };
+        let builder = self.builder(&record, &keys)?;
+        self.save(&record, Some(&keys))?;
+        match self.resubscribe(&handle, builder).await {
+            Ok(h) => {
+                let mut entries = self.lock();
+                let e = entries
+                    .get_mut(id)
+                    .expect("deletes wait for changes under way");
+                e.keys = keys.clone();
+                e.handle = h;
+            }
+            Err(e) => {
+                let _ = self.save(&record, Some(&old_keys));
+                return Err(problem_of(e));
+            }
+        }
+        if let Some(until) = until {
+            self.expire_at(id.to_owned(), until);
+        }
+        Ok(json!({
+            "id": id,
+            "secret": keys.secret,
+            "previous_valid_until": until.and_then(|t| t.format(&Rfc3339).ok()),
+        }))
+    }
+
+    /// Stops the previous secret of `id` signing at `until` (unless the
+    /// secrets changed again meanwhile).
+    pub(super) fn expire_at(self: &Arc<Self>, id: String, until: OffsetDateTime) {
+        let inner = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let wait = std::time::Duration::try_from(until - OffsetDateTime::now_utc())
+                .unwrap_or_default();
+            tokio::time::sleep(wait).await;
+            if let Some(inner) = inner.upgrade() {
+                inner.expire_previous(&id, until).await;
+            }
+        });
+    }
+
+    /// Schedules the end of every previous secret still signing (after a
+    /// restart).
+    pub(super) fn expire_all(self: &Arc<Self>) {
+        let pending: Vec<(String, OffsetDateTime)> = self
+            .lock()
+            .iter()
+            .filter_map(|(id, e)| Some((id.clone(), e.keys.previous_until?)))
+            .collect();
+        for (id, until) in pending {
+            self.expire_at(id, until);
+        }
+    }
+
+    async fn expire_previous(&self, id: &str, until: OffsetDateTime) {
+        let _one = self.changes.lock().await;
+        let (record, keys, handle) = {
+            let entries = self.lock();
+            let Some(e) = entries.get(id) else { return };
+            if e.keys.previous_until != Some(until) {
+                return;
+            }
+            (
+                e.record.clone(),
+                Keys::new(e.keys.secret.clone()),
+                e.handle.clone(),
+            )
+        };
+        let builder = match self.builder(&record, &keys) {
+            Ok(b) => b,
+            Err(p) => {
+                tracing::error!(webhook = %id, problem = %p.detail, "hookbus manage: cannot end the previous secret");
+                return;
+            }
+        };
+        if let Err(p) = self.save(&record, Some(&keys)) {
+            tracing::error!(webhook = %id, problem = %p.detail, "hookbus manage: cannot keep the end of the previous secret");
+        }
+        match self.resubscribe(&handle, builder).await {
+            Ok(h) => {
+                if let Some(e) = self.lock().get_mut(id) {
+                    e.keys = keys;
+                    e.handle = h;
+                }
+            }
+            Err(e) => {
+                tracing::error!(webhook = %id, error = %e, "hookbus manage: cannot end the previous secret");
+            }
+        }
     }
 
     /// Sends again, in the background, the events this webhook delivered

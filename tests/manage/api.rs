@@ -427,6 +427,7 @@ async fn the_openapi_document_describes_every_route() {
         ("/v1/webhooks/{id}/deliveries", &["get"]),
         ("/v1/webhooks/{id}/retry_failed", &["post"]),
         ("/v1/webhooks/{id}/replay", &["post"]),
+        ("/v1/webhooks/{id}/rotate_secret", &["post"]),
         ("/v1/events", &["post"]),
         ("/v1/openapi.json", &["get"]),
     ];
@@ -508,4 +509,98 @@ async fn replay_without_kept_deliveries_is_a_conflict() {
     .await
     .assert_problem(404, None);
     assert_eq!(rx.stats().requests, 0);
+}
+
+/// Whether a delivery verifies with `secret`.
+fn verifies(req: &hookbus::testing::ReceivedRequest, secret: &str) -> bool {
+    hookbus::verify::Verifier::standard_webhooks(secret)
+        .unwrap()
+        .verify(&req.headers, &req.body)
+        .is_ok()
+}
+
+/// rotate_secret: the new secret comes back (once); during the grace each
+/// delivery carries a signature for the new and one for the old secret;
+/// with no grace the old one stops at once; after the grace it stops too.
+#[tokio::test]
+async fn rotate_secret_signs_with_both_during_the_grace() {
+    let server = Server::new().await;
+    let api = server.api();
+    let rx = receiver().await;
+    let created = api.create(ACME, &rx.url(), &["a"]).await;
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    let old = created.body["secret"].as_str().unwrap().to_owned();
+    let rotate = format!("/v1/webhooks/{id}/rotate_secret");
+    let r = api.call("POST", &rotate, ACME, Some(json!({}))).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let new = r.body["secret"].as_str().unwrap().to_owned();
+    assert!(new.starts_with("whsec_") && new != old);
+    assert!(r.body["previous_valid_until"].is_string());
+    let listed = api.list(ACME).await.to_vec();
+    assert!(!serde_json::to_string(&listed).unwrap().contains(&new));
+    // Another tenant cannot rotate it.
+    api.call("POST", &rotate, GLOBEX, Some(json!({})))
+        .await
+        .assert_problem(404, None);
+
+    api.emit(ACME, "a", json!({"n": 1})).await;
+    let got = rx.wait_for(1).await.unwrap();
+    assert!(verifies(&got[0], &new), "the new secret signs");
+    assert!(
+        verifies(&got[0], &old),
+        "the old one still signs during the grace"
+    );
+    let sigs = got[0].header("webhook-signature").unwrap();
+    assert_eq!(sigs.split(' ').count(), 2, "{sigs}");
+
+    // No grace: the old one stops at once.
+    let newer = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let r = api
+        .call(
+            "POST",
+            &rotate,
+            ACME,
+            Some(json!({"secret": newer, "grace_seconds": 0})),
+        )
+        .await;
+    assert_eq!(r.body["secret"], newer);
+    assert!(r.body["previous_valid_until"].is_null());
+    api.emit(ACME, "a", json!({"n": 2})).await;
+    let got = rx.wait_for(2).await.unwrap();
+    assert!(verifies(&got[1], newer));
+    assert!(!verifies(&got[1], &new));
+
+    // A one-second grace ends by itself.
+    let r = api
+        .call("POST", &rotate, ACME, Some(json!({"grace_seconds": 1})))
+        .await;
+    let last = r.body["secret"].as_str().unwrap().to_owned();
+    let test = format!("/v1/webhooks/{id}/test");
+    let mut seen = 2;
+    super::until("the old secret to stop signing", || {
+        seen += 1;
+        let (api, test, rx, last) = (&api, &test, &rx, &last);
+        let n = seen;
+        async move {
+            api.call("POST", test, ACME, Some(json!({"event_type": "a"})))
+                .await;
+            let got = rx.wait_for(n).await.unwrap();
+            assert!(verifies(&got[n - 1], last));
+            !verifies(&got[n - 1], newer)
+        }
+    })
+    .await;
+
+    // Bad input.
+    for (body, field) in [
+        (json!({"secret": "nope"}), "secret"),
+        (json!({"grace_seconds": -1}), "grace_seconds"),
+        (json!({"grace_seconds": 10_000_000}), "grace_seconds"),
+        (json!({"secret": last.clone()}), "secret"),
+        (json!({"tenant": "x"}), "tenant"),
+    ] {
+        api.call("POST", &rotate, ACME, Some(body))
+            .await
+            .assert_problem(422, Some(field));
+    }
 }

@@ -279,3 +279,32 @@ async fn replay_sends_delivered_events_again() {
     assert_eq!(again, ids);
     close(server, store, LONG).await;
 }
+
+/// A rotation survives a restart: the new secret and, during its grace,
+/// the old one keep signing.
+#[tokio::test]
+async fn a_rotated_secret_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let rx = receiver().await;
+    let (server, store) = open(dir.path()).await;
+    let api = server.api();
+    let created = api.create(ACME, &rx.url(), &["a"]).await;
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    let old = created.body["secret"].as_str().unwrap().to_owned();
+    let r = api
+        .call(
+            "POST",
+            &format!("/v1/webhooks/{id}/rotate_secret"),
+            ACME,
+            Some(json!({"grace_seconds": 3600})),
+        )
+        .await;
+    let new = r.body["secret"].as_str().unwrap().to_owned();
+    close(server, store, LONG).await;
+    let (server, store) = open(dir.path()).await;
+    server.api().emit(ACME, "a", json!({})).await;
+    let got = rx.wait_for(1).await.unwrap();
+    verified(&got[0], &new);
+    verified(&got[0], &old);
+    close(server, store, LONG).await;
+}
