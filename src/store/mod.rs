@@ -150,6 +150,7 @@
 //! `store/recover_1m`, where redb reading the same records takes 0.5 s).
 
 mod journal;
+mod records;
 mod writer;
 
 use std::collections::HashSet;

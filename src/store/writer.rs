@@ -510,6 +510,7 @@ fn copy_store(from: &redb::ReadTransaction, dest: &Path) -> Result<u64, redb::Er
     copied += copy_table(from, &txn, HISTORY)?;
     copied += copy_table(from, &txn, ATTEMPTS)?;
     copied += copy_table(from, &txn, ENDPOINTS)?;
+    copied += copy_table(from, &txn, super::records::RECORDS)?;
     {
         // The counters, as the snapshot has them (not counted).
         let mut out = txn.open_table(META)?;

@@ -107,6 +107,9 @@ pub struct WebhookBuilder {
     pub(crate) tls: TlsSettings,
     pub(crate) oauth2: Option<OAuth2>,
     pub(crate) proxy: ProxySettings,
+    /// The route key: only events whose extension attribute equals the
+    /// value reach this webhook (see [`WebhookBuilder::key`]).
+    pub(crate) route_key: Option<(String, String)>,
 }
 
 impl fmt::Debug for WebhookBuilder {
@@ -190,6 +193,7 @@ impl WebhookBuilder {
             tls: TlsSettings::new(),
             oauth2: None,
             proxy: ProxySettings::default(),
+            route_key: None,
         }
     }
 
@@ -637,6 +641,16 @@ impl WebhookBuilder {
         self
     }
 
+    /// Routes only events whose extension attribute `attribute` equals
+    /// `value` to this webhook when [`WebhookSink::subscribe`] attaches it
+    /// (e.g. `key("tenant", "acme")`): the bus indexes the route by the
+    /// value (see [`SubscriberBuilder::key`](crate::SubscriberBuilder::key)),
+    /// so other tenants' events never reach it and cost it nothing.
+    pub fn key(mut self, attribute: impl Into<String>, value: impl Into<String>) -> Self {
+        self.route_key = Some((attribute.into(), value.into()));
+        self
+    }
+
     /// Checks everything and builds a sink to attach to a bus with
     /// [`WebhookSink::subscribe`].
     pub fn build(self) -> Result<WebhookSink, WebhookError> {
@@ -873,6 +887,7 @@ impl WebhookBuilder {
             ordered: self.ordered,
             #[cfg(feature = "durable")]
             store: self.store,
+            key: self.route_key,
         };
         Ok(WebhookSink::from_parts(Arc::new(endpoint), attach))
     }

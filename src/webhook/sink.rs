@@ -75,6 +75,8 @@ pub(crate) struct Attach {
     pub(crate) ordered: bool,
     #[cfg(feature = "durable")]
     pub(crate) store: Option<crate::store::Store>,
+    /// The route key (attribute, value) of `WebhookBuilder::key`.
+    pub(crate) key: Option<(String, String)>,
 }
 
 impl WebhookSink {
@@ -143,6 +145,9 @@ impl WebhookSink {
             .capacity(b.capacity)
             .overflow(b.overflow)
             .concurrency(concurrency);
+        if let Some((attribute, value)) = &b.key {
+            sub = sub.key(attribute, value.clone());
+        }
         // The endpoint's own events, condition and filter: `sink` adds them
         // (see `accepts`), as for a webhook attached with `.sink(..)`.
         if let Some((size, wait)) = b.batch {

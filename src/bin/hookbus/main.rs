@@ -9,6 +9,8 @@ mod keygen;
 mod listen;
 mod scheme;
 mod send;
+#[cfg(all(feature = "manage", feature = "durable"))]
+mod serve;
 #[cfg(feature = "durable")]
 mod store;
 mod verify;
@@ -61,6 +63,11 @@ enum Command {
     #[cfg(feature = "durable")]
     #[command(after_help = EXIT_CODES)]
     Store(store::Args),
+    /// Run the webhook management API: tenants register endpoints and post
+    /// events over HTTP; endpoints and pending deliveries are kept on disk.
+    #[cfg(all(feature = "manage", feature = "durable"))]
+    #[command(after_help = EXIT_CODES)]
+    Serve(serve::Args),
 }
 
 /// The outcome of a command that did not succeed: what to print and the
@@ -109,6 +116,8 @@ fn main() -> ExitCode {
             Command::Keygen(args) => keygen::run(args),
             #[cfg(feature = "durable")]
             Command::Store(args) => store::run(args),
+            #[cfg(all(feature = "manage", feature = "durable"))]
+            Command::Serve(args) => serve::run(args).await,
         }
     });
     match result {
