@@ -216,6 +216,8 @@ impl Pressure {
     /// Pauses the endpoint for `d` from now (a later pause wins over an
     /// earlier one).
     pub(crate) fn pause(&self, d: Duration) {
+        // Never past MAX_WAIT, so neither clock can overflow.
+        let d = d.min(super::retry::MAX_WAIT);
         let at = Instant::now() + d;
         let mut until = self.until();
         if until.is_none_or(|(u, _)| u < at) {
@@ -258,7 +260,7 @@ impl Endpoint {
         if let (Verdict::Retry { after: Some(after) }, Some(429 | 503)) = (r.verdict, r.status)
             && !after.is_zero()
         {
-            let after = after.min(policy.max_retry_after);
+            let after = policy.retry_after(after);
             tracing::debug!(webhook = %self.name, ?after, "hookbus: webhook endpoint paused (Retry-After)");
             self.state.pressure.pause(after);
         }

@@ -440,6 +440,20 @@ impl WebhookBuilder {
     }
     /// Disable the endpoint after `n` failed deliveries in a row (default 50);
     /// `None` never disables it (410 Gone still does).
+    ///
+    /// What the defaults do in an outage: each event gets 3 attempts over
+    /// about 1.5 s (500 ms then 1 s, ±20 %), then is dead-lettered (kept for
+    /// [`retry_failed`](super::WebhookManager::retry_failed), announced as
+    /// `hookbus.delivery_failed`); after 50 dead-lettered deliveries in a
+    /// row the endpoint is disabled (announced as
+    /// `hookbus.endpoint_disabled`) and later events are refused and kept
+    /// for `retry_failed` until [`enable`](super::WebhookManager::enable).
+    /// Under a steady stream a few seconds of 5xx are enough. To ride out
+    /// an outage instead, give the events a longer schedule
+    /// ([`RetryPolicy::standard_webhooks`](super::RetryPolicy::standard_webhooks):
+    /// 8 attempts over about 27 h), a durable store, and/or
+    /// `disable_after(None)`; the first failed attempt of the endpoint logs
+    /// at `warn`, and each retry is announced as `hookbus.delivery_retrying`.
     pub fn disable_after(mut self, n: Option<u32>) -> Self {
         self.disable_after = n;
         self
@@ -455,12 +469,18 @@ impl WebhookBuilder {
         self
     }
 
-    /// At most `n` requests per `per` to this endpoint (a token bucket), with
-    /// bursts of up to `n` at once unless
-    /// [`rate_limit_burst`](Self::rate_limit_burst) says otherwise. Every
-    /// request counts, retries included. The limit is the endpoint's: its
-    /// bus subscriptions, its emitter and
-    /// [`retry_failed`](super::WebhookManager::retry_failed) share it.
+    /// `n` requests per `per` to this endpoint on average (a token bucket),
+    /// with bursts of up to `n` at once unless
+    /// [`rate_limit_burst`](Self::rate_limit_burst) says otherwise. The
+    /// bound in any window of length `per` is `n + burst − 1` requests
+    /// (`2n − 1` with the default burst: a full burst after an idle spell,
+    /// then the steady rate); set `rate_limit_burst(1)` for at most `n` in
+    /// any window (evenly spaced requests). Every request counts, retries
+    /// included. The limit is the endpoint's, one bucket: its bus
+    /// subscription, its emitter,
+    /// [`retry_failed`](super::WebhookManager::retry_failed),
+    /// [`test`](super::WebhookManager::test) and the endpoint an
+    /// [`update`](super::WebhookManager::update) puts in its place share it.
     ///
     /// Waiting for a token blocks neither `emit` nor other endpoints: a bus
     /// subscription takes the token for its next delivery before it takes a
@@ -560,7 +580,9 @@ impl WebhookBuilder {
     /// delivery that needs it and shared by all the endpoint's deliveries
     /// (one fetch, whatever the concurrency), kept until 30 s before its
     /// `expires_in` (at most half its lifetime early; a token without
-    /// `expires_in` is kept until refused), and fetched anew once when the
+    /// `expires_in` is kept until refused; an `expires_in` of zero or less
+    /// means the token serves one request: it is fetched anew before each
+    /// later use), and fetched anew once when the
     /// receiver answers 401, the request then sent once more. A token
     /// endpoint that is down or answers 5xx, 429 or 408 makes the attempt
     /// fail as retryable (the [`retry`](Self::retry) policy applies); other
@@ -644,7 +666,7 @@ impl WebhookBuilder {
             self.log_capacity,
             self.dead_letter_capacity,
         )));
-        self.build_with_state(state)
+        self.build_with_state(state, None)
     }
 
     /// Checks everything and builds an emitter to call directly.
@@ -652,15 +674,20 @@ impl WebhookBuilder {
         Ok(WebhookEmitter::from_sink(self.build()?))
     }
 
+    /// Builds on `state`; with `previous` (an update), the endpoint keeps
+    /// its name unless a new one is given (its store records are kept under
+    /// it), its rate-limit bucket and its per-key order.
     pub(crate) fn build_with_state(
         self,
         state: Arc<EndpointState>,
+        previous: Option<&Endpoint>,
     ) -> Result<WebhookSink, WebhookError> {
         let url = check_url(&self.url, self.allow_http, self.guard.as_ref())?;
-        let name = self
-            .name
-            .clone()
-            .unwrap_or_else(|| url.host_str().unwrap_or("webhook").to_owned());
+        let name = match (&self.name, previous) {
+            (Some(name), _) => name.clone(),
+            (None, Some(p)) => p.name.clone(),
+            (None, None) => url.host_str().unwrap_or("webhook").to_owned(),
+        };
         if self.timeout.is_zero() {
             return Err(WebhookError::InvalidOption(
                 "timeout must be more than zero".into(),
@@ -712,10 +739,17 @@ impl WebhookBuilder {
             })
             .collect::<Result<Vec<_>, WebhookError>>()?;
         let rate_limit = match (self.rate_limit, self.rate_burst) {
-            (Some((n, per)), burst) => Some(Arc::new(
-                RateLimiter::new(n, per, burst.unwrap_or(n))
-                    .map_err(WebhookError::InvalidOption)?,
-            )),
+            (Some((n, per)), burst) => {
+                let limiter = RateLimiter::new(n, per, burst.unwrap_or(n))
+                    .map_err(WebhookError::InvalidOption)?;
+                // An update keeps the bucket: the same limiter when the rate
+                // is the same, else the new rate on the old bucket.
+                Some(match previous.and_then(|p| p.rate_limit.as_ref()) {
+                    Some(old) if old.same_rate(&limiter) => old.clone(),
+                    Some(old) => Arc::new(limiter.continuing(old)),
+                    None => Arc::new(limiter),
+                })
+            }
             (None, Some(_)) => {
                 return Err(WebhookError::InvalidOption(
                     "rate_limit_burst is set without rate_limit(n, per)".into(),
@@ -729,7 +763,11 @@ impl WebhookBuilder {
                     "ordered_by needs a field path such as data.decision_id, got {p:?}"
                 )));
             }
-            Some(p) => Some(Arc::new(super::order::KeyOrder::new(p.clone()))),
+            Some(p) => match previous.and_then(|e| e.key_order.as_ref()) {
+                // The chains of events already under way go on.
+                Some(old) if old.path() == p => Some(old.clone()),
+                _ => Some(Arc::new(super::order::KeyOrder::new(p.clone()))),
+            },
             None => None,
         };
         self.scheme.check_secrets(&self.secrets)?;
@@ -871,6 +909,9 @@ impl WebhookBuilder {
             retry_capacity: self.retry_capacity,
             batch: self.batch,
             ordered: self.ordered,
+            rate: self.rate_limit.map(|(n, per)| (n, per, self.rate_burst)),
+            order_key: self.order_key.clone(),
+            checks: self.condition.is_some() || self.filter.is_some(),
             #[cfg(feature = "durable")]
             store: self.store,
         };

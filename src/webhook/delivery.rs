@@ -12,9 +12,11 @@ use super::endpoint::Endpoint;
 use super::log::DeliveryAttempt;
 use super::retry::RetryPolicy;
 use super::slots::Slot;
+use super::trouble::Failure;
 use crate::event::Event;
 use crate::hub::journal::{Journal, Resume};
 use crate::sink::{DeliveryError, FailureKind};
+use serde_json::json;
 
 /// How one delivery (one event, or one batch) ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,7 +117,50 @@ impl Endpoint {
     /// With a durable subscriber's `journal`, a recovered delivery resumes
     /// its schedule (attempt number, the rest of its backoff) and every
     /// scheduled retry is persisted.
+    ///
+    /// A panic anywhere in it is caught: the delivery counts as failed
+    /// ([`FailureKind::Panic`]) and its events are dead-lettered, so
+    /// `retry_failed` can send them again.
     pub(crate) async fn deliver(
+        &self,
+        events: &[Arc<Event>],
+        slot: Option<&mut Slot>,
+        token_taken: bool,
+        journal: Option<&dyn Journal>,
+    ) -> DeliveryOutcome {
+        self.contain_panic(
+            events,
+            self.run_delivery(events, slot, token_taken, journal),
+        )
+        .await
+    }
+
+    /// Runs `delivery`; if it panics, the events are dead-lettered (and
+    /// counted as failed) with the panic's message.
+    pub(crate) async fn contain_panic(
+        &self,
+        events: &[Arc<Event>],
+        delivery: impl std::future::Future<Output = DeliveryOutcome>,
+    ) -> DeliveryOutcome {
+        use futures_util::FutureExt;
+        match std::panic::AssertUnwindSafe(delivery).catch_unwind().await {
+            Ok(outcome) => outcome,
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a non-text panic".to_owned());
+                let error = format!("webhook delivery panicked: {what}");
+                if !events.is_empty() {
+                    self.give_up(events, &error, None);
+                }
+                DeliveryOutcome::failed(FailureKind::Panic, 0, error)
+            }
+        }
+    }
+
+    async fn run_delivery(
         &self,
         events: &[Arc<Event>],
         mut slot: Option<&mut Slot>,
@@ -146,7 +191,7 @@ impl Endpoint {
                     error: Some(error.clone()),
                     response_excerpt: None,
                 });
-                self.give_up(events, &error);
+                self.give_up(events, &error, None);
                 return DeliveryOutcome::failed(FailureKind::Permanent, 0, error);
             }
         };
@@ -189,6 +234,7 @@ impl Endpoint {
             self.feedback(slot.as_deref(), &r, policy);
             let next = decide(&r, attempt, max, policy);
             self.log_attempt(events, attempt, &r, !matches!(next, Next::Retry(_)));
+            self.note_trouble(events, attempt, &r, &next);
             let outcome = |status| DeliveryOutcome {
                 status,
                 attempts: attempt,
@@ -207,7 +253,7 @@ impl Endpoint {
                     if r.verdict == Verdict::Gone {
                         self.disable("the endpoint answered 410 Gone");
                     }
-                    self.give_up(events, &message);
+                    self.give_up(events, &message, r.excerpt.as_deref());
                     // The outcome carries the dead-letter message.
                     return DeliveryOutcome {
                         error: Some(message),
@@ -215,7 +261,7 @@ impl Endpoint {
                     };
                 }
                 Next::Retry(delay) => {
-                    tracing::debug!(webhook = %self.name, event_id = %events[0].id(), attempt, ?delay, error = ?r.error, "hookbus: webhook attempt failed, retrying");
+                    self.announce_retrying(events, attempt, &r, delay);
                     if let Some(slot) = slot.as_deref_mut() {
                         slot.release();
                     }
@@ -238,6 +284,9 @@ impl Endpoint {
 
     /// One attempt, no retry, no dead letter (for `WebhookManager::test`).
     pub(crate) async fn send_once(&self, events: &[Arc<Event>]) -> DeliveryOutcome {
+        if let Some(limiter) = &self.rate_limit {
+            limiter.acquire(&self.state).await;
+        }
         let payload = match self.build_payload(events) {
             Ok(p) => p,
             Err(msg) => {
@@ -264,6 +313,50 @@ impl Endpoint {
         }
     }
 
+    /// Tells the endpoint's failure streak how the attempt went (the first
+    /// failure warns, a recovery informs).
+    fn note_trouble(&self, events: &[Arc<Event>], attempt: u32, r: &Attempt, next: &Next) {
+        if let Next::Delivered = next {
+            self.state.trouble.delivered(&self.name, &self.display_url);
+            return;
+        }
+        self.state.trouble.failed(&Failure {
+            webhook: &self.name,
+            url: &self.display_url,
+            event_id: events[0].id(),
+            attempt,
+            status: r.status,
+            error: r.error.as_deref(),
+            excerpt: r.excerpt.as_deref(),
+            retry_in: match next {
+                Next::Retry(d) => Some(*d),
+                _ => None,
+            },
+        });
+    }
+
+    /// Publishes `hookbus.delivery_retrying`: an attempt failed and another
+    /// is scheduled.
+    fn announce_retrying(&self, events: &[Arc<Event>], attempt: u32, r: &Attempt, delay: Duration) {
+        if let Some(bus) = self.state.bus() {
+            bus.announce(
+                "hookbus.delivery_retrying",
+                json!({
+                    "webhook": self.name,
+                    "url": self.display_url,
+                    "event_id": events[0].id(),
+                    "event_type": events[0].event_type(),
+                    "event_ids": events.iter().map(|e| e.id()).collect::<Vec<_>>(),
+                    "attempt": attempt,
+                    "next_attempt": attempt + 1,
+                    "retry_in_ms": u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                    "status": r.status,
+                    "error": r.error,
+                }),
+            );
+        }
+    }
+
     fn refuse_disabled(&self, events: &[Arc<Event>], attempts: u32) -> DeliveryOutcome {
         self.state
             .log
@@ -280,8 +373,9 @@ impl Endpoint {
         )
     }
 
-    fn give_up(&self, events: &[Arc<Event>], error: &str) {
-        tracing::warn!(webhook = %self.name, url = %self.display_url, event_id = %events[0].id(), events = events.len(), error, "hookbus: webhook delivery dead-lettered");
+    fn give_up(&self, events: &[Arc<Event>], error: &str, response: Option<&str>) {
+        let response = response.map(|r| r.chars().take(200).collect::<String>());
+        tracing::warn!(webhook = %self.name, url = %self.display_url, event_id = %events[0].id(), events = events.len(), error, response = ?response, "hookbus: webhook delivery dead-lettered");
         self.state.log.dead_letter(events, error);
         let streak = self.state.consecutive_failures.fetch_add(1, Relaxed) + 1;
         if let Some(limit) = self.disable_after
@@ -385,6 +479,26 @@ fn decide(r: &Attempt, attempt: u32, max: u32, policy: &RetryPolicy) -> Next {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_delivery_is_counted_failed_and_dead_lettered() {
+        let sink = crate::webhook::WebhookSink::builder("http://127.0.0.1:9/x")
+            .build()
+            .unwrap();
+        let ep = &sink.endpoint;
+        let event = Arc::new(Event::new("a.b", serde_json::json!({})).unwrap());
+        let outcome = ep
+            .contain_panic(std::slice::from_ref(&event), async {
+                panic!("boom");
+            })
+            .await;
+        assert_eq!(outcome.status, DeliveryStatus::Failed(FailureKind::Panic));
+        assert!(outcome.error.as_deref().unwrap().contains("boom"));
+        assert_eq!(sink.stats().failed, 1);
+        let dead = sink.dead_letters();
+        assert_eq!(dead.len(), 1);
+        assert_eq!(dead[0].events[0].id(), event.id());
+    }
 
     fn attempt(verdict: Verdict) -> Attempt {
         Attempt {

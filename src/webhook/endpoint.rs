@@ -38,6 +38,8 @@ pub(crate) struct EndpointState {
     /// The pause after a `Retry-After`, and the adaptive limit.
     pub(crate) pressure: super::concurrency::Pressure,
     pub(crate) log: DeliveryLog,
+    /// The failure streak, for the log and the stats.
+    pub(crate) trouble: super::trouble::Trouble,
     bus: Mutex<Option<Weak<Hub>>>,
     /// Why it was disabled (while it is).
     disabled_reason: Mutex<Option<String>>,
@@ -56,6 +58,7 @@ impl EndpointState {
             waiting_rate_limit: AtomicU64::new(0),
             pressure: Default::default(),
             log,
+            trouble: Default::default(),
             bus: Mutex::new(None),
             disabled_reason: Mutex::new(None),
             #[cfg(feature = "durable")]
@@ -334,6 +337,7 @@ impl Endpoint {
             p50_latency: p50,
             p99_latency: p99,
             consecutive_failures: self.state.consecutive_failures.load(Relaxed),
+            failing_since: self.state.trouble.failing_since(),
             waiting_retry: self.state.waiting_retry.load(Relaxed),
             waiting_rate_limit: self.state.waiting_rate_limit.load(Relaxed),
             rate_limited: c.rate_limited.load(Relaxed),

@@ -62,6 +62,12 @@ pub enum WebhookError {
     /// Subscribing to the bus failed.
     #[error("could not subscribe the webhook: {0}")]
     Subscribe(#[from] crate::SubscribeError),
+    /// `update` would change a durable webhook's subscription settings,
+    /// which needs a second subscription under the same name in the store.
+    #[error(
+        "webhook {0:?} is durable: update can change its endpoint settings in place, not its name or its subscription settings (events, mailbox, batch, concurrency, ordering, rate limit, condition or filter, store); delete it and register it again"
+    )]
+    DurableResubscribe(String),
     /// No webhook has this id.
     #[error("no webhook with id {0:?}")]
     NotFound(String),

@@ -75,6 +75,12 @@ pub struct WebhookStats {
     pub p99_latency: Option<Duration>,
     /// Failed deliveries in a row now.
     pub consecutive_failures: u64,
+    /// While the endpoint's attempts fail: when the first failed attempt of
+    /// the streak ended (the first one logs at `warn`); `None` once an
+    /// attempt succeeds again (logged once at `info`). Each retry scheduled
+    /// meanwhile is also announced on the bus as `hookbus.delivery_retrying`.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub failing_since: Option<OffsetDateTime>,
     /// Deliveries sleeping out a retry backoff now (they hold no sending
     /// slot: see [`WebhookBuilder::retry_capacity`](super::WebhookBuilder::retry_capacity)).
     /// Not counted: one whose backoff is over and that waits for a free

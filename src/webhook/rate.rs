@@ -27,8 +27,10 @@ pub(crate) struct RateLimiter {
     /// How far ahead of the steady rate a burst may run
     /// (`interval × (burst − 1)`).
     tolerance: Duration,
-    /// The theoretical arrival time of the next request at the steady rate.
-    tat: Mutex<Option<Instant>>,
+    /// The theoretical arrival time of the next request at the steady rate:
+    /// the bucket itself, shared with the limiter an update replaces (see
+    /// [`continuing`](Self::continuing)).
+    tat: Arc<Mutex<Option<Instant>>>,
 }
 
 impl fmt::Debug for RateLimiter {
@@ -65,8 +67,21 @@ impl RateLimiter {
         Ok(RateLimiter {
             interval,
             tolerance: interval.saturating_mul(burst - 1),
-            tat: Mutex::new(None),
+            tat: Arc::new(Mutex::new(None)),
         })
+    }
+
+    /// Whether `other` has the same rate and burst.
+    pub(crate) fn same_rate(&self, other: &RateLimiter) -> bool {
+        self.interval == other.interval && self.tolerance == other.tolerance
+    }
+
+    /// This limiter on `old`'s bucket: what `old` let through counts here
+    /// too (a [`WebhookManager::update`](super::WebhookManager::update)
+    /// never gives an endpoint a fresh bucket).
+    pub(crate) fn continuing(mut self, old: &RateLimiter) -> RateLimiter {
+        self.tat = old.tat.clone();
+        self
     }
 
     /// Takes a token now, or says when one may be free (another delivery
