@@ -21,16 +21,16 @@ use super::guard::{GuardedResolver, SsrfGuard, is_loopback_host};
 use super::log::{DEFAULT_DEAD_LETTER_CAPACITY, DEFAULT_LOG_CAPACITY, DeliveryLog};
 use super::oauth::{OAuth2, TokenSource};
 use super::proxy::ProxySettings;
-use super::rate::RateLimiter;
+use super::rate::{RateLimitError, RateLimiter};
 use super::retry::RetryPolicy;
 use super::sink::{Attach, WebhookSink};
 use super::template::Template;
 use super::tls::TlsSettings;
 use super::wire::WireFormat;
-use crate::OverflowPolicy;
 use crate::event::Event;
 use crate::pattern::Pattern;
 use crate::signature::{Secret, SignatureError, SignatureScheme};
+use crate::{BatchConfig, OverflowPolicy, SubscriberOptions};
 
 /// Default request timeout.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -82,14 +82,13 @@ pub struct WebhookBuilder {
     pub(crate) headers: Vec<(String, String)>,
     pub(crate) condition: Option<Condition>,
     pub(crate) filter: Option<Result<Filter, FilterError>>,
-    pub(crate) batch: Option<(usize, Duration)>,
-    pub(crate) concurrency: usize,
+    /// The subscriber settings every subscriber kind shares (mailbox,
+    /// overflow, batch, concurrency): the one place they live.
+    pub(crate) options: SubscriberOptions,
     pub(crate) adaptive_concurrency: bool,
     pub(crate) retry_capacity: usize,
     pub(crate) ordered: bool,
     pub(crate) order_key: Option<String>,
-    pub(crate) capacity: usize,
-    pub(crate) overflow: OverflowPolicy,
     pub(crate) format: WireFormat,
     pub(crate) template: Option<Value>,
     pub(crate) templates: Vec<(String, Value)>,
@@ -163,14 +162,14 @@ impl WebhookBuilder {
             headers: Vec::new(),
             condition: None,
             filter: None,
-            batch: None,
-            concurrency: DEFAULT_CONCURRENCY,
+            options: SubscriberOptions {
+                concurrency: DEFAULT_CONCURRENCY,
+                ..SubscriberOptions::default()
+            },
             adaptive_concurrency: false,
             retry_capacity: DEFAULT_RETRY_CAPACITY,
             ordered: false,
             order_key: None,
-            capacity: 1024,
-            overflow: OverflowPolicy::DropOldest,
             format: WireFormat::default(),
             template: None,
             templates: Vec::new(),
@@ -267,8 +266,12 @@ impl WebhookBuilder {
     }
     /// Batching: one POST carries up to `batch_size` events, waiting at most
     /// `batch_timeout` for a batch to fill.
+    /// (Shorthand for the `batch` of [`options`](Self::options).)
     pub fn batch(mut self, batch_size: usize, batch_timeout: Duration) -> Self {
-        self.batch = Some((batch_size, batch_timeout));
+        self.options.batch = Some(BatchConfig {
+            max_size: batch_size,
+            max_wait: batch_timeout,
+        });
         self
     }
     /// Requests in flight at once from one bus subscription of this webhook
@@ -277,8 +280,9 @@ impl WebhookBuilder {
     /// waiting for its next attempt gives its slot back meanwhile, so
     /// retries never hold up other events (see
     /// [`retry_capacity`](Self::retry_capacity)).
+    /// (Shorthand for the `concurrency` of [`options`](Self::options).)
     pub fn concurrency(mut self, n: usize) -> Self {
-        self.concurrency = n;
+        self.options.concurrency = n;
         self
     }
     /// Adaptive concurrency (off by default): the in-flight limit of a bus
@@ -346,14 +350,44 @@ impl WebhookBuilder {
         self.order_key = Some(path.into());
         self
     }
-    /// Mailbox capacity when attached to a bus (default 1024).
-    pub fn capacity(mut self, capacity: usize) -> Self {
-        self.capacity = capacity;
+    /// The subscriber settings of its bus subscription, as any subscriber
+    /// takes them ([`SubscriberOptions`]: mailbox capacity, overflow
+    /// policy, batching, concurrency), e.g. from a config file. Defaults:
+    /// those of [`SubscriberOptions::default`], except a concurrency of 16.
+    /// [`capacity`](Self::capacity), [`overflow`](Self::overflow),
+    /// [`batch`](Self::batch) and [`concurrency`](Self::concurrency) set
+    /// one field of it each.
+    ///
+    /// ```
+    /// use hookbus::webhook::WebhookSink;
+    /// use hookbus::{OverflowPolicy, SubscriberOptions};
+    ///
+    /// let options = SubscriberOptions {
+    ///     capacity: 10_000,
+    ///     overflow: OverflowPolicy::DropNewest,
+    ///     concurrency: 32,
+    ///     ..SubscriberOptions::default()
+    /// };
+    /// let sink = WebhookSink::builder("https://hooks.example.com/orders")
+    ///     .options(options)
+    ///     .build()?;
+    /// # let _ = sink;
+    /// # Ok::<(), hookbus::webhook::WebhookError>(())
+    /// ```
+    pub fn options(mut self, options: SubscriberOptions) -> Self {
+        self.options = options;
         self
     }
-    /// What the mailbox does when full (default drop oldest).
+    /// Mailbox capacity when attached to a bus (default 1024). (Shorthand
+    /// for the `capacity` of [`options`](Self::options).)
+    pub fn capacity(mut self, capacity: usize) -> Self {
+        self.options.capacity = capacity;
+        self
+    }
+    /// What the mailbox does when full (default drop oldest). (Shorthand
+    /// for the `overflow` of [`options`](Self::options).)
     pub fn overflow(mut self, policy: OverflowPolicy) -> Self {
-        self.overflow = policy;
+        self.options.overflow = policy;
         self
     }
     /// The wire format (default CloudEvents structured mode: the signature
@@ -694,22 +728,11 @@ impl WebhookBuilder {
             ));
         }
         // The subscriber settings are checked where every subscriber's are.
-        let options = crate::SubscriberOptions {
-            capacity: self.capacity,
-            overflow: self.overflow,
-            batch: self
-                .batch
-                .map(|(max_size, max_wait)| crate::BatchConfig { max_size, max_wait }),
-            concurrency: self.concurrency,
-        };
-        options.validate().map_err(|e| match e {
-            crate::SubscribeError::InvalidOption(m) => WebhookError::InvalidOption(m),
-            other => WebhookError::InvalidOption(other.to_string()),
-        })?;
-        if self.ordered && self.concurrency != 1 {
+        self.options.validate()?;
+        if self.ordered && self.options.concurrency != 1 {
             return Err(WebhookError::InvalidOption(format!(
                 "ordered() sends one request at a time, but concurrency is {}: drop concurrency(), or use ordered_by(key) to order per key",
-                self.concurrency
+                self.options.concurrency
             )));
         }
         if self.ordered && self.adaptive_concurrency {
@@ -717,7 +740,7 @@ impl WebhookBuilder {
                 "ordered() sends one request at a time: adaptive_concurrency has nothing to adapt; drop one of them".into(),
             ));
         }
-        if self.batch.is_some() && self.format == WireFormat::Raw {
+        if self.options.batch.is_some() && self.format == WireFormat::Raw {
             return Err(WebhookError::InvalidOption(
                 "raw payloads (WireFormat::Raw) are one event per request: drop batch(), or pick another format".into(),
             ));
@@ -727,21 +750,21 @@ impl WebhookBuilder {
                 "disable_after must be at least 1 (or None)".into(),
             ));
         }
-        self.retry.validate().map_err(WebhookError::InvalidOption)?;
+        self.retry.validate()?;
         let retry_rules = self
             .retry_rules
             .iter()
             .map(|(p, policy)| {
-                policy
-                    .validate()
-                    .map_err(|e| WebhookError::InvalidOption(format!("retry_for({p:?}): {e}")))?;
+                policy.validate().map_err(|source| WebhookError::RetryFor {
+                    pattern: p.clone(),
+                    source,
+                })?;
                 Ok((Pattern::new(p)?, policy.clone()))
             })
             .collect::<Result<Vec<_>, WebhookError>>()?;
         let rate_limit = match (self.rate_limit, self.rate_burst) {
             (Some((n, per)), burst) => {
-                let limiter = RateLimiter::new(n, per, burst.unwrap_or(n))
-                    .map_err(WebhookError::InvalidOption)?;
+                let limiter = RateLimiter::new(n, per, burst.unwrap_or(n))?;
                 // An update keeps the bucket: the same limiter when the rate
                 // is the same, else the new rate on the old bucket.
                 Some(match previous.and_then(|p| p.rate_limit.as_ref()) {
@@ -750,11 +773,7 @@ impl WebhookBuilder {
                     None => Arc::new(limiter),
                 })
             }
-            (None, Some(_)) => {
-                return Err(WebhookError::InvalidOption(
-                    "rate_limit_burst is set without rate_limit(n, per)".into(),
-                ));
-            }
+            (None, Some(_)) => return Err(RateLimitError::BurstWithoutRate.into()),
             (None, None) => None,
         };
         let key_order = match &self.order_key {
@@ -902,12 +921,9 @@ impl WebhookBuilder {
         };
         let attach = Attach {
             events: self.events,
-            capacity: self.capacity,
-            overflow: self.overflow,
-            concurrency: self.concurrency,
+            options: self.options,
             adaptive: self.adaptive_concurrency,
             retry_capacity: self.retry_capacity,
-            batch: self.batch,
             ordered: self.ordered,
             rate: self.rate_limit.map(|(n, per)| (n, per, self.rate_burst)),
             order_key: self.order_key.clone(),

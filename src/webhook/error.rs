@@ -43,6 +43,20 @@ pub enum WebhookError {
     /// A signing setting or secret is wrong.
     #[error("invalid signature setting: {0}")]
     Signature(#[from] SignatureError),
+    /// The retry policy is wrong.
+    #[error("invalid retry policy: {0}")]
+    Retry(#[from] super::retry::RetryPolicyError),
+    /// A [`retry_for`](super::WebhookBuilder::retry_for) policy is wrong.
+    #[error("invalid retry_for({pattern:?}) policy: {source}")]
+    RetryFor {
+        /// The rule's pattern.
+        pattern: String,
+        /// What is wrong with its policy.
+        source: super::retry::RetryPolicyError,
+    },
+    /// The rate limit is wrong.
+    #[error("invalid rate limit: {0}")]
+    RateLimit(#[from] super::rate::RateLimitError),
     /// Another option is out of range.
     #[error("invalid webhook option: {0}")]
     InvalidOption(String),

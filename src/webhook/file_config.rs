@@ -404,31 +404,35 @@ impl WebhookConfig {
         for rule in self.retry_for {
             b = b.retry_for(rule.events, rule.retry.policy()?);
         }
-        if let Some(size) = self.batch_size {
-            b = b.batch(
-                size,
-                Duration::from_millis(self.batch_timeout_ms.unwrap_or(1000)),
-            );
-        }
         // ordered() first, so `ordered: true` with a concurrency above 1 is
         // refused by the builder rather than quietly set to 1.
         if self.ordered {
             b = b.ordered();
         }
-        if let Some(c) = self.concurrency {
-            b = b.concurrency(c);
+        // The file's subscriber settings translate into the one shape every
+        // subscriber takes.
+        let mut options = b.options.clone();
+        if let Some(max_size) = self.batch_size {
+            options.batch = Some(crate::BatchConfig {
+                max_size,
+                max_wait: Duration::from_millis(self.batch_timeout_ms.unwrap_or(1000)),
+            });
         }
+        if let Some(c) = self.concurrency {
+            options.concurrency = c;
+        }
+        if let Some(c) = self.capacity {
+            options.capacity = c;
+        }
+        if let Some(o) = self.overflow {
+            options.overflow = o;
+        }
+        b = b.options(options);
         if let Some(n) = self.retry_capacity {
             b = b.retry_capacity(n);
         }
         if let Some(k) = self.ordered_by {
             b = b.ordered_by(k);
-        }
-        if let Some(c) = self.capacity {
-            b = b.capacity(c);
-        }
-        if let Some(o) = self.overflow {
-            b = b.overflow(o);
         }
         if let Some(s) = self.source {
             b = b.source(s);

@@ -317,7 +317,7 @@ impl WebhookManager {
                 .collect(),
             state: &state,
         };
-        let limit = sink.attach.concurrency.max(1);
+        let limit = sink.attach.options.concurrency.max(1);
         let mut report = RetryReport::default();
         let mut pending = 0..unfinished.letters.len();
         let mut running = FuturesUnordered::new();
@@ -383,7 +383,7 @@ impl WebhookManager {
         let events = store
             .delivered_since(&sink.endpoint.name, since.into(), usize::MAX)
             .map_err(|e| WebhookError::InvalidOption(format!("cannot read the store: {e}")))?;
-        let limit = sink.attach.concurrency.max(1);
+        let limit = sink.attach.options.concurrency.max(1);
         let mut report = RetryReport::default();
         let mut pending = events.into_iter().map(Arc::new);
         let mut running = FuturesUnordered::new();

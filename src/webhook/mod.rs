@@ -167,6 +167,7 @@ pub use file_config::{
     WebhookConfig,
 };
 pub use filter::{Filter, FilterError};
+pub use guard::GuardError;
 pub use guard::SsrfGuard;
 pub use log::{
     AttemptClasses, DEFAULT_DEAD_LETTER_CAPACITY, DEFAULT_LOG_CAPACITY, DeadLetter,
@@ -174,7 +175,8 @@ pub use log::{
 };
 pub use manager::{RetryReport, TestResult, WebhookId, WebhookInfo, WebhookManager};
 pub use oauth::{OAuth2, OAuth2ClientAuth, TOKEN_REFRESH_MARGIN};
-pub use retry::{Backoff, MAX_WAIT, RetryPolicy};
+pub use rate::RateLimitError;
+pub use retry::{Backoff, MAX_WAIT, RetryPolicy, RetryPolicyError};
 pub use sink::WebhookSink;
 pub use template::{Template, TemplateError};
 pub use trouble::TROUBLE_WARN_INTERVAL;

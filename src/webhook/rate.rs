@@ -20,6 +20,32 @@ use tokio::time::{Instant, Sleep};
 
 use super::endpoint::EndpointState;
 
+/// What is wrong with a [`rate_limit`](super::WebhookBuilder::rate_limit).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RateLimitError {
+    /// `n` is 0.
+    #[error("rate_limit needs at least 1 request per period, got 0")]
+    NoRequests,
+    /// `per` is zero.
+    #[error("rate_limit needs a period of more than zero")]
+    NoPeriod,
+    /// The burst is 0.
+    #[error("rate_limit_burst must be at least 1 (1 means no burst, evenly spaced requests)")]
+    NoBurst,
+    /// More than one request per nanosecond.
+    #[error("rate_limit of {n} per {per:?} is more than one request per nanosecond")]
+    TooFast {
+        /// The requests.
+        n: u32,
+        /// The period.
+        per: Duration,
+    },
+    /// A burst without a rate.
+    #[error("rate_limit_burst is set without rate_limit(n, per)")]
+    BurstWithoutRate,
+}
+
 /// `n` requests per `per`, bursts of up to `burst` at once.
 pub(crate) struct RateLimiter {
     /// Time between requests at the steady rate (`per / n`).
@@ -45,24 +71,19 @@ impl fmt::Debug for RateLimiter {
 impl RateLimiter {
     /// Checks the settings: `n`, `per` and `burst` must be more than zero and
     /// `per / n` at least a nanosecond.
-    pub(crate) fn new(n: u32, per: Duration, burst: u32) -> Result<RateLimiter, String> {
+    pub(crate) fn new(n: u32, per: Duration, burst: u32) -> Result<RateLimiter, RateLimitError> {
         if n == 0 {
-            return Err("rate_limit needs at least 1 request per period, got 0".into());
+            return Err(RateLimitError::NoRequests);
         }
         if per.is_zero() {
-            return Err("rate_limit needs a period of more than zero".into());
+            return Err(RateLimitError::NoPeriod);
         }
         if burst == 0 {
-            return Err(
-                "rate_limit_burst must be at least 1 (1 means no burst, evenly spaced requests)"
-                    .into(),
-            );
+            return Err(RateLimitError::NoBurst);
         }
         let interval = per / n;
         if interval.is_zero() {
-            return Err(format!(
-                "rate_limit of {n} per {per:?} is more than one request per nanosecond"
-            ));
+            return Err(RateLimitError::TooFast { n, per });
         }
         Ok(RateLimiter {
             interval,

@@ -133,21 +133,18 @@ impl RetryPolicy {
     }
 
     /// Checks the settings, saying what is wrong.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), RetryPolicyError> {
         if self.max_attempts == 0 {
-            return Err("retry max_attempts must be at least 1".into());
+            return Err(RetryPolicyError::NoAttempts);
         }
         if !(0.0..=1.0).contains(&self.jitter) {
-            return Err(format!(
-                "retry jitter must be within 0..=1, got {}",
-                self.jitter
-            ));
+            return Err(RetryPolicyError::Jitter(self.jitter));
         }
         if let Backoff::Schedule(s) = &self.backoff
             && s.is_empty()
             && self.max_attempts > 1
         {
-            return Err("retry schedule is empty but max_attempts > 1".into());
+            return Err(RetryPolicyError::EmptySchedule);
         }
         Ok(())
     }
@@ -201,6 +198,25 @@ impl RetryPolicy {
         requested.min(self.max_retry_after).min(MAX_WAIT)
     }
 }
+
+/// What is wrong with a [`RetryPolicy`] ([`RetryPolicy::validate`]).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RetryPolicyError {
+    /// `max_attempts` is 0.
+    #[error("retry max_attempts must be at least 1")]
+    NoAttempts,
+    /// The jitter is not within 0..=1 (or is not a number).
+    #[error("retry jitter must be within 0..=1, got {0}")]
+    Jitter(f64),
+    /// A schedule without delays for a policy that retries.
+    #[error("retry schedule is empty but max_attempts > 1")]
+    EmptySchedule,
+}
+
+// A NaN jitter is unequal to itself, which is all `Eq` needs to tolerate
+// here: errors are compared by kind.
+impl Eq for RetryPolicyError {}
 
 /// What the response status means for delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -72,12 +72,10 @@ impl fmt::Debug for WebhookSink {
 #[derive(Clone)]
 pub(crate) struct Attach {
     pub(crate) events: Vec<String>,
-    pub(crate) capacity: usize,
-    pub(crate) overflow: crate::OverflowPolicy,
-    pub(crate) concurrency: usize,
+    /// Mailbox, overflow, batch and the sending concurrency.
+    pub(crate) options: crate::SubscriberOptions,
     pub(crate) adaptive: bool,
     pub(crate) retry_capacity: usize,
-    pub(crate) batch: Option<(usize, Duration)>,
     pub(crate) ordered: bool,
     /// `rate_limit` and its burst (the subscription holds a token of it).
     pub(crate) rate: Option<(u32, Duration, Option<u32>)>,
@@ -102,12 +100,9 @@ impl Attach {
         #[cfg(not(feature = "durable"))]
         let same_store = true;
         self.events == other.events
-            && self.capacity == other.capacity
-            && self.overflow == other.overflow
-            && self.concurrency == other.concurrency
+            && self.options == other.options
             && self.adaptive == other.adaptive
             && self.retry_capacity == other.retry_capacity
-            && self.batch == other.batch
             && self.ordered == other.ordered
             && self.rate == other.rate
             && self.order_key == other.order_key
@@ -175,15 +170,15 @@ impl WebhookSink {
         } else if b.adaptive {
             (
                 Some(Arc::new(SendSlots::adaptive(
-                    b.concurrency,
+                    b.options.concurrency,
                     ep.state.clone(),
                 ))),
-                b.concurrency.saturating_add(b.retry_capacity),
+                b.options.concurrency.saturating_add(b.retry_capacity),
             )
         } else {
             (
-                Some(Arc::new(SendSlots::new(b.concurrency))),
-                b.concurrency.saturating_add(b.retry_capacity),
+                Some(Arc::new(SendSlots::new(b.options.concurrency))),
+                b.options.concurrency.saturating_add(b.retry_capacity),
             )
         };
         let token = ep
@@ -200,14 +195,10 @@ impl WebhookSink {
         let mut sub = bus
             .subscriber(patterns)
             .name(ep.name.clone())
-            .capacity(b.capacity)
-            .overflow(b.overflow)
+            .options(b.options.clone())
             .concurrency(concurrency);
         // The endpoint's own events, condition and filter: `sink` adds them
         // (see `accepts`), as for a webhook attached with `.sink(..)`.
-        if let Some((size, wait)) = b.batch {
-            sub = sub.batch(size, wait);
-        }
         #[cfg(feature = "durable")]
         if let Some(store) = &b.store {
             ep.state.attach_store(&ep.name, &ep.display_url, store);

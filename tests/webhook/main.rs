@@ -7,4 +7,5 @@ mod webhook_support;
 
 mod edges;
 mod logs;
+mod settings;
 mod trouble;
