@@ -17,7 +17,7 @@ use super::emitter::WebhookEmitter;
 use super::endpoint::{Condition, Endpoint, EndpointState};
 pub use super::error::WebhookError;
 use super::filter::{Filter, FilterError};
-use super::guard::{GuardedResolver, SsrfGuard, is_loopback_host};
+use super::guard::{GuardedResolver, SsrfGuard, is_loopback_host, redact_url};
 use super::log::{DEFAULT_DEAD_LETTER_CAPACITY, DEFAULT_LOG_CAPACITY, DeliveryLog};
 use super::oauth::{OAuth2, TokenSource};
 use super::proxy::ProxySettings;
@@ -134,19 +134,6 @@ impl fmt::Debug for WebhookBuilder {
             .field("proxy", &self.proxy.describe())
             .field("adaptive_concurrency", &self.adaptive_concurrency)
             .finish_non_exhaustive()
-    }
-}
-
-/// The URL without path, query or user info: safe to log.
-pub(crate) fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(u) => {
-            let host = u.host_str().unwrap_or("");
-            let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
-            let path = if u.path().len() > 1 { "/…" } else { "" };
-            format!("{}://{host}{port}{path}", u.scheme())
-        }
-        Err(_) => "<invalid url>".into(),
     }
 }
 

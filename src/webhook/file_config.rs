@@ -31,7 +31,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::config::{WebhookBuilder, WebhookError};
+use super::config::WebhookBuilder;
+use super::error::WebhookError;
 use super::filter::Filter;
 use super::oauth::{OAuth2, OAuth2ClientAuth};
 use super::retry::{Backoff, RetryPolicy};
@@ -180,7 +181,7 @@ pub struct OAuth2Config {
 impl fmt::Debug for OAuth2Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OAuth2Config")
-            .field("token_url", &super::config::redact_url(&self.token_url))
+            .field("token_url", &super::guard::redact_url(&self.token_url))
             .field("client_id", &self.client_id)
             .field("client_secret", &"<redacted>")
             .field("scopes", &self.scopes)
@@ -335,7 +336,7 @@ impl fmt::Debug for WebhookConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WebhookConfig")
             .field("name", &self.name)
-            .field("url", &super::config::redact_url(&self.url))
+            .field("url", &super::guard::redact_url(&self.url))
             .field(
                 "signed",
                 &(self.secret.as_deref().is_some_and(|s| !s.is_empty())
@@ -353,7 +354,7 @@ impl fmt::Debug for WebhookConfig {
             .field("oauth2", &self.oauth2)
             .field(
                 "proxy",
-                &self.proxy.as_deref().map(super::config::redact_url),
+                &self.proxy.as_deref().map(super::guard::redact_url),
             )
             .field("proxy_from_env", &self.proxy_from_env)
             .finish_non_exhaustive()

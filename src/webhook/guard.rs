@@ -228,6 +228,19 @@ impl reqwest::dns::Resolve for GuardedResolver {
     }
 }
 
+/// The URL without path, query or user info: safe to log.
+pub(crate) fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(u) => {
+            let host = u.host_str().unwrap_or("");
+            let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
+            let path = if u.path().len() > 1 { "/…" } else { "" };
+            format!("{}://{host}{port}{path}", u.scheme())
+        }
+        Err(_) => "<invalid url>".into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

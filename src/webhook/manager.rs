@@ -8,8 +8,9 @@ use std::time::Duration;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use time::OffsetDateTime;
 
-use super::config::{WebhookBuilder, WebhookError};
+use super::config::WebhookBuilder;
 use super::delivery::DeliveryStatus;
+use super::error::WebhookError;
 use super::log::{DeliveryAttempt, WebhookStats};
 use super::sink::WebhookSink;
 use super::wire::WireFormat;

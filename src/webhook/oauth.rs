@@ -27,9 +27,8 @@ use serde::Deserialize;
 use tokio::time::Instant;
 
 use super::attempt::{Attempt, Verdict};
-use super::config::redact_url;
 use super::endpoint::Endpoint;
-use super::guard::SsrfGuard;
+use super::guard::{SsrfGuard, redact_url};
 use super::wire::Payload;
 
 /// How much sooner than `expires_in` a token is replaced, at most (a

@@ -8,9 +8,9 @@ use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::time::Duration;
 
 use super::concurrency::PauseWait;
-use super::config::WebhookError;
 use super::delivery::{DeliveryOutcome, spawn_delivery};
 use super::endpoint::Endpoint;
+use super::error::WebhookError;
 use super::log::{DeliveryAttempt, WebhookStats};
 use super::rate::NextToken;
 use super::slots::SendSlots;
