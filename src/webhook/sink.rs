@@ -192,6 +192,7 @@ impl WebhookSink {
             routed: true,
             ..self.clone()
         };
+        #[cfg_attr(not(feature = "durable"), allow(unused_mut))]
         let mut sub = bus
             .subscriber(patterns)
             .name(ep.name.clone())

@@ -12,7 +12,6 @@ use hookbus::webhook::{
 };
 use hookbus::{Bus, Event, FailureKind, WebhookEmitter};
 use serde_json::json;
-use tokio_stream::StreamExt;
 
 use crate::webhook_support::{Receiver, fast_retry};
 
@@ -66,6 +65,7 @@ async fn an_unbounded_retry_after_saturates_instead_of_panicking() {
 #[cfg(feature = "durable")]
 #[tokio::test]
 async fn a_durable_backoff_of_duration_max_is_kept_pending() {
+    use tokio_stream::StreamExt;
     let dir = tempfile::tempdir().unwrap();
     let store = hookbus::store::Store::open(dir.path().join("hooks.redb")).unwrap();
     let mut rx = Receiver::start(|_, _| StatusCode::SERVICE_UNAVAILABLE.into_response()).await;
@@ -106,6 +106,7 @@ async fn a_durable_backoff_of_duration_max_is_kept_pending() {
 #[cfg(feature = "durable")]
 #[tokio::test]
 async fn a_durable_webhook_is_updated_in_place() {
+    use tokio_stream::StreamExt;
     let dir = tempfile::tempdir().unwrap();
     let store = hookbus::store::Store::open(dir.path().join("hooks.redb")).unwrap();
     let mut old = Receiver::start(|_, _| StatusCode::BAD_REQUEST.into_response()).await;

@@ -28,13 +28,15 @@ impl Line {
 pub struct Captured(Arc<Mutex<Vec<Line>>>);
 
 impl Captured {
-    /// The lines so far whose message contains `text`.
-    pub fn lines(&self, text: &str) -> Vec<Line> {
+    /// The lines so far whose message contains `text`, about a webhook
+    /// whose name starts with `webhook`.
+    pub fn lines(&self, text: &str, webhook: &str) -> Vec<Line> {
         self.0
             .lock()
             .unwrap()
             .iter()
             .filter(|l| l.message().contains(text))
+            .filter(|l| l.field("webhook").is_some_and(|w| w.starts_with(webhook)))
             .cloned()
             .collect()
     }
@@ -53,6 +55,9 @@ impl Visit for Fields<'_> {
 
 impl<S: tracing::Subscriber> Layer<S> for Captured {
     fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
+        if !event.metadata().target().starts_with("hookbus") {
+            return;
+        }
         let mut fields = BTreeMap::new();
         event.record(&mut Fields(&mut fields));
         self.0.lock().unwrap().push(Line {
@@ -62,11 +67,19 @@ impl<S: tracing::Subscriber> Layer<S> for Captured {
     }
 }
 
-/// Captures this thread's log until the guard drops (use a current-thread
-/// runtime, so every task of the test logs here).
-pub fn capture() -> (Captured, tracing::subscriber::DefaultGuard) {
-    let captured = Captured::default();
-    let subscriber = tracing_subscriber::registry().with(captured.clone());
-    let guard = tracing::subscriber::set_default(subscriber);
-    (captured, guard)
+/// The log of the whole test binary, captured from the first call on (a
+/// global subscriber: thread-local ones miss events whose callsites other
+/// tests' threads registered first). Tests tell their lines apart by the
+/// `webhook` field: give each test's webhooks names of their own.
+pub fn capture() -> Captured {
+    static GLOBAL: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
+    GLOBAL
+        .get_or_init(|| {
+            let captured = Captured::default();
+            let subscriber = tracing_subscriber::registry().with(captured.clone());
+            tracing::subscriber::set_global_default(subscriber)
+                .expect("no other global subscriber in this test binary");
+            captured
+        })
+        .clone()
 }
