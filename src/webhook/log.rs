@@ -164,7 +164,6 @@ pub(crate) struct Counters {
     pub(crate) retried: AtomicU64,
     pub(crate) dropped: AtomicU64,
     pub(crate) attempts: AtomicU64,
-    pub(crate) rate_limited: AtomicU64,
     /// 2xx, 3xx, 4xx, 5xx, no response.
     by_class: [AtomicU64; 5],
     /// Per bucket of LATENCY_BUCKETS_MS, plus one above the last.

@@ -277,7 +277,7 @@ impl WebhookManager {
     /// it may wait for one.
     pub async fn test(&self, id: &WebhookId, event: Event) -> Result<TestResult, WebhookError> {
         let sink = self.sink(id)?;
-        let o = sink.endpoint.send_once(&[Arc::new(event)]).await;
+        let o = super::delivery::send_once(&sink.endpoint, &[Arc::new(event)]).await;
         Ok(TestResult {
             success: o.status == DeliveryStatus::Delivered,
             status_code: o.status_code,
@@ -332,7 +332,11 @@ impl WebhookManager {
                     .unwrap_or_default();
                 running.push(async move {
                     let n = events.len() as u64;
-                    (i, n, ep.deliver(&events, None, false, None).await)
+                    (
+                        i,
+                        n,
+                        super::delivery::deliver(&ep, &events, None, false, None).await,
+                    )
                 });
             }
             let Some((i, n, outcome)) = running.next().await else {
@@ -392,7 +396,9 @@ impl WebhookManager {
             while running.len() < limit {
                 let Some(event) = pending.next() else { break };
                 let ep = sink.endpoint.clone();
-                running.push(async move { ep.deliver(&[event], None, false, None).await });
+                running.push(async move {
+                    super::delivery::deliver(&ep, &[event], None, false, None).await
+                });
             }
             let Some(outcome) = running.next().await else {
                 break;

@@ -26,10 +26,7 @@ use reqwest::header::{AUTHORIZATION, HeaderValue};
 use serde::Deserialize;
 use tokio::time::Instant;
 
-use super::attempt::{Attempt, Verdict};
-use super::endpoint::Endpoint;
 use super::guard::{SsrfGuard, redact_url};
-use super::wire::Payload;
 
 /// How much sooner than `expires_in` a token is replaced, at most (a
 /// token is never replaced before half its lifetime).
@@ -121,8 +118,8 @@ struct Token {
 /// Why no token could be had.
 #[derive(Debug, Clone)]
 pub(crate) struct TokenError {
-    message: String,
-    retryable: bool,
+    pub(crate) message: String,
+    pub(crate) retryable: bool,
 }
 
 /// The endpoint's token: one at a time, fetched by whichever delivery
@@ -181,7 +178,7 @@ impl TokenSource {
 
     /// A valid token: the kept one, or a new one. `rejected` is a token the
     /// receiver refused: if it is still the kept one, a new one is fetched.
-    async fn token(
+    pub(crate) async fn token(
         &self,
         client: &reqwest::Client,
         proxied_guard: Option<&SsrfGuard>,
@@ -360,50 +357,5 @@ impl TokenSource {
             Instant::now() + l - TOKEN_REFRESH_MARGIN.min(l / 2)
         });
         Ok(Token { header, renew_at })
-    }
-}
-
-impl Endpoint {
-    /// One attempt with the endpoint's bearer token, when it has OAuth2:
-    /// the token first (a failure to get one is a retryable attempt when the
-    /// token endpoint may recover: unreachable, 5xx, 429, 408), then the
-    /// request; a 401 fetches a new token and sends once more.
-    pub(crate) async fn attempt(&self, payload: &Payload) -> Attempt {
-        let Some(oauth) = &self.oauth else {
-            return self.send_attempt(payload, None).await;
-        };
-        let token = match oauth
-            .token(&self.client, self.proxied_guard.as_deref(), None)
-            .await
-        {
-            Ok(t) => t,
-            Err(e) => return token_failure(e),
-        };
-        let r = self.send_attempt(payload, Some(&token)).await;
-        if r.status != Some(401) {
-            return r;
-        }
-        tracing::debug!(webhook = %self.name, "hookbus: the receiver refused the OAuth2 token (401); fetching a new one");
-        match oauth
-            .token(&self.client, self.proxied_guard.as_deref(), Some(&token))
-            .await
-        {
-            Ok(fresh) => self.send_attempt(payload, Some(&fresh)).await,
-            Err(e) => token_failure(e),
-        }
-    }
-}
-
-fn token_failure(e: TokenError) -> Attempt {
-    Attempt {
-        verdict: if e.retryable {
-            Verdict::Retry { after: None }
-        } else {
-            Verdict::Final
-        },
-        status: None,
-        latency: Duration::ZERO,
-        error: Some(format!("OAuth2 token endpoint: {}", e.message)),
-        excerpt: None,
     }
 }

@@ -11,14 +11,12 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::time::{Instant, Sleep};
-
-use super::endpoint::EndpointState;
 
 /// What is wrong with a [`rate_limit`](super::WebhookBuilder::rate_limit).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -44,6 +42,15 @@ pub enum RateLimitError {
     /// A burst without a rate.
     #[error("rate_limit_burst is set without rate_limit(n, per)")]
     BurstWithoutRate,
+}
+
+/// An endpoint's waits for tokens, for its stats.
+#[derive(Debug, Default)]
+pub(crate) struct RateWaits {
+    /// Requests that had to wait for a token, since the start.
+    pub(crate) limited: AtomicU64,
+    /// Deliveries waiting for a token now.
+    pub(crate) waiting: AtomicU64,
 }
 
 /// `n` requests per `per`, bursts of up to `burst` at once.
@@ -120,14 +127,14 @@ impl RateLimiter {
     }
 
     /// Waits for a token, counted in the endpoint's stats while it waits.
-    pub(crate) async fn acquire(&self, state: &EndpointState) {
+    pub(crate) async fn acquire(&self, state: &RateWaits) {
         let mut waiting = None;
         loop {
             match self.try_acquire() {
                 Ok(()) => return,
                 Err(at) => {
                     if waiting.is_none() {
-                        state.log.counters.rate_limited.fetch_add(1, Relaxed);
+                        state.limited.fetch_add(1, Relaxed);
                         waiting = Some(WaitingToken::new(state));
                     }
                     tokio::time::sleep_until(at).await;
@@ -138,34 +145,34 @@ impl RateLimiter {
 }
 
 /// Counts a delivery as waiting for a token while it lives.
-struct WaitingToken<'a>(&'a EndpointState);
+struct WaitingToken<'a>(&'a RateWaits);
 
 impl<'a> WaitingToken<'a> {
-    fn new(state: &'a EndpointState) -> WaitingToken<'a> {
-        state.waiting_rate_limit.fetch_add(1, Relaxed);
+    fn new(state: &'a RateWaits) -> WaitingToken<'a> {
+        state.waiting.fetch_add(1, Relaxed);
         WaitingToken(state)
     }
 }
 
 impl Drop for WaitingToken<'_> {
     fn drop(&mut self) {
-        self.0.waiting_rate_limit.fetch_sub(1, Relaxed);
+        self.0.waiting.fetch_sub(1, Relaxed);
     }
 }
 
 /// The same count, owned (kept across `poll_ready` calls).
-struct WaitingTokenOwned(Arc<EndpointState>);
+struct WaitingTokenOwned(Arc<RateWaits>);
 
 impl Drop for WaitingTokenOwned {
     fn drop(&mut self) {
-        self.0.waiting_rate_limit.fetch_sub(1, Relaxed);
+        self.0.waiting.fetch_sub(1, Relaxed);
     }
 }
 
 /// The token one bus subscription takes for its next delivery.
 pub(crate) struct NextToken {
     limiter: Arc<RateLimiter>,
-    state: Arc<EndpointState>,
+    state: Arc<RateWaits>,
     wait: Mutex<TokenWait>,
 }
 
@@ -185,7 +192,7 @@ impl fmt::Debug for NextToken {
 }
 
 impl NextToken {
-    pub(crate) fn new(limiter: Arc<RateLimiter>, state: Arc<EndpointState>) -> NextToken {
+    pub(crate) fn new(limiter: Arc<RateLimiter>, state: Arc<RateWaits>) -> NextToken {
         NextToken {
             limiter,
             state,
@@ -214,8 +221,8 @@ impl NextToken {
                 }
                 Err(at) => {
                     if w.waiting.is_none() {
-                        self.state.log.counters.rate_limited.fetch_add(1, Relaxed);
-                        self.state.waiting_rate_limit.fetch_add(1, Relaxed);
+                        self.state.limited.fetch_add(1, Relaxed);
+                        self.state.waiting.fetch_add(1, Relaxed);
                         w.waiting = Some(WaitingTokenOwned(self.state.clone()));
                     }
                     let sleep = match w.sleep.take() {

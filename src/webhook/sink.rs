@@ -171,7 +171,7 @@ impl WebhookSink {
             (
                 Some(Arc::new(SendSlots::adaptive(
                     b.options.concurrency,
-                    ep.state.clone(),
+                    ep.state.pressure.clone(),
                 ))),
                 b.options.concurrency.saturating_add(b.retry_capacity),
             )
@@ -184,11 +184,11 @@ impl WebhookSink {
         let token = ep
             .rate_limit
             .as_ref()
-            .map(|l| Arc::new(NextToken::new(l.clone(), ep.state.clone())));
+            .map(|l| Arc::new(NextToken::new(l.clone(), ep.state.rate.clone())));
         let sink = WebhookSink {
             slots,
             token,
-            pause: Some(Arc::new(PauseWait::new(ep.state.clone()))),
+            pause: Some(Arc::new(PauseWait::new(ep.state.pressure.clone()))),
             routed: true,
             ..self.clone()
         };
@@ -211,7 +211,7 @@ impl WebhookSink {
     /// Delivers events now, as one request, and returns the outcome (no
     /// pattern or condition check: see [`WebhookEmitter`](super::WebhookEmitter) for that).
     pub async fn send(&self, events: &[Arc<Event>]) -> DeliveryOutcome {
-        self.endpoint.deliver(events, None, false, None).await
+        super::delivery::deliver(&self.endpoint, events, None, false, None).await
     }
 
     /// The endpoint's counters.
@@ -269,14 +269,14 @@ impl Sink for WebhookSink {
                 g.wait().await;
             }
             let journal = batch.journal().cloned();
-            let outcome = ep
-                .deliver(
-                    batch.events(),
-                    slot.as_mut(),
-                    token_taken,
-                    journal.as_deref(),
-                )
-                .await;
+            let outcome = super::delivery::deliver(
+                &ep,
+                batch.events(),
+                slot.as_mut(),
+                token_taken,
+                journal.as_deref(),
+            )
+            .await;
             drop(gate);
             outcome
         };
