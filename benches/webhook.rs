@@ -30,6 +30,7 @@
 //! | this branch, run 1 | 0.93× | 1.07× | 0.90× | 1.37 M/s | 375 k/s | 336 k/s |
 //! | main 759a590 | 0.94× | 1.10× | 0.97× | 1.40 M/s | 365 k/s | 326 k/s |
 //! | this branch, run 2 | 1.01× | 1.06× | 0.97× | 1.35 M/s | 399 k/s | 308 k/s |
+//! | after the module untangling (9a40aab), load 5.8–6.2 | 0.95× | 1.10× | 1.11× | – | – | – |
 //!
 //! The branch and main are within the machine's spread of each other. The
 //! issue's 0.81×/0.76× were against an unsigned raw loop; against the same
