@@ -16,7 +16,6 @@ use super::trouble::Failure;
 use crate::event::Event;
 use crate::hub::journal::{Journal, Resume};
 use crate::sink::{DeliveryError, FailureKind};
-use serde_json::json;
 
 /// How one delivery (one event, or one batch) ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -341,21 +340,18 @@ fn announce_retrying(
     delay: Duration,
 ) {
     if let Some(bus) = ep.state.bus() {
-        bus.announce(
-            "hookbus.delivery_retrying",
-            json!({
-                "webhook": ep.name,
-                "url": ep.display_url,
-                "event_id": events[0].id(),
-                "event_type": events[0].event_type(),
-                "event_ids": events.iter().map(|e| e.id()).collect::<Vec<_>>(),
-                "attempt": attempt,
-                "next_attempt": attempt + 1,
-                "retry_in_ms": u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
-                "status": r.status,
-                "error": r.error,
-            }),
-        );
+        bus.announce(crate::catalog::bus::DeliveryRetrying {
+            webhook: ep.name.clone(),
+            url: ep.display_url.clone(),
+            event_id: events[0].id().to_owned(),
+            event_type: events[0].event_type().to_owned(),
+            event_ids: events.iter().map(|e| e.id().to_owned()).collect(),
+            attempt,
+            next_attempt: attempt + 1,
+            retry_in_ms: u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+            status: r.status,
+            error: r.error.clone(),
+        });
     }
 }
 
