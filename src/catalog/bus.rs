@@ -112,12 +112,42 @@ catalog_event! {
     example: r#"{"webhook": "crm", "url": "https://hooks.example.com/crm", "reason": "HTTP 410 Gone"}"#
 }
 
+catalog_event! {
+    /// A webhook attempt failed and another is scheduled (the delivery is
+    /// not given up yet): an application can watch an endpoint in trouble
+    /// before anything is dead-lettered.
+    DeliveryRetrying = "hookbus.delivery_retrying", "a webhook attempt failed and a retry is scheduled" {
+        /// The webhook's name.
+        webhook: String,
+        /// Its URL, path and credentials redacted.
+        url: String,
+        /// The first event of the delivery.
+        event_id: String,
+        /// Its type.
+        event_type: String,
+        /// Every event of the delivery (a batch has several).
+        event_ids: Vec<String>,
+        /// The attempt that failed (1 = the first).
+        attempt: u32,
+        /// The attempt scheduled next.
+        next_attempt: u32,
+        /// The wait before it, in milliseconds.
+        retry_in_ms: u64,
+        /// The HTTP status of the failed attempt, if a response came.
+        status: Option<u16>,
+        /// What went wrong.
+        error: Option<String>,
+    }
+    example: r#"{"webhook": "crm", "url": "https://hooks.example.com/…", "event_id": "0193a5b0-7c1e-7d2a-9c44-1b2f3e4d5a6b", "event_type": "order.placed", "event_ids": ["0193a5b0-7c1e-7d2a-9c44-1b2f3e4d5a6b"], "attempt": 1, "next_attempt": 2, "retry_in_ms": 500, "status": 503, "error": "HTTP 503"}"#
+}
+
 /// Every `hookbus.*` event of this module.
 pub const ALL: &[super::CatalogEntry] = &[
     Dropped::ENTRY,
     HandlerFailed::ENTRY,
     DeliveryFailed::ENTRY,
     EndpointDisabled::ENTRY,
+    DeliveryRetrying::ENTRY,
 ];
 
 impl HandlerFailed {
@@ -177,11 +207,13 @@ mod tests {
         check::<HandlerFailed>();
         check::<DeliveryFailed>();
         check::<EndpointDisabled>();
+        check::<DeliveryRetrying>();
         let d: Dropped = serde_json::from_str(Dropped::EXAMPLE).unwrap();
         assert_eq!(d.policy, crate::OverflowPolicy::DropOldest.as_str());
         let _: HandlerFailed = serde_json::from_str(HandlerFailed::EXAMPLE).unwrap();
         let _: DeliveryFailed = serde_json::from_str(DeliveryFailed::EXAMPLE).unwrap();
         let _: EndpointDisabled = serde_json::from_str(EndpointDisabled::EXAMPLE).unwrap();
+        let _: DeliveryRetrying = serde_json::from_str(DeliveryRetrying::EXAMPLE).unwrap();
         for entry in ALL {
             let value: serde_json::Value = serde_json::from_str(entry.example).unwrap();
             let keys: Vec<&str> = value

@@ -228,6 +228,7 @@ async fn webhooks(State(shared): State<Arc<Shared>>, Query(q): Query<PageQuery>)
                 "dropped": s.dropped,
                 "attempts": s.attempts,
                 "consecutive_failures": s.consecutive_failures,
+                "failing_since": s.failing_since.and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok()),
                 "p50_ms": millis(s.p50_latency),
                 "p99_ms": millis(s.p99_latency),
                 "dead_letters": dead,

@@ -56,9 +56,6 @@ use time::OffsetDateTime;
 use tokio::time::{Instant, Sleep};
 
 use super::attempt::{Attempt, Verdict};
-use super::endpoint::{Endpoint, EndpointState};
-use super::retry::RetryPolicy;
-use super::slots::Slot;
 
 /// The factor of a decrease.
 const DECREASE: f64 = 0.9;
@@ -216,6 +213,8 @@ impl Pressure {
     /// Pauses the endpoint for `d` from now (a later pause wins over an
     /// earlier one).
     pub(crate) fn pause(&self, d: Duration) {
+        // Never past MAX_WAIT, so neither clock can overflow.
+        let d = d.min(super::retry::MAX_WAIT);
         let at = Instant::now() + d;
         let mut until = self.until();
         if until.is_none_or(|(u, _)| u < at) {
@@ -247,39 +246,11 @@ impl Pressure {
     }
 }
 
-impl Endpoint {
-    /// After each attempt: tells the adaptive limit (through the slot), and
-    /// pauses the endpoint on a 429 or 503 with `Retry-After` (at most the
-    /// policy's `max_retry_after`).
-    pub(crate) fn feedback(&self, slot: Option<&Slot>, r: &Attempt, policy: &RetryPolicy) {
-        if let Some(slot) = slot {
-            slot.feedback(r);
-        }
-        if let (Verdict::Retry { after: Some(after) }, Some(429 | 503)) = (r.verdict, r.status)
-            && !after.is_zero()
-        {
-            let after = after.min(policy.max_retry_after);
-            tracing::debug!(webhook = %self.name, ?after, "hookbus: webhook endpoint paused (Retry-After)");
-            self.state.pressure.pause(after);
-        }
-    }
-
-    /// Waits while the endpoint is paused, without a sending slot.
-    pub(crate) async fn wait_if_paused(&self, mut slot: Option<&mut Slot>) {
-        while let Some(until) = self.state.pressure.paused_until() {
-            if let Some(slot) = slot.as_deref_mut() {
-                slot.release();
-            }
-            tokio::time::sleep_until(until).await;
-        }
-    }
-}
-
 /// A bus subscription's wait while its endpoint is paused, in
 /// [`Sink::poll_ready`](crate::Sink::poll_ready): the events stay in the
 /// mailbox meanwhile, under its overflow policy.
 pub(crate) struct PauseWait {
-    state: Arc<EndpointState>,
+    pressure: Arc<Pressure>,
     sleep: Mutex<Option<Pin<Box<Sleep>>>>,
 }
 
@@ -290,9 +261,9 @@ impl std::fmt::Debug for PauseWait {
 }
 
 impl PauseWait {
-    pub(crate) fn new(state: Arc<EndpointState>) -> PauseWait {
+    pub(crate) fn new(pressure: Arc<Pressure>) -> PauseWait {
         PauseWait {
-            state,
+            pressure,
             sleep: Mutex::new(None),
         }
     }
@@ -301,12 +272,12 @@ impl PauseWait {
     /// pause ends.
     pub(crate) fn poll_ready(&self, cx: &mut Context<'_>) -> Poll<()> {
         // The hot path: one atomic load when no pause is on.
-        if self.state.pressure.paused_until().is_none() {
+        if self.pressure.paused_until().is_none() {
             return Poll::Ready(());
         }
         let mut sleep = self.sleep.lock().unwrap_or_else(|e| e.into_inner());
         loop {
-            let Some(until) = self.state.pressure.paused_until() else {
+            let Some(until) = self.pressure.paused_until() else {
                 *sleep = None;
                 return Poll::Ready(());
             };

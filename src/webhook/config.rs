@@ -17,20 +17,20 @@ use super::emitter::WebhookEmitter;
 use super::endpoint::{Condition, Endpoint, EndpointState};
 pub use super::error::WebhookError;
 use super::filter::{Filter, FilterError};
-use super::guard::{GuardedResolver, SsrfGuard, is_loopback_host};
+use super::guard::{GuardedResolver, SsrfGuard, is_loopback_host, redact_url};
 use super::log::{DEFAULT_DEAD_LETTER_CAPACITY, DEFAULT_LOG_CAPACITY, DeliveryLog};
 use super::oauth::{OAuth2, TokenSource};
 use super::proxy::ProxySettings;
-use super::rate::RateLimiter;
+use super::rate::{RateLimitError, RateLimiter};
 use super::retry::RetryPolicy;
 use super::sink::{Attach, WebhookSink};
 use super::template::Template;
 use super::tls::TlsSettings;
 use super::wire::WireFormat;
-use crate::OverflowPolicy;
 use crate::event::Event;
 use crate::pattern::Pattern;
 use crate::signature::{Secret, SignatureError, SignatureScheme};
+use crate::{BatchConfig, OverflowPolicy, SubscriberOptions};
 
 /// Default request timeout.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -82,14 +82,13 @@ pub struct WebhookBuilder {
     pub(crate) headers: Vec<(String, String)>,
     pub(crate) condition: Option<Condition>,
     pub(crate) filter: Option<Result<Filter, FilterError>>,
-    pub(crate) batch: Option<(usize, Duration)>,
-    pub(crate) concurrency: usize,
+    /// The subscriber settings every subscriber kind shares (mailbox,
+    /// overflow, batch, concurrency): the one place they live.
+    pub(crate) options: SubscriberOptions,
     pub(crate) adaptive_concurrency: bool,
     pub(crate) retry_capacity: usize,
     pub(crate) ordered: bool,
     pub(crate) order_key: Option<String>,
-    pub(crate) capacity: usize,
-    pub(crate) overflow: OverflowPolicy,
     pub(crate) format: WireFormat,
     pub(crate) template: Option<Value>,
     pub(crate) templates: Vec<(String, Value)>,
@@ -141,19 +140,6 @@ impl fmt::Debug for WebhookBuilder {
     }
 }
 
-/// The URL without path, query or user info: safe to log.
-pub(crate) fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(u) => {
-            let host = u.host_str().unwrap_or("");
-            let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
-            let path = if u.path().len() > 1 { "/…" } else { "" };
-            format!("{}://{host}{port}{path}", u.scheme())
-        }
-        Err(_) => "<invalid url>".into(),
-    }
-}
-
 impl WebhookBuilder {
     pub(crate) fn new(url: impl Into<String>) -> WebhookBuilder {
         WebhookBuilder {
@@ -166,14 +152,14 @@ impl WebhookBuilder {
             headers: Vec::new(),
             condition: None,
             filter: None,
-            batch: None,
-            concurrency: DEFAULT_CONCURRENCY,
+            options: SubscriberOptions {
+                concurrency: DEFAULT_CONCURRENCY,
+                ..SubscriberOptions::default()
+            },
             adaptive_concurrency: false,
             retry_capacity: DEFAULT_RETRY_CAPACITY,
             ordered: false,
             order_key: None,
-            capacity: 1024,
-            overflow: OverflowPolicy::DropOldest,
             format: WireFormat::default(),
             template: None,
             templates: Vec::new(),
@@ -271,8 +257,12 @@ impl WebhookBuilder {
     }
     /// Batching: one POST carries up to `batch_size` events, waiting at most
     /// `batch_timeout` for a batch to fill.
+    /// (Shorthand for the `batch` of [`options`](Self::options).)
     pub fn batch(mut self, batch_size: usize, batch_timeout: Duration) -> Self {
-        self.batch = Some((batch_size, batch_timeout));
+        self.options.batch = Some(BatchConfig {
+            max_size: batch_size,
+            max_wait: batch_timeout,
+        });
         self
     }
     /// Requests in flight at once from one bus subscription of this webhook
@@ -281,8 +271,9 @@ impl WebhookBuilder {
     /// waiting for its next attempt gives its slot back meanwhile, so
     /// retries never hold up other events (see
     /// [`retry_capacity`](Self::retry_capacity)).
+    /// (Shorthand for the `concurrency` of [`options`](Self::options).)
     pub fn concurrency(mut self, n: usize) -> Self {
-        self.concurrency = n;
+        self.options.concurrency = n;
         self
     }
     /// Adaptive concurrency (off by default): the in-flight limit of a bus
@@ -350,14 +341,44 @@ impl WebhookBuilder {
         self.order_key = Some(path.into());
         self
     }
-    /// Mailbox capacity when attached to a bus (default 1024).
-    pub fn capacity(mut self, capacity: usize) -> Self {
-        self.capacity = capacity;
+    /// The subscriber settings of its bus subscription, as any subscriber
+    /// takes them ([`SubscriberOptions`]: mailbox capacity, overflow
+    /// policy, batching, concurrency), e.g. from a config file. Defaults:
+    /// those of [`SubscriberOptions::default`], except a concurrency of 16.
+    /// [`capacity`](Self::capacity), [`overflow`](Self::overflow),
+    /// [`batch`](Self::batch) and [`concurrency`](Self::concurrency) set
+    /// one field of it each.
+    ///
+    /// ```
+    /// use hookbus::webhook::WebhookSink;
+    /// use hookbus::{OverflowPolicy, SubscriberOptions};
+    ///
+    /// let options = SubscriberOptions {
+    ///     capacity: 10_000,
+    ///     overflow: OverflowPolicy::DropNewest,
+    ///     concurrency: 32,
+    ///     ..SubscriberOptions::default()
+    /// };
+    /// let sink = WebhookSink::builder("https://hooks.example.com/orders")
+    ///     .options(options)
+    ///     .build()?;
+    /// # let _ = sink;
+    /// # Ok::<(), hookbus::webhook::WebhookError>(())
+    /// ```
+    pub fn options(mut self, options: SubscriberOptions) -> Self {
+        self.options = options;
         self
     }
-    /// What the mailbox does when full (default drop oldest).
+    /// Mailbox capacity when attached to a bus (default 1024). (Shorthand
+    /// for the `capacity` of [`options`](Self::options).)
+    pub fn capacity(mut self, capacity: usize) -> Self {
+        self.options.capacity = capacity;
+        self
+    }
+    /// What the mailbox does when full (default drop oldest). (Shorthand
+    /// for the `overflow` of [`options`](Self::options).)
     pub fn overflow(mut self, policy: OverflowPolicy) -> Self {
-        self.overflow = policy;
+        self.options.overflow = policy;
         self
     }
     /// The wire format (default CloudEvents structured mode: the signature
@@ -444,6 +465,20 @@ impl WebhookBuilder {
     }
     /// Disable the endpoint after `n` failed deliveries in a row (default 50);
     /// `None` never disables it (410 Gone still does).
+    ///
+    /// What the defaults do in an outage: each event gets 3 attempts over
+    /// about 1.5 s (500 ms then 1 s, ±20 %), then is dead-lettered (kept for
+    /// [`retry_failed`](super::WebhookManager::retry_failed), announced as
+    /// `hookbus.delivery_failed`); after 50 dead-lettered deliveries in a
+    /// row the endpoint is disabled (announced as
+    /// `hookbus.endpoint_disabled`) and later events are refused and kept
+    /// for `retry_failed` until [`enable`](super::WebhookManager::enable).
+    /// Under a steady stream a few seconds of 5xx are enough. To ride out
+    /// an outage instead, give the events a longer schedule
+    /// ([`RetryPolicy::standard_webhooks`](super::RetryPolicy::standard_webhooks):
+    /// 8 attempts over about 27 h), a durable store, and/or
+    /// `disable_after(None)`; the first failed attempt of the endpoint logs
+    /// at `warn`, and each retry is announced as `hookbus.delivery_retrying`.
     pub fn disable_after(mut self, n: Option<u32>) -> Self {
         self.disable_after = n;
         self
@@ -459,12 +494,18 @@ impl WebhookBuilder {
         self
     }
 
-    /// At most `n` requests per `per` to this endpoint (a token bucket), with
-    /// bursts of up to `n` at once unless
-    /// [`rate_limit_burst`](Self::rate_limit_burst) says otherwise. Every
-    /// request counts, retries included. The limit is the endpoint's: its
-    /// bus subscriptions, its emitter and
-    /// [`retry_failed`](super::WebhookManager::retry_failed) share it.
+    /// `n` requests per `per` to this endpoint on average (a token bucket),
+    /// with bursts of up to `n` at once unless
+    /// [`rate_limit_burst`](Self::rate_limit_burst) says otherwise. The
+    /// bound in any window of length `per` is `n + burst − 1` requests
+    /// (`2n − 1` with the default burst: a full burst after an idle spell,
+    /// then the steady rate); set `rate_limit_burst(1)` for at most `n` in
+    /// any window (evenly spaced requests). Every request counts, retries
+    /// included. The limit is the endpoint's, one bucket: its bus
+    /// subscription, its emitter,
+    /// [`retry_failed`](super::WebhookManager::retry_failed),
+    /// [`test`](super::WebhookManager::test) and the endpoint an
+    /// [`update`](super::WebhookManager::update) puts in its place share it.
     ///
     /// Waiting for a token blocks neither `emit` nor other endpoints: a bus
     /// subscription takes the token for its next delivery before it takes a
@@ -564,7 +605,9 @@ impl WebhookBuilder {
     /// delivery that needs it and shared by all the endpoint's deliveries
     /// (one fetch, whatever the concurrency), kept until 30 s before its
     /// `expires_in` (at most half its lifetime early; a token without
-    /// `expires_in` is kept until refused), and fetched anew once when the
+    /// `expires_in` is kept until refused; an `expires_in` of zero or less
+    /// means the token serves one request: it is fetched anew before each
+    /// later use), and fetched anew once when the
     /// receiver answers 401, the request then sent once more. A token
     /// endpoint that is down or answers 5xx, 429 or 408 makes the attempt
     /// fail as retryable (the [`retry`](Self::retry) policy applies); other
@@ -658,7 +701,7 @@ impl WebhookBuilder {
             self.log_capacity,
             self.dead_letter_capacity,
         )));
-        self.build_with_state(state)
+        self.build_with_state(state, None)
     }
 
     /// Checks everything and builds an emitter to call directly.
@@ -666,37 +709,31 @@ impl WebhookBuilder {
         Ok(WebhookEmitter::from_sink(self.build()?))
     }
 
+    /// Builds on `state`; with `previous` (an update), the endpoint keeps
+    /// its name unless a new one is given (its store records are kept under
+    /// it), its rate-limit bucket and its per-key order.
     pub(crate) fn build_with_state(
         self,
         state: Arc<EndpointState>,
+        previous: Option<&Endpoint>,
     ) -> Result<WebhookSink, WebhookError> {
         let url = check_url(&self.url, self.allow_http, self.guard.as_ref())?;
-        let name = self
-            .name
-            .clone()
-            .unwrap_or_else(|| url.host_str().unwrap_or("webhook").to_owned());
+        let name = match (&self.name, previous) {
+            (Some(name), _) => name.clone(),
+            (None, Some(p)) => p.name.clone(),
+            (None, None) => url.host_str().unwrap_or("webhook").to_owned(),
+        };
         if self.timeout.is_zero() {
             return Err(WebhookError::InvalidOption(
                 "timeout must be more than zero".into(),
             ));
         }
         // The subscriber settings are checked where every subscriber's are.
-        let options = crate::SubscriberOptions {
-            capacity: self.capacity,
-            overflow: self.overflow,
-            batch: self
-                .batch
-                .map(|(max_size, max_wait)| crate::BatchConfig { max_size, max_wait }),
-            concurrency: self.concurrency,
-        };
-        options.validate().map_err(|e| match e {
-            crate::SubscribeError::InvalidOption(m) => WebhookError::InvalidOption(m),
-            other => WebhookError::InvalidOption(other.to_string()),
-        })?;
-        if self.ordered && self.concurrency != 1 {
+        self.options.validate()?;
+        if self.ordered && self.options.concurrency != 1 {
             return Err(WebhookError::InvalidOption(format!(
                 "ordered() sends one request at a time, but concurrency is {}: drop concurrency(), or use ordered_by(key) to order per key",
-                self.concurrency
+                self.options.concurrency
             )));
         }
         if self.ordered && self.adaptive_concurrency {
@@ -704,7 +741,7 @@ impl WebhookBuilder {
                 "ordered() sends one request at a time: adaptive_concurrency has nothing to adapt; drop one of them".into(),
             ));
         }
-        if self.batch.is_some() && self.format == WireFormat::Raw {
+        if self.options.batch.is_some() && self.format == WireFormat::Raw {
             return Err(WebhookError::InvalidOption(
                 "raw payloads (WireFormat::Raw) are one event per request: drop batch(), or pick another format".into(),
             ));
@@ -714,27 +751,30 @@ impl WebhookBuilder {
                 "disable_after must be at least 1 (or None)".into(),
             ));
         }
-        self.retry.validate().map_err(WebhookError::InvalidOption)?;
+        self.retry.validate()?;
         let retry_rules = self
             .retry_rules
             .iter()
             .map(|(p, policy)| {
-                policy
-                    .validate()
-                    .map_err(|e| WebhookError::InvalidOption(format!("retry_for({p:?}): {e}")))?;
+                policy.validate().map_err(|source| WebhookError::RetryFor {
+                    pattern: p.clone(),
+                    source,
+                })?;
                 Ok((Pattern::new(p)?, policy.clone()))
             })
             .collect::<Result<Vec<_>, WebhookError>>()?;
         let rate_limit = match (self.rate_limit, self.rate_burst) {
-            (Some((n, per)), burst) => Some(Arc::new(
-                RateLimiter::new(n, per, burst.unwrap_or(n))
-                    .map_err(WebhookError::InvalidOption)?,
-            )),
-            (None, Some(_)) => {
-                return Err(WebhookError::InvalidOption(
-                    "rate_limit_burst is set without rate_limit(n, per)".into(),
-                ));
+            (Some((n, per)), burst) => {
+                let limiter = RateLimiter::new(n, per, burst.unwrap_or(n))?;
+                // An update keeps the bucket: the same limiter when the rate
+                // is the same, else the new rate on the old bucket.
+                Some(match previous.and_then(|p| p.rate_limit.as_ref()) {
+                    Some(old) if old.same_rate(&limiter) => old.clone(),
+                    Some(old) => Arc::new(limiter.continuing(old)),
+                    None => Arc::new(limiter),
+                })
             }
+            (None, Some(_)) => return Err(RateLimitError::BurstWithoutRate.into()),
             (None, None) => None,
         };
         let key_order = match &self.order_key {
@@ -743,7 +783,11 @@ impl WebhookBuilder {
                     "ordered_by needs a field path such as data.decision_id, got {p:?}"
                 )));
             }
-            Some(p) => Some(Arc::new(super::order::KeyOrder::new(p.clone()))),
+            Some(p) => match previous.and_then(|e| e.key_order.as_ref()) {
+                // The chains of events already under way go on.
+                Some(old) if old.path() == p => Some(old.clone()),
+                _ => Some(Arc::new(super::order::KeyOrder::new(p.clone()))),
+            },
             None => None,
         };
         self.scheme.check_secrets(&self.secrets)?;
@@ -878,13 +922,13 @@ impl WebhookBuilder {
         };
         let attach = Attach {
             events: self.events,
-            capacity: self.capacity,
-            overflow: self.overflow,
-            concurrency: self.concurrency,
+            options: self.options,
             adaptive: self.adaptive_concurrency,
             retry_capacity: self.retry_capacity,
-            batch: self.batch,
             ordered: self.ordered,
+            rate: self.rate_limit.map(|(n, per)| (n, per, self.rate_burst)),
+            order_key: self.order_key.clone(),
+            checks: self.condition.is_some() || self.filter.is_some(),
             #[cfg(feature = "durable")]
             store: self.store,
             key: self.route_key,

@@ -12,6 +12,7 @@ use super::endpoint::Endpoint;
 use super::log::DeliveryAttempt;
 use super::retry::RetryPolicy;
 use super::slots::Slot;
+use super::trouble::Failure;
 use crate::event::Event;
 use crate::hub::journal::{Journal, Resume};
 use crate::sink::{DeliveryError, FailureKind};
@@ -87,208 +88,324 @@ impl DeliveryOutcome {
     }
 }
 
-impl Endpoint {
-    fn log_attempt(&self, events: &[Arc<Event>], attempt: u32, r: &Attempt, last: bool) {
-        let attempt = DeliveryAttempt {
-            time: OffsetDateTime::now_utc(),
-            event_id: events[0].id().to_owned(),
-            event_type: events[0].event_type().to_owned(),
-            events: events.len(),
-            attempt,
-            success: r.verdict == Verdict::Delivered,
-            last,
+fn log_attempt(ep: &Endpoint, events: &[Arc<Event>], attempt: u32, r: &Attempt, last: bool) {
+    let attempt = DeliveryAttempt {
+        time: OffsetDateTime::now_utc(),
+        event_id: events[0].id().to_owned(),
+        event_type: events[0].event_type().to_owned(),
+        events: events.len(),
+        attempt,
+        success: r.verdict == Verdict::Delivered,
+        last,
+        status_code: r.status,
+        latency: r.latency,
+        error: r.error.clone(),
+        response_excerpt: r.excerpt.clone(),
+    };
+    ep.state.persist_attempt(&ep.name, &attempt);
+    ep.state.log.record(attempt);
+}
+
+/// Delivers `events` in one request, retrying as the policy says. With a
+/// `slot`, each attempt first takes a sending slot, and the wait between
+/// attempts gives it back. With a rate limit, each attempt first takes a
+/// token (before its slot), except a first attempt whose token the
+/// subscription took already (`token_taken`).
+///
+/// With a durable subscriber's `journal`, a recovered delivery resumes
+/// its schedule (attempt number, the rest of its backoff) and every
+/// scheduled retry is persisted.
+///
+/// A panic anywhere in it is caught: the delivery counts as failed
+/// ([`FailureKind::Panic`]) and its events are dead-lettered, so
+/// `retry_failed` can send them again.
+pub(crate) async fn deliver(
+    ep: &Endpoint,
+    events: &[Arc<Event>],
+    slot: Option<&mut Slot>,
+    token_taken: bool,
+    journal: Option<&dyn Journal>,
+) -> DeliveryOutcome {
+    contain_panic(
+        ep,
+        events,
+        run_delivery(ep, events, slot, token_taken, journal),
+    )
+    .await
+}
+
+/// Runs `delivery`; if it panics, the events are dead-lettered (and
+/// counted as failed) with the panic's message.
+pub(crate) async fn contain_panic(
+    ep: &Endpoint,
+    events: &[Arc<Event>],
+    delivery: impl std::future::Future<Output = DeliveryOutcome>,
+) -> DeliveryOutcome {
+    use futures_util::FutureExt;
+    match std::panic::AssertUnwindSafe(delivery).catch_unwind().await {
+        Ok(outcome) => outcome,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a non-text panic".to_owned());
+            let error = format!("webhook delivery panicked: {what}");
+            if !events.is_empty() {
+                give_up(ep, events, &error, None);
+            }
+            DeliveryOutcome::failed(FailureKind::Panic, 0, error)
+        }
+    }
+}
+
+async fn run_delivery(
+    ep: &Endpoint,
+    events: &[Arc<Event>],
+    mut slot: Option<&mut Slot>,
+    mut token_taken: bool,
+    journal: Option<&dyn Journal>,
+) -> DeliveryOutcome {
+    let n = events.len() as u64;
+    if n == 0 {
+        return DeliveryOutcome::skipped();
+    }
+    if !ep.state.enabled.load(SeqCst) {
+        return refuse_disabled(ep, events, 0);
+    }
+    let payload = match ep.build_payload(events) {
+        Ok(p) => p,
+        Err(msg) => {
+            let error = format!("template: {msg}");
+            ep.state.log.record(DeliveryAttempt {
+                time: OffsetDateTime::now_utc(),
+                event_id: events[0].id().to_owned(),
+                event_type: events[0].event_type().to_owned(),
+                events: events.len(),
+                attempt: 0,
+                success: false,
+                last: true,
+                status_code: None,
+                latency: Duration::ZERO,
+                error: Some(error.clone()),
+                response_excerpt: None,
+            });
+            give_up(ep, events, &error, None);
+            return DeliveryOutcome::failed(FailureKind::Permanent, 0, error);
+        }
+    };
+    let policy = ep.retry_policy(&events[0]);
+    let max = policy.max_attempts.max(1);
+    let mut attempt = 1;
+    if let Some(resume) = journal.and_then(|j| j.resume(&events[0])) {
+        // Recovered after a restart with a retry scheduled: wait for
+        // what is left of its backoff, then go on counting.
+        attempt = resume.attempt.clamp(1, max);
+        if let Ok(left) = resume.at.duration_since(std::time::SystemTime::now()) {
+            if let Some(slot) = slot.as_deref_mut() {
+                slot.release();
+            }
+            let _waiting = Waiting::new(&ep.state.waiting_retry);
+            tokio::time::sleep(left).await;
+        }
+    }
+    loop {
+        // A Retry-After paused the whole endpoint: no slot meanwhile.
+        wait_if_paused(ep, slot.as_deref_mut()).await;
+        if let Some(limiter) = &ep.rate_limit
+            && !std::mem::take(&mut token_taken)
+        {
+            // Waiting for a token sends nothing: no slot meanwhile.
+            if let Some(slot) = slot.as_deref_mut() {
+                slot.release();
+            }
+            limiter.acquire(&ep.state.rate).await;
+        }
+        if let Some(slot) = slot.as_deref_mut() {
+            slot.take().await;
+        }
+        // Checked again after any wait: the endpoint may have been
+        // disabled meanwhile.
+        if !ep.state.enabled.load(SeqCst) {
+            return refuse_disabled(ep, events, attempt - 1);
+        }
+        let r = ep.attempt(&payload).await;
+        feedback(ep, slot.as_deref(), &r, policy);
+        let next = decide(&r, attempt, max, policy);
+        log_attempt(ep, events, attempt, &r, !matches!(next, Next::Retry(_)));
+        note_trouble(ep, events, attempt, &r, &next);
+        let outcome = |status| DeliveryOutcome {
+            status,
+            attempts: attempt,
             status_code: r.status,
             latency: r.latency,
             error: r.error.clone(),
             response_excerpt: r.excerpt.clone(),
         };
-        self.state.persist_attempt(&self.name, &attempt);
-        self.state.log.record(attempt);
-    }
-
-    /// Delivers `events` in one request, retrying as the policy says. With a
-    /// `slot`, each attempt first takes a sending slot, and the wait between
-    /// attempts gives it back. With a rate limit, each attempt first takes a
-    /// token (before its slot), except a first attempt whose token the
-    /// subscription took already (`token_taken`).
-    ///
-    /// With a durable subscriber's `journal`, a recovered delivery resumes
-    /// its schedule (attempt number, the rest of its backoff) and every
-    /// scheduled retry is persisted.
-    pub(crate) async fn deliver(
-        &self,
-        events: &[Arc<Event>],
-        mut slot: Option<&mut Slot>,
-        mut token_taken: bool,
-        journal: Option<&dyn Journal>,
-    ) -> DeliveryOutcome {
-        let n = events.len() as u64;
-        if n == 0 {
-            return DeliveryOutcome::skipped();
-        }
-        if !self.state.enabled.load(SeqCst) {
-            return self.refuse_disabled(events, 0);
-        }
-        let payload = match self.build_payload(events) {
-            Ok(p) => p,
-            Err(msg) => {
-                let error = format!("template: {msg}");
-                self.state.log.record(DeliveryAttempt {
-                    time: OffsetDateTime::now_utc(),
-                    event_id: events[0].id().to_owned(),
-                    event_type: events[0].event_type().to_owned(),
-                    events: events.len(),
-                    attempt: 0,
-                    success: false,
-                    last: true,
-                    status_code: None,
-                    latency: Duration::ZERO,
-                    error: Some(error.clone()),
-                    response_excerpt: None,
-                });
-                self.give_up(events, &error);
-                return DeliveryOutcome::failed(FailureKind::Permanent, 0, error);
+        match next {
+            Next::Delivered => {
+                ep.state.log.counters.delivered.fetch_add(n, Relaxed);
+                ep.state.consecutive_failures.store(0, Relaxed);
+                return outcome(DeliveryStatus::Delivered);
             }
-        };
-        let policy = self.retry_policy(&events[0]);
-        let max = policy.max_attempts.max(1);
-        let mut attempt = 1;
-        if let Some(resume) = journal.and_then(|j| j.resume(&events[0])) {
-            // Recovered after a restart with a retry scheduled: wait for
-            // what is left of its backoff, then go on counting.
-            attempt = resume.attempt.clamp(1, max);
-            if let Ok(left) = resume.at.duration_since(std::time::SystemTime::now()) {
+            Next::GiveUp { kind, message } => {
+                if r.verdict == Verdict::Gone {
+                    ep.disable("the endpoint answered 410 Gone");
+                }
+                give_up(ep, events, &message, r.excerpt.as_deref());
+                // The outcome carries the dead-letter message.
+                return DeliveryOutcome {
+                    error: Some(message),
+                    ..outcome(DeliveryStatus::Failed(kind))
+                };
+            }
+            Next::Retry(delay) => {
+                announce_retrying(ep, events, attempt, &r, delay);
                 if let Some(slot) = slot.as_deref_mut() {
                     slot.release();
                 }
-                let _waiting = Waiting::new(&self.state.waiting_retry);
-                tokio::time::sleep(left).await;
-            }
-        }
-        loop {
-            // A Retry-After paused the whole endpoint: no slot meanwhile.
-            self.wait_if_paused(slot.as_deref_mut()).await;
-            if let Some(limiter) = &self.rate_limit
-                && !std::mem::take(&mut token_taken)
-            {
-                // Waiting for a token sends nothing: no slot meanwhile.
-                if let Some(slot) = slot.as_deref_mut() {
-                    slot.release();
+                if let Some(journal) = journal {
+                    journal.retrying(
+                        events,
+                        Resume {
+                            attempt: attempt + 1,
+                            at: std::time::SystemTime::now() + delay,
+                        },
+                    );
                 }
-                limiter.acquire(&self.state).await;
-            }
-            if let Some(slot) = slot.as_deref_mut() {
-                slot.take().await;
-            }
-            // Checked again after any wait: the endpoint may have been
-            // disabled meanwhile.
-            if !self.state.enabled.load(SeqCst) {
-                return self.refuse_disabled(events, attempt - 1);
-            }
-            let r = self.attempt(&payload).await;
-            self.feedback(slot.as_deref(), &r, policy);
-            let next = decide(&r, attempt, max, policy);
-            self.log_attempt(events, attempt, &r, !matches!(next, Next::Retry(_)));
-            let outcome = |status| DeliveryOutcome {
-                status,
-                attempts: attempt,
-                status_code: r.status,
-                latency: r.latency,
-                error: r.error.clone(),
-                response_excerpt: r.excerpt.clone(),
-            };
-            match next {
-                Next::Delivered => {
-                    self.state.log.counters.delivered.fetch_add(n, Relaxed);
-                    self.state.consecutive_failures.store(0, Relaxed);
-                    return outcome(DeliveryStatus::Delivered);
-                }
-                Next::GiveUp { kind, message } => {
-                    if r.verdict == Verdict::Gone {
-                        self.disable("the endpoint answered 410 Gone");
-                    }
-                    self.give_up(events, &message);
-                    // The outcome carries the dead-letter message.
-                    return DeliveryOutcome {
-                        error: Some(message),
-                        ..outcome(DeliveryStatus::Failed(kind))
-                    };
-                }
-                Next::Retry(delay) => {
-                    tracing::debug!(webhook = %self.name, event_id = %events[0].id(), attempt, ?delay, error = ?r.error, "hookbus: webhook attempt failed, retrying");
-                    if let Some(slot) = slot.as_deref_mut() {
-                        slot.release();
-                    }
-                    if let Some(journal) = journal {
-                        journal.retrying(
-                            events,
-                            Resume {
-                                attempt: attempt + 1,
-                                at: std::time::SystemTime::now() + delay,
-                            },
-                        );
-                    }
-                    let _waiting = Waiting::new(&self.state.waiting_retry);
-                    tokio::time::sleep(delay).await;
-                    attempt += 1;
-                }
+                let _waiting = Waiting::new(&ep.state.waiting_retry);
+                tokio::time::sleep(delay).await;
+                attempt += 1;
             }
         }
     }
+}
 
-    /// One attempt, no retry, no dead letter (for `WebhookManager::test`).
-    pub(crate) async fn send_once(&self, events: &[Arc<Event>]) -> DeliveryOutcome {
-        let payload = match self.build_payload(events) {
-            Ok(p) => p,
-            Err(msg) => {
-                return DeliveryOutcome::failed(
-                    FailureKind::Permanent,
-                    0,
-                    format!("template: {msg}"),
-                );
-            }
-        };
-        let r = self.attempt(&payload).await;
-        self.log_attempt(events, 1, &r, true);
-        DeliveryOutcome {
-            status: if r.verdict == Verdict::Delivered {
-                DeliveryStatus::Delivered
-            } else {
-                DeliveryStatus::Failed(FailureKind::Permanent)
-            },
-            attempts: 1,
-            status_code: r.status,
-            latency: r.latency,
-            error: r.error,
-            response_excerpt: r.excerpt,
-        }
+/// One attempt, no retry, no dead letter (for `WebhookManager::test`).
+pub(crate) async fn send_once(ep: &Endpoint, events: &[Arc<Event>]) -> DeliveryOutcome {
+    if let Some(limiter) = &ep.rate_limit {
+        limiter.acquire(&ep.state.rate).await;
     }
-
-    fn refuse_disabled(&self, events: &[Arc<Event>], attempts: u32) -> DeliveryOutcome {
-        self.state
-            .log
-            .counters
-            .dropped
-            .fetch_add(events.len() as u64, Relaxed);
-        // Kept with the dead letters, so retry_failed can send them once the
-        // endpoint is enabled again.
-        self.state.log.park(events, "endpoint disabled");
-        DeliveryOutcome::failed(
-            FailureKind::Disabled,
-            attempts,
-            format!("webhook {:?} is disabled", self.name),
-        )
-    }
-
-    fn give_up(&self, events: &[Arc<Event>], error: &str) {
-        tracing::warn!(webhook = %self.name, url = %self.display_url, event_id = %events[0].id(), events = events.len(), error, "hookbus: webhook delivery dead-lettered");
-        self.state.log.dead_letter(events, error);
-        let streak = self.state.consecutive_failures.fetch_add(1, Relaxed) + 1;
-        if let Some(limit) = self.disable_after
-            && streak >= u64::from(limit)
-        {
-            self.disable(&format!("{streak} failed deliveries in a row"));
+    let payload = match ep.build_payload(events) {
+        Ok(p) => p,
+        Err(msg) => {
+            return DeliveryOutcome::failed(FailureKind::Permanent, 0, format!("template: {msg}"));
         }
+    };
+    let r = ep.attempt(&payload).await;
+    log_attempt(ep, events, 1, &r, true);
+    DeliveryOutcome {
+        status: if r.verdict == Verdict::Delivered {
+            DeliveryStatus::Delivered
+        } else {
+            DeliveryStatus::Failed(FailureKind::Permanent)
+        },
+        attempts: 1,
+        status_code: r.status,
+        latency: r.latency,
+        error: r.error,
+        response_excerpt: r.excerpt,
+    }
+}
+
+/// Tells the endpoint's failure streak how the attempt went (the first
+/// failure warns, a recovery informs).
+fn note_trouble(ep: &Endpoint, events: &[Arc<Event>], attempt: u32, r: &Attempt, next: &Next) {
+    if let Next::Delivered = next {
+        ep.state.trouble.delivered(&ep.name, &ep.display_url);
+        return;
+    }
+    ep.state.trouble.failed(&Failure {
+        webhook: &ep.name,
+        url: &ep.display_url,
+        event_id: events[0].id(),
+        attempt,
+        status: r.status,
+        error: r.error.as_deref(),
+        excerpt: r.excerpt.as_deref(),
+        retry_in: match next {
+            Next::Retry(d) => Some(*d),
+            _ => None,
+        },
+    });
+}
+
+/// Publishes `hookbus.delivery_retrying`: an attempt failed and another
+/// is scheduled.
+fn announce_retrying(
+    ep: &Endpoint,
+    events: &[Arc<Event>],
+    attempt: u32,
+    r: &Attempt,
+    delay: Duration,
+) {
+    if let Some(bus) = ep.state.bus() {
+        bus.announce(crate::catalog::bus::DeliveryRetrying {
+            webhook: ep.name.clone(),
+            url: ep.display_url.clone(),
+            event_id: events[0].id().to_owned(),
+            event_type: events[0].event_type().to_owned(),
+            event_ids: events.iter().map(|e| e.id().to_owned()).collect(),
+            attempt,
+            next_attempt: attempt + 1,
+            retry_in_ms: u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+            status: r.status,
+            error: r.error.clone(),
+        });
+    }
+}
+
+fn refuse_disabled(ep: &Endpoint, events: &[Arc<Event>], attempts: u32) -> DeliveryOutcome {
+    ep.state
+        .log
+        .counters
+        .dropped
+        .fetch_add(events.len() as u64, Relaxed);
+    // Kept with the dead letters, so retry_failed can send them once the
+    // endpoint is enabled again.
+    ep.state.log.park(events, "endpoint disabled");
+    DeliveryOutcome::failed(
+        FailureKind::Disabled,
+        attempts,
+        format!("webhook {:?} is disabled", ep.name),
+    )
+}
+
+fn give_up(ep: &Endpoint, events: &[Arc<Event>], error: &str, response: Option<&str>) {
+    let response = response.map(|r| r.chars().take(200).collect::<String>());
+    tracing::warn!(webhook = %ep.name, url = %ep.display_url, event_id = %events[0].id(), events = events.len(), error, response = ?response, "hookbus: webhook delivery dead-lettered");
+    ep.state.log.dead_letter(events, error);
+    let streak = ep.state.consecutive_failures.fetch_add(1, Relaxed) + 1;
+    if let Some(limit) = ep.disable_after
+        && streak >= u64::from(limit)
+    {
+        ep.disable(&format!("{streak} failed deliveries in a row"));
+    }
+}
+
+/// After each attempt: tells the adaptive limit (through the slot), and
+/// pauses the endpoint on a 429 or 503 with `Retry-After` (at most the
+/// policy's `max_retry_after`).
+pub(crate) fn feedback(ep: &Endpoint, slot: Option<&Slot>, r: &Attempt, policy: &RetryPolicy) {
+    if let Some(slot) = slot {
+        slot.feedback(r);
+    }
+    if let (Verdict::Retry { after: Some(after) }, Some(429 | 503)) = (r.verdict, r.status)
+        && !after.is_zero()
+    {
+        let after = policy.retry_after(after);
+        tracing::debug!(webhook = %ep.name, ?after, "hookbus: webhook endpoint paused (Retry-After)");
+        ep.state.pressure.pause(after);
+    }
+}
+
+/// Waits while the endpoint is paused, without a sending slot.
+pub(crate) async fn wait_if_paused(ep: &Endpoint, mut slot: Option<&mut Slot>) {
+    while let Some(until) = ep.state.pressure.paused_until() {
+        if let Some(slot) = slot.as_deref_mut() {
+            slot.release();
+        }
+        tokio::time::sleep_until(until).await;
     }
 }
 
@@ -385,6 +502,25 @@ fn decide(r: &Attempt, attempt: u32, max: u32, policy: &RetryPolicy) -> Next {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_delivery_is_counted_failed_and_dead_lettered() {
+        let sink = crate::webhook::WebhookSink::builder("http://127.0.0.1:9/x")
+            .build()
+            .unwrap();
+        let ep = &sink.endpoint;
+        let event = Arc::new(Event::new("a.b", serde_json::json!({})).unwrap());
+        let outcome = contain_panic(ep, std::slice::from_ref(&event), async {
+            panic!("boom");
+        })
+        .await;
+        assert_eq!(outcome.status, DeliveryStatus::Failed(FailureKind::Panic));
+        assert!(outcome.error.as_deref().unwrap().contains("boom"));
+        assert_eq!(sink.stats().failed, 1);
+        let dead = sink.dead_letters();
+        assert_eq!(dead.len(), 1);
+        assert_eq!(dead[0].events[0].id(), event.id());
+    }
 
     fn attempt(verdict: Verdict) -> Attempt {
         Attempt {

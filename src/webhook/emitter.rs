@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::delivery::{DeliveryOutcome, spawn_delivery};
+use super::delivery::{DeliveryOutcome, deliver, spawn_delivery};
 use super::sink::WebhookSink;
 use crate::event::Event;
 
@@ -45,9 +45,7 @@ impl WebhookEmitter {
         }
         let endpoint = self.sink.endpoint.clone();
         spawn_delivery(async move {
-            endpoint
-                .deliver(std::slice::from_ref(&event), None, false, None)
-                .await
+            deliver(&endpoint, std::slice::from_ref(&event), None, false, None).await
         })
         .await
     }
@@ -59,7 +57,7 @@ impl WebhookEmitter {
             .filter(|e| self.sink.endpoint.wants(e))
             .collect();
         let endpoint = self.sink.endpoint.clone();
-        spawn_delivery(async move { endpoint.deliver(&events, None, false, None).await }).await
+        spawn_delivery(async move { deliver(&endpoint, &events, None, false, None).await }).await
     }
 
     /// The sink behind it (stats, log, enable/disable).

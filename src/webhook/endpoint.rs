@@ -1,6 +1,10 @@
 //! What an endpoint is: its settings as built ([`Endpoint`]), the state
 //! that outlives configuration changes ([`EndpointState`]), which events it
-//! wants and how they become a request body.
+//! wants, how they become a request body, and one attempt to send it
+//! (signing, headers, the OAuth2 token, the reqwest call). Every `impl
+//! Endpoint` is here; the policy modules (rate, concurrency, slots, oauth,
+//! trouble) hold their own state and do not import this one, and
+//! [`delivery`](super::delivery) drives an attempt loop over it.
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
@@ -10,17 +14,22 @@ use std::time::Duration;
 use bytes::{BufMut, Bytes, BytesMut};
 use reqwest::header::{HeaderMap, HeaderName};
 
+use super::attempt::{Attempt, Verdict, describe_error, read_excerpt, unix_now};
 use super::filter::Filter;
 use super::log::{DeliveryLog, WebhookStats};
 use super::rate::RateLimiter;
 use super::retry::RetryPolicy;
+use super::retry::{StatusClass, classify, parse_retry_after};
 use super::template::Template;
 use super::wire::{self, Payload, WireFormat};
 use crate::bus::Bus;
 use crate::event::Event;
 use crate::hub::Hub;
 use crate::pattern::Pattern;
+use crate::signature::SignRequest;
 use crate::signature::{Secret, SignatureScheme};
+use reqwest::header::{HeaderValue, RETRY_AFTER};
+use std::time::Instant;
 
 /// A webhook's own condition (a closure).
 pub(crate) type Condition = Arc<dyn Fn(&Event) -> bool + Send + Sync>;
@@ -33,11 +42,13 @@ pub(crate) struct EndpointState {
     pub(crate) consecutive_failures: AtomicU64,
     /// Deliveries waiting for their next attempt now.
     pub(crate) waiting_retry: AtomicU64,
-    /// Deliveries waiting for a rate-limit token now.
-    pub(crate) waiting_rate_limit: AtomicU64,
+    /// Waits for rate-limit tokens (now, and since the start).
+    pub(crate) rate: Arc<super::rate::RateWaits>,
     /// The pause after a `Retry-After`, and the adaptive limit.
-    pub(crate) pressure: super::concurrency::Pressure,
+    pub(crate) pressure: Arc<super::concurrency::Pressure>,
     pub(crate) log: DeliveryLog,
+    /// The failure streak, for the log and the stats.
+    pub(crate) trouble: super::trouble::Trouble,
     bus: Mutex<Option<Weak<Hub>>>,
     /// Why it was disabled (while it is).
     disabled_reason: Mutex<Option<String>>,
@@ -53,9 +64,10 @@ impl EndpointState {
             enabled: AtomicBool::new(true),
             consecutive_failures: AtomicU64::new(0),
             waiting_retry: AtomicU64::new(0),
-            waiting_rate_limit: AtomicU64::new(0),
+            rate: Default::default(),
             pressure: Default::default(),
             log,
+            trouble: Default::default(),
             bus: Mutex::new(None),
             disabled_reason: Mutex::new(None),
             #[cfg(feature = "durable")]
@@ -334,9 +346,10 @@ impl Endpoint {
             p50_latency: p50,
             p99_latency: p99,
             consecutive_failures: self.state.consecutive_failures.load(Relaxed),
+            failing_since: self.state.trouble.failing_since(),
             waiting_retry: self.state.waiting_retry.load(Relaxed),
-            waiting_rate_limit: self.state.waiting_rate_limit.load(Relaxed),
-            rate_limited: c.rate_limited.load(Relaxed),
+            waiting_rate_limit: self.state.rate.waiting.load(Relaxed),
+            rate_limited: self.state.rate.limited.load(Relaxed),
             concurrency_limit: self.state.pressure.limit(),
             paused_until: self.state.pressure.paused_until_utc(),
             enabled: self.state.enabled.load(Relaxed),
@@ -345,5 +358,165 @@ impl Endpoint {
             attempts_by_class: c.classes(),
             latency: c.latency(),
         }
+    }
+}
+
+// One attempt: sign, send, read the answer (see `attempt` for what the
+// verdicts mean), with the OAuth2 token when the endpoint has one.
+impl Endpoint {
+    /// Signs and sends `payload` once, with `bearer` as its
+    /// `Authorization` (an OAuth2 token, see [`attempt`](Self::attempt)).
+    pub(crate) async fn send_attempt(
+        &self,
+        payload: &Payload,
+        bearer: Option<&HeaderValue>,
+    ) -> Attempt {
+        if let Some(guard) = &self.proxied_guard
+            && let Err(e) = super::proxy::check_target(guard, &self.url).await
+        {
+            return Attempt::refused(e);
+        }
+        let mut headers = payload.headers.clone();
+        // A fresh timestamp on every attempt, so receivers' tolerance windows
+        // hold across retries.
+        let sign = SignRequest {
+            id: &payload.message_id,
+            timestamp: unix_now(),
+            body: &payload.body,
+        };
+        let signed = self
+            .scheme
+            .sign(&self.secrets, &sign)
+            .map_err(|e| e.to_string());
+        let signed = signed.and_then(|sigs| {
+            for ((_, v), name) in sigs.into_iter().zip(&self.signature_headers) {
+                // A value HTTP cannot carry (an event id with a control
+                // character in `webhook-id`): fail, never send the request
+                // without its signature headers.
+                let mut v = HeaderValue::try_from(v).map_err(|_| {
+                    format!("the {name} header value holds characters HTTP headers cannot carry")
+                })?;
+                v.set_sensitive(true);
+                headers.insert(name.clone(), v);
+            }
+            Ok(())
+        });
+        if let Err(e) = signed {
+            return Attempt::refused(format!("signing failed: {e}"));
+        }
+        // Extra headers replace the defaults of the same name; a name given
+        // several times is sent with all its values.
+        for name in self.headers.keys() {
+            headers.remove(name);
+            for v in self.headers.get_all(name) {
+                headers.append(name.clone(), v.clone());
+            }
+        }
+        if let Some(bearer) = bearer {
+            headers.insert(reqwest::header::AUTHORIZATION, bearer.clone());
+        }
+        let started = Instant::now();
+        let sent = self
+            .client
+            .post(self.url.clone())
+            .headers(headers)
+            .timeout(self.timeout)
+            .body(payload.body.clone())
+            .send()
+            .await;
+        match sent {
+            Ok(mut resp) => {
+                let status = resp.status().as_u16();
+                let retry_after = resp
+                    .headers()
+                    .get(RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(parse_retry_after);
+                let excerpt = read_excerpt(&mut resp).await;
+                let latency = started.elapsed();
+                let (verdict, error) = match classify(status) {
+                    StatusClass::Success => (Verdict::Delivered, None),
+                    StatusClass::Gone => (
+                        Verdict::Gone,
+                        Some("410 Gone: the endpoint asks to stop".to_owned()),
+                    ),
+                    StatusClass::Retryable => (
+                        Verdict::Retry { after: retry_after },
+                        Some(format!("HTTP {status}")),
+                    ),
+                    StatusClass::Final if (300..400).contains(&status) => (
+                        Verdict::Final,
+                        Some(format!("HTTP {status}: redirects are not followed")),
+                    ),
+                    StatusClass::Final => (Verdict::Final, Some(format!("HTTP {status}"))),
+                };
+                Attempt {
+                    verdict,
+                    status: Some(status),
+                    latency,
+                    error,
+                    excerpt,
+                }
+            }
+            Err(e) => {
+                let (error, retryable) = describe_error(&e, self.timeout);
+                Attempt {
+                    verdict: if retryable {
+                        Verdict::Retry { after: None }
+                    } else {
+                        Verdict::Final
+                    },
+                    status: None,
+                    latency: started.elapsed(),
+                    error: Some(error),
+                    excerpt: None,
+                }
+            }
+        }
+    }
+}
+
+impl Endpoint {
+    /// One attempt with the endpoint's bearer token, when it has OAuth2:
+    /// the token first (a failure to get one is a retryable attempt when the
+    /// token endpoint may recover: unreachable, 5xx, 429, 408), then the
+    /// request; a 401 fetches a new token and sends once more.
+    pub(crate) async fn attempt(&self, payload: &Payload) -> Attempt {
+        let Some(oauth) = &self.oauth else {
+            return self.send_attempt(payload, None).await;
+        };
+        let token = match oauth
+            .token(&self.client, self.proxied_guard.as_deref(), None)
+            .await
+        {
+            Ok(t) => t,
+            Err(e) => return token_failure(e),
+        };
+        let r = self.send_attempt(payload, Some(&token)).await;
+        if r.status != Some(401) {
+            return r;
+        }
+        tracing::debug!(webhook = %self.name, "hookbus: the receiver refused the OAuth2 token (401); fetching a new one");
+        match oauth
+            .token(&self.client, self.proxied_guard.as_deref(), Some(&token))
+            .await
+        {
+            Ok(fresh) => self.send_attempt(payload, Some(&fresh)).await,
+            Err(e) => token_failure(e),
+        }
+    }
+}
+
+fn token_failure(e: super::oauth::TokenError) -> Attempt {
+    Attempt {
+        verdict: if e.retryable {
+            Verdict::Retry { after: None }
+        } else {
+            Verdict::Final
+        },
+        status: None,
+        latency: Duration::ZERO,
+        error: Some(format!("OAuth2 token endpoint: {}", e.message)),
+        excerpt: None,
     }
 }

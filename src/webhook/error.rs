@@ -43,6 +43,20 @@ pub enum WebhookError {
     /// A signing setting or secret is wrong.
     #[error("invalid signature setting: {0}")]
     Signature(#[from] SignatureError),
+    /// The retry policy is wrong.
+    #[error("invalid retry policy: {0}")]
+    Retry(#[from] super::retry::RetryPolicyError),
+    /// A [`retry_for`](super::WebhookBuilder::retry_for) policy is wrong.
+    #[error("invalid retry_for({pattern:?}) policy: {source}")]
+    RetryFor {
+        /// The rule's pattern.
+        pattern: String,
+        /// What is wrong with its policy.
+        source: super::retry::RetryPolicyError,
+    },
+    /// The rate limit is wrong.
+    #[error("invalid rate limit: {0}")]
+    RateLimit(#[from] super::rate::RateLimitError),
     /// Another option is out of range.
     #[error("invalid webhook option: {0}")]
     InvalidOption(String),
@@ -62,6 +76,12 @@ pub enum WebhookError {
     /// Subscribing to the bus failed.
     #[error("could not subscribe the webhook: {0}")]
     Subscribe(#[from] crate::SubscribeError),
+    /// `update` would change a durable webhook's subscription settings,
+    /// which needs a second subscription under the same name in the store.
+    #[error(
+        "webhook {0:?} is durable: update can change its endpoint settings in place, not its name or its subscription settings (events, mailbox, batch, concurrency, ordering, rate limit, condition or filter, store); delete it and register it again"
+    )]
+    DurableResubscribe(String),
     /// No webhook has this id.
     #[error("no webhook with id {0:?}")]
     NotFound(String),

@@ -31,7 +31,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::config::{WebhookBuilder, WebhookError};
+use super::config::WebhookBuilder;
+use super::error::WebhookError;
 use super::filter::Filter;
 use super::oauth::{OAuth2, OAuth2ClientAuth};
 use super::retry::{Backoff, RetryPolicy};
@@ -180,7 +181,7 @@ pub struct OAuth2Config {
 impl fmt::Debug for OAuth2Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OAuth2Config")
-            .field("token_url", &super::config::redact_url(&self.token_url))
+            .field("token_url", &super::guard::redact_url(&self.token_url))
             .field("client_id", &self.client_id)
             .field("client_secret", &"<redacted>")
             .field("scopes", &self.scopes)
@@ -335,7 +336,7 @@ impl fmt::Debug for WebhookConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WebhookConfig")
             .field("name", &self.name)
-            .field("url", &super::config::redact_url(&self.url))
+            .field("url", &super::guard::redact_url(&self.url))
             .field(
                 "signed",
                 &(self.secret.as_deref().is_some_and(|s| !s.is_empty())
@@ -353,7 +354,7 @@ impl fmt::Debug for WebhookConfig {
             .field("oauth2", &self.oauth2)
             .field(
                 "proxy",
-                &self.proxy.as_deref().map(super::config::redact_url),
+                &self.proxy.as_deref().map(super::guard::redact_url),
             )
             .field("proxy_from_env", &self.proxy_from_env)
             .finish_non_exhaustive()
@@ -404,31 +405,35 @@ impl WebhookConfig {
         for rule in self.retry_for {
             b = b.retry_for(rule.events, rule.retry.policy()?);
         }
-        if let Some(size) = self.batch_size {
-            b = b.batch(
-                size,
-                Duration::from_millis(self.batch_timeout_ms.unwrap_or(1000)),
-            );
-        }
         // ordered() first, so `ordered: true` with a concurrency above 1 is
         // refused by the builder rather than quietly set to 1.
         if self.ordered {
             b = b.ordered();
         }
-        if let Some(c) = self.concurrency {
-            b = b.concurrency(c);
+        // The file's subscriber settings translate into the one shape every
+        // subscriber takes.
+        let mut options = b.options.clone();
+        if let Some(max_size) = self.batch_size {
+            options.batch = Some(crate::BatchConfig {
+                max_size,
+                max_wait: Duration::from_millis(self.batch_timeout_ms.unwrap_or(1000)),
+            });
         }
+        if let Some(c) = self.concurrency {
+            options.concurrency = c;
+        }
+        if let Some(c) = self.capacity {
+            options.capacity = c;
+        }
+        if let Some(o) = self.overflow {
+            options.overflow = o;
+        }
+        b = b.options(options);
         if let Some(n) = self.retry_capacity {
             b = b.retry_capacity(n);
         }
         if let Some(k) = self.ordered_by {
             b = b.ordered_by(k);
-        }
-        if let Some(c) = self.capacity {
-            b = b.capacity(c);
-        }
-        if let Some(o) = self.overflow {
-            b = b.overflow(o);
         }
         if let Some(s) = self.source {
             b = b.source(s);

@@ -40,8 +40,8 @@ impl IpRange {
 }
 
 impl FromStr for IpRange {
-    type Err = String;
-    fn from_str(s: &str) -> Result<IpRange, String> {
+    type Err = GuardError;
+    fn from_str(s: &str) -> Result<IpRange, GuardError> {
         let (ip, prefix) = match s.split_once('/') {
             Some((ip, p)) => (ip, Some(p)),
             None => (s, None),
@@ -49,7 +49,7 @@ impl FromStr for IpRange {
         let net: IpAddr = ip
             .trim()
             .parse()
-            .map_err(|_| format!("{s:?} is not an IP address or CIDR range"))?;
+            .map_err(|_| GuardError::NotARange(s.to_owned()))?;
         let max = if net.is_ipv4() { 32 } else { 128 };
         let prefix = match prefix {
             Some(p) => p
@@ -57,11 +57,31 @@ impl FromStr for IpRange {
                 .parse::<u8>()
                 .ok()
                 .filter(|p| *p <= max)
-                .ok_or_else(|| format!("{s:?} has a bad prefix length (0..={max})"))?,
+                .ok_or_else(|| GuardError::BadPrefix {
+                    range: s.to_owned(),
+                    max,
+                })?,
             None => max,
         };
         Ok(IpRange { net, prefix })
     }
+}
+
+/// An allow-list entry [`SsrfGuard::allow`] cannot take.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum GuardError {
+    /// Neither an IP address nor a CIDR range.
+    #[error("{0:?} is not an IP address or CIDR range")]
+    NotARange(String),
+    /// A prefix length past the address's bits.
+    #[error("{range:?} has a bad prefix length (0..={max})")]
+    BadPrefix {
+        /// The entry as given.
+        range: String,
+        /// The longest prefix for its address family.
+        max: u8,
+    },
 }
 
 fn canonical(ip: IpAddr) -> IpAddr {
@@ -155,7 +175,7 @@ impl SsrfGuard {
         SsrfGuard::default()
     }
     /// Allows a range (`10.1.0.0/16`) or address even though it is internal.
-    pub fn allow(mut self, range: &str) -> Result<SsrfGuard, String> {
+    pub fn allow(mut self, range: &str) -> Result<SsrfGuard, GuardError> {
         self.allow.push(range.parse()?);
         Ok(self)
     }
@@ -205,6 +225,19 @@ impl reqwest::dns::Resolve for GuardedResolver {
             let it: reqwest::dns::Addrs = Box::new(allowed.into_iter());
             Ok(it)
         })
+    }
+}
+
+/// The URL without path, query or user info: safe to log.
+pub(crate) fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(u) => {
+            let host = u.host_str().unwrap_or("");
+            let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
+            let path = if u.path().len() > 1 { "/…" } else { "" };
+            format!("{}://{host}{port}{path}", u.scheme())
+        }
+        Err(_) => "<invalid url>".into(),
     }
 }
 

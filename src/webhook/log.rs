@@ -75,6 +75,12 @@ pub struct WebhookStats {
     pub p99_latency: Option<Duration>,
     /// Failed deliveries in a row now.
     pub consecutive_failures: u64,
+    /// While the endpoint's attempts fail: when the first failed attempt of
+    /// the streak ended (the first one logs at `warn`); `None` once an
+    /// attempt succeeds again (logged once at `info`). Each retry scheduled
+    /// meanwhile is also announced on the bus as `hookbus.delivery_retrying`.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub failing_since: Option<OffsetDateTime>,
     /// Deliveries sleeping out a retry backoff now (they hold no sending
     /// slot: see [`WebhookBuilder::retry_capacity`](super::WebhookBuilder::retry_capacity)).
     /// Not counted: one whose backoff is over and that waits for a free
@@ -158,7 +164,6 @@ pub(crate) struct Counters {
     pub(crate) retried: AtomicU64,
     pub(crate) dropped: AtomicU64,
     pub(crate) attempts: AtomicU64,
-    pub(crate) rate_limited: AtomicU64,
     /// 2xx, 3xx, 4xx, 5xx, no response.
     by_class: [AtomicU64; 5],
     /// Per bucket of LATENCY_BUCKETS_MS, plus one above the last.

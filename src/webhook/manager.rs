@@ -8,8 +8,9 @@ use std::time::Duration;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use time::OffsetDateTime;
 
-use super::config::{WebhookBuilder, WebhookError};
+use super::config::WebhookBuilder;
 use super::delivery::DeliveryStatus;
+use super::error::WebhookError;
 use super::log::{DeliveryAttempt, WebhookStats};
 use super::sink::WebhookSink;
 use super::wire::WireFormat;
@@ -209,13 +210,37 @@ impl WebhookManager {
     }
 
     /// Replaces a webhook's settings. Its id, enabled state, delivery log,
-    /// dead letters and counters are kept. Events already in its mailbox are
-    /// delivered with the old settings. The new subscription starts before the
-    /// old one stops, so an event emitted during the swap may be delivered
-    /// twice, never lost (receivers dedupe on `ce-id`).
+    /// dead letters, counters, rate-limit bucket and (when durable) its
+    /// store records are kept, and its name unless `webhook` names it anew.
+    ///
+    /// When the name and the subscription settings are unchanged (events, mailbox,
+    /// batch, concurrency, `ordered`/`ordered_by`, rate limit, whether a
+    /// condition or filter applies, the store), the endpoint is swapped in
+    /// place: the one subscription goes on, and every delivery that starts
+    /// after `update` returns uses the new settings (those under way finish
+    /// with the old ones). This is how a durable webhook is updated.
+    ///
+    /// Otherwise a new subscription starts before the old one stops (its
+    /// mailbox is still delivered with the old settings), so an event
+    /// emitted during the swap may be delivered twice, never lost
+    /// (receivers dedupe on the event id). A durable webhook cannot change
+    /// its name or these settings in place ([`WebhookError::DurableResubscribe`]):
+    /// delete it and register it again.
     pub fn update(&self, id: &WebhookId, webhook: WebhookBuilder) -> Result<(), WebhookError> {
-        let state = self.with(id, |r| r.sink.endpoint.state.clone())?;
-        let sink = webhook.build_with_state(state)?;
+        let mut entries = self.lock();
+        let reg = entries
+            .get_mut(id)
+            .ok_or_else(|| WebhookError::NotFound(id.to_string()))?;
+        let old = reg.sink.endpoint.clone();
+        let sink = webhook.build_with_state(old.state.clone(), Some(&old))?;
+        if sink.endpoint.name == old.name && sink.attach.same_subscription(&reg.sink.attach) {
+            reg.sink.swap_in(sink);
+            return Ok(());
+        }
+        if reg.sink.attach.is_durable() || sink.attach.is_durable() {
+            return Err(WebhookError::DurableResubscribe(old.name.clone()));
+        }
+        drop(entries);
         let subscription = sink.subscribe(&self.bus)?;
         let old = self
             .lock()
@@ -246,9 +271,13 @@ impl WebhookManager {
 
     /// Sends `event` to the webhook now, once (no retries, no condition),
     /// even if it is disabled, and says how it went. The attempt is logged.
+    /// It takes a token of the endpoint's
+    /// [`rate_limit`](super::WebhookBuilder::rate_limit) like any request
+    /// (the limit protects the receiver, and a test is a request to it), so
+    /// it may wait for one.
     pub async fn test(&self, id: &WebhookId, event: Event) -> Result<TestResult, WebhookError> {
         let sink = self.sink(id)?;
-        let o = sink.endpoint.send_once(&[Arc::new(event)]).await;
+        let o = super::delivery::send_once(&sink.endpoint, &[Arc::new(event)]).await;
         Ok(TestResult {
             success: o.status == DeliveryStatus::Delivered,
             status_code: o.status_code,
@@ -289,7 +318,7 @@ impl WebhookManager {
                 .collect(),
             state: &state,
         };
-        let limit = sink.attach.concurrency.max(1);
+        let limit = sink.attach.options.concurrency.max(1);
         let mut report = RetryReport::default();
         let mut pending = 0..unfinished.letters.len();
         let mut running = FuturesUnordered::new();
@@ -303,7 +332,11 @@ impl WebhookManager {
                     .unwrap_or_default();
                 running.push(async move {
                     let n = events.len() as u64;
-                    (i, n, ep.deliver(&events, None, false, None).await)
+                    (
+                        i,
+                        n,
+                        super::delivery::deliver(&ep, &events, None, false, None).await,
+                    )
                 });
             }
             let Some((i, n, outcome)) = running.next().await else {
@@ -355,7 +388,7 @@ impl WebhookManager {
         let events = store
             .delivered_since(&sink.endpoint.name, since.into(), usize::MAX)
             .map_err(|e| WebhookError::InvalidOption(format!("cannot read the store: {e}")))?;
-        let limit = sink.attach.concurrency.max(1);
+        let limit = sink.attach.options.concurrency.max(1);
         let mut report = RetryReport::default();
         let mut pending = events.into_iter().map(Arc::new);
         let mut running = FuturesUnordered::new();
@@ -363,7 +396,9 @@ impl WebhookManager {
             while running.len() < limit {
                 let Some(event) = pending.next() else { break };
                 let ep = sink.endpoint.clone();
-                running.push(async move { ep.deliver(&[event], None, false, None).await });
+                running.push(async move {
+                    super::delivery::deliver(&ep, &[event], None, false, None).await
+                });
             }
             let Some(outcome) = running.next().await else {
                 break;

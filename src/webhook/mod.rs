@@ -44,6 +44,20 @@
 //! `hookbus.endpoint_disabled` is published.
 //! [`retry_for`](WebhookBuilder::retry_for) gives some event types a policy
 //! of their own (e.g. [`RetryPolicy::standard_webhooks`] for `payment.*`).
+//! Every wait (backoff, `Retry-After`, pause) is cut to [`MAX_WAIT`], so no
+//! setting, however large, can overflow a clock; a panic inside a delivery
+//! counts as a failed delivery and dead-letters its events.
+//!
+//! Trouble is visible: the first failed attempt of an endpoint logs at
+//! `warn` with the status, the error and the start of the receiver's answer;
+//! while it keeps failing, one more `warn` per [`TROUBLE_WARN_INTERVAL`] says
+//! how many failed meanwhile (the rest are at `debug`); the first success
+//! after that logs once at `info`. Each scheduled retry is published on the
+//! bus as `hookbus.delivery_retrying` (`webhook`, `event_id`, `attempt`,
+//! `next_attempt`, `retry_in_ms`, `status`, `error`), and
+//! [`WebhookStats::failing_since`] says since when an endpoint fails.
+//! [`disable_after`](WebhookBuilder::disable_after) says what the defaults
+//! do in an outage and how to ride one out.
 //!
 //! Delivery never blocks the emitter. Up to
 //! [`concurrency`](WebhookBuilder::concurrency) requests (default 16) are in
@@ -136,6 +150,7 @@ mod rate;
 pub mod retry;
 mod sink;
 mod slots;
+mod trouble;
 pub use crate::expr::template;
 mod tls;
 pub mod wire;
@@ -152,6 +167,7 @@ pub use file_config::{
     WebhookConfig,
 };
 pub use filter::{Filter, FilterError};
+pub use guard::GuardError;
 pub use guard::SsrfGuard;
 pub use log::{
     AttemptClasses, DEFAULT_DEAD_LETTER_CAPACITY, DEFAULT_LOG_CAPACITY, DeadLetter,
@@ -159,7 +175,9 @@ pub use log::{
 };
 pub use manager::{RetryReport, TestResult, WebhookId, WebhookInfo, WebhookManager};
 pub use oauth::{OAuth2, OAuth2ClientAuth, TOKEN_REFRESH_MARGIN};
-pub use retry::{Backoff, RetryPolicy};
+pub use rate::RateLimitError;
+pub use retry::{Backoff, MAX_WAIT, RetryPolicy, RetryPolicyError};
 pub use sink::WebhookSink;
 pub use template::{Template, TemplateError};
+pub use trouble::TROUBLE_WARN_INTERVAL;
 pub use wire::WireFormat;

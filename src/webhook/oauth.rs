@@ -26,10 +26,7 @@ use reqwest::header::{AUTHORIZATION, HeaderValue};
 use serde::Deserialize;
 use tokio::time::Instant;
 
-use super::attempt::{Attempt, Verdict};
-use super::config::redact_url;
-use super::endpoint::Endpoint;
-use super::wire::Payload;
+use super::guard::{SsrfGuard, redact_url};
 
 /// How much sooner than `expires_in` a token is replaced, at most (a
 /// token is never replaced before half its lifetime).
@@ -121,8 +118,8 @@ struct Token {
 /// Why no token could be had.
 #[derive(Debug, Clone)]
 pub(crate) struct TokenError {
-    message: String,
-    retryable: bool,
+    pub(crate) message: String,
+    pub(crate) retryable: bool,
 }
 
 /// The endpoint's token: one at a time, fetched by whichever delivery
@@ -181,9 +178,10 @@ impl TokenSource {
 
     /// A valid token: the kept one, or a new one. `rejected` is a token the
     /// receiver refused: if it is still the kept one, a new one is fetched.
-    async fn token(
+    pub(crate) async fn token(
         &self,
         client: &reqwest::Client,
+        proxied_guard: Option<&SsrfGuard>,
         rejected: Option<&HeaderValue>,
     ) -> Result<HeaderValue, TokenError> {
         let seen = self.finished.load(SeqCst);
@@ -202,7 +200,7 @@ impl TokenSource {
             return Err(e.clone());
         }
         kept.token = None;
-        let fetched = self.fetch(client).await;
+        let fetched = self.fetch(client, proxied_guard).await;
         self.finished.fetch_add(1, SeqCst);
         match fetched {
             Ok(token) => {
@@ -257,7 +255,21 @@ impl TokenSource {
         Ok((form.finish(), basic))
     }
 
-    async fn fetch(&self, client: &reqwest::Client) -> Result<Token, TokenError> {
+    async fn fetch(
+        &self,
+        client: &reqwest::Client,
+        proxied_guard: Option<&SsrfGuard>,
+    ) -> Result<Token, TokenError> {
+        // Through a proxy the guard's resolver never sees the token host:
+        // it is checked here, as the webhook URL is before each request.
+        if let Some(guard) = proxied_guard {
+            super::proxy::check_target(guard, &self.token_url)
+                .await
+                .map_err(|message| TokenError {
+                    message,
+                    retryable: false,
+                })?;
+        }
         let (body, basic) = self.request_body()?;
         let mut request = client
             .post(self.token_url.clone())
@@ -284,7 +296,9 @@ impl TokenSource {
         })?;
         let status = resp.status();
         let mut body = Vec::new();
-        // A token response is small: a larger answer is not one.
+        // A token response is small: a larger answer is not one. An error
+        // answer is read only as far as that limit (a load balancer's error
+        // page may be larger) and judged by its status below.
         while let Some(chunk) = resp.chunk().await.map_err(|e| {
             failed(
                 format!("reading the answer failed: {}", e.without_url()),
@@ -293,6 +307,9 @@ impl TokenSource {
         })? {
             body.extend_from_slice(&chunk);
             if body.len() > MAX_TOKEN_RESPONSE {
+                if !status.is_success() {
+                    break;
+                }
                 return Err(failed(
                     format!("the answer is larger than {MAX_TOKEN_RESPONSE} bytes"),
                     false,
@@ -332,48 +349,13 @@ impl TokenSource {
             Some(serde_json::Value::String(s)) => s.trim().parse::<f64>().ok(),
             _ => None,
         }
-        .filter(|s| s.is_finite() && *s >= 0.0)
-        .map(|s| Duration::from_secs_f64(s.min(1e9)));
-        let renew_at = lifetime.map(|l| Instant::now() + l - TOKEN_REFRESH_MARGIN.min(l / 2));
+        .filter(|s| !s.is_nan());
+        // A lifetime of zero or less (or -inf) is a token good for this use
+        // only: it is renewed before each later use. Absent: kept until a 401.
+        let renew_at = lifetime.map(|s| {
+            let l = Duration::try_from_secs_f64(s.min(1e9)).unwrap_or(Duration::ZERO);
+            Instant::now() + l - TOKEN_REFRESH_MARGIN.min(l / 2)
+        });
         Ok(Token { header, renew_at })
-    }
-}
-
-impl Endpoint {
-    /// One attempt with the endpoint's bearer token, when it has OAuth2:
-    /// the token first (a failure to get one is a retryable attempt when the
-    /// token endpoint may recover: unreachable, 5xx, 429, 408), then the
-    /// request; a 401 fetches a new token and sends once more.
-    pub(crate) async fn attempt(&self, payload: &Payload) -> Attempt {
-        let Some(oauth) = &self.oauth else {
-            return self.send_attempt(payload, None).await;
-        };
-        let token = match oauth.token(&self.client, None).await {
-            Ok(t) => t,
-            Err(e) => return token_failure(e),
-        };
-        let r = self.send_attempt(payload, Some(&token)).await;
-        if r.status != Some(401) {
-            return r;
-        }
-        tracing::debug!(webhook = %self.name, "hookbus: the receiver refused the OAuth2 token (401); fetching a new one");
-        match oauth.token(&self.client, Some(&token)).await {
-            Ok(fresh) => self.send_attempt(payload, Some(&fresh)).await,
-            Err(e) => token_failure(e),
-        }
-    }
-}
-
-fn token_failure(e: TokenError) -> Attempt {
-    Attempt {
-        verdict: if e.retryable {
-            Verdict::Retry { after: None }
-        } else {
-            Verdict::Final
-        },
-        status: None,
-        latency: Duration::ZERO,
-        error: Some(format!("OAuth2 token endpoint: {}", e.message)),
-        excerpt: None,
     }
 }

@@ -29,6 +29,11 @@ pub(crate) struct Gate {
 }
 
 impl KeyOrder {
+    /// The key's field path.
+    pub(crate) fn path(&self) -> &str {
+        &self.path
+    }
+
     pub(crate) fn new(path: String) -> KeyOrder {
         KeyOrder {
             path,

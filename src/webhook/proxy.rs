@@ -36,7 +36,7 @@ impl ProxySettings {
     /// What `Debug` may show (no credentials, no path).
     pub(crate) fn describe(&self) -> String {
         match &self.explicit {
-            Some(p) => super::config::redact_url(p),
+            Some(p) => super::guard::redact_url(p),
             None if self.from_env => "from the environment".into(),
             None => "none".into(),
         }
@@ -55,7 +55,7 @@ impl ProxySettings {
         if let Some(url) = &self.explicit {
             let host = check_proxy_url(url, "proxy")?;
             chosen.proxies.push(reqwest::Proxy::all(url).map_err(|e| {
-                WebhookError::Proxy(format!("proxy {}: {e}", super::config::redact_url(url)))
+                WebhookError::Proxy(format!("proxy {}: {e}", super::guard::redact_url(url)))
             })?);
             chosen.hosts.push(host);
             return Ok(chosen);

@@ -11,14 +11,47 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::time::{Instant, Sleep};
 
-use super::endpoint::EndpointState;
+/// What is wrong with a [`rate_limit`](super::WebhookBuilder::rate_limit).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RateLimitError {
+    /// `n` is 0.
+    #[error("rate_limit needs at least 1 request per period, got 0")]
+    NoRequests,
+    /// `per` is zero.
+    #[error("rate_limit needs a period of more than zero")]
+    NoPeriod,
+    /// The burst is 0.
+    #[error("rate_limit_burst must be at least 1 (1 means no burst, evenly spaced requests)")]
+    NoBurst,
+    /// More than one request per nanosecond.
+    #[error("rate_limit of {n} per {per:?} is more than one request per nanosecond")]
+    TooFast {
+        /// The requests.
+        n: u32,
+        /// The period.
+        per: Duration,
+    },
+    /// A burst without a rate.
+    #[error("rate_limit_burst is set without rate_limit(n, per)")]
+    BurstWithoutRate,
+}
+
+/// An endpoint's waits for tokens, for its stats.
+#[derive(Debug, Default)]
+pub(crate) struct RateWaits {
+    /// Requests that had to wait for a token, since the start.
+    pub(crate) limited: AtomicU64,
+    /// Deliveries waiting for a token now.
+    pub(crate) waiting: AtomicU64,
+}
 
 /// `n` requests per `per`, bursts of up to `burst` at once.
 pub(crate) struct RateLimiter {
@@ -27,8 +60,10 @@ pub(crate) struct RateLimiter {
     /// How far ahead of the steady rate a burst may run
     /// (`interval × (burst − 1)`).
     tolerance: Duration,
-    /// The theoretical arrival time of the next request at the steady rate.
-    tat: Mutex<Option<Instant>>,
+    /// The theoretical arrival time of the next request at the steady rate:
+    /// the bucket itself, shared with the limiter an update replaces (see
+    /// [`continuing`](Self::continuing)).
+    tat: Arc<Mutex<Option<Instant>>>,
 }
 
 impl fmt::Debug for RateLimiter {
@@ -43,30 +78,38 @@ impl fmt::Debug for RateLimiter {
 impl RateLimiter {
     /// Checks the settings: `n`, `per` and `burst` must be more than zero and
     /// `per / n` at least a nanosecond.
-    pub(crate) fn new(n: u32, per: Duration, burst: u32) -> Result<RateLimiter, String> {
+    pub(crate) fn new(n: u32, per: Duration, burst: u32) -> Result<RateLimiter, RateLimitError> {
         if n == 0 {
-            return Err("rate_limit needs at least 1 request per period, got 0".into());
+            return Err(RateLimitError::NoRequests);
         }
         if per.is_zero() {
-            return Err("rate_limit needs a period of more than zero".into());
+            return Err(RateLimitError::NoPeriod);
         }
         if burst == 0 {
-            return Err(
-                "rate_limit_burst must be at least 1 (1 means no burst, evenly spaced requests)"
-                    .into(),
-            );
+            return Err(RateLimitError::NoBurst);
         }
         let interval = per / n;
         if interval.is_zero() {
-            return Err(format!(
-                "rate_limit of {n} per {per:?} is more than one request per nanosecond"
-            ));
+            return Err(RateLimitError::TooFast { n, per });
         }
         Ok(RateLimiter {
             interval,
             tolerance: interval.saturating_mul(burst - 1),
-            tat: Mutex::new(None),
+            tat: Arc::new(Mutex::new(None)),
         })
+    }
+
+    /// Whether `other` has the same rate and burst.
+    pub(crate) fn same_rate(&self, other: &RateLimiter) -> bool {
+        self.interval == other.interval && self.tolerance == other.tolerance
+    }
+
+    /// This limiter on `old`'s bucket: what `old` let through counts here
+    /// too (a [`WebhookManager::update`](super::WebhookManager::update)
+    /// never gives an endpoint a fresh bucket).
+    pub(crate) fn continuing(mut self, old: &RateLimiter) -> RateLimiter {
+        self.tat = old.tat.clone();
+        self
     }
 
     /// Takes a token now, or says when one may be free (another delivery
@@ -84,14 +127,14 @@ impl RateLimiter {
     }
 
     /// Waits for a token, counted in the endpoint's stats while it waits.
-    pub(crate) async fn acquire(&self, state: &EndpointState) {
+    pub(crate) async fn acquire(&self, state: &RateWaits) {
         let mut waiting = None;
         loop {
             match self.try_acquire() {
                 Ok(()) => return,
                 Err(at) => {
                     if waiting.is_none() {
-                        state.log.counters.rate_limited.fetch_add(1, Relaxed);
+                        state.limited.fetch_add(1, Relaxed);
                         waiting = Some(WaitingToken::new(state));
                     }
                     tokio::time::sleep_until(at).await;
@@ -102,34 +145,34 @@ impl RateLimiter {
 }
 
 /// Counts a delivery as waiting for a token while it lives.
-struct WaitingToken<'a>(&'a EndpointState);
+struct WaitingToken<'a>(&'a RateWaits);
 
 impl<'a> WaitingToken<'a> {
-    fn new(state: &'a EndpointState) -> WaitingToken<'a> {
-        state.waiting_rate_limit.fetch_add(1, Relaxed);
+    fn new(state: &'a RateWaits) -> WaitingToken<'a> {
+        state.waiting.fetch_add(1, Relaxed);
         WaitingToken(state)
     }
 }
 
 impl Drop for WaitingToken<'_> {
     fn drop(&mut self) {
-        self.0.waiting_rate_limit.fetch_sub(1, Relaxed);
+        self.0.waiting.fetch_sub(1, Relaxed);
     }
 }
 
 /// The same count, owned (kept across `poll_ready` calls).
-struct WaitingTokenOwned(Arc<EndpointState>);
+struct WaitingTokenOwned(Arc<RateWaits>);
 
 impl Drop for WaitingTokenOwned {
     fn drop(&mut self) {
-        self.0.waiting_rate_limit.fetch_sub(1, Relaxed);
+        self.0.waiting.fetch_sub(1, Relaxed);
     }
 }
 
 /// The token one bus subscription takes for its next delivery.
 pub(crate) struct NextToken {
     limiter: Arc<RateLimiter>,
-    state: Arc<EndpointState>,
+    state: Arc<RateWaits>,
     wait: Mutex<TokenWait>,
 }
 
@@ -149,7 +192,7 @@ impl fmt::Debug for NextToken {
 }
 
 impl NextToken {
-    pub(crate) fn new(limiter: Arc<RateLimiter>, state: Arc<EndpointState>) -> NextToken {
+    pub(crate) fn new(limiter: Arc<RateLimiter>, state: Arc<RateWaits>) -> NextToken {
         NextToken {
             limiter,
             state,
@@ -178,8 +221,8 @@ impl NextToken {
                 }
                 Err(at) => {
                     if w.waiting.is_none() {
-                        self.state.log.counters.rate_limited.fetch_add(1, Relaxed);
-                        self.state.waiting_rate_limit.fetch_add(1, Relaxed);
+                        self.state.limited.fetch_add(1, Relaxed);
+                        self.state.waiting.fetch_add(1, Relaxed);
                         w.waiting = Some(WaitingTokenOwned(self.state.clone()));
                     }
                     let sleep = match w.sleep.take() {

@@ -13,6 +13,12 @@ use std::time::{Duration, SystemTime};
 
 use rand::Rng;
 
+/// The longest wait a delivery schedules: a backoff, a `Retry-After` or an
+/// endpoint pause longer than this (up to [`Duration::MAX`], which the
+/// settings accept as "no cap") is cut to it, so no deadline computed from
+/// it can overflow. About 100 years: longer than any process lives.
+pub const MAX_WAIT: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
 /// How the delay before each retry is chosen.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -42,7 +48,8 @@ pub struct RetryPolicy {
     pub backoff: Backoff,
     /// Jitter as a fraction of the delay (0.2 = ±20 %).
     pub jitter: f64,
-    /// The longest `Retry-After` obeyed; longer ones are cut to this.
+    /// The longest `Retry-After` obeyed; longer ones are cut to this (and
+    /// every wait to [`MAX_WAIT`]).
     #[serde(with = "millis")]
     pub max_retry_after: Duration,
 }
@@ -126,21 +133,18 @@ impl RetryPolicy {
     }
 
     /// Checks the settings, saying what is wrong.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), RetryPolicyError> {
         if self.max_attempts == 0 {
-            return Err("retry max_attempts must be at least 1".into());
+            return Err(RetryPolicyError::NoAttempts);
         }
         if !(0.0..=1.0).contains(&self.jitter) {
-            return Err(format!(
-                "retry jitter must be within 0..=1, got {}",
-                self.jitter
-            ));
+            return Err(RetryPolicyError::Jitter(self.jitter));
         }
         if let Backoff::Schedule(s) = &self.backoff
             && s.is_empty()
             && self.max_attempts > 1
         {
-            return Err("retry schedule is empty but max_attempts > 1".into());
+            return Err(RetryPolicyError::EmptySchedule);
         }
         Ok(())
     }
@@ -163,7 +167,8 @@ impl RetryPolicy {
     }
 
     /// The delay before attempt `attempt`, with jitter and the server's
-    /// `Retry-After` (waited at least, up to `max_retry_after`).
+    /// `Retry-After` (waited at least, up to `max_retry_after`), never more
+    /// than [`MAX_WAIT`].
     pub fn delay(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
         let base = self.base_delay(attempt);
         // `delay` is public and the fields are too: an unchecked jitter
@@ -180,12 +185,38 @@ impl RetryPolicy {
         } else {
             base
         };
-        match retry_after {
-            Some(ra) => jittered.max(ra.min(self.max_retry_after)),
+        let delay = match retry_after {
+            Some(ra) => jittered.max(self.retry_after(ra)),
             None => jittered,
-        }
+        };
+        delay.min(MAX_WAIT)
+    }
+
+    /// A server's `Retry-After` as obeyed: at most `max_retry_after`, and
+    /// never more than [`MAX_WAIT`].
+    pub fn retry_after(&self, requested: Duration) -> Duration {
+        requested.min(self.max_retry_after).min(MAX_WAIT)
     }
 }
+
+/// What is wrong with a [`RetryPolicy`] ([`RetryPolicy::validate`]).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RetryPolicyError {
+    /// `max_attempts` is 0.
+    #[error("retry max_attempts must be at least 1")]
+    NoAttempts,
+    /// The jitter is not within 0..=1 (or is not a number).
+    #[error("retry jitter must be within 0..=1, got {0}")]
+    Jitter(f64),
+    /// A schedule without delays for a policy that retries.
+    #[error("retry schedule is empty but max_attempts > 1")]
+    EmptySchedule,
+}
+
+// A NaN jitter is unequal to itself, which is all `Eq` needs to tolerate
+// here: errors are compared by kind.
+impl Eq for RetryPolicyError {}
 
 /// What the response status means for delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -299,9 +330,20 @@ mod tests {
 
     #[test]
     fn huge_delays_and_unchecked_jitter_do_not_panic() {
-        // "No cap": Duration::MAX as the longest delay, with the default ±20 %.
+        // "No cap": Duration::MAX as the longest delay, with the default
+        // ±20 %, saturates at MAX_WAIT (so `now + delay` cannot overflow).
         let p = RetryPolicy::exponential(5, Duration::MAX, Duration::MAX);
-        assert!(p.delay(2, None) >= Duration::MAX.mul_f64(0.75));
+        assert_eq!(p.delay(2, None), MAX_WAIT);
+        assert_eq!(p.delay(2, Some(Duration::MAX)), MAX_WAIT);
+        let unbounded = RetryPolicy {
+            max_retry_after: Duration::MAX,
+            ..RetryPolicy::none()
+        };
+        assert_eq!(
+            unbounded.retry_after(Duration::from_secs(u64::MAX)),
+            MAX_WAIT
+        );
+        assert!(std::time::SystemTime::now().checked_add(MAX_WAIT).is_some());
         // Fields set directly, without validate().
         for jitter in [5.0, -1.0, f64::INFINITY, f64::NAN] {
             let p = RetryPolicy::exponential(3, Duration::from_secs(1), Duration::from_secs(1))

@@ -1,14 +1,16 @@
 //! The webhook as a bus subscriber: [`WebhookSink`].
 
 use std::fmt;
+
+use arc_swap::ArcSwap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::time::Duration;
 
 use super::concurrency::PauseWait;
-use super::config::WebhookError;
 use super::delivery::{DeliveryOutcome, spawn_delivery};
 use super::endpoint::Endpoint;
+use super::error::WebhookError;
 use super::log::{DeliveryAttempt, WebhookStats};
 use super::rate::NextToken;
 use super::slots::SendSlots;
@@ -41,6 +43,10 @@ use crate::subscriber::Subscription;
 #[derive(Clone)]
 pub struct WebhookSink {
     pub(crate) endpoint: Arc<Endpoint>,
+    /// The endpoint its bus subscription delivers with now, shared by every
+    /// clone: [`WebhookManager::update`](super::WebhookManager::update)
+    /// swaps it in place, without a second subscription.
+    live: Arc<ArcSwap<Endpoint>>,
     pub(crate) attach: Arc<Attach>,
     /// The sending slots of one subscription (set by `subscribe`).
     slots: Option<Arc<SendSlots>>,
@@ -66,22 +72,59 @@ impl fmt::Debug for WebhookSink {
 #[derive(Clone)]
 pub(crate) struct Attach {
     pub(crate) events: Vec<String>,
-    pub(crate) capacity: usize,
-    pub(crate) overflow: crate::OverflowPolicy,
-    pub(crate) concurrency: usize,
+    /// Mailbox, overflow, batch and the sending concurrency.
+    pub(crate) options: crate::SubscriberOptions,
     pub(crate) adaptive: bool,
     pub(crate) retry_capacity: usize,
-    pub(crate) batch: Option<(usize, Duration)>,
     pub(crate) ordered: bool,
+    /// `rate_limit` and its burst (the subscription holds a token of it).
+    pub(crate) rate: Option<(u32, Duration, Option<u32>)>,
+    /// `ordered_by`'s key.
+    pub(crate) order_key: Option<String>,
+    /// Whether a condition or a filter is checked on each event.
+    pub(crate) checks: bool,
     #[cfg(feature = "durable")]
     pub(crate) store: Option<crate::store::Store>,
     /// The route key (attribute, value) of `WebhookBuilder::key`.
     pub(crate) key: Option<(String, String)>,
 }
 
+impl Attach {
+    /// Whether a subscription attached with `self` serves `other` as it is:
+    /// then an update swaps only the endpoint.
+    pub(crate) fn same_subscription(&self, other: &Attach) -> bool {
+        #[cfg(feature = "durable")]
+        let same_store = match (&self.store, &other.store) {
+            (Some(a), Some(b)) => a.path() == b.path(),
+            (None, None) => true,
+            _ => false,
+        };
+        #[cfg(not(feature = "durable"))]
+        let same_store = true;
+        self.events == other.events
+            && self.options == other.options
+            && self.adaptive == other.adaptive
+            && self.retry_capacity == other.retry_capacity
+            && self.ordered == other.ordered
+            && self.rate == other.rate
+            && self.order_key == other.order_key
+            && self.checks == other.checks
+            && same_store
+    }
+
+    /// Whether the subscription is durable.
+    pub(crate) fn is_durable(&self) -> bool {
+        #[cfg(feature = "durable")]
+        return self.store.is_some();
+        #[cfg(not(feature = "durable"))]
+        false
+    }
+}
+
 impl WebhookSink {
     pub(crate) fn from_parts(endpoint: Arc<Endpoint>, attach: Attach) -> WebhookSink {
         WebhookSink {
+            live: Arc::new(ArcSwap::new(endpoint.clone())),
             endpoint,
             attach: Arc::new(attach),
             slots: None,
@@ -89,6 +132,18 @@ impl WebhookSink {
             pause: None,
             routed: false,
         }
+    }
+
+    /// The endpoint deliveries use now.
+    fn live(&self) -> Arc<Endpoint> {
+        self.live.load_full()
+    }
+
+    /// Takes `new`'s endpoint in place of this one's, in the subscription
+    /// too (an update whose subscription settings are unchanged).
+    pub(crate) fn swap_in(&mut self, new: WebhookSink) {
+        self.live.store(new.endpoint.clone());
+        self.endpoint = new.endpoint;
     }
 
     /// The endpoint's name.
@@ -117,42 +172,39 @@ impl WebhookSink {
         } else if b.adaptive {
             (
                 Some(Arc::new(SendSlots::adaptive(
-                    b.concurrency,
-                    ep.state.clone(),
+                    b.options.concurrency,
+                    ep.state.pressure.clone(),
                 ))),
-                b.concurrency.saturating_add(b.retry_capacity),
+                b.options.concurrency.saturating_add(b.retry_capacity),
             )
         } else {
             (
-                Some(Arc::new(SendSlots::new(b.concurrency))),
-                b.concurrency.saturating_add(b.retry_capacity),
+                Some(Arc::new(SendSlots::new(b.options.concurrency))),
+                b.options.concurrency.saturating_add(b.retry_capacity),
             )
         };
         let token = ep
             .rate_limit
             .as_ref()
-            .map(|l| Arc::new(NextToken::new(l.clone(), ep.state.clone())));
+            .map(|l| Arc::new(NextToken::new(l.clone(), ep.state.rate.clone())));
         let sink = WebhookSink {
             slots,
             token,
-            pause: Some(Arc::new(PauseWait::new(ep.state.clone()))),
+            pause: Some(Arc::new(PauseWait::new(ep.state.pressure.clone()))),
             routed: true,
             ..self.clone()
         };
+        #[cfg_attr(not(feature = "durable"), allow(unused_mut))]
         let mut sub = bus
             .subscriber(patterns)
             .name(ep.name.clone())
-            .capacity(b.capacity)
-            .overflow(b.overflow)
+            .options(b.options.clone())
             .concurrency(concurrency);
         if let Some((attribute, value)) = &b.key {
             sub = sub.key(attribute, value.clone());
         }
         // The endpoint's own events, condition and filter: `sink` adds them
         // (see `accepts`), as for a webhook attached with `.sink(..)`.
-        if let Some((size, wait)) = b.batch {
-            sub = sub.batch(size, wait);
-        }
         #[cfg(feature = "durable")]
         if let Some(store) = &b.store {
             ep.state.attach_store(&ep.name, &ep.display_url, store);
@@ -164,7 +216,7 @@ impl WebhookSink {
     /// Delivers events now, as one request, and returns the outcome (no
     /// pattern or condition check: see [`WebhookEmitter`](super::WebhookEmitter) for that).
     pub async fn send(&self, events: &[Arc<Event>]) -> DeliveryOutcome {
-        self.endpoint.deliver(events, None, false, None).await
+        super::delivery::deliver(&self.endpoint, events, None, false, None).await
     }
 
     /// The endpoint's counters.
@@ -205,7 +257,7 @@ impl WebhookSink {
 
 impl Sink for WebhookSink {
     fn deliver(&self, batch: Batch) -> SinkFuture {
-        let ep = self.endpoint.clone();
+        let ep = self.live();
         // The place in a key's chain is taken now, in dispatch order.
         let gate = ep.key_order.as_ref().map(|k| k.enter(batch.events()));
         let slot = self.slots.as_ref().map(SendSlots::slot);
@@ -222,14 +274,14 @@ impl Sink for WebhookSink {
                 g.wait().await;
             }
             let journal = batch.journal().cloned();
-            let outcome = ep
-                .deliver(
-                    batch.events(),
-                    slot.as_mut(),
-                    token_taken,
-                    journal.as_deref(),
-                )
-                .await;
+            let outcome = super::delivery::deliver(
+                &ep,
+                batch.events(),
+                slot.as_mut(),
+                token_taken,
+                journal.as_deref(),
+            )
+            .await;
             drop(gate);
             outcome
         };
@@ -258,18 +310,19 @@ impl Sink for WebhookSink {
 
     fn accepts(&self) -> Option<crate::sink::Accepts> {
         let ep = &self.endpoint;
-        let endpoint = ep.clone();
+        let live = self.live.clone();
+        let current = move || live.load();
         if !self.routed {
             // Attached with `.sink(..)` under the caller's own patterns: the
             // endpoint's event list applies on top of them.
-            return Some(Arc::new(move |e: &Event| endpoint.wants(e)));
+            return Some(Arc::new(move |e: &Event| current().wants(e)));
         }
         // Attached by `subscribe`, which routes the patterns in the bus's
         // table: what is left to check is the condition and filter, and the
         // bus's own events for a webhook that names no pattern.
         let needs_check = ep.patterns.is_empty() || ep.condition.is_some() || ep.filter.is_some();
         needs_check
-            .then(|| Arc::new(move |e: &Event| endpoint.wants_routed(e)) as crate::sink::Accepts)
+            .then(|| Arc::new(move |e: &Event| current().wants_routed(e)) as crate::sink::Accepts)
     }
 
     fn close(&self, _timeout: Duration) -> BoxFuture<u64> {

@@ -22,8 +22,7 @@ use std::task::{Context, Poll};
 use tokio::sync::{AcquireError, OwnedSemaphorePermit, Semaphore};
 
 use super::attempt::Attempt;
-use super::concurrency::{Aimd, Signal};
-use super::endpoint::EndpointState;
+use super::concurrency::{Aimd, Pressure, Signal};
 
 type Acquire = Pin<Box<dyn Future<Output = Result<OwnedSemaphorePermit, AcquireError>> + Send>>;
 
@@ -38,7 +37,7 @@ pub(crate) struct SendSlots {
 struct Adaptive {
     state: Mutex<AdaptiveState>,
     /// Where the stats read the limit.
-    endpoint: Arc<EndpointState>,
+    pressure: Arc<Pressure>,
 }
 
 struct AdaptiveState {
@@ -77,15 +76,15 @@ impl SendSlots {
 
     /// Slots under adaptive concurrency, between 1 and `max`; the limit is
     /// published in `endpoint`'s stats.
-    pub(crate) fn adaptive(max: usize, endpoint: Arc<EndpointState>) -> SendSlots {
+    pub(crate) fn adaptive(max: usize, pressure: Arc<Pressure>) -> SendSlots {
         let aimd = Aimd::new(max.min(Semaphore::MAX_PERMITS));
-        endpoint.pressure.set_limit(aimd.limit());
+        pressure.set_limit(aimd.limit());
         SendSlots {
             semaphore: Arc::new(Semaphore::new(aimd.limit())),
             next: Mutex::new(Next::default()),
             adaptive: Some(Adaptive {
                 state: Mutex::new(AdaptiveState { aimd, owed: 0 }),
-                endpoint,
+                pressure,
             }),
         }
     }
@@ -134,7 +133,7 @@ impl SendSlots {
             let taken = self.semaphore.forget_permits(old - new);
             a.owed += old - new - taken;
         }
-        adaptive.endpoint.pressure.set_limit(new);
+        adaptive.pressure.set_limit(new);
     }
 
     fn next(&self) -> std::sync::MutexGuard<'_, Next> {
@@ -275,11 +274,9 @@ mod tests {
 
     #[tokio::test]
     async fn adaptive_slots_follow_the_limit() {
-        let state = Arc::new(EndpointState::new(super::super::log::DeliveryLog::new(
-            10, 10,
-        )));
-        let slots = Arc::new(SendSlots::adaptive(8, state.clone()));
-        assert_eq!(state.pressure.limit(), Some(1));
+        let pressure = Arc::new(Pressure::default());
+        let slots = Arc::new(SendSlots::adaptive(8, pressure.clone()));
+        assert_eq!(pressure.limit(), Some(1));
         let mut cx = Context::from_waker(noop_waker_ref());
         assert!(slots.poll_ready(&mut cx).is_ready());
         let mut a = slots.slot();
@@ -288,7 +285,7 @@ mod tests {
         for _ in 0..5 {
             a.feedback(&answer(200));
         }
-        assert_eq!(state.pressure.limit(), Some(2));
+        assert_eq!(pressure.limit(), Some(2));
         // The rise gave the waiting one its slot.
         assert!(slots.poll_ready(&mut cx).is_ready());
         let b = slots.slot();
@@ -299,7 +296,7 @@ mod tests {
         for _ in 0..5 {
             b.feedback(&answer(503));
         }
-        assert_eq!(state.pressure.limit(), Some(1));
+        assert_eq!(pressure.limit(), Some(1));
         drop(a);
         drop(b);
         assert!(slots.poll_ready(&mut cx).is_ready());

@@ -1,20 +1,17 @@
-#![cfg(feature = "webhook")]
 //! Per-endpoint rate limits against a real receiver on 127.0.0.1, under
 //! tokio's paused clock: arrival times are virtual, so the assertions are
 //! about the schedule, not about how fast the machine is.
 
-mod webhook_support;
-
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::webhook_support::Receiver;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use hookbus::webhook::{WebhookConfig, WebhookEmitter, WebhookSink};
 use hookbus::{Bus, Event};
 use serde_json::json;
 use tokio::time::Instant;
-use webhook_support::Receiver;
 
 /// Long enough that the paused clock never reaches a request timeout.
 const HOUR: Duration = Duration::from_secs(3600);

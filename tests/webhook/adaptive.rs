@@ -1,4 +1,3 @@
-#![cfg(feature = "webhook")]
 //! Adaptive concurrency and Retry-After pauses against real receivers on
 //! 127.0.0.1.
 //!
@@ -6,12 +5,11 @@
 //! real time) and asserts only on counts and maxima; the pause test runs
 //! under tokio's paused clock, so its times are virtual.
 
-mod webhook_support;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::time::Duration;
 
+use crate::webhook_support::{Receiver, fast_retry};
 use axum::Router;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::IntoResponse;
@@ -20,7 +18,6 @@ use hookbus::{Bus, Event};
 use serde_json::json;
 use tokio::sync::{Notify, Semaphore};
 use tokio::time::Instant;
-use webhook_support::{Receiver, fast_retry};
 
 /// A receiver that takes `capacity` requests at once and answers 503 at
 /// once to the rest; an accepted request takes 20 ms plus 50 µs per request

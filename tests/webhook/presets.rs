@@ -1,13 +1,10 @@
-#![cfg(feature = "webhook")]
 //! Presets: the body, URL path and auth headers each service expects.
 
-mod webhook_support;
-
+use crate::webhook_support::Receiver;
 use base64::Engine;
 use hookbus::Event;
 use hookbus::webhook::presets;
 use serde_json::json;
-use webhook_support::Receiver;
 
 fn prediction() -> Event {
     Event::builder("level_4_prediction")

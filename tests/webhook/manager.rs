@@ -1,19 +1,16 @@
-#![cfg(feature = "webhook")]
 //! WebhookManager: register, list, get, update, enable/disable, delete, test,
 //! deliveries, retry_failed, stats.
-
-mod webhook_support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use crate::webhook_support::{Receiver, fast_retry};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use hookbus::webhook::{WebhookError, WebhookId, WebhookManager, WebhookSink, WireFormat};
 use hookbus::{Bus, Event};
 use serde_json::json;
-use webhook_support::{Receiver, fast_retry};
 
 /// Collects `hookbus.delivery_failed` events.
 struct FailureWatch {

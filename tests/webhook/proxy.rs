@@ -1,19 +1,15 @@
-#![cfg(feature = "webhook")]
 //! Egress proxies: a small HTTP proxy written here (tokio TCP: CONNECT
 //! tunnels for https, absolute-form requests for http) that counts what it
 //! forwards, in front of real receivers on 127.0.0.1; and the SSRF guard,
 //! which still applies to the target when a proxy connects to it.
 
-mod tls_support;
-mod webhook_support;
-
 use std::sync::{Arc, Mutex};
 
+use crate::webhook_support::{Receiver, fast_retry};
 use hookbus::Event;
 use hookbus::webhook::{DeliveryStatus, SsrfGuard, WebhookConfig, WebhookEmitter, WebhookError};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use webhook_support::{Receiver, fast_retry};
 
 /// A forward proxy on 127.0.0.1. It records the target of each request
 /// (`CONNECT host:port`, or the absolute URL's host:port) and connects to
@@ -121,8 +117,8 @@ async fn plain_http_goes_through_the_proxy() {
 
 #[tokio::test]
 async fn https_is_tunnelled_with_connect() {
-    let pki = tls_support::pki();
-    let (url, answered, _) = tls_support::tls_receiver(&pki, false).await;
+    let pki = crate::tls_support::pki();
+    let (url, answered, _) = crate::tls_support::tls_receiver(&pki, false).await;
     let proxy = Proxy::start(None).await;
     let emitter = WebhookEmitter::builder(&url)
         .root_certificates_pem(&pki.ca)

@@ -1,13 +1,11 @@
-#![cfg(feature = "webhook")]
 //! OAuth2 client credentials against a real token server and a real
 //! receiver (axum on 127.0.0.1): one token shared by concurrent deliveries,
 //! expiry, a new token on 401, and a token endpoint that is down for a while.
 
-mod webhook_support;
-
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::webhook_support::{Receiver, fast_retry};
 use axum::Router;
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
@@ -18,7 +16,6 @@ use hookbus::webhook::{
     DeliveryStatus, OAuth2, OAuth2ClientAuth, WebhookConfig, WebhookEmitter, WebhookError,
 };
 use serde_json::json;
-use webhook_support::{Receiver, fast_retry};
 
 /// One token request as the token server saw it.
 #[derive(Debug, Clone)]

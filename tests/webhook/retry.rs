@@ -1,18 +1,15 @@
-#![cfg(feature = "webhook")]
 //! Retries, Retry-After, timeouts, 410, redirects, dead letters and the circuit.
-
-mod webhook_support;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::webhook_support::{Receiver, fast_retry};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use hookbus::webhook::{DeliveryStatus, WebhookEmitter, WebhookSink};
 use hookbus::{Bus, Event, FailureKind};
 use serde_json::json;
 use tokio::sync::mpsc;
-use webhook_support::{Receiver, fast_retry};
 
 fn ev() -> Event {
     Event::new("decision.captured", json!({"decision_id": "abc123"})).unwrap()
@@ -88,7 +85,7 @@ async fn retry_after_is_honoured_and_each_attempt_is_signed_afresh() {
     let second = rx.next().await;
     // A lower bound only: the retry waited for Retry-After, not the 1 ms backoff.
     assert!(second.at.duration_since(first.at) >= Duration::from_millis(950));
-    let ts = |r: &webhook_support::Received| -> i64 {
+    let ts = |r: &crate::webhook_support::Received| -> i64 {
         r.header("x-rubric-timestamp").unwrap().parse().unwrap()
     };
     assert!(
@@ -100,7 +97,7 @@ async fn retry_after_is_honoured_and_each_attempt_is_signed_afresh() {
         signed.extend_from_slice(&r.body);
         assert_eq!(
             r.header("x-rubric-signature").unwrap(),
-            format!("sha256={}", webhook_support::hmac_hex(b"k", &signed))
+            format!("sha256={}", crate::webhook_support::hmac_hex(b"k", &signed))
         );
     }
 }

@@ -1,19 +1,15 @@
-#![cfg(feature = "webhook")]
 //! Mutual TLS: a real TLS receiver on https://127.0.0.1 (rustls, an axum
 //! router behind a TLS listener, see `tls_support`) that requires a client
 //! certificate signed by its CA. Certificates are made with rcgen.
 
-mod tls_support;
-mod webhook_support;
-
 use std::sync::atomic::Ordering;
 
+use crate::tls_support::{Pki, pki, tls_receiver};
+use crate::webhook_support::fast_retry;
 use hookbus::Event;
 use hookbus::webhook::{DeliveryStatus, WebhookConfig, WebhookEmitter, WebhookError};
 use rcgen::KeyPair;
 use serde_json::json;
-use tls_support::{Pki, pki, tls_receiver};
-use webhook_support::fast_retry;
 
 async fn mtls_receiver(
     pki: &Pki,

@@ -1,4 +1,3 @@
-#![cfg(feature = "webhook")]
 //! 10,000 events to a receiver that fails 30 % of requests at random.
 //!
 //! - With enough attempts, every event id arrives and none is lost.
@@ -9,19 +8,17 @@
 //!   event meeting a full bus channel, or one raised after shutdown began, is
 //!   not published).
 
-mod webhook_support;
-
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::webhook_support::Receiver;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use hookbus::webhook::{RetryPolicy, WebhookSink};
 use hookbus::{Bus, Event, OverflowPolicy};
 use rand::Rng;
 use serde_json::json;
-use webhook_support::Receiver;
 
 const EVENTS: usize = 10_000;
 

@@ -1,17 +1,14 @@
-#![cfg(feature = "webhook")]
 //! CloudEvents HTTP binding: binary headers and percent-encoding, structured
 //! mode, batched mode (by size and by time), the Rubric envelope.
-
-mod webhook_support;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::webhook_support::Receiver;
 use hookbus::signature::SignatureScheme;
 use hookbus::webhook::{WebhookEmitter, WebhookSink, WireFormat};
 use hookbus::{Bus, Event};
 use serde_json::json;
-use webhook_support::Receiver;
 
 #[tokio::test]
 async fn binary_mode_headers_are_percent_encoded() {
@@ -340,7 +337,7 @@ async fn raw_payload_sends_the_callers_bytes_unchanged_and_signed() {
     );
     assert_eq!(
         r.header("x-briefcase-signature").unwrap(),
-        format!("sha256={}", webhook_support::hmac_hex(b"k", &r.body))
+        format!("sha256={}", crate::webhook_support::hmac_hex(b"k", &r.body))
     );
 }
 
@@ -365,7 +362,7 @@ async fn raw_payload_from_a_template_string() {
     assert_eq!(r.header("content-type"), Some("text/plain; charset=utf-8"));
     assert_eq!(
         r.header("x-briefcase-signature").unwrap(),
-        format!("sha256={}", webhook_support::hmac_hex(b"k", &r.body))
+        format!("sha256={}", crate::webhook_support::hmac_hex(b"k", &r.body))
     );
     bus.shutdown(Duration::from_secs(5)).await;
     let err = WebhookSink::builder(&rx.url)

@@ -1,14 +1,11 @@
-#![cfg(feature = "webhook")]
 //! Webhooks from a config file: filters, templates, signing, retries.
-
-mod webhook_support;
 
 use std::time::Duration;
 
+use crate::webhook_support::{Receiver, hmac_hex};
 use hookbus::webhook::{WebhookConfig, WebhookManager};
 use hookbus::{Bus, Event};
 use serde_json::json;
-use webhook_support::{Receiver, hmac_hex};
 
 #[tokio::test]
 async fn a_config_file_webhook_end_to_end() {

@@ -1,4 +1,3 @@
-#![cfg(feature = "webhook")]
 //! Property tests: parsers never panic; header encoding is valid and lossless.
 
 use hookbus::Event;

@@ -1,12 +1,9 @@
-#![cfg(feature = "webhook")]
 //! Transport safety and construction-time validation.
 
-mod webhook_support;
-
+use crate::webhook_support::{Receiver, fast_retry};
 use hookbus::webhook::{DeliveryStatus, SsrfGuard, WebhookError, WebhookSink};
 use hookbus::{Event, FailureKind, WebhookEmitter};
 use serde_json::json;
-use webhook_support::{Receiver, fast_retry};
 
 fn ev() -> Event {
     Event::new("a.b", json!({"x": 1})).unwrap()

@@ -1,17 +1,14 @@
-#![cfg(feature = "webhook")]
 //! Templates (format specs, nesting, escaping, errors), declarative filters
 //! and conditional webhooks.
 
-mod webhook_support;
-
 use std::time::Duration;
 
+use crate::webhook_support::Receiver;
 use hookbus::webhook::{
     DeliveryStatus, Filter, Template, TemplateError, WebhookEmitter, WebhookManager, WebhookSink,
 };
 use hookbus::{Bus, Event, FailureKind};
 use serde_json::{Value, json};
-use webhook_support::Receiver;
 
 fn event() -> Event {
     Event::builder("level_4_prediction")
