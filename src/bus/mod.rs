@@ -223,13 +223,19 @@ impl BusBuilder {
             Some(h) => h,
             None => tokio::runtime::Handle::try_current().map_err(|_| BuildError::NoRuntime)?,
         };
-        let hub = Arc::new(Hub::new(
-            self.source,
-            self.defaults,
-            runtime,
-            self.tap_capacity,
-            self.durable_grace,
-        ));
+        // The bus actor starts with the hub it serves (it holds it weakly:
+        // the `Bus` handles own the hub, the actor only its lifecycle).
+        let hub = Arc::new_cyclic(|hub| {
+            let lifecycle = crate::hub::Lifecycle::spawn(hub.clone(), &runtime);
+            Hub::new(
+                self.source,
+                self.defaults,
+                runtime,
+                self.tap_capacity,
+                self.durable_grace,
+                lifecycle,
+            )
+        });
         Ok(Bus { hub })
     }
 }
@@ -275,6 +281,32 @@ impl Bus {
     /// code). The type is validated.
     pub fn emit_json(&self, event_type: &str, data: Value) -> Result<(), EmitError> {
         self.emit(Event::new(event_type.to_owned(), data)?)
+    }
+
+    /// Emits an event of a type chosen at run time carrying a serializable
+    /// value, kept as it is ([`Event::with_payload`]): no JSON tree is built
+    /// unless a subscriber asks for JSON. The type is validated.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// #[derive(serde::Serialize)]
+    /// struct Reading { celsius: f32 }
+    ///
+    /// let bus = hookbus::Bus::new()?;
+    /// bus.on("sensor.*", |e| assert_eq!(e.payload::<Reading>().unwrap().celsius, 71.5))?.detach();
+    /// let room = "boiler";
+    /// bus.emit_payload(format!("sensor.{room}"), Reading { celsius: 71.5 })?;
+    /// assert!(bus.emit_payload("bad type!", Reading { celsius: 0.0 }).is_err());
+    /// # bus.shutdown(std::time::Duration::from_secs(1)).await;
+    /// # Ok(()) }
+    /// ```
+    pub fn emit_payload<T: serde::Serialize + Send + Sync + 'static>(
+        &self,
+        event_type: impl Into<Cow<'static, str>>,
+        payload: T,
+    ) -> Result<(), EmitError> {
+        self.emit(Event::with_payload(event_type, payload)?)
     }
 
     /// Whether some subscriber would receive events of this type now. Use it to

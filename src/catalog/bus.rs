@@ -154,7 +154,7 @@ impl HandlerFailed {
     /// The announcement of a failed handler or sink call: a
     /// [`HandlerFailed`], or a [`DeliveryFailed`] for a sink.
     pub(crate) fn announce(
-        hub: &crate::hub::Hub,
+        hub: &impl crate::hub::Announce,
         is_sink: bool,
         subscriber: &str,
         subscriber_id: u64,

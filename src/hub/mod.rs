@@ -1,7 +1,8 @@
 //! The core of the bus, below both [`bus`](crate::bus) (the public face) and
 //! [`subscriber`](crate::subscriber) (the tasks): the routing table, the
-//! mailboxes, the registry of subscribers, the one `offer` path that `emit`
-//! and `publish` share, and shutdown.
+//! mailboxes, the one `offer` path that `emit` and `publish` share, the taps'
+//! broadcast ring, and the bus actor ([`actor`]) that owns the registry of
+//! subscriber tasks, the bus's announcements and shutdown.
 //!
 //! # The data path
 //!
@@ -23,8 +24,10 @@
 //!
 //! Arrows point one way: `bus` → `subscriber` → `hub`. What a subscriber
 //! task needs from here is its [`Route`] (mailbox, control, condition) and a
-//! [`Weak<Hub>`] to announce `hookbus.*` events and its own end.
+//! [`Lifecycle`] handle on the bus actor ([`actor`]), to which it reports
+//! its `hookbus.*` announcements, leaving the table and its end.
 
+mod actor;
 pub(crate) mod counter;
 mod error;
 pub(crate) mod journal;
@@ -46,6 +49,7 @@ use crate::event::{Event, IntoEvent, Source};
 use crate::pattern::Pattern;
 use crate::stats::{SubscriberReport, SubscriberStats};
 
+pub(crate) use actor::{Announce, Lifecycle};
 pub use error::{BuildError, EmitError, SubscribeError};
 pub(crate) use journal::{Commit, Journal, Refusal};
 pub(crate) use mailbox::{Mailbox, Pushed};
@@ -254,18 +258,6 @@ impl Route {
     }
 }
 
-struct Entry {
-    route: Arc<Route>,
-    join: Option<JoinHandle<()>>,
-}
-
-#[derive(Default)]
-struct Registry {
-    closed: bool,
-    /// By id: subscription order.
-    entries: BTreeMap<u64, Entry>,
-}
-
 /// How an offer went.
 pub(crate) enum Offer {
     /// Taken by at least one subscriber (queued, filtered or dropped there).
@@ -335,7 +327,15 @@ pub(crate) struct Hub {
     /// How long shutdown lets a durable subscriber finish what it has under
     /// way before it keeps the rest in its store.
     durable_grace: std::time::Duration,
-    registry: Mutex<Registry>,
+    /// The bus actor ([`actor`]): the subscriber tasks, announcements,
+    /// shutdown.
+    lifecycle: Lifecycle,
+    /// Set once shutdown began: no new subscriber (checked and set under
+    /// this lock, so a subscriber is either in the report or never made).
+    admission: Mutex<bool>,
+    /// The live subscribers by id (subscription order), for the synchronous
+    /// `stats()`: added at registration, removed by the actor.
+    directory: Mutex<BTreeMap<u64, Arc<Route>>>,
     /// Offers in progress; shutdown waits for them before closing mailboxes.
     offering: AtomicUsize,
     closed: AtomicBool,
@@ -357,13 +357,16 @@ impl Hub {
         runtime: tokio::runtime::Handle,
         tap_capacity: usize,
         durable_grace: std::time::Duration,
+        lifecycle: Lifecycle,
     ) -> Hub {
         Hub {
             filter: routes::Filter::default(),
             table: RwLock::default(),
             ring: tap::Ring::new(tap_capacity),
             durable_grace,
-            registry: Mutex::default(),
+            lifecycle,
+            admission: Mutex::new(false),
+            directory: Mutex::default(),
             offering: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
             closed_notify: tokio::sync::Notify::new(),
@@ -626,38 +629,58 @@ impl Hub {
         );
     }
 
-    /// Emits one of the bus's own `hookbus.*` events (typed, from
-    /// [`catalog::bus`](crate::catalog::bus)); never waits, never fails
-    /// loudly (what it reports is also in the stats and the log).
+    /// Announces one of the bus's own `hookbus.*` events (typed, from
+    /// [`catalog::bus`](crate::catalog::bus)): the bus actor emits it. Never
+    /// waits, never fails loudly (what it reports is also in the stats and
+    /// the log); nothing is built when nobody listens.
     pub(crate) fn announce<T: crate::TypedEvent>(&self, event: T) {
         if !self.filter.may_match(T::TYPE) {
             self.unmatched.bump();
             return;
         }
+        Announce::announce(&self.lifecycle, event);
+    }
+
+    /// The actor's side of [`announce`](Self::announce).
+    pub(crate) fn emit_announcement(&self, event: Event) {
         let _ = self.emit(event);
     }
 
-    /// Adds a subscriber: in the registry and the routing table, with its
-    /// task started by `spawn`. Refused once shutdown has begun, so a
-    /// subscriber either is in the shutdown report or was never created.
+    /// A handle on the bus actor, for a subscriber task.
+    pub(crate) fn lifecycle(&self) -> Lifecycle {
+        self.lifecycle.clone()
+    }
+
+    /// Adds a subscriber: in the routing table (before this returns, so an
+    /// emit after it reaches the subscriber), with its task started by
+    /// `spawn` and handed to the bus actor. Refused once shutdown has begun,
+    /// so a subscriber either is in the shutdown report or was never created.
     pub(crate) fn register(
         &self,
         route: Arc<Route>,
         spawn: impl FnOnce() -> JoinHandle<()>,
     ) -> Result<(), SubscribeError> {
-        let mut registry = self.registry.lock().unwrap_or_else(|e| e.into_inner());
-        if registry.closed {
+        let closed = self.admission.lock().unwrap_or_else(|e| e.into_inner());
+        if *closed {
             return Err(SubscribeError::Closed);
         }
         self.write_table().add(route.clone(), &self.filter);
         let join = spawn();
-        registry.entries.insert(
-            route.id,
-            Entry {
-                route,
-                join: Some(join),
-            },
-        );
+        self.directory
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(route.id, route.clone());
+        // Under the admission lock: the actor hears of every subscriber
+        // before it hears of the shutdown.
+        if let Err(actor::Msg::Started(route, join)) =
+            self.lifecycle.send(actor::Msg::Started(route, join))
+        {
+            // The actor is gone (its runtime shut down): nothing would run.
+            join.abort();
+            self.unroute(&route);
+            self.forget(route.id);
+            return Err(SubscribeError::Closed);
+        }
         Ok(())
     }
 
@@ -667,38 +690,69 @@ impl Hub {
         self.write_table().remove(route, &self.filter);
     }
 
-    /// A subscriber task ended on its own.
-    pub(crate) fn ended(&self, id: u64) {
-        let mut registry = self.registry.lock().unwrap_or_else(|e| e.into_inner());
-        if !registry.closed {
-            registry.entries.remove(&id);
-        }
+    /// A subscriber task ended (told by the actor).
+    fn forget(&self, id: u64) {
+        self.directory
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
     }
 
     pub(crate) fn stats(&self) -> Vec<SubscriberStats> {
-        let routes: Vec<Arc<Route>> = {
-            let registry = self.registry.lock().unwrap_or_else(|e| e.into_inner());
-            registry.entries.values().map(|e| e.route.clone()).collect()
-        };
+        let routes: Vec<Arc<Route>> = self
+            .directory
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
         routes.iter().map(|r| r.stats()).collect()
     }
 
     /// Shuts down once; later calls get the first call's report.
-    pub(crate) async fn shutdown(&self, deadline: Instant) -> Vec<SubscriberReport> {
+    pub(crate) async fn shutdown(self: &Arc<Self>, deadline: Instant) -> Vec<SubscriberReport> {
         self.report
             .get_or_init(|| self.shutdown_now(deadline))
             .await
             .clone()
     }
 
-    async fn shutdown_now(&self, deadline: Instant) -> Vec<SubscriberReport> {
+    /// Closes the bus to emits and new subscribers, and has the actor shut
+    /// down what runs.
+    async fn shutdown_now(self: &Arc<Self>, deadline: Instant) -> Vec<SubscriberReport> {
         self.closed.store(true, Ordering::SeqCst);
         self.closed_notify.notify_waiters();
-        let entries = {
-            let mut registry = self.registry.lock().unwrap_or_else(|e| e.into_inner());
-            registry.closed = true;
-            std::mem::take(&mut registry.entries)
+        let directory = {
+            let mut closed = self.admission.lock().unwrap_or_else(|e| e.into_inner());
+            *closed = true;
+            std::mem::take(&mut *self.directory.lock().unwrap_or_else(|e| e.into_inner()))
         };
+        let (reply, report) = tokio::sync::oneshot::channel();
+        let asked = self.lifecycle.send(actor::Msg::Shutdown {
+            hub: Arc::clone(self),
+            deadline,
+            reply,
+        });
+        if asked.is_ok()
+            && let Ok(report) = report.await
+        {
+            return report;
+        }
+        // The actor is gone (the bus's runtime shut down, and its tasks with
+        // it): report every subscriber as not completed.
+        let entries = directory.into_values().map(|r| (r, None)).collect();
+        self.shut_down(entries, deadline).await
+    }
+
+    /// The actor's shutdown: waits for offers in progress, closes every
+    /// mailbox and the taps' ring, waits for the tasks (within `deadline`,
+    /// durable ones within their grace) and reports on each. A subscriber
+    /// without a task (`None`) did not complete.
+    async fn shut_down(
+        &self,
+        entries: Vec<(Arc<Route>, Option<JoinHandle<()>>)>,
+        deadline: Instant,
+    ) -> Vec<SubscriberReport> {
         // An offer that began before `closed` was set finishes pushing before
         // the mailboxes close, so every `Ok` emit is in some mailbox and in
         // the report. Offers are short (no waiting inside); the deadline
@@ -706,36 +760,36 @@ impl Hub {
         while self.offering.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
             tokio::task::yield_now().await;
         }
-        for e in entries.values() {
-            *e.route
+        for (route, _) in &entries {
+            *route
                 .control
                 .deadline
                 .lock()
                 .unwrap_or_else(|p| p.into_inner()) = Some(deadline);
-            e.route.mailbox.close();
+            route.mailbox.close();
         }
         // Taps end once they have read what the ring holds.
         self.ring.close();
         let mut reports = Vec::with_capacity(entries.len());
         let mut aborted = Vec::new();
         let entries_journals: Vec<Arc<dyn Journal>> = entries
-            .values()
-            .filter_map(|e| e.route.journal.clone())
+            .iter()
+            .filter_map(|(route, _)| route.journal.clone())
             .collect();
-        for (_, mut e) in entries {
+        for (route, mut join) in entries {
             // A durable subscriber does not wait out its backoffs: it gets
             // `durable_grace` to finish what it has under way; then, once its
             // store has every pending event on disk (retry schedules
             // included), it stops and a restart resumes them.
-            let durable = e.route.journal.is_some();
+            let durable = route.journal.is_some();
             let grace_end = deadline.min(Instant::now() + self.durable_grace);
             let mut kept_in_store = false;
-            let completed = match e.join.as_mut() {
+            let completed = match join.as_mut() {
                 Some(join) if durable => {
                     if tokio::time::timeout_at(grace_end, &mut *join).await.is_ok() {
                         true
                     } else {
-                        let journal = e.route.journal.as_ref().expect("durable");
+                        let journal = route.journal.as_ref().expect("durable");
                         kept_in_store = matches!(
                             tokio::time::timeout_at(deadline, journal.commit()).await,
                             Ok(Ok(()))
@@ -745,20 +799,20 @@ impl Hub {
                     }
                 }
                 Some(join) => tokio::time::timeout_at(deadline, join).await.is_ok(),
-                None => true,
+                None => false,
             };
             if !completed {
                 // The deadline is the deadline: nothing starts after it. A
                 // sync handler running on its thread finishes there; its
                 // task starts nothing more, and async work is dropped.
-                e.route.request_abort();
-                if let Some(join) = e.join.take() {
+                route.request_abort();
+                if let Some(join) = join.take() {
                     join.abort();
                     aborted.push(join);
                 }
             }
-            let snap = e.route.mailbox.snapshot();
-            let stats = e.route.stats_of(&snap);
+            let snap = route.mailbox.snapshot();
+            let stats = route.stats_of(&snap);
             let pending = stats.mailbox_len + stats.in_flight;
             reports.push(SubscriberReport {
                 pending,

@@ -397,8 +397,7 @@ impl SubscriberBuilder {
         ));
         #[cfg(feature = "durable")]
         route.mailbox.restore(recovered);
-        let worker =
-            worker::Worker::new(route.clone(), self.options, handler, Arc::downgrade(&hub));
+        let worker = worker::Worker::new(route.clone(), self.options, handler, hub.lifecycle());
         hub.register(route.clone(), || hub.runtime.spawn(worker.run()))?;
         Ok(Subscription {
             route,

@@ -7,7 +7,7 @@
 //! task, so it keeps dispatching while one is stalled.
 
 use std::panic::AssertUnwindSafe;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -18,7 +18,7 @@ use tracing::Instrument;
 
 use super::{DROP_REPORT_INTERVAL, Handler, SubscriberOptions};
 use crate::event::Event;
-use crate::hub::{Hub, Route};
+use crate::hub::{Announce, Lifecycle, Route};
 use crate::sink::{Batch, BoxFuture, DeliveryError, panic_error};
 
 /// How long a sink gets to flush when its subscriber ends outside a shutdown.
@@ -49,7 +49,8 @@ struct Done {
 
 pub(crate) struct Worker {
     route: Arc<Route>,
-    hub: Weak<Hub>,
+    /// The bus actor, told of announcements, leaving the table and the end.
+    lifecycle: Lifecycle,
     options: SubscriberOptions,
     handler: Handler,
     in_flight: FuturesUnordered<BoxFuture<Done>>,
@@ -73,11 +74,11 @@ impl Worker {
         route: Arc<Route>,
         options: SubscriberOptions,
         handler: Handler,
-        hub: Weak<Hub>,
+        lifecycle: Lifecycle,
     ) -> Worker {
         Worker {
             route,
-            hub,
+            lifecycle,
             sink_ready: !handler.is_sink(),
             options,
             handler,
@@ -125,9 +126,7 @@ impl Worker {
         self.open = view.open;
         if !view.open && self.routed {
             self.routed = false;
-            if let Some(hub) = self.hub.upgrade() {
-                hub.unroute(&self.route);
-            }
+            self.lifecycle.unroute(&self.route);
         }
         self.batch_started = view.oldest_at;
         if view.unreported_drops > 0 && self.drop_report_at.is_none() {
@@ -178,12 +177,10 @@ impl Worker {
                 .unwrap_or(0);
             self.route.mailbox.add_unflushed(unflushed);
         }
-        if let Some(hub) = self.hub.upgrade() {
-            if self.routed {
-                hub.unroute(&self.route);
-            }
-            hub.ended(self.route.id);
+        if self.routed {
+            self.lifecycle.unroute(&self.route);
         }
+        self.lifecycle.ended(self.route.id);
     }
 
     fn report_drops(&mut self) {
@@ -195,16 +192,14 @@ impl Worker {
         self.last_drop_report = Some(Instant::now());
         let name = &*self.route.name;
         tracing::warn!(subscriber = name, dropped, policy = ?self.options.overflow, "hookbus: mailbox full, events dropped");
-        if let Some(hub) = self.hub.upgrade() {
-            hub.announce(crate::catalog::bus::Dropped {
-                subscriber: name.to_owned(),
-                subscriber_id: self.route.id,
-                dropped,
-                dropped_total: self.route.mailbox.snapshot().counts.dropped,
-                policy: self.options.overflow.as_str().to_owned(),
-                capacity: self.options.capacity as u64,
-            });
-        }
+        self.lifecycle.announce(crate::catalog::bus::Dropped {
+            subscriber: name.to_owned(),
+            subscriber_id: self.route.id,
+            dropped,
+            dropped_total: self.route.mailbox.snapshot().counts.dropped,
+            policy: self.options.overflow.as_str().to_owned(),
+            capacity: self.options.capacity as u64,
+        });
     }
 
     fn batch_deadline(&self) -> Option<Instant> {
@@ -323,7 +318,13 @@ impl Worker {
                         journal.failed(std::slice::from_ref(&event), &err.to_string());
                     }
                     progress.fail();
-                    report_failure(&self.hub, route, false, std::slice::from_ref(&event), &err);
+                    report_failure(
+                        &self.lifecycle,
+                        route,
+                        false,
+                        std::slice::from_ref(&event),
+                        &err,
+                    );
                 }
             }
         }
@@ -447,7 +448,7 @@ impl Worker {
                     let f = failed.len() as u64;
                     self.route.mailbox.finish(n - f, f);
                     if !failed.is_empty() {
-                        report_failure(&self.hub, &self.route, is_sink, &failed, &err);
+                        report_failure(&self.lifecycle, &self.route, is_sink, &failed, &err);
                     }
                 }
                 None => {
@@ -455,7 +456,7 @@ impl Worker {
                         journal.failed(events, &err.to_string());
                     }
                     self.route.mailbox.finish(0, n);
-                    report_failure(&self.hub, &self.route, is_sink, events, &err);
+                    report_failure(&self.lifecycle, &self.route, is_sink, events, &err);
                 }
             },
         }
@@ -463,7 +464,7 @@ impl Worker {
 }
 
 fn report_failure(
-    hub: &Weak<Hub>,
+    lifecycle: &Lifecycle,
     route: &Route,
     is_sink: bool,
     events: &[Arc<Event>],
@@ -478,12 +479,9 @@ fn report_failure(
     {
         return;
     }
-    let Some(hub) = hub.upgrade() else {
-        return;
-    };
     let events: Vec<&Event> = events.iter().map(|e| &**e).collect();
     crate::catalog::bus::HandlerFailed::announce(
-        &hub,
+        lifecycle,
         is_sink,
         &route.name,
         route.id,

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::sync::{Notify, mpsc};
 
+mod actor;
 mod races;
 mod routes;
 mod taps;
