@@ -1,6 +1,19 @@
 //! The process-wide default bus: [`setup`] once at startup, [`emit`] from
 //! anywhere, [`shutdown`] before exit.
 //!
+//! The default bus has the same emit verbs as a [`Bus`]:
+//!
+//! | what you emit | on a [`Bus`] | on the default bus |
+//! |---|---|---|
+//! | an [`Event`] or a [`TypedEvent`](crate::TypedEvent) value | [`bus.emit(e)`](Bus::emit) | [`emit_event(e)`] |
+//! | a run-time type and a serializable value, no JSON tree | [`bus.emit_payload(ty, v)`](Bus::emit_payload) | [`emit_payload(ty, v)`] |
+//! | a type and a JSON value | [`bus.emit_json(ty, json)`](Bus::emit_json) | [`emit_json(ty, json)`] |
+//! | waiting for room and for the disk | [`bus.publish(e).await`](Bus::publish) | [`publish(e).await`](publish) |
+//!
+//! [`emit(ty, payload)`](emit) is the Briefcase guide's spelling: any
+//! `Serialize` (borrowed too), made into JSON at once. The one name that
+//! differs, `emit_event`, differs because `emit` is taken by that spelling.
+//!
 //! This is the Briefcase style of `setup(webhook_url=.., webhook_secret=..,
 //! events=[..])` followed by `emit(..)`, `emit_low_confidence(..)` and
 //! `emit_drift_detected(..)` wherever a decision is made, without passing a
@@ -401,6 +414,41 @@ pub fn emit_event<E: IntoEvent>(event: E) -> Result<(), DefaultEmitError> {
 pub fn emit(event_type: &str, payload: impl Serialize) -> Result<(), DefaultEmitError> {
     let data = serde_json::to_value(payload).map_err(|e| EventError::Data(e.to_string()))?;
     emit_event(Event::new(event_type.to_owned(), data)?)
+}
+
+/// Emits an event built from a type and a JSON payload to the default bus,
+/// without blocking: [`Bus::emit_json`] on the default bus.
+pub fn emit_json(event_type: &str, data: serde_json::Value) -> Result<(), DefaultEmitError> {
+    emit_event(Event::new(event_type.to_owned(), data)?)
+}
+
+/// Emits an event of a type chosen at run time carrying a serializable value
+/// to the default bus, without blocking and without building a JSON tree
+/// unless a subscriber asks for JSON: [`Bus::emit_payload`] on the default
+/// bus. ([`emit`] takes any `Serialize`, borrowed values included, and makes
+/// the JSON at once.)
+pub fn emit_payload<T: Serialize + Send + Sync + 'static>(
+    event_type: impl Into<std::borrow::Cow<'static, str>>,
+    payload: T,
+) -> Result<(), DefaultEmitError> {
+    emit_event(Event::with_payload(event_type, payload)?)
+}
+
+/// Emits an event to the default bus, waiting for room in full `Block`
+/// mailboxes and for durable subscribers' stores: [`Bus::publish`] on the
+/// default bus.
+pub async fn publish<E: IntoEvent>(event: E) -> Result<(), DefaultEmitError> {
+    let bus = {
+        let current = CURRENT.load();
+        match current.as_ref() {
+            Some(c) => c.bus.clone(),
+            None => return Err(DefaultEmitError::NotSetUp(event.into_event()?)),
+        }
+    };
+    match bus {
+        Some(bus) => Ok(bus.publish(event).await?),
+        None => Err(DefaultEmitError::ShutDown(event.into_event()?)),
+    }
 }
 
 /// Emits `decision.low_confidence` with `payload` (e.g. `decision_id`,

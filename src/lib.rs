@@ -71,8 +71,8 @@ pub use event::{Event, EventBuilder, EventError, ExtensionValue, IntoEvent, Type
 // (`emit_low_confidence`, `emit_drift_detected`) and the event catalogs stay
 // under their modules: `hookbus::global::..`, `hookbus::catalog::..`.
 pub use global::{
-    DefaultEmitError, NoDefaultBus, Setup, SetupError, default_bus, emit, emit_event, setup,
-    shutdown,
+    DefaultEmitError, NoDefaultBus, Setup, SetupError, default_bus, emit, emit_event, emit_json,
+    emit_payload, publish, setup, shutdown,
 };
 pub use pattern::{Pattern, PatternError};
 pub use sink::{Batch, DeliveryError, FailureKind, Sink};

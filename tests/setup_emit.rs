@@ -36,6 +36,18 @@ async fn default_bus_lifecycle() {
         err.into_event().unwrap().event_type(),
         "decision.drift_detected"
     );
+    // The verbs a `Bus` has, likewise.
+    let err = hookbus::emit_payload("decision.scored", 7u32).unwrap_err();
+    assert!(matches!(err, DefaultEmitError::NotSetUp(_)), "{err:?}");
+    let err = hookbus::emit_json("decision.reviewed", json!({"by": "ops"})).unwrap_err();
+    assert_eq!(err.into_event().unwrap().data()["by"], "ops");
+    let err = hookbus::publish(DriftDetected {
+        window: "0h".into(),
+        drift_score: 0.0,
+    })
+    .await
+    .unwrap_err();
+    assert!(matches!(err, DefaultEmitError::NotSetUp(_)), "{err:?}");
     assert_eq!(
         hookbus::shutdown(Duration::from_secs(1)).await.unwrap_err(),
         NoDefaultBus::NotSetUp
@@ -115,6 +127,16 @@ async fn default_bus_lifecycle() {
     hookbus::setup(bus.clone()).unwrap();
     hookbus::global::emit_low_confidence(json!({"confidence": 0.4})).unwrap();
     hookbus::global::emit_drift_detected(json!({"drift_score": 0.4})).unwrap();
+    // The same verbs as on a `Bus`.
+    hookbus::emit_payload(format!("decision.{}", "scored"), 7u32).unwrap();
+    hookbus::emit_json("decision.reviewed", json!({"by": "ops"})).unwrap();
+    hookbus::publish(DriftDetected {
+        window: "2h".into(),
+        drift_score: 0.5,
+    })
+    .await
+    .unwrap();
+    assert!(hookbus::emit_payload("not a type", 1u8).is_err());
 
     // 6. Refused setups leave the configuration in place.
     let no_runtime = std::thread::spawn(|| {
@@ -157,6 +179,9 @@ async fn default_bus_lifecycle() {
         *seen.lock().unwrap(),
         [
             "decision.low_confidence",
+            "decision.drift_detected",
+            "decision.scored",
+            "decision.reviewed",
             "decision.drift_detected",
             "decision.captured"
         ]
