@@ -766,6 +766,40 @@ fn fanout_typed(c: &mut Criterion) {
             rt.block_on(t).unwrap();
         }
 
+        // tokio's broadcast ring, sized so that nobody lags (the issue's
+        // baseline): one write, read by every receiver through its cursor.
+        let done = Done::new();
+        let (tx, _) = tokio::sync::broadcast::channel::<Arc<Tick>>(16_384);
+        let tasks: Vec<_> = (0..subscribers)
+            .map(|_| {
+                let mut rx = tx.subscribe();
+                let d = done.clone();
+                rt.spawn(async move {
+                    while let Ok(t) = rx.recv().await {
+                        black_box(t.n);
+                        d.hit();
+                    }
+                })
+            })
+            .collect();
+        bench_producer(
+            &mut g,
+            &rt,
+            BenchmarkId::new("raw_tokio_broadcast_arc", subscribers),
+            &done,
+            total,
+            &tx,
+            |tx| async move {
+                for n in 0..EVENTS {
+                    assert!(tx.send(Arc::new(Tick { n })).is_ok());
+                }
+            },
+        );
+        drop(tx);
+        for t in tasks {
+            rt.block_on(t).unwrap();
+        }
+
         // The same raw channel carrying what the bus carries: the event made
         // from the value (id, time, type), each receiver reading the value.
         let done = Done::new();
@@ -893,6 +927,101 @@ fn subscribe(c: &mut Criterion) {
     g.finish();
 }
 
+/// Counts deliveries; a plain thread waits for all of them (no runtime on
+/// the waiting side).
+struct ThreadDone {
+    count: AtomicU64,
+    target: AtomicU64,
+    lock: std::sync::Mutex<()>,
+    all: std::sync::Condvar,
+}
+
+impl ThreadDone {
+    fn new() -> Arc<ThreadDone> {
+        Arc::new(ThreadDone {
+            count: AtomicU64::new(0),
+            target: AtomicU64::new(u64::MAX),
+            lock: std::sync::Mutex::new(()),
+            all: std::sync::Condvar::new(),
+        })
+    }
+    fn hit(&self) {
+        if self.count.fetch_add(1, Ordering::AcqRel) + 1 == self.target.load(Ordering::Acquire) {
+            let _held = self.lock.lock().unwrap();
+            self.all.notify_all();
+        }
+    }
+    /// Sends with `send`, then waits until `target` deliveries arrived.
+    fn run(&self, target: u64, send: impl FnOnce()) {
+        self.count.store(0, Ordering::Release);
+        self.target.store(target, Ordering::Release);
+        send();
+        let mut held = self.lock.lock().unwrap();
+        while self.count.load(Ordering::Acquire) < target {
+            held = self.all.wait(held).unwrap();
+        }
+    }
+}
+
+/// Emitting from a plain `std::thread` with no runtime (criterion's own
+/// thread): `Bus::emit` of a typed value against raw async-broadcast's
+/// `try_broadcast` of an `Arc<T>`, one subscriber task each, both sized so
+/// that nothing is refused.
+fn emit_thread(c: &mut Criterion) {
+    let rt = runtime();
+    let mut g = c.benchmark_group("emit_thread");
+    g.throughput(Throughput::Elements(EVENTS));
+    g.sample_size(20);
+    g.measurement_time(Duration::from_secs(5));
+    let room = 2 * EVENTS as usize;
+
+    let done = ThreadDone::new();
+    let bus = {
+        let _in = rt.enter();
+        let bus = Bus::builder().capacity(room).build().unwrap();
+        let d = done.clone();
+        bus.on_typed(move |t: hookbus::Typed<Tick>| {
+            black_box(t.n);
+            d.hit()
+        })
+        .unwrap()
+        .detach();
+        bus
+    };
+    g.bench_function("hookbus_emit_typed", |b| {
+        b.iter(|| {
+            done.run(EVENTS, || {
+                for n in 0..EVENTS {
+                    bus.emit(Tick { n }).unwrap();
+                }
+            })
+        })
+    });
+    rt.block_on(bus.shutdown(Duration::from_secs(10)));
+
+    let done = ThreadDone::new();
+    let (tx, mut rx) = async_broadcast::broadcast::<Arc<Tick>>(room);
+    let d = done.clone();
+    let task = rt.spawn(async move {
+        while let Ok(t) = rx.recv_direct().await {
+            black_box(t.n);
+            d.hit();
+        }
+    });
+    g.bench_function("raw_async_broadcast_try_broadcast_arc", |b| {
+        b.iter(|| {
+            done.run(EVENTS, || {
+                for n in 0..EVENTS {
+                    tx.try_broadcast(Arc::new(Tick { n })).unwrap();
+                }
+            })
+        })
+    });
+    drop(tx);
+    rt.block_on(task).unwrap();
+    g.finish();
+}
+
 criterion_group!(
     benches,
     emit_unmatched,
@@ -903,6 +1032,7 @@ criterion_group!(
     routing_dynamic,
     emit_taps,
     fanout_typed,
+    emit_thread,
     subscribe
 );
 criterion_main!(benches);
