@@ -307,8 +307,11 @@ impl<T> Small<T> {
             self.spill.push(t);
         }
     }
-    fn is_empty(&self) -> bool {
-        self.len == 0
+    fn iter(&self) -> impl Iterator<Item = &T> {
+        self.inline[..self.len]
+            .iter()
+            .flatten()
+            .chain(self.spill.iter())
     }
     fn iter_mut(&mut self) -> impl Iterator<Item = &mut T> {
         self.inline[..self.len]
@@ -562,13 +565,23 @@ impl Hub {
             return Offer::Closed;
         }
         let table = self.read_table();
-        if !table.conditions_for(event) {
+        // One walk of the table: the routes the event reaches, borrowed from
+        // it while it is read-locked.
+        let mut matched: Small<&Arc<Route>> = Small::new();
+        let mut conditioned = false;
+        table.for_each_match(event, |route| {
+            conditioned |= route.condition.is_some();
+            matched.push(route);
+        });
+        if !conditioned {
             // No user code to run: reserve and push while the table is
-            // read-locked, straight from it (nothing collected). Events
-            // evicted from DropOldest mailboxes are dropped last, with no
-            // lock held (dropping one may run a typed value's `Drop`).
+            // read-locked, straight from it (nothing cloned). Events evicted
+            // from DropOldest mailboxes are dropped last, with no lock held
+            // (dropping one may run a typed value's `Drop`).
             let mut evicted = Vec::new();
-            let outcome = deliver_routed(&table, event, &mut evicted, commits);
+            let outcome =
+                deliver_matched(table.has_refusing(), &matched, event, &mut evicted, commits);
+            drop(matched);
             drop(table);
             self.count(&outcome);
             drop(_done);
@@ -578,18 +591,15 @@ impl Hub {
         // Conditions are the user's code: they run with no lock held, so the
         // targets hold their own references.
         let mut owned: Small<Target> = Small::new();
-        table.for_each_match(event, |route| {
+        for route in matched.iter() {
             owned.push(Target {
                 route: Arc::clone(route),
                 accepted: true,
                 reserved: false,
-            })
-        });
-        drop(table);
-        if owned.is_empty() {
-            self.unmatched.bump();
-            return Offer::Unmatched;
+            });
         }
+        drop(matched);
+        drop(table);
         let mut panics = Vec::new();
         for t in owned.iter_mut() {
             if let Some(condition) = &t.route.condition {
@@ -897,45 +907,44 @@ fn push_into(
     pushed != Pushed::Refused
 }
 
-/// Delivers to every route in the table that matches (none has a
-/// condition), under one read lock: admit each (all or none), then push
-/// into each. While no route in the table can refuse (only lossy, memory
-/// subscribers), there is nothing to admit and the table is read once.
-fn deliver_routed(
-    table: &routes::Table,
+/// Delivers to the routes an event matched (none has a condition), with
+/// the table still read-locked: admit each (all or none), then push into
+/// each. While no route in the table can refuse (only lossy, memory
+/// subscribers), there is nothing to admit.
+fn deliver_matched(
+    refusing: bool,
+    matched: &Small<&Arc<Route>>,
     event: &Arc<Event>,
     evicted: &mut Vec<Arc<Event>>,
     mut commits: Option<&mut Vec<Commit>>,
 ) -> Offer {
     let mut admitted = 0usize;
     let mut refused = None;
-    if table.has_refusing() {
-        table.for_each_match(event, |route| {
-            if refused.is_none() {
-                match admit(route) {
-                    Ok(_) => admitted += 1,
-                    Err(offer) => refused = Some(offer),
+    if refusing {
+        for route in matched.iter() {
+            match admit(route) {
+                Ok(_) => admitted += 1,
+                Err(offer) => {
+                    refused = Some(offer);
+                    break;
                 }
             }
-        });
+        }
     }
     if let Some(refused) = refused {
-        // The same table under the same lock: the same routes in the same
-        // order. Give back the places the first `admitted` reserved.
-        let mut seen = 0usize;
-        table.for_each_match(event, |route| {
-            if seen < admitted && route.mailbox.policy() == OverflowPolicy::Block {
+        // Give back the places the first `admitted` reserved.
+        for route in matched.iter().take(admitted) {
+            if route.mailbox.policy() == OverflowPolicy::Block {
                 route.mailbox.unreserve();
             }
-            seen += 1;
-        });
+        }
         return refused;
     }
     let mut taken = false;
-    table.for_each_match(event, |route| {
+    for route in matched.iter() {
         let reserved = route.mailbox.policy() == OverflowPolicy::Block;
         taken |= push_into(route, event, true, reserved, evicted, &mut commits);
-    });
+    }
     if taken {
         Offer::Accepted
     } else {

@@ -286,9 +286,6 @@ pub(crate) struct Table {
     /// Patterns per filter slot, and patterns that make the filter useless.
     slot_counts: Vec<u32>,
     broad: u32,
-    /// Routes with a condition: while there are none, an offer pushes
-    /// straight from the table.
-    conditioned: usize,
     /// Routes that can refuse an event (`Block`, or durable): while there
     /// are none, an offer has nothing to reserve and pushes at once.
     refusing: usize,
@@ -383,19 +380,6 @@ impl Table {
         any
     }
 
-    /// Whether a route that `event` reaches has a condition (user code that
-    /// an offer runs with no lock held).
-    pub(crate) fn conditions_for(&self, event: &Event) -> bool {
-        if self.conditioned == 0 {
-            return false;
-        }
-        let mut any = false;
-        self.walk(event, event.event_type(), &mut |r: &Arc<Route>| {
-            any |= r.condition.is_some()
-        });
-        any
-    }
-
     /// Whether some route can refuse an event (see [`can_refuse`]).
     pub(crate) fn has_refusing(&self) -> bool {
         self.refusing > 0
@@ -405,7 +389,6 @@ impl Table {
         for pattern in route.patterns.iter() {
             self.count(pattern, 1, filter);
         }
-        self.conditioned += usize::from(route.condition.is_some());
         self.refusing += usize::from(can_refuse(&route));
         self.overlapping += usize::from(route.overlaps);
         match &route.key {
@@ -471,7 +454,6 @@ impl Table {
             for pattern in route.patterns.iter() {
                 self.count(pattern, -1, filter);
             }
-            self.conditioned -= usize::from(route.condition.is_some());
             self.refusing -= usize::from(can_refuse(route));
             self.overlapping -= usize::from(route.overlaps);
         }
