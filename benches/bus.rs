@@ -800,6 +800,41 @@ fn fanout_typed(c: &mut Criterion) {
             rt.block_on(t).unwrap();
         }
 
+        // tokio's ring carrying what the bus carries (the event made from
+        // the value): the ceiling of a group ring built on it.
+        let done = Done::new();
+        let (tx, _) = tokio::sync::broadcast::channel::<Arc<Event>>(16_384);
+        let tasks: Vec<_> = (0..subscribers)
+            .map(|_| {
+                let mut rx = tx.subscribe();
+                let d = done.clone();
+                rt.spawn(async move {
+                    while let Ok(e) = rx.recv().await {
+                        black_box(e.payload::<Tick>().map(|t| t.n));
+                        d.hit();
+                    }
+                })
+            })
+            .collect();
+        bench_producer(
+            &mut g,
+            &rt,
+            BenchmarkId::new("raw_tokio_broadcast_event", subscribers),
+            &done,
+            total,
+            &tx,
+            |tx| async move {
+                for n in 0..EVENTS {
+                    let e = Arc::new(Event::typed(Tick { n }).unwrap());
+                    assert!(tx.send(e).is_ok());
+                }
+            },
+        );
+        drop(tx);
+        for t in tasks {
+            rt.block_on(t).unwrap();
+        }
+
         // The same raw channel carrying what the bus carries: the event made
         // from the value (id, time, type), each receiver reading the value.
         let done = Done::new();
