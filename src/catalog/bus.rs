@@ -141,6 +141,55 @@ catalog_event! {
     example: r#"{"webhook": "crm", "url": "https://hooks.example.com/…", "event_id": "0193a5b0-7c1e-7d2a-9c44-1b2f3e4d5a6b", "event_type": "order.placed", "event_ids": ["0193a5b0-7c1e-7d2a-9c44-1b2f3e4d5a6b"], "attempt": 1, "next_attempt": 2, "retry_in_ms": 500, "status": 503, "error": "HTTP 503"}"#
 }
 
+catalog_event! {
+    /// A Kafka source read a record that is neither a CloudEvent nor
+    /// mapped: copied to the dead-letter topic, refused (no dead-letter
+    /// topic), or skipped (the dead-letter topic could not take it). See
+    /// `hookbus::kafka::source`.
+    KafkaRecordRefused = "hookbus.kafka_record_refused", "a Kafka record could not be turned into an event" {
+        /// The record's topic.
+        topic: String,
+        /// Its partition.
+        partition: i32,
+        /// Its offset.
+        offset: i64,
+        /// Why, in one word (`not-cloudevent`, `invalid-cloudevent`, …).
+        kind: String,
+        /// Why, in a sentence.
+        reason: String,
+        /// Where the record was copied (`null`: nowhere).
+        dead_letter_topic: Option<String>,
+        /// The record's key: the text when it is UTF-8, else its base64
+        /// (`{"base64": ..}`, or a prefix and the size when long).
+        key: Option<serde_json::Value>,
+        /// The record's headers as `[name, value]` pairs, values shown as
+        /// the key is.
+        headers: Vec<(String, serde_json::Value)>,
+        /// The record was skipped: the dead-letter topic could not take it.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        skipped: bool,
+        /// When skipped: the dead-letter topic's last error.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        dead_letter_error: Option<String>,
+        /// When skipped: how many copies were tried.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        dead_letter_attempts: Option<u32>,
+    }
+    example: r#"{"topic": "orders", "partition": 0, "offset": 42, "kind": "not-cloudevent", "reason": "the record has no ce_type header and is not a structured CloudEvent", "dead_letter_topic": "orders.dlq", "key": "order-7", "headers": [["trace", "abc"]], "skipped": true, "dead_letter_error": "Broker: Message size too large", "dead_letter_attempts": 1}"#
+}
+
+catalog_event! {
+    /// A Kafka source failed at something other than a record: a commit,
+    /// storing an offset, a dead-letter copy, pausing its partitions.
+    KafkaSourceFailed = "hookbus.kafka_source_failed", "a Kafka source failed at something other than a record" {
+        /// What failed (`commit`, `store_offset`, `dead_letter`, …).
+        kind: String,
+        /// The error's message.
+        error: String,
+    }
+    example: r#"{"kind": "commit", "error": "Broker: Not coordinator"}"#
+}
+
 /// Every `hookbus.*` event of this module.
 pub const ALL: &[super::CatalogEntry] = &[
     Dropped::ENTRY,
@@ -148,6 +197,8 @@ pub const ALL: &[super::CatalogEntry] = &[
     DeliveryFailed::ENTRY,
     EndpointDisabled::ENTRY,
     DeliveryRetrying::ENTRY,
+    KafkaRecordRefused::ENTRY,
+    KafkaSourceFailed::ENTRY,
 ];
 
 impl HandlerFailed {
@@ -214,6 +265,10 @@ mod tests {
         let _: DeliveryFailed = serde_json::from_str(DeliveryFailed::EXAMPLE).unwrap();
         let _: EndpointDisabled = serde_json::from_str(EndpointDisabled::EXAMPLE).unwrap();
         let _: DeliveryRetrying = serde_json::from_str(DeliveryRetrying::EXAMPLE).unwrap();
+        let refused: KafkaRecordRefused =
+            serde_json::from_str(KafkaRecordRefused::EXAMPLE).unwrap();
+        assert!(refused.skipped);
+        let _: KafkaSourceFailed = serde_json::from_str(KafkaSourceFailed::EXAMPLE).unwrap();
         for entry in ALL {
             let value: serde_json::Value = serde_json::from_str(entry.example).unwrap();
             let keys: Vec<&str> = value

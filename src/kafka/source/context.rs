@@ -94,10 +94,24 @@ impl ConsumerContext for SourceContext {
     }
 }
 
-/// Commits the stored offsets now (the commit callback records the result).
+/// Commits the stored offsets now. The commit callback records the result
+/// when the consumer is next polled; a sync commit that succeeded records it
+/// here too, since the last one (at shutdown) is followed by no poll: the
+/// offsets stored before it are the ones committed.
 pub(super) fn commit(consumer: &BaseConsumer<SourceContext>, shared: &Shared) {
     match consumer.commit_consumer_state(CommitMode::Sync) {
-        Ok(()) | Err(RdError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+        Ok(()) => {
+            for state in shared
+                .partitions()
+                .values_mut()
+                .flat_map(std::collections::BTreeMap::values_mut)
+            {
+                if state.position.is_some() {
+                    state.committed = state.position;
+                }
+            }
+        }
+        Err(RdError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
         Err(e) => {
             shared.errors.fetch_add(1, Relaxed);
             tracing::warn!(error = %e, "hookbus: Kafka source offset commit failed");

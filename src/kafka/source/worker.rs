@@ -24,7 +24,8 @@ use super::{
     POLL_INTERVAL,
 };
 use crate::bus::Bus;
-use crate::event::{Event, ExtensionValue};
+use crate::catalog::bus::{KafkaRecordRefused, KafkaSourceFailed};
+use crate::event::{Event, ExtensionValue, TypedEvent};
 use crate::hub::EmitError;
 use crate::kafka::message::{DecodeError, decode};
 use crate::sink::BoxFuture;
@@ -471,20 +472,22 @@ impl Worker {
         headers: &[(&str, &[u8])],
         reason: &DecodeError,
     ) -> Flow {
-        let dead_letter_topic = self.dead_letter.as_ref().map(|d| d.topic.as_str());
-        let mut announcement = json!({
-            "topic": message.topic(),
-            "partition": message.partition(),
-            "offset": message.offset(),
-            "kind": reason.kind(),
-            "reason": reason.to_string(),
-            "dead_letter_topic": dead_letter_topic,
-            "key": message.key().map(bytes_json),
-            "headers": headers
+        let mut announcement = KafkaRecordRefused {
+            topic: message.topic().to_owned(),
+            partition: message.partition(),
+            offset: message.offset(),
+            kind: reason.kind().to_owned(),
+            reason: reason.to_string(),
+            dead_letter_topic: self.dead_letter.as_ref().map(|d| d.topic.clone()),
+            key: message.key().map(bytes_json),
+            headers: headers
                 .iter()
-                .map(|(k, v)| json!([k, bytes_json(v)]))
-                .collect::<Vec<_>>(),
-        });
+                .map(|(k, v)| ((*k).to_owned(), bytes_json(v)))
+                .collect(),
+            skipped: false,
+            dead_letter_error: None,
+            dead_letter_attempts: None,
+        };
         let Some(dead) = &self.dead_letter else {
             self.shared.refused.fetch_add(1, Relaxed);
             tracing::warn!(
@@ -499,16 +502,16 @@ impl Worker {
         let (attempts, failure) = match self.dead_letter_send(dead, message, headers, reason) {
             Ok(()) => {
                 self.shared.dead_lettered.fetch_add(1, Relaxed);
-                self.announce("hookbus.kafka_record_refused", announcement);
+                self.announce(announcement);
                 return Flow::Continue;
             }
             Err(None) => return Flow::Stop,
             Err(Some(failed)) => failed,
         };
         self.shared.skipped.fetch_add(1, Relaxed);
-        announcement["skipped"] = json!(true);
-        announcement["dead_letter_error"] = json!(failure.to_string());
-        announcement["dead_letter_attempts"] = json!(attempts);
+        announcement.skipped = true;
+        announcement.dead_letter_error = Some(failure.to_string());
+        announcement.dead_letter_attempts = Some(attempts);
         tracing::error!(
             topic = message.topic(),
             partition = message.partition(),
@@ -517,8 +520,8 @@ impl Worker {
             dead_letter_topic = %dead.topic,
             dead_letter_error = %failure,
             attempts,
-            key = %announcement["key"],
-            headers = %announcement["headers"],
+            key = ?announcement.key,
+            headers = ?announcement.headers,
             "hookbus: Kafka record is not a CloudEvent and the dead-letter topic cannot take it; skipped"
         );
         self.publish_announcement(announcement)
@@ -587,12 +590,8 @@ impl Worker {
 
     /// Announces a refused record that is nowhere else to be found: waits
     /// for room like any event.
-    fn publish_announcement(&self, announcement: Value) -> Flow {
-        match Event::builder("hookbus.kafka_record_refused")
-            .source("hookbus")
-            .data(announcement)
-            .build()
-        {
+    fn publish_announcement(&self, announcement: KafkaRecordRefused) -> Flow {
+        match Event::typed(announcement) {
             Ok(event) => self.publish(event),
             Err(_) => Flow::Continue,
         }
@@ -619,21 +618,20 @@ impl Worker {
     fn failed(&self, kind: &str, error: &str) {
         self.shared.errors.fetch_add(1, Relaxed);
         tracing::warn!(kind, error, "hookbus: Kafka source failure");
-        self.announce(
-            "hookbus.kafka_source_failed",
-            json!({"kind": kind, "error": error}),
-        );
+        self.announce(KafkaSourceFailed {
+            kind: kind.to_owned(),
+            error: error.to_owned(),
+        });
     }
 
-    /// Emits one of the source's `hookbus.*` events without waiting.
-    fn announce(&self, ty: &'static str, data: Value) {
-        if !self.bus.has_subscribers(ty) {
+    /// Emits one of the source's `hookbus.*` events (typed, from
+    /// [`catalog::bus`](crate::catalog::bus)) without waiting.
+    fn announce<T: TypedEvent>(&self, event: T) {
+        if !self.bus.has_subscribers(T::TYPE) {
             return;
         }
-        if let Ok(event) = Event::builder(ty).source("hookbus").data(data).build()
-            && let Err(e) = self.bus.emit(event)
-        {
-            tracing::warn!(event_type = ty, error = %e, "hookbus: Kafka source announcement not emitted");
+        if let Err(e) = self.bus.emit(event) {
+            tracing::warn!(event_type = T::TYPE, error = %e, "hookbus: Kafka source announcement not emitted");
         }
     }
 
