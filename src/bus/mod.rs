@@ -413,6 +413,11 @@ impl Bus {
     /// Counters of the bus and of every live subscriber. Each subscriber's
     /// numbers are one consistent snapshot: they always add up (see
     /// [`stats`](crate::stats)).
+    ///
+    /// A subscriber is listed from the moment it is created until the bus
+    /// actor has seen its task end (an `once` subscriber that fired, an
+    /// unsubscribed one that drained): an instant after the task ends, not
+    /// at the same instant.
     pub fn stats(&self) -> BusStats {
         BusStats {
             emitted: self.hub.emitted.get(),
