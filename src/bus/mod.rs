@@ -415,7 +415,7 @@ impl Bus {
     /// [`stats`](crate::stats)).
     ///
     /// A subscriber is listed from the moment it is created until the bus
-    /// actor has seen its task end (an `once` subscriber that fired, an
+    /// actor has seen its task end (a `once` subscriber that fired, an
     /// unsubscribed one that drained): an instant after the task ends, not
     /// at the same instant.
     pub fn stats(&self) -> BusStats {
