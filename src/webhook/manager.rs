@@ -332,11 +332,7 @@ impl WebhookManager {
                     .unwrap_or_default();
                 running.push(async move {
                     let n = events.len() as u64;
-                    (
-                        i,
-                        n,
-                        super::delivery::deliver(&ep, &events, None, false, None).await,
-                    )
+                    (i, n, super::delivery::deliver_direct(&ep, events).await)
                 });
             }
             let Some((i, n, outcome)) = running.next().await else {
@@ -396,9 +392,8 @@ impl WebhookManager {
             while running.len() < limit {
                 let Some(event) = pending.next() else { break };
                 let ep = sink.endpoint.clone();
-                running.push(async move {
-                    super::delivery::deliver(&ep, &[event], None, false, None).await
-                });
+                running
+                    .push(async move { super::delivery::deliver_direct(&ep, vec![event]).await });
             }
             let Some(outcome) = running.next().await else {
                 break;

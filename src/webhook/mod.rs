@@ -149,7 +149,6 @@ mod proxy;
 mod rate;
 pub mod retry;
 mod sink;
-mod slots;
 mod trouble;
 pub use crate::expr::template;
 mod tls;
