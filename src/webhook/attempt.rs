@@ -88,3 +88,53 @@ impl Attempt {
         Attempt::failed(Verdict::Retry { after: None }, timeout, error)
     }
 }
+
+/// A request and an inner service answering `status`, to drive a layer
+/// alone in its unit tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+
+    pub(crate) fn request() -> Request {
+        let event = Event::new("a.b", serde_json::json!({})).unwrap();
+        Request {
+            events: vec![Arc::new(event)].into(),
+            payload: Arc::new(Payload {
+                body: bytes::Bytes::new(),
+                headers: Default::default(),
+                message_id: "m".into(),
+            }),
+            attempt: 1,
+            max_retry_after: Duration::from_secs(10),
+            journal: None,
+            bearer: None,
+            even_disabled: false,
+        }
+    }
+
+    /// Answers every request with `status` (and `Retry-After: retry_after`).
+    pub(crate) fn answering(
+        status: u16,
+        retry_after: Option<Duration>,
+    ) -> impl tower::Service<
+        Request,
+        Response = Attempt,
+        Error = std::convert::Infallible,
+        Future = std::future::Ready<Result<Attempt, std::convert::Infallible>>,
+    > + Clone {
+        tower::service_fn(move |_: Request| {
+            let verdict = match status {
+                200 => Verdict::Delivered,
+                _ => Verdict::Retry { after: retry_after },
+            };
+            std::future::ready(Ok(Attempt {
+                verdict,
+                status: Some(status),
+                latency: Duration::from_millis(1),
+                error: None,
+                excerpt: None,
+                number: 0,
+            }))
+        })
+    }
+}

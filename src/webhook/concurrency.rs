@@ -615,4 +615,70 @@ mod tests {
         assert_eq!(p.paused_until(), None);
         assert_eq!(p.paused_until_utc(), None);
     }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_pause_layer_pauses_on_retry_after_up_to_the_cap() {
+        use super::super::attempt::testing::{answering, request};
+        use tower::{Service, ServiceExt};
+        let pressure = Arc::new(Pressure::default());
+        let inner = answering(429, Some(Duration::from_secs(60)));
+        let mut svc = Pause::new(inner, pressure.clone());
+        let start = Instant::now();
+        svc.ready().await.unwrap();
+        // The request's policy obeys at most 10 s.
+        svc.call(request()).await.unwrap();
+        assert_eq!(
+            pressure.paused_until(),
+            Some(start + Duration::from_secs(10))
+        );
+        svc.ready().await.unwrap();
+        assert_eq!(start.elapsed(), Duration::from_secs(10));
+        // A 503 without Retry-After pauses nothing.
+        let mut svc = Pause::new(answering(503, None), pressure.clone());
+        svc.ready().await.unwrap().call(request()).await.unwrap();
+        assert_eq!(pressure.paused_until(), None);
+    }
+
+    #[tokio::test]
+    async fn the_adaptive_layer_follows_the_limit() {
+        use super::super::attempt::testing::{answering, request};
+        use tower::{Service, ServiceExt};
+        let pressure = Arc::new(Pressure::default());
+        let limit = Arc::new(AdaptiveLimit::new(8, pressure.clone()));
+        assert_eq!(pressure.limit(), Some(1));
+        let ok = Adaptive::new(answering(200, None), limit.clone());
+        let mut a = ok.clone();
+        a.ready().await.unwrap();
+        // A second one waits: the limit is in use.
+        let mut b = ok.clone();
+        assert!(futures_util::poll!(b.ready()).is_pending());
+        drop(b);
+        a.call(request()).await.unwrap();
+        for _ in 0..4 {
+            let mut s = ok.clone();
+            s.ready().await.unwrap().call(request()).await.unwrap();
+        }
+        assert_eq!(
+            pressure.limit(),
+            Some(2),
+            "a window of 5 answers, limited, stable"
+        );
+        let (mut a, mut b) = (ok.clone(), ok.clone());
+        a.ready().await.unwrap();
+        b.ready().await.unwrap();
+        let mut c = ok.clone();
+        assert!(futures_util::poll!(c.ready()).is_pending(), "two slots");
+        drop((a, b, c));
+        // Overload answers bring it down again.
+        let busy = Adaptive::new(answering(503, None), limit.clone());
+        for _ in 0..5 {
+            let mut s = busy.clone();
+            s.ready().await.unwrap().call(request()).await.unwrap();
+        }
+        assert_eq!(pressure.limit(), Some(1));
+        let mut a = ok.clone();
+        a.ready().await.unwrap();
+        let mut b = ok.clone();
+        assert!(futures_util::poll!(b.ready()).is_pending(), "one slot");
+    }
 }

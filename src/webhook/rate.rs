@@ -268,4 +268,28 @@ mod tests {
         assert!(RateLimiter::new(10, Duration::from_nanos(5), 1).is_err());
         assert!(RateLimiter::new(u32::MAX, Duration::from_secs(3600), u32::MAX).is_ok());
     }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_layer_takes_a_token_when_ready_and_gives_back_one_unused() {
+        use super::super::attempt::testing::{answering, request};
+        use tower::{Service, ServiceExt};
+        let limiter = Arc::new(RateLimiter::new(1, Duration::from_secs(1), 1).unwrap());
+        let waits = Arc::new(RateWaits::default());
+        let mut a = RateLimit::new(answering(200, None), limiter.clone(), waits.clone());
+        let mut b = a.clone();
+        a.ready().await.unwrap();
+        // The one token is a's: b waits, counted in the stats.
+        assert!(futures_util::poll!(b.ready()).is_pending());
+        assert_eq!(waits.waiting.load(Relaxed), 1);
+        // a is dropped unused: its token goes back, and b takes it.
+        drop(a);
+        b.ready().await.unwrap();
+        assert_eq!(waits.waiting.load(Relaxed), 0);
+        assert_eq!(waits.limited.load(Relaxed), 1);
+        b.call(request()).await.unwrap();
+        // Used: the next one waits for the steady rate.
+        let start = Instant::now();
+        b.ready().await.unwrap();
+        assert_eq!(start.elapsed(), Duration::from_secs(1));
+    }
 }
