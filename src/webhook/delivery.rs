@@ -57,7 +57,7 @@ use crate::sink::{DeliveryError, FailureKind};
 pub enum DeliveryStatus {
     /// The endpoint answered 2xx.
     Delivered,
-    /// Not sent: the event is not subscribed or the condition/filter said no.
+    /// Not sent: the event is not subscribed, or the condition or the filter expression said no.
     Skipped,
     /// Given up; the events are dead-lettered.
     Failed(FailureKind),

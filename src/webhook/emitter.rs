@@ -58,7 +58,7 @@ impl WebhookEmitter {
     }
 
     /// Sends one event now (with retries) unless it is not subscribed or the
-    /// condition/filter turns it away, and returns how it went.
+    /// condition or the filter expression turns it away, and returns how it went.
     pub async fn emit(&self, event: impl Into<Arc<Event>>) -> DeliveryOutcome {
         let event = event.into();
         if !self.sink.endpoint.wants(&event) {

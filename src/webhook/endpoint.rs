@@ -215,7 +215,7 @@ impl fmt::Debug for Endpoint {
 }
 
 impl Endpoint {
-    /// Whether this endpoint wants the event (patterns, condition, filter).
+    /// Whether this endpoint wants the event (patterns, condition, filter expression).
     pub(crate) fn wants(&self, event: &Event) -> bool {
         let type_ok =
             self.patterns.is_empty() || self.patterns.iter().any(|p| p.matches(event.event_type()));
@@ -223,7 +223,7 @@ impl Endpoint {
     }
 
     /// [`wants`](Self::wants) for an event the bus routed by the patterns
-    /// already: the filter and the condition, and no `hookbus.*` event for
+    /// already: the filter expression and the condition, and no `hookbus.*` event for
     /// an endpoint that names no pattern.
     pub(crate) fn wants_routed(&self, event: &Event) -> bool {
         !(self.patterns.is_empty() && event.event_type().starts_with("hookbus."))

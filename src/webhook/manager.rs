@@ -170,7 +170,7 @@ impl WebhookManager {
         self.lock()
             .get(id)
             .map(f)
-            .ok_or_else(|| WebhookError::NotFound(id.to_string()))
+            .ok_or_else(|| WebhookError::NotFound(id.clone()))
     }
 
     fn sink(&self, id: &WebhookId) -> Result<WebhookSink, WebhookError> {
@@ -215,7 +215,7 @@ impl WebhookManager {
     ///
     /// When the name and the subscription settings are unchanged (events, mailbox,
     /// batch, concurrency, `ordered`/`ordered_by`, rate limit, whether a
-    /// condition or filter applies, the store), the endpoint is swapped in
+    /// condition or filter expression applies, the store), the endpoint is swapped in
     /// place: the one subscription goes on, and every delivery that starts
     /// after `update` returns uses the new settings (those under way finish
     /// with the old ones). This is how a durable webhook is updated.
@@ -230,7 +230,7 @@ impl WebhookManager {
         let mut entries = self.lock();
         let reg = entries
             .get_mut(id)
-            .ok_or_else(|| WebhookError::NotFound(id.to_string()))?;
+            .ok_or_else(|| WebhookError::NotFound(id.clone()))?;
         let old = reg.sink.endpoint.clone();
         let sink = webhook.build_with_state(old.state.clone(), Some(&old))?;
         if sink.endpoint.name == old.name && sink.attach.same_subscription(&reg.sink.attach) {
@@ -264,7 +264,7 @@ impl WebhookManager {
         let r = self
             .lock()
             .remove(id)
-            .ok_or_else(|| WebhookError::NotFound(id.to_string()))?;
+            .ok_or_else(|| WebhookError::NotFound(id.clone()))?;
         drop(r);
         Ok(())
     }
@@ -375,15 +375,14 @@ impl WebhookManager {
             .get()
             .filter(|s| s.keeps_delivered())
             .ok_or_else(|| {
-                WebhookError::InvalidOption(format!(
-                    "webhook {:?} cannot replay: it needs durable(&store) with a store that keeps delivered events (StoreBuilder::keep_delivered)",
-                    sink.endpoint.name
+                WebhookError::from(super::error::OptionError::NoReplay(
+                    sink.endpoint.name.clone(),
                 ))
             })?
             .clone();
         let events = store
             .delivered_since(&sink.endpoint.name, since.into(), usize::MAX)
-            .map_err(|e| WebhookError::InvalidOption(format!("cannot read the store: {e}")))?;
+            .map_err(WebhookError::Store)?;
         let limit = sink.attach.options.concurrency.max(1);
         let mut report = RetryReport::default();
         let mut pending = events.into_iter().map(Arc::new);

@@ -161,6 +161,10 @@ pub use config::{
 };
 pub use delivery::{DeliveryOutcome, DeliveryStatus};
 pub use emitter::WebhookEmitter;
+pub use error::{
+    HeaderError, HttpClientError, OAuth2Error, OptionError, PemInput, PemProblem, ProxyError,
+    TlsError, UrlError,
+};
 pub use file_config::{
     OAuth2Config, RateLimitConfig, RetryConfig, RetryRuleConfig, SignatureConfig, TlsConfig,
     WebhookConfig,

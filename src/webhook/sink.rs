@@ -78,7 +78,7 @@ pub(crate) struct Attach {
     pub(crate) rate: Option<(u32, Duration, Option<u32>)>,
     /// `ordered_by`'s key.
     pub(crate) order_key: Option<String>,
-    /// Whether a condition or a filter is checked on each event.
+    /// Whether a condition or a filter expression is checked on each event.
     pub(crate) checks: bool,
     #[cfg(feature = "durable")]
     pub(crate) store: Option<crate::store::Store>,
@@ -170,7 +170,7 @@ impl WebhookSink {
     }
 
     /// Attaches the webhook to `bus` as a subscriber with its patterns,
-    /// condition, filter, batching, concurrency and mailbox settings.
+    /// condition, filter expression, batching, concurrency and mailbox settings.
     pub fn subscribe(&self, bus: &Bus) -> Result<Subscription, WebhookError> {
         let ep = &self.endpoint;
         ep.state.set_bus(bus);
@@ -223,7 +223,7 @@ impl WebhookSink {
         if let Some((attribute, value)) = &b.key {
             sub = sub.key(attribute, value.clone());
         }
-        // The endpoint's own events, condition and filter: `sink` adds them
+        // The endpoint's own events, condition and filter expression: `sink` adds them
         // (see `accepts`), as for a webhook attached with `.sink(..)`.
         #[cfg(feature = "durable")]
         if let Some(store) = &b.store {
@@ -338,7 +338,7 @@ impl Sink for WebhookSink {
             return Some(Arc::new(move |e: &Event| current().wants(e)));
         }
         // Attached by `subscribe`, which routes the patterns in the bus's
-        // table: what is left to check is the condition and filter, and the
+        // table: what is left to check is the condition and filter expression, and the
         // bus's own events for a webhook that names no pattern.
         let needs_check = ep.patterns.is_empty() || ep.condition.is_some() || ep.filter.is_some();
         needs_check
