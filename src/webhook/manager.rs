@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures_util::stream::{FuturesUnordered, StreamExt};
+use futures_util::stream::StreamExt;
 use time::OffsetDateTime;
 
 use super::config::WebhookBuilder;
@@ -318,33 +318,29 @@ impl WebhookManager {
                 .collect(),
             state: &state,
         };
-        let limit = sink.attach.options.concurrency.max(1);
-        let mut report = RetryReport::default();
-        let mut pending = 0..unfinished.letters.len();
-        let mut running = FuturesUnordered::new();
-        loop {
-            while running.len() < limit {
-                let Some(i) = pending.next() else { break };
-                let ep = sink.endpoint.clone();
-                let events = unfinished.letters[i]
-                    .as_ref()
-                    .map(|l| l.events.clone())
-                    .unwrap_or_default();
-                running.push(async move {
+        let ep = sink.endpoint.clone();
+        let letters: Vec<_> = (0..unfinished.letters.len())
+            .map(|i| (i, unfinished.letters[i].as_ref().map(|l| l.events.clone())))
+            .collect();
+        let mut running = futures_util::stream::iter(letters)
+            .map(|(i, events)| {
+                let ep = ep.clone();
+                async move {
+                    let events = events.unwrap_or_default();
                     let n = events.len() as u64;
                     (i, n, super::delivery::deliver_direct(&ep, events).await)
-                });
-            }
-            let Some((i, n, outcome)) = running.next().await else {
-                break;
-            };
+                }
+            })
+            .buffer_unordered(sink.attach.options.concurrency.max(1));
+        let mut report = RetryReport::default();
+        while let Some((i, n, outcome)) = running.next().await {
             // Delivered, or dead-lettered again by `deliver`: either way no
             // longer ours to put back.
             let letter = unfinished.letters[i].take();
             report.retried += n;
             if outcome.is_delivered() {
                 if let Some(letter) = letter {
-                    state.forget_dead(&sink.endpoint.name, &letter.events);
+                    state.forget_dead(&ep.name, &letter.events);
                 }
                 report.delivered += n;
             } else {
@@ -383,20 +379,12 @@ impl WebhookManager {
         let events = store
             .delivered_since(&sink.endpoint.name, since.into(), usize::MAX)
             .map_err(WebhookError::Store)?;
-        let limit = sink.attach.options.concurrency.max(1);
+        let ep = sink.endpoint.clone();
+        let mut running = futures_util::stream::iter(events)
+            .map(|event| super::delivery::deliver_direct(&ep, vec![Arc::new(event)]))
+            .buffer_unordered(sink.attach.options.concurrency.max(1));
         let mut report = RetryReport::default();
-        let mut pending = events.into_iter().map(Arc::new);
-        let mut running = FuturesUnordered::new();
-        loop {
-            while running.len() < limit {
-                let Some(event) = pending.next() else { break };
-                let ep = sink.endpoint.clone();
-                running
-                    .push(async move { super::delivery::deliver_direct(&ep, vec![event]).await });
-            }
-            let Some(outcome) = running.next().await else {
-                break;
-            };
+        while let Some(outcome) = running.next().await {
             report.retried += 1;
             if outcome.is_delivered() {
                 report.delivered += 1;
