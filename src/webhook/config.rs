@@ -779,68 +779,7 @@ impl WebhookBuilder {
             None => None,
         };
         self.scheme.check_secrets(&self.secrets)?;
-        let mut headers = HeaderMap::new();
-        for (k, v) in &self.headers {
-            let name =
-                HeaderName::from_bytes(k.as_bytes()).map_err(|_| WebhookError::InvalidHeader {
-                    name: k.clone(),
-                    reason: HeaderError::Name,
-                })?;
-            let mut value = HeaderValue::from_str(v).map_err(|_| WebhookError::InvalidHeader {
-                name: k.clone(),
-                reason: HeaderError::Value,
-            })?;
-            value.set_sensitive(true);
-            headers.append(name, value);
-        }
-        if let SignatureScheme::Body(b) = &self.scheme
-            && HeaderValue::from_str(b.prefix()).is_err()
-        {
-            return Err(WebhookError::InvalidHeader {
-                name: b.header().to_owned(),
-                reason: HeaderError::SignaturePrefix,
-            });
-        }
-        let signature_headers = self
-            .scheme
-            .header_names()
-            .into_iter()
-            .map(|n| {
-                HeaderName::from_bytes(n.as_bytes())
-                    .map_err(|_| SignatureError::BadHeaderName(n.to_owned()))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let signed = self.secrets.iter().any(|s| !s.is_empty());
-        for name in headers.keys() {
-            let reason = if name.as_str().starts_with("ce-") {
-                HeaderError::CloudEvents
-            } else if signed && signature_headers.contains(name) {
-                HeaderError::Signature
-            } else if [
-                "content-length",
-                "transfer-encoding",
-                "host",
-                "connection",
-                "te",
-                "upgrade",
-            ]
-            .contains(&name.as_str())
-            {
-                HeaderError::Client
-            } else {
-                continue;
-            };
-            return Err(WebhookError::InvalidHeader {
-                name: name.as_str().to_owned(),
-                reason,
-            });
-        }
-        if self.oauth2.is_some() && headers.contains_key(reqwest::header::AUTHORIZATION) {
-            return Err(WebhookError::InvalidHeader {
-                name: "authorization".into(),
-                reason: HeaderError::OAuth2,
-            });
-        }
+        let (headers, signature_headers) = self.checked_headers()?;
         let patterns = self
             .events
             .iter()
@@ -925,6 +864,61 @@ impl WebhookBuilder {
 }
 
 impl WebhookBuilder {
+    /// The extra headers, and the signature scheme's header names: none
+    /// that HTTP cannot carry, and none that hookbus sets itself.
+    fn checked_headers(&self) -> Result<(HeaderMap, Vec<HeaderName>), WebhookError> {
+        let bad = |name: &str, reason| WebhookError::InvalidHeader {
+            name: name.to_owned(),
+            reason,
+        };
+        let mut headers = HeaderMap::new();
+        for (k, v) in &self.headers {
+            let name =
+                HeaderName::from_bytes(k.as_bytes()).map_err(|_| bad(k, HeaderError::Name))?;
+            let mut value = HeaderValue::from_str(v).map_err(|_| bad(k, HeaderError::Value))?;
+            value.set_sensitive(true);
+            headers.append(name, value);
+        }
+        if let SignatureScheme::Body(b) = &self.scheme
+            && HeaderValue::from_str(b.prefix()).is_err()
+        {
+            return Err(bad(b.header(), HeaderError::SignaturePrefix));
+        }
+        let signature_headers = self
+            .scheme
+            .header_names()
+            .into_iter()
+            .map(|n| {
+                HeaderName::from_bytes(n.as_bytes())
+                    .map_err(|_| SignatureError::BadHeaderName(n.to_owned()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let signed = self.secrets.iter().any(|s| !s.is_empty());
+        const CLIENT_SETS: [&str; 6] = [
+            "content-length",
+            "transfer-encoding",
+            "host",
+            "connection",
+            "te",
+            "upgrade",
+        ];
+        for name in headers.keys() {
+            let reason = if name.as_str().starts_with("ce-") {
+                HeaderError::CloudEvents
+            } else if signed && signature_headers.contains(name) {
+                HeaderError::Signature
+            } else if CLIENT_SETS.contains(&name.as_str()) {
+                HeaderError::Client
+            } else if self.oauth2.is_some() && name == reqwest::header::AUTHORIZATION {
+                HeaderError::OAuth2
+            } else {
+                continue;
+            };
+            return Err(bad(name.as_str(), reason));
+        }
+        Ok((headers, signature_headers))
+    }
+
     /// The endpoint's HTTP client: no redirects, its TLS settings, its
     /// proxy (or none) and the SSRF guard's resolver.
     fn client(

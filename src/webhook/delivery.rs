@@ -86,11 +86,20 @@ impl DeliveryOutcome {
     pub(crate) fn skipped() -> DeliveryOutcome {
         DeliveryOutcome {
             status: DeliveryStatus::Skipped,
-            attempts: 0,
-            status_code: None,
-            latency: Duration::ZERO,
             error: None,
-            response_excerpt: None,
+            ..DeliveryOutcome::failed(FailureKind::Permanent, 0, String::new())
+        }
+    }
+
+    /// The outcome whose last attempt was `r`.
+    fn of(status: DeliveryStatus, r: &Attempt) -> DeliveryOutcome {
+        DeliveryOutcome {
+            status,
+            attempts: r.number,
+            status_code: r.status,
+            latency: r.latency,
+            error: r.error.clone(),
+            response_excerpt: r.excerpt.clone(),
         }
     }
 
@@ -111,14 +120,9 @@ impl DeliveryOutcome {
     }
 
     fn failed(kind: FailureKind, attempts: u32, error: String) -> DeliveryOutcome {
-        DeliveryOutcome {
-            status: DeliveryStatus::Failed(kind),
-            attempts,
-            status_code: None,
-            latency: Duration::ZERO,
-            error: Some(error),
-            response_excerpt: None,
-        }
+        let mut r = Attempt::refused(error);
+        r.number = attempts;
+        DeliveryOutcome::of(DeliveryStatus::Failed(kind), &r)
     }
 }
 
@@ -377,14 +381,7 @@ async fn run_delivery(
     if r.verdict == Verdict::Disabled {
         return refuse_disabled(&ep, &events, r.number.saturating_sub(1));
     }
-    let outcome = |status| DeliveryOutcome {
-        status,
-        attempts: r.number,
-        status_code: r.status,
-        latency: r.latency,
-        error: r.error.clone(),
-        response_excerpt: r.excerpt.clone(),
-    };
+    let outcome = |status| DeliveryOutcome::of(status, &r);
     match decide(&r, r.number, r.number, policy) {
         Next::Delivered => {
             ep.state.log.counters.delivered.fetch_add(n, Relaxed);

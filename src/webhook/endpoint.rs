@@ -1,10 +1,9 @@
-//! What an endpoint is: its settings as built ([`Endpoint`]), the state
-//! that outlives configuration changes ([`EndpointState`]), which events it
-//! wants, how they become a request body, and one attempt to send it
-//! (signing, headers, the OAuth2 token, the reqwest call). Every `impl
-//! Endpoint` is here; the policy modules (rate, concurrency, slots, oauth,
-//! trouble) hold their own state and do not import this one, and
-//! [`delivery`](super::delivery) drives an attempt loop over it.
+//! What an endpoint is: its settings as built ([`Endpoint`], data), the
+//! state that outlives configuration changes ([`EndpointState`]), which
+//! events it wants, how they become a request body, and the innermost
+//! service of the delivery stack, one attempt ([`Post`]: signing, headers,
+//! the reqwest call). The layers around it are in their own modules and
+//! [`delivery`](super::delivery) builds the stack.
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
