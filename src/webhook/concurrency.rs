@@ -283,7 +283,7 @@ where
 {
     type Response = Attempt;
     type Error = S::Error;
-    type Future = futures_util::future::BoxFuture<'static, Result<Attempt, S::Error>>;
+    type Future = Paused<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         // The hot path: one atomic load when no pause is on.
@@ -301,19 +301,40 @@ where
     }
 
     fn call(&mut self, req: Request) -> Self::Future {
-        let cap = req.max_retry_after;
-        let pressure = self.pressure.clone();
-        let answer = self.inner.call(req);
-        Box::pin(async move {
-            let r = answer.await?;
-            if let (Verdict::Retry { after: Some(after) }, Some(429 | 503)) = (r.verdict, r.status)
-                && !after.is_zero()
-            {
-                tracing::debug!(after = ?after.min(cap), "hookbus: webhook endpoint paused (Retry-After)");
-                pressure.pause(after.min(cap));
-            }
-            Ok(r)
-        })
+        Paused {
+            cap: req.max_retry_after,
+            pressure: self.pressure.clone(),
+            answer: self.inner.call(req),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The answer of an attempt through the pause layer: a 429 or 503 with
+    /// `Retry-After` pauses the endpoint (at most `cap`).
+    pub(crate) struct Paused<F> {
+        #[pin]
+        answer: F,
+        pressure: Arc<Pressure>,
+        cap: Duration,
+    }
+}
+
+impl<F: Future<Output = Result<Attempt, E>>, E> Future for Paused<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        let answer = std::task::ready!(this.answer.poll(cx));
+        if let Ok(r) = &answer
+            && let (Verdict::Retry { after: Some(after) }, Some(429 | 503)) = (r.verdict, r.status)
+            && !after.is_zero()
+        {
+            let after = after.min(*this.cap);
+            tracing::debug!(?after, "hookbus: webhook endpoint paused (Retry-After)");
+            this.pressure.pause(after);
+        }
+        Poll::Ready(answer)
     }
 }
 

@@ -51,10 +51,10 @@ impl WebhookEmitter {
         WebhookEmitter { sink, svc }
     }
 
-    fn send(&self, events: Vec<Arc<Event>>) -> impl Future<Output = DeliveryOutcome> + 'static {
+    fn send(&self, events: Arc<[Arc<Event>]>) -> impl Future<Output = DeliveryOutcome> + 'static {
         let ep = self.sink.endpoint.clone();
         let svc = self.svc.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        spawn_delivery(deliver(ep, events.into(), (svc, false), None, None))
+        spawn_delivery(deliver(ep, events, (svc, false), None, None))
     }
 
     /// Sends one event now (with retries) unless it is not subscribed or the
@@ -64,7 +64,7 @@ impl WebhookEmitter {
         if !self.sink.endpoint.wants(&event) {
             return DeliveryOutcome::skipped();
         }
-        self.send(vec![event]).await
+        self.send(Arc::new([event])).await
     }
 
     /// Sends several events in one request (batched mode).
@@ -73,7 +73,7 @@ impl WebhookEmitter {
             .into_iter()
             .filter(|e| self.sink.endpoint.wants(e))
             .collect();
-        self.send(events).await
+        self.send(events.into()).await
     }
 
     /// The sink behind it (stats, log, enable/disable).
