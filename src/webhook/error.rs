@@ -89,7 +89,7 @@ pub enum WebhookError {
     /// webhook of this name, which needs a second subscription under the
     /// same name in the store.
     #[error(
-        "webhook {0:?} is durable: update can change its endpoint settings in place, not its name or its subscription settings (events, mailbox, batch, concurrency, ordering, rate limit, condition or filter expression, store); delete it and register it again"
+        "webhook {0:?} is durable: update can change its endpoint settings in place, not its name or its subscription settings (events, mailbox, batch, concurrency, ordering, rate limit, condition or filter expression, route key, store); delete it and register it again"
     )]
     DurableResubscribe(String),
     /// No webhook has this id.

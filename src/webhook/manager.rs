@@ -215,7 +215,7 @@ impl WebhookManager {
     ///
     /// When the name and the subscription settings are unchanged (events, mailbox,
     /// batch, concurrency, `ordered`/`ordered_by`, rate limit, whether a
-    /// condition or filter expression applies, the store), the endpoint is swapped in
+    /// condition or filter expression applies, the route key, the store), the endpoint is swapped in
     /// place: the one subscription goes on, and every delivery that starts
     /// after `update` returns uses the new settings (those under way finish
     /// with the old ones). This is how a durable webhook is updated.

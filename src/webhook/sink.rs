@@ -106,6 +106,7 @@ impl Attach {
             && self.rate == other.rate
             && self.order_key == other.order_key
             && self.checks == other.checks
+            && self.key == other.key
             && same_store
     }
 
