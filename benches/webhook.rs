@@ -32,6 +32,16 @@
 //! | this branch, run 2 | 1.01× | 1.06× | 0.97× | 1.35 M/s | 399 k/s | 308 k/s |
 //! | after the module untangling (9a40aab), load 5.8–6.2 | 0.95× | 1.10× | 1.11× | – | – | – |
 //!
+//!
+//! Delivery as a tower stack (branch webhook2), the two binaries (main at
+//! b3b2eaf, the branch) alternated, 2 + 2 runs, load average 5.4–9.0, plus
+//! three more branch runs; same-run ratios to raw reqwest:
+//!
+//! | | emitter, paired | bus sink, paired | batched sink, paired |
+//! |---|---|---|---|
+//! | main b3b2eaf (4 runs) | 0.86–0.95 | 1.04–1.17 | 0.84–0.99 |
+//! | tower stack (7 runs) | 0.81–0.93 | 1.01–1.25 | 0.88–1.03 |
+//!
 //! The branch and main are within the machine's spread of each other. The
 //! issue's 0.81×/0.76× were against an unsigned raw loop; against the same
 //! signed requests the contenders are at 0.93–1.10×. Batched, serializing

@@ -399,7 +399,7 @@ impl Inner {
             ..WebhookConfig::default()
         };
         let retry_problem = |e: WebhookError| match e {
-            WebhookError::InvalidOption(m) => Problem::invalid("retry_config", m),
+            WebhookError::InvalidOption(m) => Problem::invalid("retry_config", m.to_string()),
             other => problem_of(other),
         };
         let b = config

@@ -1,11 +1,37 @@
-//! One HTTP attempt: sign, send, read the answer, and say what it means
-//! for the delivery ([`Verdict`]). No retrying here; that is
-//! [`delivery`](super::delivery)'s to decide.
+//! What flows through the delivery stack (see [`delivery`](super::delivery)):
+//! the [`Request`] of one attempt and its answer, an [`Attempt`] with its
+//! [`Verdict`]. A leaf module: the layers and the innermost service
+//! (`endpoint::Send`) all speak these types.
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use reqwest::header::HeaderValue;
+
+use super::wire::Payload;
+use crate::event::Event;
+use crate::hub::journal::Journal;
 
 /// The start of a response body kept in the log.
 pub const RESPONSE_EXCERPT_LEN: usize = 512;
+
+/// One attempt's request, as it goes down the stack. Cheap to clone (the
+/// retry layer keeps a copy for the next attempt).
+#[derive(Clone)]
+pub(crate) struct Request {
+    pub(crate) events: Arc<[Arc<Event>]>,
+    pub(crate) payload: Arc<Payload>,
+    /// The attempt's number, 1 for the first (the retry layer counts).
+    pub(crate) attempt: u32,
+    /// The longest `Retry-After` the pause layer obeys (the event's policy).
+    pub(crate) max_retry_after: Duration,
+    /// A durable subscriber's journal: scheduled retries are persisted.
+    pub(crate) journal: Option<Arc<dyn Journal>>,
+    /// `Authorization`, set by the OAuth2 layer.
+    pub(crate) bearer: Option<HeaderValue>,
+    /// Sent even while the endpoint is disabled (`WebhookManager::test`).
+    pub(crate) even_disabled: bool,
+}
 
 /// What an attempt's outcome means for the delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,6 +47,8 @@ pub(crate) enum Verdict {
     Final,
     /// 410 Gone: stop, and disable the endpoint.
     Gone,
+    /// Not sent: the endpoint was disabled while the delivery waited.
+    Disabled,
 }
 
 /// One attempt, as the log records it.
@@ -32,64 +60,81 @@ pub(crate) struct Attempt {
     /// What went wrong, safe to log (no URL, no secret).
     pub(crate) error: Option<String>,
     pub(crate) excerpt: Option<String>,
+    /// The attempt's number (set by the retry layer).
+    pub(crate) number: u32,
 }
 
 impl Attempt {
-    /// A failure before anything was sent.
-    pub(crate) fn refused(error: String) -> Attempt {
+    /// An attempt that ended without an answer.
+    pub(crate) fn failed(verdict: Verdict, latency: Duration, error: String) -> Attempt {
         Attempt {
-            verdict: Verdict::Final,
+            verdict,
             status: None,
-            latency: Duration::ZERO,
+            latency,
             error: Some(error),
             excerpt: None,
+            number: 0,
         }
+    }
+
+    /// A failure before anything was sent.
+    pub(crate) fn refused(error: String) -> Attempt {
+        Attempt::failed(Verdict::Final, Duration::ZERO, error)
+    }
+
+    /// No answer within the endpoint's timeout (the timeout layer).
+    pub(crate) fn timed_out(timeout: Duration) -> Attempt {
+        let error = format!("timed out after {timeout:?}");
+        Attempt::failed(Verdict::Retry { after: None }, timeout, error)
     }
 }
 
-pub(crate) fn unix_now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
-}
+/// A request and an inner service answering `status`, to drive a layer
+/// alone in its unit tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
 
-/// Describes a reqwest error without its URL (which may hold a secret path).
-pub(crate) fn describe_error(e: &reqwest::Error, timeout: Duration) -> (String, bool) {
-    let mut chain = Vec::new();
-    let mut src = std::error::Error::source(e);
-    let mut guard_refused = false;
-    while let Some(s) = src {
-        let text = s.to_string();
-        if text.starts_with("SSRF guard") {
-            guard_refused = true;
+    pub(crate) fn request() -> Request {
+        let event = Event::new("a.b", serde_json::json!({})).unwrap();
+        Request {
+            events: vec![Arc::new(event)].into(),
+            payload: Arc::new(Payload {
+                body: bytes::Bytes::new(),
+                headers: Default::default(),
+                message_id: "m".into(),
+            }),
+            attempt: 1,
+            max_retry_after: Duration::from_secs(10),
+            journal: None,
+            bearer: None,
+            even_disabled: false,
         }
-        if !chain.contains(&text) {
-            chain.push(text);
-        }
-        src = s.source();
     }
-    let detail = chain.join(": ");
-    if guard_refused {
-        return (detail, false);
-    }
-    if e.is_timeout() {
-        (format!("timed out after {timeout:?}"), true)
-    } else if e.is_connect() {
-        (format!("connection failed: {detail}"), true)
-    } else {
-        (format!("request failed: {detail}"), true)
-    }
-}
 
-pub(crate) async fn read_excerpt(resp: &mut reqwest::Response) -> Option<String> {
-    let mut buf = Vec::new();
-    while buf.len() < RESPONSE_EXCERPT_LEN {
-        match resp.chunk().await {
-            Ok(Some(c)) => buf.extend_from_slice(&c),
-            _ => break,
-        }
+    /// Answers every request with `status` (and `Retry-After: retry_after`).
+    pub(crate) fn answering(
+        status: u16,
+        retry_after: Option<Duration>,
+    ) -> impl tower::Service<
+        Request,
+        Response = Attempt,
+        Error = std::convert::Infallible,
+        Future = std::future::Ready<Result<Attempt, std::convert::Infallible>>,
+    > + Clone {
+        tower::service_fn(move |_: Request| {
+            let verdict = match status {
+                200 => Verdict::Delivered,
+                _ => Verdict::Retry { after: retry_after },
+            };
+            std::future::ready(Ok(Attempt {
+                verdict,
+                status: Some(status),
+                latency: Duration::from_millis(1),
+                error: None,
+                excerpt: None,
+                number: 0,
+            }))
+        })
     }
-    if buf.is_empty() {
-        return None;
-    }
-    buf.truncate(RESPONSE_EXCERPT_LEN);
-    Some(String::from_utf8_lossy(&buf).into_owned())
 }

@@ -1,7 +1,8 @@
 //! How hard an endpoint may be pushed right now: its adaptive concurrency
 //! limit ([`Aimd`], opt-in with
 //! [`WebhookBuilder::adaptive_concurrency`](super::WebhookBuilder::adaptive_concurrency))
-//! and its pause after a `Retry-After` ([`Pressure`]).
+//! and its pause after a `Retry-After` ([`Pressure`]), with their layers
+//! ([`Adaptive`], [`Pause`]).
 //!
 //! # The controller
 //!
@@ -55,7 +56,9 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::time::{Instant, Sleep};
 
-use super::attempt::{Attempt, Verdict};
+use tokio::sync::{AcquireError, OwnedSemaphorePermit, Semaphore};
+
+use super::attempt::{Attempt, Request, Verdict};
 
 /// The factor of a decrease.
 const DECREASE: f64 = 0.9;
@@ -246,49 +249,231 @@ impl Pressure {
     }
 }
 
-/// A bus subscription's wait while its endpoint is paused, in
-/// [`Sink::poll_ready`](crate::Sink::poll_ready): the events stay in the
-/// mailbox meanwhile, under its overflow policy.
-pub(crate) struct PauseWait {
+/// The pause layer: `poll_ready` waits while the endpoint is paused (a
+/// subscription's events stay in the mailbox meanwhile, under its overflow
+/// policy; a retry waits holding no token and no slot), and an answer 429 or
+/// 503 with `Retry-After` pauses it (at most the request's
+/// `max_retry_after`). Ours: tower has no layer that pauses on an answer.
+pub(crate) struct Pause<S> {
+    inner: S,
     pressure: Arc<Pressure>,
-    sleep: Mutex<Option<Pin<Box<Sleep>>>>,
+    sleep: Option<Pin<Box<Sleep>>>,
 }
 
-impl std::fmt::Debug for PauseWait {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PauseWait").finish_non_exhaustive()
-    }
-}
-
-impl PauseWait {
-    pub(crate) fn new(pressure: Arc<Pressure>) -> PauseWait {
-        PauseWait {
+impl<S> Pause<S> {
+    pub(crate) fn new(inner: S, pressure: Arc<Pressure>) -> Self {
+        Pause {
+            inner,
             pressure,
-            sleep: Mutex::new(None),
+            sleep: None,
         }
     }
+}
 
-    /// Ready unless the endpoint is paused; `Pending` wakes `cx` when the
-    /// pause ends.
-    pub(crate) fn poll_ready(&self, cx: &mut Context<'_>) -> Poll<()> {
+impl<S: Clone> Clone for Pause<S> {
+    fn clone(&self) -> Self {
+        Pause::new(self.inner.clone(), self.pressure.clone())
+    }
+}
+
+impl<S> tower::Service<Request> for Pause<S>
+where
+    S: tower::Service<Request, Response = Attempt>,
+    S::Future: Send + 'static,
+{
+    type Response = Attempt;
+    type Error = S::Error;
+    type Future = Paused<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         // The hot path: one atomic load when no pause is on.
-        if self.pressure.paused_until().is_none() {
-            return Poll::Ready(());
-        }
-        let mut sleep = self.sleep.lock().unwrap_or_else(|e| e.into_inner());
-        loop {
-            let Some(until) = self.pressure.paused_until() else {
-                *sleep = None;
-                return Poll::Ready(());
-            };
-            let s = sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(until)));
+        while let Some(until) = self.pressure.paused_until() {
+            let s = self
+                .sleep
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(until)));
             if s.deadline() != until {
                 s.as_mut().reset(until);
             }
-            if s.as_mut().poll(cx).is_pending() {
-                return Poll::Pending;
+            std::task::ready!(s.as_mut().poll(cx));
+        }
+        self.sleep = None;
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        Paused {
+            cap: req.max_retry_after,
+            pressure: self.pressure.clone(),
+            answer: self.inner.call(req),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The answer of an attempt through the pause layer: a 429 or 503 with
+    /// `Retry-After` pauses the endpoint (at most `cap`).
+    pub(crate) struct Paused<F> {
+        #[pin]
+        answer: F,
+        pressure: Arc<Pressure>,
+        cap: Duration,
+    }
+}
+
+impl<F: Future<Output = Result<Attempt, E>>, E> Future for Paused<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        let answer = std::task::ready!(this.answer.poll(cx));
+        if let Ok(r) = &answer
+            && let (Verdict::Retry { after: Some(after) }, Some(429 | 503)) = (r.verdict, r.status)
+            && !after.is_zero()
+        {
+            let after = after.min(*this.cap);
+            tracing::debug!(?after, "hookbus: webhook endpoint paused (Retry-After)");
+            this.pressure.pause(after);
+        }
+        Poll::Ready(answer)
+    }
+}
+
+type Acquire = Pin<Box<dyn Future<Output = Result<OwnedSemaphorePermit, AcquireError>> + Send>>;
+
+/// The shared state of the adaptive concurrency layer: a semaphore whose
+/// permits follow the [`Aimd`] limit. A rise adds permits; a fall takes
+/// free ones away at once and the others as their requests finish.
+pub(crate) struct AdaptiveLimit {
+    semaphore: Arc<Semaphore>,
+    state: Mutex<(Aimd, usize)>,
+    /// Where the stats read the limit.
+    pressure: Arc<Pressure>,
+}
+
+impl AdaptiveLimit {
+    /// Between 1 and `max`; the limit is published in `pressure`.
+    pub(crate) fn new(max: usize, pressure: Arc<Pressure>) -> AdaptiveLimit {
+        let aimd = Aimd::new(max.min(Semaphore::MAX_PERMITS));
+        pressure.set_limit(aimd.limit());
+        AdaptiveLimit {
+            semaphore: Arc::new(Semaphore::new(aimd.limit())),
+            state: Mutex::new((aimd, 0)),
+            pressure,
+        }
+    }
+
+    /// The controller and the permits owed (to take away as requests
+    /// finish, after the limit fell below the requests in flight).
+    fn state(&self) -> std::sync::MutexGuard<'_, (Aimd, usize)> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Tells the controller how an attempt sent in `generation` went, and
+    /// applies a new limit.
+    fn feedback(&self, r: &Attempt, generation: u64) {
+        let Some(signal) = Signal::of(r) else { return };
+        let mut state = self.state();
+        let (aimd, owed) = &mut *state;
+        let old = aimd.limit();
+        let Some(new) = aimd.observe(signal, generation) else {
+            return;
+        };
+        if new > old {
+            let paid = (new - old).min(*owed);
+            *owed -= paid;
+            self.semaphore.add_permits(new - old - paid);
+        } else {
+            let taken = self.semaphore.forget_permits(old - new);
+            *owed += old - new - taken;
+        }
+        self.pressure.set_limit(new);
+    }
+}
+
+/// A permit of the adaptive layer: given back when its request ends, or
+/// taken away if the limit fell meanwhile.
+struct Permit(Option<OwnedSemaphorePermit>, Arc<AdaptiveLimit>);
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        let mut state = self.1.state();
+        if state.1 > 0
+            && let Some(p) = self.0.take()
+        {
+            state.1 -= 1;
+            p.forget();
+        }
+    }
+}
+
+/// The adaptive concurrency layer: like `tower::limit::ConcurrencyLimit`
+/// (which serves the fixed limit), with a limit that follows the answers
+/// ([`Aimd`]). Ours because tower's limits are fixed.
+pub(crate) struct Adaptive<S> {
+    inner: S,
+    limit: Arc<AdaptiveLimit>,
+    permit: Option<OwnedSemaphorePermit>,
+    acquiring: Option<Acquire>,
+}
+
+impl<S> Adaptive<S> {
+    pub(crate) fn new(inner: S, limit: Arc<AdaptiveLimit>) -> Self {
+        Adaptive {
+            inner,
+            limit,
+            permit: None,
+            acquiring: None,
+        }
+    }
+}
+
+impl<S: Clone> Clone for Adaptive<S> {
+    fn clone(&self) -> Self {
+        Adaptive::new(self.inner.clone(), self.limit.clone())
+    }
+}
+
+impl<S> tower::Service<Request> for Adaptive<S>
+where
+    S: tower::Service<Request, Response = Attempt>,
+    S::Future: Send + 'static,
+{
+    type Response = Attempt;
+    type Error = S::Error;
+    type Future = futures_util::future::BoxFuture<'static, Result<Attempt, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        if self.permit.is_none() {
+            if self.acquiring.is_none() {
+                match self.limit.semaphore.clone().try_acquire_owned() {
+                    Ok(p) => self.permit = Some(p),
+                    Err(_) => {
+                        // The limit is in use: it may grow.
+                        self.limit.state().0.saw_limit();
+                        let semaphore = self.limit.semaphore.clone();
+                        self.acquiring = Some(Box::pin(semaphore.acquire_owned()));
+                    }
+                }
+            }
+            if let Some(acquiring) = &mut self.acquiring {
+                // The semaphore is never closed.
+                self.permit = std::task::ready!(acquiring.as_mut().poll(cx)).ok();
+                self.acquiring = None;
             }
         }
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        let permit = Permit(self.permit.take(), self.limit.clone());
+        let generation = self.limit.state().0.generation();
+        let answer = self.inner.call(req);
+        Box::pin(async move {
+            let r = answer.await?;
+            permit.1.feedback(&r, generation);
+            drop(permit);
+            Ok(r)
+        })
     }
 }
 
@@ -422,6 +607,7 @@ mod tests {
             latency: MS,
             error: None,
             excerpt: None,
+            number: 0,
         };
         let retry = Verdict::Retry { after: None };
         assert_eq!(
@@ -449,5 +635,71 @@ mod tests {
         tokio::time::advance(Duration::from_secs(30)).await;
         assert_eq!(p.paused_until(), None);
         assert_eq!(p.paused_until_utc(), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_pause_layer_pauses_on_retry_after_up_to_the_cap() {
+        use super::super::attempt::testing::{answering, request};
+        use tower::{Service, ServiceExt};
+        let pressure = Arc::new(Pressure::default());
+        let inner = answering(429, Some(Duration::from_secs(60)));
+        let mut svc = Pause::new(inner, pressure.clone());
+        let start = Instant::now();
+        svc.ready().await.unwrap();
+        // The request's policy obeys at most 10 s.
+        svc.call(request()).await.unwrap();
+        assert_eq!(
+            pressure.paused_until(),
+            Some(start + Duration::from_secs(10))
+        );
+        svc.ready().await.unwrap();
+        assert_eq!(start.elapsed(), Duration::from_secs(10));
+        // A 503 without Retry-After pauses nothing.
+        let mut svc = Pause::new(answering(503, None), pressure.clone());
+        svc.ready().await.unwrap().call(request()).await.unwrap();
+        assert_eq!(pressure.paused_until(), None);
+    }
+
+    #[tokio::test]
+    async fn the_adaptive_layer_follows_the_limit() {
+        use super::super::attempt::testing::{answering, request};
+        use tower::{Service, ServiceExt};
+        let pressure = Arc::new(Pressure::default());
+        let limit = Arc::new(AdaptiveLimit::new(8, pressure.clone()));
+        assert_eq!(pressure.limit(), Some(1));
+        let ok = Adaptive::new(answering(200, None), limit.clone());
+        let mut a = ok.clone();
+        a.ready().await.unwrap();
+        // A second one waits: the limit is in use.
+        let mut b = ok.clone();
+        assert!(futures_util::poll!(b.ready()).is_pending());
+        drop(b);
+        a.call(request()).await.unwrap();
+        for _ in 0..4 {
+            let mut s = ok.clone();
+            s.ready().await.unwrap().call(request()).await.unwrap();
+        }
+        assert_eq!(
+            pressure.limit(),
+            Some(2),
+            "a window of 5 answers, limited, stable"
+        );
+        let (mut a, mut b) = (ok.clone(), ok.clone());
+        a.ready().await.unwrap();
+        b.ready().await.unwrap();
+        let mut c = ok.clone();
+        assert!(futures_util::poll!(c.ready()).is_pending(), "two slots");
+        drop((a, b, c));
+        // Overload answers bring it down again.
+        let busy = Adaptive::new(answering(503, None), limit.clone());
+        for _ in 0..5 {
+            let mut s = busy.clone();
+            s.ready().await.unwrap().call(request()).await.unwrap();
+        }
+        assert_eq!(pressure.limit(), Some(1));
+        let mut a = ok.clone();
+        a.ready().await.unwrap();
+        let mut b = ok.clone();
+        assert!(futures_util::poll!(b.ready()).is_pending(), "one slot");
     }
 }

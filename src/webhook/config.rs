@@ -16,6 +16,7 @@ use serde_json::Value;
 use super::emitter::WebhookEmitter;
 use super::endpoint::{Condition, Endpoint, EndpointState};
 pub use super::error::WebhookError;
+use super::error::{HeaderError, HttpClientError, OAuth2Error, OptionError, TlsError, UrlError};
 use super::filter::{Filter, FilterError};
 use super::guard::{GuardedResolver, SsrfGuard, is_loopback_host, redact_url};
 use super::log::{DEFAULT_DEAD_LETTER_CAPACITY, DEFAULT_LOG_CAPACITY, DeliveryLog};
@@ -250,7 +251,7 @@ impl WebhookBuilder {
         self.filter = Some(Filter::parse(expression));
         self
     }
-    /// A parsed declarative filter.
+    /// A parsed filter expression.
     pub fn filter_parsed(mut self, filter: Filter) -> Self {
         self.filter = Some(Ok(filter));
         self
@@ -724,32 +725,21 @@ impl WebhookBuilder {
             (None, None) => url.host_str().unwrap_or("webhook").to_owned(),
         };
         if self.timeout.is_zero() {
-            return Err(WebhookError::InvalidOption(
-                "timeout must be more than zero".into(),
-            ));
+            return Err(OptionError::ZeroTimeout.into());
         }
         // The subscriber settings are checked where every subscriber's are.
         self.options.validate()?;
         if self.ordered && self.options.concurrency != 1 {
-            return Err(WebhookError::InvalidOption(format!(
-                "ordered() sends one request at a time, but concurrency is {}: drop concurrency(), or use ordered_by(key) to order per key",
-                self.options.concurrency
-            )));
+            return Err(OptionError::OrderedConcurrency(self.options.concurrency).into());
         }
         if self.ordered && self.adaptive_concurrency {
-            return Err(WebhookError::InvalidOption(
-                "ordered() sends one request at a time: adaptive_concurrency has nothing to adapt; drop one of them".into(),
-            ));
+            return Err(OptionError::OrderedAdaptive.into());
         }
         if self.options.batch.is_some() && self.format == WireFormat::Raw {
-            return Err(WebhookError::InvalidOption(
-                "raw payloads (WireFormat::Raw) are one event per request: drop batch(), or pick another format".into(),
-            ));
+            return Err(OptionError::RawBatch.into());
         }
         if self.disable_after == Some(0) {
-            return Err(WebhookError::InvalidOption(
-                "disable_after must be at least 1 (or None)".into(),
-            ));
+            return Err(OptionError::DisableAfterZero.into());
         }
         self.retry.validate()?;
         let retry_rules = self
@@ -779,9 +769,7 @@ impl WebhookBuilder {
         };
         let key_order = match &self.order_key {
             Some(p) if p.is_empty() || p.split('.').any(str::is_empty) => {
-                return Err(WebhookError::InvalidOption(format!(
-                    "ordered_by needs a field path such as data.decision_id, got {p:?}"
-                )));
+                return Err(OptionError::OrderKey(p.clone()).into());
             }
             Some(p) => match previous.and_then(|e| e.key_order.as_ref()) {
                 // The chains of events already under way go on.
@@ -791,69 +779,7 @@ impl WebhookBuilder {
             None => None,
         };
         self.scheme.check_secrets(&self.secrets)?;
-        let mut headers = HeaderMap::new();
-        for (k, v) in &self.headers {
-            let name =
-                HeaderName::from_bytes(k.as_bytes()).map_err(|_| WebhookError::InvalidHeader {
-                    name: k.clone(),
-                    reason: "not a valid HTTP header name".into(),
-                })?;
-            let mut value = HeaderValue::from_str(v).map_err(|_| WebhookError::InvalidHeader {
-                name: k.clone(),
-                reason: "the value holds characters HTTP headers cannot carry (control characters or non-ASCII)".into(),
-            })?;
-            value.set_sensitive(true);
-            headers.append(name, value);
-        }
-        if let SignatureScheme::Body(b) = &self.scheme
-            && HeaderValue::from_str(b.prefix()).is_err()
-        {
-            return Err(WebhookError::InvalidHeader {
-                name: b.header().to_owned(),
-                reason: "the signature prefix holds characters HTTP headers cannot carry (control characters)".into(),
-            });
-        }
-        let signature_headers = self
-            .scheme
-            .header_names()
-            .into_iter()
-            .map(|n| {
-                HeaderName::from_bytes(n.as_bytes())
-                    .map_err(|_| SignatureError::BadHeaderName(n.to_owned()))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let signed = self.secrets.iter().any(|s| !s.is_empty());
-        for name in headers.keys() {
-            let reason = if name.as_str().starts_with("ce-") {
-                "ce-* headers carry the event's CloudEvents attributes and are set from the event (add an extension with Event::extension instead)"
-            } else if signed && signature_headers.contains(name) {
-                "the signature scheme sets this header on every attempt"
-            } else if [
-                "content-length",
-                "transfer-encoding",
-                "host",
-                "connection",
-                "te",
-                "upgrade",
-            ]
-            .contains(&name.as_str())
-            {
-                "the HTTP client sets this header"
-            } else {
-                continue;
-            };
-            return Err(WebhookError::InvalidHeader {
-                name: name.as_str().to_owned(),
-                reason: reason.into(),
-            });
-        }
-        if self.oauth2.is_some() && headers.contains_key(reqwest::header::AUTHORIZATION) {
-            return Err(WebhookError::InvalidHeader {
-                name: "authorization".into(),
-                reason: "oauth2() sends the token in this header: drop the header, or oauth2()"
-                    .into(),
-            });
-        }
+        let (headers, signature_headers) = self.checked_headers()?;
         let patterns = self
             .events
             .iter()
@@ -872,13 +798,13 @@ impl WebhookBuilder {
             .as_ref()
             .map(|o| {
                 check_url(&o.token_url, self.allow_http, self.guard.as_ref())
-                    .map_err(|e| WebhookError::OAuth2(format!("the token URL: {e}")))
+                    .map_err(|e| OAuth2Error::TokenUrl(Box::new(e)))
             })
             .transpose()?;
         if let Some(o) = &self.oauth2
             && o.client_id.is_empty()
         {
-            return Err(WebhookError::OAuth2("the client id is empty".into()));
+            return Err(OAuth2Error::EmptyClientId.into());
         }
         let proxies = self.proxy.choose(|name| std::env::var(name).ok())?;
         let client = self.client(&name, &proxies)?;
@@ -938,6 +864,61 @@ impl WebhookBuilder {
 }
 
 impl WebhookBuilder {
+    /// The extra headers, and the signature scheme's header names: none
+    /// that HTTP cannot carry, and none that hookbus sets itself.
+    fn checked_headers(&self) -> Result<(HeaderMap, Vec<HeaderName>), WebhookError> {
+        let bad = |name: &str, reason| WebhookError::InvalidHeader {
+            name: name.to_owned(),
+            reason,
+        };
+        let mut headers = HeaderMap::new();
+        for (k, v) in &self.headers {
+            let name =
+                HeaderName::from_bytes(k.as_bytes()).map_err(|_| bad(k, HeaderError::Name))?;
+            let mut value = HeaderValue::from_str(v).map_err(|_| bad(k, HeaderError::Value))?;
+            value.set_sensitive(true);
+            headers.append(name, value);
+        }
+        if let SignatureScheme::Body(b) = &self.scheme
+            && HeaderValue::from_str(b.prefix()).is_err()
+        {
+            return Err(bad(b.header(), HeaderError::SignaturePrefix));
+        }
+        let signature_headers = self
+            .scheme
+            .header_names()
+            .into_iter()
+            .map(|n| {
+                HeaderName::from_bytes(n.as_bytes())
+                    .map_err(|_| SignatureError::BadHeaderName(n.to_owned()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let signed = self.secrets.iter().any(|s| !s.is_empty());
+        const CLIENT_SETS: [&str; 6] = [
+            "content-length",
+            "transfer-encoding",
+            "host",
+            "connection",
+            "te",
+            "upgrade",
+        ];
+        for name in headers.keys() {
+            let reason = if name.as_str().starts_with("ce-") {
+                HeaderError::CloudEvents
+            } else if signed && signature_headers.contains(name) {
+                HeaderError::Signature
+            } else if CLIENT_SETS.contains(&name.as_str()) {
+                HeaderError::Client
+            } else if self.oauth2.is_some() && name == reqwest::header::AUTHORIZATION {
+                HeaderError::OAuth2
+            } else {
+                continue;
+            };
+            return Err(bad(name.as_str(), reason));
+        }
+        Ok((headers, signature_headers))
+    }
+
     /// The endpoint's HTTP client: no redirects, its TLS settings, its
     /// proxy (or none) and the SSRF guard's resolver.
     fn client(
@@ -966,16 +947,11 @@ impl WebhookBuilder {
             }));
         }
         client.build().map_err(|e| {
-            let mut text = e.to_string();
-            let mut src = std::error::Error::source(&e);
-            while let Some(s) = src {
-                text = format!("{text}: {s}");
-                src = s.source();
-            }
+            let e = HttpClientError::new(e);
             if self.tls.identity.is_some() {
-                WebhookError::Tls(format!("client_identity_pem: {text}"))
+                TlsError::Identity(e).into()
             } else {
-                WebhookError::Client(text)
+                WebhookError::Client(e)
             }
         })
     }
@@ -986,19 +962,14 @@ pub(crate) fn check_url(
     allow_http: bool,
     guard: Option<&SsrfGuard>,
 ) -> Result<url::Url, WebhookError> {
-    let url = url::Url::parse(text).map_err(|e| WebhookError::InvalidUrl(format!("{e}")))?;
-    let host = url
-        .host()
-        .ok_or_else(|| WebhookError::InvalidUrl("the URL has no host".into()))?;
+    let invalid = WebhookError::InvalidUrl;
+    let url = url::Url::parse(text).map_err(|e| invalid(UrlError::Parse(e)))?;
+    let host = url.host().ok_or(invalid(UrlError::NoHost))?;
     match url.scheme() {
         "https" => {}
         "http" if allow_http || is_loopback_host(&host) => {}
-        "http" => return Err(WebhookError::InsecureUrl(host.to_string())),
-        other => {
-            return Err(WebhookError::InvalidUrl(format!(
-                "scheme {other:?} is not supported; use https (or http for loopback)"
-            )));
-        }
+        "http" => return Err(WebhookError::InsecureUrl(host.to_owned())),
+        other => return Err(invalid(UrlError::Scheme(other.to_owned()))),
     }
     if let Some(g) = guard {
         let ip = match host {
@@ -1009,7 +980,7 @@ pub(crate) fn check_url(
         if let Some(ip) = ip
             && !g.permits(ip)
         {
-            return Err(WebhookError::BlockedAddress(ip.to_string()));
+            return Err(WebhookError::BlockedAddress(ip));
         }
     }
     Ok(url)

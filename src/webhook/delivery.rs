@@ -1,5 +1,28 @@
-//! One delivery: prepare the request, attempt it, decide (delivered, retry
-//! after a delay, or give up), as many times as the retry policy allows.
+//! Delivery as a tower `Service` stack ([`stack`]). The innermost service
+//! is one attempt ([`Post`]: wire format, template, signing, headers, the
+//! reqwest call); around it, each layer owns its state and is a service of
+//! its own:
+//!
+//! | layer | whose | state |
+//! |---|---|---|
+//! | retry | tower's `Retry`, with our [`Schedule`] policy | the attempt number (in the request) |
+//! | pause on `Retry-After` | ours ([`Pause`]): tower has none | the endpoint's `Pressure` |
+//! | rate limit | ours ([`RateLimit`]): one bucket per endpoint, shared by every stack of it | the endpoint's `RateLimiter` |
+//! | concurrency, fixed | tower's `ConcurrencyLimit` (global, on the subscription's semaphore) | the semaphore |
+//! | concurrency, adaptive | ours ([`Adaptive`]): tower's limits are fixed | `AdaptiveLimit` |
+//! | OAuth2 | ours ([`OAuth`]) | the endpoint's `TokenSource` |
+//! | timeout | tower's `Timeout` | the duration |
+//!
+//! A bus subscription polls the stack ready in `Sink::poll_ready` (pause,
+//! then a token, then a slot), so the events behind a delivery that cannot
+//! go stay in the mailbox under its overflow policy. The retry layer polls
+//! the same layers ready before each retry: a delivery waiting for its next
+//! attempt holds no slot and no token.
+//!
+//! What stays outside the stack, in [`deliver`]: the payload (built once
+//! per delivery), the per-key order, a recovered retry's rest of backoff,
+//! and the end (counted delivered, or dead-lettered; a panic is contained
+//! and dead-letters its events).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
@@ -7,11 +30,22 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
-use super::attempt::{Attempt, Verdict};
-use super::endpoint::Endpoint;
+use tower::BoxError;
+use tower::layer::layer_fn;
+use tower::limit::GlobalConcurrencyLimitLayer;
+use tower::retry::{Policy, RetryLayer};
+use tower::timeout::{TimeoutLayer, error::Elapsed};
+use tower::util::BoxCloneService;
+use tower::{Service, ServiceBuilder, ServiceExt};
+
+use super::attempt::{Attempt, Request, Verdict};
+use super::concurrency::{Adaptive, AdaptiveLimit, Pause};
+use super::endpoint::{Endpoint, Post};
 use super::log::DeliveryAttempt;
+use super::oauth::OAuth;
+use super::order::Gate;
+use super::rate::RateLimit;
 use super::retry::RetryPolicy;
-use super::slots::Slot;
 use super::trouble::Failure;
 use crate::event::Event;
 use crate::hub::journal::{Journal, Resume};
@@ -23,7 +57,7 @@ use crate::sink::{DeliveryError, FailureKind};
 pub enum DeliveryStatus {
     /// The endpoint answered 2xx.
     Delivered,
-    /// Not sent: the event is not subscribed or the condition/filter said no.
+    /// Not sent: the event is not subscribed, or the condition or the filter expression said no.
     Skipped,
     /// Given up; the events are dead-lettered.
     Failed(FailureKind),
@@ -52,11 +86,20 @@ impl DeliveryOutcome {
     pub(crate) fn skipped() -> DeliveryOutcome {
         DeliveryOutcome {
             status: DeliveryStatus::Skipped,
-            attempts: 0,
-            status_code: None,
-            latency: Duration::ZERO,
             error: None,
-            response_excerpt: None,
+            ..DeliveryOutcome::failed(FailureKind::Permanent, 0, String::new())
+        }
+    }
+
+    /// The outcome whose last attempt was `r`.
+    fn of(status: DeliveryStatus, r: &Attempt) -> DeliveryOutcome {
+        DeliveryOutcome {
+            status,
+            attempts: r.number,
+            status_code: r.status,
+            latency: r.latency,
+            error: r.error.clone(),
+            response_excerpt: r.excerpt.clone(),
         }
     }
 
@@ -77,14 +120,9 @@ impl DeliveryOutcome {
     }
 
     fn failed(kind: FailureKind, attempts: u32, error: String) -> DeliveryOutcome {
-        DeliveryOutcome {
-            status: DeliveryStatus::Failed(kind),
-            attempts,
-            status_code: None,
-            latency: Duration::ZERO,
-            error: Some(error),
-            response_excerpt: None,
-        }
+        let mut r = Attempt::refused(error);
+        r.number = attempts;
+        DeliveryOutcome::of(DeliveryStatus::Failed(kind), &r)
     }
 }
 
@@ -106,11 +144,124 @@ fn log_attempt(ep: &Endpoint, events: &[Arc<Event>], attempt: u32, r: &Attempt, 
     ep.state.log.record(attempt);
 }
 
-/// Delivers `events` in one request, retrying as the policy says. With a
-/// `slot`, each attempt first takes a sending slot, and the wait between
-/// attempts gives it back. With a rate limit, each attempt first takes a
-/// token (before its slot), except a first attempt whose token the
-/// subscription took already (`token_taken`).
+/// The delivery stack, boxed: a [`Request`] in, the last [`Attempt`] out.
+pub(crate) type Svc = BoxCloneService<Request, Attempt, BoxError>;
+
+/// The concurrency limit of a bus subscription's stack (the emitter, `test`
+/// and `retry_failed` have none).
+#[derive(Clone)]
+pub(crate) enum Limit {
+    /// At most this many in flight: tower's `ConcurrencyLimit` on it.
+    Fixed(Arc<tokio::sync::Semaphore>),
+    /// The adaptive limit (its own layer).
+    Adaptive(Arc<AdaptiveLimit>),
+}
+
+/// Builds `ep`'s delivery stack, outermost first: retry (the policy:
+/// schedule, per-type policies, 410, `Retry-After`), pause, rate limit,
+/// concurrency, OAuth2, timeout, and the attempt itself. `retry: false`
+/// leaves out the retry and pause layers (one attempt: `test`).
+pub(crate) fn stack(ep: &Arc<Endpoint>, limit: Option<&Limit>, retry: bool) -> Svc {
+    let timeout = ep.timeout;
+    let (fixed, adaptive) = match limit {
+        Some(Limit::Fixed(s)) => (Some(s.clone()), None),
+        Some(Limit::Adaptive(a)) => (None, Some(a.clone())),
+        None => (None, None),
+    };
+    let pressure = ep.state.pressure.clone();
+    let rate = ep.rate_limit.clone();
+    let waits = ep.state.rate.clone();
+    let oauth = ep
+        .oauth
+        .clone()
+        .map(|source| (source, ep.client.clone(), ep.proxied_guard.clone()));
+    let attempt = ServiceBuilder::new()
+        .option_layer(rate.map(|l| layer_fn(move |s| RateLimit::new(s, l.clone(), waits.clone()))))
+        .option_layer(fixed.map(GlobalConcurrencyLimitLayer::with_semaphore))
+        .option_layer(adaptive.map(|a| layer_fn(move |s| Adaptive::new(s, a.clone()))))
+        .option_layer(oauth.map(|(source, client, guard)| {
+            layer_fn(move |inner| OAuth {
+                inner,
+                source: source.clone(),
+                client: client.clone(),
+                guard: guard.clone(),
+            })
+        }))
+        .map_result(move |r: Result<Attempt, BoxError>| match r {
+            Err(e) if e.is::<Elapsed>() => Ok(Attempt::timed_out(timeout)),
+            r => r,
+        })
+        .layer(TimeoutLayer::new(timeout))
+        .service(Post(ep.clone()));
+    if !retry {
+        return BoxCloneService::new(attempt);
+    }
+    BoxCloneService::new(
+        ServiceBuilder::new()
+            .layer(RetryLayer::new(Schedule(ep.clone())))
+            .layer(layer_fn(move |s| Pause::new(s, pressure.clone())))
+            .service(attempt),
+    )
+}
+
+/// The retry layer's policy (tower's `Retry` runs it): after each attempt
+/// it logs it, tells the failure streak, and decides from the verdict, the
+/// attempt's number and the event's policy; a retry is announced on the
+/// bus, persisted in a durable subscriber's journal, and waited for holding
+/// no token and no slot (the layers inside are polled ready again after).
+#[derive(Clone)]
+pub(crate) struct Schedule(Arc<Endpoint>);
+
+impl Policy<Request, Attempt, BoxError> for Schedule {
+    type Future = futures_util::future::BoxFuture<'static, ()>;
+
+    fn retry(
+        &mut self,
+        req: &mut Request,
+        result: &mut Result<Attempt, BoxError>,
+    ) -> Option<Self::Future> {
+        let Ok(r) = result else { return None };
+        r.number = req.attempt;
+        if r.verdict == Verdict::Disabled {
+            return None;
+        }
+        let (ep, events, attempt) = (&self.0, &req.events[..], req.attempt);
+        let policy = ep.retry_policy(&events[0]);
+        let next = decide(r, attempt, policy.max_attempts.max(1), policy);
+        log_attempt(ep, events, attempt, r, !matches!(next, Next::Retry(_)));
+        note_trouble(ep, events, attempt, r, &next);
+        let Next::Retry(delay) = next else {
+            return None;
+        };
+        announce_retrying(ep, events, attempt, r, delay);
+        if let Some(journal) = &req.journal {
+            let at = std::time::SystemTime::now() + delay;
+            journal.retrying(
+                events,
+                Resume {
+                    attempt: attempt + 1,
+                    at,
+                },
+            );
+        }
+        req.attempt += 1;
+        let state = ep.state.clone();
+        Some(Box::pin(async move {
+            let _waiting = Waiting::new(&state.waiting_retry);
+            tokio::time::sleep(delay).await;
+        }))
+    }
+
+    fn clone_request(&mut self, req: &Request) -> Option<Request> {
+        Some(req.clone())
+    }
+}
+
+/// Delivers `events` in one request through `svc` (a stack from
+/// [`stack`]); `ready` says `svc` was polled ready already (it holds its
+/// token and slot). While it waits first, for an earlier event of its key
+/// (`gate`) or for the rest of a recovered retry's backoff, it holds
+/// neither.
 ///
 /// With a durable subscriber's `journal`, a recovered delivery resumes
 /// its schedule (attempt number, the rest of its backoff) and every
@@ -120,16 +271,25 @@ fn log_attempt(ep: &Endpoint, events: &[Arc<Event>], attempt: u32, r: &Attempt, 
 /// ([`FailureKind::Panic`]) and its events are dead-lettered, so
 /// `retry_failed` can send them again.
 pub(crate) async fn deliver(
-    ep: &Endpoint,
-    events: &[Arc<Event>],
-    slot: Option<&mut Slot>,
-    token_taken: bool,
-    journal: Option<&dyn Journal>,
+    ep: Arc<Endpoint>,
+    events: Arc<[Arc<Event>]>,
+    svc: (Svc, bool),
+    gate: Option<Gate>,
+    journal: Option<Arc<dyn Journal>>,
 ) -> DeliveryOutcome {
-    contain_panic(
-        ep,
-        events,
-        run_delivery(ep, events, slot, token_taken, journal),
+    let delivery = run_delivery(ep.clone(), events.clone(), svc, gate, journal);
+    contain_panic(&ep, &events, delivery).await
+}
+
+/// Delivers `events` now with `ep`'s own stack, without a concurrency
+/// limit (the emitter, `retry_failed`, `replay`).
+pub(crate) async fn deliver_direct(ep: &Arc<Endpoint>, events: Vec<Arc<Event>>) -> DeliveryOutcome {
+    deliver(
+        ep.clone(),
+        events.into(),
+        (stack(ep, None, true), false),
+        None,
+        None,
     )
     .await
 }
@@ -160,139 +320,124 @@ pub(crate) async fn contain_panic(
 }
 
 async fn run_delivery(
-    ep: &Endpoint,
-    events: &[Arc<Event>],
-    mut slot: Option<&mut Slot>,
-    mut token_taken: bool,
-    journal: Option<&dyn Journal>,
+    ep: Arc<Endpoint>,
+    events: Arc<[Arc<Event>]>,
+    (mut svc, mut ready): (Svc, bool),
+    mut gate: Option<Gate>,
+    journal: Option<Arc<dyn Journal>>,
 ) -> DeliveryOutcome {
     let n = events.len() as u64;
     if n == 0 {
         return DeliveryOutcome::skipped();
     }
     if !ep.state.enabled.load(SeqCst) {
-        return refuse_disabled(ep, events, 0);
+        return refuse_disabled(&ep, &events, 0);
     }
-    let payload = match ep.build_payload(events) {
+    let payload = match ep.build_payload(&events) {
         Ok(p) => p,
-        Err(msg) => {
-            let error = format!("template: {msg}");
-            ep.state.log.record(DeliveryAttempt {
-                time: OffsetDateTime::now_utc(),
-                event_id: events[0].id().to_owned(),
-                event_type: events[0].event_type().to_owned(),
-                events: events.len(),
-                attempt: 0,
-                success: false,
-                last: true,
-                status_code: None,
-                latency: Duration::ZERO,
-                error: Some(error.clone()),
-                response_excerpt: None,
-            });
-            give_up(ep, events, &error, None);
-            return DeliveryOutcome::failed(FailureKind::Permanent, 0, error);
-        }
+        Err(msg) => return template_failed(&ep, &events, msg, true),
     };
     let policy = ep.retry_policy(&events[0]);
     let max = policy.max_attempts.max(1);
     let mut attempt = 1;
-    if let Some(resume) = journal.and_then(|j| j.resume(&events[0])) {
-        // Recovered after a restart with a retry scheduled: wait for
-        // what is left of its backoff, then go on counting.
+    let resume = journal.as_ref().and_then(|j| j.resume(&events[0]));
+    let mut backoff_left = None;
+    if let Some(resume) = resume {
+        // Recovered after a restart with a retry scheduled: wait for what
+        // is left of its backoff, then go on counting.
         attempt = resume.attempt.clamp(1, max);
-        if let Ok(left) = resume.at.duration_since(std::time::SystemTime::now()) {
-            if let Some(slot) = slot.as_deref_mut() {
-                slot.release();
-            }
-            let _waiting = Waiting::new(&ep.state.waiting_retry);
-            tokio::time::sleep(left).await;
-        }
+        backoff_left = resume.at.duration_since(std::time::SystemTime::now()).ok();
     }
-    loop {
-        // A Retry-After paused the whole endpoint: no slot meanwhile.
-        wait_if_paused(ep, slot.as_deref_mut()).await;
-        if let Some(limiter) = &ep.rate_limit
-            && !std::mem::take(&mut token_taken)
-        {
-            // Waiting for a token sends nothing: no slot meanwhile.
-            if let Some(slot) = slot.as_deref_mut() {
-                slot.release();
-            }
-            limiter.acquire(&ep.state.rate).await;
+    if ready && (backoff_left.is_some() || gate.as_ref().is_some_and(Gate::must_wait)) {
+        // Waiting sends nothing: the token and the slot go back.
+        svc = svc.clone();
+        ready = false;
+    }
+    if let Some(g) = &mut gate {
+        g.wait().await;
+    }
+    if let Some(left) = backoff_left {
+        let _waiting = Waiting::new(&ep.state.waiting_retry);
+        tokio::time::sleep(left).await;
+    }
+    if !ready && let Err(e) = svc.ready().await {
+        return DeliveryOutcome::failed(FailureKind::Handler, attempt - 1, e.to_string());
+    }
+    let req = Request {
+        events: events.clone(),
+        payload: Arc::new(payload),
+        attempt,
+        max_retry_after: policy.max_retry_after,
+        journal,
+        bearer: None,
+        even_disabled: false,
+    };
+    // Every layer answers with an attempt; an error is a bug of ours.
+    let r = svc
+        .call(req)
+        .await
+        .unwrap_or_else(|e| Attempt::refused(e.to_string()));
+    drop(gate);
+    if r.verdict == Verdict::Disabled {
+        return refuse_disabled(&ep, &events, r.number.saturating_sub(1));
+    }
+    let outcome = |status| DeliveryOutcome::of(status, &r);
+    match decide(&r, r.number, r.number, policy) {
+        Next::Delivered => {
+            ep.state.log.counters.delivered.fetch_add(n, Relaxed);
+            ep.state.consecutive_failures.store(0, Relaxed);
+            outcome(DeliveryStatus::Delivered)
         }
-        if let Some(slot) = slot.as_deref_mut() {
-            slot.take().await;
-        }
-        // Checked again after any wait: the endpoint may have been
-        // disabled meanwhile.
-        if !ep.state.enabled.load(SeqCst) {
-            return refuse_disabled(ep, events, attempt - 1);
-        }
-        let r = ep.attempt(&payload).await;
-        feedback(ep, slot.as_deref(), &r, policy);
-        let next = decide(&r, attempt, max, policy);
-        log_attempt(ep, events, attempt, &r, !matches!(next, Next::Retry(_)));
-        note_trouble(ep, events, attempt, &r, &next);
-        let outcome = |status| DeliveryOutcome {
-            status,
-            attempts: attempt,
-            status_code: r.status,
-            latency: r.latency,
-            error: r.error.clone(),
-            response_excerpt: r.excerpt.clone(),
-        };
-        match next {
-            Next::Delivered => {
-                ep.state.log.counters.delivered.fetch_add(n, Relaxed);
-                ep.state.consecutive_failures.store(0, Relaxed);
-                return outcome(DeliveryStatus::Delivered);
+        Next::GiveUp { kind, message } => {
+            if r.verdict == Verdict::Gone {
+                ep.disable("the endpoint answered 410 Gone");
             }
-            Next::GiveUp { kind, message } => {
-                if r.verdict == Verdict::Gone {
-                    ep.disable("the endpoint answered 410 Gone");
-                }
-                give_up(ep, events, &message, r.excerpt.as_deref());
-                // The outcome carries the dead-letter message.
-                return DeliveryOutcome {
-                    error: Some(message),
-                    ..outcome(DeliveryStatus::Failed(kind))
-                };
-            }
-            Next::Retry(delay) => {
-                announce_retrying(ep, events, attempt, &r, delay);
-                if let Some(slot) = slot.as_deref_mut() {
-                    slot.release();
-                }
-                if let Some(journal) = journal {
-                    journal.retrying(
-                        events,
-                        Resume {
-                            attempt: attempt + 1,
-                            at: std::time::SystemTime::now() + delay,
-                        },
-                    );
-                }
-                let _waiting = Waiting::new(&ep.state.waiting_retry);
-                tokio::time::sleep(delay).await;
-                attempt += 1;
+            give_up(&ep, &events, &message, r.excerpt.as_deref());
+            // The outcome carries the dead-letter message.
+            DeliveryOutcome {
+                error: Some(message),
+                ..outcome(DeliveryStatus::Failed(kind))
             }
         }
+        Next::Retry(_) => unreachable!("decide gives up at the last attempt"),
     }
 }
 
-/// One attempt, no retry, no dead letter (for `WebhookManager::test`).
-pub(crate) async fn send_once(ep: &Endpoint, events: &[Arc<Event>]) -> DeliveryOutcome {
-    if let Some(limiter) = &ep.rate_limit {
-        limiter.acquire(&ep.state.rate).await;
+/// A template that cannot render: nothing is sent (dead-lettered unless
+/// it is a `test`).
+fn template_failed(
+    ep: &Endpoint,
+    events: &[Arc<Event>],
+    msg: String,
+    dead: bool,
+) -> DeliveryOutcome {
+    let error = format!("template: {msg}");
+    if dead {
+        let failed = Attempt::refused(error.clone());
+        log_attempt(ep, events, 0, &failed, true);
+        give_up(ep, events, &error, None);
     }
+    DeliveryOutcome::failed(FailureKind::Permanent, 0, error)
+}
+
+/// One attempt, no retry, no dead letter, even while disabled (for
+/// `WebhookManager::test`): the stack without its retry and pause layers.
+pub(crate) async fn send_once(ep: &Arc<Endpoint>, events: &[Arc<Event>]) -> DeliveryOutcome {
     let payload = match ep.build_payload(events) {
         Ok(p) => p,
-        Err(msg) => {
-            return DeliveryOutcome::failed(FailureKind::Permanent, 0, format!("template: {msg}"));
-        }
+        Err(msg) => return template_failed(ep, events, msg, false),
     };
-    let r = ep.attempt(&payload).await;
+    let req = Request {
+        events: events.into(),
+        payload: Arc::new(payload),
+        attempt: 1,
+        max_retry_after: ep.retry.max_retry_after,
+        journal: None,
+        bearer: None,
+        even_disabled: true,
+    };
+    let r = (stack(ep, None, false).oneshot(req).await)
+        .unwrap_or_else(|e| Attempt::refused(e.to_string()));
     log_attempt(ep, events, 1, &r, true);
     DeliveryOutcome {
         status: if r.verdict == Verdict::Delivered {
@@ -383,32 +528,6 @@ fn give_up(ep: &Endpoint, events: &[Arc<Event>], error: &str, response: Option<&
     }
 }
 
-/// After each attempt: tells the adaptive limit (through the slot), and
-/// pauses the endpoint on a 429 or 503 with `Retry-After` (at most the
-/// policy's `max_retry_after`).
-pub(crate) fn feedback(ep: &Endpoint, slot: Option<&Slot>, r: &Attempt, policy: &RetryPolicy) {
-    if let Some(slot) = slot {
-        slot.feedback(r);
-    }
-    if let (Verdict::Retry { after: Some(after) }, Some(429 | 503)) = (r.verdict, r.status)
-        && !after.is_zero()
-    {
-        let after = policy.retry_after(after);
-        tracing::debug!(webhook = %ep.name, ?after, "hookbus: webhook endpoint paused (Retry-After)");
-        ep.state.pressure.pause(after);
-    }
-}
-
-/// Waits while the endpoint is paused, without a sending slot.
-pub(crate) async fn wait_if_paused(ep: &Endpoint, mut slot: Option<&mut Slot>) {
-    while let Some(until) = ep.state.pressure.paused_until() {
-        if let Some(slot) = slot.as_deref_mut() {
-            slot.release();
-        }
-        tokio::time::sleep_until(until).await;
-    }
-}
-
 /// Counts a delivery as waiting for its retry while it lives (a cancelled
 /// wait, at a shutdown deadline, stops counting too).
 struct Waiting<'a>(&'a AtomicU64);
@@ -477,6 +596,10 @@ fn decide(r: &Attempt, attempt: u32, max: u32, policy: &RetryPolicy) -> Next {
     let error = r.error.as_deref();
     match r.verdict {
         Verdict::Delivered => Next::Delivered,
+        Verdict::Disabled => Next::GiveUp {
+            kind: FailureKind::Disabled,
+            message: "endpoint disabled".to_owned(),
+        },
         Verdict::Gone => Next::GiveUp {
             kind: FailureKind::Permanent,
             message: format!(
@@ -529,6 +652,7 @@ mod tests {
             latency: Duration::ZERO,
             error: Some("HTTP 503".into()),
             excerpt: None,
+            number: 0,
         }
     }
 

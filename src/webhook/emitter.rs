@@ -1,8 +1,10 @@
 //! The webhook called directly, without a bus: [`WebhookEmitter`].
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use super::delivery::{DeliveryOutcome, deliver, spawn_delivery};
+use std::future::Future;
+
+use super::delivery::{DeliveryOutcome, Svc, deliver, spawn_delivery, stack};
 use super::sink::WebhookSink;
 use crate::event::Event;
 
@@ -26,28 +28,43 @@ use crate::event::Event;
 /// println!("{:?} after {} attempt(s)", outcome.status, outcome.attempts);
 /// # Ok(()) }
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct WebhookEmitter {
     sink: WebhookSink,
+    /// The endpoint's delivery stack (no concurrency limit), cloned for
+    /// each delivery (in a mutex: a boxed service is not `Sync`).
+    svc: Arc<Mutex<Svc>>,
+}
+
+impl std::fmt::Debug for WebhookEmitter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookEmitter")
+            .field("sink", &self.sink)
+            .finish()
+    }
 }
 
 impl WebhookEmitter {
     pub(crate) fn from_sink(sink: WebhookSink) -> WebhookEmitter {
-        WebhookEmitter { sink }
+        let svc = stack(&sink.endpoint, None, true);
+        let svc = Arc::new(Mutex::new(svc));
+        WebhookEmitter { sink, svc }
+    }
+
+    fn send(&self, events: Arc<[Arc<Event>]>) -> impl Future<Output = DeliveryOutcome> + 'static {
+        let ep = self.sink.endpoint.clone();
+        let svc = self.svc.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        spawn_delivery(deliver(ep, events, (svc, false), None, None))
     }
 
     /// Sends one event now (with retries) unless it is not subscribed or the
-    /// condition/filter turns it away, and returns how it went.
+    /// condition or the filter expression turns it away, and returns how it went.
     pub async fn emit(&self, event: impl Into<Arc<Event>>) -> DeliveryOutcome {
         let event = event.into();
         if !self.sink.endpoint.wants(&event) {
             return DeliveryOutcome::skipped();
         }
-        let endpoint = self.sink.endpoint.clone();
-        spawn_delivery(async move {
-            deliver(&endpoint, std::slice::from_ref(&event), None, false, None).await
-        })
-        .await
+        self.send(Arc::new([event])).await
     }
 
     /// Sends several events in one request (batched mode).
@@ -56,8 +73,7 @@ impl WebhookEmitter {
             .into_iter()
             .filter(|e| self.sink.endpoint.wants(e))
             .collect();
-        let endpoint = self.sink.endpoint.clone();
-        spawn_delivery(async move { deliver(&endpoint, &events, None, false, None).await }).await
+        self.send(events.into()).await
     }
 
     /// The sink behind it (stats, log, enable/disable).

@@ -1,10 +1,9 @@
-//! What an endpoint is: its settings as built ([`Endpoint`]), the state
-//! that outlives configuration changes ([`EndpointState`]), which events it
-//! wants, how they become a request body, and one attempt to send it
-//! (signing, headers, the OAuth2 token, the reqwest call). Every `impl
-//! Endpoint` is here; the policy modules (rate, concurrency, slots, oauth,
-//! trouble) hold their own state and do not import this one, and
-//! [`delivery`](super::delivery) drives an attempt loop over it.
+//! What an endpoint is: its settings as built ([`Endpoint`], data), the
+//! state that outlives configuration changes ([`EndpointState`]), which
+//! events it wants, how they become a request body, and the innermost
+//! service of the delivery stack, one attempt ([`Post`]: signing, headers,
+//! the reqwest call). The layers around it are in their own modules and
+//! [`delivery`](super::delivery) builds the stack.
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
@@ -14,20 +13,18 @@ use std::time::Duration;
 use bytes::{BufMut, Bytes, BytesMut};
 use reqwest::header::{HeaderMap, HeaderName};
 
-use super::attempt::{Attempt, Verdict, describe_error, read_excerpt, unix_now};
+use super::attempt::{Attempt, RESPONSE_EXCERPT_LEN, Request, Verdict};
 use super::filter::Filter;
 use super::log::{DeliveryLog, WebhookStats};
 use super::rate::RateLimiter;
-use super::retry::RetryPolicy;
-use super::retry::{StatusClass, classify, parse_retry_after};
+use super::retry::{RetryPolicy, StatusClass, classify, parse_retry_after};
 use super::template::Template;
 use super::wire::{self, Payload, WireFormat};
 use crate::bus::Bus;
 use crate::event::Event;
 use crate::hub::Hub;
 use crate::pattern::Pattern;
-use crate::signature::SignRequest;
-use crate::signature::{Secret, SignatureScheme};
+use crate::signature::{Secret, SignRequest, SignatureScheme};
 use reqwest::header::{HeaderValue, RETRY_AFTER};
 use std::time::Instant;
 
@@ -217,7 +214,7 @@ impl fmt::Debug for Endpoint {
 }
 
 impl Endpoint {
-    /// Whether this endpoint wants the event (patterns, condition, filter).
+    /// Whether this endpoint wants the event (patterns, condition, filter expression).
     pub(crate) fn wants(&self, event: &Event) -> bool {
         let type_ok =
             self.patterns.is_empty() || self.patterns.iter().any(|p| p.matches(event.event_type()));
@@ -225,7 +222,7 @@ impl Endpoint {
     }
 
     /// [`wants`](Self::wants) for an event the bus routed by the patterns
-    /// already: the filter and the condition, and no `hookbus.*` event for
+    /// already: the filter expression and the condition, and no `hookbus.*` event for
     /// an endpoint that names no pattern.
     pub(crate) fn wants_routed(&self, event: &Event) -> bool {
         !(self.patterns.is_empty() && event.event_type().starts_with("hookbus."))
@@ -361,27 +358,51 @@ impl Endpoint {
     }
 }
 
-// One attempt: sign, send, read the answer (see `attempt` for what the
-// verdicts mean), with the OAuth2 token when the endpoint has one.
+/// The innermost service of the delivery stack: one attempt (sign, set
+/// the headers, the reqwest call, read the answer and judge it). It owns
+/// the endpoint's settings; the layers around it add the timeout, the
+/// OAuth2 token, the limits and the retries.
+#[derive(Clone)]
+pub(crate) struct Post(pub(crate) Arc<Endpoint>);
+
+impl tower::Service<Request> for Post {
+    type Response = Attempt;
+    type Error = std::convert::Infallible;
+    type Future = futures_util::future::BoxFuture<'static, Result<Attempt, Self::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        let ep = self.0.clone();
+        Box::pin(async move { Ok(ep.send(&req).await) })
+    }
+}
+
 impl Endpoint {
-    /// Signs and sends `payload` once, with `bearer` as its
-    /// `Authorization` (an OAuth2 token, see [`attempt`](Self::attempt)).
-    pub(crate) async fn send_attempt(
-        &self,
-        payload: &Payload,
-        bearer: Option<&HeaderValue>,
-    ) -> Attempt {
+    /// Signs and sends the request once.
+    async fn send(&self, req: &Request) -> Attempt {
+        // Checked after every wait (pause, token, slot): the endpoint may
+        // have been disabled meanwhile.
+        if !req.even_disabled && !self.state.enabled.load(SeqCst) {
+            return Attempt::failed(Verdict::Disabled, Duration::ZERO, String::new());
+        }
         if let Some(guard) = &self.proxied_guard
             && let Err(e) = super::proxy::check_target(guard, &self.url).await
         {
             return Attempt::refused(e);
         }
+        let payload = &req.payload;
         let mut headers = payload.headers.clone();
         // A fresh timestamp on every attempt, so receivers' tolerance windows
         // hold across retries.
         let sign = SignRequest {
             id: &payload.message_id,
-            timestamp: unix_now(),
+            timestamp: time::OffsetDateTime::now_utc().unix_timestamp(),
             body: &payload.body,
         };
         let signed = self
@@ -412,7 +433,7 @@ impl Endpoint {
                 headers.append(name.clone(), v.clone());
             }
         }
-        if let Some(bearer) = bearer {
+        if let Some(bearer) = &req.bearer {
             headers.insert(reqwest::header::AUTHORIZATION, bearer.clone());
         }
         let started = Instant::now();
@@ -420,103 +441,90 @@ impl Endpoint {
             .client
             .post(self.url.clone())
             .headers(headers)
-            .timeout(self.timeout)
             .body(payload.body.clone())
             .send()
             .await;
-        match sent {
-            Ok(mut resp) => {
-                let status = resp.status().as_u16();
-                let retry_after = resp
-                    .headers()
-                    .get(RETRY_AFTER)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(parse_retry_after);
-                let excerpt = read_excerpt(&mut resp).await;
-                let latency = started.elapsed();
-                let (verdict, error) = match classify(status) {
-                    StatusClass::Success => (Verdict::Delivered, None),
-                    StatusClass::Gone => (
-                        Verdict::Gone,
-                        Some("410 Gone: the endpoint asks to stop".to_owned()),
-                    ),
-                    StatusClass::Retryable => (
-                        Verdict::Retry { after: retry_after },
-                        Some(format!("HTTP {status}")),
-                    ),
-                    StatusClass::Final if (300..400).contains(&status) => (
-                        Verdict::Final,
-                        Some(format!("HTTP {status}: redirects are not followed")),
-                    ),
-                    StatusClass::Final => (Verdict::Final, Some(format!("HTTP {status}"))),
-                };
-                Attempt {
-                    verdict,
-                    status: Some(status),
-                    latency,
-                    error,
-                    excerpt,
-                }
-            }
+        let mut resp = match sent {
+            Ok(resp) => resp,
             Err(e) => {
-                let (error, retryable) = describe_error(&e, self.timeout);
-                Attempt {
-                    verdict: if retryable {
-                        Verdict::Retry { after: None }
-                    } else {
-                        Verdict::Final
-                    },
-                    status: None,
-                    latency: started.elapsed(),
-                    error: Some(error),
-                    excerpt: None,
-                }
+                let (error, retryable) = describe_error(&e);
+                let verdict = if retryable {
+                    Verdict::Retry { after: None }
+                } else {
+                    Verdict::Final
+                };
+                return Attempt::failed(verdict, started.elapsed(), error);
             }
+        };
+        let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_retry_after);
+        let excerpt = read_excerpt(&mut resp).await;
+        let (verdict, error) = match classify(status) {
+            StatusClass::Success => (Verdict::Delivered, None),
+            StatusClass::Gone => (
+                Verdict::Gone,
+                Some("410 Gone: the endpoint asks to stop".to_owned()),
+            ),
+            StatusClass::Retryable => (
+                Verdict::Retry { after: retry_after },
+                Some(format!("HTTP {status}")),
+            ),
+            StatusClass::Final if (300..400).contains(&status) => (
+                Verdict::Final,
+                Some(format!("HTTP {status}: redirects are not followed")),
+            ),
+            StatusClass::Final => (Verdict::Final, Some(format!("HTTP {status}"))),
+        };
+        Attempt {
+            verdict,
+            status: Some(status),
+            latency: started.elapsed(),
+            error,
+            excerpt,
+            number: 0,
         }
     }
 }
 
-impl Endpoint {
-    /// One attempt with the endpoint's bearer token, when it has OAuth2:
-    /// the token first (a failure to get one is a retryable attempt when the
-    /// token endpoint may recover: unreachable, 5xx, 429, 408), then the
-    /// request; a 401 fetches a new token and sends once more.
-    pub(crate) async fn attempt(&self, payload: &Payload) -> Attempt {
-        let Some(oauth) = &self.oauth else {
-            return self.send_attempt(payload, None).await;
-        };
-        let token = match oauth
-            .token(&self.client, self.proxied_guard.as_deref(), None)
-            .await
-        {
-            Ok(t) => t,
-            Err(e) => return token_failure(e),
-        };
-        let r = self.send_attempt(payload, Some(&token)).await;
-        if r.status != Some(401) {
-            return r;
+/// Describes a reqwest error without its URL (which may hold a secret
+/// path), and whether another attempt may fix it.
+fn describe_error(e: &reqwest::Error) -> (String, bool) {
+    let mut chain = Vec::new();
+    let mut src = std::error::Error::source(e);
+    let mut guard_refused = false;
+    while let Some(s) = src {
+        let text = s.to_string();
+        guard_refused |= text.starts_with("SSRF guard");
+        if !chain.contains(&text) {
+            chain.push(text);
         }
-        tracing::debug!(webhook = %self.name, "hookbus: the receiver refused the OAuth2 token (401); fetching a new one");
-        match oauth
-            .token(&self.client, self.proxied_guard.as_deref(), Some(&token))
-            .await
-        {
-            Ok(fresh) => self.send_attempt(payload, Some(&fresh)).await,
-            Err(e) => token_failure(e),
-        }
+        src = s.source();
+    }
+    let detail = chain.join(": ");
+    if guard_refused {
+        (detail, false)
+    } else if e.is_connect() {
+        (format!("connection failed: {detail}"), true)
+    } else {
+        (format!("request failed: {detail}"), true)
     }
 }
 
-fn token_failure(e: super::oauth::TokenError) -> Attempt {
-    Attempt {
-        verdict: if e.retryable {
-            Verdict::Retry { after: None }
-        } else {
-            Verdict::Final
-        },
-        status: None,
-        latency: Duration::ZERO,
-        error: Some(format!("OAuth2 token endpoint: {}", e.message)),
-        excerpt: None,
+async fn read_excerpt(resp: &mut reqwest::Response) -> Option<String> {
+    let mut buf = Vec::new();
+    while buf.len() < RESPONSE_EXCERPT_LEN {
+        match resp.chunk().await {
+            Ok(Some(c)) => buf.extend_from_slice(&c),
+            _ => break,
+        }
     }
+    if buf.is_empty() {
+        return None;
+    }
+    buf.truncate(RESPONSE_EXCERPT_LEN);
+    Some(String::from_utf8_lossy(&buf).into_owned())
 }

@@ -32,6 +32,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::config::WebhookBuilder;
+use super::error::TlsError;
 use super::error::WebhookError;
 use super::filter::Filter;
 use super::oauth::{OAuth2, OAuth2ClientAuth};
@@ -101,9 +102,7 @@ impl RetryConfig {
             },
             "standard_webhooks" => RetryPolicy::standard_webhooks().with_max_attempts(attempts),
             other => {
-                return Err(WebhookError::InvalidOption(format!(
-                    "unknown backoff {other:?}; use exponential, fixed or standard_webhooks"
-                )));
+                return Err(super::error::OptionError::Backoff(other.to_owned()).into());
             }
         })
     }
@@ -192,9 +191,11 @@ impl fmt::Debug for OAuth2Config {
 
 impl TlsConfig {
     fn apply(self, mut b: WebhookBuilder) -> Result<WebhookBuilder, WebhookError> {
-        let read = |field: &str, path: &PathBuf| {
-            std::fs::read(path).map_err(|e| {
-                WebhookError::Tls(format!("cannot read {field} {}: {e}", path.display()))
+        let read = |field: &'static str, path: &PathBuf| {
+            std::fs::read(path).map_err(|e| TlsError::ReadFile {
+                field,
+                path: path.clone(),
+                kind: e.kind(),
             })
         };
         match (&self.client_cert_pem_file, &self.client_key_pem_file) {
@@ -206,9 +207,7 @@ impl TlsConfig {
             }
             (None, None) => {}
             _ => {
-                return Err(WebhookError::Tls(
-                    "tls: client_cert_pem_file and client_key_pem_file go together".into(),
-                ));
+                return Err(TlsError::CertWithoutKey.into());
             }
         }
         if let Some(ca) = &self.ca_pem_file {

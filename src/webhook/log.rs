@@ -272,20 +272,10 @@ impl DeliveryLog {
         r.attempts.push_back(attempt);
     }
 
+    /// Counts the events as failed and keeps them for `retry_failed`.
     pub(crate) fn dead_letter(&self, events: &[Arc<Event>], error: &str) {
         self.counters.failed.fetch_add(events.len() as u64, Relaxed);
-        if self.dead_capacity == 0 {
-            return;
-        }
-        let mut d = lock(&self.dead);
-        if d.len() == self.dead_capacity {
-            d.pop_front();
-        }
-        d.push_back(DeadLetter {
-            time: OffsetDateTime::now_utc(),
-            events: events.to_vec(),
-            error: error.to_owned(),
-        });
+        self.park(events, error);
     }
 
     /// Keeps events that were refused (endpoint disabled) for a later retry,
@@ -305,9 +295,6 @@ impl DeliveryLog {
         });
     }
 
-    /// Puts back dead letters taken with [`take_dead_since`](Self::take_dead_since)
-    /// and not finished, in front (they are the oldest); past the capacity
-    /// the oldest are dropped, as for new dead letters.
     #[cfg_attr(not(feature = "durable"), allow(dead_code))]
     pub(crate) fn capacity(&self) -> usize {
         self.capacity
@@ -318,6 +305,9 @@ impl DeliveryLog {
         self.dead_capacity
     }
 
+    /// Puts back dead letters taken with [`take_dead_since`](Self::take_dead_since)
+    /// and not finished, in front (they are the oldest); past the capacity
+    /// the oldest are dropped, as for new dead letters.
     pub(crate) fn restore(&self, letters: Vec<DeadLetter>) {
         if letters.is_empty() || self.dead_capacity == 0 {
             return;
@@ -350,11 +340,11 @@ impl DeliveryLog {
         take.into()
     }
 
-    /// The dead letters now, oldest first.
     pub(crate) fn dead_letter_count(&self) -> u64 {
         lock(&self.dead).len() as u64
     }
 
+    /// The dead letters now, oldest first.
     pub(crate) fn dead_letters(&self) -> Vec<DeadLetter> {
         lock(&self.dead).iter().cloned().collect()
     }

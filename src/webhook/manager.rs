@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures_util::stream::{FuturesUnordered, StreamExt};
+use futures_util::stream::StreamExt;
 use time::OffsetDateTime;
 
 use super::config::WebhookBuilder;
@@ -170,7 +170,7 @@ impl WebhookManager {
         self.lock()
             .get(id)
             .map(f)
-            .ok_or_else(|| WebhookError::NotFound(id.to_string()))
+            .ok_or_else(|| WebhookError::NotFound(id.clone()))
     }
 
     fn sink(&self, id: &WebhookId) -> Result<WebhookSink, WebhookError> {
@@ -215,7 +215,7 @@ impl WebhookManager {
     ///
     /// When the name and the subscription settings are unchanged (events, mailbox,
     /// batch, concurrency, `ordered`/`ordered_by`, rate limit, whether a
-    /// condition or filter applies, the store), the endpoint is swapped in
+    /// condition or filter expression applies, the route key, the store), the endpoint is swapped in
     /// place: the one subscription goes on, and every delivery that starts
     /// after `update` returns uses the new settings (those under way finish
     /// with the old ones). This is how a durable webhook is updated.
@@ -230,7 +230,7 @@ impl WebhookManager {
         let mut entries = self.lock();
         let reg = entries
             .get_mut(id)
-            .ok_or_else(|| WebhookError::NotFound(id.to_string()))?;
+            .ok_or_else(|| WebhookError::NotFound(id.clone()))?;
         let old = reg.sink.endpoint.clone();
         let sink = webhook.build_with_state(old.state.clone(), Some(&old))?;
         if sink.endpoint.name == old.name && sink.attach.same_subscription(&reg.sink.attach) {
@@ -264,7 +264,7 @@ impl WebhookManager {
         let r = self
             .lock()
             .remove(id)
-            .ok_or_else(|| WebhookError::NotFound(id.to_string()))?;
+            .ok_or_else(|| WebhookError::NotFound(id.clone()))?;
         drop(r);
         Ok(())
     }
@@ -318,37 +318,29 @@ impl WebhookManager {
                 .collect(),
             state: &state,
         };
-        let limit = sink.attach.options.concurrency.max(1);
-        let mut report = RetryReport::default();
-        let mut pending = 0..unfinished.letters.len();
-        let mut running = FuturesUnordered::new();
-        loop {
-            while running.len() < limit {
-                let Some(i) = pending.next() else { break };
-                let ep = sink.endpoint.clone();
-                let events = unfinished.letters[i]
-                    .as_ref()
-                    .map(|l| l.events.clone())
-                    .unwrap_or_default();
-                running.push(async move {
+        let ep = sink.endpoint.clone();
+        let letters: Vec<_> = (0..unfinished.letters.len())
+            .map(|i| (i, unfinished.letters[i].as_ref().map(|l| l.events.clone())))
+            .collect();
+        let mut running = futures_util::stream::iter(letters)
+            .map(|(i, events)| {
+                let ep = ep.clone();
+                async move {
+                    let events = events.unwrap_or_default();
                     let n = events.len() as u64;
-                    (
-                        i,
-                        n,
-                        super::delivery::deliver(&ep, &events, None, false, None).await,
-                    )
-                });
-            }
-            let Some((i, n, outcome)) = running.next().await else {
-                break;
-            };
+                    (i, n, super::delivery::deliver_direct(&ep, events).await)
+                }
+            })
+            .buffer_unordered(sink.attach.options.concurrency.max(1));
+        let mut report = RetryReport::default();
+        while let Some((i, n, outcome)) = running.next().await {
             // Delivered, or dead-lettered again by `deliver`: either way no
             // longer ours to put back.
             let letter = unfinished.letters[i].take();
             report.retried += n;
             if outcome.is_delivered() {
                 if let Some(letter) = letter {
-                    state.forget_dead(&sink.endpoint.name, &letter.events);
+                    state.forget_dead(&ep.name, &letter.events);
                 }
                 report.delivered += n;
             } else {
@@ -379,30 +371,20 @@ impl WebhookManager {
             .get()
             .filter(|s| s.keeps_delivered())
             .ok_or_else(|| {
-                WebhookError::InvalidOption(format!(
-                    "webhook {:?} cannot replay: it needs durable(&store) with a store that keeps delivered events (StoreBuilder::keep_delivered)",
-                    sink.endpoint.name
+                WebhookError::from(super::error::OptionError::NoReplay(
+                    sink.endpoint.name.clone(),
                 ))
             })?
             .clone();
         let events = store
             .delivered_since(&sink.endpoint.name, since.into(), usize::MAX)
-            .map_err(|e| WebhookError::InvalidOption(format!("cannot read the store: {e}")))?;
-        let limit = sink.attach.options.concurrency.max(1);
+            .map_err(WebhookError::Store)?;
+        let ep = sink.endpoint.clone();
+        let mut running = futures_util::stream::iter(events)
+            .map(|event| super::delivery::deliver_direct(&ep, vec![Arc::new(event)]))
+            .buffer_unordered(sink.attach.options.concurrency.max(1));
         let mut report = RetryReport::default();
-        let mut pending = events.into_iter().map(Arc::new);
-        let mut running = FuturesUnordered::new();
-        loop {
-            while running.len() < limit {
-                let Some(event) = pending.next() else { break };
-                let ep = sink.endpoint.clone();
-                running.push(async move {
-                    super::delivery::deliver(&ep, &[event], None, false, None).await
-                });
-            }
-            let Some(outcome) = running.next().await else {
-                break;
-            };
+        while let Some(outcome) = running.next().await {
             report.retried += 1;
             if outcome.is_delivered() {
                 report.delivered += 1;

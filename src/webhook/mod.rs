@@ -87,6 +87,20 @@
 //! `Retry-After` pauses the whole endpoint until then, holding no sending
 //! slot; [`WebhookStats`] shows the limit and the pause.
 //!
+//! # Inside: a tower service stack
+//! A delivery runs through a `tower` stack, outermost first: tower's
+//! `Retry` (with the schedule above as its policy), a pause while the
+//! endpoint is paused by a `Retry-After`, the rate limit, the concurrency
+//! limit (tower's `ConcurrencyLimit`, or the adaptive layer), OAuth2,
+//! tower's `Timeout`, and one attempt (payload, signature, headers, the
+//! reqwest call). A bus subscription polls the stack ready before taking an
+//! event from its mailbox. Ours where tower has nothing that fits: the
+//! pause (tower has no layer that pauses on an answer), the rate limit
+//! (tower's `RateLimit` is a fixed window per service clone; an endpoint has
+//! one bucket shared by its subscription, emitter, `test`, `retry_failed`
+//! and `update`, with a bounded burst), the adaptive limit (tower's limits
+//! are fixed) and OAuth2.
+//!
 //! # Transport safety
 //! https is required unless the host is loopback or
 //! [`allow_http`](WebhookBuilder::allow_http) is set; TLS is verified unless
@@ -149,7 +163,6 @@ mod proxy;
 mod rate;
 pub mod retry;
 mod sink;
-mod slots;
 mod trouble;
 pub use crate::expr::template;
 mod tls;
@@ -162,6 +175,10 @@ pub use config::{
 };
 pub use delivery::{DeliveryOutcome, DeliveryStatus};
 pub use emitter::WebhookEmitter;
+pub use error::{
+    HeaderError, HttpClientError, OAuth2Error, OptionError, PemInput, PemProblem, ProxyError,
+    TlsError, UrlError,
+};
 pub use file_config::{
     OAuth2Config, RateLimitConfig, RetryConfig, RetryRuleConfig, SignatureConfig, TlsConfig,
     WebhookConfig,

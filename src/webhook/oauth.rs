@@ -1,7 +1,8 @@
 //! OAuth2 client credentials (RFC 6749 §4.4) for webhook endpoints that want
 //! a bearer token: [`OAuth2`] says where and how to get one; the endpoint
 //! keeps one token, shared by all its deliveries, and fetches a new one
-//! shortly before it expires or when the receiver answers 401.
+//! shortly before it expires or when the receiver answers 401. The
+//! [`OAuth`] layer of the delivery stack sets it on each attempt.
 //!
 //! ```
 //! use hookbus::webhook::{OAuth2, WebhookSink};
@@ -18,6 +19,7 @@
 //! ```
 
 use std::fmt;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::time::Duration;
 
@@ -26,6 +28,7 @@ use reqwest::header::{AUTHORIZATION, HeaderValue};
 use serde::Deserialize;
 use tokio::time::Instant;
 
+use super::attempt::{Attempt, Request, Verdict};
 use super::guard::{SsrfGuard, redact_url};
 
 /// How much sooner than `expires_in` a token is replaced, at most (a
@@ -358,4 +361,78 @@ impl TokenSource {
         });
         Ok(Token { header, renew_at })
     }
+}
+
+/// The OAuth2 layer: each attempt gets the endpoint's token (a failure to
+/// get one is a retryable attempt when the token endpoint may recover:
+/// unreachable, 5xx, 429, 408); a 401 fetches a new token and sends once
+/// more. It owns the endpoint's [`TokenSource`].
+#[derive(Clone)]
+pub(crate) struct OAuth<S> {
+    pub(crate) inner: S,
+    pub(crate) source: Arc<TokenSource>,
+    pub(crate) client: reqwest::Client,
+    /// The SSRF guard when a proxy connects for us (see `proxy`).
+    pub(crate) guard: Option<Arc<SsrfGuard>>,
+}
+
+impl<S> tower::Service<Request> for OAuth<S>
+where
+    S: tower::Service<Request, Response = Attempt> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+{
+    type Response = Attempt;
+    type Error = S::Error;
+    type Future = futures_util::future::BoxFuture<'static, Result<Attempt, S::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request) -> Self::Future {
+        use tower::ServiceExt;
+        // The ready one goes with this call; a clone stays here.
+        let mut inner = self.inner.clone();
+        std::mem::swap(&mut inner, &mut self.inner);
+        let this = self.clone();
+        Box::pin(async move {
+            let guard = this.guard.as_deref();
+            let token = match this.source.token(&this.client, guard, None).await {
+                Ok(t) => t,
+                Err(e) => return Ok(token_failure(e)),
+            };
+            req.bearer = Some(token.clone());
+            let r = inner.call(req.clone()).await?;
+            if r.status != Some(401) {
+                return Ok(r);
+            }
+            tracing::debug!(
+                "hookbus: the receiver refused the OAuth2 token (401); fetching a new one"
+            );
+            match this.source.token(&this.client, guard, Some(&token)).await {
+                Ok(fresh) => {
+                    req.bearer = Some(fresh);
+                    inner.ready().await?.call(req).await
+                }
+                Err(e) => Ok(token_failure(e)),
+            }
+        })
+    }
+}
+
+fn token_failure(e: TokenError) -> Attempt {
+    let verdict = if e.retryable {
+        Verdict::Retry { after: None }
+    } else {
+        Verdict::Final
+    };
+    Attempt::failed(
+        verdict,
+        Duration::ZERO,
+        format!("OAuth2 token endpoint: {}", e.message),
+    )
 }

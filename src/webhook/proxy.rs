@@ -15,7 +15,7 @@
 
 use std::net::IpAddr;
 
-use super::error::WebhookError;
+use super::error::{ProxyError, WebhookError};
 use super::guard::SsrfGuard;
 
 /// The proxy part of a [`WebhookBuilder`](super::WebhookBuilder).
@@ -54,9 +54,9 @@ impl ProxySettings {
         };
         if let Some(url) = &self.explicit {
             let host = check_proxy_url(url, "proxy")?;
-            chosen.proxies.push(reqwest::Proxy::all(url).map_err(|e| {
-                WebhookError::Proxy(format!("proxy {}: {e}", super::guard::redact_url(url)))
-            })?);
+            chosen
+                .proxies
+                .push(reqwest::Proxy::all(url).map_err(|e| refused("proxy", e))?);
             chosen.hosts.push(host);
             return Ok(chosen);
         }
@@ -97,7 +97,7 @@ impl ProxySettings {
             } else {
                 reqwest::Proxy::http(&url)
             }
-            .map_err(|e| WebhookError::Proxy(format!("{name}: {e}")))?;
+            .map_err(|e| refused(name, e))?;
             chosen.proxies.push(proxy.no_proxy(no_proxy.clone()));
             chosen.hosts.push(host);
         }
@@ -105,23 +105,25 @@ impl ProxySettings {
     }
 }
 
+fn refused(setting: &'static str, e: reqwest::Error) -> ProxyError {
+    let source = super::error::HttpClientError::new(e);
+    ProxyError::Refused { setting, source }
+}
+
 /// An http(s) proxy URL with a host: its host, or an error naming `what`.
-fn check_proxy_url(text: &str, what: &str) -> Result<String, WebhookError> {
-    let url = url::Url::parse(text).map_err(|e| {
-        WebhookError::Proxy(format!("{what} is not a URL ({e}); use http://host:port"))
-    })?;
+fn check_proxy_url(text: &str, setting: &'static str) -> Result<String, ProxyError> {
+    let url = url::Url::parse(text).map_err(|source| ProxyError::NotAUrl { setting, source })?;
     match url.scheme() {
         "http" | "https" => {}
         other => {
-            return Err(WebhookError::Proxy(format!(
-                "{what}: scheme {other:?} is not supported; use an http:// or https:// proxy"
-            )));
+            let scheme = other.to_owned();
+            return Err(ProxyError::Scheme { setting, scheme });
         }
     }
     let host = url
         .host_str()
         .filter(|h| !h.is_empty())
-        .ok_or_else(|| WebhookError::Proxy(format!("{what} has no host")))?;
+        .ok_or(ProxyError::NoHost { setting })?;
     Ok(host
         .trim_start_matches('[')
         .trim_end_matches(']')
@@ -223,9 +225,10 @@ mod tests {
                 explicit: Some(url.into()),
                 from_env: false,
             };
-            let Err(WebhookError::Proxy(m)) = s.choose(|_| None) else {
+            let Err(WebhookError::Proxy(e)) = s.choose(|_| None) else {
                 panic!("{url} accepted");
             };
+            let m = e.to_string();
             assert!(m.contains(needle), "{m}");
         }
     }

@@ -1,12 +1,11 @@
 //! Per-endpoint rate limits: a token bucket (as GCRA: one theoretical
 //! arrival time, no background refill) shared by every delivery of an
-//! endpoint, and the token a bus subscription takes for its next delivery in
-//! [`Sink::poll_ready`](crate::Sink::poll_ready).
-//!
-//! A subscription waits for its token before it reserves a sending slot, so
-//! a delivery waiting for a token holds none, and the events behind it stay
-//! in the mailbox under its overflow policy. A retry waits for a token too
-//! (every request counts), also without its slot.
+//! endpoint, and the layer that takes a token before each attempt
+//! ([`RateLimit`]). In a bus subscription the stack is polled ready by
+//! [`Sink::poll_ready`](crate::Sink::poll_ready): the token is taken before
+//! the sending slot, and the events behind it stay in the mailbox under its
+//! overflow policy. A retry waits for a token too (every request counts),
+//! also without a slot.
 
 use std::fmt;
 use std::future::Future;
@@ -126,124 +125,111 @@ impl RateLimiter {
         Ok(())
     }
 
-    /// Waits for a token, counted in the endpoint's stats while it waits.
-    pub(crate) async fn acquire(&self, state: &RateWaits) {
-        let mut waiting = None;
-        loop {
-            match self.try_acquire() {
-                Ok(()) => return,
-                Err(at) => {
-                    if waiting.is_none() {
-                        state.limited.fetch_add(1, Relaxed);
-                        waiting = Some(WaitingToken::new(state));
-                    }
-                    tokio::time::sleep_until(at).await;
-                }
-            }
+    /// Gives back a token taken and not used.
+    fn give_back(&self) {
+        let mut tat = self.tat.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(t) = tat.as_mut() {
+            *t -= self.interval;
         }
     }
 }
 
 /// Counts a delivery as waiting for a token while it lives.
-struct WaitingToken<'a>(&'a RateWaits);
+struct WaitingToken(Arc<RateWaits>);
 
-impl<'a> WaitingToken<'a> {
-    fn new(state: &'a RateWaits) -> WaitingToken<'a> {
+impl WaitingToken {
+    fn new(state: &Arc<RateWaits>) -> WaitingToken {
+        state.limited.fetch_add(1, Relaxed);
         state.waiting.fetch_add(1, Relaxed);
-        WaitingToken(state)
+        WaitingToken(state.clone())
     }
 }
 
-impl Drop for WaitingToken<'_> {
+impl Drop for WaitingToken {
     fn drop(&mut self) {
         self.0.waiting.fetch_sub(1, Relaxed);
     }
 }
 
-/// The same count, owned (kept across `poll_ready` calls).
-struct WaitingTokenOwned(Arc<RateWaits>);
-
-impl Drop for WaitingTokenOwned {
-    fn drop(&mut self) {
-        self.0.waiting.fetch_sub(1, Relaxed);
-    }
-}
-
-/// The token one bus subscription takes for its next delivery.
-pub(crate) struct NextToken {
+/// The rate-limit layer: `poll_ready` takes a token of the endpoint's
+/// bucket (waiting for one, counted in its stats) before the layers inside
+/// it reserve a sending slot, so a delivery waiting for a token holds none.
+/// A token taken by a service dropped before its `call` goes back.
+///
+/// Ours, not `tower::limit::RateLimit`: that one is a fixed window per
+/// service instance (each clone of a stack would get its own budget, and
+/// an update a fresh one); here one bucket per endpoint is shared by its
+/// subscription, its emitter, `retry_failed`, `test` and an `update`, and
+/// a burst is bounded ([`RateLimiter`]).
+pub(crate) struct RateLimit<S> {
+    inner: S,
     limiter: Arc<RateLimiter>,
-    state: Arc<RateWaits>,
-    wait: Mutex<TokenWait>,
-}
-
-#[derive(Default)]
-struct TokenWait {
+    waits: Arc<RateWaits>,
     held: bool,
     sleep: Option<Pin<Box<Sleep>>>,
-    waiting: Option<WaitingTokenOwned>,
+    waiting: Option<WaitingToken>,
 }
 
-impl fmt::Debug for NextToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("NextToken")
-            .field("limiter", &self.limiter)
-            .finish_non_exhaustive()
-    }
-}
-
-impl NextToken {
-    pub(crate) fn new(limiter: Arc<RateLimiter>, state: Arc<RateWaits>) -> NextToken {
-        NextToken {
+impl<S> RateLimit<S> {
+    pub(crate) fn new(inner: S, limiter: Arc<RateLimiter>, waits: Arc<RateWaits>) -> Self {
+        RateLimit {
+            inner,
             limiter,
-            state,
-            wait: Mutex::new(TokenWait::default()),
+            waits,
+            held: false,
+            sleep: None,
+            waiting: None,
         }
     }
+}
 
-    fn wait(&self) -> std::sync::MutexGuard<'_, TokenWait> {
-        self.wait.lock().unwrap_or_else(|e| e.into_inner())
+impl<S: Clone> Clone for RateLimit<S> {
+    fn clone(&self) -> Self {
+        RateLimit::new(self.inner.clone(), self.limiter.clone(), self.waits.clone())
     }
+}
 
-    /// Ready once a token is held for the next delivery; `Pending` wakes
-    /// `cx` when one may be free.
-    pub(crate) fn poll_ready(&self, cx: &mut Context<'_>) -> Poll<()> {
-        let mut w = self.wait();
-        if w.held {
-            return Poll::Ready(());
+impl<S> Drop for RateLimit<S> {
+    fn drop(&mut self) {
+        if self.held {
+            self.limiter.give_back();
         }
-        loop {
+    }
+}
+
+impl<S: tower::Service<R>, R> tower::Service<R> for RateLimit<S> {
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        while !self.held {
             match self.limiter.try_acquire() {
                 Ok(()) => {
-                    w.held = true;
-                    w.sleep = None;
-                    w.waiting = None;
-                    return Poll::Ready(());
+                    self.held = true;
+                    self.sleep = None;
+                    self.waiting = None;
                 }
                 Err(at) => {
-                    if w.waiting.is_none() {
-                        self.state.limited.fetch_add(1, Relaxed);
-                        self.state.waiting.fetch_add(1, Relaxed);
-                        w.waiting = Some(WaitingTokenOwned(self.state.clone()));
+                    if self.waiting.is_none() {
+                        self.waiting = Some(WaitingToken::new(&self.waits));
                     }
-                    let sleep = match w.sleep.take() {
-                        Some(mut s) => {
-                            s.as_mut().reset(at);
-                            w.sleep.insert(s)
-                        }
-                        None => w.sleep.insert(Box::pin(tokio::time::sleep_until(at))),
-                    };
-                    if sleep.as_mut().poll(cx).is_pending() {
-                        return Poll::Pending;
+                    let sleep = self
+                        .sleep
+                        .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at)));
+                    if sleep.deadline() != at {
+                        sleep.as_mut().reset(at);
                     }
+                    std::task::ready!(sleep.as_mut().poll(cx));
                 }
             }
         }
+        self.inner.poll_ready(cx)
     }
 
-    /// Hands the token taken by `poll_ready` to the delivery that follows;
-    /// false if none was taken (the delivery then waits for one itself).
-    pub(crate) fn take(&self) -> bool {
-        std::mem::take(&mut self.wait().held)
+    fn call(&mut self, req: R) -> S::Future {
+        self.held = false;
+        self.inner.call(req)
     }
 }
 
@@ -281,5 +267,29 @@ mod tests {
         assert!(RateLimiter::new(1, Duration::from_secs(1), 0).is_err());
         assert!(RateLimiter::new(10, Duration::from_nanos(5), 1).is_err());
         assert!(RateLimiter::new(u32::MAX, Duration::from_secs(3600), u32::MAX).is_ok());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_layer_takes_a_token_when_ready_and_gives_back_one_unused() {
+        use super::super::attempt::testing::{answering, request};
+        use tower::{Service, ServiceExt};
+        let limiter = Arc::new(RateLimiter::new(1, Duration::from_secs(1), 1).unwrap());
+        let waits = Arc::new(RateWaits::default());
+        let mut a = RateLimit::new(answering(200, None), limiter.clone(), waits.clone());
+        let mut b = a.clone();
+        a.ready().await.unwrap();
+        // The one token is a's: b waits, counted in the stats.
+        assert!(futures_util::poll!(b.ready()).is_pending());
+        assert_eq!(waits.waiting.load(Relaxed), 1);
+        // a is dropped unused: its token goes back, and b takes it.
+        drop(a);
+        b.ready().await.unwrap();
+        assert_eq!(waits.waiting.load(Relaxed), 0);
+        assert_eq!(waits.limited.load(Relaxed), 1);
+        b.call(request()).await.unwrap();
+        // Used: the next one waits for the steady rate.
+        let start = Instant::now();
+        b.ready().await.unwrap();
+        assert_eq!(start.elapsed(), Duration::from_secs(1));
     }
 }

@@ -7,13 +7,16 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::time::Duration;
 
-use super::concurrency::PauseWait;
-use super::delivery::{DeliveryOutcome, spawn_delivery};
+use std::sync::Mutex;
+use std::task::{Context, Poll};
+
+use tower::Service;
+
+use super::concurrency::AdaptiveLimit;
+use super::delivery::{DeliveryOutcome, Limit, Svc, deliver, spawn_delivery, stack};
 use super::endpoint::Endpoint;
 use super::error::WebhookError;
 use super::log::{DeliveryAttempt, WebhookStats};
-use super::rate::NextToken;
-use super::slots::SendSlots;
 use crate::bus::Bus;
 use crate::event::Event;
 use crate::pattern::Pattern;
@@ -48,14 +51,8 @@ pub struct WebhookSink {
     /// swaps it in place, without a second subscription.
     live: Arc<ArcSwap<Endpoint>>,
     pub(crate) attach: Arc<Attach>,
-    /// The sending slots of one subscription (set by `subscribe`).
-    slots: Option<Arc<SendSlots>>,
-    /// The rate-limit token of one subscription's next delivery (set by
-    /// `subscribe` when the endpoint has a rate limit).
-    token: Option<Arc<NextToken>>,
-    /// The wait of one subscription while the endpoint is paused (set by
-    /// `subscribe`).
-    pause: Option<Arc<PauseWait>>,
+    /// The delivery stack of one subscription (set by `subscribe`).
+    stack: Option<Arc<Mutex<Ready>>>,
     /// Attached by `subscribe`, which routes the endpoint's patterns in the
     /// bus's table: `accepts` need not check them again.
     routed: bool,
@@ -81,7 +78,7 @@ pub(crate) struct Attach {
     pub(crate) rate: Option<(u32, Duration, Option<u32>)>,
     /// `ordered_by`'s key.
     pub(crate) order_key: Option<String>,
-    /// Whether a condition or a filter is checked on each event.
+    /// Whether a condition or a filter expression is checked on each event.
     pub(crate) checks: bool,
     #[cfg(feature = "durable")]
     pub(crate) store: Option<crate::store::Store>,
@@ -109,6 +106,7 @@ impl Attach {
             && self.rate == other.rate
             && self.order_key == other.order_key
             && self.checks == other.checks
+            && self.key == other.key
             && same_store
     }
 
@@ -121,15 +119,36 @@ impl Attach {
     }
 }
 
+/// A subscription's delivery stack, and whether it was polled ready for
+/// the next delivery (then it holds that delivery's token and slot).
+struct Ready {
+    /// The endpoint it was built for.
+    ep: Arc<Endpoint>,
+    limit: Option<Limit>,
+    svc: Svc,
+    ready: bool,
+}
+
+impl Ready {
+    /// Rebuilds the stack on `live` after an update swapped the endpoint
+    /// (the same limit, bucket and pause: they belong to the subscription
+    /// and the endpoint's state).
+    fn follow(&mut self, live: &Arc<Endpoint>) {
+        if !Arc::ptr_eq(&self.ep, live) {
+            self.ep = live.clone();
+            self.svc = stack(live, self.limit.as_ref(), true);
+            self.ready = false;
+        }
+    }
+}
+
 impl WebhookSink {
     pub(crate) fn from_parts(endpoint: Arc<Endpoint>, attach: Attach) -> WebhookSink {
         WebhookSink {
             live: Arc::new(ArcSwap::new(endpoint.clone())),
             endpoint,
             attach: Arc::new(attach),
-            slots: None,
-            token: None,
-            pause: None,
+            stack: None,
             routed: false,
         }
     }
@@ -152,7 +171,7 @@ impl WebhookSink {
     }
 
     /// Attaches the webhook to `bus` as a subscriber with its patterns,
-    /// condition, filter, batching, concurrency and mailbox settings.
+    /// condition, filter expression, batching, concurrency and mailbox settings.
     pub fn subscribe(&self, bus: &Bus) -> Result<Subscription, WebhookError> {
         let ep = &self.endpoint;
         ep.state.set_bus(bus);
@@ -164,33 +183,35 @@ impl WebhookSink {
         } else {
             ep.patterns.clone()
         };
-        // Sending slots are the endpoint's concurrency; the subscriber has as
-        // many more for deliveries waiting for a retry, which hold none. In
-        // ordered mode the one delivery keeps its slot through its retries.
-        let (slots, concurrency) = if b.ordered {
+        // The stack's concurrency limit is the endpoint's; the subscriber
+        // has as many more deliveries for those waiting for a retry, which
+        // hold no slot. In ordered mode the one delivery keeps its place
+        // through its retries.
+        let n = b.options.concurrency;
+        let (limit, concurrency) = if b.ordered {
             (None, 1)
         } else if b.adaptive {
+            let a = AdaptiveLimit::new(n, ep.state.pressure.clone());
             (
-                Some(Arc::new(SendSlots::adaptive(
-                    b.options.concurrency,
-                    ep.state.pressure.clone(),
-                ))),
-                b.options.concurrency.saturating_add(b.retry_capacity),
+                Some(Limit::Adaptive(Arc::new(a))),
+                n.saturating_add(b.retry_capacity),
             )
         } else {
+            // A semaphore holds at most MAX_PERMITS (and panics past it).
+            let s = tokio::sync::Semaphore::new(n.min(tokio::sync::Semaphore::MAX_PERMITS));
             (
-                Some(Arc::new(SendSlots::new(b.options.concurrency))),
-                b.options.concurrency.saturating_add(b.retry_capacity),
+                Some(Limit::Fixed(Arc::new(s))),
+                n.saturating_add(b.retry_capacity),
             )
         };
-        let token = ep
-            .rate_limit
-            .as_ref()
-            .map(|l| Arc::new(NextToken::new(l.clone(), ep.state.rate.clone())));
+        let ready = Ready {
+            ep: ep.clone(),
+            svc: stack(ep, limit.as_ref(), true),
+            limit,
+            ready: false,
+        };
         let sink = WebhookSink {
-            slots,
-            token,
-            pause: Some(Arc::new(PauseWait::new(ep.state.pressure.clone()))),
+            stack: Some(Arc::new(Mutex::new(ready))),
             routed: true,
             ..self.clone()
         };
@@ -203,7 +224,7 @@ impl WebhookSink {
         if let Some((attribute, value)) = &b.key {
             sub = sub.key(attribute, value.clone());
         }
-        // The endpoint's own events, condition and filter: `sink` adds them
+        // The endpoint's own events, condition and filter expression: `sink` adds them
         // (see `accepts`), as for a webhook attached with `.sink(..)`.
         #[cfg(feature = "durable")]
         if let Some(store) = &b.store {
@@ -216,7 +237,7 @@ impl WebhookSink {
     /// Delivers events now, as one request, and returns the outcome (no
     /// pattern or condition check: see [`WebhookEmitter`](super::WebhookEmitter) for that).
     pub async fn send(&self, events: &[Arc<Event>]) -> DeliveryOutcome {
-        super::delivery::deliver(&self.endpoint, events, None, false, None).await
+        super::delivery::deliver_direct(&self.endpoint, events.to_vec()).await
     }
 
     /// The endpoint's counters.
@@ -255,57 +276,57 @@ impl WebhookSink {
     }
 }
 
+impl WebhookSink {
+    fn stack(&self) -> Option<std::sync::MutexGuard<'_, Ready>> {
+        let mut ready = self
+            .stack
+            .as_ref()?
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        ready.follow(&self.live.load());
+        Some(ready)
+    }
+}
+
 impl Sink for WebhookSink {
     fn deliver(&self, batch: Batch) -> SinkFuture {
-        let ep = self.live();
+        // The stack polled ready (with its token and slot) goes with this
+        // delivery; a clone stays for the next one.
+        let (ep, svc) = match self.stack() {
+            Some(mut r) => {
+                let svc = if std::mem::take(&mut r.ready) {
+                    let next = r.svc.clone();
+                    (std::mem::replace(&mut r.svc, next), true)
+                } else {
+                    (r.svc.clone(), false)
+                };
+                (r.ep.clone(), svc)
+            }
+            None => {
+                let ep = self.live();
+                let svc = stack(&ep, None, true);
+                (ep, (svc, false))
+            }
+        };
         // The place in a key's chain is taken now, in dispatch order.
         let gate = ep.key_order.as_ref().map(|k| k.enter(batch.events()));
-        let slot = self.slots.as_ref().map(SendSlots::slot);
-        let token_taken = self.token.as_ref().is_some_and(|t| t.take());
-        let delivery = async move {
-            let (mut gate, mut slot) = (gate, slot);
-            if let Some(g) = &mut gate
-                && g.must_wait()
-            {
-                // Waiting for an earlier event of the same key sends nothing.
-                if let Some(s) = &mut slot {
-                    s.release();
-                }
-                g.wait().await;
-            }
-            let journal = batch.journal().cloned();
-            let outcome = super::delivery::deliver(
-                &ep,
-                batch.events(),
-                slot.as_mut(),
-                token_taken,
-                journal.as_deref(),
-            )
-            .await;
-            drop(gate);
-            outcome
-        };
+        let journal = batch.journal().cloned();
+        let events = batch.into_vec().into();
+        let delivery = deliver(ep, events, svc, gate, journal);
         Box::pin(async move { spawn_delivery(delivery).await.into_result() })
     }
 
-    fn poll_ready(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
-        // While the endpoint is paused (Retry-After), events stay in the
-        // mailbox, and no token or slot is taken.
-        if let Some(pause) = &self.pause
-            && pause.poll_ready(cx).is_pending()
-        {
-            return std::task::Poll::Pending;
+    fn poll_ready(&self, cx: &mut Context<'_>) -> Poll<()> {
+        // Pause, then a token, then a slot (see `delivery`).
+        let Some(mut r) = self.stack() else {
+            return Poll::Ready(());
+        };
+        if !r.ready {
+            // No layer fails to get ready; if one did, the delivery asks
+            // again itself.
+            r.ready = std::task::ready!(r.svc.poll_ready(cx)).is_ok();
         }
-        // The token first: a delivery waiting for one holds no slot.
-        if let Some(token) = &self.token
-            && token.poll_ready(cx).is_pending()
-        {
-            return std::task::Poll::Pending;
-        }
-        match &self.slots {
-            Some(slots) => slots.poll_ready(cx),
-            None => std::task::Poll::Ready(()),
-        }
+        Poll::Ready(())
     }
 
     fn accepts(&self) -> Option<crate::sink::Accepts> {
@@ -318,7 +339,7 @@ impl Sink for WebhookSink {
             return Some(Arc::new(move |e: &Event| current().wants(e)));
         }
         // Attached by `subscribe`, which routes the patterns in the bus's
-        // table: what is left to check is the condition and filter, and the
+        // table: what is left to check is the condition and filter expression, and the
         // bus's own events for a webhook that names no pattern.
         let needs_check = ep.patterns.is_empty() || ep.condition.is_some() || ep.filter.is_some();
         needs_check

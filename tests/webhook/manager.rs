@@ -342,3 +342,47 @@ async fn stats_break_attempts_down_and_say_why_an_endpoint_is_off() {
     manager.enable(&id).unwrap();
     assert_eq!(manager.stats(&id).unwrap().disabled_reason, None);
 }
+
+/// An update that changes only the route key (`key(attribute, value)`)
+/// must route by the new key: it is a subscription setting, so the webhook
+/// is subscribed again rather than swapped in place under the old route.
+#[tokio::test]
+async fn an_update_of_the_route_key_routes_by_the_new_key() {
+    let mut rx = Receiver::ok().await;
+    let bus = Bus::new().unwrap();
+    let m = WebhookManager::new(&bus);
+    let id = m
+        .register(
+            WebhookSink::builder(&rx.url)
+                .name("tenant-hook")
+                .key("tenant", "acme"),
+        )
+        .unwrap();
+    m.update(
+        &id,
+        WebhookSink::builder(&rx.url)
+            .name("tenant-hook")
+            .key("tenant", "globex"),
+    )
+    .unwrap();
+    let for_tenant = |tenant: &str| {
+        Event::builder("evaluation.completed")
+            .extension("tenant", tenant)
+            .build()
+            .unwrap()
+    };
+    let globex = for_tenant("globex");
+    let globex_id = globex.id().to_owned();
+    bus.emit(for_tenant("acme")).unwrap();
+    bus.emit(globex).unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(10), rx.next())
+        .await
+        .expect("the new tenant's event is delivered");
+    assert_eq!(got.event_id(), Some(globex_id));
+    bus.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(
+        rx.drain().len(),
+        0,
+        "the old tenant's event is not delivered"
+    );
+}

@@ -105,7 +105,7 @@ async fn file_config_reads_the_pem_files() {
     .unwrap();
     let err = missing.into_builder().unwrap_err();
     assert!(
-        matches!(&err, WebhookError::Tls(m) if m.contains("nope.pem")),
+        matches!(&err, WebhookError::Tls(_)) && err.to_string().contains("nope.pem"),
         "{err}"
     );
 }
@@ -120,7 +120,7 @@ fn bad_pem_is_refused_at_build_with_a_precise_error() {
             .unwrap_err()
     };
     let tls = |e: WebhookError| match e {
-        WebhookError::Tls(m) => m,
+        WebhookError::Tls(e) => e.to_string(),
         other => panic!("not a TLS error: {other}"),
     };
     let m = tls(build("garbage", &pki.client_key));
@@ -142,7 +142,7 @@ fn bad_pem_is_refused_at_build_with_a_precise_error() {
         .build_emitter()
         .unwrap_err();
     assert!(
-        matches!(&err, WebhookError::Tls(m) if m.contains("root_certificates_pem")),
+        matches!(&err, WebhookError::Tls(_)) && err.to_string().contains("root_certificates_pem"),
         "{err}"
     );
     let err = WebhookEmitter::builder("https://hooks.example.com/in")

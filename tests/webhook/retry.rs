@@ -628,3 +628,94 @@ async fn standard_webhooks_preset_follows_its_schedule() {
         "{total} s in all"
     );
 }
+
+/// The policy's arithmetic, no I/O.
+mod policy {
+    use hookbus::webhook::retry::{
+        MAX_WAIT, RetryPolicy, StatusClass, classify, parse_retry_after,
+    };
+    use std::time::Duration;
+
+    #[test]
+    fn exponential_doubles_and_caps() {
+        let p = RetryPolicy::exponential(6, Duration::from_millis(100), Duration::from_millis(350));
+        assert_eq!(p.base_delay(2), Duration::from_millis(100));
+        assert_eq!(p.base_delay(3), Duration::from_millis(200));
+        assert_eq!(p.base_delay(4), Duration::from_millis(350));
+    }
+
+    #[test]
+    fn svix_schedule() {
+        let p = RetryPolicy::standard_webhooks();
+        assert_eq!(p.base_delay(2), Duration::from_secs(5));
+        assert_eq!(p.base_delay(3), Duration::from_secs(300));
+        assert_eq!(p.base_delay(8), Duration::from_secs(36000));
+    }
+
+    #[test]
+    fn jitter_stays_in_bounds() {
+        let p = RetryPolicy::exponential(3, Duration::from_secs(10), Duration::from_secs(10));
+        for _ in 0..200 {
+            let d = p.delay(2, None);
+            assert!(
+                d >= Duration::from_secs(8) && d <= Duration::from_secs(12),
+                "{d:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn retry_after_is_bounded() {
+        let p = RetryPolicy::exponential(3, Duration::from_millis(1), Duration::from_millis(1))
+            .with_jitter(0.0);
+        assert_eq!(
+            p.delay(2, Some(Duration::from_secs(2))),
+            Duration::from_secs(2)
+        );
+        assert_eq!(
+            p.delay(2, Some(Duration::from_secs(3600))),
+            Duration::from_secs(300)
+        );
+        assert_eq!(parse_retry_after("7"), Some(Duration::from_secs(7)));
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon"), None);
+    }
+
+    #[test]
+    fn huge_delays_and_unchecked_jitter_do_not_panic() {
+        // "No cap": Duration::MAX as the longest delay, with the default
+        // ±20 %, saturates at MAX_WAIT (so `now + delay` cannot overflow).
+        let p = RetryPolicy::exponential(5, Duration::MAX, Duration::MAX);
+        assert_eq!(p.delay(2, None), MAX_WAIT);
+        assert_eq!(p.delay(2, Some(Duration::MAX)), MAX_WAIT);
+        let unbounded = RetryPolicy {
+            max_retry_after: Duration::MAX,
+            ..RetryPolicy::none()
+        };
+        assert_eq!(
+            unbounded.retry_after(Duration::from_secs(u64::MAX)),
+            MAX_WAIT
+        );
+        assert!(std::time::SystemTime::now().checked_add(MAX_WAIT).is_some());
+        // Fields set directly, without validate().
+        for jitter in [5.0, -1.0, f64::INFINITY, f64::NAN] {
+            let p = RetryPolicy::exponential(3, Duration::from_secs(1), Duration::from_secs(1))
+                .with_jitter(jitter);
+            let d = p.delay(2, None);
+            assert!(d <= Duration::from_secs(2), "{jitter}: {d:?}");
+        }
+    }
+
+    #[test]
+    fn classes() {
+        assert_eq!(classify(204), StatusClass::Success);
+        assert_eq!(classify(429), StatusClass::Retryable);
+        assert_eq!(classify(503), StatusClass::Retryable);
+        assert_eq!(classify(410), StatusClass::Gone);
+        assert_eq!(classify(302), StatusClass::Final);
+        assert_eq!(classify(400), StatusClass::Final);
+    }
+}
