@@ -40,8 +40,14 @@
 //! the body says, and each webhook is subscribed with the route key
 //! `tenant = <its tenant>` ([`WebhookBuilder::key`](crate::webhook::WebhookBuilder::key)):
 //! the bus routes an event to its tenant's webhooks only, by an index on the
-//! value, not by a filter run on every endpoint. The application emits for a
-//! tenant the same way: an event with the `tenant` extension.
+//! value, not by a filter run on every endpoint. Within its tenant, a
+//! webhook's `events` are checked on each event (a condition, like its
+//! `filters`), not routed: so every webhook's subscription is the same
+//! whatever its settings, and a `PATCH` of any field swaps the webhook in
+//! place ([`WebhookManager::update`](crate::webhook::WebhookManager::update)),
+//! durable ones too, without an instant in which it is detached. The
+//! application emits for a tenant the same way: an event with the `tenant`
+//! extension.
 //!
 //! # Safety
 //! Endpoints must be https, and the SSRF guard refuses internal addresses

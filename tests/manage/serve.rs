@@ -11,10 +11,10 @@ use tokio::process::{Child, ChildStdout, Command};
 
 use super::{ACME, Api, GLOBEX, LONG, receiver, verified};
 
-struct Serve {
+pub(crate) struct Serve {
     child: Child,
     lines: Lines<BufReader<ChildStdout>>,
-    api: Api,
+    pub(crate) api: Api,
 }
 
 async fn serve(data: &Path) -> Serve {
@@ -23,7 +23,7 @@ async fn serve(data: &Path) -> Serve {
 
 /// `hookbus serve` on DIR with acme's token as a flag, globex's in the
 /// environment, and `extra` arguments.
-async fn serve_with(data: &Path, extra: &[&str]) -> Serve {
+pub(crate) async fn serve_with(data: &Path, extra: &[&str]) -> Serve {
     let mut child = Command::new(env!("CARGO_BIN_EXE_hookbus"))
         .args(["serve", "--listen", "127.0.0.1:0", "--allow-loopback"])
         .arg("--data")
@@ -58,7 +58,7 @@ async fn serve_with(data: &Path, extra: &[&str]) -> Serve {
 
 impl Serve {
     /// SIGTERM, then the exit status and what it printed last.
-    async fn terminate(mut self) -> (std::process::ExitStatus, Vec<String>) {
+    pub(crate) async fn terminate(mut self) -> (std::process::ExitStatus, Vec<String>) {
         let pid = self.child.id().unwrap().to_string();
         let killed = Command::new("kill")
             .args(["-TERM", &pid])

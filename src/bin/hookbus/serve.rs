@@ -555,7 +555,14 @@ fn metrics_router(bus: &Bus, manage: &Manage, store: &Store) -> Result<axum::Rou
 
 #[cfg(feature = "kafka")]
 fn kafka_out(bus: &Bus, k: &KafkaOut) -> Result<hookbus::Subscription, Failure> {
-    let publisher = hookbus::kafka::KafkaPublisher::builder(k.brokers.as_str(), k.topic.clone())
+    use hookbus::kafka::{KafkaPublisher, KeyStrategy, Mode};
+    // The whole CloudEvent as the value (its `tenant` with it), keyed by
+    // the tenant: one tenant's events stay in order on one partition.
+    let publisher = KafkaPublisher::builder(k.brokers.as_str(), k.topic.clone())
+        .mode(Mode::Structured)
+        .key(KeyStrategy::custom(|e| {
+            e.extension(TENANT_ATTRIBUTE).map(|t| t.to_string())
+        }))
         .build()
         .map_err(input_error)?;
     let events: Vec<String> = if k.events.is_empty() {
@@ -565,7 +572,7 @@ fn kafka_out(bus: &Bus, k: &KafkaOut) -> Result<hookbus::Subscription, Failure> 
     };
     bus.subscriber(events)
         .name("kafka-out")
-        .options(hookbus::kafka::KafkaPublisher::recommended_options())
+        .options(KafkaPublisher::recommended_options())
         .sink(publisher)
         .map_err(input_error)
 }
