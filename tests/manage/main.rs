@@ -18,7 +18,6 @@ mod isolation;
 mod kafka_out;
 #[cfg(all(feature = "durable", feature = "cli", feature = "kafka"))]
 #[path = "../kafka_support/mod.rs"]
-#[allow(dead_code)]
 mod kafka_support;
 #[cfg(feature = "durable")]
 mod persist;
