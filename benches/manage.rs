@@ -18,6 +18,10 @@
 //! them all. After the criterion groups, one more burst of each prints the
 //! end-to-end latency (sent → received) at p50 and p99.
 //!
+//! `BENCH_SERVE_ARGS` adds flags to `hookbus serve` (e.g.
+//! `--keep-delivered-hours 0`: no replay history, as the library baseline
+//! keeps none; serve keeps 24 hours by default).
+//!
 //! Run: `cargo bench --no-default-features --features cli --bench manage`
 //! (add `-- --measurement-time 3 --warm-up-time 1` for a short run).
 
@@ -122,6 +126,11 @@ async fn setup() -> Setup {
         .arg(d3.path())
         .args(["--token", &format!("bench={TOKEN}")])
         .args(["--ingress", &format!("bench:cloudevents={INGRESS_SECRET}")])
+        .args(
+            std::env::var("BENCH_SERVE_ARGS")
+                .unwrap_or_default()
+                .split_whitespace(),
+        )
         .env_remove("HOOKBUS_TOKENS")
         .env_remove("HOOKBUS_INGRESS")
         .stdout(std::process::Stdio::piped())

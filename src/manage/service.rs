@@ -980,7 +980,7 @@ impl Inner {
     /// every durable webhook that took it has it on disk (a 202 is never
     /// lost to a crash).
     pub(super) async fn emit(&self, tenant: &str, body: &[u8]) -> Result<Value, Problem> {
-        let map = object(body)?;
+        let mut map = object(body)?;
         // `{type, data, subject?, id?, source?}`, or a CloudEvent in
         // structured mode (specversion 1.0 and its attributes); the tenant
         // is the caller's, never the body's.
@@ -1008,8 +1008,10 @@ impl Inner {
         }
         let ty =
             string(&map, "type")?.ok_or_else(|| Problem::invalid("type", "type is required"))?;
+        // Taken, not copied: the data can be most of the body.
+        let data = map.remove("data").unwrap_or(Value::Null);
         let mut b = Event::builder(ty)
-            .data(map.get("data").cloned().unwrap_or(Value::Null))
+            .data(data)
             .extension(TENANT_ATTRIBUTE, tenant);
         if let Some(s) = string(&map, "subject")? {
             b = b.subject(s);
