@@ -620,9 +620,9 @@ async fn a_tenant_over_its_rate_limit_gets_429() {
     assert_eq!(rx.requests().len(), 1);
 }
 
-/// SIGTERM with a delivery that never ends: serve stops anyway once the
-/// drain deadline has passed, and the delivery, still pending, is sent
-/// again after the next start.
+/// SIGTERM with a delivery that never ends and a dashboard stream open:
+/// serve stops anyway once the drain deadline has passed, and the
+/// delivery, still pending, is sent again after the next start.
 #[tokio::test]
 async fn sigterm_drains_within_the_deadline_and_keeps_what_is_left() {
     // A receiver that takes requests and never answers; it says when one
@@ -658,7 +658,22 @@ async fn sigterm_drains_within_the_deadline_and_keeps_what_is_left() {
     });
 
     let dir = tempfile::tempdir().unwrap();
-    let server = serve_with(dir.path(), &["--drain-timeout", "1"]).await;
+    let dash = "dashboard-token-0123456789";
+    let server = serve_with(
+        dir.path(),
+        &["--drain-timeout", "1", "--dashboard-token", dash],
+    )
+    .await;
+    // An open dashboard stream, which a graceful stop alone would wait for.
+    let stream = reqwest::Client::new()
+        .get(format!(
+            "{}/dashboard/api/stream?pattern=*&token={dash}",
+            server.api.base()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
     let created = server
         .api
         .call(
@@ -684,9 +699,11 @@ async fn sigterm_drains_within_the_deadline_and_keeps_what_is_left() {
         .await
         .expect("the delivery is under way")
         .unwrap();
-    // The delivery hangs; SIGTERM must still end the process (terminate
-    // fails the test if it does not end within LONG).
+    // The delivery hangs and the stream is open; SIGTERM must still end
+    // the process (terminate fails the test if it does not end within
+    // LONG; the webhook would retry for minutes).
     let (status, rest) = server.terminate().await;
+    drop(stream);
     assert!(status.success(), "{status:?}");
     assert!(
         rest.iter().any(|l| l.contains("hookbus serve: stopped")),
@@ -703,4 +720,22 @@ async fn sigterm_drains_within_the_deadline_and_keeps_what_is_left() {
     let (status, _) = server.terminate().await;
     assert!(status.success());
     stalled.abort();
+}
+
+/// SIGTERM sent the moment the address is printed stops serve cleanly
+/// (drained, exit 0): the handler is installed before the address is
+/// printed. (It used to be installed only once the server ran, and a
+/// signal in between killed the process undrained, about one time in two.)
+#[tokio::test]
+async fn sigterm_right_after_the_address_stops_cleanly() {
+    for _ in 0..5 {
+        let dir = tempfile::tempdir().unwrap();
+        let server = serve_with(dir.path(), &[]).await;
+        let (status, rest) = server.terminate().await;
+        assert!(status.success(), "{status:?}");
+        assert!(
+            rest.iter().any(|l| l.contains("hookbus serve: stopped")),
+            "{rest:?}"
+        );
+    }
 }

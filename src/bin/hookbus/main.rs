@@ -67,7 +67,7 @@ enum Command {
     /// endpoints and post events over HTTP), signed events in, durable
     /// delivery, the dashboard and /metrics; from flags or a config file.
     #[cfg(all(feature = "manage", feature = "durable"))]
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = serve::AFTER_HELP)]
     Serve(serve::Args),
 }
 

@@ -20,19 +20,24 @@ use serde::Deserialize;
 
 use crate::{EXIT_INPUT, EXIT_IO, Failure};
 
-const SERVE_HELP: &str = "\
+/// The help's last part: where settings come from, the routes, exit codes.
+pub(crate) const AFTER_HELP: &str = "\
 Settings come from --config FILE (JSON, unknown keys refused), then from the
 environment (HOOKBUS_TOKENS, HOOKBUS_INGRESS, HOOKBUS_DASHBOARD_TOKEN), then
-from flags: a flag overrides the file. Tokens and ingress secrets are never
-printed.
+from flags: a flag overrides the file. Tokens and secrets are never printed.
 
 Routes:
-  /v1/...                      the management API (Authorization: Bearer TOKEN)
-  /ingress/TENANT/KIND         signed events in for TENANT (KIND: cloudevents,
-                               github, slack), with --ingress
-  /dashboard/                  the delivery dashboard, with --dashboard-token
-                               (open /dashboard/#token=TOKEN)
-  /metrics                     Prometheus text, with --metrics";
+  /v1/...               the management API (Authorization: Bearer TOKEN)
+  /ingress/TENANT/KIND  signed events in for TENANT (KIND: cloudevents, github,
+                        slack), with --ingress; each event gets tenant=TENANT
+  /dashboard/           the delivery dashboard, with --dashboard-token
+                        (open /dashboard/#token=TOKEN)
+  /metrics              Prometheus text, with --metrics
+
+Exit codes:
+  0  stopped by SIGTERM or Ctrl-C
+  2  bad usage or settings (unknown option or config key, a bad token or secret)
+  3  the store or the address cannot be opened, or another I/O failure";
 
 /// Run webhooks as a service: the management API over HTTP (tenants
 /// register endpoints, post events, read their deliveries), signed events
@@ -44,7 +49,6 @@ Routes:
 /// (repeatable), from HOOKBUS_TOKENS (`t1=tok1,t2=tok2`) and from the
 /// config file's "tokens"; they are never printed.
 #[derive(Debug, clap::Args)]
-#[command(after_help = SERVE_HELP)]
 pub(crate) struct Args {
     /// A JSON file of settings (the same names as the flags, with `_` for
     /// `-`; see the README). Flags override it; unknown keys are refused.
@@ -75,9 +79,9 @@ pub(crate) struct Args {
     /// Default 24.
     #[arg(long, value_name = "HOURS")]
     keep_delivered_hours: Option<u64>,
-    /// On SIGTERM or Ctrl-C, how long deliveries under way may take to
-    /// finish (what is left stays pending in the store for the next
-    /// start). Default 10.
+    /// On SIGTERM or Ctrl-C, how long requests and deliveries under way may
+    /// take to finish, together (what is left stays pending in the store
+    /// for the next start). Default 10.
     #[arg(long, value_name = "SECONDS")]
     drain_timeout: Option<u64>,
     /// At most this many API requests per --rate-period from each tenant
@@ -637,6 +641,8 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
     #[cfg(not(feature = "kafka"))]
     let _ = &s.kafka;
 
+    // Before the address is printed: whoever reads it may signal at once.
+    let stop = stop_signal();
     let listener = tokio::net::TcpListener::bind(s.listen)
         .await
         .map_err(|e| Failure {
@@ -664,7 +670,7 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
     // dropped.
     let (stopped_tx, stopped) = tokio::sync::watch::channel(None::<tokio::time::Instant>);
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        stop_signal().await;
+        stop.await;
         let _ = stopped_tx.send(Some(tokio::time::Instant::now()));
     });
     let drain = s.drain_timeout;
@@ -706,24 +712,34 @@ fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
     b.create(dir)
 }
 
-async fn stop_signal() {
+/// SIGTERM or Ctrl-C. The handlers are installed when this is called, not
+/// when the future is first polled: a signal sent as soon as the address
+/// is printed is not lost (nor does it kill the process undrained).
+fn stop_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
+        let term = signal(SignalKind::terminate()).ok();
+        let int = signal(SignalKind::interrupt()).ok();
+        async move {
+            let recv = |s: Option<tokio::signal::unix::Signal>| async move {
+                match s {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending().await,
                 }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+            };
+            tokio::select! {
+                () = recv(term) => {}
+                () = recv(int) => {}
             }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
