@@ -316,7 +316,7 @@ impl Manage {
     }
 
     /// The webhooks of every tenant, as the bus runs them (for an
-    /// operator's view: the [dashboard](crate::dashboard), [metrics](crate::metrics)).
+    /// operator's view: `hookbus::dashboard`, `hookbus::metrics`).
     /// Each is named by its webhook id; change them through the API, not
     /// here, or the kept definitions will not follow.
     pub fn webhooks(&self) -> Arc<crate::webhook::WebhookManager> {
