@@ -362,8 +362,9 @@ fn config_file(dir: &Path, dashboard_token: &str) -> std::path::PathBuf {
 
 const INGRESS_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
-/// The ingress of `hookbus serve`: a signed CloudEvent and a signed GitHub
-/// delivery in on acme's routes reach acme's webhook (and not globex's,
+/// The ingress of `hookbus serve`: a signed CloudEvent, a signed GitHub
+/// delivery and a signed Slack command in on acme's routes reach acme's
+/// webhook (and not globex's,
 /// even when the sender names globex as the tenant); a bad signature is
 /// 401 and delivers nothing. Settings from a config file, flags over it;
 /// the dashboard and /metrics are served.
@@ -376,7 +377,17 @@ async fn serve_from_a_config_file_takes_signed_events_in_for_its_tenant() {
     let data = dir.path().join("data");
     let dash = "dashboard-token-0123456789";
     let config = config_file(dir.path(), dash);
-    let server = serve_with(&data, &["--config", config.to_str().unwrap()]).await;
+    // One more ingress route as a flag, beside the file's.
+    let server = serve_with(
+        &data,
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--ingress",
+            "acme:slack=slack-signing-secret",
+        ],
+    )
+    .await;
     let api = &server.api;
     // The flag's token won over the file's; the file's other tenant is in.
     assert!(api.list(ACME).await.is_empty());
@@ -392,7 +403,7 @@ async fn serve_from_a_config_file_takes_signed_events_in_for_its_tenant() {
 
     let (rx_acme, rx_globex) = (receiver().await, receiver().await);
     let a = api
-        .create(ACME, &rx_acme.url(), &["order.*", "github.**"])
+        .create(ACME, &rx_acme.url(), &["order.*", "github.**", "slack.**"])
         .await;
     assert_eq!(a.status, 201, "{a:?}");
     let acme_secret = a.body["secret"].as_str().unwrap().to_owned();
@@ -446,6 +457,32 @@ async fn serve_from_a_config_file_takes_signed_events_in_for_its_tenant() {
     let got = rx_acme.wait_for(2).await.unwrap();
     let body = verified(&got[1], &acme_secret);
     assert_eq!(body["type"], "github.pull_request.opened");
+    // A Slack slash command, signed with the flag's secret.
+    let form = "command=%2Fdeploy&text=prod&trigger_id=13345224609.738474920.8088930838d88f008e0";
+    let ts = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .to_string();
+    let sig = hookbus::signature::SlackSignature::sign(
+        &Secret::new("slack-signing-secret"),
+        &ts,
+        form.as_bytes(),
+    );
+    let resp = reqwest::Client::new()
+        .post(format!("{}/ingress/acme/slack", api.base()))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("X-Slack-Request-Timestamp", ts)
+        .header("X-Slack-Signature", sig)
+        .body(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let got = rx_acme.wait_for(3).await.unwrap();
+    let body = verified(&got[2], &acme_secret);
+    assert_eq!(body["type"], "slack.command.deploy");
+    assert_eq!(body["tenant"], "acme");
     // Globex got nothing of acme's: an event of its own now arrives first.
     api.emit(GLOBEX, "own.event", json!({})).await;
     let got = rx_globex.wait_for(1).await.unwrap();
@@ -485,6 +522,7 @@ async fn serve_from_a_config_file_takes_signed_events_in_for_its_tenant() {
     for secret in [
         INGRESS_SECRET,
         "gh-ingress-secret",
+        "slack-signing-secret",
         dash,
         ACME,
         &acme_secret,
