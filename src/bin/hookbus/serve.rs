@@ -122,8 +122,9 @@ pub(crate) struct Args {
     kafka_topic: Option<String>,
 }
 
-/// The config file: the flags' settings, by the same names.
-#[derive(Debug, Default, Deserialize)]
+/// The config file: the flags' settings, by the same names. No `Debug`:
+/// it holds tokens.
+#[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     listen: Option<SocketAddr>,
