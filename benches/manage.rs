@@ -1,5 +1,12 @@
-//! The management API end to end, against the library alone, in one run.
+//! `hookbus serve` and the management API end to end, against the library
+//! alone, in one run.
 //!
+//! - `manage/serve_signed_in_durable_out`: a real `hookbus serve` process
+//!   (the binary, as users run it): signed CloudEvents (Standard Webhooks,
+//!   structured mode, as a hookbus webhook sends them) posted to its
+//!   ingress route `/ingress/bench/cloudevents`, 64 requests in flight,
+//!   delivered by the durable webhook the tenant created through its API to
+//!   a local receiver;
 //! - `manage/http_in_durable_out`: events posted to `POST /v1/events` of a
 //!   `Manage` router on 127.0.0.1 (what `hookbus serve` runs; each answer
 //!   waits until the event is on disk), 64 requests in flight, delivered by
@@ -11,7 +18,12 @@
 //! them all. After the criterion groups, one more burst of each prints the
 //! end-to-end latency (sent → received) at p50 and p99.
 //!
-//! Run: `cargo bench --features manage,durable,testing --bench manage`.
+//! `BENCH_SERVE_ARGS` adds flags to `hookbus serve` (e.g.
+//! `--keep-delivered-hours 0`: no replay history, as the library baseline
+//! keeps none; serve keeps 24 hours by default).
+//!
+//! Run: `cargo bench --no-default-features --features cli --bench manage`
+//! (add `-- --measurement-time 3 --warm-up-time 1` for a short run).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -29,6 +41,7 @@ use serde_json::json;
 const BURST: u64 = 1000;
 const IN_FLIGHT: usize = 64;
 const TOKEN: &str = "bench-token";
+const INGRESS_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
 /// Arrival times by event id (the `webhook-id` header).
 type Arrivals = Arc<Mutex<HashMap<String, Instant>>>;
@@ -45,6 +58,9 @@ struct Setup {
     bus_api: Bus,
     api: String,
     client: reqwest::Client,
+    /// The `hookbus serve` process and its base URL.
+    serve: tokio::process::Child,
+    serve_url: String,
 }
 
 async fn setup() -> Setup {
@@ -101,10 +117,52 @@ async fn setup() -> Setup {
         .await
         .unwrap();
     assert_eq!(created.status(), 201);
+
+    // `hookbus serve`, the binary.
+    let d3 = tempfile::tempdir().unwrap();
+    let mut serve = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookbus"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--allow-loopback"])
+        .arg("--data")
+        .arg(d3.path())
+        .args(["--token", &format!("bench={TOKEN}")])
+        .args(["--ingress", &format!("bench:cloudevents={INGRESS_SECRET}")])
+        .args(
+            std::env::var("BENCH_SERVE_ARGS")
+                .unwrap_or_default()
+                .split_whitespace(),
+        )
+        .env_remove("HOOKBUS_TOKENS")
+        .env_remove("HOOKBUS_INGRESS")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("hookbus serve starts");
+    let mut lines =
+        tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(serve.stdout.take().unwrap()));
+    let first = lines
+        .next_line()
+        .await
+        .unwrap()
+        .expect("serve prints its address");
+    let serve_url = first
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .expect("an address")
+        .to_owned();
+    let created = client
+        .post(format!("{serve_url}/v1/webhooks"))
+        .bearer_auth(TOKEN)
+        .json(&json!({"name": "bench", "url": rx.url(), "events": ["bench.*"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
     Setup {
+        serve,
+        serve_url,
         rx,
         arrivals,
-        _dirs: vec![d1, d2],
+        _dirs: vec![d1, d2, d3],
         _stores: vec![store_lib, store_api],
         _subs: vec![sub],
         _manage: manage,
@@ -135,6 +193,49 @@ async fn burst_http(s: &Setup, base: u64) -> HashMap<String, Instant> {
             async move {
                 let r = req.await.expect("the API answers");
                 assert_eq!(r.status(), 202);
+            }
+        })
+        .buffer_unordered(IN_FLIGHT)
+        .collect::<Vec<()>>()
+        .await;
+    sent.into_inner().unwrap()
+}
+
+/// Posts a burst of signed CloudEvents to `hookbus serve`'s ingress, 64 in
+/// flight; returns the send times by id.
+async fn burst_serve(s: &Setup, base: u64) -> HashMap<String, Instant> {
+    use hookbus::signature::{Secret, StandardWebhooks};
+    let secret = Secret::from(INGRESS_SECRET);
+    let sent = Mutex::new(HashMap::new());
+    stream::iter(base..base + BURST)
+        .map(|i| {
+            let id = format!("srv-{i}");
+            let body = serde_json::to_vec(&json!({
+                "specversion": "1.0", "id": id, "source": "/bench",
+                "type": "bench.order", "datacontenttype": "application/json",
+                "data": data(i),
+            }))
+            .unwrap();
+            let ts = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs()
+                .to_string();
+            let msg_id = format!("msg_{i}");
+            let sig = StandardWebhooks::sign(&secret, &msg_id, &ts, &body).unwrap();
+            sent.lock().unwrap().insert(id, Instant::now());
+            let req = s
+                .client
+                .post(format!("{}/ingress/bench/cloudevents", s.serve_url))
+                .header("content-type", "application/cloudevents+json")
+                .header("webhook-id", msg_id)
+                .header("webhook-timestamp", ts)
+                .header("webhook-signature", sig)
+                .body(body)
+                .send();
+            async move {
+                let r = req.await.expect("serve answers");
+                assert_eq!(r.status(), 200);
             }
         })
         .buffer_unordered(IN_FLIGHT)
@@ -174,6 +275,20 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("manage");
     group.sample_size(10);
     group.throughput(Throughput::Elements(BURST));
+    group.bench_function("serve_signed_in_durable_out", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    let before = s.rx.stats().requests;
+                    burst_serve(&s, next).await;
+                    next += BURST;
+                    until_received(&s, before + BURST).await;
+                }
+                start.elapsed()
+            })
+        })
+    });
     group.bench_function("http_in_durable_out", |b| {
         b.iter_custom(|iters| {
             rt.block_on(async {
@@ -205,16 +320,17 @@ fn bench(c: &mut Criterion) {
     group.finish();
 
     // End-to-end latency, one burst each.
-    for (name, http) in [
-        ("http_in_durable_out", true),
-        ("library_durable_out", false),
+    for (name, how) in [
+        ("serve_signed_in_durable_out", 2),
+        ("http_in_durable_out", 1),
+        ("library_durable_out", 0),
     ] {
         let latencies = rt.block_on(async {
             let before = s.rx.stats().requests;
-            let sent = if http {
-                burst_http(&s, next).await
-            } else {
-                burst_lib(&s, next)
+            let sent = match how {
+                2 => burst_serve(&s, next).await,
+                1 => burst_http(&s, next).await,
+                _ => burst_lib(&s, next),
             };
             next += BURST;
             until_received(&s, before + BURST).await;
@@ -235,6 +351,8 @@ fn bench(c: &mut Criterion) {
         );
     }
     drop(s.bus_api.clone());
+    let mut serve = s.serve;
+    let _ = rt.block_on(serve.kill());
 }
 
 criterion_group!(benches, bench);

@@ -183,6 +183,8 @@ pub struct Ingress {
     dedupe_window: Duration,
     json_type: String,
     retry_after: Duration,
+    /// Extension attributes set on every event received, over the sender's.
+    stamp: Vec<(String, ExtensionValue)>,
     #[cfg(feature = "schema")]
     validate_catalog: bool,
 }
@@ -216,9 +218,27 @@ impl Ingress {
             dedupe_window: DEFAULT_DEDUPE_WINDOW,
             json_type: DEFAULT_JSON_TYPE.to_owned(),
             retry_after: Duration::from_secs(1),
+            stamp: Vec::new(),
             #[cfg(feature = "schema")]
             validate_catalog: false,
         }
+    }
+
+    /// Sets the extension attribute `name` to `value` on every event this
+    /// ingress receives, over any value the sender gave: what the routes'
+    /// senders may not choose themselves (e.g. the tenant an event belongs
+    /// to, as `hookbus serve` routes by it). An invalid or reserved name is
+    /// an error.
+    pub fn extension(
+        mut self,
+        name: &str,
+        value: impl Into<String>,
+    ) -> Result<Ingress, EventError> {
+        crate::event::validate_extension_name(name)?;
+        self.stamp.retain(|(n, _)| n != name);
+        self.stamp
+            .push((name.to_owned(), ExtensionValue::String(value.into())));
+        Ok(self)
     }
 
     /// A POST route for CloudEvents (binary, structured, batched) and other
@@ -314,6 +334,7 @@ impl Ingress {
             json_type: self.json_type,
             retry_after: self.retry_after,
             body_limit: self.body_limit,
+            stamp: self.stamp,
             #[cfg(feature = "schema")]
             validate_catalog: self.validate_catalog,
         });
@@ -341,6 +362,7 @@ struct Shared {
     json_type: String,
     retry_after: Duration,
     body_limit: usize,
+    stamp: Vec<(String, ExtensionValue)>,
     #[cfg(feature = "schema")]
     validate_catalog: bool,
 }
@@ -407,6 +429,11 @@ async fn receive(State(route): State<RouteState>, req: Request) -> Response {
         Ok(events) => events,
         Err(e) => return e.into_response(),
     };
+    for inc in incoming.iter_mut() {
+        for (name, value) in &shared.stamp {
+            inc.event.set_extension(name, value.clone());
+        }
+    }
     let span = trace_incoming(&mut incoming, hop);
     // Before anything is emitted: a request is taken whole or not at all.
     #[cfg(feature = "schema")]

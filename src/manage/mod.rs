@@ -24,7 +24,8 @@
 //! Errors are RFC 9457 problem details ([`Problem`],
 //! `application/problem+json`) naming the field at fault: 400 (not JSON),
 //! 401 (no caller), 404, 409 (the tenant's endpoint limit), 413 (body too
-//! large), 422 (a field's value).
+//! large), 422 (a field's value), 429 (the tenant's rate limit, with
+//! `Retry-After`).
 //!
 //! # Tenants
 //! The application says who the caller is: [`ManageBuilder::identify`]
@@ -39,15 +40,24 @@
 //! the body says, and each webhook is subscribed with the route key
 //! `tenant = <its tenant>` ([`WebhookBuilder::key`](crate::webhook::WebhookBuilder::key)):
 //! the bus routes an event to its tenant's webhooks only, by an index on the
-//! value, not by a filter run on every endpoint. The application emits for a
-//! tenant the same way: an event with the `tenant` extension.
+//! value, not by a filter run on every endpoint. Within its tenant, a
+//! webhook's `events` are checked on each event (a condition, like its
+//! `filters`), not routed: so every webhook's subscription is the same
+//! whatever its settings, and a `PATCH` of any field swaps the webhook in
+//! place ([`WebhookManager::update`](crate::webhook::WebhookManager::update)),
+//! durable ones too, without an instant in which it is detached. The
+//! application emits for a tenant the same way: an event with the `tenant`
+//! extension.
 //!
 //! # Safety
 //! Endpoints must be https, and the SSRF guard refuses internal addresses
 //! (private, loopback, link-local, metadata); [`ManageBuilder::allow_loopback`]
 //! lets them target http on 127.0.0.1/`localhost` for local testing. A
 //! tenant has at most [`ManageBuilder::max_endpoints`] webhooks; a body is at
-//! most [`ManageBuilder::max_body`] bytes. Secrets never appear in `Debug`,
+//! most [`ManageBuilder::max_body`] bytes. With
+//! [`ManageBuilder::rate_limit`], each tenant has a request budget of its
+//! own (every route but the OpenAPI document, `/v1/events` included): past
+//! it the answer is a 429 problem with `Retry-After`. Secrets never appear in `Debug`,
 //! logs, errors or any answer but the creation's.
 //!
 //! # Persistence
@@ -78,6 +88,7 @@
 //! # Ok(()) }
 //! ```
 
+mod limit;
 mod openapi;
 #[cfg(feature = "durable")]
 mod persist;
@@ -141,6 +152,8 @@ pub struct ManageBuilder {
     max_endpoints: usize,
     max_body: usize,
     allow_loopback: bool,
+    rate: Option<(u32, std::time::Duration)>,
+    burst: Option<u32>,
     #[cfg(feature = "durable")]
     durable: Option<(crate::store::Store, std::path::PathBuf)>,
 }
@@ -152,6 +165,8 @@ impl fmt::Debug for ManageBuilder {
             .field("max_endpoints", &self.max_endpoints)
             .field("max_body", &self.max_body)
             .field("allow_loopback", &self.allow_loopback)
+            .field("rate", &self.rate)
+            .field("burst", &self.burst)
             .finish_non_exhaustive()
     }
 }
@@ -190,6 +205,23 @@ impl ManageBuilder {
         self
     }
 
+    /// At most `requests` requests per `per` from each tenant (every route
+    /// but `GET /v1/openapi.json`; `/v1/events` too), in bursts of up to
+    /// [`rate_burst`](Self::rate_burst) (default: `requests`). A request past
+    /// it is answered 429 (problem details, `Retry-After` in seconds) and
+    /// does nothing. Off by default.
+    pub fn rate_limit(mut self, requests: u32, per: std::time::Duration) -> Self {
+        self.rate = Some((requests, per));
+        self
+    }
+
+    /// The most requests a tenant may make at once, above the steady rate
+    /// of [`rate_limit`](Self::rate_limit) (default: its `requests`).
+    pub fn rate_burst(mut self, burst: u32) -> Self {
+        self.burst = Some(burst);
+        self
+    }
+
     /// Keeps the webhook definitions in `store` and their secrets in the
     /// file `secrets` (created with mode 0600; a file others can read is
     /// made 0600 again), and makes every webhook durable in `store`.
@@ -211,6 +243,21 @@ impl ManageBuilder {
         if self.max_body == 0 {
             return Err(ManageError::InvalidOption("max_body must be at least 1"));
         }
+        let rate = match (self.rate, self.burst) {
+            (None, None) => None,
+            (None, Some(_)) => {
+                return Err(ManageError::InvalidOption(
+                    "rate_burst is set without rate_limit",
+                ));
+            }
+            (Some((n, per)), burst) => Some(
+                limit::TenantLimit::new(n, per, burst.unwrap_or(n)).ok_or(
+                    ManageError::InvalidOption(
+                        "rate_limit needs at least 1 request per period of more than a nanosecond each, and a burst of at least 1",
+                    ),
+                )?,
+            ),
+        };
         let inner = service::Inner::new(
             &self.bus,
             identify,
@@ -218,6 +265,7 @@ impl ManageBuilder {
                 max_endpoints: self.max_endpoints,
                 max_body: self.max_body,
                 allow_loopback: self.allow_loopback,
+                rate,
             },
         );
         #[cfg(feature = "durable")]
@@ -255,6 +303,8 @@ impl Manage {
             max_endpoints: DEFAULT_MAX_ENDPOINTS,
             max_body: DEFAULT_MAX_BODY,
             allow_loopback: false,
+            rate: None,
+            burst: None,
             #[cfg(feature = "durable")]
             durable: None,
         }
@@ -263,6 +313,14 @@ impl Manage {
     /// The router to mount (its paths start with `/v1/`).
     pub fn router(&self) -> axum::Router {
         routes::router(self.inner.clone())
+    }
+
+    /// The webhooks of every tenant, as the bus runs them (for an
+    /// operator's view: `hookbus::dashboard`, `hookbus::metrics`).
+    /// Each is named by its webhook id; change them through the API, not
+    /// here, or the kept definitions will not follow.
+    pub fn webhooks(&self) -> Arc<crate::webhook::WebhookManager> {
+        self.inner.webhooks.clone()
     }
 
     /// How many webhooks are registered, all tenants together.

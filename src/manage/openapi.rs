@@ -31,6 +31,11 @@ fn responses(extra: Value) -> Value {
         "401": problem("No valid caller (the application's identify said no)."),
         "413": problem("The body is larger than the server accepts."),
         "422": problem("A field's value is not acceptable; `field` names it."),
+        "429": {
+            "description": "The tenant's request rate is over its limit; nothing was done. Ask again after Retry-After.",
+            "headers": {"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer", "minimum": 1}}},
+            "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+        },
     });
     if let (Some(r), Some(extra)) = (r.as_object_mut(), extra.as_object()) {
         for (k, v) in extra {

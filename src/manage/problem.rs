@@ -28,6 +28,9 @@ pub struct Problem {
     /// The request field at fault (`url`, `events`, ...).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// Seconds to wait before asking again (the `Retry-After` header of a 429).
+    #[serde(skip)]
+    retry_after: Option<u64>,
 }
 
 impl Problem {
@@ -39,6 +42,7 @@ impl Problem {
             status: status.as_u16(),
             detail: detail.into(),
             field: None,
+            retry_after: None,
         }
     }
 
@@ -90,6 +94,29 @@ impl Problem {
         )
     }
 
+    /// 429: the tenant made more requests than its rate limit allows; ask
+    /// again after `retry_after` (sent as `Retry-After`, whole seconds,
+    /// rounded up).
+    pub fn too_many_requests(retry_after: std::time::Duration) -> Problem {
+        let secs = retry_after
+            .as_secs()
+            .saturating_add(u64::from(retry_after.subsec_nanos() > 0))
+            .max(1);
+        let mut p = Problem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate-limited",
+            "Too many requests",
+            format!("this tenant's request rate is over its limit; retry in {secs} s"),
+        );
+        p.retry_after = Some(secs);
+        p
+    }
+
+    /// The seconds of the `Retry-After` header, for a 429.
+    pub fn retry_after(&self) -> Option<u64> {
+        self.retry_after
+    }
+
     /// 500: something on the server's side failed (the store).
     pub fn internal(detail: impl Into<String>) -> Problem {
         Problem::new(
@@ -114,6 +141,11 @@ impl IntoResponse for Problem {
         response
             .headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         if status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()

@@ -25,7 +25,12 @@ impl FromRequestParts<Shared> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Caller, Problem> {
         match (state.identify)(parts) {
-            Some(t) if !t.is_empty() => Ok(Caller(t)),
+            Some(t) if !t.is_empty() => {
+                if let Some(rate) = &state.limits.rate {
+                    rate.check(&t).map_err(Problem::too_many_requests)?;
+                }
+                Ok(Caller(t))
+            }
             _ => Err(Problem::unauthorized()),
         }
     }

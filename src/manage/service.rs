@@ -29,15 +29,12 @@ const MAX_EVENTS: usize = 100;
 const DEFAULT_GRACE_SECONDS: u64 = 24 * 3600;
 /// The longest grace for a rotated-out secret (a week).
 const MAX_GRACE_SECONDS: u64 = 7 * 24 * 3600;
-/// How long an update of a durable webhook waits for the old subscription
-/// to let go of the webhook's name in the store.
-#[cfg(feature = "durable")]
-const RESUBSCRIBE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 pub(super) struct Limits {
     pub(super) max_endpoints: usize,
     pub(super) max_body: usize,
     pub(super) allow_loopback: bool,
+    pub(super) rate: Option<super::limit::TenantLimit>,
 }
 
 /// A webhook's definition as kept (no secret).
@@ -102,7 +99,7 @@ struct Entry {
 
 pub(super) struct Inner {
     bus: Bus,
-    webhooks: WebhookManager,
+    pub(super) webhooks: Arc<WebhookManager>,
     entries: Mutex<BTreeMap<String, Entry>>,
     /// Held by an update or a delete while it runs.
     changes: tokio::sync::Mutex<()>,
@@ -250,7 +247,7 @@ impl Inner {
     pub(super) fn new(bus: &Bus, identify: Identify, limits: Limits) -> Inner {
         Inner {
             bus: bus.clone(),
-            webhooks: WebhookManager::new(bus),
+            webhooks: Arc::new(WebhookManager::new(bus)),
             entries: Mutex::new(BTreeMap::new()),
             changes: tokio::sync::Mutex::new(()),
             identify,
@@ -373,9 +370,13 @@ impl Inner {
                 format!("events must name 1 to {MAX_EVENTS} event types or patterns"),
             ));
         }
-        for e in &r.events {
-            crate::Pattern::new(e).map_err(|err| Problem::invalid("events", err.to_string()))?;
-        }
+        let patterns = r
+            .events
+            .iter()
+            .map(|e| {
+                crate::Pattern::new(e).map_err(|err| Problem::invalid("events", err.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         check_secret(secret)?;
         let filter: Option<Filter> = from_value("filters", &r.filters)?;
         let retry: Option<RetryConfig> = from_value("retry_config", &r.retry_config)?;
@@ -391,7 +392,12 @@ impl Inner {
                 Some(p) => vec![secret.to_owned(), p.to_owned()],
                 None => Vec::new(),
             },
-            events: r.events.clone(),
+            // The event types are checked by the condition below, not
+            // routed: the bus routes by the tenant key alone, so the
+            // subscription is the same whatever the events, filters, retry
+            // or format, and a PATCH swaps the endpoint in place (a durable
+            // webhook is never detached, not even for a moment).
+            events: Vec::new(),
             filter,
             retry,
             format: format.unwrap_or_default(),
@@ -406,6 +412,7 @@ impl Inner {
             .into_builder()
             .map_err(retry_problem)?
             .key(TENANT_ATTRIBUTE, r.tenant.clone())
+            .condition(move |e: &Event| patterns.iter().any(|p| p.matches(e.event_type())))
             .ssrf_guard(self.guard());
         #[cfg(feature = "durable")]
         let b = match &self.persist {
@@ -634,8 +641,11 @@ impl Inner {
         }
     }
 
-    /// Puts a webhook's new settings in place, keeping its state.
-    #[cfg(not(feature = "durable"))]
+    /// Puts a webhook's new settings in place, keeping its state and its
+    /// subscription: every webhook is subscribed the same way (its tenant's
+    /// key, the types checked by its condition), so the manager swaps the
+    /// endpoint in place, durable or not, and no event emitted meanwhile
+    /// misses it.
     async fn resubscribe(
         &self,
         handle: &WebhookId,
@@ -644,42 +654,6 @@ impl Inner {
         self.webhooks
             .update(handle, builder)
             .map(|()| handle.clone())
-    }
-
-    /// Puts a webhook's new settings in place, keeping its state. A durable
-    /// webhook's name is its key in the store, and one name has one
-    /// subscriber at a time: the old subscription goes first (its mailbox
-    /// is still delivered), the new one attaches once the old one has let
-    /// go of the name, and takes its state from the store.
-    #[cfg(feature = "durable")]
-    async fn resubscribe(
-        &self,
-        handle: &WebhookId,
-        builder: WebhookBuilder,
-    ) -> Result<WebhookId, WebhookError> {
-        if self.persist.is_none() {
-            return self
-                .webhooks
-                .update(handle, builder)
-                .map(|()| handle.clone());
-        }
-        let enabled = self.webhooks.get(handle)?.enabled;
-        self.webhooks.delete(handle)?;
-        let deadline = tokio::time::Instant::now() + RESUBSCRIBE_WAIT;
-        let new = loop {
-            match self.webhooks.register(builder.clone()) {
-                Ok(h) => break h,
-                Err(WebhookError::Subscribe(_)) if tokio::time::Instant::now() < deadline => {
-                    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
-                }
-                Err(e) => return Err(e),
-            }
-        };
-        // The store may not have committed a recent disable yet.
-        if !enabled {
-            self.webhooks.disable(&new)?;
-        }
-        Ok(new)
     }
 
     pub(super) async fn delete(&self, tenant: &str, id: &str) -> Result<(), Problem> {
@@ -1006,7 +980,7 @@ impl Inner {
     /// every durable webhook that took it has it on disk (a 202 is never
     /// lost to a crash).
     pub(super) async fn emit(&self, tenant: &str, body: &[u8]) -> Result<Value, Problem> {
-        let map = object(body)?;
+        let mut map = object(body)?;
         // `{type, data, subject?, id?, source?}`, or a CloudEvent in
         // structured mode (specversion 1.0 and its attributes); the tenant
         // is the caller's, never the body's.
@@ -1034,8 +1008,10 @@ impl Inner {
         }
         let ty =
             string(&map, "type")?.ok_or_else(|| Problem::invalid("type", "type is required"))?;
+        // Taken, not copied: the data can be most of the body.
+        let data = map.remove("data").unwrap_or(Value::Null);
         let mut b = Event::builder(ty)
-            .data(map.get("data").cloned().unwrap_or(Value::Null))
+            .data(data)
             .extension(TENANT_ATTRIBUTE, tenant);
         if let Some(s) = string(&map, "subject")? {
             b = b.subject(s);

@@ -604,3 +604,48 @@ async fn rotate_secret_signs_with_both_during_the_grace() {
             .assert_problem(422, Some(field));
     }
 }
+
+/// The per-tenant rate limit of an embedded API: a burst, then 429 with
+/// Retry-After for that tenant only; the OpenAPI document is not counted.
+/// A burst without a rate is refused at build.
+#[tokio::test]
+async fn the_rate_limit_is_per_tenant_and_answers_429() {
+    let bus = hookbus::Bus::new().unwrap();
+    let server = Server::start(
+        &bus,
+        super::builder(&bus)
+            .rate_limit(1, std::time::Duration::from_secs(3600))
+            .rate_burst(2),
+    )
+    .await;
+    let api = server.api();
+    for _ in 0..2 {
+        assert_eq!(
+            api.call("GET", "/v1/webhooks", ACME, None).await.status,
+            200
+        );
+    }
+    let refused = api.emit(ACME, "a.b", json!({})).await;
+    refused.assert_problem(429, None);
+    assert_eq!(refused.body["type"], "urn:hookbus:problem:rate-limited");
+    assert_eq!(
+        api.call("GET", "/v1/webhooks", GLOBEX, None).await.status,
+        200
+    );
+    assert_eq!(
+        api.raw("GET", "/v1/openapi.json", None, None).await.status,
+        200
+    );
+    // No token: 401 before any budget is looked at.
+    api.raw("GET", "/v1/webhooks", None, None)
+        .await
+        .assert_problem(401, None);
+
+    let err = super::builder(&bus).rate_burst(5).build().unwrap_err();
+    assert!(err.to_string().contains("rate_burst"), "{err}");
+    let err = super::builder(&bus)
+        .rate_limit(0, std::time::Duration::from_secs(1))
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("rate_limit"), "{err}");
+}

@@ -7,12 +7,18 @@
 //! each other), `input` (bad input: problem details, nothing changed),
 //! `persist` (restart keeps endpoints, secrets and state; feature
 //! `durable`), `serve` (the `hookbus serve` binary; feature `cli` +
-//! `durable`).
+//! `durable`), `kafka_out` (`serve` publishing to Kafka; feature `kafka`,
+//! run under `scripts/with-kafka`).
 #![cfg(all(feature = "manage", feature = "testing"))]
 
 mod api;
 mod input;
 mod isolation;
+#[cfg(all(feature = "durable", feature = "cli", feature = "kafka"))]
+mod kafka_out;
+#[cfg(all(feature = "durable", feature = "cli", feature = "kafka"))]
+#[path = "../kafka_support/mod.rs"]
+mod kafka_support;
 #[cfg(feature = "durable")]
 mod persist;
 #[cfg(all(feature = "durable", feature = "cli"))]

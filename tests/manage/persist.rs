@@ -308,3 +308,84 @@ async fn a_rotated_secret_survives_a_restart() {
     verified(&got[0], &old);
     close(server, store, LONG).await;
 }
+
+/// A PATCH that changes a durable webhook's subscription settings (its
+/// events, its filters) swaps it in place: every event emitted all through
+/// the PATCHes, from another thread, reaches the receiver. (The webhook used
+/// to be unsubscribed and subscribed again, and what was emitted between
+/// the two was lost to it.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_patch_of_a_durable_webhook_misses_no_event() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let dir = tempfile::tempdir().unwrap();
+    let rx = receiver().await;
+    let (server, store) = open(dir.path()).await;
+    let api = server.api();
+    let created = api.create(ACME, &rx.url(), &["order.placed"]).await;
+    assert_eq!(created.status, 201, "{created:?}");
+    let id = created.body["id"].as_str().unwrap().to_owned();
+
+    // Emits order.placed for acme, one after another, until told to stop
+    // (then ten more); returns how many.
+    let patched = Arc::new(AtomicBool::new(false));
+    let emitter = {
+        let bus = server.bus.clone();
+        let patched = patched.clone();
+        tokio::spawn(async move {
+            let (mut n, mut after) = (0u64, 0);
+            while after < 10 {
+                let e = hookbus::Event::builder("order.placed")
+                    .data(json!({"n": n, "kind": "a"}))
+                    .extension("tenant", "acme")
+                    .build()
+                    .unwrap();
+                bus.publish(e).await.unwrap();
+                n += 1;
+                if patched.load(Ordering::SeqCst) {
+                    after += 1;
+                }
+                tokio::task::yield_now().await;
+            }
+            n
+        })
+    };
+    // The emitter is under way.
+    rx.wait_for(5).await.unwrap();
+    // Each changes what the subscription used to be made of; each still
+    // takes every order.placed of kind a.
+    for body in [
+        json!({"events": ["order.*", "invoice.*"]}),
+        json!({"filters": {"kind": ["a"]}, "events": ["order.placed"]}),
+        json!({"events": ["order.placed", "refund.*"], "retry_config": {"max_retries": 3}}),
+        json!({"url": rx.url(), "name": "renamed"}),
+    ] {
+        let a = api
+            .call("PATCH", &format!("/v1/webhooks/{id}"), ACME, Some(body))
+            .await;
+        assert_eq!(a.status, 200, "{a:?}");
+    }
+    patched.store(true, Ordering::SeqCst);
+    let n = emitter.await.unwrap();
+    let got = |reqs: &[hookbus::testing::ReceivedRequest]| {
+        let mut ns: Vec<u64> = reqs
+            .iter()
+            .map(|r| r.json().unwrap()["data"]["n"].as_u64().unwrap())
+            .collect();
+        ns.sort();
+        ns.dedup();
+        ns
+    };
+    rx.wait_until("every event emitted", |reqs| got(reqs).len() as u64 == n)
+        .await
+        .unwrap_or_else(|_| {
+            let ns = got(&rx.requests());
+            let missing: Vec<u64> = (0..n).filter(|k| ns.binary_search(k).is_err()).collect();
+            panic!(
+                "{} of {n} events never reached the webhook: {missing:?}",
+                missing.len()
+            )
+        });
+    close(server, store, LONG).await;
+}

@@ -63,10 +63,11 @@ enum Command {
     #[cfg(feature = "durable")]
     #[command(after_help = EXIT_CODES)]
     Store(store::Args),
-    /// Run the webhook management API: tenants register endpoints and post
-    /// events over HTTP; endpoints and pending deliveries are kept on disk.
+    /// Run webhooks as a service: the management API (tenants register
+    /// endpoints and post events over HTTP), signed events in, durable
+    /// delivery, the dashboard and /metrics; from flags or a config file.
     #[cfg(all(feature = "manage", feature = "durable"))]
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = serve::AFTER_HELP)]
     Serve(serve::Args),
 }
 
