@@ -5,9 +5,9 @@
 //!
 //! | what you emit | on a [`Bus`] | on the default bus |
 //! |---|---|---|
-//! | an [`Event`] or a [`TypedEvent`](crate::TypedEvent) value | [`bus.emit(e)`](Bus::emit) | [`emit_event(e)`] |
-//! | a run-time type and a serializable value, no JSON tree | [`bus.emit_payload(ty, v)`](Bus::emit_payload) | [`emit_payload(ty, v)`] |
-//! | a type and a JSON value | [`bus.emit_json(ty, json)`](Bus::emit_json) | [`emit_json(ty, json)`] |
+//! | an [`Event`] or a [`TypedEvent`] value | [`bus.emit(e)`](Bus::emit) | [`emit_event(e)`](emit_event) |
+//! | a run-time type and a serializable value, no JSON tree | [`bus.emit_payload(ty, v)`](Bus::emit_payload) | [`emit_payload(ty, v)`](emit_payload) |
+//! | a type and a JSON value | [`bus.emit_json(ty, json)`](Bus::emit_json) | [`emit_json(ty, json)`](emit_json) |
 //! | waiting for room and for the disk | [`bus.publish(e).await`](Bus::publish) | [`publish(e).await`](publish) |
 //!
 //! [`emit(ty, payload)`](emit) is the Briefcase guide's spelling: any
