@@ -255,15 +255,29 @@ impl Journal for DurableRoute {
         let shared = &self.owner.0;
         let seq = shared.next_seq.fetch_add(1, Ordering::Relaxed);
         let accepted_ms = now_ms();
-        self.map().insert(
-            key(event),
-            Entry {
-                seq,
-                attempt: 0,
-                next_at_ms: 0,
-                accepted_ms,
-            },
-        );
+        let undelivered = {
+            let mut map = self.map();
+            map.insert(
+                key(event),
+                Entry {
+                    seq,
+                    attempt: 0,
+                    next_at_ms: 0,
+                    accepted_ms,
+                },
+            );
+            map.len()
+        };
+        // A subscriber further behind than the writer will not have this
+        // event delivered before its commit, so the writer will write it:
+        // its JSON is made here, on the emitting thread, while the writer
+        // commits what came before (made once, and cached in the event),
+        // rather than by the writer, one event after the other, between
+        // its commits. A subscriber that keeps up never pays for it: its
+        // events are delivered before their commit and never written.
+        if shared.behind_writer(undelivered) {
+            event.structured_json();
+        }
         shared.counters.appended.fetch_add(1, Ordering::Relaxed);
         shared.enqueue(Op::Insert {
             sub: self.sub.clone(),

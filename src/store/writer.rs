@@ -381,6 +381,18 @@ impl Shared {
         (self.buffered.load(Ordering::Acquire) >= self.buffer_limit()).then_some(Refusal::Busy)
     }
 
+    /// Whether a subscriber with `undelivered` events not yet delivered is
+    /// further behind than the writer: more than a commit's worth, and more
+    /// than the write buffer holds. Its newest event will then most likely
+    /// be written (not delivered before its commit).
+    pub(super) fn behind_writer(&self, undelivered: usize) -> bool {
+        undelivered
+            > self
+                .settings
+                .commit_max
+                .max(self.buffered.load(Ordering::Acquire))
+    }
+
     fn buffer_limit(&self) -> usize {
         self.settings.commit_max.saturating_mul(BUFFER_COMMITS)
     }
