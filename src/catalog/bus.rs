@@ -141,6 +141,26 @@ catalog_event! {
     example: r#"{"webhook": "crm", "url": "https://hooks.example.com/…", "event_id": "0193a5b0-7c1e-7d2a-9c44-1b2f3e4d5a6b", "event_type": "order.placed", "event_ids": ["0193a5b0-7c1e-7d2a-9c44-1b2f3e4d5a6b"], "attempt": 1, "next_attempt": 2, "retry_in_ms": 500, "status": 503, "error": "HTTP 503"}"#
 }
 
+catalog_event! {
+    /// A durable subscribers' store failed (a commit failed, or the
+    /// database panicked): its durable subscribers refuse new events until
+    /// it is reopened. Announced once per bus, when it fails.
+    StoreFailed = "hookbus.store_failed", "a durable store failed and refuses new events" {
+        /// The store's file.
+        store: String,
+        /// What failed: `commit`, `redrive`, `writer`.
+        during: String,
+        /// The error's message.
+        error: String,
+        /// Whether the database panicked (it is then not even closed: the
+        /// next open repairs the file from its last complete commit).
+        panicked: bool,
+        /// The durable subscribers of this bus on that store.
+        subscribers: Vec<String>,
+    }
+    example: r#"{"store": "/var/lib/app/outbox.redb", "during": "commit", "error": "I/O error: No space left on device (os error 28)", "panicked": false, "subscribers": ["orders"]}"#
+}
+
 /// Every `hookbus.*` event of this module.
 pub const ALL: &[super::CatalogEntry] = &[
     Dropped::ENTRY,
@@ -148,6 +168,7 @@ pub const ALL: &[super::CatalogEntry] = &[
     DeliveryFailed::ENTRY,
     EndpointDisabled::ENTRY,
     DeliveryRetrying::ENTRY,
+    StoreFailed::ENTRY,
 ];
 
 impl HandlerFailed {
@@ -208,12 +229,14 @@ mod tests {
         check::<DeliveryFailed>();
         check::<EndpointDisabled>();
         check::<DeliveryRetrying>();
+        check::<StoreFailed>();
         let d: Dropped = serde_json::from_str(Dropped::EXAMPLE).unwrap();
         assert_eq!(d.policy, crate::OverflowPolicy::DropOldest.as_str());
         let _: HandlerFailed = serde_json::from_str(HandlerFailed::EXAMPLE).unwrap();
         let _: DeliveryFailed = serde_json::from_str(DeliveryFailed::EXAMPLE).unwrap();
         let _: EndpointDisabled = serde_json::from_str(EndpointDisabled::EXAMPLE).unwrap();
         let _: DeliveryRetrying = serde_json::from_str(DeliveryRetrying::EXAMPLE).unwrap();
+        let _: StoreFailed = serde_json::from_str(StoreFailed::EXAMPLE).unwrap();
         for entry in ALL {
             let value: serde_json::Value = serde_json::from_str(entry.example).unwrap();
             let keys: Vec<&str> = value

@@ -8,6 +8,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use redb::ReadableDatabase;
 use rustc_hash::FxHashMap;
 
+use super::error::{Damage, Fault, Operation, fault};
 use super::writer::{META, Op, PENDING, PendingRecord, count_key, decode_pending, guard, now_ms};
 use super::{Owner, StoreError};
 use crate::event::Event;
@@ -111,18 +112,18 @@ impl DurableRoute {
             .counters
             .unreadable
             .fetch_add(unreadable, Ordering::Relaxed);
-        let failure = match read {
+        let failure: Option<Fault> = match read {
             Ok(Ok(())) => None,
-            Ok(Err(e)) => Some(e.to_string()),
+            Ok(Err(e)) => Some(fault(e)),
             Err(panic) => Some(panic),
         };
-        if let Some(reason) = failure {
+        if let Some(failure) = failure {
             return Err(StoreError::Corrupted {
                 path: shared.path.clone(),
-                reason: format!(
-                    "reading the pending events of {:?} failed: {reason}",
-                    self.sub
-                ),
+                during: Operation::Attach {
+                    subscriber: self.sub.to_string(),
+                },
+                damage: Damage::Fault(failure),
                 recovered: out.len() as u64,
                 unreadable,
             });
@@ -374,6 +375,7 @@ impl Journal for DurableRoute {
     }
 
     fn commit(&self) -> Commit {
-        Box::pin(self.owner.0.commit_now())
+        let committed = self.owner.0.commit_now();
+        Box::pin(async move { committed.await.map_err(|e| e.to_string()) })
     }
 }
