@@ -714,7 +714,7 @@ struct Writer {
 impl Writer {
     fn run(mut self) {
         loop {
-            let (ops, target) = {
+            let (ops, delivered_later, target) = {
                 let s = &self.shared;
                 let mut q = s.queue.lock().unwrap_or_else(|e| e.into_inner());
                 loop {
@@ -744,12 +744,36 @@ impl Writer {
                 // the emitters are ahead.
                 let take = q.ops.len().min(s.settings.commit_max);
                 let ops: Vec<Op> = q.ops.drain(..take).collect();
+                // Deliveries already buffered behind this commit, of events
+                // it inserts: those events are not written at all (a
+                // subscriber that keeps up with emitters faster than one
+                // commit's worth costs the disk nothing). Not dead letters:
+                // their record comes with a later commit, and until then
+                // the pending record must stay.
+                let newest = ops
+                    .iter()
+                    .filter_map(|op| match op {
+                        Op::Insert { seq, .. } => Some(*seq),
+                        _ => None,
+                    })
+                    .max();
+                let delivered_later: Vec<(Arc<str>, u64)> = match newest {
+                    Some(newest) => q
+                        .ops
+                        .iter()
+                        .filter_map(|op| match op {
+                            Op::Delete { sub, seq } if *seq <= newest => Some((sub.clone(), *seq)),
+                            _ => None,
+                        })
+                        .collect(),
+                    None => Vec::new(),
+                };
                 if q.ops.is_empty() {
                     q.urgent = false;
                     q.first_at = None;
                 }
                 s.buffered.store(q.ops.len(), Ordering::Release);
-                (ops, q.enqueued - q.ops.len() as u64)
+                (ops, delivered_later, q.enqueued - q.ops.len() as u64)
             };
             // A failed store writes nothing more: after an I/O error redb
             // refuses writes until reopened, and after a panic its state is
@@ -764,7 +788,7 @@ impl Writer {
                     if injected {
                         panic!("injected writer failure");
                     }
-                    self.commit(&ops)
+                    self.commit(&ops, &delivered_later)
                 }) {
                     Ok(Ok(())) => {
                         s.counters.commits.fetch_add(1, Ordering::Relaxed);
@@ -785,7 +809,13 @@ impl Writer {
         }
     }
 
-    fn commit(&mut self, ops: &[Op]) -> Result<(), redb::Error> {
+    /// Commits `ops`; `delivered_later` are deletes still in the buffer
+    /// (for the next commit) whose inserts may be in `ops`.
+    fn commit(
+        &mut self,
+        ops: &[Op],
+        delivered_later: &[(Arc<str>, u64)],
+    ) -> Result<(), redb::Error> {
         // Events delivered (or dropped) before their insert was committed
         // never touch the disk.
         let mut settled: rustc_hash::FxHashSet<(&str, u64)> = Default::default();
@@ -805,6 +835,11 @@ impl Writer {
                 | Op::Endpoint { .. }
                 | Op::Keep { .. }
                 | Op::Attempt { .. } => {}
+            }
+        }
+        for (sub, seq) in delivered_later {
+            if inserted.contains(&(&**sub, *seq)) {
+                settled.insert((sub, *seq));
             }
         }
         let mut txn = self.shared.db().begin_write()?;
