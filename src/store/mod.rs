@@ -64,9 +64,12 @@
 //!   [`Bus::shutdown`](crate::Bus::shutdown) does the same for its durable
 //!   subscribers within its deadline.
 //!
-//! An event that was delivered before its commit came is written neither in
-//! the pending table nor deleted from it: a fast subscriber costs the disk
-//! almost nothing.
+//! An event that was delivered before its commit came (its delivery is in
+//! the same commit, or already in the buffer behind it) is written neither
+//! in the pending table nor deleted from it: a fast subscriber costs the
+//! disk almost nothing. An event whose subscriber is further behind than
+//! the writer has its JSON made on the emitting thread, so the writer only
+//! copies it.
 //!
 //! # Failures
 //!
@@ -77,10 +80,17 @@
 //!   `Block` mailbox), [`Store::sync`] and the `publish` of an event
 //!   already taken return an error at once ([`StoreError::Failed`]), and
 //!   it writes nothing more. Events that match only subscribers in memory
-//!   flow as before. The failure is logged once, counted in
+//!   flow as before. The failure is logged once, announced once on the
+//!   bus of each of its durable subscribers as `hookbus.store_failed`
+//!   ([`StoreFailed`](crate::catalog::bus::StoreFailed): the file, what
+//!   failed, the error, the subscribers), counted in
 //!   [`StoreStats::commit_errors`], and [`StoreStats::last_error`] says
-//!   why. Reopen the store (restart) once the cause is fixed; what was
-//!   committed before is kept.
+//!   why ([`StoreError::Failed`]). Reopen the store (restart) once the
+//!   cause is fixed; what was committed before is kept.
+//! - Errors are typed: [`StoreError`] says which file and what the store
+//!   was doing ([`Operation`]), with what is wrong as an [`OpenProblem`], a
+//!   [`Damage`] or a [`Fault`] (the database's own error is its
+//!   [`source`](std::error::Error::source), a caught panic its message).
 //! - Every call into the database runs under a panic guard: a panic inside
 //!   it (a damaged file can cause one) is an error, never the caller's
 //!   crash. A writer whose commit panicked fails the store as above; the
