@@ -520,7 +520,7 @@ fn publish_fsync(c: &mut Criterion) {
                     .durable(&store)
                     .on(|_| ())
                     .expect("subscribe");
-                let mut lat = hookbus_lat.borrow_mut();
+                let mut lat = Vec::with_capacity(iters as usize);
                 let start = Instant::now();
                 for i in 0..iters {
                     let t = Instant::now();
@@ -530,6 +530,7 @@ fn publish_fsync(c: &mut Criterion) {
                     lat.push(t.elapsed());
                 }
                 let total = start.elapsed();
+                hookbus_lat.borrow_mut().extend(lat);
                 bus.shutdown(Duration::from_secs(5)).await;
                 total
             })
