@@ -151,13 +151,19 @@
 //! and keeps everything in one file with checksummed copy-on-write commits.
 //! Both are pure Rust: nothing to install.
 //!
-//! Measured on a 2-core machine: durable `emit` at 79,000 events/s when
-//! every event is written and then deleted (278,000/s when the subscriber
-//! keeps up, as events delivered before their commit never reach the disk);
-//! `publish` with fsync at a p50 of about 220 µs; 1,000,000 pending
-//! events recovered (open and attach) in about 1.5 s, their records
-//! decoded on every core while they are read (`benches/store.rs`,
-//! `store/recover_1m`, where redb reading the same records takes 0.5 s).
+//! Measured on a busy 2-core machine (`benches/store.rs`, each against
+//! redb in the same run): durable `emit` at 95,000–165,000 events/s when
+//! every event is written and then deleted (`store/emit/durable_backlog`;
+//! 0.67–0.89× redb doing the same writes in the same commits,
+//! `raw_redb_outbox`: the bus's own work on the same two cores is the
+//! difference), 280,000–870,000/s when the subscriber keeps up (events
+//! delivered before their commit never reach the disk; 1.8–5.5× that
+//! redb); `publish` with fsync at a p50 of 150–200 µs and a p99 of about
+//! 4 ms, as a redb commit of the same record; 1,000,000 pending events
+//! recovered (open and attach) in 1.05–1.2 s, up to 2.4 s when other work
+//! takes the cores, their records decoded on every core while they are
+//! read (`store/recover_1m`, where redb reading the same records takes
+//! 0.35–0.6 s).
 
 mod error;
 mod journal;
