@@ -154,9 +154,9 @@
 //! Measured on a busy 2-core machine (`benches/store.rs`, each against
 //! redb in the same run): durable `emit` at 95,000–165,000 events/s when
 //! every event is written and then deleted (`store/emit/durable_backlog`;
-//! 0.67–0.89× redb doing the same writes in the same commits,
+//! 0.58–0.89× redb doing the same writes in the same commits,
 //! `raw_redb_outbox`: the bus's own work on the same two cores is the
-//! difference), 280,000–870,000/s when the subscriber keeps up (events
+//! difference), 260,000–870,000/s when the subscriber keeps up (events
 //! delivered before their commit never reach the disk; 1.8–5.5× that
 //! redb); `publish` with fsync at a p50 of 150–200 µs and a p99 of about
 //! 4 ms, as a redb commit of the same record; 1,000,000 pending events
