@@ -190,6 +190,26 @@ catalog_event! {
     example: r#"{"kind": "commit", "error": "Broker: Not coordinator"}"#
 }
 
+catalog_event! {
+    /// A durable subscribers' store failed (a commit failed, or the
+    /// database panicked): its durable subscribers refuse new events until
+    /// it is reopened. Announced once per bus, when it fails.
+    StoreFailed = "hookbus.store_failed", "a durable store failed and refuses new events" {
+        /// The store's file.
+        store: String,
+        /// What failed: `commit`, `redrive`, `writer`.
+        during: String,
+        /// The error's message.
+        error: String,
+        /// Whether the database panicked (it is then not even closed: the
+        /// next open repairs the file from its last complete commit).
+        panicked: bool,
+        /// The durable subscribers of this bus on that store.
+        subscribers: Vec<String>,
+    }
+    example: r#"{"store": "/var/lib/app/outbox.redb", "during": "commit", "error": "I/O error: No space left on device (os error 28)", "panicked": false, "subscribers": ["orders"]}"#
+}
+
 /// Every `hookbus.*` event of this module.
 pub const ALL: &[super::CatalogEntry] = &[
     Dropped::ENTRY,
@@ -199,6 +219,7 @@ pub const ALL: &[super::CatalogEntry] = &[
     DeliveryRetrying::ENTRY,
     KafkaRecordRefused::ENTRY,
     KafkaSourceFailed::ENTRY,
+    StoreFailed::ENTRY,
 ];
 
 impl HandlerFailed {
@@ -259,6 +280,7 @@ mod tests {
         check::<DeliveryFailed>();
         check::<EndpointDisabled>();
         check::<DeliveryRetrying>();
+        check::<StoreFailed>();
         let d: Dropped = serde_json::from_str(Dropped::EXAMPLE).unwrap();
         assert_eq!(d.policy, crate::OverflowPolicy::DropOldest.as_str());
         let _: HandlerFailed = serde_json::from_str(HandlerFailed::EXAMPLE).unwrap();
@@ -269,6 +291,7 @@ mod tests {
             serde_json::from_str(KafkaRecordRefused::EXAMPLE).unwrap();
         assert!(refused.skipped);
         let _: KafkaSourceFailed = serde_json::from_str(KafkaSourceFailed::EXAMPLE).unwrap();
+        let _: StoreFailed = serde_json::from_str(StoreFailed::EXAMPLE).unwrap();
         for entry in ALL {
             let value: serde_json::Value = serde_json::from_str(entry.example).unwrap();
             let keys: Vec<&str> = value

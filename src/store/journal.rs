@@ -8,6 +8,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use redb::ReadableDatabase;
 use rustc_hash::FxHashMap;
 
+use super::error::{Damage, Fault, Operation, fault};
 use super::writer::{META, Op, PENDING, PendingRecord, count_key, decode_pending, guard, now_ms};
 use super::{Owner, StoreError};
 use crate::event::Event;
@@ -111,18 +112,18 @@ impl DurableRoute {
             .counters
             .unreadable
             .fetch_add(unreadable, Ordering::Relaxed);
-        let failure = match read {
+        let failure: Option<Fault> = match read {
             Ok(Ok(())) => None,
-            Ok(Err(e)) => Some(e.to_string()),
+            Ok(Err(e)) => Some(fault(e)),
             Err(panic) => Some(panic),
         };
-        if let Some(reason) = failure {
+        if let Some(failure) = failure {
             return Err(StoreError::Corrupted {
                 path: shared.path.clone(),
-                reason: format!(
-                    "reading the pending events of {:?} failed: {reason}",
-                    self.sub
-                ),
+                during: Operation::Attach {
+                    subscriber: self.sub.to_string(),
+                },
+                damage: Damage::Fault(failure),
                 recovered: out.len() as u64,
                 unreadable,
             });
@@ -255,15 +256,29 @@ impl Journal for DurableRoute {
         let shared = &self.owner.0;
         let seq = shared.next_seq.fetch_add(1, Ordering::Relaxed);
         let accepted_ms = now_ms();
-        self.map().insert(
-            key(event),
-            Entry {
-                seq,
-                attempt: 0,
-                next_at_ms: 0,
-                accepted_ms,
-            },
-        );
+        let undelivered = {
+            let mut map = self.map();
+            map.insert(
+                key(event),
+                Entry {
+                    seq,
+                    attempt: 0,
+                    next_at_ms: 0,
+                    accepted_ms,
+                },
+            );
+            map.len()
+        };
+        // A subscriber further behind than the writer will not have this
+        // event delivered before its commit, so the writer will write it:
+        // its JSON is made here, on the emitting thread, while the writer
+        // commits what came before (made once, and cached in the event),
+        // rather than by the writer, one event after the other, between
+        // its commits. A subscriber that keeps up never pays for it: its
+        // events are delivered before their commit and never written.
+        if shared.behind_writer(undelivered) {
+            event.structured_json();
+        }
         shared.counters.appended.fetch_add(1, Ordering::Relaxed);
         shared.enqueue(Op::Insert {
             sub: self.sub.clone(),
@@ -360,6 +375,7 @@ impl Journal for DurableRoute {
     }
 
     fn commit(&self) -> Commit {
-        Box::pin(self.owner.0.commit_now())
+        let committed = self.owner.0.commit_now();
+        Box::pin(async move { committed.await.map_err(|e| e.to_string()) })
     }
 }

@@ -64,9 +64,12 @@
 //!   [`Bus::shutdown`](crate::Bus::shutdown) does the same for its durable
 //!   subscribers within its deadline.
 //!
-//! An event that was delivered before its commit came is written neither in
-//! the pending table nor deleted from it: a fast subscriber costs the disk
-//! almost nothing.
+//! An event that was delivered before its commit came (its delivery is in
+//! the same commit, or already in the buffer behind it) is written neither
+//! in the pending table nor deleted from it: a fast subscriber costs the
+//! disk almost nothing. An event whose subscriber is further behind than
+//! the writer has its JSON made on the emitting thread, so the writer only
+//! copies it.
 //!
 //! # Failures
 //!
@@ -77,10 +80,17 @@
 //!   `Block` mailbox), [`Store::sync`] and the `publish` of an event
 //!   already taken return an error at once ([`StoreError::Failed`]), and
 //!   it writes nothing more. Events that match only subscribers in memory
-//!   flow as before. The failure is logged once, counted in
+//!   flow as before. The failure is logged once, announced once on the
+//!   bus of each of its durable subscribers as `hookbus.store_failed`
+//!   ([`StoreFailed`](crate::catalog::bus::StoreFailed): the file, what
+//!   failed, the error, the subscribers), counted in
 //!   [`StoreStats::commit_errors`], and [`StoreStats::last_error`] says
-//!   why. Reopen the store (restart) once the cause is fixed; what was
-//!   committed before is kept.
+//!   why ([`StoreError::Failed`]). Reopen the store (restart) once the
+//!   cause is fixed; what was committed before is kept.
+//! - Errors are typed: [`StoreError`] says which file and what the store
+//!   was doing ([`Operation`]), with what is wrong as an [`OpenProblem`], a
+//!   [`Damage`] or a [`Fault`] (the database's own error is its
+//!   [`source`](std::error::Error::source), a caught panic its message).
 //! - Every call into the database runs under a panic guard: a panic inside
 //!   it (a damaged file can cause one) is an error, never the caller's
 //!   crash. A writer whose commit panicked fails the store as above; the
@@ -141,19 +151,26 @@
 //! and keeps everything in one file with checksummed copy-on-write commits.
 //! Both are pure Rust: nothing to install.
 //!
-//! Measured on a 2-core machine: durable `emit` at 79,000 events/s when
-//! every event is written and then deleted (278,000/s when the subscriber
-//! keeps up, as events delivered before their commit never reach the disk);
-//! `publish` with fsync at a p50 of about 220 µs; 1,000,000 pending
-//! events recovered (open and attach) in about 1.5 s, their records
-//! decoded on every core while they are read (`benches/store.rs`,
-//! `store/recover_1m`, where redb reading the same records takes 0.5 s).
+//! Measured on a busy 2-core machine (`benches/store.rs`, each against
+//! redb in the same run): durable `emit` at 95,000–165,000 events/s when
+//! every event is written and then deleted (`store/emit/durable_backlog`;
+//! 0.58–0.89× redb doing the same writes in the same commits,
+//! `raw_redb_outbox`: the bus's own work on the same two cores is the
+//! difference), 260,000–870,000/s when the subscriber keeps up (events
+//! delivered before their commit never reach the disk; 1.8–5.5× that
+//! redb); `publish` with fsync at a p50 of 150–200 µs and a p99 of about
+//! 4 ms, as a redb commit of the same record; 1,000,000 pending events
+//! recovered (open and attach) in 1.05–1.2 s, up to 2.4 s when other work
+//! takes the cores, their records decoded on every core while they are
+//! read (`store/recover_1m`, where redb reading the same records takes
+//! 0.35–0.6 s).
 
+mod error;
 mod journal;
 mod records;
 mod writer;
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -165,68 +182,9 @@ use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
 use crate::event::Event;
 use writer::{ATTEMPTS, DEAD, ENDPOINTS, HISTORY, Op, PENDING, Shared, guard};
 
+use error::fault;
+pub use error::{Cause, Damage, Fault, OpenProblem, Operation, StoreError};
 pub(crate) use journal::DurableRoute;
-
-/// Why a store could not be opened or read.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum StoreError {
-    /// The file could not be opened or created (missing directory,
-    /// permission denied, in use by another process).
-    #[error("cannot open the store {path}: {reason}")]
-    Open {
-        /// The store's path.
-        path: PathBuf,
-        /// What the operating system or the database said.
-        reason: String,
-    },
-    /// The file is not a hookbus store, is empty, or is damaged where it
-    /// was read. Nothing was changed; `recovered` and `unreadable` say how
-    /// far the read got (the pending records read and skipped before the
-    /// damage, when a subscriber was being attached; 0 otherwise).
-    #[error(
-        "the store {path} is damaged or not a store: {reason} ({recovered} records read, {unreadable} unreadable)"
-    )]
-    Corrupted {
-        /// The store's path.
-        path: PathBuf,
-        /// What is wrong.
-        reason: String,
-        /// Records read before the damage.
-        recovered: u64,
-        /// Records that could not be read as events before it.
-        unreadable: u64,
-    },
-    /// The store failed earlier (a commit failed, or the database
-    /// panicked) and writes nothing more: reopen it (restart) once the
-    /// cause is fixed; what was committed before is kept.
-    #[error("the store {path} has failed and writes nothing more: {reason}")]
-    Failed {
-        /// The store's path.
-        path: PathBuf,
-        /// Why it failed (the first failure).
-        reason: String,
-    },
-    /// A durable subscriber of this name is already attached to the store.
-    #[error(
-        "a durable subscriber named {0:?} is already attached to this store; each durable subscriber needs its own name"
-    )]
-    NameInUse(String),
-    /// Reading or writing failed.
-    #[error("store I/O: {0}")]
-    Io(String),
-}
-
-impl StoreError {
-    pub(crate) fn corrupted(path: &Path, reason: String) -> StoreError {
-        StoreError::Corrupted {
-            path: path.to_path_buf(),
-            reason,
-            recovered: 0,
-            unreadable: 0,
-        }
-    }
-}
 
 /// Settings of a [`Store`]; see [`Store::builder`].
 #[derive(Debug, Clone)]
@@ -283,22 +241,19 @@ impl StoreBuilder {
     /// Opens the store, creating the file if it does not exist.
     pub fn open(self) -> Result<Store, StoreError> {
         if self.commit_max == 0 {
-            return Err(StoreError::Open {
-                path: self.path,
-                reason: "commit_max must be at least 1".into(),
-            });
+            return Err(StoreError::open(&self.path, OpenProblem::CommitMaxZero));
         }
         if self.keep_delivered.is_some() && self.history_limit == 0 {
-            return Err(StoreError::Open {
-                path: self.path,
-                reason: "keep_delivered needs a limit of at least 1".into(),
-            });
+            return Err(StoreError::open(
+                &self.path,
+                OpenProblem::KeepDeliveredLimitZero,
+            ));
         }
         if self.dead_letter_limit == 0 {
-            return Err(StoreError::Open {
-                path: self.path,
-                reason: "dead_letter_limit must be at least 1".into(),
-            });
+            return Err(StoreError::open(
+                &self.path,
+                OpenProblem::DeadLetterLimitZero,
+            ));
         }
         let shared = Shared::open(
             &self.path,
@@ -368,8 +323,8 @@ pub struct StoreStats {
     pub commits: u64,
     /// Commits that failed.
     pub commit_errors: u64,
-    /// Why the last commit failed, while the store refuses events.
-    pub last_error: Option<String>,
+    /// Why the store failed (the first failure), while it refuses events.
+    pub last_error: Option<StoreError>,
 }
 
 /// What [`Store::check`] found: every record of the store read back.
@@ -512,14 +467,7 @@ impl Store {
     /// Waits until everything recorded so far is on disk. Errors if a
     /// commit failed meanwhile, and at once on a store that has failed.
     pub async fn sync(&self) -> Result<(), StoreError> {
-        self.shared
-            .0
-            .commit_now()
-            .await
-            .map_err(|reason| StoreError::Failed {
-                path: self.path().to_path_buf(),
-                reason,
-            })
+        self.shared.0.commit_now().await
     }
 
     /// The counters.
@@ -533,7 +481,7 @@ impl Store {
         self.read(PENDING, 0, |table| {
             Ok(table
                 .range((subscriber, 0)..=(subscriber, u64::MAX))
-                .map_err(io)?
+                .map_err(fault)?
                 .count() as u64)
         })
     }
@@ -544,7 +492,7 @@ impl Store {
         self.read(PENDING, Vec::new(), |table| {
             let rows = table
                 .range((subscriber, 0)..=(subscriber, u64::MAX))
-                .map_err(io)?;
+                .map_err(fault)?;
             decoded(rows, limit, |v| writer::decode_pending(v).map(|r| r.event))
         })
     }
@@ -557,7 +505,7 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<StoredDeadLetter>, StoreError> {
         self.read(DEAD, Vec::new(), |table| {
-            decoded(table.iter().map_err(io)?, limit, |v| {
+            decoded(table.iter().map_err(fault)?, limit, |v| {
                 writer::decode_dead(v)
                     .filter(|d| subscriber.is_none_or(|name| name == d.subscriber))
             })
@@ -578,7 +526,7 @@ impl Store {
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0);
         self.read(HISTORY, Vec::new(), |table| {
-            decoded(table.iter().map_err(io)?, limit, |v| {
+            decoded(table.iter().map_err(fault)?, limit, |v| {
                 let (sub, accepted_ms, event) = writer::decode_history(v)?;
                 (sub == subscriber && accepted_ms >= since_ms).then_some(event)
             })
@@ -591,18 +539,21 @@ impl Store {
         &self,
         table: redb::TableDefinition<K, V>,
         missing: R,
-        f: impl FnOnce(redb::ReadOnlyTable<K, V>) -> Result<R, StoreError>,
+        f: impl FnOnce(redb::ReadOnlyTable<K, V>) -> Result<R, Fault>,
     ) -> Result<R, StoreError> {
         let shared = &self.shared.0;
-        guard(|| {
-            let txn = shared.db().begin_read().map_err(io)?;
+        match guard(|| {
+            let txn = shared.db().begin_read().map_err(fault)?;
             match txn.open_table(table) {
                 Ok(t) => f(t),
                 Err(redb::TableError::TableDoesNotExist(_)) => Ok(missing),
-                Err(e) => Err(io(e)),
+                Err(e) => Err(fault(e)),
             }
-        })
-        .unwrap_or_else(|panic| Err(StoreError::corrupted(&shared.path, panic)))
+        }) {
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(e)) => Err(StoreError::io(&shared.path, Operation::Read, e)),
+            Err(panic) => Err(StoreError::corrupted(&shared.path, Operation::Read, panic)),
+        }
     }
 
     /// Reads every record of the store back (one consistent snapshot, while
@@ -665,12 +616,13 @@ impl Store {
             });
         let failure = match read {
             Ok(Ok(())) => return Ok(report),
-            Ok(Err(e)) => e.to_string(),
+            Ok(Err(e)) => fault(e),
             Err(panic) => panic,
         };
         Err(StoreError::Corrupted {
             path: shared.path.clone(),
-            reason: format!("checking the records failed: {failure}"),
+            during: Operation::Check,
+            damage: Damage::Fault(failure),
             recovered: report.pending_total()
                 + report.dead_letters
                 + report.delivered
@@ -684,8 +636,8 @@ impl Store {
     pub fn summary(&self) -> Result<StoreSummary, StoreError> {
         let pending = self.read(writer::META, Default::default(), |meta| {
             let mut out = std::collections::BTreeMap::new();
-            for row in meta.range("count/".."count0").map_err(io)? {
-                let (k, v) = row.map_err(io)?;
+            for row in meta.range("count/".."count0").map_err(fault)? {
+                let (k, v) = row.map_err(fault)?;
                 if let Some(sub) = k.value().strip_prefix("count/") {
                     out.insert(sub.to_owned(), v.value());
                 }
@@ -695,10 +647,10 @@ impl Store {
         Ok(StoreSummary {
             pending,
             dead_letters: self.dead_letter_count()?,
-            delivered: self.read(HISTORY, 0, |t| t.len().map_err(io))?,
+            delivered: self.read(HISTORY, 0, |t| t.len().map_err(fault))?,
             file_bytes: std::fs::metadata(self.path())
                 .map(|m| m.len())
-                .map_err(io)?,
+                .map_err(|e| StoreError::io(self.path(), Operation::Read, fault(e)))?,
         })
     }
 
@@ -710,19 +662,20 @@ impl Store {
     /// store that has failed.
     pub fn redrive(&self, subscriber: &str, filter: &Redrive) -> Result<u64, StoreError> {
         let shared = &self.shared.0;
-        if let Some(reason) = shared.last_error() {
-            return Err(StoreError::Failed {
-                path: shared.path.clone(),
-                reason,
-            });
+        if let Some(failed) = shared.last_error() {
+            return Err(failed);
         }
         let moved = guard(|| shared.redrive(subscriber, |d| filter.takes(d)));
         match moved {
             Ok(Ok(n)) => Ok(n),
-            Ok(Err(e)) => Err(io(e)),
+            Ok(Err(e)) => Err(StoreError::io(&shared.path, Operation::Redrive, fault(e))),
             Err(panic) => {
-                shared.fail(panic.clone(), true);
-                Err(StoreError::corrupted(&shared.path, panic))
+                shared.fail(Operation::Redrive, panic.clone(), true);
+                Err(StoreError::corrupted(
+                    &shared.path,
+                    Operation::Redrive,
+                    panic,
+                ))
             }
         }
     }
@@ -735,24 +688,21 @@ impl Store {
         let dest = dest.as_ref();
         let shared = &self.shared.0;
         if dest.exists() {
-            return Err(StoreError::Open {
-                path: dest.to_path_buf(),
-                reason: "the backup's file exists already (a backup never overwrites)".into(),
-            });
+            return Err(StoreError::open(dest, OpenProblem::Exists));
         }
+        let during = Operation::Backup {
+            to: dest.to_path_buf(),
+        };
         let copied = guard(|| shared.backup(dest));
         match copied {
             Ok(Ok(n)) => Ok(n),
             Ok(Err(e)) => {
                 let _ = std::fs::remove_file(dest);
-                Err(StoreError::Io(format!(
-                    "backup to {} failed: {e}",
-                    dest.display()
-                )))
+                Err(StoreError::io(&shared.path, during, fault(e)))
             }
             Err(panic) => {
                 let _ = std::fs::remove_file(dest);
-                Err(StoreError::corrupted(&shared.path, panic))
+                Err(StoreError::corrupted(&shared.path, during, panic))
             }
         }
     }
@@ -776,7 +726,7 @@ impl Store {
 
     /// How many dead letters the store keeps now.
     pub fn dead_letter_count(&self) -> Result<u64, StoreError> {
-        self.read(DEAD, 0, |table| table.len().map_err(io))
+        self.read(DEAD, 0, |table| table.len().map_err(fault))
     }
 
     /// An endpoint's persisted state: enabled, and why it was disabled
@@ -786,7 +736,7 @@ impl Store {
         self.read(ENDPOINTS, None, |table| {
             Ok(table
                 .get(name)
-                .map_err(io)?
+                .map_err(fault)?
                 .and_then(|v| writer::decode_endpoint(v.value())))
         })
         .ok()
@@ -819,7 +769,7 @@ impl Store {
     pub(crate) fn attempts(&self, name: &str, limit: usize) -> Vec<Vec<u8>> {
         self.read(ATTEMPTS, Vec::new(), |table| {
             let mut out = std::collections::VecDeque::new();
-            for (_, v) in table.iter().map_err(io)?.rev().flatten() {
+            for (_, v) in table.iter().map_err(fault)?.rev().flatten() {
                 if out.len() >= limit {
                     break;
                 }
@@ -847,15 +797,21 @@ impl Store {
         });
     }
 
-    /// Attaches a durable subscriber: its journal, and the events it had
-    /// pending, oldest first.
-    pub(crate) fn attach(&self, name: &str) -> Result<Attachment, StoreError> {
+    /// Attaches a durable subscriber of `hub`: its journal, and the events
+    /// it had pending, oldest first. A failure of the store is announced on
+    /// `hub` (`hookbus.store_failed`).
+    pub(crate) fn attach(
+        &self,
+        name: &str,
+        hub: std::sync::Weak<crate::hub::Hub>,
+    ) -> Result<Attachment, StoreError> {
         let shared = &self.shared.0;
         {
             let mut attached = shared.attached.lock().unwrap_or_else(|e| e.into_inner());
-            if !attached.insert(name.to_owned()) {
+            if attached.contains_key(name) {
                 return Err(StoreError::NameInUse(name.to_owned()));
             }
+            attached.insert(name.to_owned(), hub);
         }
         let route = DurableRoute::new(self.shared.clone(), name.into());
         let recovered = match route.recover() {
@@ -942,10 +898,6 @@ fn check_table<K: redb::Key + 'static>(
     Ok(())
 }
 
-fn io(e: impl fmt::Display) -> StoreError {
-    StoreError::Io(e.to_string())
-}
-
 /// Up to `limit` of the values of `rows` that `keep` decodes and keeps, in
 /// order (records that cannot be read are skipped).
 fn decoded<'a, K: redb::Key + 'static, T>(
@@ -960,13 +912,13 @@ fn decoded<'a, K: redb::Key + 'static, T>(
     >,
     limit: usize,
     mut keep: impl FnMut(&[u8]) -> Option<T>,
-) -> Result<Vec<T>, StoreError> {
+) -> Result<Vec<T>, Fault> {
     let mut out = Vec::new();
     for row in rows {
         if out.len() >= limit {
             break;
         }
-        let (_, v) = row.map_err(io)?;
+        let (_, v) = row.map_err(fault)?;
         out.extend(keep(v.value()));
     }
     Ok(out)
@@ -975,5 +927,6 @@ fn decoded<'a, K: redb::Key + 'static, T>(
 /// A durable subscriber's journal and the events it had pending.
 pub(crate) type Attachment = (Arc<dyn crate::hub::Journal>, Vec<Arc<Event>>);
 
-/// Names attached to a store, released when their route goes.
-pub(crate) type Attached = Mutex<HashSet<String>>;
+/// Names attached to a store, with the bus each belongs to, released when
+/// their route goes.
+pub(crate) type Attached = Mutex<HashMap<String, std::sync::Weak<crate::hub::Hub>>>;

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
+use super::error::{Damage, Fault, OpenProblem, Operation, fault};
 use super::{Attached, StoreError, StoreStats, StoredDeadLetter};
 use crate::event::Event;
 use crate::hub::journal::Refusal;
@@ -154,7 +155,8 @@ pub(crate) struct Shared {
     /// Ops processed (committed, or failed) so far.
     done: tokio::sync::watch::Sender<u64>,
     failed: AtomicBool,
-    last_error: Mutex<Option<String>>,
+    /// The first failure ([`StoreError::Failed`]).
+    last_error: Mutex<Option<StoreError>>,
     /// Writes in the buffer now (for the back-pressure check without the
     /// queue's lock).
     buffered: std::sync::atomic::AtomicUsize,
@@ -227,14 +229,14 @@ impl Shared {
                     // Closed here, inside the guard: closing a damaged
                     // database writes to it, and may panic too.
                     drop(db);
-                    Err(StoreError::corrupted(path, e.to_string()))
+                    Err(StoreError::corrupted(path, Operation::Open, fault(e)))
                 }
             }
         });
         let (db, (next_seq, next_dead, next_history, next_attempt)) = match opened {
             Ok(Ok(opened)) => opened,
             Ok(Err(e)) => return Err(e),
-            Err(panic) => return Err(StoreError::corrupted(path, panic)),
+            Err(panic) => return Err(StoreError::corrupted(path, Operation::Open, panic)),
         };
         let shared = Arc::new(Shared {
             path: path_buf,
@@ -248,7 +250,7 @@ impl Shared {
             buffered: std::sync::atomic::AtomicUsize::new(0),
             next_seq: AtomicU64::new(next_seq),
             counters: Counters::default(),
-            attached: Mutex::new(HashSet::new()),
+            attached: Mutex::default(),
             settings,
             thread: Mutex::new(None),
         });
@@ -265,14 +267,11 @@ impl Shared {
                 // Whatever happens in the writer, those waiting for it are
                 // told: the store fails, and every wait ends.
                 if let Err(panic) = guard(move || writer.run()) {
-                    shared.fail(panic, true);
+                    shared.fail(Operation::Writer, panic, true);
                     shared.done.send_replace(u64::MAX);
                 }
             })
-            .map_err(|e| StoreError::Open {
-                path: path.to_path_buf(),
-                reason: format!("cannot start the writer thread: {e}"),
-            })?;
+            .map_err(|e| StoreError::open(path, OpenProblem::WriterThread(super::Cause::new(e))))?;
         *shared.thread.lock().unwrap_or_else(|e| e.into_inner()) = Some(thread);
         Ok(shared)
     }
@@ -285,22 +284,54 @@ impl Shared {
             .expect("the database is present until the drop")
     }
 
-    /// Marks the store failed (the first reason is kept) and announces it
-    /// once: new events for its durable subscribers are refused, and every
-    /// wait for a commit ends with an error. `poisoned`: the database
-    /// panicked, so it is never written again.
-    pub(super) fn fail(&self, reason: String, poisoned: bool) {
+    /// Marks the store failed (the first failure is kept) and announces it
+    /// once, in the log and on the bus of each durable subscriber attached
+    /// (`hookbus.store_failed`): new events for its durable subscribers are
+    /// refused, and every wait for a commit ends with an error.
+    /// `poisoned`: the database panicked, so it is never written again.
+    pub(super) fn fail(&self, during: Operation, fault: Fault, poisoned: bool) {
         if poisoned {
             self.poisoned.store(true, Ordering::Release);
         }
         {
             let mut last = self.last_error.lock().unwrap_or_else(|e| e.into_inner());
             if last.is_none() {
-                *last = Some(reason.clone());
+                *last = Some(StoreError::Failed {
+                    path: self.path.clone(),
+                    during: during.clone(),
+                    fault: fault.clone(),
+                });
             }
         }
         if !self.failed.swap(true, Ordering::AcqRel) {
-            tracing::error!(store = %self.path.display(), error = %reason, "hookbus: the store failed; its durable subscribers refuse new events until it is reopened");
+            tracing::error!(store = %self.path.display(), during = %during, error = %fault, "hookbus: the store failed; its durable subscribers refuse new events until it is reopened");
+            self.announce_failure(&during, &fault);
+        }
+    }
+
+    /// `hookbus.store_failed` on each bus with a durable subscriber on this
+    /// store (once per bus, naming its subscribers).
+    fn announce_failure(&self, during: &Operation, fault: &Fault) {
+        let mut buses: Vec<(Arc<crate::hub::Hub>, Vec<String>)> = Vec::new();
+        {
+            let attached = self.attached.lock().unwrap_or_else(|e| e.into_inner());
+            for (name, hub) in attached.iter() {
+                let Some(hub) = hub.upgrade() else { continue };
+                match buses.iter_mut().find(|(h, _)| Arc::ptr_eq(h, &hub)) {
+                    Some((_, names)) => names.push(name.clone()),
+                    None => buses.push((hub, vec![name.clone()])),
+                }
+            }
+        }
+        for (hub, mut subscribers) in buses {
+            subscribers.sort_unstable();
+            hub.announce(crate::catalog::bus::StoreFailed {
+                store: self.path.display().to_string(),
+                during: during.as_str().to_owned(),
+                error: fault.to_string(),
+                panicked: fault.is_panic(),
+                subscribers,
+            });
         }
     }
 
@@ -371,14 +402,21 @@ impl Shared {
     /// write buffer at its bound (the disk is behind the emitters).
     pub(super) fn refusal(&self) -> Option<Refusal> {
         if self.failed.load(Ordering::Acquire) {
-            let reason = self
-                .last_error
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone();
-            return reason.map(Refusal::Failed);
+            return self.last_error().map(|e| Refusal::Failed(e.to_string()));
         }
         (self.buffered.load(Ordering::Acquire) >= self.buffer_limit()).then_some(Refusal::Busy)
+    }
+
+    /// Whether a subscriber with `undelivered` events not yet delivered is
+    /// further behind than the writer: more than a commit's worth, and more
+    /// than the write buffer holds. Its newest event will then most likely
+    /// be written (not delivered before its commit).
+    pub(super) fn behind_writer(&self, undelivered: usize) -> bool {
+        undelivered
+            > self
+                .settings
+                .commit_max
+                .max(self.buffered.load(Ordering::Acquire))
     }
 
     fn buffer_limit(&self) -> usize {
@@ -420,7 +458,7 @@ impl Shared {
     /// linger.
     pub(super) fn commit_now(
         self: &Arc<Shared>,
-    ) -> impl std::future::Future<Output = Result<(), String>> + Send + 'static + use<> {
+    ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send + 'static + use<> {
         let failed = self.last_error();
         let target = {
             let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
@@ -437,7 +475,11 @@ impl Shared {
                 return Err(e);
             }
             if rx.wait_for(|done| *done >= target).await.is_err() {
-                return Err("the store's writer has stopped".to_owned());
+                return Err(StoreError::Failed {
+                    path: shared.path.clone(),
+                    during: Operation::Writer,
+                    fault: Fault::WriterStopped,
+                });
             }
             match shared.last_error() {
                 Some(e) => Err(e),
@@ -461,11 +503,15 @@ impl Shared {
         }
     }
 
-    pub(super) fn last_error(&self) -> Option<String> {
-        match self.refusal() {
-            Some(Refusal::Failed(e)) => Some(e),
-            _ => None,
+    /// The store's failure ([`StoreError::Failed`]), once it has failed.
+    pub(super) fn last_error(&self) -> Option<StoreError> {
+        if !self.failed.load(Ordering::Acquire) {
+            return None;
         }
+        self.last_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub(super) fn stats(&self) -> StoreStats {
@@ -557,14 +603,12 @@ fn copy_table<K: redb::Key + 'static>(
 /// place leaves the allocator's state at the end of a file grown for it.
 pub(super) fn compact(path: &Path) -> Result<(), StoreError> {
     if !refuse_unusable(path)? {
-        return Err(StoreError::Open {
-            path: path.to_path_buf(),
-            reason: "no such file".into(),
-        });
+        return Err(StoreError::open(path, OpenProblem::NotFound));
     }
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".compacting");
     let tmp = PathBuf::from(tmp);
+    let failed = |e: Fault| StoreError::io(path, Operation::Compact, e);
     let done = guard(|| -> Result<(), StoreError> {
         let db = redb::Database::open(path).map_err(|e| open_error(path, e))?;
         // A file left by a compaction that was interrupted.
@@ -576,12 +620,11 @@ pub(super) fn compact(path: &Path) -> Result<(), StoreError> {
         })();
         if let Err(e) = copied {
             let _ = std::fs::remove_file(&tmp);
-            return Err(StoreError::Io(format!("compacting failed: {e}")));
+            return Err(failed(fault(e)));
         }
         // The new file replaces the old one while the old one is still
         // open (and locked): no one opens it in between.
-        std::fs::rename(&tmp, path)
-            .map_err(|e| StoreError::Io(format!("compacting failed: {e}")))?;
+        std::fs::rename(&tmp, path).map_err(|e| failed(fault(e)))?;
         // The rename itself on disk.
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
             && let Ok(dir) = std::fs::File::open(dir)
@@ -593,7 +636,7 @@ pub(super) fn compact(path: &Path) -> Result<(), StoreError> {
     });
     done.unwrap_or_else(|panic| {
         let _ = std::fs::remove_file(&tmp);
-        Err(StoreError::corrupted(path, panic))
+        Err(StoreError::corrupted(path, Operation::Compact, panic))
     })
 }
 
@@ -606,29 +649,20 @@ fn refuse_unusable(path: &Path) -> Result<bool, StoreError> {
         Ok(meta) => meta,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
         Err(e) => {
-            return Err(StoreError::Open {
-                path: path.to_path_buf(),
-                reason: e.to_string(),
-            });
+            return Err(StoreError::open(
+                path,
+                OpenProblem::System(super::Cause::new(e)),
+            ));
         }
     };
     if !meta.is_file() {
-        return Err(StoreError::Open {
-            path: path.to_path_buf(),
-            reason: "not a regular file".into(),
-        });
+        return Err(StoreError::open(path, OpenProblem::NotAFile));
     }
     if meta.len() == 0 {
-        return Err(StoreError::corrupted(
-            path,
-            "the file is empty: a store is never empty, so this one lost its content (it is not re-created; remove the file to start a new store)".into(),
-        ));
+        return Err(StoreError::corrupted(path, Operation::Open, Damage::Empty));
     }
     if meta.permissions().readonly() {
-        return Err(StoreError::Open {
-            path: path.to_path_buf(),
-            reason: "the file is read-only, and a store writes to its file (make it writable; a backup can be inspected from a writable copy)".into(),
-        });
+        return Err(StoreError::open(path, OpenProblem::ReadOnly));
     }
     Ok(true)
 }
@@ -639,35 +673,33 @@ fn open_error(path: &Path, e: redb::DatabaseError) -> StoreError {
             if io.kind() != std::io::ErrorKind::InvalidData
                 && io.kind() != std::io::ErrorKind::UnexpectedEof =>
         {
-            StoreError::Open {
-                path: path.to_path_buf(),
-                reason: io.to_string(),
-            }
+            StoreError::open(path, OpenProblem::System(super::Cause::new(io)))
         }
-        redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Open {
-            path: path.to_path_buf(),
-            reason: "the store is already open (in this process or another)".into(),
-        },
+        redb::DatabaseError::DatabaseAlreadyOpen => {
+            StoreError::open(path, OpenProblem::AlreadyOpen)
+        }
         redb::DatabaseError::Storage(redb::StorageError::Io(io))
             if io.kind() == std::io::ErrorKind::InvalidData =>
         {
-            StoreError::corrupted(path, "not a hookbus store (no store header)".into())
+            StoreError::corrupted(path, Operation::Open, Damage::NotAStore)
         }
-        other => StoreError::corrupted(path, other.to_string()),
+        other => StoreError::corrupted(path, Operation::Open, fault(other)),
     }
 }
 
 mod guard {
-    /// Runs `f`, turning a panic inside it into an error that says what
-    /// panicked.
-    pub(in crate::store) fn guard<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    use crate::store::error::Fault;
+
+    /// Runs `f`, turning a panic inside it into a [`Fault::Panicked`] with
+    /// the panic's message.
+    pub(in crate::store) fn guard<T>(f: impl FnOnce() -> T) -> Result<T, Fault> {
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|payload| {
-            let what = payload
+            let message = payload
                 .downcast_ref::<&str>()
                 .map(|s| (*s).to_owned())
                 .or_else(|| payload.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "no message".to_owned());
-            format!("the database panicked ({what})")
+            Fault::Panicked { message }
         })
     }
 }
@@ -682,7 +714,7 @@ struct Writer {
 impl Writer {
     fn run(mut self) {
         loop {
-            let (ops, target) = {
+            let (ops, delivered_later, target) = {
                 let s = &self.shared;
                 let mut q = s.queue.lock().unwrap_or_else(|e| e.into_inner());
                 loop {
@@ -712,12 +744,36 @@ impl Writer {
                 // the emitters are ahead.
                 let take = q.ops.len().min(s.settings.commit_max);
                 let ops: Vec<Op> = q.ops.drain(..take).collect();
+                // Deliveries already buffered behind this commit, of events
+                // it inserts: those events are not written at all (a
+                // subscriber that keeps up with emitters faster than one
+                // commit's worth costs the disk nothing). Not dead letters:
+                // their record comes with a later commit, and until then
+                // the pending record must stay.
+                let newest = ops
+                    .iter()
+                    .filter_map(|op| match op {
+                        Op::Insert { seq, .. } => Some(*seq),
+                        _ => None,
+                    })
+                    .max();
+                let delivered_later: Vec<(Arc<str>, u64)> = match newest {
+                    Some(newest) => q
+                        .ops
+                        .iter()
+                        .filter_map(|op| match op {
+                            Op::Delete { sub, seq } if *seq <= newest => Some((sub.clone(), *seq)),
+                            _ => None,
+                        })
+                        .collect(),
+                    None => Vec::new(),
+                };
                 if q.ops.is_empty() {
                     q.urgent = false;
                     q.first_at = None;
                 }
                 s.buffered.store(q.ops.len(), Ordering::Release);
-                (ops, q.enqueued - q.ops.len() as u64)
+                (ops, delivered_later, q.enqueued - q.ops.len() as u64)
             };
             // A failed store writes nothing more: after an I/O error redb
             // refuses writes until reopened, and after a panic its state is
@@ -732,18 +788,18 @@ impl Writer {
                     if injected {
                         panic!("injected writer failure");
                     }
-                    self.commit(&ops)
+                    self.commit(&ops, &delivered_later)
                 }) {
                     Ok(Ok(())) => {
                         s.counters.commits.fetch_add(1, Ordering::Relaxed);
                     }
                     Ok(Err(e)) => {
                         s.counters.commit_errors.fetch_add(1, Ordering::Relaxed);
-                        s.fail(format!("a commit failed: {e}"), false);
+                        s.fail(Operation::Commit, fault(e), false);
                     }
                     Err(panic) => {
                         s.counters.commit_errors.fetch_add(1, Ordering::Relaxed);
-                        s.fail(format!("a commit failed: {panic}"), true);
+                        s.fail(Operation::Commit, panic, true);
                     }
                 }
             }
@@ -753,7 +809,13 @@ impl Writer {
         }
     }
 
-    fn commit(&mut self, ops: &[Op]) -> Result<(), redb::Error> {
+    /// Commits `ops`; `delivered_later` are deletes still in the buffer
+    /// (for the next commit) whose inserts may be in `ops`.
+    fn commit(
+        &mut self,
+        ops: &[Op],
+        delivered_later: &[(Arc<str>, u64)],
+    ) -> Result<(), redb::Error> {
         // Events delivered (or dropped) before their insert was committed
         // never touch the disk.
         let mut settled: rustc_hash::FxHashSet<(&str, u64)> = Default::default();
@@ -773,6 +835,11 @@ impl Writer {
                 | Op::Endpoint { .. }
                 | Op::Keep { .. }
                 | Op::Attempt { .. } => {}
+            }
+        }
+        for (sub, seq) in delivered_later {
+            if inserted.contains(&(&**sub, *seq)) {
+                settled.insert((sub, *seq));
             }
         }
         let mut txn = self.shared.db().begin_write()?;

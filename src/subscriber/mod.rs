@@ -368,7 +368,7 @@ impl SubscriberBuilder {
                     ));
                 };
                 let (journal, recovered) = store
-                    .attach(name)
+                    .attach(name, Arc::downgrade(&hub))
                     .map_err(|e| SubscribeError::InvalidOption(e.to_string()))?;
                 (Some(journal), recovered)
             }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use hookbus::store::{CheckReport, Store, StoreError};
+use hookbus::store::{CheckReport, OpenProblem, Operation, Store, StoreError};
 use hookbus::{Bus, Event};
 use proptest::prelude::*;
 use serde_json::json;
@@ -234,7 +234,17 @@ fn an_empty_file_is_refused_not_recreated() {
     let dir = tempfile::tempdir().unwrap();
     let path = write(dir.path(), "emptied.redb", &[]);
     let err = Store::open(&path).unwrap_err();
-    assert!(matches!(err, StoreError::Corrupted { .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            StoreError::Corrupted {
+                damage: hookbus::store::Damage::Empty,
+                during: Operation::Open,
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert!(err.to_string().contains("empty"), "{err}");
     assert!(err.to_string().contains("emptied.redb"), "{err}");
     assert_eq!(std::fs::metadata(&path).unwrap().len(), 0, "left untouched");
@@ -251,7 +261,17 @@ fn files_that_are_not_stores_are_refused_untouched() {
     ] {
         let path = write(dir.path(), name, &bytes);
         let err = Store::open(&path).unwrap_err();
-        assert!(matches!(err, StoreError::Corrupted { .. }), "{name}: {err}");
+        assert!(
+            matches!(
+                err,
+                StoreError::Corrupted {
+                    damage: hookbus::store::Damage::NotAStore | hookbus::store::Damage::Fault(_),
+                    during: Operation::Open,
+                    ..
+                }
+            ),
+            "{name}: {err:?}"
+        );
         assert!(err.to_string().contains(name), "{err}");
         assert_eq!(
             std::fs::read(&path).unwrap(),
@@ -270,8 +290,18 @@ fn a_read_only_store_file_is_refused_for_writing() {
     let path = write(dir.path(), "readonly.redb", base_store());
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o444)).unwrap();
     let err = Store::open(&path).unwrap_err();
-    assert!(matches!(err, StoreError::Open { .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            StoreError::Open {
+                problem: OpenProblem::ReadOnly,
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert!(err.to_string().contains("read-only"), "{err}");
+    assert!(err.to_string().contains("readonly.redb"), "{err}");
     assert_eq!(
         std::fs::read(&path).unwrap(),
         base_store(),

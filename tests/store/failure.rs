@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use hookbus::store::{Store, StoreError};
+use hookbus::store::{Fault, Operation, Store, StoreError};
 use hookbus::{Bus, EmitError, Event};
 use serde_json::json;
 use tokio::sync::Notify;
@@ -72,19 +72,30 @@ async fn a_writer_that_panics_fails_the_store_and_every_wait_ends() {
         .unwrap();
     assert!(matches!(publish, Err(EmitError::Store(..))), "{publish:?}");
     let sync = tokio::time::timeout(WATCHDOG, store.sync()).await.unwrap();
-    assert!(
-        matches!(&sync, Err(StoreError::Failed { reason, .. }) if reason.contains("panicked")),
-        "{sync:?}"
-    );
+    match &sync {
+        Err(StoreError::Failed {
+            path: failed,
+            during: Operation::Commit,
+            fault: Fault::Panicked { message },
+        }) => {
+            assert_eq!(failed, &path);
+            assert_eq!(message, "injected writer failure");
+        }
+        other => panic!("expected the store's failure, got {other:?}"),
+    }
+    let message = sync.unwrap_err().to_string();
+    assert!(message.contains(&path.display().to_string()), "{message}");
+    assert!(message.contains("a commit failed"), "{message}");
     let stats = store.stats();
     assert_eq!(stats.commits, 1);
     assert_eq!(stats.commit_errors, 1);
-    assert!(
-        stats
-            .last_error
-            .unwrap()
-            .contains("injected writer failure")
-    );
+    assert!(matches!(
+        stats.last_error,
+        Some(StoreError::Failed {
+            fault: Fault::Panicked { .. },
+            ..
+        })
+    ));
     // ... and subscribers in memory go on.
     bus.emit(Event::new("audit.read", json!({})).unwrap())
         .unwrap();
@@ -142,4 +153,63 @@ async fn a_large_backlog_is_recovered_whole_and_in_order() {
     assert_eq!(store.stats().unreadable, 0);
     bus.shutdown(Duration::from_secs(30)).await;
     assert_eq!(*seen.lock().unwrap(), (0..N).collect::<Vec<_>>());
+}
+
+/// A store that fails says so once on the bus, as `hookbus.store_failed`
+/// (besides the log and the stats): which file, what failed, and which
+/// durable subscribers now refuse events. Later refusals announce nothing
+/// more.
+#[tokio::test]
+async fn a_store_failure_is_announced_once_on_the_bus() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("outbox.redb");
+    let store = Store::builder(&path)
+        .inject_writer_panic_after(1)
+        .open()
+        .unwrap();
+    let bus = Bus::new().unwrap();
+    let _durable = bus
+        .subscriber("order.*")
+        .name("orders")
+        .durable(&store)
+        .on(|_| ())
+        .unwrap();
+    let announced = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let a = announced.clone();
+    bus.on("hookbus.store_failed", move |e: &Event| {
+        a.lock().unwrap().push(e.data().clone());
+    })
+    .unwrap()
+    .detach();
+
+    bus.publish(event(0)).await.unwrap();
+    // The writer fails here; every later call is refused without a commit.
+    let refused = tokio::time::timeout(WATCHDOG, bus.publish(event(1)))
+        .await
+        .expect("publish waited for a writer that had died");
+    assert!(matches!(refused, Err(EmitError::Store(..))), "{refused:?}");
+    for i in 2..5 {
+        assert!(matches!(bus.emit(event(i)), Err(EmitError::Store(..))));
+    }
+    assert!(matches!(
+        tokio::time::timeout(WATCHDOG, bus.publish(event(5))).await,
+        Ok(Err(EmitError::Store(..)))
+    ));
+    assert!(
+        tokio::time::timeout(WATCHDOG, store.sync())
+            .await
+            .unwrap()
+            .is_err()
+    );
+    // The announcement was emitted before the failed publish returned; the
+    // shutdown delivers it.
+    bus.shutdown(Duration::from_secs(5)).await;
+    let announced = announced.lock().unwrap();
+    assert_eq!(announced.len(), 1, "announced once: {announced:?}");
+    let data = &announced[0];
+    assert_eq!(data["store"], path.display().to_string());
+    assert_eq!(data["subscribers"], json!(["orders"]));
+    assert_eq!(data["panicked"], true);
+    let error = data["error"].as_str().unwrap();
+    assert!(error.contains("injected writer failure"), "{error}");
 }

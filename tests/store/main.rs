@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use hookbus::store::{Store, StoreError};
+use hookbus::store::{OpenProblem, Store, StoreError};
 use hookbus::webhook::{RetryPolicy, WebhookSink};
 use hookbus::{Bus, EmitError, Event, OverflowPolicy, SubscribeError};
 use serde_json::json;
@@ -353,13 +353,36 @@ async fn a_damaged_file_is_refused_with_a_clear_error_and_no_panic() {
 async fn a_store_that_cannot_be_created_says_where_and_why() {
     let dir = tempfile::tempdir().unwrap();
     let err = Store::open(dir.path().join("missing-dir").join("outbox.redb")).unwrap_err();
-    assert!(matches!(err, StoreError::Open { .. }), "{err}");
+    // The system's error, typed and kept as the source.
+    match &err {
+        StoreError::Open {
+            problem: OpenProblem::System(cause),
+            ..
+        } => {
+            let io = cause.get().downcast_ref::<std::io::Error>().unwrap();
+            assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
+        }
+        other => panic!("expected the system's error, got {other:?}"),
+    }
+    let source = std::error::Error::source(&err).expect("a source");
+    assert!(source.to_string().contains("No such file"), "{source}");
     assert!(err.to_string().contains("missing-dir"), "{err}");
     let err = Store::builder(dir.path().join("x.redb"))
         .commit_max(0)
         .open()
         .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Open {
+                problem: OpenProblem::CommitMaxZero,
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert!(err.to_string().contains("commit_max"), "{err}");
+    assert!(err.to_string().contains("x.redb"), "{err}");
 }
 
 #[tokio::test]

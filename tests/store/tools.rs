@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use hookbus::store::{Redrive, Store, StoreError};
+use hookbus::store::{OpenProblem, Redrive, Store, StoreError};
 use hookbus::{Bus, Event, Pattern};
 use serde_json::json;
 use tokio::sync::Notify;
@@ -123,7 +123,10 @@ async fn a_backup_taken_while_the_bus_runs_is_a_consistent_store() {
     assert!(copied >= 500, "{copied}");
     // A backup never overwrites.
     let again = store.backup(&dest).unwrap_err();
-    assert!(matches!(again, StoreError::Open { .. }), "{again}");
+    assert!(
+        matches!(&again, StoreError::Open { path, problem: OpenProblem::Exists } if path == &dest),
+        "{again}"
+    );
 
     let backup = Store::open(&dest).unwrap();
     let report = backup.check().unwrap();
