@@ -730,8 +730,9 @@ impl Hub {
     /// Closes the bus to emits and new subscribers, and has the actor shut
     /// down what runs.
     async fn shutdown_now(self: &Arc<Self>, deadline: Instant) -> Vec<SubscriberReport> {
-        self.closed.store(true, Ordering::SeqCst);
-        self.closed_notify.notify_waiters();
+        // No new subscriber from here on. Emits stay open until the actor
+        // takes the shutdown, so the announcements queued before it (a
+        // store that failed, a handler that failed) are emitted first.
         let directory = {
             let mut closed = self.admission.lock().unwrap_or_else(|e| e.into_inner());
             *closed = true;
@@ -763,6 +764,8 @@ impl Hub {
         entries: Vec<(Arc<Route>, Option<JoinHandle<()>>)>,
         deadline: Instant,
     ) -> Vec<SubscriberReport> {
+        self.closed.store(true, Ordering::SeqCst);
+        self.closed_notify.notify_waiters();
         // An offer that began before `closed` was set finishes pushing before
         // the mailboxes close, so every `Ok` emit is in some mailbox and in
         // the report. Offers are short (no waiting inside); the deadline

@@ -201,8 +201,9 @@ async fn a_store_failure_is_announced_once_on_the_bus() {
             .unwrap()
             .is_err()
     );
-    // The announcement was emitted before the failed publish returned; the
-    // shutdown delivers it.
+    // The announcement went to the bus actor before the failed publish
+    // returned; the actor emits it before it takes the shutdown, which
+    // delivers it.
     bus.shutdown(Duration::from_secs(5)).await;
     let announced = announced.lock().unwrap();
     assert_eq!(announced.len(), 1, "announced once: {announced:?}");
