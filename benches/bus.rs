@@ -315,6 +315,32 @@ fn mpsc_subscribers<T: Send + Sync + 'static>(
         .unzip()
 }
 
+/// N receiver tasks on one `tokio::sync::broadcast` ring sized so that
+/// nobody lags (16,384 places), each calling `handle` on every message.
+fn tokio_broadcast_subscribers<T: Clone + Send + Sync + 'static>(
+    rt: &tokio::runtime::Runtime,
+    n: usize,
+    done: &Arc<Done>,
+    handle: fn(&T, &Done),
+) -> (
+    tokio::sync::broadcast::Sender<T>,
+    Vec<tokio::task::JoinHandle<()>>,
+) {
+    let (tx, _) = tokio::sync::broadcast::channel::<T>(16_384);
+    let tasks = (0..n)
+        .map(|_| {
+            let mut rx = tx.subscribe();
+            let d = done.clone();
+            rt.spawn(async move {
+                while let Ok(m) = rx.recv().await {
+                    handle(&m, &d);
+                }
+            })
+        })
+        .collect();
+    (tx, tasks)
+}
+
 /// N receiver tasks on one raw async-broadcast channel (capacity 1024), each
 /// calling `handle` on every message it receives.
 fn broadcast_subscribers<T: Clone + Send + Sync + 'static>(
@@ -769,19 +795,11 @@ fn fanout_typed(c: &mut Criterion) {
         // tokio's broadcast ring, sized so that nobody lags (the issue's
         // baseline): one write, read by every receiver through its cursor.
         let done = Done::new();
-        let (tx, _) = tokio::sync::broadcast::channel::<Arc<Tick>>(16_384);
-        let tasks: Vec<_> = (0..subscribers)
-            .map(|_| {
-                let mut rx = tx.subscribe();
-                let d = done.clone();
-                rt.spawn(async move {
-                    while let Ok(t) = rx.recv().await {
-                        black_box(t.n);
-                        d.hit();
-                    }
-                })
-            })
-            .collect();
+        let (tx, tasks) =
+            tokio_broadcast_subscribers(&rt, subscribers, &done, |t: &Arc<Tick>, d: &Done| {
+                black_box(t.n);
+                d.hit();
+            });
         bench_producer(
             &mut g,
             &rt,
@@ -803,19 +821,11 @@ fn fanout_typed(c: &mut Criterion) {
         // tokio's ring carrying what the bus carries (the event made from
         // the value): the ceiling of a group ring built on it.
         let done = Done::new();
-        let (tx, _) = tokio::sync::broadcast::channel::<Arc<Event>>(16_384);
-        let tasks: Vec<_> = (0..subscribers)
-            .map(|_| {
-                let mut rx = tx.subscribe();
-                let d = done.clone();
-                rt.spawn(async move {
-                    while let Ok(e) = rx.recv().await {
-                        black_box(e.payload::<Tick>().map(|t| t.n));
-                        d.hit();
-                    }
-                })
-            })
-            .collect();
+        let (tx, tasks) =
+            tokio_broadcast_subscribers(&rt, subscribers, &done, |e: &Arc<Event>, d: &Done| {
+                black_box(e.payload::<Tick>().map(|t| t.n));
+                d.hit();
+            });
         bench_producer(
             &mut g,
             &rt,
