@@ -406,6 +406,7 @@ trait Payload: Send + Sync + 'static {
     fn to_value(&self) -> Result<Value, serde_json::Error>;
     fn to_vec(&self) -> Result<Vec<u8>, serde_json::Error>;
     fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
+    fn as_any(&self) -> &(dyn Any + Send + Sync);
     fn type_name(&self) -> &'static str;
 }
 
@@ -417,6 +418,9 @@ impl<T: Serialize + Send + Sync + 'static> Payload for T {
         serde_json::to_vec(self)
     }
     fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
+        self
+    }
+    fn as_any(&self) -> &(dyn Any + Send + Sync) {
         self
     }
     fn type_name(&self) -> &'static str {
@@ -727,6 +731,15 @@ impl Event {
     pub fn payload<T: Send + Sync + 'static>(&self) -> Option<Arc<T>> {
         match &self.data {
             Data::Typed(value) => value.clone().into_any().downcast::<T>().ok(),
+            Data::Json(_) => None,
+        }
+    }
+
+    /// The typed value this event was made from, borrowed (no reference
+    /// count touched: readers of one event on many threads share nothing).
+    pub(crate) fn payload_ref<T: Send + Sync + 'static>(&self) -> Option<&T> {
+        match &self.data {
+            Data::Typed(value) => value.as_any().downcast_ref::<T>(),
             Data::Json(_) => None,
         }
     }

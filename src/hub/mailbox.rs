@@ -18,6 +18,12 @@
 //! `Block` mailboxes also keep `occupied` (queued + reserved) as an atomic, so
 //! an emit can reserve a place in every `Block` mailbox it targets before it
 //! pushes into any of them: that is what keeps `emit` all-or-nothing.
+//!
+//! A mailbox is one of three kinds ([`group`](super::group) explains the
+//! last two): a queue of its own; a **member** of a group, whose events are
+//! read from the group's ring through its cursor (the same counts, kept the
+//! same way); or the **group's** own entry in the routing table, which
+//! emitters push into (one write for every member).
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -26,6 +32,7 @@ use std::task::Context;
 
 use futures_util::task::AtomicWaker;
 
+use super::group::{Cursor, Member, Ring};
 use super::options::OverflowPolicy;
 use crate::event::Event;
 
@@ -58,6 +65,19 @@ pub(crate) struct State {
     oldest_at: Option<tokio::time::Instant>,
     /// Events of the sync loop's current chunk (part of `in_flight`).
     chunk_len: u64,
+    /// A group member's cursor on the ring (its queue stays empty).
+    cursor: Option<Cursor>,
+}
+
+/// Where a mailbox's events are kept.
+#[derive(Debug)]
+enum Kind {
+    /// In its own queue.
+    Own,
+    /// In its group's ring, read through `State::cursor`.
+    Member(Member),
+    /// The group's entry in the routing table: a push writes the ring.
+    Group(Arc<Ring>),
 }
 
 /// The sync loop's progress through its chunk. Written by the task alone,
@@ -135,6 +155,7 @@ pub(crate) struct Mailbox {
     /// `publish` callers waiting for room in this (`Block`) mailbox.
     space: tokio::sync::Notify,
     progress: Progress,
+    kind: Kind,
 }
 
 impl Mailbox {
@@ -143,6 +164,44 @@ impl Mailbox {
         policy: OverflowPolicy,
         batching: bool,
         limit: Option<u64>,
+    ) -> Mailbox {
+        Mailbox::with_kind(capacity, policy, batching, limit, Kind::Own, None)
+    }
+
+    /// A member of the group with `ring`, reading from its next write on.
+    pub(crate) fn member(ring: Arc<Ring>, policy: OverflowPolicy) -> Mailbox {
+        let (member, cursor) = Member::new(ring, policy == OverflowPolicy::Block);
+        let capacity = member.ring.capacity();
+        Mailbox::with_kind(
+            capacity,
+            policy,
+            false,
+            None,
+            Kind::Member(member),
+            Some(cursor),
+        )
+    }
+
+    /// A group's entry in the routing table.
+    pub(crate) fn group(ring: Arc<Ring>) -> Mailbox {
+        let capacity = ring.capacity();
+        Mailbox::with_kind(
+            capacity,
+            OverflowPolicy::DropOldest,
+            false,
+            None,
+            Kind::Group(ring),
+            None,
+        )
+    }
+
+    fn with_kind(
+        capacity: usize,
+        policy: OverflowPolicy,
+        batching: bool,
+        limit: Option<u64>,
+        kind: Kind,
+        cursor: Option<Cursor>,
     ) -> Mailbox {
         Mailbox {
             state: Mutex::new(State {
@@ -153,6 +212,7 @@ impl Mailbox {
                 unreported_drops: 0,
                 oldest_at: None,
                 chunk_len: 0,
+                cursor,
             }),
             capacity,
             policy,
@@ -162,6 +222,23 @@ impl Mailbox {
             waker: AtomicWaker::new(),
             space: tokio::sync::Notify::new(),
             progress: Progress::default(),
+            kind,
+        }
+    }
+
+    /// The ring of the group this mailbox is a member of.
+    pub(crate) fn member_of(&self) -> Option<&Arc<Ring>> {
+        match &self.kind {
+            Kind::Member(m) => Some(&m.ring),
+            _ => None,
+        }
+    }
+
+    /// The ring of the group this is the table entry of.
+    pub(crate) fn group_ring(&self) -> Option<&Arc<Ring>> {
+        match &self.kind {
+            Kind::Group(ring) => Some(ring),
+            _ => None,
         }
     }
 
@@ -171,12 +248,23 @@ impl Mailbox {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    pub(crate) fn capacity(&self) -> usize {
+        self.capacity
+    }
+
     pub(crate) fn policy(&self) -> OverflowPolicy {
-        self.policy
+        match &self.kind {
+            Kind::Group(ring) if ring.blocks() => OverflowPolicy::Block,
+            Kind::Group(_) => OverflowPolicy::DropOldest,
+            _ => self.policy,
+        }
     }
 
     /// `Block` only: reserves a place for an emit in progress.
     pub(crate) fn reserve(&self) -> bool {
+        if let Kind::Group(ring) = &self.kind {
+            return ring.reserve();
+        }
         self.occupied
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
                 (n < self.capacity).then_some(n + 1)
@@ -196,18 +284,27 @@ impl Mailbox {
     }
 
     pub(crate) fn unreserve(&self) {
-        self.release(1);
+        match &self.kind {
+            Kind::Group(ring) => ring.release(),
+            _ => self.release(1),
+        }
     }
 
     /// Whether a `Block` mailbox has a free place now.
     pub(crate) fn has_room(&self) -> bool {
-        self.occupied.load(Ordering::Acquire) < self.capacity
+        match &self.kind {
+            Kind::Group(ring) => ring.has_room(),
+            _ => self.occupied.load(Ordering::Acquire) < self.capacity,
+        }
     }
 
     /// A future that resolves when room may have been made; enable it, check
     /// [`has_room`](Self::has_room), then await it.
     pub(crate) fn space(&self) -> tokio::sync::futures::Notified<'_> {
-        self.space.notified()
+        match &self.kind {
+            Kind::Group(ring) => ring.space(),
+            _ => self.space.notified(),
+        }
     }
 
     /// Counts one emitted event in: queued, filtered (`accepted == false`) or
@@ -220,6 +317,16 @@ impl Mailbox {
         accepted: bool,
         reserved: bool,
     ) -> (Pushed, Option<Arc<Event>>) {
+        if let Kind::Group(ring) = &self.kind {
+            // No condition in a group: `accepted` is always true.
+            if !ring.is_open() {
+                if reserved {
+                    ring.release();
+                }
+                return (Pushed::Refused, None);
+            }
+            return (Pushed::Taken, ring.write(event, reserved));
+        }
         let mut evicted = None;
         let mut dropped = false;
         let wake = {
@@ -313,12 +420,26 @@ impl Mailbox {
     /// The task: registers to be woken, and says whether anything changed
     /// since it last asked.
     pub(crate) fn poll_changed(&self, cx: &mut Context<'_>) -> bool {
+        if let Kind::Member(m) = &self.kind {
+            // Registered before looking, so a write after the look wakes us.
+            m.bell.waker.register(cx.waker());
+            return m.bell.signal.swap(false, Ordering::AcqRel) | m.enlist();
+        }
         self.waker.register(cx.waker());
         self.signal.swap(false, Ordering::AcqRel)
     }
 
     pub(crate) fn view(&self) -> View {
         let s = self.lock();
+        if let (Kind::Member(m), Some(cursor)) = (&self.kind, &s.cursor) {
+            let (queued, lost) = m.look(cursor);
+            return View {
+                queued: queued as usize,
+                open: s.open,
+                unreported_drops: s.unreported_drops + lost,
+                oldest_at: None,
+            };
+        }
         View {
             queued: s.queue.len(),
             open: s.open,
@@ -329,6 +450,10 @@ impl Mailbox {
 
     /// Takes up to `max` events out to start them (they count as in flight).
     pub(crate) fn take(&self, max: usize, out: &mut Vec<Arc<Event>>) {
+        if let Kind::Member(m) = &self.kind {
+            self.take_member(m, max, out, false);
+            return;
+        }
         let n = {
             let mut s = self.lock();
             let n = max.min(s.queue.len());
@@ -347,6 +472,10 @@ impl Mailbox {
     /// reports each through [`progress`](Self::progress) and closes the
     /// chunk with [`end_chunk`](Self::end_chunk).
     pub(crate) fn take_chunk(&self, max: usize, out: &mut Vec<Arc<Event>>) {
+        if let Kind::Member(m) = &self.kind {
+            self.take_member(m, max, out, true);
+            return;
+        }
         let n = {
             let mut s = self.lock();
             let n = max.min(s.queue.len());
@@ -357,6 +486,24 @@ impl Mailbox {
         };
         if self.policy == OverflowPolicy::Block {
             self.release(n);
+        }
+    }
+
+    /// A member takes from the ring: what it lost to overwrites counts as
+    /// dropped, as a `DropOldest` queue's evictions would.
+    /// (`chunk`: the sync loop's, see [`take_chunk`](Self::take_chunk).)
+    fn take_member(&self, m: &Member, max: usize, out: &mut Vec<Arc<Event>>, chunk: bool) {
+        let mut s = self.lock();
+        let s = &mut *s;
+        let Some(cursor) = s.cursor.as_mut() else {
+            return;
+        };
+        let (n, lost) = m.take(cursor, max, out);
+        s.counts.in_flight += n as u64;
+        s.counts.dropped += lost;
+        s.unreported_drops += lost;
+        if chunk {
+            s.chunk_len = n as u64;
         }
     }
 
@@ -396,31 +543,66 @@ impl Mailbox {
 
     /// Takes the drops not yet announced.
     pub(crate) fn take_unreported_drops(&self) -> u64 {
-        std::mem::take(&mut self.lock().unreported_drops)
+        let mut s = self.lock();
+        let s = &mut *s;
+        if let (Kind::Member(m), Some(cursor)) = (&self.kind, s.cursor.as_mut()) {
+            let lost = m.skip_lost(cursor);
+            s.counts.dropped += lost;
+            s.unreported_drops += lost;
+        }
+        std::mem::take(&mut s.unreported_drops)
     }
 
     /// Takes nothing new from now on; the task drains what is queued.
     pub(crate) fn close(&self) {
-        self.lock().open = false;
+        let mut s = self.lock();
+        s.open = false;
+        if let (Kind::Member(m), Some(cursor)) = (&self.kind, s.cursor.as_mut()) {
+            m.close(cursor);
+            drop(s);
+            m.bell.ring();
+            return;
+        }
+        drop(s);
         self.notify_task();
         self.space.notify_waiters();
     }
 
     pub(crate) fn is_open(&self) -> bool {
-        self.lock().open
+        match &self.kind {
+            Kind::Group(ring) => ring.is_open(),
+            _ => self.lock().open,
+        }
     }
 
     pub(crate) fn snapshot(&self) -> Snapshot {
         let s = self.lock();
         let (ok, failed, started) = self.progress.read();
         let mut counts = s.counts;
+        let mut queued = s.queue.len() as u64;
+        if let (Kind::Member(m), Some(cursor)) = (&self.kind, &s.cursor) {
+            let (waiting, lost) = m.backlog(cursor);
+            counts.received = m.received(cursor);
+            counts.dropped += lost;
+            queued = waiting;
+        }
         counts.delivered += ok;
         counts.failed += failed;
         counts.in_flight -= ok + failed;
         Snapshot {
             counts,
-            queued: s.queue.len() as u64,
+            queued,
             unstarted: s.chunk_len - started,
+        }
+    }
+}
+
+impl Drop for Mailbox {
+    fn drop(&mut self) {
+        // A member that goes away lets go of the ring's slots it held.
+        let s = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
+        if let (Kind::Member(m), Some(cursor)) = (&self.kind, s.cursor.as_mut()) {
+            m.abandon(cursor);
         }
     }
 }

@@ -30,6 +30,7 @@
 mod actor;
 pub(crate) mod counter;
 mod error;
+mod group;
 pub(crate) mod journal;
 mod mailbox;
 mod options;
@@ -165,6 +166,11 @@ pub(crate) struct Route {
     pub(crate) control: Control,
     /// A durable subscriber's record of its events (feature `durable`).
     pub(crate) journal: Option<Arc<dyn Journal>>,
+    /// Subscribers with the same shape receive the same events and may share
+    /// a ring ([`group`]): the shape's fingerprint, when it has one.
+    pub(crate) shape: Option<u64>,
+    /// A member counted in its group (cleared when it leaves the table).
+    pub(crate) grouped: AtomicBool,
 }
 
 impl std::fmt::Debug for Route {
@@ -188,11 +194,63 @@ pub(crate) struct RouteSpec {
     pub(crate) journal: Option<Arc<dyn Journal>>,
 }
 
+impl RouteSpec {
+    /// Sorts the patterns and drops repeats.
+    fn normalize(&mut self) {
+        self.patterns.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        self.patterns.dedup_by(|a, b| a.as_str() == b.as_str());
+    }
+
+    /// The fingerprint of the shape shared by subscribers that receive the
+    /// same events (see [`group`]), when these options allow a group: no
+    /// condition, limit, store or batching; `Block` or `DropOldest`; a
+    /// capacity a ring is made for; and no pattern that can match the bus's
+    /// own `hookbus.*` events (a member's drops are counted without their
+    /// types, and drops of those must never be announced).
+    fn shape(&self, options: &SubscriberOptions) -> Option<u64> {
+        use std::hash::{Hash, Hasher};
+        let eligible = self.condition.is_none()
+            && self.limit.is_none()
+            && self.journal.is_none()
+            && options.batch.is_none()
+            && options.overflow != OverflowPolicy::DropNewest
+            && options.capacity <= group::MAX_GROUP_CAPACITY
+            && self
+                .patterns
+                .iter()
+                .all(|p| p.first_literal().is_some_and(|l| l != "hookbus"));
+        if !eligible {
+            return None;
+        }
+        let mut h = rustc_hash::FxHasher::default();
+        for p in &self.patterns {
+            p.as_str().hash(&mut h);
+        }
+        if let Some(key) = &self.key {
+            key.attr.name().hash(&mut h);
+            key.value.hash(&mut h);
+        }
+        options.capacity.hash(&mut h);
+        Some(h.finish())
+    }
+}
+
 impl Route {
-    pub(crate) fn new(id: u64, spec: RouteSpec, options: &SubscriberOptions) -> Route {
-        let mut patterns = spec.patterns;
-        patterns.sort_by(|a, b| a.as_str().cmp(b.as_str()));
-        patterns.dedup_by(|a, b| a.as_str() == b.as_str());
+    #[cfg(test)]
+    pub(crate) fn new(id: u64, mut spec: RouteSpec, options: &SubscriberOptions) -> Route {
+        spec.normalize();
+        let mailbox = Mailbox::new(
+            options.capacity,
+            options.overflow,
+            options.batch.is_some(),
+            spec.limit,
+        );
+        Route::with_mailbox(id, spec, mailbox, None)
+    }
+
+    /// `spec` normalized.
+    fn with_mailbox(id: u64, spec: RouteSpec, mailbox: Mailbox, shape: Option<u64>) -> Route {
+        let patterns = spec.patterns;
         let overlaps = patterns.len() > 1 && !patterns.iter().all(Pattern::is_exact);
         Route {
             id,
@@ -201,15 +259,24 @@ impl Route {
             key: spec.key,
             overlaps,
             condition: spec.condition,
-            mailbox: Mailbox::new(
-                options.capacity,
-                options.overflow,
-                options.batch.is_some(),
-                spec.limit,
-            ),
+            mailbox,
             control: Control::default(),
             journal: spec.journal,
+            shape,
+            grouped: AtomicBool::new(false),
         }
+    }
+
+    /// Whether `other` has this route's patterns, key and capacity.
+    fn same_shape(&self, patterns: &[Pattern], key: &Option<RouteKey>, capacity: usize) -> bool {
+        self.mailbox.capacity() == capacity
+            && self.key == *key
+            && self.patterns.len() == patterns.len()
+            && self
+                .patterns
+                .iter()
+                .zip(patterns)
+                .all(|(a, b)| a.as_str() == b.as_str())
     }
 
     /// The patterns as one text (`a, b`), and the key after them.
@@ -661,29 +728,37 @@ impl Hub {
         self.lifecycle.clone()
     }
 
-    /// Adds a subscriber: in the routing table (before this returns, so an
-    /// emit after it reaches the subscriber), with its task started by
-    /// `spawn` and handed to the bus actor. Refused once shutdown has begun,
-    /// so a subscriber either is in the shutdown report or was never created.
+    /// Adds a subscriber: makes its route (a mailbox of its own, or a place
+    /// in the group of subscribers of its shape; `prepare` runs before it is
+    /// routed), puts it in the routing table (before this returns, so an
+    /// emit after it reaches the subscriber), and hands its task, started by
+    /// `spawn`, to the bus actor. Refused once shutdown has begun, so a
+    /// subscriber either is in the shutdown report or was never created.
     pub(crate) fn register(
         &self,
-        route: Arc<Route>,
-        spawn: impl FnOnce() -> JoinHandle<()>,
-    ) -> Result<(), SubscribeError> {
+        spec: RouteSpec,
+        options: &SubscriberOptions,
+        prepare: impl FnOnce(&Route),
+        spawn: impl FnOnce(Arc<Route>) -> JoinHandle<()>,
+    ) -> Result<Arc<Route>, SubscribeError> {
         let closed = self.admission.lock().unwrap_or_else(|e| e.into_inner());
         if *closed {
             return Err(SubscribeError::Closed);
         }
-        self.write_table().add(route.clone(), &self.filter);
-        let join = spawn();
+        let (id, group_id) = (self.next_id(), self.next_id());
+        let route =
+            self.write_table()
+                .subscribe(id, spec, options, group_id, prepare, &self.filter);
+        let join = spawn(route.clone());
         self.directory
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(route.id, route.clone());
         // Under the admission lock: the actor hears of every subscriber
         // before it hears of the shutdown.
-        if let Err(actor::Msg::Started(route, join)) =
-            self.lifecycle.send(actor::Msg::Started(route, join))
+        if let Err(actor::Msg::Started(route, join)) = self
+            .lifecycle
+            .send(actor::Msg::Started(route.clone(), join))
         {
             // The actor is gone (its runtime shut down): nothing would run.
             join.abort();
@@ -691,12 +766,17 @@ impl Hub {
             self.forget(route.id);
             return Err(SubscribeError::Closed);
         }
-        Ok(())
+        Ok(route)
     }
 
     /// Takes a subscriber out of the routing table (unsubscribe, limit
     /// reached, task ended). Events already in its mailbox stay there.
     pub(crate) fn unroute(&self, route: &Route) {
+        if route.mailbox.member_of().is_some() {
+            // A group member takes nothing more from the ring (a `Block`
+            // member stops holding it), whatever ended it.
+            route.mailbox.close();
+        }
         self.write_table().remove(route, &self.filter);
     }
 

@@ -20,7 +20,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use rustc_hash::FxHashMap;
 
-use super::{KeyAttr, Route};
+use super::group::Ring;
+use super::{KeyAttr, Mailbox, OverflowPolicy, Route, RouteSpec, SubscriberOptions};
 use crate::event::Event;
 use crate::pattern::{Pattern, Segment};
 
@@ -293,6 +294,16 @@ pub(crate) struct Table {
     /// [`Route::overlaps`]): while there are none, a walk needs no record of
     /// the routes it has seen.
     overlapping: usize,
+    /// Subscribers that may share a ring, by their shape's fingerprint: the
+    /// first of a shape (with a mailbox of its own) and the group the others
+    /// of that shape joined.
+    shapes: FxHashMap<u64, Shaped>,
+}
+
+#[derive(Debug, Default)]
+struct Shaped {
+    solo: Option<Arc<Route>>,
+    group: Option<Arc<Route>>,
 }
 
 /// Whether a route can refuse an event: a `Block` mailbox may be full, a
@@ -385,6 +396,131 @@ impl Table {
         self.refusing > 0
     }
 
+    /// Makes a subscriber's route and puts it in the table: with a mailbox of
+    /// its own, or, when another subscriber of the same shape is there, as a
+    /// member of that shape's group (made now, with the id `group_id`, if it
+    /// is the second). `prepare` runs before the route is in the table.
+    pub(crate) fn subscribe(
+        &mut self,
+        id: u64,
+        mut spec: RouteSpec,
+        options: &SubscriberOptions,
+        group_id: u64,
+        prepare: impl FnOnce(&Route),
+        filter: &Filter,
+    ) -> Arc<Route> {
+        spec.normalize();
+        let shape = spec.shape(options);
+        let joins = shape.and_then(|fp| {
+            let shaped = self.shapes.get(&fp)?;
+            let existing = shaped.group.as_ref().or(shaped.solo.as_ref())?;
+            existing
+                .same_shape(&spec.patterns, &spec.key, options.capacity)
+                .then_some(fp)
+        });
+        let Some(fp) = joins else {
+            let mailbox = Mailbox::new(
+                options.capacity,
+                options.overflow,
+                options.batch.is_some(),
+                spec.limit,
+            );
+            let route = Arc::new(Route::with_mailbox(id, spec, mailbox, shape));
+            prepare(&route);
+            if let Some(fp) = shape {
+                self.shapes
+                    .entry(fp)
+                    .or_default()
+                    .solo
+                    .get_or_insert(route.clone());
+            }
+            self.add(route.clone(), filter);
+            return route;
+        };
+        let existing = self.shapes.get(&fp).and_then(|s| s.group.clone());
+        let (group, new_group) = match existing {
+            Some(group) => (group, false),
+            None => {
+                let ring = Arc::new(Ring::new(options.capacity));
+                let group_spec = RouteSpec {
+                    name: format!(
+                        "group:{}",
+                        spec.patterns
+                            .iter()
+                            .map(|p| p.as_str())
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    )
+                    .into(),
+                    patterns: spec.patterns.clone(),
+                    key: spec.key.clone(),
+                    condition: None,
+                    limit: None,
+                    journal: None,
+                };
+                let group =
+                    Route::with_mailbox(group_id, group_spec, Mailbox::group(ring), Some(fp));
+                (Arc::new(group), true)
+            }
+        };
+        let ring = group
+            .mailbox
+            .group_ring()
+            .expect("a group's mailbox")
+            .clone();
+        let block = options.overflow == OverflowPolicy::Block;
+        let member = Arc::new(Route::with_mailbox(
+            id,
+            spec,
+            Mailbox::member(ring.clone(), options.overflow),
+            shape,
+        ));
+        member.grouped.store(true, Ordering::Release);
+        prepare(&member);
+        ring.members.fetch_add(1, Ordering::AcqRel);
+        if block && ring.block_members.fetch_add(1, Ordering::AcqRel) == 0 && !new_group {
+            // The group can refuse from now on.
+            self.refusing += 1;
+        }
+        if new_group {
+            self.shapes.entry(fp).or_default().group = Some(group.clone());
+            self.add(group, filter);
+        }
+        member
+    }
+
+    /// A member leaves its group; the group leaves the table with its last
+    /// member. Returns whether it was a member.
+    fn leave_group(&mut self, route: &Route, ring: &Arc<Ring>, filter: &Filter) -> bool {
+        if !route.grouped.swap(false, Ordering::AcqRel) {
+            return false;
+        }
+        if route.mailbox.policy() == OverflowPolicy::Block
+            && ring.block_members.fetch_sub(1, Ordering::AcqRel) == 1
+        {
+            self.refusing -= 1;
+        }
+        if ring.members.fetch_sub(1, Ordering::AcqRel) == 1 {
+            let fp = route.shape.expect("a member has a shape");
+            let group = self.shapes.get_mut(&fp).and_then(|s| s.group.take());
+            if let Some(group) = group {
+                self.remove(&group, filter);
+            }
+            self.forget_shape(fp);
+        }
+        true
+    }
+
+    fn forget_shape(&mut self, fp: u64) {
+        if self
+            .shapes
+            .get(&fp)
+            .is_some_and(|s| s.solo.is_none() && s.group.is_none())
+        {
+            self.shapes.remove(&fp);
+        }
+    }
+
     pub(crate) fn add(&mut self, route: Arc<Route>, filter: &Filter) {
         for pattern in route.patterns.iter() {
             self.count(pattern, 1, filter);
@@ -421,6 +557,17 @@ impl Table {
 
     /// Removes the route; returns whether it was there.
     pub(crate) fn remove(&mut self, route: &Route, filter: &Filter) -> bool {
+        if let Some(ring) = route.mailbox.member_of() {
+            return self.leave_group(route, &ring.clone(), filter);
+        }
+        if let Some(fp) = route.shape
+            && route.mailbox.group_ring().is_none()
+            && let Some(shaped) = self.shapes.get_mut(&fp)
+            && shaped.solo.as_ref().is_some_and(|s| s.id == route.id)
+        {
+            shaped.solo = None;
+            self.forget_shape(fp);
+        }
         let id = route.id;
         let mut found = false;
         match &route.key {
@@ -671,6 +818,72 @@ mod tests {
             prop_assert!(!filter.broad.load(Ordering::Relaxed));
             prop_assert!(filter.bits.iter().all(|w| w.load(Ordering::Relaxed) == 0));
         }
+    }
+
+    fn spec(pattern: &str) -> RouteSpec {
+        RouteSpec {
+            name: "t".into(),
+            patterns: vec![Pattern::new(pattern).unwrap()],
+            key: None,
+            condition: None,
+            limit: None,
+            journal: None,
+        }
+    }
+
+    /// Subscribers of one shape: the first keeps a mailbox of its own, the
+    /// others share one group entry; another shape (a capacity, a
+    /// condition, `DropNewest`, a pattern that reaches `hookbus.*`) does not
+    /// join. The group leaves the table with its last member.
+    #[test]
+    fn subscribers_of_one_shape_share_one_group_entry() {
+        let filter = Filter::default();
+        let mut table = Table::default();
+        let opts = SubscriberOptions::default();
+        let mut ids = 100;
+        let mut sub = |table: &mut Table, spec: RouteSpec, opts: &SubscriberOptions| {
+            ids += 2;
+            table.subscribe(ids, spec, opts, ids + 1, |_| {}, &filter)
+        };
+        let solo = sub(&mut table, spec("a.b"), &opts);
+        let members: Vec<_> = (0..5)
+            .map(|_| sub(&mut table, spec("a.b"), &opts))
+            .collect();
+        assert!(solo.mailbox.member_of().is_none());
+        assert!(members.iter().all(|m| m.mailbox.member_of().is_some()));
+        assert_eq!(visited(&table, &event("a.b", None)).len(), 2);
+        let mut block = opts.clone();
+        block.overflow = OverflowPolicy::Block;
+        let blocking = sub(&mut table, spec("a.b"), &block);
+        assert!(blocking.mailbox.member_of().is_some());
+        assert!(table.has_refusing());
+        let mut other = Vec::new();
+        let mut bigger = opts.clone();
+        bigger.capacity += 1;
+        other.push(sub(&mut table, spec("a.b"), &bigger));
+        let mut newest = opts.clone();
+        newest.overflow = OverflowPolicy::DropNewest;
+        other.push(sub(&mut table, spec("a.b"), &newest));
+        let mut conditioned = spec("a.b");
+        conditioned.condition = Some(Box::new(|_| true));
+        other.push(sub(&mut table, conditioned, &opts));
+        for _ in 0..2 {
+            other.push(sub(&mut table, spec("*"), &opts));
+        }
+        assert!(other.iter().all(|r| r.mailbox.member_of().is_none()));
+        assert_eq!(visited(&table, &event("a.b", None)).len(), 2 + other.len());
+        assert!(table.remove(&blocking, &filter));
+        assert!(!table.remove(&blocking, &filter));
+        assert!(!table.has_refusing());
+        for m in &members {
+            assert!(table.remove(m, &filter));
+        }
+        assert_eq!(visited(&table, &event("a.b", None)).len(), 1 + other.len());
+        for r in other.iter().chain([&solo]) {
+            assert!(table.remove(r, &filter));
+        }
+        assert!(table.shapes.is_empty() && table.unkeyed.is_empty());
+        assert!(filter.bits.iter().all(|w| w.load(Ordering::Relaxed) == 0));
     }
 
     /// Many routes that overlap, all matching one event: the record of

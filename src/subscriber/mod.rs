@@ -383,22 +383,29 @@ impl SubscriberBuilder {
                 format!("on:{}", list.join(",")).into()
             }
         };
-        let route = Arc::new(Route::new(
-            hub.next_id(),
-            RouteSpec {
-                name,
-                patterns,
-                key,
-                condition: self.condition,
-                limit: self.limit,
-                journal,
+        let spec = RouteSpec {
+            name,
+            patterns,
+            key,
+            condition: self.condition,
+            limit: self.limit,
+            journal,
+        };
+        let options = self.options;
+        let worker_options = options.clone();
+        let lifecycle = hub.lifecycle();
+        let runtime = hub.runtime.clone();
+        let route = hub.register(
+            spec,
+            &options,
+            |_route| {
+                #[cfg(feature = "durable")]
+                _route.mailbox.restore(recovered);
             },
-            &self.options,
-        ));
-        #[cfg(feature = "durable")]
-        route.mailbox.restore(recovered);
-        let worker = worker::Worker::new(route.clone(), self.options, handler, hub.lifecycle());
-        hub.register(route.clone(), || hub.runtime.spawn(worker.run()))?;
+            move |route| {
+                runtime.spawn(worker::Worker::new(route, worker_options, handler, lifecycle).run())
+            },
+        )?;
         Ok(Subscription {
             route,
             hub: Arc::downgrade(&hub),
@@ -410,16 +417,27 @@ impl SubscriberBuilder {
 /// A typed event handed to an [`on_typed`](SubscriberBuilder::on_typed)
 /// handler: the value (also reachable through `Deref`) and the event it came
 /// with. Both are shared, not copied.
-#[derive(Debug)]
 pub struct Typed<T> {
-    data: Arc<T>,
+    /// `None` when the value is the event's own typed payload (read from it,
+    /// so handing it over touches one reference count, not two); `Some`
+    /// when it was parsed from the event's JSON.
+    parsed: Option<Arc<T>>,
     event: Arc<Event>,
+}
+
+impl<T: fmt::Debug + Send + Sync + 'static> fmt::Debug for Typed<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Typed")
+            .field("data", self.data())
+            .field("event", &self.event)
+            .finish()
+    }
 }
 
 impl<T> Clone for Typed<T> {
     fn clone(&self) -> Self {
         Typed {
-            data: self.data.clone(),
+            parsed: self.parsed.clone(),
             event: self.event.clone(),
         }
     }
@@ -427,32 +445,47 @@ impl<T> Clone for Typed<T> {
 
 impl<T: TypedEvent> Typed<T> {
     fn of(event: &Arc<Event>) -> Result<Typed<T>, DeliveryError> {
-        let data = match event.payload::<T>() {
-            Some(data) => data,
-            None => Arc::new(event.data_as::<T>().map_err(|err| {
+        let parsed = match event.payload_ref::<T>() {
+            Some(_) => None,
+            None => Some(Arc::new(event.data_as::<T>().map_err(|err| {
                 DeliveryError::handler(format!(
                     "event {} data does not fit {}: {err}",
                     event.id(),
                     std::any::type_name::<T>()
                 ))
-            })?),
+            })?)),
         };
         Ok(Typed {
-            data,
+            parsed,
             event: event.clone(),
         })
     }
 }
 
-impl<T> Typed<T> {
+impl<T: Send + Sync + 'static> Typed<T> {
     /// The value.
     pub fn data(&self) -> &T {
-        &self.data
+        match &self.parsed {
+            Some(data) => data,
+            None => self
+                .event
+                .payload_ref::<T>()
+                .expect("a Typed without a parsed value holds an event of its type"),
+        }
     }
     /// The value, shared.
     pub fn into_data(self) -> Arc<T> {
-        self.data
+        match self.parsed {
+            Some(data) => data,
+            None => self
+                .event
+                .payload::<T>()
+                .expect("a Typed without a parsed value holds an event of its type"),
+        }
     }
+}
+
+impl<T> Typed<T> {
     /// The event it came with (id, time, source, extensions).
     pub fn event(&self) -> &Event {
         &self.event
@@ -463,10 +496,10 @@ impl<T> Typed<T> {
     }
 }
 
-impl<T> Deref for Typed<T> {
+impl<T: Send + Sync + 'static> Deref for Typed<T> {
     type Target = T;
     fn deref(&self) -> &T {
-        &self.data
+        self.data()
     }
 }
 

@@ -14,6 +14,7 @@ use serde_json::json;
 use tokio::sync::{Notify, mpsc};
 
 mod actor;
+mod groups;
 mod races;
 mod routes;
 mod taps;
