@@ -162,7 +162,7 @@ pub(crate) enum Limit {
 /// concurrency, OAuth2, timeout, and the attempt itself. `retry: false`
 /// leaves out the retry and pause layers (one attempt: `test`).
 pub(crate) fn stack(ep: &Arc<Endpoint>, limit: Option<&Limit>, retry: bool) -> Svc {
-    let timeout = ep.timeout;
+    let timeout = ep.settings.timeout;
     let (fixed, adaptive) = match limit {
         Some(Limit::Fixed(s)) => (Some(s.clone()), None),
         Some(Limit::Adaptive(a)) => (None, Some(a.clone())),
@@ -431,7 +431,7 @@ pub(crate) async fn send_once(ep: &Arc<Endpoint>, events: &[Arc<Event>]) -> Deli
         events: events.into(),
         payload: Arc::new(payload),
         attempt: 1,
-        max_retry_after: ep.retry.max_retry_after,
+        max_retry_after: ep.settings.retry.max_retry_after,
         journal: None,
         bearer: None,
         even_disabled: true,
@@ -521,7 +521,7 @@ fn give_up(ep: &Endpoint, events: &[Arc<Event>], error: &str, response: Option<&
     tracing::warn!(webhook = %ep.name, url = %ep.display_url, event_id = %events[0].id(), events = events.len(), error, response = ?response, "hookbus: webhook delivery dead-lettered");
     ep.state.log.dead_letter(events, error);
     let streak = ep.state.consecutive_failures.fetch_add(1, Relaxed) + 1;
-    if let Some(limit) = ep.disable_after
+    if let Some(limit) = ep.settings.disable_after
         && streak >= u64::from(limit)
     {
         ep.disable(&format!("{streak} failed deliveries in a row"));

@@ -8,7 +8,7 @@ use std::time::Duration;
 use futures_util::stream::StreamExt;
 use time::OffsetDateTime;
 
-use super::config::WebhookBuilder;
+use super::builder::WebhookBuilder;
 use super::delivery::DeliveryStatus;
 use super::error::WebhookError;
 use super::log::{DeliveryAttempt, WebhookStats};
@@ -233,11 +233,12 @@ impl WebhookManager {
             .ok_or_else(|| WebhookError::NotFound(id.clone()))?;
         let old = reg.sink.endpoint.clone();
         let sink = webhook.build_with_state(old.state.clone(), Some(&old))?;
-        if sink.endpoint.name == old.name && sink.attach.same_subscription(&reg.sink.attach) {
+        let (new, was) = (&sink.endpoint.settings, &old.settings);
+        if sink.endpoint.name == old.name && new.same_subscription(was) {
             reg.sink.swap_in(sink);
             return Ok(());
         }
-        if reg.sink.attach.is_durable() || sink.attach.is_durable() {
+        if was.is_durable() || new.is_durable() {
             return Err(WebhookError::DurableResubscribe(old.name.clone()));
         }
         drop(entries);
@@ -331,7 +332,7 @@ impl WebhookManager {
                     (i, n, super::delivery::deliver_direct(&ep, events).await)
                 }
             })
-            .buffer_unordered(sink.attach.options.concurrency.max(1));
+            .buffer_unordered(sink.endpoint.settings.options.concurrency.max(1));
         let mut report = RetryReport::default();
         while let Some((i, n, outcome)) = running.next().await {
             // Delivered, or dead-lettered again by `deliver`: either way no
@@ -382,7 +383,7 @@ impl WebhookManager {
         let ep = sink.endpoint.clone();
         let mut running = futures_util::stream::iter(events)
             .map(|event| super::delivery::deliver_direct(&ep, vec![Arc::new(event)]))
-            .buffer_unordered(sink.attach.options.concurrency.max(1));
+            .buffer_unordered(sink.endpoint.settings.options.concurrency.max(1));
         let mut report = RetryReport::default();
         while let Some(outcome) = running.next().await {
             report.retried += 1;
@@ -416,10 +417,10 @@ fn info(id: &WebhookId, sink: &WebhookSink) -> WebhookInfo {
         id: id.clone(),
         name: ep.name.clone(),
         url: ep.display_url.clone(),
-        events: sink.attach.events.clone(),
+        events: ep.settings.events.clone(),
         enabled: sink.is_enabled(),
-        signed: ep.secrets.iter().any(|s| !s.is_empty()),
-        format: ep.format,
+        signed: ep.settings.secrets.iter().any(|s| !s.is_empty()),
+        format: ep.settings.format,
         templated: ep.template.is_some() || !ep.templates.is_empty(),
     }
 }

@@ -145,6 +145,7 @@
 //! ```
 
 mod attempt;
+mod builder;
 mod concurrency;
 mod config;
 mod delivery;
@@ -169,20 +170,18 @@ mod tls;
 pub mod wire;
 
 pub use attempt::RESPONSE_EXCERPT_LEN;
-pub use config::{
+pub use builder::{
     DEFAULT_CONCURRENCY, DEFAULT_DISABLE_AFTER, DEFAULT_RETRY_CAPACITY, DEFAULT_TIMEOUT,
-    WebhookBuilder, WebhookError,
+    WebhookBuilder,
 };
 pub use delivery::{DeliveryOutcome, DeliveryStatus};
 pub use emitter::WebhookEmitter;
+pub use error::WebhookError;
 pub use error::{
     HeaderError, HttpClientError, OAuth2Error, OptionError, PemInput, PemProblem, ProxyError,
     TlsError, UrlError,
 };
-pub use file_config::{
-    OAuth2Config, RateLimitConfig, RetryConfig, RetryRuleConfig, SignatureConfig, TlsConfig,
-    WebhookConfig,
-};
+pub(crate) use file_config::RetryConfig;
 pub use filter::{Filter, FilterError};
 pub use guard::GuardError;
 pub use guard::SsrfGuard;

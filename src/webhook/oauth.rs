@@ -54,13 +54,17 @@ pub enum OAuth2ClientAuth {
 
 /// OAuth2 client credentials for an endpoint: see
 /// [`WebhookBuilder::oauth2`](super::WebhookBuilder::oauth2). The secret
-/// never appears in `Debug`, logs or errors.
-#[derive(Clone)]
+/// never appears in `Debug`, logs or errors. In a config file:
+/// `{"token_url", "client_id", "client_secret", "scopes"?, "client_auth"?}`.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct OAuth2 {
     pub(crate) token_url: String,
     pub(crate) client_id: String,
     client_secret: String,
+    #[serde(default)]
     pub(crate) scopes: Vec<String>,
+    #[serde(default, rename = "client_auth")]
     pub(crate) auth: OAuth2ClientAuth,
 }
 
