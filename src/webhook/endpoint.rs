@@ -423,13 +423,11 @@ impl Endpoint {
             headers.insert(reqwest::header::AUTHORIZATION, bearer.clone());
         }
         let started = Instant::now();
-        let sent = self
-            .client
-            .post(self.url.clone())
-            .headers(headers)
-            .body(payload.body.clone())
-            .send()
-            .await;
+        // The headers go in as one map (no merge into an empty one).
+        let mut request = reqwest::Request::new(reqwest::Method::POST, self.url.clone());
+        *request.headers_mut() = headers;
+        *request.body_mut() = Some(payload.body.clone().into());
+        let sent = self.client.execute(request).await;
         let mut resp = match sent {
             Ok(resp) => resp,
             Err(e) => {

@@ -181,6 +181,7 @@ pub use error::{
     HeaderError, HttpClientError, OAuth2Error, OptionError, PemInput, PemProblem, ProxyError,
     TlsError, UrlError,
 };
+#[cfg(feature = "manage")]
 pub(crate) use file_config::RetryConfig;
 pub use filter::{Filter, FilterError};
 pub use guard::GuardError;

@@ -110,12 +110,17 @@ pub struct Payload {
 
 fn encoded(value: &str) -> HeaderValue {
     // Percent-encoding leaves only visible ASCII, which is always a valid
-    // header value.
-    HeaderValue::try_from(encode_header_value(value)).unwrap_or(HeaderValue::from_static(""))
+    // header value; most values need none, and are copied once.
+    let value = match utf8_percent_encode(value, CE_HEADER).into() {
+        std::borrow::Cow::Borrowed(s) => HeaderValue::from_str(s),
+        std::borrow::Cow::Owned(s) => HeaderValue::try_from(s),
+    };
+    value.unwrap_or(HeaderValue::from_static(""))
 }
 
 pub(crate) fn content_type(ct: &str) -> HeaderMap {
-    let mut h = HeaderMap::with_capacity(8);
+    // Room for binary mode's headers, the signature's and the trace's.
+    let mut h = HeaderMap::with_capacity(16);
     h.insert(
         CONTENT_TYPE,
         HeaderValue::from_str(ct).unwrap_or(HeaderValue::from_static("application/json")),
