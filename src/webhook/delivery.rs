@@ -1,28 +1,9 @@
-//! Delivery as a tower `Service` stack ([`stack`]). The innermost service
-//! is one attempt ([`Post`]: wire format, template, signing, headers, the
-//! reqwest call); around it, each layer owns its state and is a service of
-//! its own:
-//!
-//! | layer | whose | state |
-//! |---|---|---|
-//! | retry | tower's `Retry`, with our [`Schedule`] policy | the attempt number (in the request) |
-//! | pause on `Retry-After` | ours ([`Pause`]): tower has none | the endpoint's `Pressure` |
-//! | rate limit | ours ([`RateLimit`]): one bucket per endpoint, shared by every stack of it | the endpoint's `RateLimiter` |
-//! | concurrency, fixed | tower's `ConcurrencyLimit` (global, on the subscription's semaphore) | the semaphore |
-//! | concurrency, adaptive | ours ([`Adaptive`]): tower's limits are fixed | `AdaptiveLimit` |
-//! | OAuth2 | ours ([`OAuth`]) | the endpoint's `TokenSource` |
-//! | timeout | tower's `Timeout` | the duration |
-//!
-//! A bus subscription polls the stack ready in `Sink::poll_ready` (pause,
-//! then a token, then a slot), so the events behind a delivery that cannot
-//! go stay in the mailbox under its overflow policy. The retry layer polls
-//! the same layers ready before each retry: a delivery waiting for its next
-//! attempt holds no slot and no token.
-//!
-//! What stays outside the stack, in [`deliver`]: the payload (built once
-//! per delivery), the per-key order, a recovered retry's rest of backoff,
-//! and the end (counted delivered, or dead-lettered; a panic is contained
-//! and dead-letters its events).
+//! Delivery as a tower `Service` stack ([`stack`]; the layers are listed
+//! in the [module docs](super)): the innermost service is one attempt
+//! ([`Post`]), each layer owns its state. What stays outside the stack, in
+//! [`deliver`]: the payload (built once per delivery), the per-key order, a
+//! recovered retry's rest of backoff, and the end (counted delivered, or
+//! dead-lettered; a panic is contained and dead-letters its events).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
@@ -279,19 +260,6 @@ pub(crate) async fn deliver(
 ) -> DeliveryOutcome {
     let delivery = run_delivery(ep.clone(), events.clone(), svc, gate, journal);
     contain_panic(&ep, &events, delivery).await
-}
-
-/// Delivers `events` now with `ep`'s own stack, without a concurrency
-/// limit (the emitter, `retry_failed`, `replay`).
-pub(crate) async fn deliver_direct(ep: &Arc<Endpoint>, events: Vec<Arc<Event>>) -> DeliveryOutcome {
-    deliver(
-        ep.clone(),
-        events.into(),
-        (stack(ep, None, true), false),
-        None,
-        None,
-    )
-    .await
 }
 
 /// Runs `delivery`; if it panics, the events are dead-lettered (and

@@ -319,17 +319,15 @@ impl WebhookManager {
                 .collect(),
             state: &state,
         };
-        let ep = sink.endpoint.clone();
         let letters: Vec<_> = (0..unfinished.letters.len())
             .map(|i| (i, unfinished.letters[i].as_ref().map(|l| l.events.clone())))
             .collect();
         let mut running = futures_util::stream::iter(letters)
             .map(|(i, events)| {
-                let ep = ep.clone();
+                let sink = &sink;
                 async move {
                     let events = events.unwrap_or_default();
-                    let n = events.len() as u64;
-                    (i, n, super::delivery::deliver_direct(&ep, events).await)
+                    (i, events.len() as u64, sink.send(&events).await)
                 }
             })
             .buffer_unordered(sink.endpoint.settings.options.concurrency.max(1));
@@ -341,7 +339,7 @@ impl WebhookManager {
             report.retried += n;
             if outcome.is_delivered() {
                 if let Some(letter) = letter {
-                    state.forget_dead(&ep.name, &letter.events);
+                    state.forget_dead(&sink.endpoint.name, &letter.events);
                 }
                 report.delivered += n;
             } else {
@@ -380,9 +378,9 @@ impl WebhookManager {
         let events = store
             .delivered_since(&sink.endpoint.name, since.into(), usize::MAX)
             .map_err(WebhookError::Store)?;
-        let ep = sink.endpoint.clone();
+        let sink = &sink;
         let mut running = futures_util::stream::iter(events)
-            .map(|event| super::delivery::deliver_direct(&ep, vec![Arc::new(event)]))
+            .map(|event| async move { sink.send(&[Arc::new(event)]).await })
             .buffer_unordered(sink.endpoint.settings.options.concurrency.max(1));
         let mut report = RetryReport::default();
         while let Some(outcome) = running.next().await {

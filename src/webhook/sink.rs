@@ -52,6 +52,9 @@ pub struct WebhookSink {
     live: Arc<ArcSwap<Endpoint>>,
     /// The delivery stack of one subscription (set by `subscribe`).
     stack: Option<Arc<Mutex<Ready>>>,
+    /// The stack of direct sends ([`send`](Self::send), the emitter,
+    /// `retry_failed`): no concurrency limit, cloned for each delivery.
+    direct: Arc<Mutex<Svc>>,
     /// Attached by `subscribe`, which routes the endpoint's patterns in the
     /// bus's table: `accepts` need not check them again.
     routed: bool,
@@ -89,6 +92,7 @@ impl Ready {
 impl WebhookSink {
     pub(crate) fn from_endpoint(endpoint: Arc<Endpoint>) -> WebhookSink {
         WebhookSink {
+            direct: Arc::new(Mutex::new(stack(&endpoint, None, true))),
             live: Arc::new(ArcSwap::new(endpoint.clone())),
             endpoint,
             stack: None,
@@ -106,6 +110,7 @@ impl WebhookSink {
     pub(crate) fn swap_in(&mut self, new: WebhookSink) {
         self.live.store(new.endpoint.clone());
         self.endpoint = new.endpoint;
+        self.direct = new.direct;
     }
 
     /// The endpoint's name.
@@ -177,10 +182,18 @@ impl WebhookSink {
         Ok(sub.sink(sink)?)
     }
 
-    /// Delivers events now, as one request, and returns the outcome (no
-    /// pattern or condition check: see [`WebhookEmitter`](super::WebhookEmitter) for that).
+    /// Delivers events now, as one request (with retries), and returns the
+    /// outcome (no pattern or condition check: see
+    /// [`WebhookEmitter`](super::WebhookEmitter) for that). It runs as a
+    /// task of its own, aborted if this future is dropped.
     pub async fn send(&self, events: &[Arc<Event>]) -> DeliveryOutcome {
-        super::delivery::deliver_direct(&self.endpoint, events.to_vec()).await
+        let svc = self
+            .direct
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let ep = self.endpoint.clone();
+        spawn_delivery(deliver(ep, events.into(), (svc, false), None, None)).await
     }
 
     /// The endpoint's counters.
