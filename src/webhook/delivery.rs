@@ -407,18 +407,11 @@ pub(crate) async fn send_once(ep: &Arc<Endpoint>, events: &[Arc<Event>]) -> Deli
     let r = (stack(ep, None, false).oneshot(req).await)
         .unwrap_or_else(|e| Attempt::refused(e.to_string()));
     log_attempt(ep, events, 1, &r, true);
-    DeliveryOutcome {
-        status: if r.verdict == Verdict::Delivered {
-            DeliveryStatus::Delivered
-        } else {
-            DeliveryStatus::Failed(FailureKind::Permanent)
-        },
-        attempts: 1,
-        status_code: r.status,
-        latency: r.latency,
-        error: r.error,
-        response_excerpt: r.excerpt,
-    }
+    let status = match r.verdict {
+        Verdict::Delivered => DeliveryStatus::Delivered,
+        _ => DeliveryStatus::Failed(FailureKind::Permanent),
+    };
+    DeliveryOutcome::of(status, &Attempt { number: 1, ..r })
 }
 
 /// Tells the endpoint's failure streak how the attempt went (the first

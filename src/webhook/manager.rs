@@ -319,33 +319,19 @@ impl WebhookManager {
                 .collect(),
             state: &state,
         };
-        let letters: Vec<_> = (0..unfinished.letters.len())
-            .map(|i| (i, unfinished.letters[i].as_ref().map(|l| l.events.clone())))
+        let batches = (unfinished.letters.iter().flatten())
+            .map(|l| l.events.clone())
             .collect();
-        let mut running = futures_util::stream::iter(letters)
-            .map(|(i, events)| {
-                let sink = &sink;
-                async move {
-                    let events = events.unwrap_or_default();
-                    (i, events.len() as u64, sink.send(&events).await)
-                }
-            })
-            .buffer_unordered(sink.endpoint.settings.options.concurrency.max(1));
-        let mut report = RetryReport::default();
-        while let Some((i, n, outcome)) = running.next().await {
+        let report = resend(&sink, batches, |i, delivered| {
             // Delivered, or dead-lettered again by `deliver`: either way no
             // longer ours to put back.
-            let letter = unfinished.letters[i].take();
-            report.retried += n;
-            if outcome.is_delivered() {
-                if let Some(letter) = letter {
-                    state.forget_dead(&sink.endpoint.name, &letter.events);
-                }
-                report.delivered += n;
-            } else {
-                report.failed += n;
+            if let Some(letter) = unfinished.letters[i].take()
+                && delivered
+            {
+                state.forget_dead(&sink.endpoint.name, &letter.events);
             }
-        }
+        })
+        .await;
         Ok(report)
     }
 
@@ -378,19 +364,8 @@ impl WebhookManager {
         let events = store
             .delivered_since(&sink.endpoint.name, since.into(), usize::MAX)
             .map_err(WebhookError::Store)?;
-        let sink = &sink;
-        let mut running = futures_util::stream::iter(events)
-            .map(|event| async move { sink.send(&[Arc::new(event)]).await })
-            .buffer_unordered(sink.endpoint.settings.options.concurrency.max(1));
-        let mut report = RetryReport::default();
-        while let Some(outcome) = running.next().await {
-            report.retried += 1;
-            if outcome.is_delivered() {
-                report.delivered += 1;
-            } else {
-                report.failed += 1;
-            }
-        }
+        let batches = events.into_iter().map(|e| vec![Arc::new(e)]).collect();
+        let report = resend(&sink, batches, |_, _| {}).await;
         Ok(report)
     }
 
@@ -407,6 +382,29 @@ impl WebhookManager {
     pub fn sink_of(&self, id: &WebhookId) -> Result<WebhookSink, WebhookError> {
         self.sink(id)
     }
+}
+
+/// Sends each batch again through `sink`, as many at once as its
+/// concurrency, telling `done` which one ended and whether it was delivered.
+async fn resend(
+    sink: &WebhookSink,
+    batches: Vec<Vec<Arc<Event>>>,
+    mut done: impl FnMut(usize, bool),
+) -> RetryReport {
+    let mut running = futures_util::stream::iter(batches.into_iter().enumerate())
+        .map(|(i, events)| async move { (i, events.len() as u64, sink.send(&events).await) })
+        .buffer_unordered(sink.endpoint.settings.options.concurrency.max(1));
+    let mut report = RetryReport::default();
+    while let Some((i, n, outcome)) = running.next().await {
+        done(i, outcome.is_delivered());
+        report.retried += n;
+        if outcome.is_delivered() {
+            report.delivered += n;
+        } else {
+            report.failed += n;
+        }
+    }
+    report
 }
 
 fn info(id: &WebhookId, sink: &WebhookSink) -> WebhookInfo {

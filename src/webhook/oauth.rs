@@ -3,20 +3,6 @@
 //! keeps one token, shared by all its deliveries, and fetches a new one
 //! shortly before it expires or when the receiver answers 401. The
 //! [`OAuth`] layer of the delivery stack sets it on each attempt.
-//!
-//! ```
-//! use hookbus::webhook::{OAuth2, WebhookSink};
-//!
-//! let sink = WebhookSink::builder("https://hooks.example.com/orders")
-//!     .oauth2(
-//!         OAuth2::client_credentials("https://auth.example.com/oauth2/token", "hookbus", "s3cret")
-//!             .scope("webhooks:write"),
-//!     )
-//!     .build()?;
-//! // The client secret never shows in Debug output.
-//! assert!(!format!("{sink:?}").contains("s3cret"));
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
 
 use std::fmt;
 use std::sync::Arc;
