@@ -10,8 +10,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::SeqC
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderName};
+use serde_json::Value;
 
 use super::attempt::{Attempt, RESPONSE_EXCERPT_LEN, Request, Verdict};
 use super::filter::Filter;
@@ -232,65 +233,35 @@ impl Endpoint {
     }
 
     pub(crate) fn build_payload(&self, events: &[Arc<Event>]) -> Result<Payload, String> {
-        let templated = events.iter().any(|e| self.template_for(e).is_some());
-        if let ([e], Some(t), WireFormat::Raw) =
-            (events, self.template_for(&events[0]), self.settings.format)
-        {
-            // A template rendering a string sends the string itself.
-            let v = t
-                .render(e)
-                .map_err(|err| format!("event {}: {err}", e.id()))?;
-            let (body, ct) = match v {
-                serde_json::Value::String(s) => (Bytes::from(s), "text/plain; charset=utf-8"),
-                v => (
-                    Bytes::from(serde_json::to_vec(&v).unwrap_or_default()),
-                    "application/json",
-                ),
-            };
-            return Ok(Payload {
-                body,
-                headers: wire::content_type(ct),
-                message_id: e.id().to_owned(),
-            });
-        }
-        if !templated {
-            let s = &self.settings;
+        let s = &self.settings;
+        if events.iter().all(|e| self.template_for(e).is_none()) {
             return Ok(wire::payload(events, s.format, s.source.as_deref()));
         }
-        let render = |e: &Event| -> Result<Bytes, String> {
-            match self.template_for(e) {
-                Some(t) => {
-                    let v = t
-                        .render(e)
-                        .map_err(|err| format!("event {}: {err}", e.id()))?;
-                    Ok(Bytes::from(serde_json::to_vec(&v).unwrap_or_default()))
-                }
-                None => Ok(e.structured_json()),
-            }
-        };
-        let body = if events.len() == 1 {
-            render(&events[0])?
-        } else {
-            let mut out = BytesMut::new();
-            out.put_u8(b'[');
-            for (i, e) in events.iter().enumerate() {
-                if i > 0 {
-                    out.put_u8(b',');
-                }
-                out.put_slice(&render(e)?);
-            }
-            out.put_u8(b']');
-            out.freeze()
-        };
-        let first = &events[0];
+        let mut content_type = "application/json";
+        let mut parts = Vec::with_capacity(events.len());
+        for e in events {
+            parts.push(match self.template_for(e) {
+                None => e.structured_json(),
+                Some(t) => match t
+                    .render(e)
+                    .map_err(|err| format!("event {}: {err}", e.id()))?
+                {
+                    // Raw: a template rendering a string sends the string.
+                    Value::String(text) if s.format == WireFormat::Raw && events.len() == 1 => {
+                        content_type = "text/plain; charset=utf-8";
+                        Bytes::from(text)
+                    }
+                    v => Bytes::from(serde_json::to_vec(&v).unwrap_or_default()),
+                },
+            });
+        }
         Ok(Payload {
-            body,
-            headers: wire::content_type("application/json"),
-            message_id: if events.len() == 1 {
-                first.id().to_owned()
-            } else {
-                format!("batch_{}_{}", events.len(), first.id())
+            body: match parts.len() {
+                1 => parts.swap_remove(0),
+                _ => wire::join_array(parts.into_iter()),
             },
+            headers: wire::content_type(content_type),
+            message_id: wire::message_id(events),
         })
     }
 

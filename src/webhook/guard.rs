@@ -3,69 +3,9 @@
 //! resolution.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::str::FromStr;
 use std::sync::Arc;
 
-/// An address range: an IP and a prefix length, parsed from `10.0.0.0/8`,
-/// `fd00::/8` or a single address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct IpRange {
-    net: IpAddr,
-    prefix: u8,
-}
-
-impl IpRange {
-    /// Whether `ip` is inside the range.
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        match (self.net, canonical(ip)) {
-            (IpAddr::V4(n), IpAddr::V4(a)) => {
-                let mask = if self.prefix == 0 {
-                    0
-                } else {
-                    u32::MAX << (32 - self.prefix as u32)
-                };
-                u32::from(n) & mask == u32::from(a) & mask
-            }
-            (IpAddr::V6(n), IpAddr::V6(a)) => {
-                let mask = if self.prefix == 0 {
-                    0
-                } else {
-                    u128::MAX << (128 - self.prefix as u32)
-                };
-                u128::from(n) & mask == u128::from(a) & mask
-            }
-            _ => false,
-        }
-    }
-}
-
-impl FromStr for IpRange {
-    type Err = GuardError;
-    fn from_str(s: &str) -> Result<IpRange, GuardError> {
-        let (ip, prefix) = match s.split_once('/') {
-            Some((ip, p)) => (ip, Some(p)),
-            None => (s, None),
-        };
-        let net: IpAddr = ip
-            .trim()
-            .parse()
-            .map_err(|_| GuardError::NotARange(s.to_owned()))?;
-        let max = if net.is_ipv4() { 32 } else { 128 };
-        let prefix = match prefix {
-            Some(p) => p
-                .trim()
-                .parse::<u8>()
-                .ok()
-                .filter(|p| *p <= max)
-                .ok_or_else(|| GuardError::BadPrefix {
-                    range: s.to_owned(),
-                    max,
-                })?,
-            None => max,
-        };
-        Ok(IpRange { net, prefix })
-    }
-}
+use ipnet::IpNet;
 
 /// An allow-list entry [`SsrfGuard::allow`] cannot take.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -166,7 +106,23 @@ pub(crate) fn is_loopback_host(host: &url::Host<&str>) -> bool {
 /// allow-list range contains them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SsrfGuard {
-    allow: Vec<IpRange>,
+    allow: Vec<IpNet>,
+}
+
+/// A range (`10.0.0.0/8`, `fd00::/8`) or a single address.
+fn parse_range(s: &str) -> Result<IpNet, GuardError> {
+    let (ip, prefix) = s.split_once('/').map_or((s, None), |(ip, p)| (ip, Some(p)));
+    let ip: IpAddr = (ip.trim().parse()).map_err(|_| GuardError::NotARange(s.to_owned()))?;
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    let bad = || GuardError::BadPrefix {
+        range: s.to_owned(),
+        max,
+    };
+    let prefix = match prefix {
+        Some(p) => p.trim().parse::<u8>().map_err(|_| bad())?,
+        None => max,
+    };
+    IpNet::new(ip, prefix).map_err(|_| bad())
 }
 
 impl SsrfGuard {
@@ -176,12 +132,12 @@ impl SsrfGuard {
     }
     /// Allows a range (`10.1.0.0/16`) or address even though it is internal.
     pub fn allow(mut self, range: &str) -> Result<SsrfGuard, GuardError> {
-        self.allow.push(range.parse()?);
+        self.allow.push(parse_range(range)?);
         Ok(self)
     }
     /// Whether the guard lets `ip` through.
     pub fn permits(&self, ip: IpAddr) -> bool {
-        !is_internal(ip) || self.allow.iter().any(|r| r.contains(ip))
+        !is_internal(ip) || self.allow.iter().any(|r| r.contains(&canonical(ip)))
     }
 }
 
