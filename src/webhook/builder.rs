@@ -37,8 +37,8 @@ pub const DEFAULT_RETRY_CAPACITY: usize = 1024;
 pub const DEFAULT_DISABLE_AFTER: u32 = 50;
 
 /// Configures a webhook endpoint; finish with [`build`](Self::build) (a
-/// [`WebhookSink`] to attach to a bus) or [`build_emitter`](Self::build_emitter)
-/// (a [`WebhookEmitter`] to call directly).
+/// [`WebhookSink`](super::WebhookSink) to attach to a bus) or [`build_emitter`](Self::build_emitter)
+/// (a [`WebhookEmitter`](super::WebhookEmitter) to call directly).
 ///
 /// ```
 /// use hookbus::webhook::{WebhookSink, RetryPolicy};
@@ -58,6 +58,51 @@ pub const DEFAULT_DISABLE_AFTER: u32 = 50;
 /// // The token and secret never show up in Debug output.
 /// let debug = format!("{sink:?}");
 /// assert!(!debug.contains("t0ken") && !debug.contains("my-webhook-secret"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # From a config file
+/// A builder deserializes (serde) from a config file, each key translated
+/// into the setter named in the table; unknown keys are refused, and
+/// [`build`](Self::build) checks the result as it checks any builder.
+///
+/// | key | value | setter |
+/// |---|---|---|
+/// | `url`, `name`, `events`, `source`, `ordered_by` | as the setters take them | same name |
+/// | `secret`, `secrets` | a secret, or several during a rotation | same name |
+/// | `signature` | `{"scheme": "standard_webhooks"}`, `{"scheme": "timestamped", "prefix": "Rubric"}`, `{"scheme": "briefcase", "header"?, "prefix"?}` | `signature` |
+/// | `timeout_ms` | milliseconds | `timeout` |
+/// | `headers` | `{"name": "value"}` | `header` |
+/// | `filter` (or `filters`) | an expression or a map (see [`Filter`](super::Filter)) | `filter_parsed` |
+/// | `template`, `templates` | a template; templates by event type or pattern | `template`, `template_for` |
+/// | `format` | `structured`, `binary`, `batched`, `envelope`, `raw` | `format` |
+/// | `retry` (or `retry_config`) | the Rubric shape: `{"max_retries": 2, "backoff": "exponential" \| "fixed" \| "standard_webhooks", "initial_delay_ms": 500, "max_delay_ms": 30000}` | `retry` |
+/// | `retry_for` | `[{"events": "payment.*", "retry": {…}}]`, first match wins | `retry_for` |
+/// | `capacity`, `overflow`, `concurrency`, `batch_size`, `batch_timeout_ms` (default 1000) | the [`SubscriberOptions`](crate::SubscriberOptions) fields | `options` |
+/// | `retry_capacity`, `disable_after`, `allow_http`, `verify_ssl`, `ordered` | as the setters take them | same name |
+/// | `rate_limit` | `{"requests": 5, "per_ms": 1000, "burst"?: 5}` | `rate_limit`, `rate_limit_burst` |
+/// | `tls` | `{"client_cert_pem_file", "client_key_pem_file", "ca_pem_file", "built_in_roots"}` (files read by `build`) | `client_identity_pem`, … |
+/// | `oauth2` | `{"token_url", "client_id", "client_secret", "scopes"?, "client_auth"?: "basic" \| "request_body"}` | `oauth2` |
+/// | `proxy`, `proxy_from_env` | a proxy URL; use the environment's | same name |
+///
+/// ```
+/// use hookbus::webhook::WebhookBuilder;
+///
+/// let builder: WebhookBuilder = serde_json::from_str(r#"{
+///     "name": "production-notifications",
+///     "url": "https://your-api.example.com/webhooks/rubric",
+///     "events": ["evaluation.completed", "review.completed", "alert.triggered", "safety.critical"],
+///     "secret": "whsec_your_signing_secret",
+///     "signature": {"scheme": "timestamped", "prefix": "Rubric"},
+///     "filters": {"projects": ["patient-triage", "symptom-checker"], "severity": ["high", "critical"]},
+///     "retry_config": {"max_retries": 5, "backoff": "exponential", "initial_delay_ms": 1000},
+///     "templates": {
+///         "evaluation.completed": {"text": "Evaluation completed: {{data.name}}"}
+///     }
+/// }"#)?;
+/// assert!(!format!("{builder:?}").contains("whsec_your_signing_secret"));
+/// let sink = builder.build()?;
+/// # let _ = sink;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[must_use]
@@ -258,7 +303,7 @@ impl WebhookBuilder {
         self
     }
     /// Requests in flight at once from one bus subscription of this webhook
-    /// (default 16; [`WebhookEmitter`] calls are as concurrent as their
+    /// (default 16; [`WebhookEmitter`](super::WebhookEmitter) calls are as concurrent as their
     /// caller makes them). A delivery
     /// waiting for its next attempt gives its slot back meanwhile, so
     /// retries never hold up other events (see
@@ -281,7 +326,7 @@ impl WebhookBuilder {
     /// finish; new ones wait. Against a receiver that refuses what it cannot
     /// take, the limit exceeds its capacity by at most 1.
     /// [`WebhookStats::concurrency_limit`](super::WebhookStats::concurrency_limit)
-    /// shows the limit. Calls through a [`WebhookEmitter`] are not limited
+    /// shows the limit. Calls through a [`WebhookEmitter`](super::WebhookEmitter) are not limited
     /// (their caller decides how many run at once). Refused with
     /// [`ordered`](Self::ordered), which sends one request at a time.
     ///
@@ -379,7 +424,7 @@ impl WebhookBuilder {
         self.format = format;
         self
     }
-    /// A payload template for every event (see [`Template`]); checked in
+    /// A payload template for every event (see [`Template`](super::Template)); checked in
     /// [`build`](Self::build).
     pub fn template(mut self, template: Value) -> Self {
         self.template = Some(template);
@@ -541,7 +586,7 @@ impl WebhookBuilder {
     /// certificate chain (PEM, the leaf first) and its private key (PEM:
     /// PKCS#8, PKCS#1 or SEC1). Both are checked in [`build`](Self::build):
     /// no certificate, no key, malformed PEM or a key the certificate does
-    /// not match are [`WebhookError::Tls`] errors saying which.
+    /// not match are [`WebhookError::Tls`](super::WebhookError::Tls) errors saying which.
     ///
     /// ```no_run
     /// use hookbus::webhook::WebhookSink;
@@ -668,7 +713,7 @@ impl WebhookBuilder {
     }
 
     /// Keeps this webhook's pending deliveries in `store` when it is
-    /// attached to a bus with [`WebhookSink::subscribe`]: they survive a
+    /// attached to a bus with [`WebhookSink::subscribe`](super::WebhookSink::subscribe): they survive a
     /// crash or restart, retry schedules included (see
     /// [`store`](crate::store)). The webhook's [`name`](Self::name) is the
     /// key to its pending events: keep it stable across restarts.
@@ -680,7 +725,7 @@ impl WebhookBuilder {
     }
 
     /// Routes only events whose extension attribute `attribute` equals
-    /// `value` to this webhook when [`WebhookSink::subscribe`] attaches it
+    /// `value` to this webhook when [`WebhookSink::subscribe`](super::WebhookSink::subscribe) attaches it
     /// (e.g. `key("tenant", "acme")`): the bus indexes the route by the
     /// value (see [`SubscriberBuilder::key`](crate::SubscriberBuilder::key)),
     /// so other tenants' events never reach it and cost it nothing.

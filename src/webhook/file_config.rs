@@ -1,48 +1,6 @@
-//! Webhooks from configuration files: a [`WebhookBuilder`] deserializes
-//! (serde) from the shape below, each key translated into the setter of the
-//! same name; [`build`](WebhookBuilder::build) then checks it as it checks
-//! any builder. Unknown keys are refused; secrets and header values never
-//! show in the builder's `Debug`.
-//!
-//! | key | value | setter |
-//! |---|---|---|
-//! | `url`, `name`, `events`, `source`, `ordered_by` | as the setters take them | same name |
-//! | `secret`, `secrets` | a secret, or several during a rotation | same name |
-//! | `signature` | `{"scheme": "standard_webhooks"}`, `{"scheme": "timestamped", "prefix": "Rubric"}`, `{"scheme": "briefcase", "header"?, "prefix"?}` | `signature` |
-//! | `timeout_ms` | milliseconds | `timeout` |
-//! | `headers` | `{"name": "value"}` | `header` |
-//! | `filter` (or `filters`) | an expression or a map (see [`Filter`](super::Filter)) | `filter_parsed` |
-//! | `template`, `templates` | a template; templates by event type or pattern | `template`, `template_for` |
-//! | `format` | `structured`, `binary`, `batched`, `envelope`, `raw` | `format` |
-//! | `retry` (or `retry_config`) | the Rubric shape: `{"max_retries": 2, "backoff": "exponential" \| "fixed" \| "standard_webhooks", "initial_delay_ms": 500, "max_delay_ms": 30000}` | `retry` |
-//! | `retry_for` | `[{"events": "payment.*", "retry": {…}}]`, first match wins | `retry_for` |
-//! | `capacity`, `overflow`, `concurrency`, `batch_size`, `batch_timeout_ms` (default 1000) | the [`SubscriberOptions`](crate::SubscriberOptions) fields | `options` |
-//! | `retry_capacity`, `disable_after`, `allow_http`, `verify_ssl`, `ordered` | as the setters take them | same name |
-//! | `rate_limit` | `{"requests": 5, "per_ms": 1000, "burst"?: 5}` | `rate_limit`, `rate_limit_burst` |
-//! | `tls` | `{"client_cert_pem_file", "client_key_pem_file", "ca_pem_file", "built_in_roots"}` (files read by `build`) | `client_identity_pem`, … |
-//! | `oauth2` | `{"token_url", "client_id", "client_secret", "scopes"?, "client_auth"?: "basic" \| "request_body"}` | `oauth2` |
-//! | `proxy`, `proxy_from_env` | a proxy URL; use the environment's | same name |
-//!
-//! ```
-//! use hookbus::webhook::WebhookBuilder;
-//!
-//! let builder: WebhookBuilder = serde_json::from_str(r#"{
-//!     "name": "production-notifications",
-//!     "url": "https://your-api.example.com/webhooks/rubric",
-//!     "events": ["evaluation.completed", "review.completed", "alert.triggered", "safety.critical"],
-//!     "secret": "whsec_your_signing_secret",
-//!     "signature": {"scheme": "timestamped", "prefix": "Rubric"},
-//!     "filters": {"projects": ["patient-triage", "symptom-checker"], "severity": ["high", "critical"]},
-//!     "retry_config": {"max_retries": 5, "backoff": "exponential", "initial_delay_ms": 1000},
-//!     "templates": {
-//!         "evaluation.completed": {"text": "Evaluation completed: {{data.name}}"}
-//!     }
-//! }"#)?;
-//! assert!(!format!("{builder:?}").contains("whsec_your_signing_secret"));
-//! let sink = builder.build()?;
-//! # let _ = sink;
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
+//! Webhooks from configuration files: the `Deserialize` of
+//! [`WebhookBuilder`], whose docs show the keys; each key is translated into
+//! its setter, and `build` checks the result as it checks any builder.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
