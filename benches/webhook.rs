@@ -74,7 +74,7 @@
 //!
 //! | | emitter, paired | bus sink, paired | batched sink, paired |
 //! |---|---|---|---|
-//! | before (9 emitter runs, 3 sink, 3 batched) | 0.90, 0.91, 0.90, 0.93, 0.95, 0.99, 0.99, 1.00, 0.99 | 1.08, 1.06, 1.19 | 0.95, 0.86, 1.00 |
+//! | before (8 emitter runs, 3 sink, 3 batched) | 0.91, 0.95, 0.93, 0.99, 0.99, 0.90, 1.00, 0.99 | 1.08, 1.06, 1.19 | 0.95, 0.86, 1.00 |
 //! | after (5 emitter runs, 3 sink, 3 batched) | 1.00, 1.01, 0.98, 0.96, 0.98 | 1.25, 1.07, 1.01 | 0.86, 0.91, 0.95 |
 //!
 //! The emitter's gap was spread thin (a flat and a call-graph profile show
