@@ -200,10 +200,18 @@ fn invalid_rate_limits_are_refused_at_build() {
             WebhookSink::builder(url).rate_limit_burst(3),
             "without rate_limit",
         ),
+        (
+            WebhookSink::builder(url).rate_limit(10, Duration::from_nanos(5)),
+            "more than one request per nanosecond",
+        ),
     ] {
         let err = builder.build().unwrap_err().to_string();
         assert!(err.contains(words), "{err}");
     }
+    let most = WebhookSink::builder(url)
+        .rate_limit(u32::MAX, Duration::from_secs(3600))
+        .rate_limit_burst(u32::MAX);
+    assert!(most.build().is_ok());
     let config: WebhookBuilder = serde_json::from_value(
         json!({"url": url, "rate_limit": {"requests": 5, "per_ms": 1000, "burst": 2}}),
     )
