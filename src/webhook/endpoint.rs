@@ -255,12 +255,14 @@ impl Endpoint {
                 },
             });
         }
+        let mut headers = wire::content_type(content_type);
+        wire::trace_headers(&events[0], &mut headers);
         Ok(Payload {
             body: match parts.len() {
                 1 => parts.swap_remove(0),
                 _ => wire::join_array(parts.into_iter()),
             },
-            headers: wire::content_type(content_type),
+            headers,
             message_id: wire::message_id(events),
         })
     }
