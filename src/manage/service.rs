@@ -15,8 +15,8 @@ use crate::bus::Bus;
 use crate::event::Event;
 use crate::signature::{Secret, StandardWebhooks};
 use crate::webhook::{
-    Filter, RetryConfig, SsrfGuard, WebhookBuilder, WebhookConfig, WebhookError, WebhookId,
-    WebhookManager, WireFormat,
+    Filter, RetryConfig, SsrfGuard, WebhookBuilder, WebhookError, WebhookId, WebhookManager,
+    WebhookSink, WireFormat,
 };
 
 /// Longest URL accepted.
@@ -382,35 +382,28 @@ impl Inner {
         let retry: Option<RetryConfig> = from_value("retry_config", &r.retry_config)?;
         let format: Option<WireFormat> = from_value("format", &r.format)?;
         let templates: Option<BTreeMap<String, Value>> = from_value("templates", &r.templates)?;
-        let config = WebhookConfig {
-            name: Some(r.id.clone()),
-            url: r.url.clone(),
-            secret: Some(secret.to_owned()),
-            // During a rotation both sign (Standard Webhooks sends one
-            // signature per secret), the new one first.
-            secrets: match keys.previous_now() {
-                Some(p) => vec![secret.to_owned(), p.to_owned()],
-                None => Vec::new(),
-            },
-            // The event types are checked by the condition below, not
-            // routed: the bus routes by the tenant key alone, so the
-            // subscription is the same whatever the events, filters, retry
-            // or format, and a PATCH swaps the endpoint in place (a durable
-            // webhook is never detached, not even for a moment).
-            events: Vec::new(),
-            filter,
-            retry,
-            format: format.unwrap_or_default(),
-            templates: templates.unwrap_or_default(),
-            ..WebhookConfig::default()
-        };
-        let retry_problem = |e: WebhookError| match e {
-            WebhookError::InvalidOption(m) => Problem::invalid("retry_config", m.to_string()),
-            other => problem_of(other),
-        };
-        let b = config
-            .into_builder()
-            .map_err(retry_problem)?
+        // During a rotation both sign (Standard Webhooks sends one
+        // signature per secret), the new one first.
+        let secrets = std::iter::once(secret).chain(keys.previous_now());
+        // The event types are checked by the condition below, not routed:
+        // the bus routes by the tenant key alone, so the subscription is the
+        // same whatever the events, filters, retry or format, and a PATCH
+        // swaps the endpoint in place (a durable webhook is never detached,
+        // not even for a moment).
+        let mut b = WebhookSink::builder(r.url.clone())
+            .name(r.id.clone())
+            .secrets(secrets.map(str::to_owned))
+            .format(format.unwrap_or_default());
+        if let Some(f) = filter {
+            b = b.filter_parsed(f);
+        }
+        if let Some(retry) = retry {
+            b = b.retry(retry.into());
+        }
+        for (pattern, t) in templates.unwrap_or_default() {
+            b = b.template_for(pattern, t);
+        }
+        let b = b
             .key(TENANT_ATTRIBUTE, r.tenant.clone())
             .condition(move |e: &Event| patterns.iter().any(|p| p.matches(e.event_type())))
             .ssrf_guard(self.guard());

@@ -1,50 +1,20 @@
 //! How hard an endpoint may be pushed right now: its adaptive concurrency
-//! limit ([`Aimd`], opt-in with
-//! [`WebhookBuilder::adaptive_concurrency`](super::WebhookBuilder::adaptive_concurrency))
-//! and its pause after a `Retry-After` ([`Pressure`]), with their layers
-//! ([`Adaptive`], [`Pause`]).
+//! limit ([`Aimd`], whose behaviour the public docs of
+//! [`WebhookBuilder::adaptive_concurrency`](super::WebhookBuilder::adaptive_concurrency)
+//! describe) and its pause after a `Retry-After` ([`Pressure`]), with their
+//! layers ([`Adaptive`], [`Pause`]).
 //!
-//! # The controller
-//!
-//! Additive increase, multiplicative decrease of the in-flight limit, in the
-//! style of Vector's adaptive request concurrency, between 1 and the
-//! endpoint's `concurrency`. It starts at 1 and looks at the answers in
-//! windows of `max(limit, 5)` answers (about one round trip when the limit
-//! is in use; never fewer than 5, so one slow answer is not a trend):
-//!
-//! - **Decrease** to `⌊limit × 0.9⌋` (at least by 1, never below 1) when the
-//!   window saw an overload signal (429, 502, 503, 504, or no answer at all:
-//!   a timeout or a failed connection), or when its mean latency rose
-//!   clearly above the baseline (more than 2 ×).
-//! - **Increase** by 1 when the window saw none of that, its mean latency
-//!   stayed within 1.5 × the baseline, and the limit was in use (a request
-//!   had to wait for a slot): an idle endpoint's limit does not grow.
-//! - Otherwise hold.
-//!
-//! Answers to requests sent before the last change of the limit are
-//! ignored: they tell about the old limit (counting them would decrease
-//! twice for one overshoot, or grow on answers that never saw the new
-//! limit).
-//!
-//! Why × 0.9 and not × 0.5: the controller probes the receiver's capacity
-//! by going one above it, and decreases once per window, not once per
-//! failed answer. Halving on every probe gives the familiar TCP saw-tooth,
-//! which runs at about 75 % of the capacity on average; × 0.9 stays within
-//! 10 % of it (Vector's default for the same reason). Falling from far above
-//! takes longer (22 windows from 100 to 10), but a window is one round trip.
-//!
-//! The baseline is the latency of the receiver when our own requests do not
-//! queue there: it follows lower window means at once (halfway), never
+//! The controller sees answers in windows of `max(limit, 5)` (about one
+//! round trip; never fewer than 5, so one slow answer is not a trend) and
+//! ignores answers to requests sent before the last change of the limit
+//! (they tell about the old one). It decreases by × 0.9, not × 0.5: it
+//! probes the receiver's capacity by going one above it, once per window,
+//! and halving on every probe would run at about 75 % of the capacity (the
+//! TCP saw-tooth); × 0.9 stays within 10 % of it, as Vector's default does.
+//! The baseline latency follows lower window means at once (halfway), never
 //! higher ones, except at limit 1 where our load cannot queue: there it is
-//! reset. A receiver that became slower for good thus pulls the limit down
-//! to 1 once, then the limit grows again from the new baseline.
-//!
-//! Against a receiver that refuses what it cannot take, the limit exceeds
-//! its capacity by one request, at times two: it grows only after a window
-//! of answers to requests sent at the current limit with no overload
-//! signal, so at capacity + 1 (with the slots in use) a window nearly always
-//! sees one and the limit falls again; the refused answer may come after a
-//! window that was all answers, and then the limit reaches capacity + 2.
+//! reset, so a receiver slower for good pulls the limit down to 1 once and
+//! it grows again from the new baseline.
 
 use std::future::Future;
 use std::pin::Pin;

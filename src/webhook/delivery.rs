@@ -1,28 +1,9 @@
-//! Delivery as a tower `Service` stack ([`stack`]). The innermost service
-//! is one attempt ([`Post`]: wire format, template, signing, headers, the
-//! reqwest call); around it, each layer owns its state and is a service of
-//! its own:
-//!
-//! | layer | whose | state |
-//! |---|---|---|
-//! | retry | tower's `Retry`, with our [`Schedule`] policy | the attempt number (in the request) |
-//! | pause on `Retry-After` | ours ([`Pause`]): tower has none | the endpoint's `Pressure` |
-//! | rate limit | ours ([`RateLimit`]): one bucket per endpoint, shared by every stack of it | the endpoint's `RateLimiter` |
-//! | concurrency, fixed | tower's `ConcurrencyLimit` (global, on the subscription's semaphore) | the semaphore |
-//! | concurrency, adaptive | ours ([`Adaptive`]): tower's limits are fixed | `AdaptiveLimit` |
-//! | OAuth2 | ours ([`OAuth`]) | the endpoint's `TokenSource` |
-//! | timeout | tower's `Timeout` | the duration |
-//!
-//! A bus subscription polls the stack ready in `Sink::poll_ready` (pause,
-//! then a token, then a slot), so the events behind a delivery that cannot
-//! go stay in the mailbox under its overflow policy. The retry layer polls
-//! the same layers ready before each retry: a delivery waiting for its next
-//! attempt holds no slot and no token.
-//!
-//! What stays outside the stack, in [`deliver`]: the payload (built once
-//! per delivery), the per-key order, a recovered retry's rest of backoff,
-//! and the end (counted delivered, or dead-lettered; a panic is contained
-//! and dead-letters its events).
+//! Delivery as a tower `Service` stack ([`stack`]; the layers are listed
+//! in the [module docs](super)): the innermost service is one attempt
+//! ([`Post`]), each layer owns its state. What stays outside the stack, in
+//! [`deliver`]: the payload (built once per delivery), the per-key order, a
+//! recovered retry's rest of backoff, and the end (counted delivered, or
+//! dead-lettered; a panic is contained and dead-letters its events).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
@@ -162,7 +143,7 @@ pub(crate) enum Limit {
 /// concurrency, OAuth2, timeout, and the attempt itself. `retry: false`
 /// leaves out the retry and pause layers (one attempt: `test`).
 pub(crate) fn stack(ep: &Arc<Endpoint>, limit: Option<&Limit>, retry: bool) -> Svc {
-    let timeout = ep.timeout;
+    let timeout = ep.settings.timeout;
     let (fixed, adaptive) = match limit {
         Some(Limit::Fixed(s)) => (Some(s.clone()), None),
         Some(Limit::Adaptive(a)) => (None, Some(a.clone())),
@@ -279,19 +260,6 @@ pub(crate) async fn deliver(
 ) -> DeliveryOutcome {
     let delivery = run_delivery(ep.clone(), events.clone(), svc, gate, journal);
     contain_panic(&ep, &events, delivery).await
-}
-
-/// Delivers `events` now with `ep`'s own stack, without a concurrency
-/// limit (the emitter, `retry_failed`, `replay`).
-pub(crate) async fn deliver_direct(ep: &Arc<Endpoint>, events: Vec<Arc<Event>>) -> DeliveryOutcome {
-    deliver(
-        ep.clone(),
-        events.into(),
-        (stack(ep, None, true), false),
-        None,
-        None,
-    )
-    .await
 }
 
 /// Runs `delivery`; if it panics, the events are dead-lettered (and
@@ -431,7 +399,7 @@ pub(crate) async fn send_once(ep: &Arc<Endpoint>, events: &[Arc<Event>]) -> Deli
         events: events.into(),
         payload: Arc::new(payload),
         attempt: 1,
-        max_retry_after: ep.retry.max_retry_after,
+        max_retry_after: ep.settings.retry.max_retry_after,
         journal: None,
         bearer: None,
         even_disabled: true,
@@ -439,18 +407,11 @@ pub(crate) async fn send_once(ep: &Arc<Endpoint>, events: &[Arc<Event>]) -> Deli
     let r = (stack(ep, None, false).oneshot(req).await)
         .unwrap_or_else(|e| Attempt::refused(e.to_string()));
     log_attempt(ep, events, 1, &r, true);
-    DeliveryOutcome {
-        status: if r.verdict == Verdict::Delivered {
-            DeliveryStatus::Delivered
-        } else {
-            DeliveryStatus::Failed(FailureKind::Permanent)
-        },
-        attempts: 1,
-        status_code: r.status,
-        latency: r.latency,
-        error: r.error,
-        response_excerpt: r.excerpt,
-    }
+    let status = match r.verdict {
+        Verdict::Delivered => DeliveryStatus::Delivered,
+        _ => DeliveryStatus::Failed(FailureKind::Permanent),
+    };
+    DeliveryOutcome::of(status, &Attempt { number: 1, ..r })
 }
 
 /// Tells the endpoint's failure streak how the attempt went (the first
@@ -521,7 +482,7 @@ fn give_up(ep: &Endpoint, events: &[Arc<Event>], error: &str, response: Option<&
     tracing::warn!(webhook = %ep.name, url = %ep.display_url, event_id = %events[0].id(), events = events.len(), error, response = ?response, "hookbus: webhook delivery dead-lettered");
     ep.state.log.dead_letter(events, error);
     let streak = ep.state.consecutive_failures.fetch_add(1, Relaxed) + 1;
-    if let Some(limit) = ep.disable_after
+    if let Some(limit) = ep.settings.disable_after
         && streak >= u64::from(limit)
     {
         ep.disable(&format!("{streak} failed deliveries in a row"));

@@ -1,10 +1,8 @@
 //! The webhook called directly, without a bus: [`WebhookEmitter`].
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use std::future::Future;
-
-use super::delivery::{DeliveryOutcome, Svc, deliver, spawn_delivery, stack};
+use super::delivery::DeliveryOutcome;
 use super::sink::WebhookSink;
 use crate::event::Event;
 
@@ -28,33 +26,14 @@ use crate::event::Event;
 /// println!("{:?} after {} attempt(s)", outcome.status, outcome.attempts);
 /// # Ok(()) }
 /// ```
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct WebhookEmitter {
     sink: WebhookSink,
-    /// The endpoint's delivery stack (no concurrency limit), cloned for
-    /// each delivery (in a mutex: a boxed service is not `Sync`).
-    svc: Arc<Mutex<Svc>>,
-}
-
-impl std::fmt::Debug for WebhookEmitter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WebhookEmitter")
-            .field("sink", &self.sink)
-            .finish()
-    }
 }
 
 impl WebhookEmitter {
     pub(crate) fn from_sink(sink: WebhookSink) -> WebhookEmitter {
-        let svc = stack(&sink.endpoint, None, true);
-        let svc = Arc::new(Mutex::new(svc));
-        WebhookEmitter { sink, svc }
-    }
-
-    fn send(&self, events: Arc<[Arc<Event>]>) -> impl Future<Output = DeliveryOutcome> + 'static {
-        let ep = self.sink.endpoint.clone();
-        let svc = self.svc.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        spawn_delivery(deliver(ep, events, (svc, false), None, None))
+        WebhookEmitter { sink }
     }
 
     /// Sends one event now (with retries) unless it is not subscribed or the
@@ -64,7 +43,7 @@ impl WebhookEmitter {
         if !self.sink.endpoint.wants(&event) {
             return DeliveryOutcome::skipped();
         }
-        self.send(Arc::new([event])).await
+        self.sink.send(&[event]).await
     }
 
     /// Sends several events in one request (batched mode).
@@ -73,7 +52,7 @@ impl WebhookEmitter {
             .into_iter()
             .filter(|e| self.sink.endpoint.wants(e))
             .collect();
-        self.send(events.into()).await
+        self.sink.send(&events).await
     }
 
     /// The sink behind it (stats, log, enable/disable).

@@ -10,8 +10,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::SeqC
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderName};
+use serde_json::Value;
 
 use super::attempt::{Attempt, RESPONSE_EXCERPT_LEN, Request, Verdict};
 use super::filter::Filter;
@@ -24,12 +25,9 @@ use crate::bus::Bus;
 use crate::event::Event;
 use crate::hub::Hub;
 use crate::pattern::Pattern;
-use crate::signature::{Secret, SignRequest, SignatureScheme};
+use crate::signature::SignRequest;
 use reqwest::header::{HeaderValue, RETRY_AFTER};
 use std::time::Instant;
-
-/// A webhook's own condition (a closure).
-pub(crate) type Condition = Arc<dyn Fn(&Event) -> bool + Send + Sync>;
 
 /// State that outlives configuration changes: enabled flag, failure streak,
 /// the log, the bus to announce on.
@@ -164,32 +162,26 @@ impl EndpointState {
     }
 }
 
-/// One configured endpoint. Immutable; the manager swaps it on update.
+/// One configured endpoint: the builder it was built from (`settings`,
+/// the one shape of its settings) and what [`build`](super::WebhookBuilder::build)
+/// checked and derived from it. Immutable; an update swaps it.
 pub(crate) struct Endpoint {
+    pub(crate) settings: super::WebhookBuilder,
     pub(crate) name: String,
     pub(crate) display_url: String,
     pub(crate) url: url::Url,
     pub(crate) client: reqwest::Client,
-    pub(crate) secrets: Vec<Secret>,
-    pub(crate) scheme: SignatureScheme,
     pub(crate) headers: HeaderMap,
     /// The signature header names, in the order the scheme returns them.
     pub(crate) signature_headers: Vec<HeaderName>,
-    pub(crate) timeout: Duration,
-    pub(crate) format: WireFormat,
     pub(crate) template: Option<Template>,
     pub(crate) templates: Vec<(Pattern, Template)>,
-    pub(crate) retry: RetryPolicy,
-    /// Policies by event type, first match wins (else `retry`).
+    /// Policies by event type, first match wins (else `settings.retry`).
     pub(crate) retry_rules: Vec<(Pattern, RetryPolicy)>,
-    pub(crate) source: Option<String>,
-    pub(crate) disable_after: Option<u32>,
     pub(crate) patterns: Vec<Pattern>,
-    pub(crate) condition: Option<Condition>,
     pub(crate) filter: Option<Filter>,
     pub(crate) key_order: Option<Arc<super::order::KeyOrder>>,
     pub(crate) rate_limit: Option<Arc<RateLimiter>>,
-    /// The OAuth2 token of the endpoint, when it has one.
     pub(crate) oauth: Option<Arc<super::oauth::TokenSource>>,
     /// The SSRF guard when a proxy connects to the target for us: the
     /// target is checked before each request.
@@ -200,14 +192,7 @@ pub(crate) struct Endpoint {
 impl fmt::Debug for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Endpoint")
-            .field("name", &self.name)
-            .field("url", &self.display_url)
-            .field("signed", &self.secrets.iter().any(|s| !s.is_empty()))
-            .field("scheme", &self.scheme)
-            .field("headers", &self.headers.keys().collect::<Vec<_>>())
-            .field("format", &self.format)
-            .field("retry", &self.retry)
-            .field("retry_rules", &self.retry_rules.len())
+            .field("settings", &self.settings)
             .field("enabled", &self.state.enabled.load(Relaxed))
             .finish_non_exhaustive()
     }
@@ -227,7 +212,7 @@ impl Endpoint {
     pub(crate) fn wants_routed(&self, event: &Event) -> bool {
         !(self.patterns.is_empty() && event.event_type().starts_with("hookbus."))
             && self.filter.as_ref().is_none_or(|f| f.matches(event))
-            && self.condition.as_ref().is_none_or(|c| c(event))
+            && self.settings.condition.as_ref().is_none_or(|c| c(event))
     }
 
     pub(crate) fn template_for(&self, event: &Event) -> Option<&Template> {
@@ -244,68 +229,41 @@ impl Endpoint {
         self.retry_rules
             .iter()
             .find(|(p, _)| p.matches(event.event_type()))
-            .map_or(&self.retry, |(_, policy)| policy)
+            .map_or(&self.settings.retry, |(_, policy)| policy)
     }
 
     pub(crate) fn build_payload(&self, events: &[Arc<Event>]) -> Result<Payload, String> {
-        let templated = events.iter().any(|e| self.template_for(e).is_some());
-        if let ([e], Some(t), WireFormat::Raw) =
-            (events, self.template_for(&events[0]), self.format)
-        {
-            // A template rendering a string sends the string itself.
-            let v = t
-                .render(e)
-                .map_err(|err| format!("event {}: {err}", e.id()))?;
-            let (body, ct) = match v {
-                serde_json::Value::String(s) => (Bytes::from(s), "text/plain; charset=utf-8"),
-                v => (
-                    Bytes::from(serde_json::to_vec(&v).unwrap_or_default()),
-                    "application/json",
-                ),
-            };
-            return Ok(Payload {
-                body,
-                headers: wire::content_type(ct),
-                message_id: e.id().to_owned(),
+        let s = &self.settings;
+        if events.iter().all(|e| self.template_for(e).is_none()) {
+            return Ok(wire::payload(events, s.format, s.source.as_deref()));
+        }
+        let mut content_type = "application/json";
+        let mut parts = Vec::with_capacity(events.len());
+        for e in events {
+            parts.push(match self.template_for(e) {
+                None => e.structured_json(),
+                Some(t) => match t
+                    .render(e)
+                    .map_err(|err| format!("event {}: {err}", e.id()))?
+                {
+                    // Raw: a template rendering a string sends the string.
+                    Value::String(text) if s.format == WireFormat::Raw && events.len() == 1 => {
+                        content_type = "text/plain; charset=utf-8";
+                        Bytes::from(text)
+                    }
+                    v => Bytes::from(serde_json::to_vec(&v).unwrap_or_default()),
+                },
             });
         }
-        if !templated {
-            return Ok(wire::payload(events, self.format, self.source.as_deref()));
-        }
-        let render = |e: &Event| -> Result<Bytes, String> {
-            match self.template_for(e) {
-                Some(t) => {
-                    let v = t
-                        .render(e)
-                        .map_err(|err| format!("event {}: {err}", e.id()))?;
-                    Ok(Bytes::from(serde_json::to_vec(&v).unwrap_or_default()))
-                }
-                None => Ok(e.structured_json()),
-            }
-        };
-        let body = if events.len() == 1 {
-            render(&events[0])?
-        } else {
-            let mut out = BytesMut::new();
-            out.put_u8(b'[');
-            for (i, e) in events.iter().enumerate() {
-                if i > 0 {
-                    out.put_u8(b',');
-                }
-                out.put_slice(&render(e)?);
-            }
-            out.put_u8(b']');
-            out.freeze()
-        };
-        let first = &events[0];
+        let mut headers = wire::content_type(content_type);
+        wire::trace_headers(&events[0], &mut headers);
         Ok(Payload {
-            body,
-            headers: wire::content_type("application/json"),
-            message_id: if events.len() == 1 {
-                first.id().to_owned()
-            } else {
-                format!("batch_{}_{}", events.len(), first.id())
+            body: match parts.len() {
+                1 => parts.swap_remove(0),
+                _ => wire::join_array(parts.into_iter()),
             },
+            headers,
+            message_id: wire::message_id(events),
         })
     }
 
@@ -406,8 +364,9 @@ impl Endpoint {
             body: &payload.body,
         };
         let signed = self
+            .settings
             .scheme
-            .sign(&self.secrets, &sign)
+            .sign(&self.settings.secrets, &sign)
             .map_err(|e| e.to_string());
         let signed = signed.and_then(|sigs| {
             for ((_, v), name) in sigs.into_iter().zip(&self.signature_headers) {
@@ -437,13 +396,11 @@ impl Endpoint {
             headers.insert(reqwest::header::AUTHORIZATION, bearer.clone());
         }
         let started = Instant::now();
-        let sent = self
-            .client
-            .post(self.url.clone())
-            .headers(headers)
-            .body(payload.body.clone())
-            .send()
-            .await;
+        // The headers go in as one map (no merge into an empty one).
+        let mut request = reqwest::Request::new(reqwest::Method::POST, self.url.clone());
+        *request.headers_mut() = headers;
+        *request.body_mut() = Some(payload.body.clone().into());
+        let sent = self.client.execute(request).await;
         let mut resp = match sent {
             Ok(resp) => resp,
             Err(e) => {

@@ -171,9 +171,6 @@ pub enum OptionError {
     /// `ordered_by` with an empty path or segment (the path).
     #[error("ordered_by needs a field path such as data.decision_id, got {0:?}")]
     OrderKey(String),
-    /// A config file's backoff name (the name).
-    #[error("unknown backoff {0:?}; use exponential, fixed or standard_webhooks")]
-    Backoff(String),
     /// `replay` on a webhook without a store that keeps delivered events
     /// (the webhook's name).
     #[error(
@@ -251,10 +248,6 @@ pub enum TlsError {
         /// Why.
         kind: std::io::ErrorKind,
     },
-    /// A config file gives a client certificate without its key or the
-    /// other way round.
-    #[error("tls: client_cert_pem_file and client_key_pem_file go together")]
-    CertWithoutKey,
 }
 
 /// Why a PEM block does not parse (never its content).

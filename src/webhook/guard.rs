@@ -3,69 +3,9 @@
 //! resolution.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::str::FromStr;
 use std::sync::Arc;
 
-/// An address range: an IP and a prefix length, parsed from `10.0.0.0/8`,
-/// `fd00::/8` or a single address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct IpRange {
-    net: IpAddr,
-    prefix: u8,
-}
-
-impl IpRange {
-    /// Whether `ip` is inside the range.
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        match (self.net, canonical(ip)) {
-            (IpAddr::V4(n), IpAddr::V4(a)) => {
-                let mask = if self.prefix == 0 {
-                    0
-                } else {
-                    u32::MAX << (32 - self.prefix as u32)
-                };
-                u32::from(n) & mask == u32::from(a) & mask
-            }
-            (IpAddr::V6(n), IpAddr::V6(a)) => {
-                let mask = if self.prefix == 0 {
-                    0
-                } else {
-                    u128::MAX << (128 - self.prefix as u32)
-                };
-                u128::from(n) & mask == u128::from(a) & mask
-            }
-            _ => false,
-        }
-    }
-}
-
-impl FromStr for IpRange {
-    type Err = GuardError;
-    fn from_str(s: &str) -> Result<IpRange, GuardError> {
-        let (ip, prefix) = match s.split_once('/') {
-            Some((ip, p)) => (ip, Some(p)),
-            None => (s, None),
-        };
-        let net: IpAddr = ip
-            .trim()
-            .parse()
-            .map_err(|_| GuardError::NotARange(s.to_owned()))?;
-        let max = if net.is_ipv4() { 32 } else { 128 };
-        let prefix = match prefix {
-            Some(p) => p
-                .trim()
-                .parse::<u8>()
-                .ok()
-                .filter(|p| *p <= max)
-                .ok_or_else(|| GuardError::BadPrefix {
-                    range: s.to_owned(),
-                    max,
-                })?,
-            None => max,
-        };
-        Ok(IpRange { net, prefix })
-    }
-}
+use ipnet::IpNet;
 
 /// An allow-list entry [`SsrfGuard::allow`] cannot take.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -166,7 +106,23 @@ pub(crate) fn is_loopback_host(host: &url::Host<&str>) -> bool {
 /// allow-list range contains them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SsrfGuard {
-    allow: Vec<IpRange>,
+    allow: Vec<IpNet>,
+}
+
+/// A range (`10.0.0.0/8`, `fd00::/8`) or a single address.
+fn parse_range(s: &str) -> Result<IpNet, GuardError> {
+    let (ip, prefix) = s.split_once('/').map_or((s, None), |(ip, p)| (ip, Some(p)));
+    let ip: IpAddr = (ip.trim().parse()).map_err(|_| GuardError::NotARange(s.to_owned()))?;
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    let bad = || GuardError::BadPrefix {
+        range: s.to_owned(),
+        max,
+    };
+    let prefix = match prefix {
+        Some(p) => p.trim().parse::<u8>().map_err(|_| bad())?,
+        None => max,
+    };
+    IpNet::new(ip, prefix).map_err(|_| bad())
 }
 
 impl SsrfGuard {
@@ -176,12 +132,12 @@ impl SsrfGuard {
     }
     /// Allows a range (`10.1.0.0/16`) or address even though it is internal.
     pub fn allow(mut self, range: &str) -> Result<SsrfGuard, GuardError> {
-        self.allow.push(range.parse()?);
+        self.allow.push(parse_range(range)?);
         Ok(self)
     }
     /// Whether the guard lets `ip` through.
     pub fn permits(&self, ip: IpAddr) -> bool {
-        !is_internal(ip) || self.allow.iter().any(|r| r.contains(ip))
+        !is_internal(ip) || self.allow.iter().any(|r| r.contains(&canonical(ip)))
     }
 }
 
@@ -238,57 +194,5 @@ pub(crate) fn redact_url(url: &str) -> String {
             format!("{}://{host}{port}{path}", u.scheme())
         }
         Err(_) => "<invalid url>".into(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn internal_ranges() {
-        for a in [
-            "127.0.0.1",
-            "10.1.2.3",
-            "172.16.0.1",
-            "192.168.1.1",
-            "169.254.169.254",
-            "100.64.0.1",
-            "0.0.0.0",
-            "::1",
-            "fd00::1",
-            "fe80::1",
-            "::ffff:10.0.0.1",
-            "::10.0.0.1",
-            "2002:a9fe:a9fe::1",                    // 6to4 of 169.254.169.254
-            "2002:7f00:1::",                        // 6to4 of 127.0.0.1
-            "2001:0:4136:e378:8000:63bf:f5ff:fffe", // Teredo, client 10.0.0.1
-            "2001:0:a00:1::1",                      // Teredo, server 10.0.0.1
-            "64:ff9b::a9fe:a9fe",
-            "64:ff9b:1::a00:1",
-            "::ffff:0:a00:1", // IPv4-translated 10.0.0.1
-            "2001:db8::1",
-        ] {
-            assert!(is_internal(a.parse().unwrap()), "{a}");
-        }
-        for a in [
-            "8.8.8.8",
-            "1.1.1.1",
-            "2606:4700:4700::1111",
-            "100.128.0.1",
-            "2002:808:808::1",                      // 6to4 of 8.8.8.8
-            "2001:0:4136:e378:8000:63bf:f7f7:f7f7", // Teredo, client 8.8.8.8
-        ] {
-            assert!(!is_internal(a.parse().unwrap()), "{a}");
-        }
-    }
-
-    #[test]
-    fn allow_list() {
-        let g = SsrfGuard::new().allow("10.1.0.0/16").unwrap();
-        assert!(g.permits("10.1.9.9".parse().unwrap()));
-        assert!(!g.permits("10.2.0.1".parse().unwrap()));
-        assert!(SsrfGuard::new().allow("10.0.0.0/33").is_err());
-        assert!(SsrfGuard::new().allow("nope").is_err());
     }
 }

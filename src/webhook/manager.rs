@@ -8,7 +8,7 @@ use std::time::Duration;
 use futures_util::stream::StreamExt;
 use time::OffsetDateTime;
 
-use super::config::WebhookBuilder;
+use super::builder::WebhookBuilder;
 use super::delivery::DeliveryStatus;
 use super::error::WebhookError;
 use super::log::{DeliveryAttempt, WebhookStats};
@@ -233,11 +233,12 @@ impl WebhookManager {
             .ok_or_else(|| WebhookError::NotFound(id.clone()))?;
         let old = reg.sink.endpoint.clone();
         let sink = webhook.build_with_state(old.state.clone(), Some(&old))?;
-        if sink.endpoint.name == old.name && sink.attach.same_subscription(&reg.sink.attach) {
+        let (new, was) = (&sink.endpoint.settings, &old.settings);
+        if sink.endpoint.name == old.name && new.same_subscription(was) {
             reg.sink.swap_in(sink);
             return Ok(());
         }
-        if reg.sink.attach.is_durable() || sink.attach.is_durable() {
+        if was.is_durable() || new.is_durable() {
             return Err(WebhookError::DurableResubscribe(old.name.clone()));
         }
         drop(entries);
@@ -318,35 +319,19 @@ impl WebhookManager {
                 .collect(),
             state: &state,
         };
-        let ep = sink.endpoint.clone();
-        let letters: Vec<_> = (0..unfinished.letters.len())
-            .map(|i| (i, unfinished.letters[i].as_ref().map(|l| l.events.clone())))
+        let batches = (unfinished.letters.iter().flatten())
+            .map(|l| l.events.clone())
             .collect();
-        let mut running = futures_util::stream::iter(letters)
-            .map(|(i, events)| {
-                let ep = ep.clone();
-                async move {
-                    let events = events.unwrap_or_default();
-                    let n = events.len() as u64;
-                    (i, n, super::delivery::deliver_direct(&ep, events).await)
-                }
-            })
-            .buffer_unordered(sink.attach.options.concurrency.max(1));
-        let mut report = RetryReport::default();
-        while let Some((i, n, outcome)) = running.next().await {
+        let report = resend(&sink, batches, |i, delivered| {
             // Delivered, or dead-lettered again by `deliver`: either way no
             // longer ours to put back.
-            let letter = unfinished.letters[i].take();
-            report.retried += n;
-            if outcome.is_delivered() {
-                if let Some(letter) = letter {
-                    state.forget_dead(&ep.name, &letter.events);
-                }
-                report.delivered += n;
-            } else {
-                report.failed += n;
+            if let Some(letter) = unfinished.letters[i].take()
+                && delivered
+            {
+                state.forget_dead(&sink.endpoint.name, &letter.events);
             }
-        }
+        })
+        .await;
         Ok(report)
     }
 
@@ -379,19 +364,8 @@ impl WebhookManager {
         let events = store
             .delivered_since(&sink.endpoint.name, since.into(), usize::MAX)
             .map_err(WebhookError::Store)?;
-        let ep = sink.endpoint.clone();
-        let mut running = futures_util::stream::iter(events)
-            .map(|event| super::delivery::deliver_direct(&ep, vec![Arc::new(event)]))
-            .buffer_unordered(sink.attach.options.concurrency.max(1));
-        let mut report = RetryReport::default();
-        while let Some(outcome) = running.next().await {
-            report.retried += 1;
-            if outcome.is_delivered() {
-                report.delivered += 1;
-            } else {
-                report.failed += 1;
-            }
-        }
+        let batches = events.into_iter().map(|e| vec![Arc::new(e)]).collect();
+        let report = resend(&sink, batches, |_, _| {}).await;
         Ok(report)
     }
 
@@ -410,16 +384,39 @@ impl WebhookManager {
     }
 }
 
+/// Sends each batch again through `sink`, as many at once as its
+/// concurrency, telling `done` which one ended and whether it was delivered.
+async fn resend(
+    sink: &WebhookSink,
+    batches: Vec<Vec<Arc<Event>>>,
+    mut done: impl FnMut(usize, bool),
+) -> RetryReport {
+    let mut running = futures_util::stream::iter(batches.into_iter().enumerate())
+        .map(|(i, events)| async move { (i, events.len() as u64, sink.send(&events).await) })
+        .buffer_unordered(sink.endpoint.settings.options.concurrency.max(1));
+    let mut report = RetryReport::default();
+    while let Some((i, n, outcome)) = running.next().await {
+        done(i, outcome.is_delivered());
+        report.retried += n;
+        if outcome.is_delivered() {
+            report.delivered += n;
+        } else {
+            report.failed += n;
+        }
+    }
+    report
+}
+
 fn info(id: &WebhookId, sink: &WebhookSink) -> WebhookInfo {
     let ep = &sink.endpoint;
     WebhookInfo {
         id: id.clone(),
         name: ep.name.clone(),
         url: ep.display_url.clone(),
-        events: sink.attach.events.clone(),
+        events: ep.settings.events.clone(),
         enabled: sink.is_enabled(),
-        signed: ep.secrets.iter().any(|s| !s.is_empty()),
-        format: ep.format,
+        signed: ep.settings.secrets.iter().any(|s| !s.is_empty()),
+        format: ep.settings.format,
         templated: ep.template.is_some() || !ep.templates.is_empty(),
     }
 }

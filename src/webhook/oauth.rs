@@ -3,20 +3,6 @@
 //! keeps one token, shared by all its deliveries, and fetches a new one
 //! shortly before it expires or when the receiver answers 401. The
 //! [`OAuth`] layer of the delivery stack sets it on each attempt.
-//!
-//! ```
-//! use hookbus::webhook::{OAuth2, WebhookSink};
-//!
-//! let sink = WebhookSink::builder("https://hooks.example.com/orders")
-//!     .oauth2(
-//!         OAuth2::client_credentials("https://auth.example.com/oauth2/token", "hookbus", "s3cret")
-//!             .scope("webhooks:write"),
-//!     )
-//!     .build()?;
-//! // The client secret never shows in Debug output.
-//! assert!(!format!("{sink:?}").contains("s3cret"));
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
 
 use std::fmt;
 use std::sync::Arc;
@@ -54,13 +40,17 @@ pub enum OAuth2ClientAuth {
 
 /// OAuth2 client credentials for an endpoint: see
 /// [`WebhookBuilder::oauth2`](super::WebhookBuilder::oauth2). The secret
-/// never appears in `Debug`, logs or errors.
-#[derive(Clone)]
+/// never appears in `Debug`, logs or errors. In a config file:
+/// `{"token_url", "client_id", "client_secret", "scopes"?, "client_auth"?}`.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct OAuth2 {
     pub(crate) token_url: String,
     pub(crate) client_id: String,
     client_secret: String,
+    #[serde(default)]
     pub(crate) scopes: Vec<String>,
+    #[serde(default, rename = "client_auth")]
     pub(crate) auth: OAuth2ClientAuth,
 }
 

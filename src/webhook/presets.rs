@@ -31,7 +31,7 @@
 use base64::Engine;
 use serde_json::{Value, json};
 
-use super::config::WebhookBuilder;
+use super::builder::WebhookBuilder;
 
 /// Datadog's events API.
 pub const DATADOG_EVENTS_URL: &str = "https://api.datadoghq.com/api/v1/events";

@@ -50,9 +50,11 @@ pub struct WebhookSink {
     /// clone: [`WebhookManager::update`](super::WebhookManager::update)
     /// swaps it in place, without a second subscription.
     live: Arc<ArcSwap<Endpoint>>,
-    pub(crate) attach: Arc<Attach>,
     /// The delivery stack of one subscription (set by `subscribe`).
     stack: Option<Arc<Mutex<Ready>>>,
+    /// The stack of direct sends ([`send`](Self::send), the emitter,
+    /// `retry_failed`): no concurrency limit, cloned for each delivery.
+    direct: Arc<Mutex<Svc>>,
     /// Attached by `subscribe`, which routes the endpoint's patterns in the
     /// bus's table: `accepts` need not check them again.
     routed: bool,
@@ -61,61 +63,6 @@ pub struct WebhookSink {
 impl fmt::Debug for WebhookSink {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("WebhookSink").field(&self.endpoint).finish()
-    }
-}
-
-/// How a webhook attaches to a bus: the subscriber settings of its
-/// builder, as built.
-#[derive(Clone)]
-pub(crate) struct Attach {
-    pub(crate) events: Vec<String>,
-    /// Mailbox, overflow, batch and the sending concurrency.
-    pub(crate) options: crate::SubscriberOptions,
-    pub(crate) adaptive: bool,
-    pub(crate) retry_capacity: usize,
-    pub(crate) ordered: bool,
-    /// `rate_limit` and its burst (the subscription holds a token of it).
-    pub(crate) rate: Option<(u32, Duration, Option<u32>)>,
-    /// `ordered_by`'s key.
-    pub(crate) order_key: Option<String>,
-    /// Whether a condition or a filter expression is checked on each event.
-    pub(crate) checks: bool,
-    #[cfg(feature = "durable")]
-    pub(crate) store: Option<crate::store::Store>,
-    /// The route key (attribute, value) of `WebhookBuilder::key`.
-    pub(crate) key: Option<(String, String)>,
-}
-
-impl Attach {
-    /// Whether a subscription attached with `self` serves `other` as it is:
-    /// then an update swaps only the endpoint.
-    pub(crate) fn same_subscription(&self, other: &Attach) -> bool {
-        #[cfg(feature = "durable")]
-        let same_store = match (&self.store, &other.store) {
-            (Some(a), Some(b)) => a.path() == b.path(),
-            (None, None) => true,
-            _ => false,
-        };
-        #[cfg(not(feature = "durable"))]
-        let same_store = true;
-        self.events == other.events
-            && self.options == other.options
-            && self.adaptive == other.adaptive
-            && self.retry_capacity == other.retry_capacity
-            && self.ordered == other.ordered
-            && self.rate == other.rate
-            && self.order_key == other.order_key
-            && self.checks == other.checks
-            && self.key == other.key
-            && same_store
-    }
-
-    /// Whether the subscription is durable.
-    pub(crate) fn is_durable(&self) -> bool {
-        #[cfg(feature = "durable")]
-        return self.store.is_some();
-        #[cfg(not(feature = "durable"))]
-        false
     }
 }
 
@@ -143,11 +90,11 @@ impl Ready {
 }
 
 impl WebhookSink {
-    pub(crate) fn from_parts(endpoint: Arc<Endpoint>, attach: Attach) -> WebhookSink {
+    pub(crate) fn from_endpoint(endpoint: Arc<Endpoint>) -> WebhookSink {
         WebhookSink {
+            direct: Arc::new(Mutex::new(stack(&endpoint, None, true))),
             live: Arc::new(ArcSwap::new(endpoint.clone())),
             endpoint,
-            attach: Arc::new(attach),
             stack: None,
             routed: false,
         }
@@ -163,6 +110,7 @@ impl WebhookSink {
     pub(crate) fn swap_in(&mut self, new: WebhookSink) {
         self.live.store(new.endpoint.clone());
         self.endpoint = new.endpoint;
+        self.direct = new.direct;
     }
 
     /// The endpoint's name.
@@ -175,7 +123,7 @@ impl WebhookSink {
     pub fn subscribe(&self, bus: &Bus) -> Result<Subscription, WebhookError> {
         let ep = &self.endpoint;
         ep.state.set_bus(bus);
-        let b = &self.attach;
+        let b = &ep.settings;
         // Every pattern is a route of its own in the bus's table: an event
         // of a type the webhook does not name costs it nothing.
         let patterns = if ep.patterns.is_empty() {
@@ -190,7 +138,7 @@ impl WebhookSink {
         let n = b.options.concurrency;
         let (limit, concurrency) = if b.ordered {
             (None, 1)
-        } else if b.adaptive {
+        } else if b.adaptive_concurrency {
             let a = AdaptiveLimit::new(n, ep.state.pressure.clone());
             (
                 Some(Limit::Adaptive(Arc::new(a))),
@@ -221,7 +169,7 @@ impl WebhookSink {
             .name(ep.name.clone())
             .options(b.options.clone())
             .concurrency(concurrency);
-        if let Some((attribute, value)) = &b.key {
+        if let Some((attribute, value)) = &b.route_key {
             sub = sub.key(attribute, value.clone());
         }
         // The endpoint's own events, condition and filter expression: `sink` adds them
@@ -234,10 +182,18 @@ impl WebhookSink {
         Ok(sub.sink(sink)?)
     }
 
-    /// Delivers events now, as one request, and returns the outcome (no
-    /// pattern or condition check: see [`WebhookEmitter`](super::WebhookEmitter) for that).
+    /// Delivers events now, as one request (with retries), and returns the
+    /// outcome (no pattern or condition check: see
+    /// [`WebhookEmitter`](super::WebhookEmitter) for that). It runs as a
+    /// task of its own, aborted if this future is dropped.
     pub async fn send(&self, events: &[Arc<Event>]) -> DeliveryOutcome {
-        super::delivery::deliver_direct(&self.endpoint, events.to_vec()).await
+        let svc = self
+            .direct
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let ep = self.endpoint.clone();
+        spawn_delivery(deliver(ep, events.into(), (svc, false), None, None)).await
     }
 
     /// The endpoint's counters.
@@ -341,7 +297,8 @@ impl Sink for WebhookSink {
         // Attached by `subscribe`, which routes the patterns in the bus's
         // table: what is left to check is the condition and filter expression, and the
         // bus's own events for a webhook that names no pattern.
-        let needs_check = ep.patterns.is_empty() || ep.condition.is_some() || ep.filter.is_some();
+        let needs_check =
+            ep.patterns.is_empty() || ep.settings.condition.is_some() || ep.filter.is_some();
         needs_check
             .then(|| Arc::new(move |e: &Event| current().wants_routed(e)) as crate::sink::Accepts)
     }

@@ -3,18 +3,40 @@
 //! so a wrong file is an error there, naming what is wrong, and never a
 //! failed delivery.
 
+use std::borrow::Cow;
+use std::path::PathBuf;
+
 use rustls_pki_types::pem::{self, PemObject};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use super::error::{HttpClientError, PemInput, PemProblem, TlsError};
 
+/// PEM as given: bytes, or a file a config file names (read by `build`).
+#[derive(Clone)]
+pub(crate) enum Pem {
+    Bytes(Vec<u8>),
+    File { field: &'static str, path: PathBuf },
+}
+
+impl Pem {
+    fn read(&self) -> Result<Cow<'_, [u8]>, TlsError> {
+        match self {
+            Pem::Bytes(b) => Ok(Cow::Borrowed(b)),
+            Pem::File { field, path } => std::fs::read(path).map(Cow::Owned).map_err(|e| {
+                let (field, path, kind) = (*field, path.clone(), e.kind());
+                TlsError::ReadFile { field, path, kind }
+            }),
+        }
+    }
+}
+
 /// The TLS part of a [`WebhookBuilder`](super::WebhookBuilder), as given.
 #[derive(Clone, Default)]
 pub(crate) struct TlsSettings {
     /// The client certificate chain and its private key (PEM).
-    pub(crate) identity: Option<(Vec<u8>, Vec<u8>)>,
+    pub(crate) identity: Option<(Pem, Pem)>,
     /// Extra trusted roots (PEM, one or more certificates per entry).
-    pub(crate) roots: Vec<Vec<u8>>,
+    pub(crate) roots: Vec<Pem>,
     /// Whether the built-in (webpki) roots are trusted too.
     pub(crate) built_in_roots: bool,
 }
@@ -43,6 +65,7 @@ impl TlsSettings {
         mut client: reqwest::ClientBuilder,
     ) -> Result<reqwest::ClientBuilder, TlsError> {
         if let Some((certs, key)) = &self.identity {
+            let (certs, key) = (&*certs.read()?, &*key.read()?);
             certificates(certs, PemInput::IdentityCertificate)?;
             match PrivateKeyDer::from_pem_slice(key) {
                 Ok(_) => {}
@@ -60,7 +83,7 @@ impl TlsSettings {
         }
         for (i, pem) in self.roots.iter().enumerate() {
             let input = PemInput::Root(i + 1);
-            for der in certificates(pem, input)? {
+            for der in certificates(&pem.read()?, input)? {
                 let cert = reqwest::Certificate::from_der(&der).map_err(|e| {
                     let source = HttpClientError::new(e);
                     TlsError::RootRefused { input, source }

@@ -110,12 +110,17 @@ pub struct Payload {
 
 fn encoded(value: &str) -> HeaderValue {
     // Percent-encoding leaves only visible ASCII, which is always a valid
-    // header value.
-    HeaderValue::try_from(encode_header_value(value)).unwrap_or(HeaderValue::from_static(""))
+    // header value; most values need none, and are copied once.
+    let value = match utf8_percent_encode(value, CE_HEADER).into() {
+        std::borrow::Cow::Borrowed(s) => HeaderValue::from_str(s),
+        std::borrow::Cow::Owned(s) => HeaderValue::try_from(s),
+    };
+    value.unwrap_or(HeaderValue::from_static(""))
 }
 
 pub(crate) fn content_type(ct: &str) -> HeaderMap {
-    let mut h = HeaderMap::with_capacity(8);
+    // Room for binary mode's headers, the signature's and the trace's.
+    let mut h = HeaderMap::with_capacity(16);
     h.insert(
         CONTENT_TYPE,
         HeaderValue::from_str(ct).unwrap_or(HeaderValue::from_static("application/json")),
@@ -170,11 +175,7 @@ fn structured(event: &Event, source: Option<&str>) -> Bytes {
 /// Builds the payload of one request for `events` (at least one).
 pub fn payload(events: &[Arc<Event>], format: WireFormat, source: Option<&str>) -> Payload {
     let first = &events[0];
-    let message_id = if events.len() == 1 {
-        first.id().to_owned()
-    } else {
-        format!("batch_{}_{}", events.len(), first.id())
-    };
+    let message_id = message_id(events);
     let mut payload = match (format, events.len()) {
         (WireFormat::Binary, 1) => Payload {
             body: binary_body(first),
@@ -278,7 +279,16 @@ fn join_lines(mut parts: impl Iterator<Item = Bytes>) -> Bytes {
     out.freeze()
 }
 
-fn join_array(parts: impl Iterator<Item = Bytes>) -> Bytes {
+/// The message id of a request: the event id, or a batch id made from the
+/// first one.
+pub(crate) fn message_id(events: &[Arc<Event>]) -> String {
+    match events {
+        [one] => one.id().to_owned(),
+        _ => format!("batch_{}_{}", events.len(), events[0].id()),
+    }
+}
+
+pub(crate) fn join_array(parts: impl Iterator<Item = Bytes>) -> Bytes {
     let parts: Vec<Bytes> = parts.collect();
     let len = parts.iter().map(|p| p.len() + 1).sum::<usize>() + 2;
     let mut out = BytesMut::with_capacity(len);

@@ -3,14 +3,14 @@
 use std::time::Duration;
 
 use crate::webhook_support::{Receiver, hmac_hex};
-use hookbus::webhook::{WebhookConfig, WebhookManager};
+use hookbus::webhook::{WebhookBuilder, WebhookManager};
 use hookbus::{Bus, Event};
 use serde_json::json;
 
 #[tokio::test]
 async fn a_config_file_webhook_end_to_end() {
     let mut rx = Receiver::ok().await;
-    let config: WebhookConfig = serde_json::from_value(json!({
+    let config: WebhookBuilder = serde_json::from_value(json!({
         "name": "slack-notifications",
         "url": rx.url,
         "events": ["evaluation.completed", "alert.triggered"],
@@ -29,7 +29,7 @@ async fn a_config_file_webhook_end_to_end() {
     .unwrap();
     let bus = Bus::new().unwrap();
     let m = WebhookManager::new(&bus);
-    let id = m.register(config.into_builder().unwrap()).unwrap();
+    let id = m.register(config).unwrap();
     let data = |project: &str, severity: &str| {
         json!({"project_id": project, "severity": severity, "name": "Daily Evaluation - March 15",
                "summary": {"triage_accuracy": 0.87, "safety_score": 0.95}})
@@ -67,51 +67,42 @@ async fn a_config_file_webhook_end_to_end() {
 #[test]
 fn config_mistakes_are_refused() {
     let unknown =
-        serde_json::from_value::<WebhookConfig>(json!({"url": "https://x.example", "retires": 3}));
+        serde_json::from_value::<WebhookBuilder>(json!({"url": "https://x.example", "retires": 3}));
     assert!(unknown.unwrap_err().to_string().contains("retires"));
-    let bad_filter = serde_json::from_value::<WebhookConfig>(
+    let bad_filter = serde_json::from_value::<WebhookBuilder>(
         json!({"url": "https://x.example", "filter": "confidence >"}),
     );
     assert!(bad_filter.unwrap_err().to_string().contains("bad filter"));
-    let bad_backoff: WebhookConfig = serde_json::from_value(
+    let bad_backoff = serde_json::from_value::<WebhookBuilder>(
         json!({"url": "https://x.example", "retry": {"backoff": "sideways"}}),
-    )
-    .unwrap();
-    assert!(
-        bad_backoff
-            .into_builder()
-            .unwrap_err()
-            .to_string()
-            .contains("sideways")
     );
-    let bad_template: WebhookConfig =
+    assert!(bad_backoff.unwrap_err().to_string().contains("sideways"));
+    let half_identity = serde_json::from_value::<WebhookBuilder>(
+        json!({"url": "https://x.example", "tls": {"client_cert_pem_file": "c.pem"}}),
+    );
+    let err = half_identity.unwrap_err().to_string();
+    assert!(err.contains("go together"), "{err}");
+    let bad_template: WebhookBuilder =
         serde_json::from_value(json!({"url": "https://x.example", "template": {"t": "{oops"}}))
             .unwrap();
     assert!(
         bad_template
-            .into_builder()
-            .unwrap()
             .build()
             .unwrap_err()
             .to_string()
             .contains("unclosed")
     );
-    let ordered_but_parallel: WebhookConfig = serde_json::from_value(
+    let ordered_but_parallel: WebhookBuilder = serde_json::from_value(
         json!({"url": "https://x.example", "ordered": true, "concurrency": 4}),
     )
     .unwrap();
-    let err = ordered_but_parallel
-        .into_builder()
-        .unwrap()
-        .build()
-        .unwrap_err()
-        .to_string();
+    let err = ordered_but_parallel.build().unwrap_err().to_string();
     assert!(err.contains("concurrency is 4"), "{err}");
 }
 
 #[test]
 fn retry_rules_and_rate_limits_in_a_config_file() {
-    let config: WebhookConfig = serde_json::from_value(json!({
+    let config: WebhookBuilder = serde_json::from_value(json!({
         "url": "https://x.example",
         "retry_for": [
             {"events": "payment.*", "retry": {"backoff": "standard_webhooks"}},
@@ -121,25 +112,20 @@ fn retry_rules_and_rate_limits_in_a_config_file() {
         "format": "raw"
     }))
     .unwrap();
-    assert_eq!(config.format, hookbus::webhook::WireFormat::Raw);
     let debug = format!("{config:?}");
     assert!(
-        debug.contains("payment.*") && debug.contains("requests: 5"),
+        debug.contains("payment.*")
+            && debug.contains("rate_limit: Some((5, 1s))")
+            && debug.contains("format: Raw"),
         "{debug}"
     );
-    assert!(config.into_builder().unwrap().build().is_ok());
-    let bad: WebhookConfig = serde_json::from_value(json!({
+    assert!(config.build().is_ok());
+    let bad = serde_json::from_value::<WebhookBuilder>(json!({
         "url": "https://x.example",
         "retry_for": [{"events": "payment.*", "retry": {"backoff": "sideways"}}]
-    }))
-    .unwrap();
-    assert!(
-        bad.into_builder()
-            .unwrap_err()
-            .to_string()
-            .contains("sideways")
-    );
-    let typo = serde_json::from_value::<WebhookConfig>(json!({
+    }));
+    assert!(bad.unwrap_err().to_string().contains("sideways"));
+    let typo = serde_json::from_value::<WebhookBuilder>(json!({
         "url": "https://x.example",
         "retry_for": [{"event": "payment.*", "retry": {}}]
     }));

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use crate::tls_support::{Pki, pki, tls_receiver};
 use crate::webhook_support::fast_retry;
 use hookbus::Event;
-use hookbus::webhook::{DeliveryStatus, WebhookConfig, WebhookEmitter, WebhookError};
+use hookbus::webhook::{DeliveryStatus, WebhookBuilder, WebhookEmitter, WebhookError};
 use rcgen::KeyPair;
 use serde_json::json;
 
@@ -84,7 +84,7 @@ async fn file_config_reads_the_pem_files() {
         std::fs::write(&p, text).unwrap();
         p.to_str().unwrap().to_owned()
     };
-    let config: WebhookConfig = serde_json::from_value(json!({
+    let config: WebhookBuilder = serde_json::from_value(json!({
         "url": url,
         "tls": {
             "client_cert_pem_file": path("client.crt", &pki.client_cert),
@@ -93,17 +93,17 @@ async fn file_config_reads_the_pem_files() {
         }
     }))
     .unwrap();
-    let emitter = config.into_builder().unwrap().build_emitter().unwrap();
+    let emitter = config.build_emitter().unwrap();
     assert!(emitter.emit(ev()).await.is_delivered());
     assert_eq!(answered.load(Ordering::SeqCst), 1);
 
-    // A missing file is an error at into_builder, naming the file.
-    let missing: WebhookConfig = serde_json::from_value(json!({
+    // A missing file is an error at build, naming the file.
+    let missing: WebhookBuilder = serde_json::from_value(json!({
         "url": url,
         "tls": {"ca_pem_file": dir.path().join("nope.pem")}
     }))
     .unwrap();
-    let err = missing.into_builder().unwrap_err();
+    let err = missing.build().unwrap_err();
     assert!(
         matches!(&err, WebhookError::Tls(_)) && err.to_string().contains("nope.pem"),
         "{err}"

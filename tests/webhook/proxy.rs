@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::webhook_support::{Receiver, fast_retry};
 use hookbus::Event;
-use hookbus::webhook::{DeliveryStatus, SsrfGuard, WebhookConfig, WebhookEmitter, WebhookError};
+use hookbus::webhook::{DeliveryStatus, SsrfGuard, WebhookBuilder, WebhookEmitter, WebhookError};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -214,12 +214,12 @@ async fn proxy_settings_are_checked_at_build_and_from_file_config() {
 
     let proxy = Proxy::start(None).await;
     let mut rx = Receiver::ok().await;
-    let config: WebhookConfig = serde_json::from_value(json!({
+    let config: WebhookBuilder = serde_json::from_value(json!({
         "url": rx.url,
         "proxy": proxy.url,
     }))
     .unwrap();
-    let emitter = config.into_builder().unwrap().build_emitter().unwrap();
+    let emitter = config.build_emitter().unwrap();
     assert!(emitter.emit(ev()).await.is_delivered());
     assert_eq!(rx.drain().len(), 1);
     assert_eq!(proxy.targets(), [rx.addr.to_string()]);

@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::webhook_support::Receiver;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use hookbus::webhook::{WebhookConfig, WebhookEmitter, WebhookSink};
+use hookbus::webhook::{WebhookBuilder, WebhookEmitter, WebhookSink};
 use hookbus::{Bus, Event};
 use serde_json::json;
 use tokio::time::Instant;
@@ -200,25 +200,28 @@ fn invalid_rate_limits_are_refused_at_build() {
             WebhookSink::builder(url).rate_limit_burst(3),
             "without rate_limit",
         ),
+        (
+            WebhookSink::builder(url).rate_limit(10, Duration::from_nanos(5)),
+            "more than one request per nanosecond",
+        ),
     ] {
         let err = builder.build().unwrap_err().to_string();
         assert!(err.contains(words), "{err}");
     }
-    let config: WebhookConfig = serde_json::from_value(
+    let most = WebhookSink::builder(url)
+        .rate_limit(u32::MAX, Duration::from_secs(3600))
+        .rate_limit_burst(u32::MAX);
+    assert!(most.build().is_ok());
+    let config: WebhookBuilder = serde_json::from_value(
         json!({"url": url, "rate_limit": {"requests": 5, "per_ms": 1000, "burst": 2}}),
     )
     .unwrap();
-    assert!(config.into_builder().unwrap().build().is_ok());
-    let zero: WebhookConfig =
+    assert!(config.build().is_ok());
+    let zero: WebhookBuilder =
         serde_json::from_value(json!({"url": url, "rate_limit": {"requests": 0}})).unwrap();
-    let err = zero
-        .into_builder()
-        .unwrap()
-        .build()
-        .unwrap_err()
-        .to_string();
+    let err = zero.build().unwrap_err().to_string();
     assert!(err.contains("at least 1 request"), "{err}");
-    let typo = serde_json::from_value::<WebhookConfig>(
+    let typo = serde_json::from_value::<WebhookBuilder>(
         json!({"url": url, "rate_limit": {"requests": 5, "brust": 2}}),
     );
     assert!(typo.unwrap_err().to_string().contains("brust"));

@@ -166,3 +166,56 @@ fn tls_verification_can_be_turned_off_explicitly() {
             .is_ok()
     );
 }
+
+#[test]
+fn the_guard_knows_the_internal_ranges() {
+    for a in [
+        "127.0.0.1",
+        "10.1.2.3",
+        "172.16.0.1",
+        "192.168.1.1",
+        "169.254.169.254",
+        "100.64.0.1",
+        "0.0.0.0",
+        "::1",
+        "fd00::1",
+        "fe80::1",
+        "::ffff:10.0.0.1",
+        "::10.0.0.1",
+        "2002:a9fe:a9fe::1",                    // 6to4 of 169.254.169.254
+        "2002:7f00:1::",                        // 6to4 of 127.0.0.1
+        "2001:0:4136:e378:8000:63bf:f5ff:fffe", // Teredo, client 10.0.0.1
+        "2001:0:a00:1::1",                      // Teredo, server 10.0.0.1
+        "64:ff9b::a9fe:a9fe",
+        "64:ff9b:1::a00:1",
+        "::ffff:0:a00:1", // IPv4-translated 10.0.0.1
+        "2001:db8::1",
+    ] {
+        assert!(
+            hookbus::webhook::guard::is_internal(a.parse().unwrap()),
+            "{a}"
+        );
+    }
+    for a in [
+        "8.8.8.8",
+        "1.1.1.1",
+        "2606:4700:4700::1111",
+        "100.128.0.1",
+        "2002:808:808::1",                      // 6to4 of 8.8.8.8
+        "2001:0:4136:e378:8000:63bf:f7f7:f7f7", // Teredo, client 8.8.8.8
+    ] {
+        assert!(
+            !hookbus::webhook::guard::is_internal(a.parse().unwrap()),
+            "{a}"
+        );
+    }
+}
+
+#[test]
+fn the_allow_list_lets_ranges_through() {
+    let g = SsrfGuard::new().allow("10.1.0.0/16").unwrap();
+    assert!(g.permits("10.1.9.9".parse().unwrap()));
+    assert!(!g.permits("10.2.0.1".parse().unwrap()));
+    assert!(SsrfGuard::new().allow("10.0.0.0/33").is_err());
+    assert!(SsrfGuard::new().allow("nope").is_err());
+}

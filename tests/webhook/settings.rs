@@ -6,7 +6,7 @@ use std::error::Error as _;
 use std::time::Duration;
 
 use hookbus::webhook::{
-    GuardError, RateLimitError, RetryPolicy, RetryPolicyError, SsrfGuard, WebhookConfig,
+    GuardError, RateLimitError, RetryPolicy, RetryPolicyError, SsrfGuard, WebhookBuilder,
     WebhookError, WebhookManager, WebhookSink,
 };
 use hookbus::{Bus, Event, OverflowPolicy, SubscriberOptions};
@@ -39,7 +39,7 @@ async fn subscriber_options_from_the_builder_and_from_a_file_apply() {
                 .options(options),
         )
         .unwrap();
-    let file: WebhookConfig = serde_json::from_value(json!({
+    let file: WebhookBuilder = serde_json::from_value(json!({
         "url": rx.url,
         "name": "file",
         "capacity": 1,
@@ -48,7 +48,7 @@ async fn subscriber_options_from_the_builder_and_from_a_file_apply() {
         "retry_capacity": 0,
     }))
     .unwrap();
-    let from_file = manager.register(file.into_builder().unwrap()).unwrap();
+    let from_file = manager.register(file).unwrap();
     for n in 0..3 {
         bus.emit(ev(n)).unwrap();
     }

@@ -336,3 +336,27 @@ async fn conditional_webhooks_on_a_bus() {
     assert_eq!(high.requests(), 2);
     assert_eq!(security.requests(), 2);
 }
+
+/// A templated request carries the event's trace context as `traceparent`
+/// and `tracestate`, as every other request does (the wire module's
+/// promise): the body is the template's, the hop is the same.
+#[tokio::test]
+async fn a_templated_request_carries_the_trace_headers() {
+    const PARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let mut rx = Receiver::ok().await;
+    let emitter = WebhookEmitter::builder(&rx.url)
+        .template(json!({"text": "{prediction}"}))
+        .build_emitter()
+        .unwrap();
+    let traced = Event::builder("a.b")
+        .extension("traceparent", PARENT)
+        .extension("tracestate", "vendor=1")
+        .data(json!({"prediction": "p"}))
+        .build()
+        .unwrap();
+    assert!(emitter.emit(traced).await.is_delivered());
+    let r = rx.next().await;
+    assert_eq!(r.json(), json!({"text": "p"}));
+    assert_eq!(r.header("traceparent"), Some(PARENT));
+    assert_eq!(r.header("tracestate"), Some("vendor=1"));
+}
