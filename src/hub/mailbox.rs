@@ -66,7 +66,7 @@ pub(crate) struct State {
     /// Events of the sync loop's current chunk (part of `in_flight`).
     chunk_len: u64,
     /// A group member's cursor on the ring (its queue stays empty).
-    cursor: Option<Cursor>,
+    cursor: Option<Box<Cursor>>,
 }
 
 /// Where a mailbox's events are kept.
@@ -75,7 +75,7 @@ enum Kind {
     /// In its own queue.
     Own,
     /// In its group's ring, read through `State::cursor`.
-    Member(Member),
+    Member(Box<Member>),
     /// The group's entry in the routing table: a push writes the ring.
     Group(Arc<Ring>),
 }
@@ -177,8 +177,8 @@ impl Mailbox {
             policy,
             false,
             None,
-            Kind::Member(member),
-            Some(cursor),
+            Kind::Member(Box::new(member)),
+            Some(Box::new(cursor)),
         )
     }
 
@@ -201,7 +201,7 @@ impl Mailbox {
         batching: bool,
         limit: Option<u64>,
         kind: Kind,
-        cursor: Option<Cursor>,
+        cursor: Option<Box<Cursor>>,
     ) -> Mailbox {
         Mailbox {
             state: Mutex::new(State {

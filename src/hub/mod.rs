@@ -168,7 +168,7 @@ pub(crate) struct Route {
     pub(crate) journal: Option<Arc<dyn Journal>>,
     /// Subscribers with the same shape receive the same events and may share
     /// a ring ([`group`]): the shape's fingerprint, when it has one.
-    pub(crate) shape: Option<u64>,
+    pub(crate) shape: Option<std::num::NonZeroU64>,
     /// A member counted in its group (cleared when it leaves the table).
     pub(crate) grouped: AtomicBool,
 }
@@ -207,7 +207,7 @@ impl RouteSpec {
     /// capacity a ring is made for; and no pattern that can match the bus's
     /// own `hookbus.*` events (a member's drops are counted without their
     /// types, and drops of those must never be announced).
-    fn shape(&self, options: &SubscriberOptions) -> Option<u64> {
+    fn shape(&self, options: &SubscriberOptions) -> Option<std::num::NonZeroU64> {
         use std::hash::{Hash, Hasher};
         let eligible = self.condition.is_none()
             && self.limit.is_none()
@@ -231,7 +231,7 @@ impl RouteSpec {
             key.value.hash(&mut h);
         }
         options.capacity.hash(&mut h);
-        Some(h.finish())
+        Some(std::num::NonZeroU64::new(h.finish()).unwrap_or(std::num::NonZeroU64::MIN))
     }
 }
 
@@ -249,7 +249,12 @@ impl Route {
     }
 
     /// `spec` normalized.
-    fn with_mailbox(id: u64, spec: RouteSpec, mailbox: Mailbox, shape: Option<u64>) -> Route {
+    fn with_mailbox(
+        id: u64,
+        spec: RouteSpec,
+        mailbox: Mailbox,
+        shape: Option<std::num::NonZeroU64>,
+    ) -> Route {
         let patterns = spec.patterns;
         let overlaps = patterns.len() > 1 && !patterns.iter().all(Pattern::is_exact);
         Route {

@@ -295,15 +295,9 @@ pub(crate) struct Table {
     /// the routes it has seen.
     overlapping: usize,
     /// Subscribers that may share a ring, by their shape's fingerprint: the
-    /// first of a shape (with a mailbox of its own) and the group the others
-    /// of that shape joined.
-    shapes: FxHashMap<u64, Shaped>,
-}
-
-#[derive(Debug, Default)]
-struct Shaped {
-    solo: Option<Arc<Route>>,
-    group: Option<Arc<Route>>,
+    /// group the subscribers of that shape join, or, before there is one,
+    /// the first of the shape (with a mailbox of its own).
+    shapes: FxHashMap<std::num::NonZeroU64, Arc<Route>>,
 }
 
 /// Whether a route can refuse an event: a `Block` mailbox may be full, a
@@ -412,9 +406,8 @@ impl Table {
         spec.normalize();
         let shape = spec.shape(options);
         let joins = shape.and_then(|fp| {
-            let shaped = self.shapes.get(&fp)?;
-            let existing = shaped.group.as_ref().or(shaped.solo.as_ref())?;
-            existing
+            self.shapes
+                .get(&fp)?
                 .same_shape(&spec.patterns, &spec.key, options.capacity)
                 .then_some(fp)
         });
@@ -428,16 +421,17 @@ impl Table {
             let route = Arc::new(Route::with_mailbox(id, spec, mailbox, shape));
             prepare(&route);
             if let Some(fp) = shape {
-                self.shapes
-                    .entry(fp)
-                    .or_default()
-                    .solo
-                    .get_or_insert(route.clone());
+                // (A fingerprint taken by another shape: no group for it.)
+                self.shapes.entry(fp).or_insert_with(|| route.clone());
             }
             self.add(route.clone(), filter);
             return route;
         };
-        let existing = self.shapes.get(&fp).and_then(|s| s.group.clone());
+        let existing = self
+            .shapes
+            .get(&fp)
+            .filter(|r| r.mailbox.group_ring().is_some())
+            .cloned();
         let (group, new_group) = match existing {
             Some(group) => (group, false),
             None => {
@@ -483,7 +477,9 @@ impl Table {
             self.refusing += 1;
         }
         if new_group {
-            self.shapes.entry(fp).or_default().group = Some(group.clone());
+            // From now on the shape's subscribers join the group; the first
+            // keeps its own mailbox.
+            self.shapes.insert(fp, group.clone());
             self.add(group, filter);
         }
         member
@@ -501,24 +497,17 @@ impl Table {
             self.refusing -= 1;
         }
         if ring.members.fetch_sub(1, Ordering::AcqRel) == 1 {
-            let fp = route.shape.expect("a member has a shape");
-            let group = self.shapes.get_mut(&fp).and_then(|s| s.group.take());
-            if let Some(group) = group {
+            if let Some(fp) = route.shape
+                && self
+                    .shapes
+                    .get(&fp)
+                    .is_some_and(|g| g.mailbox.group_ring().is_some_and(|r| Arc::ptr_eq(r, ring)))
+                && let Some(group) = self.shapes.remove(&fp)
+            {
                 self.remove(&group, filter);
             }
-            self.forget_shape(fp);
         }
         true
-    }
-
-    fn forget_shape(&mut self, fp: u64) {
-        if self
-            .shapes
-            .get(&fp)
-            .is_some_and(|s| s.solo.is_none() && s.group.is_none())
-        {
-            self.shapes.remove(&fp);
-        }
     }
 
     pub(crate) fn add(&mut self, route: Arc<Route>, filter: &Filter) {
@@ -561,12 +550,9 @@ impl Table {
             return self.leave_group(route, &ring.clone(), filter);
         }
         if let Some(fp) = route.shape
-            && route.mailbox.group_ring().is_none()
-            && let Some(shaped) = self.shapes.get_mut(&fp)
-            && shaped.solo.as_ref().is_some_and(|s| s.id == route.id)
+            && self.shapes.get(&fp).is_some_and(|r| r.id == route.id)
         {
-            shaped.solo = None;
-            self.forget_shape(fp);
+            self.shapes.remove(&fp);
         }
         let id = route.id;
         let mut found = false;

@@ -494,9 +494,11 @@ fn report_failure(
 /// A timer only when there is a deadline. `select!` builds every branch's
 /// future even when its condition is false; an async fn builds nothing until
 /// polled, so the common no-deadline case costs no timer and no clock read.
+/// (Boxed: a timer is large, needed only by batching subscribers and drop
+/// reports, and every idle subscriber's task would carry two inline.)
 async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
-        Some(d) => tokio::time::sleep_until(d).await,
+        Some(d) => Box::pin(tokio::time::sleep_until(d)).await,
         None => std::future::pending().await,
     }
 }
