@@ -5,11 +5,12 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, UNIX_EPOCH};
 
-use redb::ReadableDatabase;
+use redb::{ReadableDatabase, ReadableTable};
 use rustc_hash::FxHashMap;
 
 use super::error::{Damage, Fault, Operation, fault};
-use super::writer::{META, Op, PENDING, PendingRecord, count_key, decode_pending, guard, now_ms};
+use super::segments::{self, SEGMENT};
+use super::writer::{META, Op, PendingRecord, count_key, decode_pending, guard, now_ms};
 use super::{Owner, StoreError};
 use crate::event::Event;
 use crate::hub::journal::{Commit, Journal, Refusal, Resume};
@@ -66,23 +67,25 @@ impl DurableRoute {
                 Err(redb::TableError::TableDoesNotExist(_)) => None,
                 Err(e) => return Err(e.into()),
             };
-            let table = txn.open_table(PENDING)?;
+            let tables = segments::of(txn.list_tables()?, &self.sub);
             // Decoding the records into events is the slow part: decoder
             // threads (one per core) take chunks of records while the
             // database is still being read.
             let mut decoded = Vec::new();
-            let range = table.range((&*self.sub, 0)..=(&*self.sub, u64::MAX))?;
             let read = decode_while_reading(&mut decoded, |emit| {
-                for row in range {
-                    let (k, v) = row?;
-                    let (sub, seq) = k.value();
-                    if sub != &*self.sub {
-                        // A damaged key inside this subscriber's range.
-                        unreadable += 1;
-                        tracing::error!(store = %shared.path.display(), subscriber = %self.sub, key = ?(sub, seq), "hookbus: a pending record of the store has a damaged key; skipped (kept in the file)");
-                        continue;
+                for (seg, name) in &tables {
+                    let table = txn.open_table(segments::table(name))?;
+                    for row in table.iter()? {
+                        let (k, v) = row?;
+                        let seq = k.value();
+                        if seq / SEGMENT != *seg {
+                            // A damaged key: not of this segment.
+                            unreadable += 1;
+                            tracing::error!(store = %shared.path.display(), subscriber = %self.sub, seq, segment = seg, "hookbus: a pending record of the store has a damaged key; skipped (kept in the file)");
+                            continue;
+                        }
+                        emit(seq, v.value());
                     }
-                    emit(seq, v.value());
                 }
                 Ok(())
             });

@@ -168,6 +168,7 @@
 mod error;
 mod journal;
 mod records;
+mod segments;
 mod writer;
 
 use std::collections::HashMap;
@@ -180,7 +181,7 @@ use std::time::{Duration, SystemTime};
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
 use crate::event::Event;
-use writer::{ATTEMPTS, DEAD, ENDPOINTS, HISTORY, Op, PENDING, Shared, guard};
+use writer::{ATTEMPTS, DEAD, ENDPOINTS, HISTORY, Op, Shared, guard};
 
 use error::fault;
 pub use error::{Cause, Damage, Fault, OpenProblem, Operation, StoreError};
@@ -478,23 +479,48 @@ impl Store {
     /// How many events of `subscriber` are pending on disk (committed and
     /// not yet delivered).
     pub fn pending(&self, subscriber: &str) -> Result<u64, StoreError> {
-        self.read(PENDING, 0, |table| {
-            Ok(table
-                .range((subscriber, 0)..=(subscriber, u64::MAX))
-                .map_err(fault)?
-                .count() as u64)
+        self.read_segments(subscriber, 0, |n, table| {
+            *n += table.len().map_err(fault)?;
+            Ok(true)
         })
     }
 
     /// The pending events of `subscriber` on disk, oldest first, at most
     /// `limit` (records that cannot be read are skipped).
     pub fn pending_events(&self, subscriber: &str, limit: usize) -> Result<Vec<Event>, StoreError> {
-        self.read(PENDING, Vec::new(), |table| {
-            let rows = table
-                .range((subscriber, 0)..=(subscriber, u64::MAX))
-                .map_err(fault)?;
-            decoded(rows, limit, |v| writer::decode_pending(v).map(|r| r.event))
+        self.read_segments(subscriber, Vec::new(), |out, table| {
+            let left = limit - out.len();
+            out.extend(decoded(table.iter().map_err(fault)?, left, |v| {
+                writer::decode_pending(v).map(|r| r.event)
+            })?);
+            Ok(out.len() < limit)
         })
+    }
+
+    /// Folds `f` over the segment tables of `subscriber`'s pending records,
+    /// oldest first, while it returns true.
+    fn read_segments<R>(
+        &self,
+        subscriber: &str,
+        mut acc: R,
+        mut f: impl FnMut(&mut R, redb::ReadOnlyTable<u64, &'static [u8]>) -> Result<bool, Fault>,
+    ) -> Result<R, StoreError> {
+        let shared = &self.shared.0;
+        let read = guard(|| -> Result<R, Fault> {
+            let txn = shared.db().begin_read().map_err(fault)?;
+            for (_, name) in segments::of(txn.list_tables().map_err(fault)?, subscriber) {
+                let table = txn.open_table(segments::table(&name)).map_err(fault)?;
+                if !f(&mut acc, table)? {
+                    break;
+                }
+            }
+            Ok(acc)
+        });
+        match read {
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(e)) => Err(StoreError::io(&shared.path, Operation::Read, e)),
+            Err(panic) => Err(StoreError::corrupted(&shared.path, Operation::Read, panic)),
+        }
     }
 
     /// The dead letters kept, oldest first (of every subscriber when
@@ -850,23 +876,34 @@ fn check_pending(txn: &redb::ReadTransaction, report: &mut CheckReport) -> Resul
     }
     let mut seen: std::collections::BTreeMap<String, u64> = Default::default();
     let counted = !counts.is_empty();
-    check_table(txn, PENDING, report, |(sub, seq), v, report| {
-        if counted && !counts.contains_key(sub) {
-            report.unreadable.push(UnreadableRecord {
-                table: "pending",
-                key: format!("{sub}/{seq}"),
-            });
-            return;
-        }
-        *seen.entry(sub.to_owned()).or_default() += 1;
-        match writer::decode_pending(v) {
-            Some(_) => *report.pending.entry(sub.to_owned()).or_default() += 1,
-            None => report.unreadable.push(UnreadableRecord {
-                table: "pending",
-                key: format!("{sub}/{seq}"),
-            }),
-        }
-    })?;
+    let (tables, damaged) = segments::list(txn.list_tables()?);
+    for name in damaged {
+        // A segment table whose name is damaged: its records cannot be
+        // told apart from others'.
+        report.unreadable.push(UnreadableRecord {
+            table: "pending",
+            key: name,
+        });
+    }
+    for (sub, seg, name) in tables {
+        check_table(txn, segments::table(&name), report, |seq, v, report| {
+            if (counted && !counts.contains_key(&sub)) || seq / segments::SEGMENT != seg {
+                report.unreadable.push(UnreadableRecord {
+                    table: "pending",
+                    key: format!("{sub}/{seq}"),
+                });
+                return;
+            }
+            *seen.entry(sub.clone()).or_default() += 1;
+            match writer::decode_pending(v) {
+                Some(_) => *report.pending.entry(sub.clone()).or_default() += 1,
+                None => report.unreadable.push(UnreadableRecord {
+                    table: "pending",
+                    key: format!("{sub}/{seq}"),
+                }),
+            }
+        })?;
+    }
     for (sub, expected) in counts {
         let found = seen.get(&sub).copied().unwrap_or(0);
         report.missing += expected.saturating_sub(found);

@@ -16,6 +16,7 @@ mod webhook_support;
 
 mod damage;
 mod failure;
+mod format;
 #[cfg(feature = "axum")]
 mod ingress;
 mod tools;
