@@ -28,6 +28,12 @@ struct Entry {
 pub(crate) struct DurableRoute {
     owner: Arc<Owner>,
     sub: Arc<str>,
+    /// Which attachment of the name this is.
+    generation: u64,
+    /// The first sequence number its own events can have: records of its
+    /// name from here on are its own (a subscriber that takes the name over
+    /// while this one finishes leaves them to it).
+    from_seq: std::sync::atomic::AtomicU64,
     /// Pending events by the address of their shared `Event`: the mailbox
     /// or the task holds that `Arc` for as long as the entry exists, so the
     /// address cannot be reused meanwhile.
@@ -39,12 +45,20 @@ fn key(event: &Arc<Event>) -> usize {
 }
 
 impl DurableRoute {
-    pub(super) fn new(owner: Arc<Owner>, sub: Arc<str>) -> DurableRoute {
+    pub(super) fn new(owner: Arc<Owner>, sub: Arc<str>, generation: u64) -> DurableRoute {
         DurableRoute {
             owner,
             sub,
+            generation,
+            from_seq: std::sync::atomic::AtomicU64::new(u64::MAX),
             pending: Mutex::default(),
         }
+    }
+
+    /// Whether the record `seq` of its name is this route's to finish: one
+    /// it holds, or one of its own events.
+    fn holds(&self, seq: u64, held: &rustc_hash::FxHashSet<u64>) -> bool {
+        seq >= self.from_seq.load(Ordering::Acquire) || held.contains(&seq)
     }
 
     fn map(&self) -> std::sync::MutexGuard<'_, FxHashMap<usize, Entry>> {
@@ -56,8 +70,26 @@ impl DurableRoute {
     /// event is skipped (logged with its key, counted as unreadable); damage
     /// that stops the read (an error or a panic in the database) refuses
     /// the attach with what was read so far, and tracks nothing.
-    pub(super) fn recover(&self) -> Result<Vec<Arc<Event>>, StoreError> {
+    ///
+    /// `leaving`: earlier subscribers of the name, unsubscribed and still
+    /// finishing the events they hold: those are left to them.
+    pub(super) fn recover(
+        &self,
+        leaving: &[std::sync::Weak<DurableRoute>],
+    ) -> Result<Vec<Arc<Event>>, StoreError> {
         let shared = &self.owner.0;
+        // Its own events come after every record read here.
+        self.from_seq
+            .store(shared.next_seq.load(Ordering::Acquire), Ordering::Release);
+        let leaving: Vec<(Arc<DurableRoute>, rustc_hash::FxHashSet<u64>)> = leaving
+            .iter()
+            .filter_map(std::sync::Weak::upgrade)
+            .map(|r| {
+                let held = r.map().values().map(|e| e.seq).collect();
+                (r, held)
+            })
+            .collect();
+        let mut left = 0u64;
         let mut out = Vec::new();
         let mut unreadable = 0u64;
         let read = guard(|| -> Result<(), redb::Error> {
@@ -78,6 +110,10 @@ impl DurableRoute {
                     for row in table.iter()? {
                         let (k, v) = row?;
                         let seq = k.value();
+                        if leaving.iter().any(|(r, held)| r.holds(seq, held)) {
+                            left += 1;
+                            continue;
+                        }
                         if seq / SEGMENT != *seg {
                             // A damaged key: not of this segment.
                             unreadable += 1;
@@ -101,7 +137,7 @@ impl DurableRoute {
             read?;
             // Records the count promises that the read did not reach (a
             // damaged key or page hid them): counted, never silently gone.
-            let seen = out.len() as u64 + unreadable;
+            let seen = out.len() as u64 + unreadable + left;
             if let Some(expected) = expected
                 && expected > seen
             {
@@ -237,16 +273,27 @@ fn decode_while_reading(
 
 impl Drop for DurableRoute {
     fn drop(&mut self) {
-        self.owner
+        let mut attached = self
+            .owner
             .0
             .attached
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&*self.sub);
+            .unwrap_or_else(|e| e.into_inner());
+        // Only its own attachment: the name may have been taken over.
+        if attached
+            .get(&*self.sub)
+            .is_some_and(|h| h.generation == self.generation)
+        {
+            attached.remove(&*self.sub);
+        }
     }
 }
 
 impl Journal for DurableRoute {
+    fn release(&self) {
+        super::release(&self.owner.0, &self.sub, self.generation);
+    }
+
     fn refusal(&self) -> Option<Refusal> {
         self.owner.0.refusal()
     }
@@ -378,7 +425,6 @@ impl Journal for DurableRoute {
     }
 
     fn commit(&self) -> Commit {
-        let committed = self.owner.0.commit_now();
-        Box::pin(async move { committed.await.map_err(|e| e.to_string()) })
+        Box::pin(self.owner.0.commit_now())
     }
 }

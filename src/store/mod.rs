@@ -54,12 +54,19 @@
 //!   durable subscriber that took the event has it on disk (fsync), asking
 //!   the writer to commit at once.
 //! - The write buffer is bounded: when the disk falls behind by sixteen
-//!   commits' worth (`16 × commit_max` writes, 65,536 by default), `emit`
+//!   commits' worth (`16 × commit_max` ops, 65,536 by default), `emit`
 //!   refuses events for
-//!   durable subscribers ([`EmitError::Store`](crate::EmitError::Store),
-//!   the event given back, nobody receives it) and `publish` waits for the
-//!   next commit. So the events a crash can lose stay bounded too, and each
-//!   commit holds at most `commit_max` writes.
+//!   durable subscribers ([`EmitError::Store`](crate::EmitError::Store)
+//!   with [`StoreError::Behind`], the event given back, nobody receives
+//!   it) and `publish` waits for the next commit. So the events a crash can
+//!   lose stay bounded too, and each commit holds at most `commit_max`
+//!   writes.
+//! - Deliveries are made durable lazily: a commit that holds only
+//!   removals of delivered (or dropped) events is made without fsync, and
+//!   the next commit that writes, a [`Store::sync`], a `publish`, the
+//!   close, or at the latest 250 ms, puts it on disk. A crash can deliver
+//!   again what was delivered in that time (at-least-once: receivers
+//!   dedupe on the event id); it never loses an event.
 //! - [`Store::sync`] waits until everything recorded so far is on disk;
 //!   [`Bus::shutdown`](crate::Bus::shutdown) does the same for its durable
 //!   subscribers within its deadline.
@@ -67,7 +74,21 @@
 //! An event that was delivered before its commit came (its delivery is in
 //! the same commit, or already in the buffer behind it) is written neither
 //! in the pending table nor deleted from it: a fast subscriber costs the
-//! disk almost nothing. An event whose subscriber is further behind than
+//! disk almost nothing.
+//!
+//! # The file
+//!
+//! One redb file. A subscriber's pending records are kept in tables of
+//! 256 sequence numbers each (`pending/<subscriber>/<segment>`, format
+//! 2): a commit whose removals take every record left in a segment
+//! deletes the table whole, so a backlog that drains costs a few table
+//! deletions per thousand events rather than a tree removal per event.
+//! A file written by a hookbus before format 2 (one `pending` table) is
+//! moved over when it is opened ([`Store::open`], and
+//! [`Store::compact`]), in the open's own transaction: a crash during it
+//! leaves the file as it was. After that, a hookbus from before format 2
+//! refuses the file ([`StoreError::Corrupted`] on open: the `pending`
+//! table has another type) rather than seeing nothing pending in it. An event whose subscriber is further behind than
 //! the writer has its JSON made on the emitting thread, so the writer only
 //! copies it.
 //!
@@ -832,15 +853,39 @@ impl Store {
         hub: std::sync::Weak<crate::hub::Hub>,
     ) -> Result<Attachment, StoreError> {
         let shared = &self.shared.0;
-        {
+        let generation = shared.next_generation.fetch_add(1, Ordering::Relaxed);
+        let leaving = {
             let mut attached = shared.attached.lock().unwrap_or_else(|e| e.into_inner());
-            if attached.contains_key(name) {
-                return Err(StoreError::NameInUse(name.to_owned()));
+            // A subscriber unsubscribed (still finishing the events it
+            // holds) gives its name up at once: the new one takes it over,
+            // and leaves it the events it holds.
+            let mut leaving = Vec::new();
+            if let Some(holder) = attached.get(name) {
+                if !holder.released {
+                    return Err(StoreError::NameInUse(name.to_owned()));
+                }
+                leaving = holder.leaving.clone();
+                leaving.push(holder.route.clone());
+                leaving.retain(|r| r.strong_count() > 0);
             }
-            attached.insert(name.to_owned(), hub);
-        }
-        let route = DurableRoute::new(self.shared.clone(), name.into());
-        let recovered = match route.recover() {
+            attached.insert(
+                name.to_owned(),
+                Holder {
+                    hub,
+                    generation,
+                    released: false,
+                    route: std::sync::Weak::new(),
+                    leaving: leaving.clone(),
+                },
+            );
+            leaving
+        };
+        let route = Arc::new(DurableRoute::new(
+            self.shared.clone(),
+            name.into(),
+            generation,
+        ));
+        let recovered = match route.recover(&leaving) {
             Ok(r) => r,
             Err(e) => {
                 // Dropping the route gives the name back.
@@ -852,7 +897,16 @@ impl Store {
             .counters
             .recovered
             .fetch_add(recovered.len() as u64, Ordering::Relaxed);
-        Ok((Arc::new(route), recovered))
+        if let Some(holder) = shared
+            .attached
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(name)
+            .filter(|h| h.generation == generation)
+        {
+            holder.route = Arc::downgrade(&route);
+        }
+        Ok((route, recovered))
     }
 }
 
@@ -964,6 +1018,33 @@ fn decoded<'a, K: redb::Key + 'static, T>(
 /// A durable subscriber's journal and the events it had pending.
 pub(crate) type Attachment = (Arc<dyn crate::hub::Journal>, Vec<Arc<Event>>);
 
-/// Names attached to a store, with the bus each belongs to, released when
-/// their route goes.
-pub(crate) type Attached = Mutex<HashMap<String, std::sync::Weak<crate::hub::Hub>>>;
+/// Names attached to a store, given back when their route goes.
+pub(crate) type Attached = Mutex<HashMap<String, Holder>>;
+
+/// The subscriber attached under `name` (attachment `generation`) was
+/// unsubscribed: the name can be taken over.
+pub(crate) fn release(shared: &Shared, name: &str, generation: u64) {
+    if let Some(holder) = shared
+        .attached
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get_mut(name)
+        .filter(|h| h.generation == generation)
+    {
+        holder.released = true;
+    }
+}
+
+/// The durable subscriber holding a name.
+pub(crate) struct Holder {
+    /// The bus it belongs to.
+    pub(crate) hub: std::sync::Weak<crate::hub::Hub>,
+    /// Which attachment (a route gives back only its own).
+    generation: u64,
+    /// Unsubscribed: it finishes the events it holds, and the name can be
+    /// taken over.
+    released: bool,
+    route: std::sync::Weak<DurableRoute>,
+    /// Earlier holders of the name, unsubscribed and still finishing.
+    leaving: Vec<std::sync::Weak<DurableRoute>>,
+}

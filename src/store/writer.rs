@@ -49,15 +49,8 @@ pub(super) fn count_key(sub: &str) -> String {
 /// new events are refused (`emit`) or wait (`publish`).
 const BUFFER_COMMITS: usize = 16;
 
-/// A commit takes up to `commit_max` writes, and up to this many times
-/// `commit_max` ops in all: the deletes of delivered events ride along
-/// with the writes (most of them cost a commit little: a segment whose
-/// every record is delivered is deleted whole), so a backlog that drains
-/// takes few commits (fsyncs).
-const OPS_PER_WRITE_LIMIT: usize = 4;
-
-/// Whether an op writes a record (counted against `commit_max`); the
-/// deletes of delivered or dropped events do not.
+/// Whether an op writes a record: a commit without one (removals of
+/// delivered or dropped events alone) need not be durable at once.
 fn writes(op: &Op) -> bool {
     !matches!(op, Op::Delete { .. } | Op::Flush)
 }
@@ -142,8 +135,6 @@ pub(super) enum Op {
 #[derive(Default)]
 struct Queue {
     ops: Vec<Op>,
-    /// How many of `ops` write a record ([`writes`]).
-    writes: usize,
     /// Ops ever enqueued.
     enqueued: u64,
     /// When the oldest op in `ops` arrived.
@@ -191,6 +182,8 @@ pub(crate) struct Shared {
     pub(super) next_seq: AtomicU64,
     pub(super) counters: Counters,
     pub(super) attached: Attached,
+    /// Numbers the attachments.
+    pub(super) next_generation: AtomicU64,
     settings: Settings,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
@@ -276,6 +269,7 @@ impl Shared {
             next_seq: AtomicU64::new(next_seq),
             counters: Counters::default(),
             attached: Mutex::default(),
+            next_generation: AtomicU64::new(1),
             settings,
             thread: Mutex::new(None),
         });
@@ -341,8 +335,10 @@ impl Shared {
         let mut buses: Vec<(Arc<crate::hub::Hub>, Vec<String>)> = Vec::new();
         {
             let attached = self.attached.lock().unwrap_or_else(|e| e.into_inner());
-            for (name, hub) in attached.iter() {
-                let Some(hub) = hub.upgrade() else { continue };
+            for (name, holder) in attached.iter() {
+                let Some(hub) = holder.hub.upgrade() else {
+                    continue;
+                };
                 match buses.iter_mut().find(|(h, _)| Arc::ptr_eq(h, &hub)) {
                     Some((_, names)) => names.push(name.clone()),
                     None => buses.push((hub, vec![name.clone()])),
@@ -428,9 +424,13 @@ impl Shared {
     /// write buffer at its bound (the disk is behind the emitters).
     pub(super) fn refusal(&self) -> Option<Refusal> {
         if self.failed.load(Ordering::Acquire) {
-            return self.last_error().map(|e| Refusal::Failed(e.to_string()));
+            return self.last_error().map(Refusal::Failed);
         }
-        (self.buffered.load(Ordering::Acquire) >= self.buffer_limit()).then_some(Refusal::Busy)
+        (self.buffered.load(Ordering::Acquire) >= self.buffer_limit()).then(|| {
+            Refusal::Busy(StoreError::Behind {
+                path: self.path.clone(),
+            })
+        })
     }
 
     /// Whether a subscriber with `undelivered` events not yet delivered is
@@ -443,13 +443,6 @@ impl Shared {
                 .settings
                 .commit_max
                 .max(self.buffered.load(Ordering::Acquire))
-    }
-
-    /// Whether the buffer holds a commit's worth: `commit_max` writes, or
-    /// the most ops a commit takes.
-    fn full(&self, q: &Queue) -> bool {
-        q.writes >= self.settings.commit_max
-            || q.ops.len() >= self.settings.commit_max.saturating_mul(OPS_PER_WRITE_LIMIT)
     }
 
     fn buffer_limit(&self) -> usize {
@@ -476,11 +469,10 @@ impl Shared {
         if was_empty {
             q.first_at = Some(Instant::now());
         }
-        q.writes += usize::from(writes(&op));
         q.ops.push(op);
         q.enqueued += 1;
         self.buffered.store(q.ops.len(), Ordering::Release);
-        let full = self.full(&q);
+        let full = q.ops.len() >= self.settings.commit_max;
         drop(q);
         if was_empty || full {
             self.wake.notify_one();
@@ -801,7 +793,7 @@ impl Writer {
                         q = s.wake.wait(q).unwrap_or_else(|e| e.into_inner());
                         continue;
                     }
-                    if q.urgent || q.closed || s.full(&q) {
+                    if q.urgent || q.closed || q.ops.len() >= s.settings.commit_max {
                         break;
                     }
                     let due = q.first_at.unwrap_or_else(Instant::now) + s.settings.commit_interval;
@@ -818,21 +810,7 @@ impl Writer {
                 // At most `commit_max` writes per commit: a commit's size
                 // (and the file space it needs) stays bounded however far
                 // the emitters are ahead.
-                // Deletes are not counted: they ride along, up to
-                // `OPS_PER_WRITE_LIMIT` times `commit_max` ops in all.
-                let max_ops = s.settings.commit_max.saturating_mul(OPS_PER_WRITE_LIMIT);
-                let mut take = 0;
-                let mut taken_writes = 0;
-                for op in q.ops.iter().take(max_ops) {
-                    if writes(op) {
-                        if taken_writes == s.settings.commit_max {
-                            break;
-                        }
-                        taken_writes += 1;
-                    }
-                    take += 1;
-                }
-                q.writes -= taken_writes;
+                let take = q.ops.len().min(s.settings.commit_max);
                 let ops: Vec<Op> = q.ops.drain(..take).collect();
                 // Deliveries already buffered behind this commit, of events
                 // it inserts: those events are not written at all (a

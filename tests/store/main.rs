@@ -19,6 +19,7 @@ mod failure;
 mod format;
 #[cfg(feature = "axum")]
 mod ingress;
+mod reregister;
 mod tools;
 
 use std::collections::{HashMap, HashSet};
@@ -249,6 +250,13 @@ async fn a_durable_subscriber_needs_a_name_of_its_own() {
         .on(|_| ())
         .unwrap_err();
     assert!(err.to_string().contains("already attached"), "{err}");
+    // The store's own error, typed, kept as the source.
+    assert_eq!(
+        err,
+        SubscribeError::Store(StoreError::NameInUse("a".to_owned()))
+    );
+    let source = std::error::Error::source(&err).expect("a source");
+    assert!(source.downcast_ref::<StoreError>().is_some(), "{source}");
     // Once the first is gone, the name is free again.
     first.unsubscribe();
     bus.shutdown(Duration::from_secs(5)).await;
@@ -1175,7 +1183,12 @@ async fn a_store_behind_the_emitters_pushes_back() {
     let (at, back, reason) = refused.expect("the buffer never filled");
     assert!(at <= 17, "refused only after {at} events");
     assert_eq!(back.data()["n"], at, "the event is given back");
-    assert!(reason.contains("behind"), "{reason}");
+    // Typed: the store is behind, and the error says which store.
+    assert!(
+        matches!(&reason, StoreError::Behind { path } if path == store.path()),
+        "{reason:?}"
+    );
+    assert!(reason.to_string().contains("behind"), "{reason}");
     assert_eq!(durable.stats().received, at, "nobody got the refused event");
     // An event for a subscriber in memory only goes through meanwhile.
     bus.emit(Event::new("audit.read", json!({})).unwrap())
