@@ -427,11 +427,23 @@ impl Hub {
     /// `emit`: never waits.
     #[inline]
     pub(crate) fn emit<E: IntoEvent>(&self, event: E) -> Result<(), EmitError> {
+        self.emit_into(event, None)
+    }
+
+    /// `emit`, handing the commits of the durable subscribers that took the
+    /// event to `commits`: awaited, they say it is on disk (as `publish`
+    /// waits for them). Never waits itself.
+    #[inline]
+    pub(crate) fn emit_into<E: IntoEvent>(
+        &self,
+        event: E,
+        commits: Option<&mut Vec<Commit>>,
+    ) -> Result<(), EmitError> {
         if !self.filter.may_match(event.event_type()) {
             return self.unmatched(event);
         }
         let event = self.prepare(event.into_event()?);
-        match self.offer(&event, None) {
+        match self.offer(&event, commits) {
             Offer::Accepted => Ok(()),
             Offer::StoreFailed(error) | Offer::StoreBusy(_, error) => {
                 self.rejected_full.fetch_add(1, Ordering::Relaxed);

@@ -35,6 +35,9 @@ pub(super) const MARKER: TableDefinition<&str, u64> = TableDefinition::new("pend
 const FORMAT_KEY: &str = "format";
 const FORMAT: u64 = 2;
 
+/// A segment table open for writing.
+type SegmentTable<'t> = redb::Table<'t, u64, &'static [u8]>;
+
 /// The table of `sub`'s segment `seg`.
 pub(super) fn name(sub: &str, seg: u64) -> String {
     format!("{PREFIX}{sub}/{seg:016x}")
@@ -131,7 +134,7 @@ pub(super) struct Segments<'t, 'a> {
     txn: &'t redb::WriteTransaction,
     /// By segment, then subscriber (few share a segment): found without
     /// allocating.
-    open: FxHashMap<u64, Vec<(String, redb::Table<'t, u64, &'static [u8]>)>>,
+    open: FxHashMap<u64, Vec<(String, SegmentTable<'t>)>>,
     removes: FxHashMap<(&'a str, u64), FxHashSet<u64>>,
     /// The tables of the file, listed once when a removal needs to know.
     existing: Option<FxHashSet<String>>,
@@ -147,11 +150,7 @@ impl<'t, 'a> Segments<'t, 'a> {
         }
     }
 
-    fn get(
-        &mut self,
-        sub: &str,
-        seg: u64,
-    ) -> Result<&mut redb::Table<'t, u64, &'static [u8]>, redb::Error> {
+    fn get(&mut self, sub: &str, seg: u64) -> Result<&mut SegmentTable<'t>, redb::Error> {
         let subs = self.open.entry(seg).or_default();
         let at = match subs.iter().position(|(s, _)| s == sub) {
             Some(at) => at,
@@ -165,7 +164,7 @@ impl<'t, 'a> Segments<'t, 'a> {
 
     /// The open table of `sub`'s segment `seg`, taken out (None when not
     /// open).
-    fn take(&mut self, sub: &str, seg: u64) -> Option<redb::Table<'t, u64, &'static [u8]>> {
+    fn take(&mut self, sub: &str, seg: u64) -> Option<SegmentTable<'t>> {
         let subs = self.open.get_mut(&seg)?;
         let at = subs.iter().position(|(s, _)| s == sub)?;
         Some(subs.swap_remove(at).1)
