@@ -353,7 +353,6 @@ impl Journal for DurableRoute {
         let shared = &self.owner.0;
         for event in events {
             if let Some(entry) = self.take(event) {
-                shared.counters.delivered.fetch_add(1, Ordering::Relaxed);
                 shared.enqueue(Op::Delete {
                     sub: self.sub.clone(),
                     seq: entry.seq,
@@ -365,6 +364,9 @@ impl Journal for DurableRoute {
                         accepted_ms: entry.accepted_ms,
                     });
                 }
+                // Counted once its writes are in the buffer: a `sync`
+                // after the count takes them.
+                shared.counters.delivered.fetch_add(1, Ordering::Release);
             }
         }
     }
@@ -373,10 +375,6 @@ impl Journal for DurableRoute {
         let shared = &self.owner.0;
         for event in events {
             if let Some(entry) = self.take(event) {
-                shared
-                    .counters
-                    .dead_lettered
-                    .fetch_add(1, Ordering::Relaxed);
                 shared.enqueue(Op::Dead {
                     sub: self.sub.clone(),
                     seq: entry.seq,
@@ -386,6 +384,11 @@ impl Journal for DurableRoute {
                     attempts: entry.attempt.max(1),
                     reason: reason.to_owned(),
                 });
+                // Counted once its write is in the buffer.
+                shared
+                    .counters
+                    .dead_lettered
+                    .fetch_add(1, Ordering::Release);
             }
         }
     }

@@ -125,6 +125,11 @@
 //!   root, whom the system would let write it. A file left by a crash
 //!   mid-commit is repaired on open: the last complete commit is what you
 //!   get (redb's copy-on-write commits make a torn commit invisible).
+//! - A durable subscriber's name is its own while it is subscribed
+//!   ([`StoreError::NameInUse`] for a second one). Once it is unsubscribed
+//!   (a webhook deleted, say) the name can be taken at once: the new
+//!   subscriber recovers the name's pending events but those the old one
+//!   still holds, which it finishes (delivered once each).
 //! - Nothing is lost unseen: the store keeps a count of each subscriber's
 //!   pending records. Attaching a durable subscriber skips a record that
 //!   cannot be read as an event (or whose key is damaged), and counts the
@@ -173,18 +178,20 @@
 //! Both are pure Rust: nothing to install.
 //!
 //! Measured on a busy 2-core machine (`benches/store.rs`, each against
-//! redb in the same run): durable `emit` at 95,000–165,000 events/s when
+//! redb in the same run): durable `emit` at 158,000–227,000 events/s when
 //! every event is written and then deleted (`store/emit/durable_backlog`;
-//! 0.58–0.89× redb doing the same writes in the same commits,
-//! `raw_redb_outbox`: the bus's own work on the same two cores is the
-//! difference), 260,000–870,000/s when the subscriber keeps up (events
-//! delivered before their commit never reach the disk; 1.8–5.5× that
+//! 0.87–1.31×, in five of six runs 1.10–1.31×, redb doing the same writes
+//! in the same commits as a hand-written outbox would, one removal per
+//! event and every commit durable, `raw_redb_outbox`: the store deletes
+//! delivered segments whole and makes commits of deliveries alone durable
+//! lazily), 360,000–860,000/s when the subscriber keeps up (events
+//! delivered before their commit never reach the disk; 2.2–4.4× that
 //! redb); `publish` with fsync at a p50 of 150–200 µs and a p99 of about
 //! 4 ms, as a redb commit of the same record; 1,000,000 pending events
-//! recovered (open and attach) in 1.05–1.2 s, up to 2.4 s when other work
-//! takes the cores, their records decoded on every core while they are
-//! read (`store/recover_1m`, where redb reading the same records takes
-//! 0.35–0.6 s).
+//! recovered (open and attach) in 1.05–1.2 s at low load, up to 2.4 s
+//! when other work takes the cores, their records decoded on every core
+//! while they are read (`store/recover_1m`, where redb reading the same
+//! records takes 0.35–0.6 s).
 
 mod error;
 mod journal;
@@ -385,8 +392,9 @@ impl CheckReport {
 pub struct UnreadableRecord {
     /// Its table: `pending`, `dead`, `history`, `attempts` or `endpoints`.
     pub table: &'static str,
-    /// Its key: `subscriber/sequence` for pending events, the sequence
-    /// number for the others, the name for endpoints.
+    /// Its key: `subscriber/sequence` for pending events (or the name of
+    /// a pending segment table whose name is damaged), the sequence number
+    /// for the others, the name for endpoints.
     pub key: String,
 }
 

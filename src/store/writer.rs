@@ -553,8 +553,8 @@ impl Shared {
         let c = &self.counters;
         StoreStats {
             appended: c.appended.load(Ordering::Relaxed),
-            delivered: c.delivered.load(Ordering::Relaxed),
-            dead_lettered: c.dead_lettered.load(Ordering::Relaxed),
+            delivered: c.delivered.load(Ordering::Acquire),
+            dead_lettered: c.dead_lettered.load(Ordering::Acquire),
             discarded: c.discarded.load(Ordering::Relaxed),
             recovered: c.recovered.load(Ordering::Relaxed),
             unreadable: c.unreadable.load(Ordering::Relaxed),
