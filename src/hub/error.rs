@@ -28,8 +28,7 @@ pub enum EmitError {
     /// its store failed (disk full, permission denied, I/O error), or its
     /// write buffer is full because the disk is behind (then
     /// [`Bus::publish`](crate::Bus::publish) waits for room instead); the
-    /// error says which ([`StoreError::Failed`](crate::store::StoreError::Failed),
-    /// [`StoreError::Behind`](crate::store::StoreError::Behind); from
+    /// error says which (`StoreError::Failed`, `StoreError::Behind`; from
     /// `publish`, the error of the commit that did not put the event on
     /// disk: the event was taken in memory, and is delivered from there
     /// while the process lives). No subscriber received the event. Events
