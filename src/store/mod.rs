@@ -180,14 +180,14 @@
 //! Measured on a busy 2-core machine (`benches/store.rs`, each against
 //! redb in the same run): durable `emit` at 158,000–227,000 events/s when
 //! every event is written and then deleted (`store/emit/durable_backlog`;
-//! 0.87–1.31×, in five of six runs 1.10–1.31×, redb doing the same writes
+//! 0.87–1.31× in eight runs, seven of them 1.07–1.31×, redb doing the same writes
 //! in the same commits as a hand-written outbox would, one removal per
 //! event and every commit durable, `raw_redb_outbox`: the store deletes
 //! delivered segments whole and makes commits of deliveries alone durable
-//! lazily), 360,000–860,000/s when the subscriber keeps up (events
-//! delivered before their commit never reach the disk; 2.2–4.4× that
-//! redb); `publish` with fsync at a p50 of 150–200 µs and a p99 of about
-//! 4 ms, as a redb commit of the same record; 1,000,000 pending events
+//! lazily), 360,000–1,050,000/s when the subscriber keeps up (events
+//! delivered before their commit never reach the disk; 2.2–5.9× that
+//! redb); `publish` with fsync at a p50 of 150–250 µs and a p99 of 4–8 ms,
+//! no slower than a redb commit of the same record; 1,000,000 pending events
 //! recovered (open and attach) in 1.05–1.2 s at low load, up to 2.4 s
 //! when other work takes the cores, their records decoded on every core
 //! while they are read (`store/recover_1m`, where redb reading the same
