@@ -271,3 +271,50 @@ async fn sync_makes_deliveries_durable() {
     assert_eq!(copy.pending("orders").unwrap(), 0);
     bus.shutdown(Duration::from_secs(5)).await;
 }
+
+/// Deliveries committed without fsync are made durable on their own soon
+/// after (a commit of nothing, durable), with nobody asking.
+#[tokio::test]
+async fn deliveries_become_durable_with_nobody_asking() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("outbox.redb");
+    let store = Store::open(&path).unwrap();
+    let bus = Bus::new().unwrap();
+    let (open_tx, open_rx) = tokio::sync::watch::channel(false);
+    let _sub = bus
+        .subscriber("order.*")
+        .name("orders")
+        .durable(&store)
+        .on_async(move |_| {
+            let mut open = open_rx.clone();
+            async move {
+                let _ = open.wait_for(|o| *o).await;
+            }
+        })
+        .unwrap();
+    for i in 0..50u64 {
+        bus.emit(Event::new("order.placed", json!({"n": i})).unwrap())
+            .unwrap();
+    }
+    store.sync().await.unwrap();
+    open_tx.send_replace(true);
+    // What a crash would leave (a copy of the file now) comes to hold no
+    // pending event. The watchdog guards against a hang; it does not
+    // synchronise.
+    let watchdog = tokio::time::Instant::now() + Duration::from_secs(30);
+    let copy = dir.path().join("crashed.redb");
+    loop {
+        let _ = std::fs::remove_file(&copy);
+        std::fs::copy(&path, &copy).unwrap();
+        if Store::open(&copy).unwrap().pending("orders").unwrap() == 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < watchdog,
+            "the deliveries never became durable: {:?}",
+            store.stats()
+        );
+        tokio::task::yield_now().await;
+    }
+    bus.shutdown(Duration::from_secs(5)).await;
+}
