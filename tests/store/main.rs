@@ -1,9 +1,11 @@
 //! Durable subscribers (feature `durable`): real files, real processes.
 //!
 //! Modules: `damage` (damaged and foreign store files, a property test over
-//! them), `failure` (a writer that fails), `ingress` (the ingress in front
-//! of a store that is behind or failed), `tools` (the operator's calls and
-//! `hookbus store`).
+//! them), `failure` (a writer that fails), `format` (segment tables, files
+//! of format 1 moved over, deliveries made durable), `ingress` (the ingress
+//! in front of a store that is behind, failed, or slow to commit),
+//! `reregister` (a durable name taken over once its subscriber is
+//! unsubscribed), `tools` (the operator's calls and `hookbus store`).
 //!
 //! The crash tests run a child process (this test binary, re-executed with
 //! `crash_child` as its only test) that emits to a durable webhook
