@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use hookbus::store::Store;
 use hookbus::{Bus, Event};
-use redb::{ReadableDatabase, TableDefinition};
+use redb::{ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
 use serde_json::json;
 
 const PENDING: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("bench_pending");
@@ -603,21 +603,30 @@ fn recover_1m(c: &mut Criterion) {
         .expect("copy");
         dir
     };
-    const HOOKBUS_PENDING: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("pending");
+    // The store keeps a subscriber's pending records in segment tables
+    // (`pending/<subscriber>/<segment>`, keyed by sequence number): redb
+    // reads them all, table after table, in order.
     group.bench_function("raw_redb_read", |bench| {
         bench.iter_batched(
             copy,
             |dir| {
                 let db = redb::Database::open(dir.path().join("outbox.redb")).expect("redb");
                 let txn = db.begin_read().expect("read");
-                let t = txn.open_table(HOOKBUS_PENDING).expect("table");
+                let mut names: Vec<String> = txn
+                    .list_tables()
+                    .expect("tables")
+                    .map(|t| t.name().to_owned())
+                    .filter(|n| n.starts_with("pending/orders/"))
+                    .collect();
+                names.sort();
                 let mut n = 0u64;
-                for row in t
-                    .range(("orders", 0)..=("orders", u64::MAX))
-                    .expect("range")
-                {
-                    let (_, v) = row.expect("row");
-                    n += v.value().len() as u64;
+                for name in &names {
+                    let def: TableDefinition<u64, &[u8]> = TableDefinition::new(name);
+                    let t = txn.open_table(def).expect("table");
+                    for row in t.iter().expect("iter") {
+                        let (_, v) = row.expect("row");
+                        n += v.value().len() as u64;
+                    }
                 }
                 black_box(n);
                 (db, dir)

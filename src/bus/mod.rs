@@ -277,6 +277,17 @@ impl Bus {
         self.hub.emit(event)
     }
 
+    /// [`emit`](Self::emit), handing the commits of the durable subscribers
+    /// that took the event to `commits`: awaited, they say it is on disk.
+    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
+    pub(crate) fn emit_into(
+        &self,
+        event: Event,
+        commits: &mut Vec<crate::hub::Commit>,
+    ) -> Result<(), EmitError> {
+        self.hub.emit_into(event, Some(commits))
+    }
+
     /// Emits an event built from a type and a JSON payload (e.g. from dynamic
     /// code). The type is validated.
     pub fn emit_json(&self, event_type: &str, data: Value) -> Result<(), EmitError> {

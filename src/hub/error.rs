@@ -28,10 +28,13 @@ pub enum EmitError {
     /// its store failed (disk full, permission denied, I/O error), or its
     /// write buffer is full because the disk is behind (then
     /// [`Bus::publish`](crate::Bus::publish) waits for room instead); the
-    /// reason says which. No subscriber received the event. Events that
-    /// match only subscribers in memory are not affected.
+    /// error says which (`StoreError::Failed`, `StoreError::Behind`; from
+    /// `publish`, the error of the commit that did not put the event on
+    /// disk: the event was taken in memory, and is delivered from there
+    /// while the process lives). No subscriber received the event. Events
+    /// that match only subscribers in memory are not affected.
     #[error("a durable subscriber's store cannot take events ({1}); the event was not emitted")]
-    Store(Event, String),
+    Store(Event, #[source] crate::hub::journal::StoreFailure),
     /// The event could not be built (e.g. a typed event's data did not serialize).
     #[error("invalid event: {0}")]
     Invalid(#[from] EventError),
@@ -73,6 +76,12 @@ pub enum SubscribeError {
     /// The bus has shut down.
     #[error("the bus is shut down")]
     Closed,
+    /// A durable subscriber could not be attached to its store: its name
+    /// is attached already ([`StoreError::NameInUse`](crate::store::StoreError::NameInUse)),
+    /// or its pending events could not be read.
+    #[cfg(feature = "durable")]
+    #[error("cannot attach the durable subscriber to its store: {0}")]
+    Store(#[source] crate::store::StoreError),
 }
 
 /// Why a bus could not be built.

@@ -23,20 +23,33 @@ pub(crate) struct Resume {
 
 /// Why a journal does not take new events now.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(not(feature = "durable"), allow(dead_code))]
 pub(crate) enum Refusal {
     /// Its write buffer is full; room comes with the next commit
     /// ([`Journal::progress`]).
-    Busy,
-    /// Its store failed (the reason).
-    #[cfg_attr(not(feature = "durable"), allow(dead_code))]
-    Failed(String),
+    Busy(StoreFailure),
+    /// Its store failed.
+    Failed(StoreFailure),
 }
+
+/// A store's error: [`StoreError`](crate::store::StoreError) (there is
+/// none without the feature `durable`).
+#[cfg(feature = "durable")]
+pub(crate) type StoreFailure = crate::store::StoreError;
+/// A store's error: [`StoreError`](crate::store::StoreError) (there is
+/// none without the feature `durable`).
+#[cfg(not(feature = "durable"))]
+pub(crate) type StoreFailure = std::convert::Infallible;
 
 /// A ticket for an accepted write: `publish` waits for it to be durable
 /// (an error says why it is not).
-pub(crate) type Commit = BoxFuture<Result<(), String>>;
+pub(crate) type Commit = BoxFuture<Result<(), StoreFailure>>;
 
 pub(crate) trait Journal: Send + Sync + 'static {
+    /// The subscriber was unsubscribed: it takes no new events and
+    /// finishes those it holds; a new durable subscriber may take its name
+    /// over meanwhile.
+    fn release(&self) {}
     /// Why events cannot be accepted now (the store failed), if so.
     fn refusal(&self) -> Option<Refusal>;
     /// Completes when the store has made progress (room may have been made

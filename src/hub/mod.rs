@@ -57,10 +57,6 @@ pub(crate) use mailbox::{Mailbox, Pushed};
 pub use options::{BatchConfig, OverflowPolicy, SubscriberOptions};
 pub use tap::{DEFAULT_TAP_CAPACITY, Tap};
 
-/// What `emit` says when a durable subscriber's store is behind.
-const STORE_BUSY: &str =
-    "its write buffer is full: the disk is behind the emitters (publish waits for room)";
-
 /// How long shutdown waits for aborted subscriber tasks to end.
 const ABORT_GRACE: std::time::Duration = std::time::Duration::from_millis(100);
 
@@ -340,10 +336,10 @@ pub(crate) enum Offer {
     Full(Arc<Route>),
     /// A durable subscriber's store cannot take events (the reason); nobody
     /// got the event.
-    StoreFailed(String),
+    StoreFailed(journal::StoreFailure),
     /// A durable subscriber's store is behind (its write buffer is full);
     /// nobody got the event.
-    StoreBusy(Arc<dyn Journal>),
+    StoreBusy(Arc<dyn Journal>, journal::StoreFailure),
     /// The bus is shut down.
     Closed,
 }
@@ -503,19 +499,27 @@ impl Hub {
     /// `emit`: never waits.
     #[inline]
     pub(crate) fn emit<E: IntoEvent>(&self, event: E) -> Result<(), EmitError> {
+        self.emit_into(event, None)
+    }
+
+    /// `emit`, handing the commits of the durable subscribers that took the
+    /// event to `commits`: awaited, they say it is on disk (as `publish`
+    /// waits for them). Never waits itself.
+    #[inline]
+    pub(crate) fn emit_into<E: IntoEvent>(
+        &self,
+        event: E,
+        commits: Option<&mut Vec<Commit>>,
+    ) -> Result<(), EmitError> {
         if !self.filter.may_match(event.event_type()) {
             return self.unmatched(event);
         }
         let event = self.prepare(event.into_event()?);
-        match self.offer(&event, None) {
+        match self.offer(&event, commits) {
             Offer::Accepted => Ok(()),
-            Offer::StoreFailed(reason) => {
+            Offer::StoreFailed(error) | Offer::StoreBusy(_, error) => {
                 self.rejected_full.fetch_add(1, Ordering::Relaxed);
-                Err(EmitError::Store(unwrap_event(event), reason))
-            }
-            Offer::StoreBusy(_) => {
-                self.rejected_full.fetch_add(1, Ordering::Relaxed);
-                Err(EmitError::Store(unwrap_event(event), STORE_BUSY.to_owned()))
+                Err(EmitError::Store(unwrap_event(event), error))
             }
             Offer::Unmatched => Ok(()),
             Offer::Full(_) => {
@@ -538,22 +542,19 @@ impl Hub {
             match self.offer(&event, Some(&mut commits)) {
                 Offer::Accepted => {
                     for commit in commits {
-                        if let Err(reason) = commit.await {
+                        if let Err(error) = commit.await {
                             // Taken in memory (and delivered from there while
                             // the process lives), but not on disk.
-                            return Err(EmitError::Store(
-                                unwrap_event(event),
-                                format!("accepted in memory but not written to disk: {reason}"),
-                            ));
+                            return Err(EmitError::Store(unwrap_event(event), error));
                         }
                     }
                     return Ok(());
                 }
-                Offer::StoreFailed(reason) => {
+                Offer::StoreFailed(error) => {
                     self.rejected_full.fetch_add(1, Ordering::Relaxed);
-                    return Err(EmitError::Store(unwrap_event(event), reason));
+                    return Err(EmitError::Store(unwrap_event(event), error));
                 }
-                Offer::StoreBusy(journal) => {
+                Offer::StoreBusy(journal, _) => {
                     // Wait for the store's next commit (or the bus closing),
                     // then offer again.
                     let progress = journal.progress();
@@ -562,7 +563,7 @@ impl Hub {
                     closed.as_mut().enable();
                     // A commit between the offer and `progress` would not
                     // wake us: look once more.
-                    if self.is_closed() || journal.refusal() != Some(Refusal::Busy) {
+                    if self.is_closed() || !matches!(journal.refusal(), Some(Refusal::Busy(_))) {
                         continue;
                     }
                     tokio::select! {
@@ -948,8 +949,8 @@ fn admit(route: &Arc<Route>) -> Result<bool, Offer> {
         && let Some(refusal) = journal.refusal()
     {
         return Err(match refusal {
-            Refusal::Busy => Offer::StoreBusy(Arc::clone(journal)),
-            Refusal::Failed(reason) => Offer::StoreFailed(reason),
+            Refusal::Busy(error) => Offer::StoreBusy(Arc::clone(journal), error),
+            Refusal::Failed(error) => Offer::StoreFailed(error),
         });
     }
     if route.mailbox.policy() == OverflowPolicy::Block {

@@ -15,12 +15,12 @@
 //!
 //! | status | when |
 //! |---|---|
-//! | 200 `{"status":"received"}` | the bus accepted the event(s) |
+//! | 200 `{"status":"received"}` | the bus accepted the event(s); those a durable subscriber took are on its store's disk (the answer waits for the commit, as `publish` does) |
 //! | 200 `{"status":"duplicate"}` | the signed request was already accepted (see below), or every event in it was already received inside the [dedupe window](Ingress::dedupe) (same source and id): acknowledged, not emitted twice |
 //! | 400 | malformed body or headers (not JSON, not a CloudEvent, a command name that cannot be an event type, binary mode under a body-only signature); with `validate_catalog(true)` (feature `schema`), a catalog event whose data breaks its JSON Schema, the body naming the path of the first error |
 //! | 401 | bad signature: missing or malformed signature headers, mismatch, timestamp outside tolerance |
 //! | 413 | body past the [limit](Ingress::body_limit) (default 1 MiB) |
-//! | 503 + `Retry-After` | the bus is full (a `Block` subscriber is behind), a durable subscriber's store is behind or has failed, or the bus is shut down, or a copy of the same request is being processed right now; the body's `accepted` lists the ids of the request's events that were emitted before the refusal (see below) |
+//! | 503 + `Retry-After` | the bus is full (a `Block` subscriber is behind), a durable subscriber's store is behind or has failed, or the bus is shut down, or a copy of the same request is being processed right now, or a durable subscriber's store failed to commit the request's events (taken in memory, not on disk); the body's `accepted` lists the ids of the request's events that were emitted before the refusal (see below) |
 //!
 //! **Batches** are emitted event by event, in order, and not refused whole
 //! in advance (whether a store or a mailbox has room is known only when an
@@ -444,7 +444,16 @@ async fn receive(State(route): State<RouteState>, req: Request) -> Response {
     {
         return Rejection::Schema(violation).into_response();
     }
-    let answer = span.in_scope(|| emit_all(shared, &route.path, incoming));
+    let mut commits = Vec::new();
+    let mut accepted = Vec::new();
+    let emitted =
+        span.in_scope(|| emit_all(shared, &route.path, incoming, &mut accepted, &mut commits));
+    // Acknowledged once on disk for the durable subscribers (a refusal's
+    // accepted events too).
+    let answer = match (emitted, on_disk(commits).await) {
+        (Ok(emitted), Ok(())) => Ok(emitted),
+        (Err(refused), _) | (Ok(_), Err(refused)) => Err((refused, accepted)),
+    };
     if answer.is_ok() {
         pending.accept();
     }
@@ -500,27 +509,35 @@ struct Emitted {
     duplicates: usize,
 }
 
+/// Waits until the durable subscribers that took the events have them on
+/// disk; an error when a commit failed (the events were taken in memory,
+/// and are delivered from there while the process lives).
+async fn on_disk(commits: Vec<crate::hub::Commit>) -> Result<(), Refused> {
+    for commit in commits {
+        if commit.await.is_err() {
+            return Err(Refused::Store);
+        }
+    }
+    Ok(())
+}
+
 /// Emits every event not seen inside the window, or says why the bus refused
 /// one. An event's id is reserved while it is emitted and committed once the
 /// bus took it; the refused one is released again, so the sender's retry is
 /// not mistaken for a duplicate (the events before it are on the bus, and
 /// are duplicates in the retry). Ids are kept per route (`path`): the same
 /// id from the senders of two routes names two events.
+///
+/// `commits` gets the commits of the durable subscribers that took them:
+/// the answer waits for them (as `/v1/events` of the management API waits
+/// for `publish`), so an event acknowledged to a sender is on disk.
+/// `accepted` gets the ids of the events emitted.
 fn emit_all(
     shared: &Shared,
     path: &str,
     incoming: Vec<Incoming>,
-) -> Result<Emitted, (Refused, Vec<String>)> {
-    let mut accepted = Vec::new();
-    emit_each(shared, path, incoming, &mut accepted).map_err(|refused| (refused, accepted))
-}
-
-/// [`emit_all`]'s work; `accepted` gets the ids of the events emitted.
-fn emit_each(
-    shared: &Shared,
-    path: &str,
-    incoming: Vec<Incoming>,
     accepted: &mut Vec<String>,
+    commits: &mut Vec<crate::hub::Commit>,
 ) -> Result<Emitted, Refused> {
     let now = unix_now();
     let window = i64::try_from(shared.dedupe_window.as_secs()).unwrap_or(i64::MAX);
@@ -542,7 +559,7 @@ fn emit_each(
             },
         };
         let id = inc.event.id().to_owned();
-        match shared.bus.emit(inc.event) {
+        match shared.bus.emit_into(inc.event, commits) {
             Ok(()) => {
                 accepted.push(id);
                 emitted.new += 1;

@@ -54,6 +54,16 @@ pub enum StoreError {
         #[source]
         fault: Fault,
     },
+    /// The store's write buffer is full: the disk is behind the emitters.
+    /// `emit` refuses events for its durable subscribers until a commit
+    /// makes room (`publish` waits for it instead).
+    #[error(
+        "the store {path} is behind: its write buffer is full (the disk is behind the emitters; publish waits for room)"
+    )]
+    Behind {
+        /// The store's path.
+        path: PathBuf,
+    },
     /// A durable subscriber of this name is already attached to the store.
     #[error(
         "a durable subscriber named {0:?} is already attached to this store; each durable subscriber needs its own name"

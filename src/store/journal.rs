@@ -5,11 +5,12 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, UNIX_EPOCH};
 
-use redb::ReadableDatabase;
+use redb::{ReadableDatabase, ReadableTable};
 use rustc_hash::FxHashMap;
 
 use super::error::{Damage, Fault, Operation, fault};
-use super::writer::{META, Op, PENDING, PendingRecord, count_key, decode_pending, guard, now_ms};
+use super::segments::{self, SEGMENT};
+use super::writer::{META, Op, PendingRecord, count_key, decode_pending, guard, now_ms};
 use super::{Owner, StoreError};
 use crate::event::Event;
 use crate::hub::journal::{Commit, Journal, Refusal, Resume};
@@ -27,6 +28,12 @@ struct Entry {
 pub(crate) struct DurableRoute {
     owner: Arc<Owner>,
     sub: Arc<str>,
+    /// Which attachment of the name this is.
+    generation: u64,
+    /// The first sequence number its own events can have: records of its
+    /// name from here on are its own (a subscriber that takes the name over
+    /// while this one finishes leaves them to it).
+    from_seq: std::sync::atomic::AtomicU64,
     /// Pending events by the address of their shared `Event`: the mailbox
     /// or the task holds that `Arc` for as long as the entry exists, so the
     /// address cannot be reused meanwhile.
@@ -38,12 +45,20 @@ fn key(event: &Arc<Event>) -> usize {
 }
 
 impl DurableRoute {
-    pub(super) fn new(owner: Arc<Owner>, sub: Arc<str>) -> DurableRoute {
+    pub(super) fn new(owner: Arc<Owner>, sub: Arc<str>, generation: u64) -> DurableRoute {
         DurableRoute {
             owner,
             sub,
+            generation,
+            from_seq: std::sync::atomic::AtomicU64::new(u64::MAX),
             pending: Mutex::default(),
         }
+    }
+
+    /// Whether the record `seq` of its name is this route's to finish: one
+    /// it holds, or one of its own events.
+    fn holds(&self, seq: u64, held: &rustc_hash::FxHashSet<u64>) -> bool {
+        seq >= self.from_seq.load(Ordering::Acquire) || held.contains(&seq)
     }
 
     fn map(&self) -> std::sync::MutexGuard<'_, FxHashMap<usize, Entry>> {
@@ -55,8 +70,26 @@ impl DurableRoute {
     /// event is skipped (logged with its key, counted as unreadable); damage
     /// that stops the read (an error or a panic in the database) refuses
     /// the attach with what was read so far, and tracks nothing.
-    pub(super) fn recover(&self) -> Result<Vec<Arc<Event>>, StoreError> {
+    ///
+    /// `leaving`: earlier subscribers of the name, unsubscribed and still
+    /// finishing the events they hold: those are left to them.
+    pub(super) fn recover(
+        &self,
+        leaving: &[std::sync::Weak<DurableRoute>],
+    ) -> Result<Vec<Arc<Event>>, StoreError> {
         let shared = &self.owner.0;
+        // Its own events come after every record read here.
+        self.from_seq
+            .store(shared.next_seq.load(Ordering::Acquire), Ordering::Release);
+        let leaving: Vec<(Arc<DurableRoute>, rustc_hash::FxHashSet<u64>)> = leaving
+            .iter()
+            .filter_map(std::sync::Weak::upgrade)
+            .map(|r| {
+                let held = r.map().values().map(|e| e.seq).collect();
+                (r, held)
+            })
+            .collect();
+        let mut left = 0u64;
         let mut out = Vec::new();
         let mut unreadable = 0u64;
         let read = guard(|| -> Result<(), redb::Error> {
@@ -66,23 +99,29 @@ impl DurableRoute {
                 Err(redb::TableError::TableDoesNotExist(_)) => None,
                 Err(e) => return Err(e.into()),
             };
-            let table = txn.open_table(PENDING)?;
+            let tables = segments::of(txn.list_tables()?, &self.sub);
             // Decoding the records into events is the slow part: decoder
             // threads (one per core) take chunks of records while the
             // database is still being read.
             let mut decoded = Vec::new();
-            let range = table.range((&*self.sub, 0)..=(&*self.sub, u64::MAX))?;
             let read = decode_while_reading(&mut decoded, |emit| {
-                for row in range {
-                    let (k, v) = row?;
-                    let (sub, seq) = k.value();
-                    if sub != &*self.sub {
-                        // A damaged key inside this subscriber's range.
-                        unreadable += 1;
-                        tracing::error!(store = %shared.path.display(), subscriber = %self.sub, key = ?(sub, seq), "hookbus: a pending record of the store has a damaged key; skipped (kept in the file)");
-                        continue;
+                for (seg, name) in &tables {
+                    let table = txn.open_table(segments::table(name))?;
+                    for row in table.iter()? {
+                        let (k, v) = row?;
+                        let seq = k.value();
+                        if leaving.iter().any(|(r, held)| r.holds(seq, held)) {
+                            left += 1;
+                            continue;
+                        }
+                        if seq / SEGMENT != *seg {
+                            // A damaged key: not of this segment.
+                            unreadable += 1;
+                            tracing::error!(store = %shared.path.display(), subscriber = %self.sub, seq, segment = seg, "hookbus: a pending record of the store has a damaged key; skipped (kept in the file)");
+                            continue;
+                        }
+                        emit(seq, v.value());
                     }
-                    emit(seq, v.value());
                 }
                 Ok(())
             });
@@ -98,7 +137,7 @@ impl DurableRoute {
             read?;
             // Records the count promises that the read did not reach (a
             // damaged key or page hid them): counted, never silently gone.
-            let seen = out.len() as u64 + unreadable;
+            let seen = out.len() as u64 + unreadable + left;
             if let Some(expected) = expected
                 && expected > seen
             {
@@ -234,16 +273,27 @@ fn decode_while_reading(
 
 impl Drop for DurableRoute {
     fn drop(&mut self) {
-        self.owner
+        let mut attached = self
+            .owner
             .0
             .attached
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&*self.sub);
+            .unwrap_or_else(|e| e.into_inner());
+        // Only its own attachment: the name may have been taken over.
+        if attached
+            .get(&*self.sub)
+            .is_some_and(|h| h.generation == self.generation)
+        {
+            attached.remove(&*self.sub);
+        }
     }
 }
 
 impl Journal for DurableRoute {
+    fn release(&self) {
+        super::release(&self.owner.0, &self.sub, self.generation);
+    }
+
     fn refusal(&self) -> Option<Refusal> {
         self.owner.0.refusal()
     }
@@ -303,7 +353,6 @@ impl Journal for DurableRoute {
         let shared = &self.owner.0;
         for event in events {
             if let Some(entry) = self.take(event) {
-                shared.counters.delivered.fetch_add(1, Ordering::Relaxed);
                 shared.enqueue(Op::Delete {
                     sub: self.sub.clone(),
                     seq: entry.seq,
@@ -315,6 +364,9 @@ impl Journal for DurableRoute {
                         accepted_ms: entry.accepted_ms,
                     });
                 }
+                // Counted once its writes are in the buffer: a `sync`
+                // after the count takes them.
+                shared.counters.delivered.fetch_add(1, Ordering::Release);
             }
         }
     }
@@ -323,10 +375,6 @@ impl Journal for DurableRoute {
         let shared = &self.owner.0;
         for event in events {
             if let Some(entry) = self.take(event) {
-                shared
-                    .counters
-                    .dead_lettered
-                    .fetch_add(1, Ordering::Relaxed);
                 shared.enqueue(Op::Dead {
                     sub: self.sub.clone(),
                     seq: entry.seq,
@@ -336,6 +384,11 @@ impl Journal for DurableRoute {
                     attempts: entry.attempt.max(1),
                     reason: reason.to_owned(),
                 });
+                // Counted once its write is in the buffer.
+                shared
+                    .counters
+                    .dead_lettered
+                    .fetch_add(1, Ordering::Release);
             }
         }
     }
@@ -375,7 +428,6 @@ impl Journal for DurableRoute {
     }
 
     fn commit(&self) -> Commit {
-        let committed = self.owner.0.commit_now();
-        Box::pin(async move { committed.await.map_err(|e| e.to_string()) })
+        Box::pin(self.owner.0.commit_now())
     }
 }

@@ -54,12 +54,19 @@
 //!   durable subscriber that took the event has it on disk (fsync), asking
 //!   the writer to commit at once.
 //! - The write buffer is bounded: when the disk falls behind by sixteen
-//!   commits' worth (`16 × commit_max` writes, 65,536 by default), `emit`
+//!   commits' worth (`16 × commit_max` ops, 65,536 by default), `emit`
 //!   refuses events for
-//!   durable subscribers ([`EmitError::Store`](crate::EmitError::Store),
-//!   the event given back, nobody receives it) and `publish` waits for the
-//!   next commit. So the events a crash can lose stay bounded too, and each
-//!   commit holds at most `commit_max` writes.
+//!   durable subscribers ([`EmitError::Store`](crate::EmitError::Store)
+//!   with [`StoreError::Behind`], the event given back, nobody receives
+//!   it) and `publish` waits for the next commit. So the events a crash can
+//!   lose stay bounded too, and each commit holds at most `commit_max`
+//!   writes.
+//! - Deliveries are made durable lazily: a commit that holds only
+//!   removals of delivered (or dropped) events is made without fsync, and
+//!   the next commit that writes, a [`Store::sync`], a `publish`, the
+//!   close, or at the latest 250 ms, puts it on disk. A crash can deliver
+//!   again what was delivered in that time (at-least-once: receivers
+//!   dedupe on the event id); it never loses an event.
 //! - [`Store::sync`] waits until everything recorded so far is on disk;
 //!   [`Bus::shutdown`](crate::Bus::shutdown) does the same for its durable
 //!   subscribers within its deadline.
@@ -67,7 +74,21 @@
 //! An event that was delivered before its commit came (its delivery is in
 //! the same commit, or already in the buffer behind it) is written neither
 //! in the pending table nor deleted from it: a fast subscriber costs the
-//! disk almost nothing. An event whose subscriber is further behind than
+//! disk almost nothing.
+//!
+//! # The file
+//!
+//! One redb file. A subscriber's pending records are kept in tables of
+//! 256 sequence numbers each (`pending/<subscriber>/<segment>`, format
+//! 2): a commit whose removals take every record left in a segment
+//! deletes the table whole, so a backlog that drains costs a few table
+//! deletions per thousand events rather than a tree removal per event.
+//! A file written by a hookbus before format 2 (one `pending` table) is
+//! moved over when it is opened ([`Store::open`], and
+//! [`Store::compact`]), in the open's own transaction: a crash during it
+//! leaves the file as it was. After that, a hookbus from before format 2
+//! refuses the file ([`StoreError::Corrupted`] on open: the `pending`
+//! table has another type) rather than seeing nothing pending in it. An event whose subscriber is further behind than
 //! the writer has its JSON made on the emitting thread, so the writer only
 //! copies it.
 //!
@@ -104,6 +125,11 @@
 //!   root, whom the system would let write it. A file left by a crash
 //!   mid-commit is repaired on open: the last complete commit is what you
 //!   get (redb's copy-on-write commits make a torn commit invisible).
+//! - A durable subscriber's name is its own while it is subscribed
+//!   ([`StoreError::NameInUse`] for a second one). Once it is unsubscribed
+//!   (a webhook deleted, say) the name can be taken at once: the new
+//!   subscriber recovers the name's pending events but those the old one
+//!   still holds, which it finishes (delivered once each).
 //! - Nothing is lost unseen: the store keeps a count of each subscriber's
 //!   pending records. Attaching a durable subscriber skips a record that
 //!   cannot be read as an event (or whose key is damaged), and counts the
@@ -152,22 +178,25 @@
 //! Both are pure Rust: nothing to install.
 //!
 //! Measured on a busy 2-core machine (`benches/store.rs`, each against
-//! redb in the same run): durable `emit` at 95,000–165,000 events/s when
+//! redb in the same run): durable `emit` at 158,000–227,000 events/s when
 //! every event is written and then deleted (`store/emit/durable_backlog`;
-//! 0.58–0.89× redb doing the same writes in the same commits,
-//! `raw_redb_outbox`: the bus's own work on the same two cores is the
-//! difference), 260,000–870,000/s when the subscriber keeps up (events
-//! delivered before their commit never reach the disk; 1.8–5.5× that
-//! redb); `publish` with fsync at a p50 of 150–200 µs and a p99 of about
-//! 4 ms, as a redb commit of the same record; 1,000,000 pending events
-//! recovered (open and attach) in 1.05–1.2 s, up to 2.4 s when other work
-//! takes the cores, their records decoded on every core while they are
-//! read (`store/recover_1m`, where redb reading the same records takes
-//! 0.35–0.6 s).
+//! 0.87–1.31× in eight runs, seven of them 1.07–1.31×, redb doing the same writes
+//! in the same commits as a hand-written outbox would, one removal per
+//! event and every commit durable, `raw_redb_outbox`: the store deletes
+//! delivered segments whole and makes commits of deliveries alone durable
+//! lazily), 360,000–1,050,000/s when the subscriber keeps up (events
+//! delivered before their commit never reach the disk; 2.2–5.9× that
+//! redb); `publish` with fsync at a p50 of 150–250 µs and a p99 of 4–8 ms,
+//! no slower than a redb commit of the same record; 1,000,000 pending events
+//! recovered (open and attach) in 1.05–1.2 s at low load, up to 2.4 s
+//! when other work takes the cores, their records decoded on every core
+//! while they are read (`store/recover_1m`, where redb reading the same
+//! records takes 0.35–0.6 s).
 
 mod error;
 mod journal;
 mod records;
+mod segments;
 mod writer;
 
 use std::collections::HashMap;
@@ -180,7 +209,7 @@ use std::time::{Duration, SystemTime};
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
 use crate::event::Event;
-use writer::{ATTEMPTS, DEAD, ENDPOINTS, HISTORY, Op, PENDING, Shared, guard};
+use writer::{ATTEMPTS, DEAD, ENDPOINTS, HISTORY, Op, Shared, guard};
 
 use error::fault;
 pub use error::{Cause, Damage, Fault, OpenProblem, Operation, StoreError};
@@ -363,8 +392,9 @@ impl CheckReport {
 pub struct UnreadableRecord {
     /// Its table: `pending`, `dead`, `history`, `attempts` or `endpoints`.
     pub table: &'static str,
-    /// Its key: `subscriber/sequence` for pending events, the sequence
-    /// number for the others, the name for endpoints.
+    /// Its key: `subscriber/sequence` for pending events (or the name of
+    /// a pending segment table whose name is damaged), the sequence number
+    /// for the others, the name for endpoints.
     pub key: String,
 }
 
@@ -478,23 +508,48 @@ impl Store {
     /// How many events of `subscriber` are pending on disk (committed and
     /// not yet delivered).
     pub fn pending(&self, subscriber: &str) -> Result<u64, StoreError> {
-        self.read(PENDING, 0, |table| {
-            Ok(table
-                .range((subscriber, 0)..=(subscriber, u64::MAX))
-                .map_err(fault)?
-                .count() as u64)
+        self.read_segments(subscriber, 0, |n, table| {
+            *n += table.len().map_err(fault)?;
+            Ok(true)
         })
     }
 
     /// The pending events of `subscriber` on disk, oldest first, at most
     /// `limit` (records that cannot be read are skipped).
     pub fn pending_events(&self, subscriber: &str, limit: usize) -> Result<Vec<Event>, StoreError> {
-        self.read(PENDING, Vec::new(), |table| {
-            let rows = table
-                .range((subscriber, 0)..=(subscriber, u64::MAX))
-                .map_err(fault)?;
-            decoded(rows, limit, |v| writer::decode_pending(v).map(|r| r.event))
+        self.read_segments(subscriber, Vec::new(), |out, table| {
+            let left = limit - out.len();
+            out.extend(decoded(table.iter().map_err(fault)?, left, |v| {
+                writer::decode_pending(v).map(|r| r.event)
+            })?);
+            Ok(out.len() < limit)
         })
+    }
+
+    /// Folds `f` over the segment tables of `subscriber`'s pending records,
+    /// oldest first, while it returns true.
+    fn read_segments<R>(
+        &self,
+        subscriber: &str,
+        mut acc: R,
+        mut f: impl FnMut(&mut R, redb::ReadOnlyTable<u64, &'static [u8]>) -> Result<bool, Fault>,
+    ) -> Result<R, StoreError> {
+        let shared = &self.shared.0;
+        let read = guard(|| -> Result<R, Fault> {
+            let txn = shared.db().begin_read().map_err(fault)?;
+            for (_, name) in segments::of(txn.list_tables().map_err(fault)?, subscriber) {
+                let table = txn.open_table(segments::table(&name)).map_err(fault)?;
+                if !f(&mut acc, table)? {
+                    break;
+                }
+            }
+            Ok(acc)
+        });
+        match read {
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(e)) => Err(StoreError::io(&shared.path, Operation::Read, e)),
+            Err(panic) => Err(StoreError::corrupted(&shared.path, Operation::Read, panic)),
+        }
     }
 
     /// The dead letters kept, oldest first (of every subscriber when
@@ -806,15 +861,39 @@ impl Store {
         hub: std::sync::Weak<crate::hub::Hub>,
     ) -> Result<Attachment, StoreError> {
         let shared = &self.shared.0;
-        {
+        let generation = shared.next_generation.fetch_add(1, Ordering::Relaxed);
+        let leaving = {
             let mut attached = shared.attached.lock().unwrap_or_else(|e| e.into_inner());
-            if attached.contains_key(name) {
-                return Err(StoreError::NameInUse(name.to_owned()));
+            // A subscriber unsubscribed (still finishing the events it
+            // holds) gives its name up at once: the new one takes it over,
+            // and leaves it the events it holds.
+            let mut leaving = Vec::new();
+            if let Some(holder) = attached.get(name) {
+                if !holder.released {
+                    return Err(StoreError::NameInUse(name.to_owned()));
+                }
+                leaving = holder.leaving.clone();
+                leaving.push(holder.route.clone());
+                leaving.retain(|r| r.strong_count() > 0);
             }
-            attached.insert(name.to_owned(), hub);
-        }
-        let route = DurableRoute::new(self.shared.clone(), name.into());
-        let recovered = match route.recover() {
+            attached.insert(
+                name.to_owned(),
+                Holder {
+                    hub,
+                    generation,
+                    released: false,
+                    route: std::sync::Weak::new(),
+                    leaving: leaving.clone(),
+                },
+            );
+            leaving
+        };
+        let route = Arc::new(DurableRoute::new(
+            self.shared.clone(),
+            name.into(),
+            generation,
+        ));
+        let recovered = match route.recover(&leaving) {
             Ok(r) => r,
             Err(e) => {
                 // Dropping the route gives the name back.
@@ -826,7 +905,16 @@ impl Store {
             .counters
             .recovered
             .fetch_add(recovered.len() as u64, Ordering::Relaxed);
-        Ok((Arc::new(route), recovered))
+        if let Some(holder) = shared
+            .attached
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(name)
+            .filter(|h| h.generation == generation)
+        {
+            holder.route = Arc::downgrade(&route);
+        }
+        Ok((route, recovered))
     }
 }
 
@@ -850,23 +938,34 @@ fn check_pending(txn: &redb::ReadTransaction, report: &mut CheckReport) -> Resul
     }
     let mut seen: std::collections::BTreeMap<String, u64> = Default::default();
     let counted = !counts.is_empty();
-    check_table(txn, PENDING, report, |(sub, seq), v, report| {
-        if counted && !counts.contains_key(sub) {
-            report.unreadable.push(UnreadableRecord {
-                table: "pending",
-                key: format!("{sub}/{seq}"),
-            });
-            return;
-        }
-        *seen.entry(sub.to_owned()).or_default() += 1;
-        match writer::decode_pending(v) {
-            Some(_) => *report.pending.entry(sub.to_owned()).or_default() += 1,
-            None => report.unreadable.push(UnreadableRecord {
-                table: "pending",
-                key: format!("{sub}/{seq}"),
-            }),
-        }
-    })?;
+    let (tables, damaged) = segments::list(txn.list_tables()?);
+    for name in damaged {
+        // A segment table whose name is damaged: its records cannot be
+        // told apart from others'.
+        report.unreadable.push(UnreadableRecord {
+            table: "pending",
+            key: name,
+        });
+    }
+    for (sub, seg, name) in tables {
+        check_table(txn, segments::table(&name), report, |seq, v, report| {
+            if (counted && !counts.contains_key(&sub)) || seq / segments::SEGMENT != seg {
+                report.unreadable.push(UnreadableRecord {
+                    table: "pending",
+                    key: format!("{sub}/{seq}"),
+                });
+                return;
+            }
+            *seen.entry(sub.clone()).or_default() += 1;
+            match writer::decode_pending(v) {
+                Some(_) => *report.pending.entry(sub.clone()).or_default() += 1,
+                None => report.unreadable.push(UnreadableRecord {
+                    table: "pending",
+                    key: format!("{sub}/{seq}"),
+                }),
+            }
+        })?;
+    }
     for (sub, expected) in counts {
         let found = seen.get(&sub).copied().unwrap_or(0);
         report.missing += expected.saturating_sub(found);
@@ -927,6 +1026,33 @@ fn decoded<'a, K: redb::Key + 'static, T>(
 /// A durable subscriber's journal and the events it had pending.
 pub(crate) type Attachment = (Arc<dyn crate::hub::Journal>, Vec<Arc<Event>>);
 
-/// Names attached to a store, with the bus each belongs to, released when
-/// their route goes.
-pub(crate) type Attached = Mutex<HashMap<String, std::sync::Weak<crate::hub::Hub>>>;
+/// Names attached to a store, given back when their route goes.
+pub(crate) type Attached = Mutex<HashMap<String, Holder>>;
+
+/// The subscriber attached under `name` (attachment `generation`) was
+/// unsubscribed: the name can be taken over.
+pub(crate) fn release(shared: &Shared, name: &str, generation: u64) {
+    if let Some(holder) = shared
+        .attached
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get_mut(name)
+        .filter(|h| h.generation == generation)
+    {
+        holder.released = true;
+    }
+}
+
+/// The durable subscriber holding a name.
+pub(crate) struct Holder {
+    /// The bus it belongs to.
+    pub(crate) hub: std::sync::Weak<crate::hub::Hub>,
+    /// Which attachment (a route gives back only its own).
+    generation: u64,
+    /// Unsubscribed: it finishes the events it holds, and the name can be
+    /// taken over.
+    released: bool,
+    route: std::sync::Weak<DurableRoute>,
+    /// Earlier holders of the name, unsubscribed and still finishing.
+    leaving: Vec<std::sync::Weak<DurableRoute>>,
+}

@@ -10,13 +10,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
 use super::error::{Damage, Fault, OpenProblem, Operation, fault};
+use super::segments::{self, Segments};
 use super::{Attached, StoreError, StoreStats, StoredDeadLetter};
 use crate::event::Event;
 use crate::hub::journal::Refusal;
 pub(super) use guard::guard;
 
-/// Pending deliveries: (subscriber, sequence) → record.
-pub(super) const PENDING: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("pending");
 /// Dead letters in the order they failed: sequence → record.
 pub(super) const DEAD: TableDefinition<u64, &[u8]> = TableDefinition::new("dead");
 /// Counters that must survive a restart.
@@ -49,6 +48,20 @@ pub(super) fn count_key(sub: &str) -> String {
 /// The write buffer holds at most this many commits' worth of writes before
 /// new events are refused (`emit`) or wait (`publish`).
 const BUFFER_COMMITS: usize = 16;
+
+/// Whether an op writes a record: a commit without one (removals of
+/// delivered or dropped events alone) need not be durable at once.
+fn writes(op: &Op) -> bool {
+    !matches!(op, Op::Delete { .. } | Op::Flush)
+}
+
+/// A commit holding only deletes (deliveries) is made without fsync
+/// (durability `None`), unless someone waits for it: the next commit that
+/// writes, a [`Store::sync`](super::Store::sync), `publish`, the close, or
+/// at the latest this long after it, makes it durable. A crash can then
+/// deliver again the events delivered in this time (the receivers dedupe
+/// on their ids), never lose one.
+const DELIVERIES_DURABLE_WITHIN: Duration = Duration::from_millis(250);
 
 /// The first byte of every record: its format.
 const FORMAT: u8 = 1;
@@ -114,6 +127,9 @@ pub(super) enum Op {
         enabled: bool,
         reason: String,
     },
+    /// Someone waits for the deliveries committed without fsync: this
+    /// commit is made durable (it writes nothing itself).
+    Flush,
 }
 
 #[derive(Default)]
@@ -126,6 +142,9 @@ struct Queue {
     /// Someone waits for a commit: do not linger.
     urgent: bool,
     closed: bool,
+    /// A commit without fsync was taken and no durable one since: a wait
+    /// for what is on disk needs one more commit ([`Op::Flush`]).
+    unsynced: bool,
 }
 
 #[derive(Default)]
@@ -163,6 +182,8 @@ pub(crate) struct Shared {
     pub(super) next_seq: AtomicU64,
     pub(super) counters: Counters,
     pub(super) attached: Attached,
+    /// Numbers the attachments.
+    pub(super) next_generation: AtomicU64,
     settings: Settings,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
@@ -195,21 +216,18 @@ impl Shared {
             let next = (|| -> Result<Next, redb::Error> {
                 let txn = db.begin_write()?;
                 let r = {
-                    txn.open_table(PENDING)?;
+                    // Format 2 (pending records in segment tables); a file
+                    // of format 1 is moved over in this transaction.
+                    let migrated = segments::prepare(&txn)?;
                     txn.open_table(DEAD)?;
                     txn.open_table(ENDPOINTS)?;
                     txn.open_table(HISTORY)?;
                     txn.open_table(ATTEMPTS)?;
                     let mut meta = txn.open_table(META)?;
                     if meta.get(COUNTED)?.is_none() {
-                        let pending = txn.open_table(PENDING)?;
-                        let mut counts: std::collections::HashMap<String, u64> =
-                            std::collections::HashMap::new();
-                        for row in pending.iter()? {
-                            let (k, _) = row?;
-                            *counts.entry(k.value().0.to_owned()).or_default() += 1;
-                        }
-                        for (sub, n) in counts {
+                        // Format 1 files from before the counts: the
+                        // records moved are what there is.
+                        for (sub, n) in migrated.unwrap_or_default() {
                             meta.insert(count_key(&sub).as_str(), n)?;
                         }
                         meta.insert(COUNTED, 1)?;
@@ -251,11 +269,13 @@ impl Shared {
             next_seq: AtomicU64::new(next_seq),
             counters: Counters::default(),
             attached: Mutex::default(),
+            next_generation: AtomicU64::new(1),
             settings,
             thread: Mutex::new(None),
         });
         let writer = Writer {
             shared: shared.clone(),
+            unsynced_since: None,
             next_dead,
             next_history,
             next_attempt,
@@ -315,8 +335,10 @@ impl Shared {
         let mut buses: Vec<(Arc<crate::hub::Hub>, Vec<String>)> = Vec::new();
         {
             let attached = self.attached.lock().unwrap_or_else(|e| e.into_inner());
-            for (name, hub) in attached.iter() {
-                let Some(hub) = hub.upgrade() else { continue };
+            for (name, holder) in attached.iter() {
+                let Some(hub) = holder.hub.upgrade() else {
+                    continue;
+                };
                 match buses.iter_mut().find(|(h, _)| Arc::ptr_eq(h, &hub)) {
                     Some((_, names)) => names.push(name.clone()),
                     None => buses.push((hub, vec![name.clone()])),
@@ -347,7 +369,7 @@ impl Shared {
         let mut moved = 0u64;
         {
             let mut dead = txn.open_table(DEAD)?;
-            let mut pending = txn.open_table(PENDING)?;
+            let mut pending = Segments::new(&txn);
             let mut chosen = Vec::new();
             for row in dead.iter()? {
                 let (k, v) = row?;
@@ -364,7 +386,7 @@ impl Shared {
                 let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
                 max_seq = seq;
                 encode_pending(&mut buf, 0, 0, now_ms(), &d.event);
-                if pending.insert((sub, seq), buf.as_slice())?.is_none() {
+                if pending.put(sub, seq, &buf)? {
                     moved += 1;
                 }
                 dead.remove(key)?;
@@ -402,9 +424,13 @@ impl Shared {
     /// write buffer at its bound (the disk is behind the emitters).
     pub(super) fn refusal(&self) -> Option<Refusal> {
         if self.failed.load(Ordering::Acquire) {
-            return self.last_error().map(|e| Refusal::Failed(e.to_string()));
+            return self.last_error().map(Refusal::Failed);
         }
-        (self.buffered.load(Ordering::Acquire) >= self.buffer_limit()).then_some(Refusal::Busy)
+        (self.buffered.load(Ordering::Acquire) >= self.buffer_limit()).then(|| {
+            Refusal::Busy(StoreError::Behind {
+                path: self.path.clone(),
+            })
+        })
     }
 
     /// Whether a subscriber with `undelivered` events not yet delivered is
@@ -462,6 +488,15 @@ impl Shared {
         let failed = self.last_error();
         let target = {
             let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+            if q.unsynced && q.ops.is_empty() {
+                // Deliveries committed without fsync: one more commit, a
+                // durable one, puts them on disk.
+                q.ops.push(Op::Flush);
+                q.enqueued += 1;
+                if q.first_at.is_none() {
+                    q.first_at = Some(Instant::now());
+                }
+            }
             if !q.ops.is_empty() {
                 q.urgent = true;
             }
@@ -518,8 +553,8 @@ impl Shared {
         let c = &self.counters;
         StoreStats {
             appended: c.appended.load(Ordering::Relaxed),
-            delivered: c.delivered.load(Ordering::Relaxed),
-            dead_lettered: c.dead_lettered.load(Ordering::Relaxed),
+            delivered: c.delivered.load(Ordering::Acquire),
+            dead_lettered: c.dead_lettered.load(Ordering::Acquire),
             discarded: c.discarded.load(Ordering::Relaxed),
             recovered: c.recovered.load(Ordering::Relaxed),
             unreadable: c.unreadable.load(Ordering::Relaxed),
@@ -551,7 +586,17 @@ fn copy_store(from: &redb::ReadTransaction, dest: &Path) -> Result<u64, redb::Er
     let to = redb::Database::create(dest)?;
     let txn = to.begin_write()?;
     let mut copied = 0;
-    copied += copy_table(from, &txn, PENDING)?;
+    {
+        let mut marker = txn.open_table(segments::MARKER)?;
+        for row in from.open_table(segments::MARKER)?.iter()? {
+            let (k, v) = row?;
+            marker.insert(k.value(), v.value())?;
+        }
+    }
+    let (found, _) = segments::list(from.list_tables()?);
+    for (_, _, name) in found {
+        copied += copy_table(from, &txn, segments::table(&name))?;
+    }
     copied += copy_table(from, &txn, DEAD)?;
     copied += copy_table(from, &txn, HISTORY)?;
     copied += copy_table(from, &txn, ATTEMPTS)?;
@@ -614,6 +659,10 @@ pub(super) fn compact(path: &Path) -> Result<(), StoreError> {
         // A file left by a compaction that was interrupted.
         let _ = std::fs::remove_file(&tmp);
         let copied = (|| -> Result<(), redb::Error> {
+            // A file of format 1 is brought to format 2 first.
+            let txn = db.begin_write()?;
+            segments::prepare(&txn)?;
+            txn.commit()?;
             let from = db.begin_read()?;
             copy_store(&from, &tmp)?;
             Ok(())
@@ -706,6 +755,9 @@ mod guard {
 
 struct Writer {
     shared: Arc<Shared>,
+    /// When the first commit without fsync since the last durable one was
+    /// taken.
+    unsynced_since: Option<Instant>,
     next_dead: u64,
     next_history: u64,
     next_attempt: u64,
@@ -714,11 +766,27 @@ struct Writer {
 impl Writer {
     fn run(mut self) {
         loop {
-            let (ops, delivered_later, target) = {
+            let (ops, delivered_later, target, durable) = {
                 let s = &self.shared;
                 let mut q = s.queue.lock().unwrap_or_else(|e| e.into_inner());
                 loop {
                     if q.ops.is_empty() {
+                        if let Some(since) = self.unsynced_since {
+                            // Deliveries committed without fsync: made
+                            // durable by a commit of nothing, in time or at
+                            // the close.
+                            let due = since + DELIVERIES_DURABLE_WITHIN;
+                            let now = Instant::now();
+                            if q.closed || now >= due {
+                                break;
+                            }
+                            q = s
+                                .wake
+                                .wait_timeout(q, due - now)
+                                .unwrap_or_else(|e| e.into_inner())
+                                .0;
+                            continue;
+                        }
                         if q.closed {
                             return;
                         }
@@ -768,12 +836,34 @@ impl Writer {
                         .collect(),
                     None => Vec::new(),
                 };
+                // Durable (fsync) when it writes, when someone waits, at
+                // the close, or when deliveries committed without it are
+                // due; a commit of deliveries alone is not.
+                let durable = q.urgent
+                    || q.closed
+                    || ops.is_empty()
+                    || ops.iter().any(|op| writes(op) || matches!(op, Op::Flush))
+                    || self
+                        .unsynced_since
+                        .is_some_and(|since| since.elapsed() >= DELIVERIES_DURABLE_WITHIN);
+                if durable {
+                    self.unsynced_since = None;
+                    q.unsynced = false;
+                } else {
+                    self.unsynced_since.get_or_insert_with(Instant::now);
+                    q.unsynced = true;
+                }
                 if q.ops.is_empty() {
                     q.urgent = false;
                     q.first_at = None;
                 }
                 s.buffered.store(q.ops.len(), Ordering::Release);
-                (ops, delivered_later, q.enqueued - q.ops.len() as u64)
+                (
+                    ops,
+                    delivered_later,
+                    q.enqueued - q.ops.len() as u64,
+                    durable,
+                )
             };
             // A failed store writes nothing more: after an I/O error redb
             // refuses writes until reopened, and after a panic its state is
@@ -788,7 +878,7 @@ impl Writer {
                     if injected {
                         panic!("injected writer failure");
                     }
-                    self.commit(&ops, &delivered_later)
+                    self.commit(&ops, &delivered_later, durable)
                 }) {
                     Ok(Ok(())) => {
                         s.counters.commits.fetch_add(1, Ordering::Relaxed);
@@ -815,6 +905,7 @@ impl Writer {
         &mut self,
         ops: &[Op],
         delivered_later: &[(Arc<str>, u64)],
+        durable: bool,
     ) -> Result<(), redb::Error> {
         // Events delivered (or dropped) before their insert was committed
         // never touch the disk.
@@ -831,6 +922,7 @@ impl Writer {
                     }
                 }
                 Op::Retry { .. }
+                | Op::Flush
                 | Op::RemoveDead { .. }
                 | Op::Endpoint { .. }
                 | Op::Keep { .. }
@@ -843,13 +935,17 @@ impl Writer {
             }
         }
         let mut txn = self.shared.db().begin_write()?;
-        txn.set_durability(redb::Durability::Immediate)?;
+        txn.set_durability(if durable {
+            redb::Durability::Immediate
+        } else {
+            redb::Durability::None
+        })?;
         let mut max_seq = 0;
         let mut dead_added = false;
         // Pending records added (+) and removed (-) per subscriber.
         let mut counted: rustc_hash::FxHashMap<&str, i64> = Default::default();
         {
-            let mut pending = txn.open_table(PENDING)?;
+            let mut pending = Segments::new(&txn);
             let mut dead = txn.open_table(DEAD)?;
             let mut endpoints = txn.open_table(ENDPOINTS)?;
             let mut history = txn.open_table(HISTORY)?;
@@ -870,7 +966,7 @@ impl Writer {
                             continue;
                         }
                         encode_pending(&mut buf, 0, 0, *accepted_ms, event);
-                        if pending.insert((&**sub, *seq), buf.as_slice())?.is_none() {
+                        if pending.put(sub, *seq, &buf)? {
                             *counted.entry(sub).or_default() += 1;
                         }
                     }
@@ -886,15 +982,13 @@ impl Writer {
                             continue;
                         }
                         encode_pending(&mut buf, *attempt, *next_at_ms, *accepted_ms, event);
-                        if pending.insert((&**sub, *seq), buf.as_slice())?.is_none() {
+                        if pending.put(sub, *seq, &buf)? {
                             *counted.entry(sub).or_default() += 1;
                         }
                     }
                     Op::Delete { sub, seq } => {
-                        if !settled.contains(&(&**sub, *seq))
-                            && pending.remove((&**sub, *seq))?.is_some()
-                        {
-                            *counted.entry(sub).or_default() -= 1;
+                        if !settled.contains(&(&**sub, *seq)) {
+                            pending.remove(sub, *seq);
                         }
                     }
                     Op::Dead {
@@ -904,10 +998,8 @@ impl Writer {
                         attempts,
                         reason,
                     } => {
-                        if !settled.contains(&(&**sub, *seq))
-                            && pending.remove((&**sub, *seq))?.is_some()
-                        {
-                            *counted.entry(sub).or_default() -= 1;
+                        if !settled.contains(&(&**sub, *seq)) {
+                            pending.remove(sub, *seq);
                         }
                         encode_dead(&mut buf, sub, *attempts, reason, event);
                         dead.insert(self.next_dead, buf.as_slice())?;
@@ -952,8 +1044,12 @@ impl Writer {
                         buf.extend_from_slice(reason.as_bytes());
                         endpoints.insert(name.as_str(), buf.as_slice())?;
                     }
+                    Op::Flush => {}
                 }
             }
+            // The removals: after every write of the commit (no op writes
+            // a record after its removal), whole segments where they can.
+            pending.finish(|sub, n| *counted.entry(sub).or_default() -= n as i64)?;
             if dead_added {
                 let limit = self.shared.settings.dead_letter_limit;
                 let len = dead.len()?;

@@ -369,7 +369,7 @@ impl SubscriberBuilder {
                 };
                 let (journal, recovered) = store
                     .attach(name, Arc::downgrade(&hub))
-                    .map_err(|e| SubscribeError::InvalidOption(e.to_string()))?;
+                    .map_err(SubscribeError::Store)?;
                 (Some(journal), recovered)
             }
             None => (None, Vec::new()),
@@ -556,6 +556,9 @@ impl Drop for Subscription {
         if !self.detached {
             if let Some(hub) = self.hub.upgrade() {
                 hub.unroute(&self.route);
+            }
+            if let Some(journal) = &self.route.journal {
+                journal.release();
             }
             self.route.request_stop();
         }

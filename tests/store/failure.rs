@@ -54,15 +54,36 @@ async fn a_writer_that_panics_fails_the_store_and_every_wait_ends() {
     match refused {
         Err(EmitError::Store(e, reason)) => {
             assert_eq!(e.id(), id, "the event is given back");
-            assert!(reason.contains("panicked"), "{reason}");
+            assert!(
+                matches!(
+                    &reason,
+                    StoreError::Failed {
+                        fault: Fault::Panicked { .. },
+                        ..
+                    }
+                ),
+                "{reason:?}"
+            );
         }
         other => panic!("expected a store error, got {other:?}"),
     }
     // From now on: emit refuses durable events with the event...
     match bus.emit(event(2)) {
-        Err(EmitError::Store(e, reason)) => {
+        Err(ref err @ EmitError::Store(ref e, ref reason)) => {
             assert_eq!(e.data()["n"], 2);
-            assert!(reason.contains("panicked"), "{reason}");
+            assert!(
+                matches!(
+                    reason,
+                    StoreError::Failed {
+                        fault: Fault::Panicked { .. },
+                        ..
+                    }
+                ),
+                "{reason:?}"
+            );
+            // The store's error is the emit error's source.
+            let source = std::error::Error::source(err).expect("a source");
+            assert_eq!(source.downcast_ref::<StoreError>(), Some(reason));
         }
         other => panic!("expected a store error, got {other:?}"),
     }

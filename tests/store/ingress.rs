@@ -1,7 +1,8 @@
 //! The ingress in front of a durable subscriber whose store is behind or
 //! has failed: 503 with `Retry-After` (a sender retries it; a 400 it would
 //! not), saying which events of a batch were accepted, and the sender's
-//! retries deliver every event exactly once.
+//! retries deliver every event exactly once; and an event acknowledged
+//! is on disk.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -149,5 +150,37 @@ async fn a_failed_store_answers_503_with_retry_after() {
     assert_eq!(resp.headers()["retry-after"], "1");
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["accepted"], json!([]), "{body}");
+    bus.shutdown(Duration::ZERO).await;
+}
+
+/// The ingress acknowledges events once their durable subscribers have them
+/// on disk, as `/v1/events` of the management API does (it publishes):
+/// with commits only when someone asks, the 200 comes after one.
+#[tokio::test]
+async fn the_ingress_answers_once_durable_events_are_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::builder(dir.path().join("outbox.redb"))
+        .commit_interval(Duration::from_secs(3600))
+        .open()
+        .unwrap();
+    let bus = Bus::new().unwrap();
+    // Held: nothing is delivered (so nothing leaves the store) meanwhile.
+    let (_open, open_rx) = tokio::sync::watch::channel(false);
+    let _durable = bus
+        .subscriber("order.*")
+        .name("orders")
+        .durable(&store)
+        .on_async(move |_| {
+            let mut open = open_rx.clone();
+            async move {
+                let _ = open.wait_for(|o| *o).await;
+            }
+        })
+        .unwrap();
+    let base = serve(&bus).await;
+    let resp = post_batch(&base, "msg-1", &batch(3)).await;
+    assert_eq!(resp.status(), 200, "{:?}", resp.text().await);
+    // Committed before the answer: no commit would have come for an hour.
+    assert_eq!(store.pending("orders").unwrap(), 3);
     bus.shutdown(Duration::ZERO).await;
 }

@@ -1,9 +1,11 @@
 //! Durable subscribers (feature `durable`): real files, real processes.
 //!
 //! Modules: `damage` (damaged and foreign store files, a property test over
-//! them), `failure` (a writer that fails), `ingress` (the ingress in front
-//! of a store that is behind or failed), `tools` (the operator's calls and
-//! `hookbus store`).
+//! them), `failure` (a writer that fails), `format` (segment tables, files
+//! of format 1 moved over, deliveries made durable), `ingress` (the ingress
+//! in front of a store that is behind, failed, or slow to commit),
+//! `reregister` (a durable name taken over once its subscriber is
+//! unsubscribed), `tools` (the operator's calls and `hookbus store`).
 //!
 //! The crash tests run a child process (this test binary, re-executed with
 //! `crash_child` as its only test) that emits to a durable webhook
@@ -16,8 +18,10 @@ mod webhook_support;
 
 mod damage;
 mod failure;
+mod format;
 #[cfg(feature = "axum")]
 mod ingress;
+mod reregister;
 mod tools;
 
 use std::collections::{HashMap, HashSet};
@@ -248,6 +252,13 @@ async fn a_durable_subscriber_needs_a_name_of_its_own() {
         .on(|_| ())
         .unwrap_err();
     assert!(err.to_string().contains("already attached"), "{err}");
+    // The store's own error, typed, kept as the source.
+    assert_eq!(
+        err,
+        SubscribeError::Store(StoreError::NameInUse("a".to_owned()))
+    );
+    let source = std::error::Error::source(&err).expect("a source");
+    assert!(source.downcast_ref::<StoreError>().is_some(), "{source}");
     // Once the first is gone, the name is free again.
     first.unsubscribe();
     bus.shutdown(Duration::from_secs(5)).await;
@@ -1022,7 +1033,12 @@ async fn replay_sends_again_what_was_delivered_since_a_time() {
         bus.publish(e).await.unwrap();
         receiver.next().await;
     }
-    // Kept records are written with the commit after the delivery.
+    // Kept records are written with the commit after the delivery, and the
+    // receiver has the request before the webhook counts its answer: the
+    // sync must come after the delivery is recorded.
+    while store.stats().delivered < 8 {
+        tokio::task::yield_now().await;
+    }
     store.sync().await.unwrap();
     assert_eq!(
         store
@@ -1174,7 +1190,12 @@ async fn a_store_behind_the_emitters_pushes_back() {
     let (at, back, reason) = refused.expect("the buffer never filled");
     assert!(at <= 17, "refused only after {at} events");
     assert_eq!(back.data()["n"], at, "the event is given back");
-    assert!(reason.contains("behind"), "{reason}");
+    // Typed: the store is behind, and the error says which store.
+    assert!(
+        matches!(&reason, StoreError::Behind { path } if path == store.path()),
+        "{reason:?}"
+    );
+    assert!(reason.to_string().contains("behind"), "{reason}");
     assert_eq!(durable.stats().received, at, "nobody got the refused event");
     // An event for a subscriber in memory only goes through meanwhile.
     bus.emit(Event::new("audit.read", json!({})).unwrap())
