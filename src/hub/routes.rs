@@ -496,16 +496,15 @@ impl Table {
         {
             self.refusing -= 1;
         }
-        if ring.members.fetch_sub(1, Ordering::AcqRel) == 1 {
-            if let Some(fp) = route.shape
-                && self
-                    .shapes
-                    .get(&fp)
-                    .is_some_and(|g| g.mailbox.group_ring().is_some_and(|r| Arc::ptr_eq(r, ring)))
-                && let Some(group) = self.shapes.remove(&fp)
-            {
-                self.remove(&group, filter);
-            }
+        if ring.members.fetch_sub(1, Ordering::AcqRel) == 1
+            && let Some(fp) = route.shape
+            && self
+                .shapes
+                .get(&fp)
+                .is_some_and(|g| g.mailbox.group_ring().is_some_and(|r| Arc::ptr_eq(r, ring)))
+            && let Some(group) = self.shapes.remove(&fp)
+        {
+            self.remove(&group, filter);
         }
         true
     }
