@@ -21,7 +21,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use rustc_hash::FxHashMap;
 
 use super::group::Ring;
-use super::{KeyAttr, Mailbox, OverflowPolicy, Route, RouteSpec, SubscriberOptions};
+use super::{
+    KeyAttr, Mailbox, OverflowPolicy, RerouteError, Route, RouteSpec, Routing, SubscriberOptions,
+};
 use crate::event::Event;
 use crate::pattern::{Pattern, Segment};
 
@@ -258,7 +260,12 @@ impl ByPattern {
             self.trie.visit(&buf[..n], f);
         }
         for r in &self.complex {
-            if r.patterns.iter().any(|p| p.matches(event_type)) {
+            if r.routing
+                .load()
+                .patterns
+                .iter()
+                .any(|p| p.matches(event_type))
+            {
                 f(r);
             }
         }
@@ -361,7 +368,7 @@ impl Table {
         }
         let mut seen = Seen::new();
         self.walk(event, ty, &mut |r: &'a Arc<Route>| {
-            if !r.overlaps || seen.first_time(r.id) {
+            if !r.overlaps.load(Ordering::Relaxed) || seen.first_time(r.id) {
                 f(r);
             }
         });
@@ -457,6 +464,7 @@ impl Table {
                     condition: None,
                     limit: None,
                     journal: None,
+                    reroutable: false,
                 };
                 let group =
                     Route::with_mailbox(group_id, group_spec, Mailbox::group(ring), Some(fp));
@@ -522,14 +530,20 @@ impl Table {
     }
 
     pub(crate) fn add(&mut self, route: Arc<Route>, filter: &Filter) {
-        for pattern in route.patterns.iter() {
+        let routing = route.routing.load_full();
+        for pattern in routing.patterns.iter() {
             self.count(pattern, 1, filter);
         }
         self.refusing += usize::from(can_refuse(&route));
-        self.overlapping += usize::from(route.overlaps);
-        match &route.key {
+        self.overlapping += usize::from(routing.overlaps);
+        self.place(route, &routing);
+    }
+
+    /// Puts the route in the places of `routing`'s patterns and key.
+    fn place(&mut self, route: Arc<Route>, routing: &Routing) {
+        match &routing.key {
             None => {
-                for pattern in route.patterns.iter() {
+                for pattern in routing.patterns.iter() {
                     self.unkeyed.add(pattern, route.clone());
                 }
             }
@@ -547,7 +561,7 @@ impl Table {
                 };
                 index.routes += 1;
                 let routes = index.by_value.entry(key.value.clone()).or_default();
-                for pattern in route.patterns.iter() {
+                for pattern in routing.patterns.iter() {
                     routes.add(pattern, route.clone());
                     self.keyed_any.add(pattern, route.clone());
                 }
@@ -555,24 +569,13 @@ impl Table {
         }
     }
 
-    /// Removes the route; returns whether it was there.
-    pub(crate) fn remove(&mut self, route: &Route, filter: &Filter) -> bool {
-        if let Some(ring) = route.mailbox.member_of() {
-            return self.leave_group(route, &ring.clone(), filter);
-        }
-        if let Some(fp) = route.shape
-            && route.mailbox.group_ring().is_none()
-            && let Some(shaped) = self.shapes.get_mut(&fp)
-            && shaped.solo.as_ref().is_some_and(|s| s.id == route.id)
-        {
-            shaped.solo = None;
-            self.forget_shape(fp);
-        }
-        let id = route.id;
+    /// Takes the route out of the places of `routing`'s patterns and key;
+    /// returns whether it was there.
+    fn unplace(&mut self, id: u64, routing: &Routing) -> bool {
         let mut found = false;
-        match &route.key {
+        match &routing.key {
             None => {
-                for pattern in route.patterns.iter() {
+                for pattern in routing.patterns.iter() {
                     found |= self.unkeyed.remove(pattern, id);
                 }
             }
@@ -580,7 +583,7 @@ impl Table {
                 if let Some(i) = self.keyed.iter().position(|i| i.attr == key.attr) {
                     let index = &mut self.keyed[i];
                     if let Some(routes) = index.by_value.get_mut(&key.value) {
-                        for pattern in route.patterns.iter() {
+                        for pattern in routing.patterns.iter() {
                             found |= routes.remove(pattern, id);
                             self.keyed_any.remove(pattern, id);
                         }
@@ -597,15 +600,74 @@ impl Table {
                 }
             }
         }
+        found
+    }
+
+    /// Removes the route; returns whether it was there.
+    pub(crate) fn remove(&mut self, route: &Route, filter: &Filter) -> bool {
+        if let Some(ring) = route.mailbox.member_of() {
+            return self.leave_group(route, &ring.clone(), filter);
+        }
+        if let Some(fp) = route.shape
+            && route.mailbox.group_ring().is_none()
+            && let Some(shaped) = self.shapes.get_mut(&fp)
+            && shaped.solo.as_ref().is_some_and(|s| s.id == route.id)
+        {
+            shaped.solo = None;
+            self.forget_shape(fp);
+        }
+        let routing = route.routing.load_full();
+        let found = self.unplace(route.id, &routing);
         if found {
-            for pattern in route.patterns.iter() {
+            for pattern in routing.patterns.iter() {
                 self.count(pattern, -1, filter);
             }
             self.refusing -= usize::from(can_refuse(route));
-            self.overlapping -= usize::from(route.overlaps);
+            self.overlapping -= usize::from(routing.overlaps);
         }
         found
     }
+
+    /// Gives a route in the table a new routing (see
+    /// [`Hub::reroute`](super::Hub::reroute)). The filter counts the new
+    /// patterns before the old ones leave it, so the lock-free filter never
+    /// hides a type that the old or the new routing takes; the table itself
+    /// changes under the write lock, so a walk sees one routing or the
+    /// other. A route with a shape (one that may share a ring) is refused.
+    pub(crate) fn reroute(
+        &mut self,
+        route: &Arc<Route>,
+        routing: Routing,
+        filter: &Filter,
+    ) -> Result<(), RerouteError> {
+        if route.shape.is_some() || route.mailbox.member_of().is_some() {
+            return Err(RerouteError::NotReroutable);
+        }
+        let old = route.routing.load_full();
+        for pattern in routing.patterns.iter() {
+            self.count(pattern, 1, filter);
+        }
+        if !self.unplace(route.id, &old) {
+            for pattern in routing.patterns.iter() {
+                self.count(pattern, -1, filter);
+            }
+            return Err(RerouteError::Gone);
+        }
+        self.overlapping -= usize::from(old.overlaps);
+        self.overlapping += usize::from(routing.overlaps);
+        route.overlaps.store(routing.overlaps, Ordering::Relaxed);
+        route
+            .conditioned
+            .store(routing.condition.is_some(), Ordering::Relaxed);
+        let routing = Arc::new(routing);
+        route.routing.store(routing.clone());
+        self.place(route.clone(), &routing);
+        for pattern in old.patterns.iter() {
+            self.count(pattern, -1, filter);
+        }
+        Ok(())
+    }
+
     /// A tap makes the filter broad while it is open (it observes every
     /// type).
     pub(crate) fn count_tap(&mut self, open: bool, filter: &Filter) {
@@ -667,6 +729,7 @@ mod tests {
                 condition: None,
                 limit: None,
                 journal: None,
+                reroutable: false,
             },
             &SubscriberOptions::default(),
         ))
@@ -741,7 +804,7 @@ mod tests {
             for ty in &types {
                 let mut expected: Vec<u64> = live
                     .iter()
-                    .filter(|r| r.patterns.iter().any(|p| p.matches(ty)))
+                    .filter(|r| r.routing.load().patterns.iter().any(|p| p.matches(ty)))
                     .map(|r| r.id)
                     .collect();
                 expected.sort_unstable();
@@ -791,8 +854,8 @@ mod tests {
                 let ev = event(ty, *tenant);
                 let mut expected: Vec<u64> = live
                     .iter()
-                    .filter(|r| r.patterns.iter().any(|p| p.matches(ty)))
-                    .filter(|r| match &r.key {
+                    .filter(|r| r.routing.load().patterns.iter().any(|p| p.matches(ty)))
+                    .filter(|r| match &r.routing.load().key {
                         None => true,
                         Some(k) => Some(&*k.value) == *tenant,
                     })
@@ -828,6 +891,7 @@ mod tests {
             condition: None,
             limit: None,
             journal: None,
+            reroutable: false,
         }
     }
 
