@@ -194,6 +194,7 @@ pub(crate) struct Route {
     /// Its routing may be replaced ([`Hub::reroute`]): then it never shares
     /// a ring with others (no shape), as a group member's mailbox cannot
     /// follow it.
+    #[cfg_attr(not(feature = "webhook"), allow(dead_code))]
     pub(crate) reroutable: bool,
     pub(crate) mailbox: Mailbox,
     pub(crate) control: Control,
@@ -365,6 +366,7 @@ impl Route {
 }
 
 /// Why [`Hub::reroute`] refused.
+#[cfg_attr(not(feature = "webhook"), allow(dead_code))] // re-routed by webhook updates
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum RerouteError {
     /// The subscriber was not made re-routable (it may share a ring).
@@ -843,6 +845,7 @@ impl Hub {
     /// Only a route made re-routable ([`RouteSpec::reroutable`], never a
     /// group member) can be; one that left the table (unsubscribed, its
     /// limit reached, the bus shut down) cannot.
+    #[cfg_attr(not(feature = "webhook"), allow(dead_code))] // re-routed by webhook updates
     pub(crate) fn reroute(
         &self,
         route: &Arc<Route>,

@@ -634,6 +634,7 @@ impl Table {
     /// hides a type that the old or the new routing takes; the table itself
     /// changes under the write lock, so a walk sees one routing or the
     /// other. A route with a shape (one that may share a ring) is refused.
+    #[cfg_attr(not(any(feature = "webhook", test)), allow(dead_code))]
     pub(crate) fn reroute(
         &mut self,
         route: &Arc<Route>,
@@ -881,6 +882,134 @@ mod tests {
             prop_assert!(!filter.broad.load(Ordering::Relaxed));
             prop_assert!(filter.bits.iter().all(|w| w.load(Ordering::Relaxed) == 0));
         }
+    }
+
+    fn routing(patterns: &[String], key: Option<(&str, &str)>) -> Routing {
+        let mut patterns: Vec<Pattern> =
+            patterns.iter().map(|p| Pattern::new(p).unwrap()).collect();
+        patterns.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        patterns.dedup_by(|a, b| a.as_str() == b.as_str());
+        let key = key.map(|(attr, value)| crate::hub::RouteKey {
+            attr: KeyAttr::parse(attr).unwrap(),
+            value: value.into(),
+        });
+        Routing::new(patterns, key, None)
+    }
+
+    proptest! {
+        /// Routes re-routed to other patterns and keys (some twice): each
+        /// event visits exactly the routes whose routing *now* matches, each
+        /// once; the filter never hides a match; a removed route cannot be
+        /// re-routed; the counters go back to zero.
+        #[test]
+        fn rerouted_routes_are_found_by_their_new_routing_only(
+            routes in prop::collection::vec(
+                (prop::collection::vec(pattern(), 1..4), prop::option::of(prop::sample::select(vec!["t1", "t2"]))),
+                1..16,
+            ),
+            reroutes in prop::collection::vec(
+                (any::<prop::sample::Index>(), prop::collection::vec(pattern(), 1..4), prop::option::of(prop::sample::select(vec!["t1", "t2", "t3"]))),
+                0..12,
+            ),
+            events in prop::collection::vec((event_type(), prop::option::of(prop::sample::select(vec!["t1", "t2", "t3"]))), 1..16),
+        ) {
+            let filter = Filter::default();
+            let mut table = Table::default();
+            let mut live: Vec<Arc<Route>> = Vec::new();
+            for (i, (patterns, tenant)) in routes.iter().enumerate() {
+                let r = route_of(i as u64, patterns, tenant.map(|t| ("tenant", t)));
+                table.add(r.clone(), &filter);
+                live.push(r);
+            }
+            for (ix, patterns, tenant) in &reroutes {
+                let r = live[ix.index(live.len())].clone();
+                let key = tenant.map(|t| ("tenant", t));
+                prop_assert_eq!(table.reroute(&r, routing(patterns, key), &filter), Ok(()));
+            }
+            for (ty, tenant) in &events {
+                let ev = event(ty, *tenant);
+                let mut expected: Vec<u64> = live
+                    .iter()
+                    .filter(|r| {
+                        let routing = r.routing.load();
+                        routing.patterns.iter().any(|p| p.matches(ty))
+                            && routing.key.as_ref().is_none_or(|k| Some(&*k.value) == *tenant)
+                    })
+                    .map(|r| r.id)
+                    .collect();
+                expected.sort_unstable();
+                let mut got = visited(&table, &ev);
+                let n = got.len();
+                got.sort_unstable();
+                got.dedup();
+                prop_assert_eq!(n, got.len(), "a route was visited twice for {}", ty);
+                prop_assert_eq!(&got, &expected, "type {} tenant {:?}", ty, tenant);
+                if !expected.is_empty() {
+                    prop_assert!(filter.may_match(ty), "the filter hid {}", ty);
+                }
+            }
+            for r in &live {
+                prop_assert!(table.remove(r, &filter));
+                prop_assert_eq!(
+                    table.reroute(r, routing(&["a".to_owned()], None), &filter),
+                    Err(RerouteError::Gone)
+                );
+            }
+            prop_assert!(table.unkeyed.is_empty() && table.keyed_any.is_empty() && table.keyed.is_empty());
+            prop_assert_eq!(table.overlapping, 0);
+            prop_assert!(!filter.broad.load(Ordering::Relaxed));
+            prop_assert!(filter.bits.iter().all(|w| w.load(Ordering::Relaxed) == 0));
+        }
+    }
+
+    /// A re-routable subscriber never joins a group nor becomes the one a
+    /// group forms around (it has no shape); one that has a shape (a solo
+    /// others may join, or a member) cannot be re-routed.
+    #[test]
+    fn only_a_subscriber_without_a_shape_is_rerouted() {
+        let filter = Filter::default();
+        let mut table = Table::default();
+        let opts = SubscriberOptions::default();
+        let reroutable = |p: &str| RouteSpec {
+            reroutable: true,
+            ..spec(p)
+        };
+        let a = table.subscribe(1, reroutable("a.b"), &opts, 2, |_| {}, &filter);
+        let b = table.subscribe(3, reroutable("a.b"), &opts, 4, |_| {}, &filter);
+        assert!(a.shape.is_none() && b.shape.is_none());
+        assert!(a.mailbox.member_of().is_none() && b.mailbox.member_of().is_none());
+        let solo = table.subscribe(5, spec("a.b"), &opts, 6, |_| {}, &filter);
+        let member = table.subscribe(7, spec("a.b"), &opts, 8, |_| {}, &filter);
+        assert!(member.mailbox.member_of().is_some());
+        for shaped in [&solo, &member] {
+            assert_eq!(
+                table.reroute(shaped, routing(&["c".to_owned()], None), &filter),
+                Err(RerouteError::NotReroutable)
+            );
+        }
+        // a.b: a, b, the solo and the group.
+        assert_eq!(visited(&table, &event("a.b", None)).len(), 4);
+        table
+            .reroute(
+                &a,
+                routing(
+                    &["c.*".to_owned(), "c.**".to_owned()],
+                    Some(("tenant", "t1")),
+                ),
+                &filter,
+            )
+            .unwrap();
+        assert_eq!(visited(&table, &event("a.b", None)).len(), 3);
+        assert_eq!(visited(&table, &event("c.d", Some("t1"))), vec![1]);
+        assert!(visited(&table, &event("c.d", Some("t2"))).is_empty());
+        assert_eq!(table.overlapping, 1);
+        assert!(filter.may_match("c.d") && filter.may_match("a.b"));
+        for r in [&a, &b, &solo, &member] {
+            assert!(table.remove(r, &filter));
+        }
+        assert_eq!(table.overlapping, 0);
+        assert!(table.shapes.is_empty() && table.keyed.is_empty());
+        assert!(filter.bits.iter().all(|w| w.load(Ordering::Relaxed) == 0));
     }
 
     fn spec(pattern: &str) -> RouteSpec {

@@ -351,6 +351,7 @@ impl SubscriberBuilder {
     /// it never shares a ring with other subscribers. The sink's own
     /// `accepts` is not applied (the caller routes with the condition it
     /// wants).
+    #[cfg_attr(not(feature = "webhook"), allow(dead_code))]
     pub(crate) fn reroutable_sink(self, sink: impl Sink) -> Result<Subscription, SubscribeError> {
         self.finish_with(Handler::Sink(Box::new(sink)), true)
     }
@@ -565,6 +566,7 @@ impl Subscription {
     /// records. Only a subscriber made with
     /// [`reroutable_sink`](SubscriberBuilder::reroutable_sink) can be;
     /// one that has ended cannot ([`SubscribeError::Closed`]).
+    #[cfg_attr(not(feature = "webhook"), allow(dead_code))]
     pub(crate) fn reroute(
         &self,
         patterns: Vec<Pattern>,
