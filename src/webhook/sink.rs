@@ -107,7 +107,8 @@ impl WebhookSink {
     }
 
     /// Takes `new`'s endpoint in place of this one's, in the subscription
-    /// too (an update whose subscription settings are unchanged).
+    /// too (an update whose mailbox-side settings are unchanged, after
+    /// [`reroute`](Self::reroute) gave the subscription `new`'s routing).
     pub(crate) fn swap_in(&mut self, new: WebhookSink) {
         self.live.store(new.endpoint.clone());
         self.endpoint = new.endpoint;

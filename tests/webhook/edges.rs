@@ -222,7 +222,7 @@ async fn a_durable_webhook_changes_its_event_types_in_place_while_events_flow() 
                 if updated.load(Ordering::Acquire) {
                     after += 1;
                 }
-                let ty = if seq % 2 == 0 {
+                let ty = if seq.is_multiple_of(2) {
                     "order.created"
                 } else {
                     "order.paid"
@@ -278,7 +278,7 @@ async fn a_durable_webhook_changes_its_event_types_in_place_while_events_flow() 
     // mailbox and offered again after the update is routed by the new
     // types: the cut lies in the span between the last old delivery and
     // the first new one.)
-    let old_type = |seq: u64| seq % 2 == 0 && seq < emitted;
+    let old_type = |seq: u64| seq.is_multiple_of(2) && seq < emitted;
     let last_old = got.keys().copied().filter(|&s| old_type(s)).max().unwrap();
     let first_new = got.keys().copied().find(|&s| !old_type(s)).unwrap();
     let cut = (last_old + 1..=first_new).find(|&cut| {
