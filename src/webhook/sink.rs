@@ -122,6 +122,11 @@ impl WebhookSink {
 
     /// Attaches the webhook to `bus` as a subscriber with its patterns,
     /// condition, filter expression, batching, concurrency and mailbox settings.
+    /// Its routing (patterns, route key, condition, filter expression) can
+    /// be changed in place later by
+    /// [`WebhookManager::update`](super::WebhookManager::update), so it
+    /// keeps a mailbox of its own (it never shares a ring with subscribers
+    /// of the same shape).
     pub fn subscribe(&self, bus: &Bus) -> Result<Subscription, WebhookError> {
         let ep = &self.endpoint;
         ep.state.set_bus(bus);
