@@ -145,11 +145,12 @@ impl std::fmt::Display for RouteKey {
     }
 }
 
-/// One subscriber as the hub sees it. Shared by the routing table, the
-/// registry, the subscriber's task and its handle.
-pub(crate) struct Route {
-    pub(crate) id: u64,
-    pub(crate) name: Arc<str>,
+/// What an event must be to reach a route: its patterns, its key and its
+/// condition. [`Hub::reroute`] replaces it in place (a webhook's `update`),
+/// so it sits behind an `ArcSwap`; an emit that runs the condition holds the
+/// `Arc` it loaded while the table was read-locked, so it runs the condition
+/// of the routing it matched.
+pub(crate) struct Routing {
     /// One or more patterns, without repeats; the event's type matches one.
     pub(crate) patterns: Box<[Pattern]>,
     /// Routed only events with this attribute value.
@@ -158,6 +159,39 @@ pub(crate) struct Route {
     /// all exact): a walk of the table must skip this route's repeats.
     pub(crate) overlaps: bool,
     pub(crate) condition: Option<Condition>,
+}
+
+impl Routing {
+    /// `patterns` sorted and without repeats.
+    fn new(patterns: Vec<Pattern>, key: Option<RouteKey>, condition: Option<Condition>) -> Routing {
+        let overlaps = patterns.len() > 1 && !patterns.iter().all(Pattern::is_exact);
+        Routing {
+            patterns: patterns.into_boxed_slice(),
+            key,
+            overlaps,
+            condition,
+        }
+    }
+}
+
+/// One subscriber as the hub sees it. Shared by the routing table, the
+/// registry, the subscriber's task and its handle.
+pub(crate) struct Route {
+    pub(crate) id: u64,
+    pub(crate) name: Arc<str>,
+    /// Its patterns, key and condition: written only under the table's
+    /// write lock (subscribe, [`Hub::reroute`]).
+    pub(crate) routing: arc_swap::ArcSwap<Routing>,
+    /// `routing.overlaps` and whether `routing` has a condition, as atomics
+    /// for the emit path's walk (written with `routing`, under the table's
+    /// write lock, read under its read lock: the lock orders them).
+    pub(crate) overlaps: AtomicBool,
+    pub(crate) conditioned: AtomicBool,
+    /// Its routing may be replaced ([`Hub::reroute`]): then it never shares
+    /// a ring with others (no shape), as a group member's mailbox cannot
+    /// follow it.
+    #[cfg_attr(not(feature = "webhook"), allow(dead_code))]
+    pub(crate) reroutable: bool,
     pub(crate) mailbox: Mailbox,
     pub(crate) control: Control,
     /// A durable subscriber's record of its events (feature `durable`).
@@ -171,11 +205,12 @@ pub(crate) struct Route {
 
 impl std::fmt::Debug for Route {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let routing = self.routing.load();
         f.debug_struct("Route")
             .field("id", &self.id)
             .field("name", &self.name)
-            .field("patterns", &self.patterns)
-            .field("key", &self.key)
+            .field("patterns", &routing.patterns)
+            .field("key", &routing.key)
             .finish_non_exhaustive()
     }
 }
@@ -188,6 +223,9 @@ pub(crate) struct RouteSpec {
     pub(crate) condition: Option<Condition>,
     pub(crate) limit: Option<u64>,
     pub(crate) journal: Option<Arc<dyn Journal>>,
+    /// The route may be re-routed later ([`Hub::reroute`]); it then never
+    /// joins a group.
+    pub(crate) reroutable: bool,
 }
 
 impl RouteSpec {
@@ -200,12 +238,13 @@ impl RouteSpec {
     /// The fingerprint of the shape shared by subscribers that receive the
     /// same events (see [`group`]), when these options allow a group: no
     /// condition, limit, store or batching; `Block` or `DropOldest`; a
-    /// capacity a ring is made for; and no pattern that can match the bus's
+    /// capacity a ring is made for; not re-routable; and no pattern that can match the bus's
     /// own `hookbus.*` events (a member's drops are counted without their
     /// types, and drops of those must never be announced).
     fn shape(&self, options: &SubscriberOptions) -> Option<std::num::NonZeroU64> {
         use std::hash::{Hash, Hasher};
         let eligible = self.condition.is_none()
+            && !self.reroutable
             && self.limit.is_none()
             && self.journal.is_none()
             && options.batch.is_none()
@@ -251,15 +290,14 @@ impl Route {
         mailbox: Mailbox,
         shape: Option<std::num::NonZeroU64>,
     ) -> Route {
-        let patterns = spec.patterns;
-        let overlaps = patterns.len() > 1 && !patterns.iter().all(Pattern::is_exact);
+        let routing = Routing::new(spec.patterns, spec.key, spec.condition);
         Route {
             id,
             name: spec.name,
-            patterns: patterns.into_boxed_slice(),
-            key: spec.key,
-            overlaps,
-            condition: spec.condition,
+            overlaps: AtomicBool::new(routing.overlaps),
+            conditioned: AtomicBool::new(routing.condition.is_some()),
+            routing: arc_swap::ArcSwap::from_pointee(routing),
+            reroutable: spec.reroutable,
             mailbox,
             control: Control::default(),
             journal: spec.journal,
@@ -270,10 +308,11 @@ impl Route {
 
     /// Whether `other` has this route's patterns, key and capacity.
     fn same_shape(&self, patterns: &[Pattern], key: &Option<RouteKey>, capacity: usize) -> bool {
+        let routing = self.routing.load();
         self.mailbox.capacity() == capacity
-            && self.key == *key
-            && self.patterns.len() == patterns.len()
-            && self
+            && routing.key == *key
+            && routing.patterns.len() == patterns.len()
+            && routing
                 .patterns
                 .iter()
                 .zip(patterns)
@@ -282,13 +321,14 @@ impl Route {
 
     /// The patterns as one text (`a, b`), and the key after them.
     pub(crate) fn describe(&self) -> String {
-        let mut text = self
+        let routing = self.routing.load();
+        let mut text = routing
             .patterns
             .iter()
             .map(Pattern::as_str)
             .collect::<Vec<_>>()
             .join(", ");
-        if let Some(key) = &self.key {
+        if let Some(key) = &routing.key {
             text.push_str(&format!(" [{key}]"));
         }
         text
@@ -326,6 +366,24 @@ impl Route {
     }
 }
 
+/// Why [`Hub::reroute`] refused.
+#[cfg_attr(not(feature = "webhook"), allow(dead_code))] // re-routed by webhook updates
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum RerouteError {
+    /// The subscriber was not made re-routable (it may share a ring).
+    #[error(
+        "this subscriber cannot be re-routed (only one made re-routable, never a group member, can)"
+    )]
+    NotReroutable,
+    /// No pattern given.
+    #[error("a subscriber needs at least one pattern")]
+    NoPattern,
+    /// The subscriber is no longer routed (unsubscribed, its limit reached,
+    /// or the bus shut down).
+    #[error("the subscriber is no longer routed")]
+    Gone,
+}
+
 /// How an offer went.
 pub(crate) enum Offer {
     /// Taken by at least one subscriber (queued, filtered or dropped there).
@@ -348,6 +406,9 @@ pub(crate) enum Offer {
 /// held.
 struct Target {
     route: Arc<Route>,
+    /// The routing it matched by, when it has a condition (loaded while
+    /// the table was read-locked).
+    routing: Option<Arc<Routing>>,
     accepted: bool,
     reserved: bool,
 }
@@ -643,7 +704,7 @@ impl Hub {
         let mut matched: Small<&Arc<Route>> = Small::new();
         let mut conditioned = false;
         table.for_each_match(event, |route| {
-            conditioned |= route.condition.is_some();
+            conditioned |= route.conditioned.load(Ordering::Relaxed);
             matched.push(route);
         });
         if !conditioned {
@@ -665,8 +726,13 @@ impl Hub {
         // targets hold their own references.
         let mut owned: Small<Target> = Small::new();
         for route in matched.iter() {
+            let routing = route
+                .conditioned
+                .load(Ordering::Relaxed)
+                .then(|| route.routing.load_full());
             owned.push(Target {
                 route: Arc::clone(route),
+                routing,
                 accepted: true,
                 reserved: false,
             });
@@ -675,7 +741,7 @@ impl Hub {
         drop(table);
         let mut panics = Vec::new();
         for t in owned.iter_mut() {
-            if let Some(condition) = &t.route.condition {
+            if let Some(condition) = t.routing.as_ref().and_then(|r| r.condition.as_ref()) {
                 match std::panic::catch_unwind(AssertUnwindSafe(|| condition(event))) {
                     Ok(ok) => t.accepted = ok,
                     Err(panic) => {
@@ -773,6 +839,36 @@ impl Hub {
             return Err(SubscribeError::Closed);
         }
         Ok(route)
+    }
+
+    /// Re-routes a live subscriber in place: under the table's write lock its
+    /// route leaves the places of its old patterns and key and takes those
+    /// of `patterns` and `key`, with `condition` in place of its old one.
+    /// An emit sees the old routing or the new one, never neither, never
+    /// both; the mailbox, the task, the counters and a durable subscriber's
+    /// journal stay the same.
+    ///
+    /// Only a route made re-routable ([`RouteSpec::reroutable`], never a
+    /// group member) can be; one that left the table (unsubscribed, its
+    /// limit reached, the bus shut down) cannot.
+    #[cfg_attr(not(feature = "webhook"), allow(dead_code))] // re-routed by webhook updates
+    pub(crate) fn reroute(
+        &self,
+        route: &Arc<Route>,
+        mut patterns: Vec<Pattern>,
+        key: Option<RouteKey>,
+        condition: Option<Condition>,
+    ) -> Result<(), RerouteError> {
+        if !route.reroutable || route.shape.is_some() {
+            return Err(RerouteError::NotReroutable);
+        }
+        if patterns.is_empty() {
+            return Err(RerouteError::NoPattern);
+        }
+        patterns.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        patterns.dedup_by(|a, b| a.as_str() == b.as_str());
+        let routing = Routing::new(patterns, key, condition);
+        self.write_table().reroute(route, routing, &self.filter)
     }
 
     /// Takes a subscriber out of the routing table (unsubscribe, limit

@@ -21,7 +21,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use rustc_hash::FxHashMap;
 
 use super::group::Ring;
-use super::{KeyAttr, Mailbox, OverflowPolicy, Route, RouteSpec, SubscriberOptions};
+use super::{
+    KeyAttr, Mailbox, OverflowPolicy, RerouteError, Route, RouteSpec, Routing, SubscriberOptions,
+};
 use crate::event::Event;
 use crate::pattern::{Pattern, Segment};
 
@@ -258,7 +260,12 @@ impl ByPattern {
             self.trie.visit(&buf[..n], f);
         }
         for r in &self.complex {
-            if r.patterns.iter().any(|p| p.matches(event_type)) {
+            if r.routing
+                .load()
+                .patterns
+                .iter()
+                .any(|p| p.matches(event_type))
+            {
                 f(r);
             }
         }
@@ -355,7 +362,7 @@ impl Table {
         }
         let mut seen = Seen::new();
         self.walk(event, ty, &mut |r: &'a Arc<Route>| {
-            if !r.overlaps || seen.first_time(r.id) {
+            if !r.overlaps.load(Ordering::Relaxed) || seen.first_time(r.id) {
                 f(r);
             }
         });
@@ -451,6 +458,7 @@ impl Table {
                     condition: None,
                     limit: None,
                     journal: None,
+                    reroutable: false,
                 };
                 let group =
                     Route::with_mailbox(group_id, group_spec, Mailbox::group(ring), Some(fp));
@@ -510,14 +518,20 @@ impl Table {
     }
 
     pub(crate) fn add(&mut self, route: Arc<Route>, filter: &Filter) {
-        for pattern in route.patterns.iter() {
+        let routing = route.routing.load_full();
+        for pattern in routing.patterns.iter() {
             self.count(pattern, 1, filter);
         }
         self.refusing += usize::from(can_refuse(&route));
-        self.overlapping += usize::from(route.overlaps);
-        match &route.key {
+        self.overlapping += usize::from(routing.overlaps);
+        self.place(route, &routing);
+    }
+
+    /// Puts the route in the places of `routing`'s patterns and key.
+    fn place(&mut self, route: Arc<Route>, routing: &Routing) {
+        match &routing.key {
             None => {
-                for pattern in route.patterns.iter() {
+                for pattern in routing.patterns.iter() {
                     self.unkeyed.add(pattern, route.clone());
                 }
             }
@@ -535,7 +549,7 @@ impl Table {
                 };
                 index.routes += 1;
                 let routes = index.by_value.entry(key.value.clone()).or_default();
-                for pattern in route.patterns.iter() {
+                for pattern in routing.patterns.iter() {
                     routes.add(pattern, route.clone());
                     self.keyed_any.add(pattern, route.clone());
                 }
@@ -543,21 +557,13 @@ impl Table {
         }
     }
 
-    /// Removes the route; returns whether it was there.
-    pub(crate) fn remove(&mut self, route: &Route, filter: &Filter) -> bool {
-        if let Some(ring) = route.mailbox.member_of() {
-            return self.leave_group(route, &ring.clone(), filter);
-        }
-        if let Some(fp) = route.shape
-            && self.shapes.get(&fp).is_some_and(|r| r.id == route.id)
-        {
-            self.shapes.remove(&fp);
-        }
-        let id = route.id;
+    /// Takes the route out of the places of `routing`'s patterns and key;
+    /// returns whether it was there.
+    fn unplace(&mut self, id: u64, routing: &Routing) -> bool {
         let mut found = false;
-        match &route.key {
+        match &routing.key {
             None => {
-                for pattern in route.patterns.iter() {
+                for pattern in routing.patterns.iter() {
                     found |= self.unkeyed.remove(pattern, id);
                 }
             }
@@ -565,7 +571,7 @@ impl Table {
                 if let Some(i) = self.keyed.iter().position(|i| i.attr == key.attr) {
                     let index = &mut self.keyed[i];
                     if let Some(routes) = index.by_value.get_mut(&key.value) {
-                        for pattern in route.patterns.iter() {
+                        for pattern in routing.patterns.iter() {
                             found |= routes.remove(pattern, id);
                             self.keyed_any.remove(pattern, id);
                         }
@@ -582,15 +588,72 @@ impl Table {
                 }
             }
         }
+        found
+    }
+
+    /// Removes the route; returns whether it was there.
+    pub(crate) fn remove(&mut self, route: &Route, filter: &Filter) -> bool {
+        if let Some(ring) = route.mailbox.member_of() {
+            return self.leave_group(route, &ring.clone(), filter);
+        }
+        if let Some(fp) = route.shape
+            && self.shapes.get(&fp).is_some_and(|r| r.id == route.id)
+        {
+            self.shapes.remove(&fp);
+        }
+        let routing = route.routing.load_full();
+        let found = self.unplace(route.id, &routing);
         if found {
-            for pattern in route.patterns.iter() {
+            for pattern in routing.patterns.iter() {
                 self.count(pattern, -1, filter);
             }
             self.refusing -= usize::from(can_refuse(route));
-            self.overlapping -= usize::from(route.overlaps);
+            self.overlapping -= usize::from(routing.overlaps);
         }
         found
     }
+
+    /// Gives a route in the table a new routing (see
+    /// [`Hub::reroute`](super::Hub::reroute)). The filter counts the new
+    /// patterns before the old ones leave it, so the lock-free filter never
+    /// hides a type that the old or the new routing takes; the table itself
+    /// changes under the write lock, so a walk sees one routing or the
+    /// other. A route with a shape (one that may share a ring) is refused.
+    #[cfg_attr(not(any(feature = "webhook", test)), allow(dead_code))]
+    pub(crate) fn reroute(
+        &mut self,
+        route: &Arc<Route>,
+        routing: Routing,
+        filter: &Filter,
+    ) -> Result<(), RerouteError> {
+        if route.shape.is_some() || route.mailbox.member_of().is_some() {
+            return Err(RerouteError::NotReroutable);
+        }
+        let old = route.routing.load_full();
+        for pattern in routing.patterns.iter() {
+            self.count(pattern, 1, filter);
+        }
+        if !self.unplace(route.id, &old) {
+            for pattern in routing.patterns.iter() {
+                self.count(pattern, -1, filter);
+            }
+            return Err(RerouteError::Gone);
+        }
+        self.overlapping -= usize::from(old.overlaps);
+        self.overlapping += usize::from(routing.overlaps);
+        route.overlaps.store(routing.overlaps, Ordering::Relaxed);
+        route
+            .conditioned
+            .store(routing.condition.is_some(), Ordering::Relaxed);
+        let routing = Arc::new(routing);
+        route.routing.store(routing.clone());
+        self.place(route.clone(), &routing);
+        for pattern in old.patterns.iter() {
+            self.count(pattern, -1, filter);
+        }
+        Ok(())
+    }
+
     /// A tap makes the filter broad while it is open (it observes every
     /// type).
     pub(crate) fn count_tap(&mut self, open: bool, filter: &Filter) {
@@ -652,6 +715,7 @@ mod tests {
                 condition: None,
                 limit: None,
                 journal: None,
+                reroutable: false,
             },
             &SubscriberOptions::default(),
         ))
@@ -726,7 +790,7 @@ mod tests {
             for ty in &types {
                 let mut expected: Vec<u64> = live
                     .iter()
-                    .filter(|r| r.patterns.iter().any(|p| p.matches(ty)))
+                    .filter(|r| r.routing.load().patterns.iter().any(|p| p.matches(ty)))
                     .map(|r| r.id)
                     .collect();
                 expected.sort_unstable();
@@ -776,8 +840,8 @@ mod tests {
                 let ev = event(ty, *tenant);
                 let mut expected: Vec<u64> = live
                     .iter()
-                    .filter(|r| r.patterns.iter().any(|p| p.matches(ty)))
-                    .filter(|r| match &r.key {
+                    .filter(|r| r.routing.load().patterns.iter().any(|p| p.matches(ty)))
+                    .filter(|r| match &r.routing.load().key {
                         None => true,
                         Some(k) => Some(&*k.value) == *tenant,
                     })
@@ -805,6 +869,134 @@ mod tests {
         }
     }
 
+    fn routing(patterns: &[String], key: Option<(&str, &str)>) -> Routing {
+        let mut patterns: Vec<Pattern> =
+            patterns.iter().map(|p| Pattern::new(p).unwrap()).collect();
+        patterns.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        patterns.dedup_by(|a, b| a.as_str() == b.as_str());
+        let key = key.map(|(attr, value)| crate::hub::RouteKey {
+            attr: KeyAttr::parse(attr).unwrap(),
+            value: value.into(),
+        });
+        Routing::new(patterns, key, None)
+    }
+
+    proptest! {
+        /// Routes re-routed to other patterns and keys (some twice): each
+        /// event visits exactly the routes whose routing *now* matches, each
+        /// once; the filter never hides a match; a removed route cannot be
+        /// re-routed; the counters go back to zero.
+        #[test]
+        fn rerouted_routes_are_found_by_their_new_routing_only(
+            routes in prop::collection::vec(
+                (prop::collection::vec(pattern(), 1..4), prop::option::of(prop::sample::select(vec!["t1", "t2"]))),
+                1..16,
+            ),
+            reroutes in prop::collection::vec(
+                (any::<prop::sample::Index>(), prop::collection::vec(pattern(), 1..4), prop::option::of(prop::sample::select(vec!["t1", "t2", "t3"]))),
+                0..12,
+            ),
+            events in prop::collection::vec((event_type(), prop::option::of(prop::sample::select(vec!["t1", "t2", "t3"]))), 1..16),
+        ) {
+            let filter = Filter::default();
+            let mut table = Table::default();
+            let mut live: Vec<Arc<Route>> = Vec::new();
+            for (i, (patterns, tenant)) in routes.iter().enumerate() {
+                let r = route_of(i as u64, patterns, tenant.map(|t| ("tenant", t)));
+                table.add(r.clone(), &filter);
+                live.push(r);
+            }
+            for (ix, patterns, tenant) in &reroutes {
+                let r = live[ix.index(live.len())].clone();
+                let key = tenant.map(|t| ("tenant", t));
+                prop_assert_eq!(table.reroute(&r, routing(patterns, key), &filter), Ok(()));
+            }
+            for (ty, tenant) in &events {
+                let ev = event(ty, *tenant);
+                let mut expected: Vec<u64> = live
+                    .iter()
+                    .filter(|r| {
+                        let routing = r.routing.load();
+                        routing.patterns.iter().any(|p| p.matches(ty))
+                            && routing.key.as_ref().is_none_or(|k| Some(&*k.value) == *tenant)
+                    })
+                    .map(|r| r.id)
+                    .collect();
+                expected.sort_unstable();
+                let mut got = visited(&table, &ev);
+                let n = got.len();
+                got.sort_unstable();
+                got.dedup();
+                prop_assert_eq!(n, got.len(), "a route was visited twice for {}", ty);
+                prop_assert_eq!(&got, &expected, "type {} tenant {:?}", ty, tenant);
+                if !expected.is_empty() {
+                    prop_assert!(filter.may_match(ty), "the filter hid {}", ty);
+                }
+            }
+            for r in &live {
+                prop_assert!(table.remove(r, &filter));
+                prop_assert_eq!(
+                    table.reroute(r, routing(&["a".to_owned()], None), &filter),
+                    Err(RerouteError::Gone)
+                );
+            }
+            prop_assert!(table.unkeyed.is_empty() && table.keyed_any.is_empty() && table.keyed.is_empty());
+            prop_assert_eq!(table.overlapping, 0);
+            prop_assert!(!filter.broad.load(Ordering::Relaxed));
+            prop_assert!(filter.bits.iter().all(|w| w.load(Ordering::Relaxed) == 0));
+        }
+    }
+
+    /// A re-routable subscriber never joins a group nor becomes the one a
+    /// group forms around (it has no shape); one that has a shape (a solo
+    /// others may join, or a member) cannot be re-routed.
+    #[test]
+    fn only_a_subscriber_without_a_shape_is_rerouted() {
+        let filter = Filter::default();
+        let mut table = Table::default();
+        let opts = SubscriberOptions::default();
+        let reroutable = |p: &str| RouteSpec {
+            reroutable: true,
+            ..spec(p)
+        };
+        let a = table.subscribe(1, reroutable("a.b"), &opts, 2, |_| {}, &filter);
+        let b = table.subscribe(3, reroutable("a.b"), &opts, 4, |_| {}, &filter);
+        assert!(a.shape.is_none() && b.shape.is_none());
+        assert!(a.mailbox.member_of().is_none() && b.mailbox.member_of().is_none());
+        let solo = table.subscribe(5, spec("a.b"), &opts, 6, |_| {}, &filter);
+        let member = table.subscribe(7, spec("a.b"), &opts, 8, |_| {}, &filter);
+        assert!(member.mailbox.member_of().is_some());
+        for shaped in [&solo, &member] {
+            assert_eq!(
+                table.reroute(shaped, routing(&["c".to_owned()], None), &filter),
+                Err(RerouteError::NotReroutable)
+            );
+        }
+        // a.b: a, b, the solo and the group.
+        assert_eq!(visited(&table, &event("a.b", None)).len(), 4);
+        table
+            .reroute(
+                &a,
+                routing(
+                    &["c.*".to_owned(), "c.**".to_owned()],
+                    Some(("tenant", "t1")),
+                ),
+                &filter,
+            )
+            .unwrap();
+        assert_eq!(visited(&table, &event("a.b", None)).len(), 3);
+        assert_eq!(visited(&table, &event("c.d", Some("t1"))), vec![1]);
+        assert!(visited(&table, &event("c.d", Some("t2"))).is_empty());
+        assert_eq!(table.overlapping, 1);
+        assert!(filter.may_match("c.d") && filter.may_match("a.b"));
+        for r in [&a, &b, &solo, &member] {
+            assert!(table.remove(r, &filter));
+        }
+        assert_eq!(table.overlapping, 0);
+        assert!(table.shapes.is_empty() && table.keyed.is_empty());
+        assert!(filter.bits.iter().all(|w| w.load(Ordering::Relaxed) == 0));
+    }
+
     fn spec(pattern: &str) -> RouteSpec {
         RouteSpec {
             name: "t".into(),
@@ -813,6 +1005,7 @@ mod tests {
             condition: None,
             limit: None,
             journal: None,
+            reroutable: false,
         }
     }
 

@@ -40,14 +40,24 @@
 //! the body says, and each webhook is subscribed with the route key
 //! `tenant = <its tenant>` ([`WebhookBuilder::key`](crate::webhook::WebhookBuilder::key)):
 //! the bus routes an event to its tenant's webhooks only, by an index on the
-//! value, not by a filter run on every endpoint. Within its tenant, a
-//! webhook's `events` are checked on each event (a condition, like its
-//! `filters`), not routed: so every webhook's subscription is the same
-//! whatever its settings, and a `PATCH` of any field swaps the webhook in
-//! place ([`WebhookManager::update`](crate::webhook::WebhookManager::update)),
-//! durable ones too, without an instant in which it is detached. The
+//! value, not by a filter run on every endpoint; within its tenant, by its
+//! `events` (patterns in the bus's routing table, shown as such on the
+//! dashboard). A `PATCH` of any field updates the webhook in place
+//! ([`WebhookManager::update`](crate::webhook::WebhookManager::update)):
+//! its one subscription is re-routed to the new events, durable ones too,
+//! so no event emitted meanwhile misses it or reaches it twice. The
 //! application emits for a tenant the same way: an event with the `tenant`
 //! extension.
+//!
+//! The bus's own events (`hookbus.delivery_failed`, `hookbus.dropped`, …)
+//! carry no tenant. A webhook whose `events` name a `hookbus.` pattern
+//! (`hookbus.**`, `hookbus.delivery_failed`) is therefore routed by its
+//! patterns alone, with a condition that takes its tenant's events and
+//! those of the bus's events that are about one of its tenant's webhooks
+//! (named by their `subscriber` or `webhook` field); bus events about
+//! another tenant's webhook or about no webhook (a store, a Kafka source)
+//! never reach it. Patterns that do not name `hookbus` (`*`, `**`) never
+//! take the bus's events.
 //!
 //! # Safety
 //! Endpoints must be https, and the SSRF guard refuses internal addresses

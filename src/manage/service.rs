@@ -97,8 +97,15 @@ struct Entry {
     keys: Keys,
 }
 
+/// Which tenant each webhook (by its id, which is also its name on the
+/// bus) belongs to, for the conditions of webhooks that take the bus's own
+/// events: read on the emitting thread, written on create, restore and
+/// delete.
+type Owners = Arc<std::sync::RwLock<std::collections::HashMap<String, String>>>;
+
 pub(super) struct Inner {
     bus: Bus,
+    owners: Owners,
     pub(super) webhooks: Arc<WebhookManager>,
     entries: Mutex<BTreeMap<String, Entry>>,
     /// Held by an update or a delete while it runs.
@@ -208,6 +215,31 @@ fn since(body: &[u8]) -> Result<OffsetDateTime, Problem> {
     }
 }
 
+/// The first segment of the bus's own event types (`hookbus.dropped`, …).
+const BUS_PREFIX: &str = "hookbus";
+
+/// Whether `event` is for `tenant`'s webhooks: its `tenant` attribute says
+/// so; or it is one of the bus's own events (they carry no tenant) about a
+/// webhook of `tenant`, named by its `subscriber` or `webhook` field (a
+/// webhook's name on the bus is its id). The bus's events about no webhook
+/// (a store, a Kafka source) and about other tenants' webhooks are not.
+fn for_tenant(event: &Event, tenant: &str, owners: &Owners) -> bool {
+    match event.extension(TENANT_ATTRIBUTE) {
+        Some(value) => value.to_wire_string() == tenant,
+        None if crate::catalog::bus::is_bus_event(event.event_type()) => {
+            let data = event.data();
+            let owners = owners.read().unwrap_or_else(|e| e.into_inner());
+            ["subscriber", "webhook"].iter().any(|field| {
+                data[field]
+                    .as_str()
+                    .and_then(|id| owners.get(id))
+                    .is_some_and(|owner| owner == tenant)
+            })
+        }
+        None => false,
+    }
+}
+
 fn new_id() -> String {
     format!("wh_{}", uuid::Uuid::new_v4().simple())
 }
@@ -247,6 +279,7 @@ impl Inner {
     pub(super) fn new(bus: &Bus, identify: Identify, limits: Limits) -> Inner {
         Inner {
             bus: bus.clone(),
+            owners: Owners::default(),
             webhooks: Arc::new(WebhookManager::new(bus)),
             entries: Mutex::new(BTreeMap::new()),
             changes: tokio::sync::Mutex::new(()),
@@ -276,6 +309,7 @@ impl Inner {
             }
             match self.register(&record, &secret) {
                 Ok(handle) => {
+                    self.own(&record);
                     self.lock().insert(
                         record.id.clone(),
                         Entry {
@@ -385,11 +419,9 @@ impl Inner {
         // During a rotation both sign (Standard Webhooks sends one
         // signature per secret), the new one first.
         let secrets = std::iter::once(secret).chain(keys.previous_now());
-        // The event types are checked by the condition below, not routed:
-        // the bus routes by the tenant key alone, so the subscription is the
-        // same whatever the events, filters, retry or format, and a PATCH
-        // swaps the endpoint in place (a durable webhook is never detached,
-        // not even for a moment).
+        // Routed by its event types and its tenant's key; a PATCH re-routes
+        // the one subscription in place (WebhookManager::update), durable or
+        // not, so no event emitted meanwhile misses it or comes twice.
         let mut b = WebhookSink::builder(r.url.clone())
             .name(r.id.clone())
             .secrets(secrets.map(str::to_owned))
@@ -403,16 +435,41 @@ impl Inner {
         for (pattern, t) in templates.unwrap_or_default() {
             b = b.template_for(pattern, t);
         }
-        let b = b
-            .key(TENANT_ATTRIBUTE, r.tenant.clone())
-            .condition(move |e: &Event| patterns.iter().any(|p| p.matches(e.event_type())))
-            .ssrf_guard(self.guard());
+        let b = b.events(r.events.iter().cloned()).ssrf_guard(self.guard());
+        // The bus's own events carry no tenant: a webhook that names a
+        // `hookbus.` pattern is routed by its patterns alone, and a condition
+        // takes its tenant's events and the bus's events about its tenant's
+        // webhooks.
+        let b = if patterns
+            .iter()
+            .any(|p| p.first_literal() == Some(BUS_PREFIX))
+        {
+            let (tenant, owners) = (r.tenant.clone(), self.owners.clone());
+            b.condition(move |e: &Event| for_tenant(e, &tenant, &owners))
+        } else {
+            b.key(TENANT_ATTRIBUTE, r.tenant.clone())
+        };
         #[cfg(feature = "durable")]
         let b = match &self.persist {
             Some(p) => b.durable(p.store()),
             None => b,
         };
         Ok(b)
+    }
+
+    /// Records that `r`'s webhook is its tenant's (see [`Owners`]).
+    fn own(&self, r: &Record) {
+        self.owners
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(r.id.clone(), r.tenant.clone());
+    }
+
+    fn disown(&self, id: &str) {
+        self.owners
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
     }
 
     #[cfg(feature = "durable")]
@@ -515,9 +572,11 @@ impl Inner {
             ));
         }
         self.save(&record, Some(&keys))?;
+        self.own(&record);
         let handle = match self.webhooks.register(builder) {
             Ok(h) => h,
             Err(e) => {
+                self.disown(&record.id);
                 self.forget(&record.id);
                 return Err(problem_of(e));
             }
@@ -635,10 +694,10 @@ impl Inner {
     }
 
     /// Puts a webhook's new settings in place, keeping its state and its
-    /// subscription: every webhook is subscribed the same way (its tenant's
-    /// key, the types checked by its condition), so the manager swaps the
-    /// endpoint in place, durable or not, and no event emitted meanwhile
-    /// misses it.
+    /// subscription: every webhook has the same mailbox-side settings, so
+    /// the manager re-routes its subscription to the new events (and key)
+    /// and swaps the endpoint in place, durable or not, and no event
+    /// emitted meanwhile misses it.
     async fn resubscribe(
         &self,
         handle: &WebhookId,
@@ -654,6 +713,7 @@ impl Inner {
         let mut entries = self.lock();
         let handle = Self::find(&entries, tenant, id)?.handle.clone();
         self.forget(id);
+        self.disown(id);
         entries.remove(id);
         self.webhooks.delete(&handle).map_err(problem_of)
     }

@@ -346,7 +346,25 @@ impl SubscriberBuilder {
         })
     }
 
+    /// [`sink`](Self::sink), made re-routable: its patterns, key and
+    /// condition may be replaced in place later ([`Subscription::reroute`]);
+    /// it never shares a ring with other subscribers. The sink's own
+    /// `accepts` is not applied (the caller routes with the condition it
+    /// wants).
+    #[cfg_attr(not(feature = "webhook"), allow(dead_code))]
+    pub(crate) fn reroutable_sink(self, sink: impl Sink) -> Result<Subscription, SubscribeError> {
+        self.finish_with(Handler::Sink(Box::new(sink)), true)
+    }
+
     fn finish(self, handler: Handler) -> Result<Subscription, SubscribeError> {
+        self.finish_with(handler, false)
+    }
+
+    fn finish_with(
+        self,
+        handler: Handler,
+        reroutable: bool,
+    ) -> Result<Subscription, SubscribeError> {
         let patterns = self.patterns?;
         let key = self.key?;
         self.options.validate()?;
@@ -390,6 +408,7 @@ impl SubscriberBuilder {
             condition: self.condition,
             limit: self.limit,
             journal,
+            reroutable,
         };
         let options = self.options;
         let worker_options = options.clone();
@@ -521,8 +540,8 @@ impl fmt::Debug for Subscription {
         f.debug_struct("Subscription")
             .field("id", &self.route.id)
             .field("name", &self.route.name)
-            .field("patterns", &self.route.patterns)
-            .field("key", &self.route.key)
+            .field("patterns", &self.route.routing.load().patterns)
+            .field("key", &self.route.routing.load().key)
             .finish()
     }
 }
@@ -539,6 +558,35 @@ impl Subscription {
     /// Its counters now: a consistent snapshot (the counts add up).
     pub fn stats(&self) -> SubscriberStats {
         self.route.stats()
+    }
+    /// Re-routes the subscriber in place (see
+    /// [`Hub::reroute`](crate::hub::Hub::reroute)): from now on it takes the
+    /// events of `patterns` (and `key`, an attribute and its value) that
+    /// `condition` accepts, with the same mailbox, task, counters and store
+    /// records. Only a subscriber made with
+    /// [`reroutable_sink`](SubscriberBuilder::reroutable_sink) can be;
+    /// one that has ended cannot ([`SubscribeError::Closed`]).
+    #[cfg_attr(not(feature = "webhook"), allow(dead_code))]
+    pub(crate) fn reroute(
+        &self,
+        patterns: Vec<Pattern>,
+        key: Option<(&str, &str)>,
+        condition: Option<Condition>,
+    ) -> Result<(), SubscribeError> {
+        let key = key
+            .map(|(attribute, value)| {
+                KeyAttr::parse(attribute).map(|attr| RouteKey {
+                    attr,
+                    value: value.into(),
+                })
+            })
+            .transpose()?;
+        let hub = self.hub.upgrade().ok_or(SubscribeError::Closed)?;
+        hub.reroute(&self.route, patterns, key, condition)
+            .map_err(|e| match e {
+                crate::hub::RerouteError::Gone => SubscribeError::Closed,
+                other => SubscribeError::InvalidOption(other.to_string()),
+            })
     }
     /// Unsubscribes now (the same as dropping the handle).
     pub fn unsubscribe(self) {

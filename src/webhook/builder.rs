@@ -734,23 +734,22 @@ impl WebhookBuilder {
         self
     }
 
-    /// Whether a subscription attached with `self` serves `other` as it
-    /// is (then an update swaps only the endpoint): the same name, events,
-    /// subscriber options, limits, ordering, checks, route key and store.
+    /// Whether a subscription attached with `self` can serve `other` (then
+    /// an update swaps the endpoint and re-routes the subscription in
+    /// place): the same subscriber options (mailbox, batch, concurrency),
+    /// limits, ordering and store. The events, the condition, the filter
+    /// expression and the route key may differ: re-routing changes them.
     pub(crate) fn same_subscription(&self, other: &WebhookBuilder) -> bool {
         #[cfg(feature = "durable")]
         let same_store =
             self.store.as_ref().map(|s| s.path()) == other.store.as_ref().map(|s| s.path());
         #[cfg(not(feature = "durable"))]
         let same_store = true;
-        let checks = |b: &WebhookBuilder| b.condition.is_some() || b.filter.is_some();
         (
-            &self.events,
             &self.options,
             self.adaptive_concurrency,
             self.retry_capacity,
         ) == (
-            &other.events,
             &other.options,
             other.adaptive_concurrency,
             other.retry_capacity,
@@ -764,8 +763,7 @@ impl WebhookBuilder {
             &other.order_key,
             other.rate_limit,
             other.rate_burst,
-        ) && (checks(self), &self.route_key) == (checks(other), &other.route_key)
-            && same_store
+        ) && same_store
     }
 
     /// Whether the webhook keeps its deliveries in a store.

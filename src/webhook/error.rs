@@ -85,11 +85,13 @@ pub enum WebhookError {
     #[cfg(feature = "durable")]
     #[error("cannot read the webhook's store: {0}")]
     Store(#[from] crate::store::StoreError),
-    /// `update` would change the subscription settings of the durable
-    /// webhook of this name, which needs a second subscription under the
-    /// same name in the store.
+    /// `update` would change the name or the mailbox-side settings of the
+    /// durable webhook of this name (mailbox, batch, concurrency, ordering,
+    /// rate limit, the store itself), which needs a second subscription
+    /// under the same name in the store. Its events, route key, condition
+    /// and filter expression change in place and never cause this.
     #[error(
-        "webhook {0:?} is durable: update can change its endpoint settings in place, not its name or its subscription settings (events, mailbox, batch, concurrency, ordering, rate limit, condition or filter expression, route key, store); delete it and register it again"
+        "webhook {0:?} is durable: update can change its endpoint settings, events, route key, condition and filter expression in place, not its name or its mailbox-side settings (mailbox, batch, concurrency, ordering, rate limit, store); delete it and register it again"
     )]
     DurableResubscribe(String),
     /// No webhook has this id.

@@ -213,19 +213,23 @@ impl WebhookManager {
     /// dead letters, counters, rate-limit bucket and (when durable) its
     /// store records are kept, and its name unless `webhook` names it anew.
     ///
-    /// When the name and the subscription settings are unchanged (events, mailbox,
-    /// batch, concurrency, `ordered`/`ordered_by`, rate limit, whether a
-    /// condition or filter expression applies, the route key, the store), the endpoint is swapped in
-    /// place: the one subscription goes on, and every delivery that starts
-    /// after `update` returns uses the new settings (those under way finish
-    /// with the old ones). This is how a durable webhook is updated.
+    /// When the name and the mailbox-side settings are unchanged (mailbox,
+    /// batch, concurrency, `ordered`/`ordered_by`, rate limit, the store),
+    /// the one subscription goes on and is updated in place, durable or
+    /// not: its events, route key, condition and filter expression are
+    /// re-routed at once (an emit is routed by the old settings or the new,
+    /// never both and never neither: no event is lost or delivered twice),
+    /// and every delivery that starts after `update` returns uses the new
+    /// endpoint settings (those under way finish with the old ones).
     ///
-    /// Otherwise a new subscription starts before the old one stops (its
-    /// mailbox is still delivered with the old settings), so an event
-    /// emitted during the swap may be delivered twice, never lost
-    /// (receivers dedupe on the event id). A durable webhook cannot change
-    /// its name or these settings in place ([`WebhookError::DurableResubscribe`]):
-    /// delete it and register it again.
+    /// Otherwise (a new name or new mailbox-side settings) a new
+    /// subscription starts before the old one stops (its mailbox is still
+    /// delivered with the old settings), so an event emitted during the
+    /// swap may be delivered twice, never lost (receivers dedupe on the
+    /// event id). A durable webhook cannot do that, as its store records
+    /// belong to one subscription of its name
+    /// ([`WebhookError::DurableResubscribe`]): delete it and register it
+    /// again.
     pub fn update(&self, id: &WebhookId, webhook: WebhookBuilder) -> Result<(), WebhookError> {
         let mut entries = self.lock();
         let reg = entries
@@ -235,6 +239,7 @@ impl WebhookManager {
         let sink = webhook.build_with_state(old.state.clone(), Some(&old))?;
         let (new, was) = (&sink.endpoint.settings, &old.settings);
         if sink.endpoint.name == old.name && new.same_subscription(was) {
+            sink.reroute(&reg.subscription)?;
             reg.sink.swap_in(sink);
             return Ok(());
         }

@@ -19,6 +19,7 @@ use super::error::WebhookError;
 use super::log::{DeliveryAttempt, WebhookStats};
 use crate::bus::Bus;
 use crate::event::Event;
+use crate::hub::Condition;
 use crate::pattern::Pattern;
 use crate::sink::{Batch, BoxFuture, Sink, SinkFuture};
 use crate::subscriber::Subscription;
@@ -106,7 +107,8 @@ impl WebhookSink {
     }
 
     /// Takes `new`'s endpoint in place of this one's, in the subscription
-    /// too (an update whose subscription settings are unchanged).
+    /// too (an update whose mailbox-side settings are unchanged, after
+    /// [`reroute`](Self::reroute) gave the subscription `new`'s routing).
     pub(crate) fn swap_in(&mut self, new: WebhookSink) {
         self.live.store(new.endpoint.clone());
         self.endpoint = new.endpoint;
@@ -120,17 +122,16 @@ impl WebhookSink {
 
     /// Attaches the webhook to `bus` as a subscriber with its patterns,
     /// condition, filter expression, batching, concurrency and mailbox settings.
+    /// Its routing (patterns, route key, condition, filter expression) can
+    /// be changed in place later by
+    /// [`WebhookManager::update`](super::WebhookManager::update), so it
+    /// keeps a mailbox of its own (it never shares a ring with subscribers
+    /// of the same shape).
     pub fn subscribe(&self, bus: &Bus) -> Result<Subscription, WebhookError> {
         let ep = &self.endpoint;
         ep.state.set_bus(bus);
         let b = &ep.settings;
-        // Every pattern is a route of its own in the bus's table: an event
-        // of a type the webhook does not name costs it nothing.
-        let patterns = if ep.patterns.is_empty() {
-            vec![Pattern::new("*")?]
-        } else {
-            ep.patterns.clone()
-        };
+        let (patterns, condition) = routing_of(ep)?;
         // The stack's concurrency limit is the endpoint's; the subscriber
         // has as many more deliveries for those waiting for a retry, which
         // hold no slot. In ordered mode the one delivery keeps its place
@@ -172,14 +173,31 @@ impl WebhookSink {
         if let Some((attribute, value)) = &b.route_key {
             sub = sub.key(attribute, value.clone());
         }
-        // The endpoint's own events, condition and filter expression: `sink` adds them
-        // (see `accepts`), as for a webhook attached with `.sink(..)`.
+        sub.condition = condition;
         #[cfg(feature = "durable")]
         if let Some(store) = &b.store {
             ep.state.attach_store(&ep.name, &ep.display_url, store);
             sub = sub.durable(store);
         }
-        Ok(sub.sink(sink)?)
+        // Re-routable: an update changes the events, key, condition and
+        // filter expression in place (never a group member, then).
+        Ok(sub.reroutable_sink(sink)?)
+    }
+
+    /// Re-routes `subscription` (attached by [`subscribe`](Self::subscribe)
+    /// with another endpoint of this name) to this endpoint's events, route
+    /// key, condition and filter expression, in place: an emit sees the old
+    /// routing or this one, never neither and never both.
+    pub(crate) fn reroute(&self, subscription: &Subscription) -> Result<(), WebhookError> {
+        let ep = &self.endpoint;
+        let (patterns, condition) = routing_of(ep)?;
+        let key = ep.settings.route_key.as_ref();
+        subscription.reroute(
+            patterns,
+            key.map(|(a, v)| (a.as_str(), v.as_str())),
+            condition,
+        )?;
+        Ok(())
     }
 
     /// Delivers events now, as one request (with retries), and returns the
@@ -230,6 +248,27 @@ impl WebhookSink {
     pub fn disable(&self) {
         self.endpoint.disable("disabled by the user");
     }
+}
+
+/// What the bus routes a subscribed endpoint by: its patterns (`*` when it
+/// names none; each is a route of its own in the bus's table, so an event of
+/// a type the webhook does not name costs it nothing), and the condition
+/// left to check after routing (the condition, the filter expression, and no
+/// bus's own event for an endpoint that names no pattern), bound to this
+/// endpoint: a re-routed subscription runs the condition of its routing.
+fn routing_of(ep: &Arc<Endpoint>) -> Result<(Vec<Pattern>, Option<Condition>), WebhookError> {
+    let patterns = if ep.patterns.is_empty() {
+        vec![Pattern::new("*")?]
+    } else {
+        ep.patterns.clone()
+    };
+    let needs_check =
+        ep.patterns.is_empty() || ep.settings.condition.is_some() || ep.filter.is_some();
+    let condition = needs_check.then(|| {
+        let ep = ep.clone();
+        Box::new(move |e: &Event| ep.wants_routed(e)) as Condition
+    });
+    Ok((patterns, condition))
 }
 
 impl WebhookSink {
@@ -286,21 +325,15 @@ impl Sink for WebhookSink {
     }
 
     fn accepts(&self) -> Option<crate::sink::Accepts> {
-        let ep = &self.endpoint;
-        let live = self.live.clone();
-        let current = move || live.load();
-        if !self.routed {
-            // Attached with `.sink(..)` under the caller's own patterns: the
-            // endpoint's event list applies on top of them.
-            return Some(Arc::new(move |e: &Event| current().wants(e)));
+        if self.routed {
+            // Attached by `subscribe`, whose route carries the patterns and
+            // the condition (see `routing_of`).
+            return None;
         }
-        // Attached by `subscribe`, which routes the patterns in the bus's
-        // table: what is left to check is the condition and filter expression, and the
-        // bus's own events for a webhook that names no pattern.
-        let needs_check =
-            ep.patterns.is_empty() || ep.settings.condition.is_some() || ep.filter.is_some();
-        needs_check
-            .then(|| Arc::new(move |e: &Event| current().wants_routed(e)) as crate::sink::Accepts)
+        // Attached with `.sink(..)` under the caller's own patterns: the
+        // endpoint's event list applies on top of them.
+        let live = self.live.clone();
+        Some(Arc::new(move |e: &Event| live.load().wants(e)))
     }
 
     fn close(&self, _timeout: Duration) -> BoxFuture<u64> {

@@ -649,3 +649,45 @@ async fn the_rate_limit_is_per_tenant_and_answers_429() {
         .unwrap_err();
     assert!(err.to_string().contains("rate_limit"), "{err}");
 }
+
+/// A webhook is routed by its event types (and its tenant's key), not by a
+/// condition: the operator's view shows its patterns, and a PATCH of its
+/// events re-routes the same subscription (the new types start, the old
+/// ones stop).
+#[tokio::test]
+async fn webhooks_are_routed_by_their_events_and_a_patch_re_routes_them() {
+    let server = Server::new().await;
+    let api = server.api();
+    let rx = receiver().await;
+    let created = api.create(ACME, &rx.url(), &["a.b", "c.*"]).await;
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    let info = &server.manage.webhooks().list()[0];
+    assert_eq!(info.events, vec!["a.b".to_owned(), "c.*".to_owned()]);
+    let subs = server.bus.stats().subscribers;
+    assert_eq!(subs.len(), 1);
+    assert_eq!(subs[0].pattern, "a.b, c.* [tenant=acme]");
+    let patched = api
+        .call(
+            "PATCH",
+            &format!("/v1/webhooks/{id}"),
+            ACME,
+            Some(json!({"events": ["d.e"]})),
+        )
+        .await;
+    assert_eq!(patched.status, 200, "{patched:?}");
+    let after = server.bus.stats().subscribers;
+    assert_eq!(after.len(), 1);
+    assert_eq!(after[0].id, subs[0].id, "the same subscription");
+    assert_eq!(after[0].pattern, "d.e [tenant=acme]");
+    assert_eq!(
+        server.manage.webhooks().list()[0].events,
+        vec!["d.e".to_owned()]
+    );
+    for (ty, n) in [("a.b", 1), ("c.x", 2), ("d.e", 3)] {
+        assert_eq!(api.emit(ACME, ty, json!({"n": n})).await.status, 202);
+    }
+    let report = server.bus.shutdown(LONG).await;
+    assert!(report.is_clean(), "{report}");
+    let got: Vec<_> = rx.events().iter().map(|e| e.data()["n"].clone()).collect();
+    assert_eq!(got, vec![json!(3)]);
+}

@@ -218,3 +218,71 @@ async fn callers_without_a_valid_token_get_401() {
     }
     assert_eq!(api.list(ACME).await.len(), 1);
 }
+
+/// The bus's own events carry no tenant: a tenant's webhook on
+/// `hookbus.**` gets those about its own tenant's webhooks, never those
+/// about another tenant's; `**` alone takes none of them.
+#[tokio::test]
+async fn a_hookbus_webhook_gets_the_bus_events_about_its_own_tenant_only() {
+    let server = Server::new().await;
+    let api = server.api();
+    let (monitor, everything, plain) = (receiver().await, receiver().await, receiver().await);
+    let create = async |token: &str, url: &str, events: &[&str]| {
+        let a = api.create(token, url, events).await;
+        assert_eq!(a.status, 201, "{a:?}");
+        a.body["id"].as_str().unwrap().to_owned()
+    };
+    create(ACME, &monitor.url(), &["hookbus.**"]).await;
+    create(ACME, &everything.url(), &["**"]).await;
+    let ours = create(ACME, &plain.url(), &["order.placed"]).await;
+    let theirs = create(GLOBEX, &plain.url(), &["order.placed"]).await;
+    // Every bus event, as the bus emits it.
+    let bus_events = hookbus::testing::BusProbe::new(&server.bus, "hookbus.**").unwrap();
+    // Each tenant disables its webhook, then emits an event it refuses:
+    // an `endpoint_disabled` and a `delivery_failed` about each.
+    for (token, id) in [(GLOBEX, &theirs), (ACME, &ours)] {
+        let a = api
+            .call("POST", &format!("/v1/webhooks/{id}/disable"), token, None)
+            .await;
+        assert_eq!(a.status, 200, "{a:?}");
+        assert_eq!(api.emit(token, "order.placed", json!({})).await.status, 202);
+    }
+    let about = |e: &hookbus::Event| {
+        let d = e.data();
+        d["webhook"]
+            .as_str()
+            .or(d["subscriber"].as_str())
+            .unwrap_or("")
+            .to_owned()
+    };
+    // All four emitted (and routed) before the shutdown drains the rest.
+    let seen = bus_events.wait_for(4).await.unwrap();
+    assert_eq!(seen.iter().filter(|e| about(e) == theirs).count(), 2);
+    everything.wait_for_events(1).await.unwrap();
+    let report = server.bus.shutdown(LONG).await;
+    assert!(report.is_clean(), "{report}");
+    let mut got: Vec<(String, String)> = monitor
+        .events()
+        .iter()
+        .map(|e| (e.event_type().to_owned(), about(e)))
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            ("hookbus.delivery_failed".to_owned(), ours.clone()),
+            ("hookbus.endpoint_disabled".to_owned(), ours.clone()),
+        ],
+        "only the bus events about acme's webhook"
+    );
+    let all: Vec<String> = everything
+        .events()
+        .iter()
+        .map(|e| e.event_type().to_owned())
+        .collect();
+    assert_eq!(
+        all,
+        vec!["order.placed".to_owned()],
+        "`**` takes no bus event"
+    );
+}

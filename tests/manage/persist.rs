@@ -60,7 +60,7 @@ async fn endpoints_secrets_and_state_survive_a_restart() {
         )
         .await;
     assert_eq!(d.body["status"], "disabled");
-    // A durable webhook's PATCH re-subscribes it: still disabled after.
+    // A durable webhook's PATCH updates it in place: still disabled after.
     let p = api
         .call(
             "PATCH",
@@ -309,11 +309,10 @@ async fn a_rotated_secret_survives_a_restart() {
     close(server, store, LONG).await;
 }
 
-/// A PATCH that changes a durable webhook's subscription settings (its
-/// events, its filters) swaps it in place: every event emitted all through
-/// the PATCHes, from another thread, reaches the receiver. (The webhook used
-/// to be unsubscribed and subscribed again, and what was emitted between
-/// the two was lost to it.)
+/// A PATCH that changes a durable webhook's events or filters re-routes it
+/// in place: every event emitted all through the PATCHes, from another
+/// thread, reaches the receiver. (The webhook used to be unsubscribed and
+/// subscribed again, and what was emitted between the two was lost to it.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_patch_of_a_durable_webhook_misses_no_event() {
     use std::sync::Arc;

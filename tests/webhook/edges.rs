@@ -154,12 +154,22 @@ async fn a_durable_webhook_is_updated_in_place() {
     assert_eq!(store.dead_letters(Some("orders"), 10).unwrap().len(), 0);
     assert_eq!(old.requests(), 1);
 
-    // Subscription settings cannot change in place on a durable webhook.
+    // Its events change in place (re-routed); its mailbox-side settings
+    // cannot, on a durable webhook.
+    manager
+        .update(
+            &id,
+            WebhookSink::builder(&new.url)
+                .events(["order.*"])
+                .durable(&store),
+        )
+        .expect("new events re-route the durable webhook in place");
     let err = manager
         .update(
             &id,
             WebhookSink::builder(&new.url)
                 .events(["order.*"])
+                .concurrency(3)
                 .durable(&store),
         )
         .unwrap_err();
@@ -167,6 +177,206 @@ async fn a_durable_webhook_is_updated_in_place() {
         matches!(err, hookbus::webhook::WebhookError::DurableResubscribe(ref n) if n == "orders"),
         "{err}"
     );
+}
+
+/// An `update` of a durable webhook that changes its event types re-routes
+/// its one subscription in place while an emitter thread races it: every
+/// event is routed by the old types or the new ones, never neither and
+/// never both, so the receiver gets exactly the old type's events up to a
+/// cut and the new type's from it, each once; the name, the subscription
+/// and the store stay; `stats()` and `get` show the new pattern list.
+#[cfg(feature = "durable")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_durable_webhook_changes_its_event_types_in_place_while_events_flow() {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    const AFTER: u64 = 300;
+    let dir = tempfile::tempdir().unwrap();
+    let store = hookbus::store::Store::open(dir.path().join("hooks.redb")).unwrap();
+    let mut rx = Receiver::ok().await;
+    let bus = Bus::new().unwrap();
+    let manager = WebhookManager::new(&bus);
+    let url = rx.url.clone();
+    let builder = |events: &[&str]| {
+        WebhookSink::builder(&url)
+            .name("orders")
+            .events(events.iter().copied())
+            .ordered()
+            // Lossless: a full mailbox refuses the emit (offered again).
+            .overflow(hookbus::OverflowPolicy::Block)
+            .durable(&store)
+    };
+    let id = manager.register(builder(&["order.created"])).unwrap();
+
+    // One thread emits `order.created` and `order.paid` in turn, numbered,
+    // until a while after the update.
+    let updated = Arc::new(AtomicBool::new(false));
+    let emitter = {
+        let (bus, updated) = (bus.clone(), updated.clone());
+        std::thread::spawn(move || {
+            let mut seq = 0u64;
+            let mut after = 0;
+            while after < AFTER {
+                if updated.load(Ordering::Acquire) {
+                    after += 1;
+                }
+                let ty = if seq.is_multiple_of(2) {
+                    "order.created"
+                } else {
+                    "order.paid"
+                };
+                let mut event = Event::new(ty, json!({ "seq": seq })).unwrap();
+                // A full mailbox or a store behind refuses the emit whole
+                // (nobody got it): offer the same event again.
+                loop {
+                    match bus.emit(event) {
+                        Ok(()) => break,
+                        Err(hookbus::EmitError::Store(e, _) | hookbus::EmitError::Full(e)) => {
+                            event = e;
+                            std::thread::yield_now();
+                        }
+                        Err(e) => panic!("emit failed: {e}"),
+                    }
+                }
+                seq += 1;
+            }
+            seq
+        })
+    };
+    let mut got: BTreeMap<u64, (String, usize)> = BTreeMap::new();
+    let take = |r: crate::webhook_support::Received, got: &mut BTreeMap<u64, (String, usize)>| {
+        let seq = r.data()["seq"].as_u64().expect("a numbered event");
+        let ty = r.event_type().unwrap();
+        got.entry(seq).or_insert((ty, 0)).1 += 1;
+        seq
+    };
+    // The update lands while events flow: some of the old type are in.
+    for _ in 0..20 {
+        let r = rx.next().await;
+        take(r, &mut got);
+    }
+    manager
+        .update(&id, builder(&["order.paid"]))
+        .expect("a durable webhook changes its event types in place");
+    updated.store(true, Ordering::Release);
+    let emitted = tokio::task::spawn_blocking(move || emitter.join().unwrap())
+        .await
+        .unwrap();
+    // A last event of the new type, emitted after everything: ordered
+    // delivery brings it last.
+    bus.publish(Event::new("order.paid", json!({ "seq": emitted })).unwrap())
+        .await
+        .unwrap();
+    while take(rx.next().await, &mut got) != emitted {}
+
+    assert!(got.values().all(|(_, n)| *n == 1), "an event came twice");
+    // Each emit was routed by the old types or the new ones: there is a
+    // cut in emit order before which exactly the old type's events came,
+    // and from which exactly the new type's. (An emit refused by a full
+    // mailbox and offered again after the update is routed by the new
+    // types: the cut lies in the span between the last old delivery and
+    // the first new one.)
+    let old_type = |seq: u64| seq.is_multiple_of(2) && seq < emitted;
+    let last_old = got.keys().copied().filter(|&s| old_type(s)).max().unwrap();
+    let first_new = got.keys().copied().find(|&s| !old_type(s)).unwrap();
+    let cut = (last_old + 1..=first_new).find(|&cut| {
+        (0..=emitted).all(|seq| got.contains_key(&seq) == (old_type(seq) == (seq < cut)))
+    });
+    assert!(
+        cut.is_some(),
+        "no cut explains the deliveries: last old {last_old}, first new {first_new}, missing {:?}",
+        (0..=emitted)
+            .filter(|s| !got.contains_key(s))
+            .filter(|&s| (s < last_old && old_type(s)) || (s > first_new && !old_type(s)))
+            .take(10)
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        last_old > 20 && first_new < emitted,
+        "the update raced the emits"
+    );
+
+    let info = manager.get(&id).unwrap();
+    assert_eq!(
+        (info.name.as_str(), info.events),
+        ("orders", vec!["order.paid".to_owned()])
+    );
+    let subs = bus.stats().subscribers;
+    assert_eq!(subs.len(), 1, "one subscription, the same");
+    assert_eq!(subs[0].pattern, "order.paid");
+    let report = bus.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(report.subscribers.len(), 1);
+    let stats = &report.subscribers[0].stats;
+    assert_eq!((stats.delivered as usize, stats.failed), (got.len(), 0));
+    assert_eq!(manager.stats(&id).unwrap().delivered as usize, got.len());
+    store.sync().await.unwrap();
+    assert_eq!(store.dead_letters(Some("orders"), 10).unwrap().len(), 0);
+    assert!(rx.drain().is_empty(), "nothing more came");
+}
+
+/// An `update` that changes the events of a (non-durable) webhook, its
+/// condition and filter expression, keeps its one subscription: the
+/// old types stop, the new ones start, and the new condition applies.
+#[tokio::test]
+async fn an_update_re_routes_events_condition_and_filter_in_place() {
+    let mut rx = Receiver::ok().await;
+    let bus = Bus::new().unwrap();
+    let manager = WebhookManager::new(&bus);
+    let id = manager
+        .register(
+            WebhookSink::builder(&rx.url)
+                .name("hook")
+                .events(["order.created"]),
+        )
+        .unwrap();
+    let sub_id = bus.stats().subscribers[0].id;
+    manager
+        .update(
+            &id,
+            WebhookSink::builder(&rx.url)
+                .name("hook")
+                .events(["invoice.*"])
+                .condition(|e: &Event| e.data()["n"].as_u64() != Some(2)),
+        )
+        .unwrap();
+    let subs = bus.stats().subscribers;
+    assert_eq!(
+        (subs.len(), subs[0].id),
+        (1, sub_id),
+        "the same subscription"
+    );
+    assert_eq!(subs[0].pattern, "invoice.*");
+    for (ty, n) in [
+        ("order.created", 1),
+        ("invoice.sent", 2),
+        ("invoice.sent", 3),
+    ] {
+        bus.emit(Event::new(ty, json!({ "n": n })).unwrap())
+            .unwrap();
+    }
+    assert_eq!(rx.next().await.data()["n"], 3);
+    manager
+        .update(
+            &id,
+            WebhookSink::builder(&rx.url)
+                .name("hook")
+                .events(["order.created", "invoice.*"])
+                .filter("n > 4"),
+        )
+        .unwrap();
+    assert_eq!(
+        bus.stats().subscribers[0].pattern,
+        "invoice.*, order.created"
+    );
+    for (ty, n) in [("order.created", 4), ("order.created", 5)] {
+        bus.emit(Event::new(ty, json!({ "n": n })).unwrap())
+            .unwrap();
+    }
+    assert_eq!(rx.next().await.data()["n"], 5);
+    bus.shutdown(Duration::from_secs(5)).await;
+    assert!(rx.drain().is_empty());
 }
 
 /// One rate-limit bucket per endpoint across `update`: the token the old

@@ -344,8 +344,8 @@ async fn stats_break_attempts_down_and_say_why_an_endpoint_is_off() {
 }
 
 /// An update that changes only the route key (`key(attribute, value)`)
-/// must route by the new key: it is a subscription setting, so the webhook
-/// is subscribed again rather than swapped in place under the old route.
+/// must route by the new key: the subscription is re-routed in place, not
+/// left under the old route.
 #[tokio::test]
 async fn an_update_of_the_route_key_routes_by_the_new_key() {
     let mut rx = Receiver::ok().await;
