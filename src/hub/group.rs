@@ -24,7 +24,9 @@
 //!   would have evicted the oldest events.
 //!
 //! `DropNewest` is not offered in a group: a ring keeps the newest events,
-//! so that policy keeps a mailbox of its own.
+//! so that policy keeps a mailbox of its own. Nor are subscriptions that can
+//! be re-routed in place (webhooks, for `WebhookManager::update`): a
+//! member's mailbox is a cursor on its group's ring and cannot move.
 //!
 //! Why our own ring and not `tokio::sync::broadcast` or `async-broadcast`:
 //! neither lets a subset of the receivers hold the ring while the others lag
