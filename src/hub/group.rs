@@ -23,6 +23,18 @@
 //!   counts (and announces) what it skipped, exactly as its own mailbox
 //!   would have evicted the oldest events.
 //!
+//! A member that stops taking events (unsubscribed, shut down) moves what it
+//! has not read out of the ring into a queue of its own and drains that: it
+//! holds no one from then on and loses nothing to the members that go on,
+//! as a mailbox of its own would.
+//!
+//! Every emit that writes a group's ring claims its place first (one
+//! counter of writes done and claimed), whatever the members' policies, so a
+//! `Block` member that joins while an emit is under way finds that write
+//! counted; the claim is refused only while a `Block` member holds the ring
+//! full. A slot keeps its event until it is written over: an idle group
+//! keeps its last `capacity` events alive.
+//!
 //! `DropNewest` is not offered in a group: a ring keeps the newest events,
 //! so that policy keeps a mailbox of its own. Nor are subscriptions that can
 //! be re-routed in place (webhooks, for `WebhookManager::update`): a
@@ -87,7 +99,7 @@ struct Tail {
     /// Readers waiting for a write: each is woken by the write that makes
     /// the head reach its mark.
     waiters: Vec<(Arc<Bell>, u64)>,
-    /// The lowest mark in `waiters`.
+    /// The lowest mark in `waiters` (or lower).
     next_mark: u64,
 }
 
@@ -99,8 +111,9 @@ pub(crate) struct Ring {
     tail: Mutex<Tail>,
     /// `tail.pos`, readable without the lock (published after the slot).
     head: AtomicU64,
-    /// Places reserved by emits in progress.
-    reserved: AtomicU64,
+    /// Writes done or claimed by emits in progress (`head` + claims): one
+    /// counter, so that a claim checks and takes its place in one step.
+    claimed: AtomicU64,
     /// At most the slowest `Block` member's position (refreshed from their
     /// positions when the ring looks full).
     floor: AtomicU64,
@@ -108,14 +121,13 @@ pub(crate) struct Ring {
     /// callers waiting for room.
     full: AtomicBool,
     space: tokio::sync::Notify,
-    /// An empty list with room, swapped in for `tail.waiters` when a write
-    /// wakes them (so waking allocates nothing).
-    spare: Mutex<Vec<(Arc<Bell>, u64)>>,
+    /// A list with room for the bells a write rings after unlocking (so
+    /// waking allocates nothing).
+    spare: Mutex<Vec<Arc<Bell>>>,
     /// Members whose mailbox is open (the group takes events while one is).
     open: AtomicUsize,
-    /// Members with the `Block` policy, as registered (changed only under
-    /// the routing table's write lock).
-    pub(crate) block_members: AtomicUsize,
+    /// `Block` members holding the ring (`tail.blockers.len()`).
+    blocking: AtomicUsize,
     /// Members, as registered (under the table's write lock).
     pub(crate) members: AtomicUsize,
 }
@@ -128,13 +140,13 @@ impl Ring {
             capacity,
             tail: Mutex::default(),
             head: AtomicU64::new(0),
-            reserved: AtomicU64::new(0),
+            claimed: AtomicU64::new(0),
             floor: AtomicU64::new(0),
             full: AtomicBool::new(false),
             space: tokio::sync::Notify::new(),
             spare: Mutex::default(),
             open: AtomicUsize::new(0),
-            block_members: AtomicUsize::new(0),
+            blocking: AtomicUsize::new(0),
             members: AtomicUsize::new(0),
         }
     }
@@ -157,9 +169,10 @@ impl Ring {
     }
 
     /// Whether an emit must reserve a place (a `Block` member is live).
+    /// Whether a `Block` member holds the ring (an emit may be refused).
     #[inline]
     pub(crate) fn blocks(&self) -> bool {
-        self.block_members.load(Ordering::Acquire) > 0
+        self.blocking.load(Ordering::SeqCst) > 0
     }
 
     pub(crate) fn is_open(&self) -> bool {
@@ -167,11 +180,11 @@ impl Ring {
     }
 
     /// Places taken: written and not read by every `Block` member, plus
-    /// reserved (an upper bound while `floor` lags).
+    /// claimed by emits in progress (an upper bound while `floor` lags).
     fn used(&self) -> u64 {
-        let reserved = self.reserved.load(Ordering::SeqCst);
-        let head = self.head.load(Ordering::SeqCst);
-        (head + reserved).saturating_sub(self.floor.load(Ordering::SeqCst))
+        self.claimed
+            .load(Ordering::SeqCst)
+            .saturating_sub(self.floor.load(Ordering::SeqCst))
     }
 
     /// Reads the `Block` members' positions; `true` if the floor rose.
@@ -186,36 +199,37 @@ impl Ring {
         self.floor.fetch_max(min, Ordering::SeqCst) < min
     }
 
-    /// Reserves a place for an emit in progress (while a `Block` member is
-    /// live).
+    /// Claims the place of one write for an emit in progress. Every emit
+    /// that will write claims first, whatever the members' policies, so a
+    /// `Block` member that joins meanwhile finds the write counted. Refused
+    /// (`false`) only while a `Block` member holds the ring and it is full.
     pub(crate) fn reserve(&self) -> bool {
         loop {
-            let reserved = self.reserved.load(Ordering::SeqCst);
-            if self.used() >= self.capacity as u64 {
-                if self.refresh_floor() {
-                    continue;
-                }
-                self.full.store(true, Ordering::SeqCst);
-                // A member that read between the look and the flag did not
-                // see it: look once more.
-                if self.refresh_floor() {
-                    continue;
-                }
-                return false;
-            }
-            if self
-                .reserved
-                .compare_exchange(reserved, reserved + 1, Ordering::SeqCst, Ordering::SeqCst)
-                .is_ok()
-            {
+            let claimed = self
+                .claimed
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |c| {
+                    let floor = self.floor.load(Ordering::SeqCst);
+                    (!self.blocks() || c.saturating_sub(floor) < self.capacity as u64)
+                        .then_some(c + 1)
+                });
+            if claimed.is_ok() {
                 return true;
+            }
+            if self.refresh_floor() {
+                continue;
+            }
+            self.full.store(true, Ordering::SeqCst);
+            // A member that read between the look and the flag did not see
+            // it: look once more.
+            if !self.refresh_floor() {
+                return false;
             }
         }
     }
 
-    /// Gives back a reservation.
+    /// Gives back a claim.
     pub(crate) fn release(&self) {
-        self.reserved.fetch_sub(1, Ordering::SeqCst);
+        self.claimed.fetch_sub(1, Ordering::SeqCst);
         self.room_made();
     }
 
@@ -255,37 +269,34 @@ impl Ring {
         };
         tail.pos = pos + 1;
         self.head.store(pos + 1, Ordering::SeqCst);
-        if reserved {
-            // After the head moved: `used` may count this place twice for a
-            // moment, never zero times.
-            self.reserved.fetch_sub(1, Ordering::SeqCst);
+        if !reserved {
+            // (Every caller claims first; kept whole if one did not.)
+            self.claimed.fetch_add(1, Ordering::SeqCst);
         }
         if tail.waiters.is_empty() || tail.next_mark > pos + 1 {
             return old;
         }
-        let spare = std::mem::take(&mut *self.spare.lock().unwrap_or_else(|e| e.into_inner()));
-        let mut waiters = std::mem::replace(&mut tail.waiters, spare);
-        tail.next_mark = u64::MAX;
-        drop(tail);
-        let mut later = false;
-        for (bell, mark) in &waiters {
+        // The waiters whose mark the head reached leave the list under the
+        // lock (so one that enlists again meanwhile is never missed); the
+        // others stay, and the lowest mark is known again.
+        let mut due = std::mem::take(&mut *self.spare.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut next_mark = u64::MAX;
+        tail.waiters.retain(|(bell, mark)| {
             if *mark <= pos + 1 {
                 bell.enlisted.store(false, Ordering::Release);
-                bell.ring();
+                due.push(Arc::clone(bell));
+                false
             } else {
-                later = true;
+                next_mark = next_mark.min(*mark);
+                true
             }
+        });
+        tail.next_mark = next_mark;
+        drop(tail);
+        for bell in due.drain(..) {
+            bell.ring();
         }
-        if later {
-            // Rare: a lagging lossy member waits for its first loss.
-            let mut tail = self.tail();
-            for (bell, mark) in waiters.drain(..).filter(|(_, mark)| *mark > pos + 1) {
-                tail.next_mark = tail.next_mark.min(mark);
-                tail.waiters.push((bell, mark));
-            }
-        }
-        waiters.clear();
-        *self.spare.lock().unwrap_or_else(|e| e.into_inner()) = waiters;
+        *self.spare.lock().unwrap_or_else(|e| e.into_inner()) = due;
         old
     }
 
@@ -309,6 +320,7 @@ impl Ring {
                 self.floor.store(tail.pos, Ordering::SeqCst);
             }
             tail.blockers.push(Arc::clone(position));
+            self.blocking.store(tail.blockers.len(), Ordering::SeqCst);
         }
         self.open.fetch_add(1, Ordering::AcqRel);
         tail.pos
@@ -324,7 +336,10 @@ impl Ring {
 
     /// A `Block` member stops holding the ring (it read all it will read).
     fn unblock(&self, position: &Arc<Position>) {
-        self.tail().blockers.retain(|p| !Arc::ptr_eq(p, position));
+        let mut tail = self.tail();
+        tail.blockers.retain(|p| !Arc::ptr_eq(p, position));
+        self.blocking.store(tail.blockers.len(), Ordering::SeqCst);
+        drop(tail);
         self.room_made();
     }
 
@@ -399,9 +414,17 @@ impl Member {
         cursor.end.unwrap_or_else(|| self.ring.head())
     }
 
-    /// Events received since joining.
-    pub(crate) fn received(&self, cursor: &Cursor) -> u64 {
-        self.end(cursor) - cursor.start
+    /// (received since joining, queued, overwritten unread), from one look
+    /// at the head, so that they add up.
+    pub(crate) fn counts(&self, cursor: &Cursor) -> (u64, u64, u64) {
+        let end = self.end(cursor);
+        let unread = end - cursor.next;
+        let over = if self.block {
+            0
+        } else {
+            unread.saturating_sub(self.ring.capacity as u64)
+        };
+        (end - cursor.start, unread - over, over)
     }
 
     /// (queued, overwritten unread): a `DropOldest` member more than a ring
@@ -479,30 +502,46 @@ impl Member {
         }
         if taken > 0 || skipped > 0 {
             self.moved(cursor);
-            self.unblock_if_drained(cursor);
         }
         (taken, skipped)
     }
 
-    /// Takes nothing new from now on. A `Block` member holds the ring until
-    /// it has read what it took before.
-    pub(crate) fn close(&self, cursor: &mut Cursor) {
-        if cursor.end.is_none() {
-            cursor.end = Some(self.ring.leave());
-            self.closed.store(true, Ordering::Release);
-            self.unblock_if_drained(cursor);
+    /// Takes nothing new from now on, and moves what it has not read yet out
+    /// of the ring into `queue` (counting what was already written over):
+    /// from here it drains like a mailbox of its own, holds no one, and
+    /// loses nothing more to the members that go on. Returns the count lost.
+    pub(crate) fn close(
+        &self,
+        cursor: &mut Cursor,
+        queue: &mut std::collections::VecDeque<Arc<Event>>,
+    ) -> u64 {
+        if cursor.end.is_some() {
+            return 0;
         }
-    }
-
-    fn unblock_if_drained(&self, cursor: &Cursor) {
-        if self.block && cursor.end.is_some_and(|end| cursor.next >= end) {
+        let end = self.ring.leave();
+        cursor.end = Some(end);
+        self.closed.store(true, Ordering::Release);
+        let mut lost = self.skip_lost(cursor);
+        while cursor.next < end {
+            match self.ring.read(cursor.next) {
+                Some(event) => queue.push_back(event),
+                None => lost += 1,
+            }
+            cursor.next += 1;
+        }
+        self.moved(cursor);
+        if self.block {
             self.ring.unblock(&self.position);
         }
+        lost
     }
 
     /// Lets go of the ring (the mailbox is gone: nothing more is read).
     pub(crate) fn abandon(&self, cursor: &mut Cursor) {
-        self.close(cursor);
+        if cursor.end.is_none() {
+            cursor.end = Some(self.ring.leave());
+            self.closed.store(true, Ordering::Release);
+        }
         if self.block {
             self.ring.unblock(&self.position);
         }

@@ -434,7 +434,7 @@ impl Mailbox {
         if let (Kind::Member(m), Some(cursor)) = (&self.kind, &s.cursor) {
             let (queued, lost) = m.look(cursor);
             return View {
-                queued: queued as usize,
+                queued: queued as usize + s.queue.len(),
                 open: s.open,
                 unreported_drops: s.unreported_drops + lost,
                 oldest_at: None,
@@ -498,7 +498,14 @@ impl Mailbox {
         let Some(cursor) = s.cursor.as_mut() else {
             return;
         };
-        let (n, lost) = m.take(cursor, max, out);
+        // A closed member drains what it moved out of the ring first.
+        let (n, lost) = if s.queue.is_empty() {
+            m.take(cursor, max, out)
+        } else {
+            let n = max.min(s.queue.len());
+            out.extend(s.queue.drain(..n));
+            (n, 0)
+        };
         s.counts.in_flight += n as u64;
         s.counts.dropped += lost;
         s.unreported_drops += lost;
@@ -555,15 +562,18 @@ impl Mailbox {
 
     /// Takes nothing new from now on; the task drains what is queued.
     pub(crate) fn close(&self) {
-        let mut s = self.lock();
+        let mut guard = self.lock();
+        let s = &mut *guard;
         s.open = false;
         if let (Kind::Member(m), Some(cursor)) = (&self.kind, s.cursor.as_mut()) {
-            m.close(cursor);
-            drop(s);
+            let lost = m.close(cursor, &mut s.queue);
+            s.counts.dropped += lost;
+            s.unreported_drops += lost;
+            drop(guard);
             m.bell.ring();
             return;
         }
-        drop(s);
+        drop(guard);
         self.notify_task();
         self.space.notify_waiters();
     }
@@ -581,10 +591,10 @@ impl Mailbox {
         let mut counts = s.counts;
         let mut queued = s.queue.len() as u64;
         if let (Kind::Member(m), Some(cursor)) = (&self.kind, &s.cursor) {
-            let (waiting, lost) = m.backlog(cursor);
-            counts.received = m.received(cursor);
+            let (received, waiting, lost) = m.counts(cursor);
+            counts.received = received;
             counts.dropped += lost;
-            queued = waiting;
+            queued += waiting;
         }
         counts.delivered += ok;
         counts.failed += failed;

@@ -1049,7 +1049,9 @@ fn admit(route: &Arc<Route>) -> Result<bool, Offer> {
             Refusal::Failed(error) => Offer::StoreFailed(error),
         });
     }
-    if route.mailbox.policy() == OverflowPolicy::Block {
+    // A group's ring is claimed by every emit that writes it (refused only
+    // while a `Block` member holds it full); a `Block` mailbox reserves.
+    if route.mailbox.group_ring().is_some() || route.mailbox.policy() == OverflowPolicy::Block {
         if !route.mailbox.reserve() {
             return Err(Offer::Full(Arc::clone(route)));
         }
@@ -1103,12 +1105,14 @@ fn deliver_matched(
     evicted: &mut Vec<Arc<Event>>,
     mut commits: Option<&mut Vec<Commit>>,
 ) -> Offer {
-    let mut admitted = 0usize;
+    // What each admit reserved, as it said (a policy read again later could
+    // differ).
+    let mut reserved: Small<bool> = Small::new();
     let mut refused = None;
     if refusing {
         for route in matched.iter() {
             match admit(route) {
-                Ok(_) => admitted += 1,
+                Ok(r) => reserved.push(r),
                 Err(offer) => {
                     refused = Some(offer);
                     break;
@@ -1117,17 +1121,16 @@ fn deliver_matched(
         }
     }
     if let Some(refused) = refused {
-        // Give back the places the first `admitted` reserved.
-        for route in matched.iter().take(admitted) {
-            if route.mailbox.policy() == OverflowPolicy::Block {
-                route.mailbox.unreserve();
-            }
+        // Give back the places reserved so far.
+        for (route, _) in matched.iter().zip(reserved.iter()).filter(|(_, r)| **r) {
+            route.mailbox.unreserve();
         }
         return refused;
     }
     let mut taken = false;
+    let mut flags = reserved.iter();
     for route in matched.iter() {
-        let reserved = route.mailbox.policy() == OverflowPolicy::Block;
+        let reserved = flags.next().copied().unwrap_or(false);
         taken |= push_into(route, event, true, reserved, evicted, &mut commits);
     }
     if taken {

@@ -21,9 +21,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use rustc_hash::FxHashMap;
 
 use super::group::Ring;
-use super::{
-    KeyAttr, Mailbox, OverflowPolicy, RerouteError, Route, RouteSpec, Routing, SubscriberOptions,
-};
+use super::{KeyAttr, Mailbox, RerouteError, Route, RouteSpec, Routing, SubscriberOptions};
 use crate::event::Event;
 use crate::pattern::{Pattern, Segment};
 
@@ -309,8 +307,12 @@ pub(crate) struct Table {
 
 /// Whether a route can refuse an event: a `Block` mailbox may be full, a
 /// durable subscriber's store may be behind.
+/// A group counts as one whatever its members: every emit that writes its
+/// ring claims a place first (see [`Ring::reserve`]).
 pub(crate) fn can_refuse(route: &Route) -> bool {
-    route.journal.is_some() || route.mailbox.policy() == crate::hub::OverflowPolicy::Block
+    route.journal.is_some()
+        || route.mailbox.group_ring().is_some()
+        || route.mailbox.policy() == crate::hub::OverflowPolicy::Block
 }
 
 /// Route ids already visited in one walk: up to 16 inline, then a set.
@@ -470,7 +472,6 @@ impl Table {
             .group_ring()
             .expect("a group's mailbox")
             .clone();
-        let block = options.overflow == OverflowPolicy::Block;
         let member = Arc::new(Route::with_mailbox(
             id,
             spec,
@@ -480,10 +481,6 @@ impl Table {
         member.grouped.store(true, Ordering::Release);
         prepare(&member);
         ring.members.fetch_add(1, Ordering::AcqRel);
-        if block && ring.block_members.fetch_add(1, Ordering::AcqRel) == 0 && !new_group {
-            // The group can refuse from now on.
-            self.refusing += 1;
-        }
         if new_group {
             // From now on the shape's subscribers join the group; the first
             // keeps its own mailbox.
@@ -498,11 +495,6 @@ impl Table {
     fn leave_group(&mut self, route: &Route, ring: &Arc<Ring>, filter: &Filter) -> bool {
         if !route.grouped.swap(false, Ordering::AcqRel) {
             return false;
-        }
-        if route.mailbox.policy() == OverflowPolicy::Block
-            && ring.block_members.fetch_sub(1, Ordering::AcqRel) == 1
-        {
-            self.refusing -= 1;
         }
         if ring.members.fetch_sub(1, Ordering::AcqRel) == 1
             && let Some(fp) = route.shape
@@ -1031,7 +1023,7 @@ mod tests {
         assert!(members.iter().all(|m| m.mailbox.member_of().is_some()));
         assert_eq!(visited(&table, &event("a.b", None)).len(), 2);
         let mut block = opts.clone();
-        block.overflow = OverflowPolicy::Block;
+        block.overflow = crate::hub::OverflowPolicy::Block;
         let blocking = sub(&mut table, spec("a.b"), &block);
         assert!(blocking.mailbox.member_of().is_some());
         assert!(table.has_refusing());
@@ -1040,7 +1032,7 @@ mod tests {
         bigger.capacity += 1;
         other.push(sub(&mut table, spec("a.b"), &bigger));
         let mut newest = opts.clone();
-        newest.overflow = OverflowPolicy::DropNewest;
+        newest.overflow = crate::hub::OverflowPolicy::DropNewest;
         other.push(sub(&mut table, spec("a.b"), &newest));
         let mut conditioned = spec("a.b");
         conditioned.condition = Some(Box::new(|_| true));
@@ -1052,11 +1044,13 @@ mod tests {
         assert_eq!(visited(&table, &event("a.b", None)).len(), 2 + other.len());
         assert!(table.remove(&blocking, &filter));
         assert!(!table.remove(&blocking, &filter));
-        assert!(!table.has_refusing());
+        // A group is admitted (its ring claimed) while it is in the table.
+        assert!(table.has_refusing());
         for m in &members {
             assert!(table.remove(m, &filter));
         }
         assert_eq!(visited(&table, &event("a.b", None)).len(), 1 + other.len());
+        assert!(!table.has_refusing());
         for r in other.iter().chain([&solo]) {
             assert!(table.remove(r, &filter));
         }

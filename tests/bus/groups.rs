@@ -255,3 +255,62 @@ async fn two_thousand_members_each_receive_everything_in_order() {
     assert_eq!(total.load(Ordering::SeqCst), 2_000 * 200);
     assert_eq!(out_of_order.load(Ordering::SeqCst), 0);
 }
+
+/// A member that unsubscribes delivers everything it had taken, as a
+/// mailbox of its own would: a `Block` member with a backlog neither loses
+/// it to the members that go on nor holds their emits back.
+#[tokio::test]
+async fn an_unsubscribed_member_delivers_what_it_had_taken() {
+    let bus = Bus::new().unwrap();
+    // The first of the shape (its own mailbox) and a member that keep up.
+    let (fast, f) = recorder();
+    let (other, o) = recorder();
+    for handler in [f, o] {
+        bus.subscriber("m")
+            .capacity(4)
+            .overflow(OverflowPolicy::Block)
+            .on(handler)
+            .unwrap()
+            .detach();
+    }
+    // A `Block` member stopped in its handler.
+    let (entered_tx, mut entered) = mpsc::unbounded_channel();
+    let release = Arc::new(Notify::new());
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let (r, s) = (release.clone(), seen.clone());
+    let held = bus
+        .subscriber("m")
+        .name("held")
+        .capacity(4)
+        .overflow(OverflowPolicy::Block)
+        .on_async(move |e| {
+            let (r, s, entered) = (r.clone(), s.clone(), entered_tx.clone());
+            async move {
+                let n = n_of(&e);
+                entered.send(n).unwrap();
+                r.notified().await;
+                s.lock().unwrap().push(n);
+            }
+        })
+        .unwrap();
+    bus.emit(ev("m", 0)).unwrap();
+    assert_eq!(entered.recv().await, Some(0));
+    // Four more fill its share of the ring: the next one would be Full.
+    for i in 1..5 {
+        bus.emit(ev("m", i)).unwrap();
+    }
+    assert!(matches!(bus.emit(ev("m", 99)), Err(EmitError::Full(_))));
+    held.unsubscribe();
+    // It holds no one now, and what it had is its own.
+    for i in 5..50 {
+        bus.publish(ev("m", i)).await.unwrap();
+    }
+    release.notify_one();
+    release_all(&release, &mut entered, 4).await;
+    let report = bus.shutdown(LONG).await;
+    assert_eq!(*seen.lock().unwrap(), (0..5).collect::<Vec<_>>());
+    let all: Vec<u64> = (0..50).collect();
+    assert_eq!(*fast.lock().unwrap(), all);
+    assert_eq!(*other.lock().unwrap(), all);
+    assert_eq!(report.rejected_full, 1);
+}
