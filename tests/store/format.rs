@@ -229,6 +229,32 @@ async fn delivered_segments_leave_the_file() {
     );
 }
 
+/// A durable subscriber `orders` whose handler holds every event until the
+/// returned sender says `true`, and `n` events emitted to it.
+fn held_orders(
+    bus: &Bus,
+    store: &Store,
+    n: u64,
+) -> (tokio::sync::watch::Sender<bool>, hookbus::Subscription) {
+    let (open_tx, open_rx) = tokio::sync::watch::channel(false);
+    let sub = bus
+        .subscriber("order.*")
+        .name("orders")
+        .durable(store)
+        .on_async(move |_| {
+            let mut open = open_rx.clone();
+            async move {
+                let _ = open.wait_for(|o| *o).await;
+            }
+        })
+        .unwrap();
+    for i in 0..n {
+        bus.emit(Event::new("order.placed", json!({"n": i})).unwrap())
+            .unwrap();
+    }
+    (open_tx, sub)
+}
+
 /// A commit of deliveries alone is made without fsync; `sync` makes it
 /// durable: a copy of the file taken right after (as a crash would leave
 /// it) has none of the delivered events pending.
@@ -238,22 +264,7 @@ async fn sync_makes_deliveries_durable() {
     let path = dir.path().join("outbox.redb");
     let store = Store::open(&path).unwrap();
     let bus = Bus::new().unwrap();
-    let (open_tx, open_rx) = tokio::sync::watch::channel(false);
-    let _sub = bus
-        .subscriber("order.*")
-        .name("orders")
-        .durable(&store)
-        .on_async(move |_| {
-            let mut open = open_rx.clone();
-            async move {
-                let _ = open.wait_for(|o| *o).await;
-            }
-        })
-        .unwrap();
-    for i in 0..100u64 {
-        bus.emit(Event::new("order.placed", json!({"n": i})).unwrap())
-            .unwrap();
-    }
+    let (open_tx, _sub) = held_orders(&bus, &store, 100);
     store.sync().await.unwrap();
     assert_eq!(store.pending("orders").unwrap(), 100);
     let commits = store.stats().commits;
@@ -280,22 +291,7 @@ async fn deliveries_become_durable_with_nobody_asking() {
     let path = dir.path().join("outbox.redb");
     let store = Store::open(&path).unwrap();
     let bus = Bus::new().unwrap();
-    let (open_tx, open_rx) = tokio::sync::watch::channel(false);
-    let _sub = bus
-        .subscriber("order.*")
-        .name("orders")
-        .durable(&store)
-        .on_async(move |_| {
-            let mut open = open_rx.clone();
-            async move {
-                let _ = open.wait_for(|o| *o).await;
-            }
-        })
-        .unwrap();
-    for i in 0..50u64 {
-        bus.emit(Event::new("order.placed", json!({"n": i})).unwrap())
-            .unwrap();
-    }
+    let (open_tx, _sub) = held_orders(&bus, &store, 50);
     store.sync().await.unwrap();
     open_tx.send_replace(true);
     // What a crash would leave (a copy of the file now) comes to hold no
