@@ -329,8 +329,18 @@ impl Bus {
 
     /// Emits an event, waiting for room in the mailboxes of `Block`
     /// subscribers that take it (the only back-pressure there is). Never
-    /// waits on lossy subscribers. Cancel-safe: dropping the future before it
-    /// resolves leaves the event emitted to nobody.
+    /// waits on lossy subscribers. Durable subscribers' stores are waited
+    /// for too: `Ok` means the event is on their disks.
+    ///
+    /// Cancel-safe while it waits for room: a future dropped then leaves the
+    /// event emitted to nobody. Once the event is taken (then only the wait
+    /// for durable stores remains), dropping the future gives up that wait
+    /// and nothing else: the event is delivered.
+    ///
+    /// Like tokio's own channels, `publish` takes part in tokio's
+    /// cooperative scheduling: a task publishing in a loop yields to the
+    /// other tasks of its worker (often the subscribers it woke) once its
+    /// budget is spent, before taking the next event.
     pub async fn publish<E: IntoEvent>(&self, event: E) -> Result<(), EmitError> {
         self.hub.publish(event).await
     }

@@ -594,6 +594,13 @@ impl Hub {
     /// `publish`: waits for room in full `Block` mailboxes, and for durable
     /// subscribers' stores to have the event on disk.
     pub(crate) async fn publish<E: IntoEvent>(&self, event: E) -> Result<(), EmitError> {
+        // Take part in tokio's cooperative scheduling, as its own channels'
+        // `send` does: a task publishing in a loop gives the subscribers it
+        // woke a turn on this worker once its budget is spent, instead of
+        // leaving them to the other workers (one cross-thread hand-over and
+        // free per event). Before the offer, so that a future dropped while
+        // it yields leaves the event emitted to nobody.
+        tokio::task::coop::consume_budget().await;
         if !self.filter.may_match(event.event_type()) {
             return self.unmatched(event);
         }

@@ -873,3 +873,35 @@ async fn a_busy_sink_subscriber_gives_other_tasks_a_turn() {
     let report = bus.shutdown(LONG).await;
     assert_eq!(seen.load(Ordering::SeqCst), 30_000, "{report}");
 }
+
+/// A task publishing in a loop takes part in tokio's cooperative
+/// scheduling, as `tokio::sync::mpsc`'s `send` does: once its budget is
+/// spent it yields before taking the next event, so the subscriber it woke
+/// runs on the same thread while the loop is still going, instead of only
+/// after it (or only on another worker).
+#[tokio::test]
+async fn a_publishing_loop_gives_its_subscribers_a_turn() {
+    let bus = Bus::new().unwrap();
+    let seen = Arc::new(AtomicUsize::new(0));
+    let s = seen.clone();
+    let _sub = bus
+        .subscriber("job.*")
+        .capacity(2_000)
+        .overflow(OverflowPolicy::Block)
+        .on(move |_e| {
+            s.fetch_add(1, Ordering::SeqCst);
+        })
+        .unwrap();
+    // The room never runs out, so nothing but the budget makes it yield.
+    let mut seen_while_publishing = 0;
+    for n in 0..1_000 {
+        bus.publish(ev("job.done", n)).await.unwrap();
+        seen_while_publishing = seen_while_publishing.max(seen.load(Ordering::SeqCst));
+    }
+    assert!(
+        seen_while_publishing > 0,
+        "the subscriber ran only once 1,000 publishes were done"
+    );
+    let report = bus.shutdown(LONG).await;
+    assert_eq!(seen.load(Ordering::SeqCst), 1_000, "{report}");
+}
