@@ -768,6 +768,43 @@ fn fanout_typed(c: &mut Criterion) {
         );
         rt.block_on(bus.shutdown(Duration::from_secs(10)));
 
+        // The same subscribers with room for the whole run, sent to as
+        // tokio's ring below is: `emit`, synchronous, never yielding (a
+        // publishing loop yields to the subscribers it woke once its tokio
+        // budget is spent, which tokio's `broadcast::Sender::send` never
+        // does; `routing` measures that against `mpsc`, which does).
+        let done = Done::new();
+        let bus = rt.block_on(async {
+            let bus = Bus::new().unwrap();
+            for _ in 0..subscribers {
+                let d = done.clone();
+                bus.subscriber(Tick::TYPE)
+                    .overflow(OverflowPolicy::Block)
+                    .capacity(16_384)
+                    .on_typed(move |t: hookbus::Typed<Tick>| {
+                        black_box(t.n);
+                        d.hit()
+                    })
+                    .unwrap()
+                    .detach();
+            }
+            bus
+        });
+        bench_producer(
+            &mut g,
+            &rt,
+            BenchmarkId::new("hookbus_emit", subscribers),
+            &done,
+            total,
+            &bus,
+            |bus| async move {
+                for n in 0..EVENTS {
+                    bus.emit(Tick { n }).unwrap();
+                }
+            },
+        );
+        rt.block_on(bus.shutdown(Duration::from_secs(10)));
+
         let done = Done::new();
         let (tx, tasks) =
             broadcast_subscribers(&rt, subscribers, &done, |t: &Arc<Tick>, d: &Done| {
