@@ -152,20 +152,14 @@ pub(crate) fn stack(ep: &Arc<Endpoint>, limit: Option<&Limit>, retry: bool) -> S
     let pressure = ep.state.pressure.clone();
     let rate = ep.rate_limit.clone();
     let waits = ep.state.rate.clone();
-    let oauth = ep
-        .oauth
-        .clone()
-        .map(|source| (source, ep.client.clone(), ep.proxied_guard.clone()));
     let attempt = ServiceBuilder::new()
         .option_layer(rate.map(|l| layer_fn(move |s| RateLimit::new(s, l.clone(), waits.clone()))))
         .option_layer(fixed.map(GlobalConcurrencyLimitLayer::with_semaphore))
         .option_layer(adaptive.map(|a| layer_fn(move |s| Adaptive::new(s, a.clone()))))
-        .option_layer(oauth.map(|(source, client, guard)| {
+        .option_layer(ep.oauth.clone().map(|source| {
             layer_fn(move |inner| OAuth {
                 inner,
                 source: source.clone(),
-                client: client.clone(),
-                guard: guard.clone(),
             })
         }))
         .map_result(move |r: Result<Attempt, BoxError>| match r {
