@@ -1,10 +1,15 @@
 //! What flows through the delivery stack (see [`delivery`](super::delivery)):
 //! the [`Request`] of one attempt and its answer, an [`Attempt`] with its
-//! [`Verdict`]. A leaf module: the layers and the innermost service
-//! (`endpoint::Send`) all speak these types.
+//! [`Verdict`], and the wait the waiting layers share ([`poll_until`]). A leaf module:
+//! the layers and the innermost service (`endpoint::Post`) all speak these
+//! types.
 
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
+
+use tokio::time::{Instant, Sleep};
 
 use reqwest::header::HeaderValue;
 
@@ -88,6 +93,20 @@ impl Attempt {
         Attempt::failed(Verdict::Retry { after: None }, timeout, error)
     }
 }
+
+/// A layer's wait in `poll_ready` for a deadline that may move (the end
+/// of a pause, the next rate-limit token): ready once `at` has passed, on
+/// one timer kept across polls and reset when the deadline moves.
+pub(crate) fn poll_until(timer: &mut Timer, at: Instant, cx: &mut Context<'_>) -> Poll<()> {
+    let sleep = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at)));
+    if sleep.deadline() != at {
+        sleep.as_mut().reset(at);
+    }
+    std::future::Future::poll(sleep.as_mut(), cx)
+}
+
+/// The timer of [`poll_until`].
+pub(crate) type Timer = Option<Pin<Box<Sleep>>>;
 
 /// A request and an inner service answering `status`, to drive a layer
 /// alone in its unit tests.

@@ -24,11 +24,11 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use time::OffsetDateTime;
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 
 use tokio::sync::{AcquireError, OwnedSemaphorePermit, Semaphore};
 
-use super::attempt::{Attempt, Request, Verdict};
+use super::attempt::{Attempt, Request, Timer, Verdict, poll_until};
 
 /// The factor of a decrease.
 const DECREASE: f64 = 0.9;
@@ -227,7 +227,7 @@ impl Pressure {
 pub(crate) struct Pause<S> {
     inner: S,
     pressure: Arc<Pressure>,
-    sleep: Option<Pin<Box<Sleep>>>,
+    timer: Timer,
 }
 
 impl<S> Pause<S> {
@@ -235,7 +235,7 @@ impl<S> Pause<S> {
         Pause {
             inner,
             pressure,
-            sleep: None,
+            timer: None,
         }
     }
 }
@@ -258,15 +258,8 @@ where
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         // The hot path: one atomic load when no pause is on.
         while let Some(until) = self.pressure.paused_until() {
-            let s = self
-                .sleep
-                .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(until)));
-            if s.deadline() != until {
-                s.as_mut().reset(until);
-            }
-            std::task::ready!(s.as_mut().poll(cx));
+            std::task::ready!(poll_until(&mut self.timer, until, cx));
         }
-        self.sleep = None;
         self.inner.poll_ready(cx)
     }
 
