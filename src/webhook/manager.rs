@@ -243,7 +243,7 @@ impl WebhookManager {
             reg.sink.swap_in(sink);
             return Ok(());
         }
-        if was.is_durable() || new.is_durable() {
+        if was.store_path().is_some() || new.store_path().is_some() {
             return Err(WebhookError::DurableResubscribe(old.name.clone()));
         }
         drop(entries);
