@@ -233,18 +233,18 @@ impl Policy<Request, Attempt, BoxError> for Schedule {
 }
 
 /// Delivers `events` in one request through `svc` (a stack from
-/// [`stack`]); `ready` says `svc` was polled ready already (it holds its
-/// token and slot). While it waits first, for an earlier event of its key
-/// (`gate`) or for the rest of a recovered retry's backoff, it holds
-/// neither.
+/// [`stack`]), as a task of its own: the HTTP work of many concurrent
+/// deliveries then spreads over the runtime's threads instead of being
+/// polled from one task (the subscriber's or the caller's). Dropping the
+/// returned future (a shutdown deadline passed, the caller gave up) aborts
+/// the delivery.
 ///
-/// With a durable subscriber's `journal`, a recovered delivery resumes
-/// its schedule (attempt number, the rest of its backoff) and every
-/// scheduled retry is persisted.
-///
-/// A panic anywhere in it is caught: the delivery counts as failed
-/// ([`FailureKind::Panic`]) and its events are dead-lettered, so
-/// `retry_failed` can send them again.
+/// `ready` says `svc` was polled ready already (it holds its token and
+/// slot). While it waits first, for an earlier event of its key (`gate`)
+/// or for the rest of a recovered retry's backoff, it holds neither. With
+/// a durable subscriber's `journal`, a recovered delivery resumes its
+/// schedule (attempt number, the rest of its backoff) and every scheduled
+/// retry is persisted.
 pub(crate) async fn deliver(
     ep: Arc<Endpoint>,
     events: Arc<[Arc<Event>]>,
@@ -253,32 +253,35 @@ pub(crate) async fn deliver(
     journal: Option<Arc<dyn Journal>>,
 ) -> DeliveryOutcome {
     let delivery = run_delivery(ep.clone(), events.clone(), svc, gate, journal);
-    contain_panic(&ep, &events, delivery).await
+    spawned(&ep, &events, delivery).await
 }
 
-/// Runs `delivery`; if it panics, the events are dead-lettered (and
-/// counted as failed) with the panic's message.
-pub(crate) async fn contain_panic(
+/// Runs `delivery` as its own task. A panic anywhere in it is caught (as
+/// tokio catches a task's): the delivery counts as failed
+/// ([`FailureKind::Panic`]) and its events are dead-lettered with the
+/// panic's message, so `retry_failed` can send them again.
+async fn spawned(
     ep: &Endpoint,
     events: &[Arc<Event>],
-    delivery: impl std::future::Future<Output = DeliveryOutcome>,
+    delivery: impl std::future::Future<Output = DeliveryOutcome> + Send + 'static,
 ) -> DeliveryOutcome {
-    use futures_util::FutureExt;
-    match std::panic::AssertUnwindSafe(delivery).catch_unwind().await {
-        Ok(outcome) => outcome,
-        Err(panic) => {
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "a non-text panic".to_owned());
-            let error = format!("webhook delivery panicked: {what}");
-            if !events.is_empty() {
-                give_up(ep, events, &error, None);
-            }
-            DeliveryOutcome::failed(FailureKind::Panic, 0, error)
+    let mut task = AbortOnDrop(tokio::spawn(tracing::Instrument::in_current_span(delivery)));
+    let panic = match (&mut task.0).await {
+        Ok(outcome) => return outcome,
+        Err(e) if e.is_panic() => e.into_panic(),
+        Err(_) => {
+            let error = "webhook delivery was cancelled".to_owned();
+            return DeliveryOutcome::failed(FailureKind::Handler, 0, error);
         }
+    };
+    let what = (panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a non-text panic".to_owned());
+    let error = format!("webhook delivery panicked: {what}");
+    if !events.is_empty() {
+        give_up(ep, events, &error, None);
     }
+    DeliveryOutcome::failed(FailureKind::Panic, 0, error)
 }
 
 async fn run_delivery(
@@ -500,30 +503,6 @@ impl Drop for Waiting<'_> {
     }
 }
 
-/// Runs a delivery as its own task (for the bus sink and the emitter alike):
-/// the HTTP work of many concurrent deliveries then spreads over the
-/// runtime's threads instead of being polled from one task (the subscriber's
-/// or the caller's). Dropping the returned future (a shutdown deadline
-/// passed, the caller gave up) aborts the delivery.
-pub(crate) async fn spawn_delivery(
-    delivery: impl std::future::Future<Output = DeliveryOutcome> + Send + 'static,
-) -> DeliveryOutcome {
-    let mut task = AbortOnDrop(tokio::spawn(tracing::Instrument::in_current_span(delivery)));
-    match (&mut task.0).await {
-        Ok(outcome) => outcome,
-        Err(e) if e.is_panic() => DeliveryOutcome::failed(
-            FailureKind::Panic,
-            0,
-            "webhook delivery panicked".to_owned(),
-        ),
-        Err(_) => DeliveryOutcome::failed(
-            FailureKind::Handler,
-            0,
-            "webhook delivery was cancelled".to_owned(),
-        ),
-    }
-}
-
 struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
 
 impl<T> Drop for AbortOnDrop<T> {
@@ -588,7 +567,7 @@ mod tests {
             .unwrap();
         let ep = &sink.endpoint;
         let event = Arc::new(Event::new("a.b", serde_json::json!({})).unwrap());
-        let outcome = contain_panic(ep, std::slice::from_ref(&event), async {
+        let outcome = spawned(ep, std::slice::from_ref(&event), async {
             panic!("boom");
         })
         .await;

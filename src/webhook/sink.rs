@@ -13,7 +13,7 @@ use std::task::{Context, Poll};
 use tower::Service;
 
 use super::concurrency::AdaptiveLimit;
-use super::delivery::{DeliveryOutcome, Limit, Svc, deliver, spawn_delivery, stack};
+use super::delivery::{DeliveryOutcome, Limit, Svc, deliver, stack};
 use super::endpoint::Endpoint;
 use super::error::WebhookError;
 use super::log::{DeliveryAttempt, WebhookStats};
@@ -211,7 +211,7 @@ impl WebhookSink {
             .unwrap_or_else(|e| e.into_inner())
             .clone();
         let ep = self.endpoint.clone();
-        spawn_delivery(deliver(ep, events.into(), (svc, false), None, None)).await
+        deliver(ep, events.into(), (svc, false), None, None).await
     }
 
     /// The endpoint's counters.
@@ -308,7 +308,7 @@ impl Sink for WebhookSink {
         let journal = batch.journal().cloned();
         let events = batch.into_vec().into();
         let delivery = deliver(ep, events, svc, gate, journal);
-        Box::pin(async move { spawn_delivery(delivery).await.into_result() })
+        Box::pin(async move { delivery.await.into_result() })
     }
 
     fn poll_ready(&self, cx: &mut Context<'_>) -> Poll<()> {
