@@ -173,10 +173,6 @@ impl WebhookManager {
             .ok_or_else(|| WebhookError::NotFound(id.clone()))
     }
 
-    fn sink(&self, id: &WebhookId) -> Result<WebhookSink, WebhookError> {
-        self.with(id, |r| r.sink.clone())
-    }
-
     /// Checks, builds and subscribes a webhook; returns its id.
     pub fn register(&self, webhook: WebhookBuilder) -> Result<WebhookId, WebhookError> {
         let sink = webhook.build()?;
@@ -282,7 +278,7 @@ impl WebhookManager {
     /// (the limit protects the receiver, and a test is a request to it), so
     /// it may wait for one.
     pub async fn test(&self, id: &WebhookId, event: Event) -> Result<TestResult, WebhookError> {
-        let sink = self.sink(id)?;
+        let sink = self.sink_of(id)?;
         let o = super::delivery::send_once(&sink.endpoint, &[Arc::new(event)]).await;
         Ok(TestResult {
             success: o.status == DeliveryStatus::Delivered,
@@ -310,7 +306,7 @@ impl WebhookManager {
         id: &WebhookId,
         since: OffsetDateTime,
     ) -> Result<RetryReport, WebhookError> {
-        let sink = self.sink(id)?;
+        let sink = self.sink_of(id)?;
         let state = sink.endpoint.state.clone();
         // The letters are taken out of the log; if this future is dropped
         // before it is done (a caller's timeout), the ones not yet finished
@@ -353,7 +349,7 @@ impl WebhookManager {
         id: &WebhookId,
         since: OffsetDateTime,
     ) -> Result<RetryReport, WebhookError> {
-        let sink = self.sink(id)?;
+        let sink = self.sink_of(id)?;
         let store = sink
             .endpoint
             .state
@@ -385,7 +381,7 @@ impl WebhookManager {
 
     /// The sink of a webhook (for direct sends or its dead letters).
     pub fn sink_of(&self, id: &WebhookId) -> Result<WebhookSink, WebhookError> {
-        self.sink(id)
+        self.with(id, |r| r.sink.clone())
     }
 }
 
