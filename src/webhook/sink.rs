@@ -137,21 +137,19 @@ impl WebhookSink {
         // hold no slot. In ordered mode the one delivery keeps its place
         // through its retries.
         let n = b.options.concurrency;
-        let (limit, concurrency) = if b.ordered {
-            (None, 1)
+        let limit = if b.ordered {
+            None
         } else if b.adaptive_concurrency {
             let a = AdaptiveLimit::new(n, ep.state.pressure.clone());
-            (
-                Some(Limit::Adaptive(Arc::new(a))),
-                n.saturating_add(b.retry_capacity),
-            )
+            Some(Limit::Adaptive(Arc::new(a)))
         } else {
             // A semaphore holds at most MAX_PERMITS (and panics past it).
             let s = tokio::sync::Semaphore::new(n.min(tokio::sync::Semaphore::MAX_PERMITS));
-            (
-                Some(Limit::Fixed(Arc::new(s))),
-                n.saturating_add(b.retry_capacity),
-            )
+            Some(Limit::Fixed(Arc::new(s)))
+        };
+        let concurrency = match b.ordered {
+            true => 1,
+            false => n.saturating_add(b.retry_capacity),
         };
         let ready = Ready {
             ep: ep.clone(),
