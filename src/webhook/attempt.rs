@@ -28,8 +28,6 @@ pub(crate) struct Request {
     pub(crate) payload: Arc<Payload>,
     /// The attempt's number, 1 for the first (the retry layer counts).
     pub(crate) attempt: u32,
-    /// The longest `Retry-After` the pause layer obeys (the event's policy).
-    pub(crate) max_retry_after: Duration,
     /// A durable subscriber's journal: scheduled retries are persisted.
     pub(crate) journal: Option<Arc<dyn Journal>>,
     /// `Authorization`, set by the OAuth2 layer.
@@ -124,7 +122,6 @@ pub(crate) mod testing {
                 message_id: "m".into(),
             }),
             attempt: 1,
-            max_retry_after: Duration::from_secs(10),
             journal: None,
             bearer: None,
             even_disabled: false,

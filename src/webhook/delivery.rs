@@ -180,10 +180,12 @@ pub(crate) fn stack(ep: &Arc<Endpoint>, limit: Option<&Limit>, retry: bool) -> S
 }
 
 /// The retry layer's policy (tower's `Retry` runs it): after each attempt
-/// it logs it, tells the failure streak, and decides from the verdict, the
-/// attempt's number and the event's policy; a retry is announced on the
-/// bus, persisted in a durable subscriber's journal, and waited for holding
-/// no token and no slot (the layers inside are polled ready again after).
+/// it logs it, tells the failure streak, pauses the endpoint on a 429 or
+/// 503 with `Retry-After` (the pause layer waits), and decides from the
+/// verdict, the attempt's number and the event's policy; a retry is
+/// announced on the bus, persisted in a durable subscriber's journal, and
+/// waited for holding no token and no slot (the layers inside are polled
+/// ready again after).
 #[derive(Clone)]
 pub(crate) struct Schedule(Arc<Endpoint>);
 
@@ -202,6 +204,7 @@ impl Policy<Request, Attempt, BoxError> for Schedule {
         }
         let (ep, events, attempt) = (&self.0, &req.events[..], req.attempt);
         let policy = ep.retry_policy(&events[0]);
+        ep.state.pressure.observe(r, policy.max_retry_after);
         let next = decide(r, attempt, policy.max_attempts.max(1), policy);
         log_attempt(ep, events, attempt, r, !matches!(next, Next::Retry(_)));
         note_trouble(ep, events, attempt, r, &next);
@@ -332,7 +335,6 @@ async fn run_delivery(
         events: events.clone(),
         payload: Arc::new(payload),
         attempt,
-        max_retry_after: policy.max_retry_after,
         journal,
         bearer: None,
         even_disabled: false,
@@ -396,7 +398,6 @@ pub(crate) async fn send_once(ep: &Arc<Endpoint>, events: &[Arc<Event>]) -> Deli
         events: events.into(),
         payload: Arc::new(payload),
         attempt: 1,
-        max_retry_after: ep.settings.retry.max_retry_after,
         journal: None,
         bearer: None,
         even_disabled: true,
