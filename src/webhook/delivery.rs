@@ -207,7 +207,7 @@ impl Policy<Request, Attempt, BoxError> for Schedule {
         ep.state.pressure.observe(r, policy.max_retry_after);
         let next = decide(r, attempt, policy.max_attempts.max(1), policy);
         log_attempt(ep, events, attempt, r, !matches!(next, Next::Retry(_)));
-        note_trouble(ep, events, attempt, r, &next);
+        note_trouble(ep, events, r, &next);
         let Next::Retry(delay) = next else {
             return None;
         };
@@ -414,7 +414,7 @@ pub(crate) async fn send_once(ep: &Arc<Endpoint>, events: &[Arc<Event>]) -> Deli
 
 /// Tells the endpoint's failure streak how the attempt went (the first
 /// failure warns, a recovery informs).
-fn note_trouble(ep: &Endpoint, events: &[Arc<Event>], attempt: u32, r: &Attempt, next: &Next) {
+fn note_trouble(ep: &Endpoint, events: &[Arc<Event>], r: &Attempt, next: &Next) {
     if let Next::Delivered = next {
         ep.state.trouble.delivered(&ep.name, &ep.display_url);
         return;
@@ -423,10 +423,7 @@ fn note_trouble(ep: &Endpoint, events: &[Arc<Event>], attempt: u32, r: &Attempt,
         webhook: &ep.name,
         url: &ep.display_url,
         event_id: events[0].id(),
-        attempt,
-        status: r.status,
-        error: r.error.as_deref(),
-        excerpt: r.excerpt.as_deref(),
+        answer: r,
         retry_in: match next {
             Next::Retry(d) => Some(*d),
             _ => None,
