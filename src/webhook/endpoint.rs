@@ -106,12 +106,12 @@ impl EndpointState {
             tracing::warn!(webhook = %name, url = %display_url, reason = %reason, "hookbus: webhook endpoint still disabled (as before the restart)");
         }
         let attempts = store
-            .attempts(name, self.log.capacity())
+            .attempts(name, self.log.capacity)
             .into_iter()
             .filter_map(|json| serde_json::from_slice(&json).ok())
             .collect();
         self.log.restore_attempts(attempts);
-        match store.dead_letters(Some(name), self.log.dead_capacity()) {
+        match store.dead_letters(Some(name), self.log.dead_capacity) {
             Ok(letters) => self.log.restore(
                 letters
                     .into_iter()

@@ -204,8 +204,10 @@ impl Counters {
 pub(crate) struct DeliveryLog {
     recent: Mutex<Recent>,
     dead: Mutex<VecDeque<DeadLetter>>,
-    capacity: usize,
-    dead_capacity: usize,
+    /// Attempts kept.
+    pub(crate) capacity: usize,
+    /// Dead letters kept.
+    pub(crate) dead_capacity: usize,
     pub(crate) counters: Counters,
 }
 
@@ -272,16 +274,6 @@ impl DeliveryLog {
             error: reason.to_owned(),
         };
         push_bounded(&mut lock(&self.dead), self.dead_capacity, letter);
-    }
-
-    #[cfg_attr(not(feature = "durable"), allow(dead_code))]
-    pub(crate) fn capacity(&self) -> usize {
-        self.capacity
-    }
-
-    #[cfg_attr(not(feature = "durable"), allow(dead_code))]
-    pub(crate) fn dead_capacity(&self) -> usize {
-        self.dead_capacity
     }
 
     /// Puts back dead letters taken with [`take_dead_since`](Self::take_dead_since)

@@ -362,9 +362,7 @@ impl WebhookManager {
                 ))
             })?
             .clone();
-        let events = store
-            .delivered_since(&sink.endpoint.name, since.into(), usize::MAX)
-            .map_err(WebhookError::Store)?;
+        let events = store.delivered_since(&sink.endpoint.name, since.into(), usize::MAX)?;
         let batches = events.into_iter().map(|e| vec![Arc::new(e)]).collect();
         let report = resend(&sink, batches, |_, _| {}).await;
         Ok(report)
