@@ -276,7 +276,8 @@ impl<S: tower::Service<R>, R> tower::Service<R> for Pause<S> {
     }
 }
 
-type Acquire = Pin<Box<dyn Future<Output = Result<OwnedSemaphorePermit, AcquireError>> + Send>>;
+type Acquire =
+    Pin<Box<dyn Future<Output = Result<OwnedSemaphorePermit, AcquireError>> + Send + Sync>>;
 
 /// The shared state of the adaptive concurrency layer: a semaphore whose
 /// permits follow the [`Aimd`] limit. A rise adds permits; a fall takes

@@ -16,7 +16,7 @@ use tower::layer::layer_fn;
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::retry::{Policy, RetryLayer};
 use tower::timeout::{TimeoutLayer, error::Elapsed};
-use tower::util::BoxCloneService;
+use tower::util::BoxCloneSyncService;
 use tower::{Service, ServiceBuilder, ServiceExt};
 
 use super::attempt::{Attempt, Request, Verdict};
@@ -126,7 +126,7 @@ fn log_attempt(ep: &Endpoint, events: &[Arc<Event>], attempt: u32, r: &Attempt, 
 }
 
 /// The delivery stack, boxed: a [`Request`] in, the last [`Attempt`] out.
-pub(crate) type Svc = BoxCloneService<Request, Attempt, BoxError>;
+pub(crate) type Svc = BoxCloneSyncService<Request, Attempt, BoxError>;
 
 /// The concurrency limit of a bus subscription's stack (the emitter, `test`
 /// and `retry_failed` have none).
@@ -169,9 +169,9 @@ pub(crate) fn stack(ep: &Arc<Endpoint>, limit: Option<&Limit>, retry: bool) -> S
         .layer(TimeoutLayer::new(timeout))
         .service(Post(ep.clone()));
     if !retry {
-        return BoxCloneService::new(attempt);
+        return BoxCloneSyncService::new(attempt);
     }
-    BoxCloneService::new(
+    BoxCloneSyncService::new(
         ServiceBuilder::new()
             .layer(RetryLayer::new(Schedule(ep.clone())))
             .layer(layer_fn(move |s| Pause::new(s, pressure.clone())))

@@ -55,7 +55,7 @@ pub struct WebhookSink {
     stack: Option<Arc<Mutex<Ready>>>,
     /// The stack of direct sends ([`send`](Self::send), the emitter,
     /// `retry_failed`): no concurrency limit, cloned for each delivery.
-    direct: Arc<Mutex<Svc>>,
+    direct: Svc,
     /// Attached by `subscribe`, which routes the endpoint's patterns in the
     /// bus's table: `accepts` need not check them again.
     routed: bool,
@@ -93,7 +93,7 @@ impl Ready {
 impl WebhookSink {
     pub(crate) fn from_endpoint(endpoint: Arc<Endpoint>) -> WebhookSink {
         WebhookSink {
-            direct: Arc::new(Mutex::new(stack(&endpoint, None, true))),
+            direct: stack(&endpoint, None, true),
             live: Arc::new(ArcSwap::new(endpoint.clone())),
             endpoint,
             stack: None,
@@ -203,12 +203,7 @@ impl WebhookSink {
     /// [`WebhookEmitter`](super::WebhookEmitter) for that). It runs as a
     /// task of its own, aborted if this future is dropped.
     pub async fn send(&self, events: &[Arc<Event>]) -> DeliveryOutcome {
-        let svc = self
-            .direct
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        let ep = self.endpoint.clone();
+        let (ep, svc) = (self.endpoint.clone(), self.direct.clone());
         deliver(ep, events.into(), (svc, false), None, None).await
     }
 
