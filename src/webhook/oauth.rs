@@ -141,14 +141,6 @@ struct Kept {
     failure: Option<TokenError>,
 }
 
-impl fmt::Debug for TokenSource {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TokenSource")
-            .field("settings", &self.settings)
-            .finish_non_exhaustive()
-    }
-}
-
 #[derive(Deserialize)]
 struct TokenResponse {
     access_token: String,

@@ -7,7 +7,6 @@
 //! overflow policy. A retry waits for a token too (every request counts),
 //! also without a slot.
 
-use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -63,15 +62,6 @@ pub(crate) struct RateLimiter {
     /// the bucket itself, shared with the limiter an update replaces (see
     /// [`continuing`](Self::continuing)).
     tat: Arc<Mutex<Option<Instant>>>,
-}
-
-impl fmt::Debug for RateLimiter {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RateLimiter")
-            .field("interval", &self.interval)
-            .field("tolerance", &self.tolerance)
-            .finish_non_exhaustive()
-    }
 }
 
 impl RateLimiter {
