@@ -1,10 +1,15 @@
 //! What flows through the delivery stack (see [`delivery`](super::delivery)):
 //! the [`Request`] of one attempt and its answer, an [`Attempt`] with its
-//! [`Verdict`]. A leaf module: the layers and the innermost service
-//! (`endpoint::Send`) all speak these types.
+//! [`Verdict`], and the wait the waiting layers share ([`poll_until`]). A leaf module:
+//! the layers and the innermost service (`endpoint::Post`) all speak these
+//! types.
 
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
+
+use tokio::time::{Instant, Sleep};
 
 use reqwest::header::HeaderValue;
 
@@ -23,8 +28,6 @@ pub(crate) struct Request {
     pub(crate) payload: Arc<Payload>,
     /// The attempt's number, 1 for the first (the retry layer counts).
     pub(crate) attempt: u32,
-    /// The longest `Retry-After` the pause layer obeys (the event's policy).
-    pub(crate) max_retry_after: Duration,
     /// A durable subscriber's journal: scheduled retries are persisted.
     pub(crate) journal: Option<Arc<dyn Journal>>,
     /// `Authorization`, set by the OAuth2 layer.
@@ -89,6 +92,20 @@ impl Attempt {
     }
 }
 
+/// A layer's wait in `poll_ready` for a deadline that may move (the end
+/// of a pause, the next rate-limit token): ready once `at` has passed, on
+/// one timer kept across polls and reset when the deadline moves.
+pub(crate) fn poll_until(timer: &mut Timer, at: Instant, cx: &mut Context<'_>) -> Poll<()> {
+    let sleep = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at)));
+    if sleep.deadline() != at {
+        sleep.as_mut().reset(at);
+    }
+    std::future::Future::poll(sleep.as_mut(), cx)
+}
+
+/// The timer of [`poll_until`].
+pub(crate) type Timer = Option<Pin<Box<Sleep>>>;
+
 /// A request and an inner service answering `status`, to drive a layer
 /// alone in its unit tests.
 #[cfg(test)]
@@ -105,7 +122,6 @@ pub(crate) mod testing {
                 message_id: "m".into(),
             }),
             attempt: 1,
-            max_retry_after: Duration::from_secs(10),
             journal: None,
             bearer: None,
             even_disabled: false,

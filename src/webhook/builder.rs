@@ -740,37 +740,25 @@ impl WebhookBuilder {
     /// limits, ordering and store. The events, the condition, the filter
     /// expression and the route key may differ: re-routing changes them.
     pub(crate) fn same_subscription(&self, other: &WebhookBuilder) -> bool {
-        #[cfg(feature = "durable")]
-        let same_store =
-            self.store.as_ref().map(|s| s.path()) == other.store.as_ref().map(|s| s.path());
-        #[cfg(not(feature = "durable"))]
-        let same_store = true;
-        (
-            &self.options,
-            self.adaptive_concurrency,
-            self.retry_capacity,
-        ) == (
-            &other.options,
-            other.adaptive_concurrency,
-            other.retry_capacity,
-        ) && (
-            self.ordered,
-            &self.order_key,
-            self.rate_limit,
-            self.rate_burst,
-        ) == (
-            other.ordered,
-            &other.order_key,
-            other.rate_limit,
-            other.rate_burst,
-        ) && same_store
+        fn key(b: &WebhookBuilder) -> impl PartialEq + '_ {
+            let limits = (b.adaptive_concurrency, b.retry_capacity, b.rate_limit);
+            (
+                b.store_path(),
+                &b.options,
+                limits,
+                b.rate_burst,
+                b.ordered,
+                &b.order_key,
+            )
+        }
+        key(self) == key(other)
     }
 
-    /// Whether the webhook keeps its deliveries in a store.
-    pub(crate) fn is_durable(&self) -> bool {
+    /// The path of the store that keeps the webhook's deliveries, if any.
+    pub(crate) fn store_path(&self) -> Option<&std::path::Path> {
         #[cfg(feature = "durable")]
-        return self.store.is_some();
+        return self.store.as_ref().map(|s| s.path());
         #[cfg(not(feature = "durable"))]
-        false
+        None
     }
 }

@@ -24,11 +24,11 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use time::OffsetDateTime;
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 
 use tokio::sync::{AcquireError, OwnedSemaphorePermit, Semaphore};
 
-use super::attempt::{Attempt, Request, Verdict};
+use super::attempt::{Attempt, Request, Timer, Verdict, poll_until};
 
 /// The factor of a decrease.
 const DECREASE: f64 = 0.9;
@@ -196,6 +196,18 @@ impl Pressure {
         }
     }
 
+    /// An answer 429 or 503 with `Retry-After` pauses the endpoint, for at
+    /// most `cap` (the event's policy's `max_retry_after`).
+    pub(crate) fn observe(&self, r: &Attempt, cap: Duration) {
+        if let (Verdict::Retry { after: Some(after) }, Some(429 | 503)) = (r.verdict, r.status)
+            && !after.is_zero()
+        {
+            let after = after.min(cap);
+            tracing::debug!(?after, "hookbus: webhook endpoint paused (Retry-After)");
+            self.pause(after);
+        }
+    }
+
     /// When the pause ends, while one is on.
     pub(crate) fn paused_until(&self) -> Option<Instant> {
         if !self.paused.load(Relaxed) {
@@ -221,13 +233,13 @@ impl Pressure {
 
 /// The pause layer: `poll_ready` waits while the endpoint is paused (a
 /// subscription's events stay in the mailbox meanwhile, under its overflow
-/// policy; a retry waits holding no token and no slot), and an answer 429 or
-/// 503 with `Retry-After` pauses it (at most the request's
-/// `max_retry_after`). Ours: tower has no layer that pauses on an answer.
+/// policy; a retry waits holding no token and no slot). The retry policy,
+/// which sees every answer, starts a pause ([`Pressure::observe`]). Ours:
+/// tower has no layer that pauses on an answer.
 pub(crate) struct Pause<S> {
     inner: S,
     pressure: Arc<Pressure>,
-    sleep: Option<Pin<Box<Sleep>>>,
+    timer: Timer,
 }
 
 impl<S> Pause<S> {
@@ -235,7 +247,7 @@ impl<S> Pause<S> {
         Pause {
             inner,
             pressure,
-            sleep: None,
+            timer: None,
         }
     }
 }
@@ -246,69 +258,26 @@ impl<S: Clone> Clone for Pause<S> {
     }
 }
 
-impl<S> tower::Service<Request> for Pause<S>
-where
-    S: tower::Service<Request, Response = Attempt>,
-    S::Future: Send + 'static,
-{
-    type Response = Attempt;
+impl<S: tower::Service<R>, R> tower::Service<R> for Pause<S> {
+    type Response = S::Response;
     type Error = S::Error;
-    type Future = Paused<S::Future>;
+    type Future = S::Future;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         // The hot path: one atomic load when no pause is on.
         while let Some(until) = self.pressure.paused_until() {
-            let s = self
-                .sleep
-                .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(until)));
-            if s.deadline() != until {
-                s.as_mut().reset(until);
-            }
-            std::task::ready!(s.as_mut().poll(cx));
+            std::task::ready!(poll_until(&mut self.timer, until, cx));
         }
-        self.sleep = None;
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request) -> Self::Future {
-        Paused {
-            cap: req.max_retry_after,
-            pressure: self.pressure.clone(),
-            answer: self.inner.call(req),
-        }
+    fn call(&mut self, req: R) -> S::Future {
+        self.inner.call(req)
     }
 }
 
-pin_project_lite::pin_project! {
-    /// The answer of an attempt through the pause layer: a 429 or 503 with
-    /// `Retry-After` pauses the endpoint (at most `cap`).
-    pub(crate) struct Paused<F> {
-        #[pin]
-        answer: F,
-        pressure: Arc<Pressure>,
-        cap: Duration,
-    }
-}
-
-impl<F: Future<Output = Result<Attempt, E>>, E> Future for Paused<F> {
-    type Output = F::Output;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let this = self.project();
-        let answer = std::task::ready!(this.answer.poll(cx));
-        if let Ok(r) = &answer
-            && let (Verdict::Retry { after: Some(after) }, Some(429 | 503)) = (r.verdict, r.status)
-            && !after.is_zero()
-        {
-            let after = after.min(*this.cap);
-            tracing::debug!(?after, "hookbus: webhook endpoint paused (Retry-After)");
-            this.pressure.pause(after);
-        }
-        Poll::Ready(answer)
-    }
-}
-
-type Acquire = Pin<Box<dyn Future<Output = Result<OwnedSemaphorePermit, AcquireError>> + Send>>;
+type Acquire =
+    Pin<Box<dyn Future<Output = Result<OwnedSemaphorePermit, AcquireError>> + Send + Sync>>;
 
 /// The shared state of the adaptive concurrency layer: a semaphore whose
 /// permits follow the [`Aimd`] limit. A rise adds permits; a fall takes
@@ -608,25 +577,34 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn the_pause_layer_pauses_on_retry_after_up_to_the_cap() {
-        use super::super::attempt::testing::{answering, request};
-        use tower::{Service, ServiceExt};
+    async fn retry_after_pauses_up_to_the_cap_and_the_layer_waits() {
+        use super::super::attempt::testing::answering;
+        use tower::ServiceExt;
+        let answer = |status, after| Attempt {
+            verdict: Verdict::Retry { after },
+            status: Some(status),
+            latency: MS,
+            error: None,
+            excerpt: None,
+            number: 0,
+        };
         let pressure = Arc::new(Pressure::default());
-        let inner = answering(429, Some(Duration::from_secs(60)));
-        let mut svc = Pause::new(inner, pressure.clone());
         let start = Instant::now();
-        svc.ready().await.unwrap();
-        // The request's policy obeys at most 10 s.
-        svc.call(request()).await.unwrap();
+        // The event's policy obeys at most 10 s.
+        pressure.observe(
+            &answer(429, Some(Duration::from_secs(60))),
+            Duration::from_secs(10),
+        );
         assert_eq!(
             pressure.paused_until(),
             Some(start + Duration::from_secs(10))
         );
+        let mut svc = Pause::new(answering(200, None), pressure.clone());
         svc.ready().await.unwrap();
         assert_eq!(start.elapsed(), Duration::from_secs(10));
-        // A 503 without Retry-After pauses nothing.
-        let mut svc = Pause::new(answering(503, None), pressure.clone());
-        svc.ready().await.unwrap().call(request()).await.unwrap();
+        // A 503 without Retry-After, or a 500 with it, pauses nothing.
+        pressure.observe(&answer(503, None), Duration::from_secs(10));
+        pressure.observe(&answer(500, Some(MS)), Duration::from_secs(10));
         assert_eq!(pressure.paused_until(), None);
     }
 

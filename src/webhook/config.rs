@@ -141,17 +141,16 @@ impl WebhookBuilder {
         }
         let proxies = self.proxy.choose(|name| std::env::var(name).ok())?;
         let client = self.client(&name, &proxies)?;
-        let oauth = self
-            .oauth2
-            .clone()
-            .zip(token_url)
-            .map(|(o, url)| Arc::new(TokenSource::new(o, url, self.timeout)));
         // With a proxy, the proxy connects to the target: the guard checks
         // it before each request instead of in the resolver.
         let proxied_guard = match (&self.guard, proxies.proxies.is_empty()) {
             (Some(g), false) => Some(Arc::new(g.clone())),
             _ => None,
         };
+        let oauth = self.oauth2.clone().zip(token_url).map(|(o, url)| {
+            let (client, guard) = (client.clone(), proxied_guard.clone());
+            Arc::new(TokenSource::new(o, url, self.timeout, client, guard))
+        });
 
         let endpoint = Endpoint {
             name,

@@ -16,7 +16,7 @@ use tower::layer::layer_fn;
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::retry::{Policy, RetryLayer};
 use tower::timeout::{TimeoutLayer, error::Elapsed};
-use tower::util::BoxCloneService;
+use tower::util::BoxCloneSyncService;
 use tower::{Service, ServiceBuilder, ServiceExt};
 
 use super::attempt::{Attempt, Request, Verdict};
@@ -126,7 +126,7 @@ fn log_attempt(ep: &Endpoint, events: &[Arc<Event>], attempt: u32, r: &Attempt, 
 }
 
 /// The delivery stack, boxed: a [`Request`] in, the last [`Attempt`] out.
-pub(crate) type Svc = BoxCloneService<Request, Attempt, BoxError>;
+pub(crate) type Svc = BoxCloneSyncService<Request, Attempt, BoxError>;
 
 /// The concurrency limit of a bus subscription's stack (the emitter, `test`
 /// and `retry_failed` have none).
@@ -152,20 +152,14 @@ pub(crate) fn stack(ep: &Arc<Endpoint>, limit: Option<&Limit>, retry: bool) -> S
     let pressure = ep.state.pressure.clone();
     let rate = ep.rate_limit.clone();
     let waits = ep.state.rate.clone();
-    let oauth = ep
-        .oauth
-        .clone()
-        .map(|source| (source, ep.client.clone(), ep.proxied_guard.clone()));
     let attempt = ServiceBuilder::new()
         .option_layer(rate.map(|l| layer_fn(move |s| RateLimit::new(s, l.clone(), waits.clone()))))
         .option_layer(fixed.map(GlobalConcurrencyLimitLayer::with_semaphore))
         .option_layer(adaptive.map(|a| layer_fn(move |s| Adaptive::new(s, a.clone()))))
-        .option_layer(oauth.map(|(source, client, guard)| {
+        .option_layer(ep.oauth.clone().map(|source| {
             layer_fn(move |inner| OAuth {
                 inner,
                 source: source.clone(),
-                client: client.clone(),
-                guard: guard.clone(),
             })
         }))
         .map_result(move |r: Result<Attempt, BoxError>| match r {
@@ -175,9 +169,9 @@ pub(crate) fn stack(ep: &Arc<Endpoint>, limit: Option<&Limit>, retry: bool) -> S
         .layer(TimeoutLayer::new(timeout))
         .service(Post(ep.clone()));
     if !retry {
-        return BoxCloneService::new(attempt);
+        return BoxCloneSyncService::new(attempt);
     }
-    BoxCloneService::new(
+    BoxCloneSyncService::new(
         ServiceBuilder::new()
             .layer(RetryLayer::new(Schedule(ep.clone())))
             .layer(layer_fn(move |s| Pause::new(s, pressure.clone())))
@@ -186,10 +180,12 @@ pub(crate) fn stack(ep: &Arc<Endpoint>, limit: Option<&Limit>, retry: bool) -> S
 }
 
 /// The retry layer's policy (tower's `Retry` runs it): after each attempt
-/// it logs it, tells the failure streak, and decides from the verdict, the
-/// attempt's number and the event's policy; a retry is announced on the
-/// bus, persisted in a durable subscriber's journal, and waited for holding
-/// no token and no slot (the layers inside are polled ready again after).
+/// it logs it, tells the failure streak, pauses the endpoint on a 429 or
+/// 503 with `Retry-After` (the pause layer waits), and decides from the
+/// verdict, the attempt's number and the event's policy; a retry is
+/// announced on the bus, persisted in a durable subscriber's journal, and
+/// waited for holding no token and no slot (the layers inside are polled
+/// ready again after).
 #[derive(Clone)]
 pub(crate) struct Schedule(Arc<Endpoint>);
 
@@ -208,9 +204,10 @@ impl Policy<Request, Attempt, BoxError> for Schedule {
         }
         let (ep, events, attempt) = (&self.0, &req.events[..], req.attempt);
         let policy = ep.retry_policy(&events[0]);
+        ep.state.pressure.observe(r, policy.max_retry_after);
         let next = decide(r, attempt, policy.max_attempts.max(1), policy);
         log_attempt(ep, events, attempt, r, !matches!(next, Next::Retry(_)));
-        note_trouble(ep, events, attempt, r, &next);
+        note_trouble(ep, events, r, &next);
         let Next::Retry(delay) = next else {
             return None;
         };
@@ -239,18 +236,18 @@ impl Policy<Request, Attempt, BoxError> for Schedule {
 }
 
 /// Delivers `events` in one request through `svc` (a stack from
-/// [`stack`]); `ready` says `svc` was polled ready already (it holds its
-/// token and slot). While it waits first, for an earlier event of its key
-/// (`gate`) or for the rest of a recovered retry's backoff, it holds
-/// neither.
+/// [`stack`]), as a task of its own: the HTTP work of many concurrent
+/// deliveries then spreads over the runtime's threads instead of being
+/// polled from one task (the subscriber's or the caller's). Dropping the
+/// returned future (a shutdown deadline passed, the caller gave up) aborts
+/// the delivery.
 ///
-/// With a durable subscriber's `journal`, a recovered delivery resumes
-/// its schedule (attempt number, the rest of its backoff) and every
-/// scheduled retry is persisted.
-///
-/// A panic anywhere in it is caught: the delivery counts as failed
-/// ([`FailureKind::Panic`]) and its events are dead-lettered, so
-/// `retry_failed` can send them again.
+/// `ready` says `svc` was polled ready already (it holds its token and
+/// slot). While it waits first, for an earlier event of its key (`gate`)
+/// or for the rest of a recovered retry's backoff, it holds neither. With
+/// a durable subscriber's `journal`, a recovered delivery resumes its
+/// schedule (attempt number, the rest of its backoff) and every scheduled
+/// retry is persisted.
 pub(crate) async fn deliver(
     ep: Arc<Endpoint>,
     events: Arc<[Arc<Event>]>,
@@ -259,32 +256,35 @@ pub(crate) async fn deliver(
     journal: Option<Arc<dyn Journal>>,
 ) -> DeliveryOutcome {
     let delivery = run_delivery(ep.clone(), events.clone(), svc, gate, journal);
-    contain_panic(&ep, &events, delivery).await
+    spawned(&ep, &events, delivery).await
 }
 
-/// Runs `delivery`; if it panics, the events are dead-lettered (and
-/// counted as failed) with the panic's message.
-pub(crate) async fn contain_panic(
+/// Runs `delivery` as its own task. A panic anywhere in it is caught (as
+/// tokio catches a task's): the delivery counts as failed
+/// ([`FailureKind::Panic`]) and its events are dead-lettered with the
+/// panic's message, so `retry_failed` can send them again.
+async fn spawned(
     ep: &Endpoint,
     events: &[Arc<Event>],
-    delivery: impl std::future::Future<Output = DeliveryOutcome>,
+    delivery: impl std::future::Future<Output = DeliveryOutcome> + Send + 'static,
 ) -> DeliveryOutcome {
-    use futures_util::FutureExt;
-    match std::panic::AssertUnwindSafe(delivery).catch_unwind().await {
-        Ok(outcome) => outcome,
-        Err(panic) => {
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "a non-text panic".to_owned());
-            let error = format!("webhook delivery panicked: {what}");
-            if !events.is_empty() {
-                give_up(ep, events, &error, None);
-            }
-            DeliveryOutcome::failed(FailureKind::Panic, 0, error)
+    let mut task = AbortOnDrop(tokio::spawn(tracing::Instrument::in_current_span(delivery)));
+    let panic = match (&mut task.0).await {
+        Ok(outcome) => return outcome,
+        Err(e) if e.is_panic() => e.into_panic(),
+        Err(_) => {
+            let error = "webhook delivery was cancelled".to_owned();
+            return DeliveryOutcome::failed(FailureKind::Handler, 0, error);
         }
+    };
+    let what = (panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a non-text panic".to_owned());
+    let error = format!("webhook delivery panicked: {what}");
+    if !events.is_empty() {
+        give_up(ep, events, &error, None);
     }
+    DeliveryOutcome::failed(FailureKind::Panic, 0, error)
 }
 
 async fn run_delivery(
@@ -335,7 +335,6 @@ async fn run_delivery(
         events: events.clone(),
         payload: Arc::new(payload),
         attempt,
-        max_retry_after: policy.max_retry_after,
         journal,
         bearer: None,
         even_disabled: false,
@@ -399,7 +398,6 @@ pub(crate) async fn send_once(ep: &Arc<Endpoint>, events: &[Arc<Event>]) -> Deli
         events: events.into(),
         payload: Arc::new(payload),
         attempt: 1,
-        max_retry_after: ep.settings.retry.max_retry_after,
         journal: None,
         bearer: None,
         even_disabled: true,
@@ -416,7 +414,7 @@ pub(crate) async fn send_once(ep: &Arc<Endpoint>, events: &[Arc<Event>]) -> Deli
 
 /// Tells the endpoint's failure streak how the attempt went (the first
 /// failure warns, a recovery informs).
-fn note_trouble(ep: &Endpoint, events: &[Arc<Event>], attempt: u32, r: &Attempt, next: &Next) {
+fn note_trouble(ep: &Endpoint, events: &[Arc<Event>], r: &Attempt, next: &Next) {
     if let Next::Delivered = next {
         ep.state.trouble.delivered(&ep.name, &ep.display_url);
         return;
@@ -425,10 +423,7 @@ fn note_trouble(ep: &Endpoint, events: &[Arc<Event>], attempt: u32, r: &Attempt,
         webhook: &ep.name,
         url: &ep.display_url,
         event_id: events[0].id(),
-        attempt,
-        status: r.status,
-        error: r.error.as_deref(),
-        excerpt: r.excerpt.as_deref(),
+        answer: r,
         retry_in: match next {
             Next::Retry(d) => Some(*d),
             _ => None,
@@ -506,30 +501,6 @@ impl Drop for Waiting<'_> {
     }
 }
 
-/// Runs a delivery as its own task (for the bus sink and the emitter alike):
-/// the HTTP work of many concurrent deliveries then spreads over the
-/// runtime's threads instead of being polled from one task (the subscriber's
-/// or the caller's). Dropping the returned future (a shutdown deadline
-/// passed, the caller gave up) aborts the delivery.
-pub(crate) async fn spawn_delivery(
-    delivery: impl std::future::Future<Output = DeliveryOutcome> + Send + 'static,
-) -> DeliveryOutcome {
-    let mut task = AbortOnDrop(tokio::spawn(tracing::Instrument::in_current_span(delivery)));
-    match (&mut task.0).await {
-        Ok(outcome) => outcome,
-        Err(e) if e.is_panic() => DeliveryOutcome::failed(
-            FailureKind::Panic,
-            0,
-            "webhook delivery panicked".to_owned(),
-        ),
-        Err(_) => DeliveryOutcome::failed(
-            FailureKind::Handler,
-            0,
-            "webhook delivery was cancelled".to_owned(),
-        ),
-    }
-}
-
 struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
 
 impl<T> Drop for AbortOnDrop<T> {
@@ -594,7 +565,7 @@ mod tests {
             .unwrap();
         let ep = &sink.endpoint;
         let event = Arc::new(Event::new("a.b", serde_json::json!({})).unwrap());
-        let outcome = contain_panic(ep, std::slice::from_ref(&event), async {
+        let outcome = spawned(ep, std::slice::from_ref(&event), async {
             panic!("boom");
         })
         .await;

@@ -8,10 +8,10 @@
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use reqwest::header::{HeaderMap, HeaderName};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 use serde_json::Value;
 
 use super::attempt::{Attempt, RESPONSE_EXCERPT_LEN, Request, Verdict};
@@ -26,8 +26,6 @@ use crate::event::Event;
 use crate::hub::Hub;
 use crate::pattern::Pattern;
 use crate::signature::SignRequest;
-use reqwest::header::{HeaderValue, RETRY_AFTER};
-use std::time::Instant;
 
 /// State that outlives configuration changes: enabled flag, failure streak,
 /// the log, the bus to announce on.
@@ -108,12 +106,12 @@ impl EndpointState {
             tracing::warn!(webhook = %name, url = %display_url, reason = %reason, "hookbus: webhook endpoint still disabled (as before the restart)");
         }
         let attempts = store
-            .attempts(name, self.log.capacity())
+            .attempts(name, self.log.capacity)
             .into_iter()
             .filter_map(|json| serde_json::from_slice(&json).ok())
             .collect();
         self.log.restore_attempts(attempts);
-        match store.dead_letters(Some(name), self.log.dead_capacity()) {
+        match store.dead_letters(Some(name), self.log.dead_capacity) {
             Ok(letters) => self.log.restore(
                 letters
                     .into_iter()
@@ -363,26 +361,22 @@ impl Endpoint {
             timestamp: time::OffsetDateTime::now_utc().unix_timestamp(),
             body: &payload.body,
         };
-        let signed = self
-            .settings
-            .scheme
-            .sign(&self.settings.secrets, &sign)
-            .map_err(|e| e.to_string());
-        let signed = signed.and_then(|sigs| {
-            for ((_, v), name) in sigs.into_iter().zip(&self.signature_headers) {
-                // A value HTTP cannot carry (an event id with a control
-                // character in `webhook-id`): fail, never send the request
-                // without its signature headers.
-                let mut v = HeaderValue::try_from(v).map_err(|_| {
-                    format!("the {name} header value holds characters HTTP headers cannot carry")
-                })?;
-                v.set_sensitive(true);
-                headers.insert(name.clone(), v);
-            }
-            Ok(())
-        });
-        if let Err(e) = signed {
-            return Attempt::refused(format!("signing failed: {e}"));
+        let signed = self.settings.scheme.sign(&self.settings.secrets, &sign);
+        let sigs = match signed {
+            Ok(sigs) => sigs,
+            Err(e) => return Attempt::refused(format!("signing failed: {e}")),
+        };
+        for ((_, v), name) in sigs.into_iter().zip(&self.signature_headers) {
+            // A value HTTP cannot carry (an event id with a control
+            // character in `webhook-id`): fail, never send the request
+            // without its signature headers.
+            let Ok(mut v) = HeaderValue::try_from(v) else {
+                return Attempt::refused(format!(
+                    "signing failed: the {name} header value holds characters HTTP headers cannot carry"
+                ));
+            };
+            v.set_sensitive(true);
+            headers.insert(name.clone(), v);
         }
         // Extra headers replace the defaults of the same name; a name given
         // several times is sent with all its values.

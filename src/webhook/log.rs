@@ -204,8 +204,10 @@ impl Counters {
 pub(crate) struct DeliveryLog {
     recent: Mutex<Recent>,
     dead: Mutex<VecDeque<DeadLetter>>,
-    capacity: usize,
-    dead_capacity: usize,
+    /// Attempts kept.
+    pub(crate) capacity: usize,
+    /// Dead letters kept.
+    pub(crate) dead_capacity: usize,
     pub(crate) counters: Counters,
 }
 
@@ -224,15 +226,9 @@ impl DeliveryLog {
     /// without counting them again.
     #[cfg_attr(not(feature = "durable"), allow(dead_code))]
     pub(crate) fn restore_attempts(&self, attempts: Vec<DeliveryAttempt>) {
-        if self.capacity == 0 {
-            return;
-        }
         let mut r = lock(&self.recent);
         for attempt in attempts {
-            if r.attempts.len() == self.capacity {
-                r.attempts.pop_front();
-            }
-            r.attempts.push_back(attempt);
+            push_bounded(&mut r.attempts, self.capacity, attempt);
         }
     }
 
@@ -259,17 +255,8 @@ impl DeliveryLog {
             self.counters.retried.fetch_add(1, Relaxed);
         }
         let mut r = lock(&self.recent);
-        if r.latencies.len() == LATENCY_WINDOW {
-            r.latencies.pop_front();
-        }
-        r.latencies.push_back(attempt.latency);
-        if self.capacity == 0 {
-            return;
-        }
-        if r.attempts.len() == self.capacity {
-            r.attempts.pop_front();
-        }
-        r.attempts.push_back(attempt);
+        push_bounded(&mut r.latencies, LATENCY_WINDOW, attempt.latency);
+        push_bounded(&mut r.attempts, self.capacity, attempt);
     }
 
     /// Counts the events as failed and keeps them for `retry_failed`.
@@ -281,28 +268,12 @@ impl DeliveryLog {
     /// Keeps events that were refused (endpoint disabled) for a later retry,
     /// without counting them as failed.
     pub(crate) fn park(&self, events: &[Arc<Event>], reason: &str) {
-        if self.dead_capacity == 0 {
-            return;
-        }
-        let mut d = lock(&self.dead);
-        if d.len() == self.dead_capacity {
-            d.pop_front();
-        }
-        d.push_back(DeadLetter {
+        let letter = DeadLetter {
             time: OffsetDateTime::now_utc(),
             events: events.to_vec(),
             error: reason.to_owned(),
-        });
-    }
-
-    #[cfg_attr(not(feature = "durable"), allow(dead_code))]
-    pub(crate) fn capacity(&self) -> usize {
-        self.capacity
-    }
-
-    #[cfg_attr(not(feature = "durable"), allow(dead_code))]
-    pub(crate) fn dead_capacity(&self) -> usize {
-        self.dead_capacity
+        };
+        push_bounded(&mut lock(&self.dead), self.dead_capacity, letter);
     }
 
     /// Puts back dead letters taken with [`take_dead_since`](Self::take_dead_since)
@@ -362,4 +333,15 @@ impl DeliveryLog {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Appends `item`, dropping the oldest past `capacity` (0 keeps nothing).
+fn push_bounded<T>(queue: &mut VecDeque<T>, capacity: usize, item: T) {
+    if capacity == 0 {
+        return;
+    }
+    if queue.len() == capacity {
+        queue.pop_front();
+    }
+    queue.push_back(item);
 }

@@ -173,10 +173,6 @@ impl WebhookManager {
             .ok_or_else(|| WebhookError::NotFound(id.clone()))
     }
 
-    fn sink(&self, id: &WebhookId) -> Result<WebhookSink, WebhookError> {
-        self.with(id, |r| r.sink.clone())
-    }
-
     /// Checks, builds and subscribes a webhook; returns its id.
     pub fn register(&self, webhook: WebhookBuilder) -> Result<WebhookId, WebhookError> {
         let sink = webhook.build()?;
@@ -243,7 +239,7 @@ impl WebhookManager {
             reg.sink.swap_in(sink);
             return Ok(());
         }
-        if was.is_durable() || new.is_durable() {
+        if was.store_path().is_some() || new.store_path().is_some() {
             return Err(WebhookError::DurableResubscribe(old.name.clone()));
         }
         drop(entries);
@@ -282,7 +278,7 @@ impl WebhookManager {
     /// (the limit protects the receiver, and a test is a request to it), so
     /// it may wait for one.
     pub async fn test(&self, id: &WebhookId, event: Event) -> Result<TestResult, WebhookError> {
-        let sink = self.sink(id)?;
+        let sink = self.sink_of(id)?;
         let o = super::delivery::send_once(&sink.endpoint, &[Arc::new(event)]).await;
         Ok(TestResult {
             success: o.status == DeliveryStatus::Delivered,
@@ -310,7 +306,7 @@ impl WebhookManager {
         id: &WebhookId,
         since: OffsetDateTime,
     ) -> Result<RetryReport, WebhookError> {
-        let sink = self.sink(id)?;
+        let sink = self.sink_of(id)?;
         let state = sink.endpoint.state.clone();
         // The letters are taken out of the log; if this future is dropped
         // before it is done (a caller's timeout), the ones not yet finished
@@ -353,7 +349,7 @@ impl WebhookManager {
         id: &WebhookId,
         since: OffsetDateTime,
     ) -> Result<RetryReport, WebhookError> {
-        let sink = self.sink(id)?;
+        let sink = self.sink_of(id)?;
         let store = sink
             .endpoint
             .state
@@ -366,9 +362,7 @@ impl WebhookManager {
                 ))
             })?
             .clone();
-        let events = store
-            .delivered_since(&sink.endpoint.name, since.into(), usize::MAX)
-            .map_err(WebhookError::Store)?;
+        let events = store.delivered_since(&sink.endpoint.name, since.into(), usize::MAX)?;
         let batches = events.into_iter().map(|e| vec![Arc::new(e)]).collect();
         let report = resend(&sink, batches, |_, _| {}).await;
         Ok(report)
@@ -385,7 +379,7 @@ impl WebhookManager {
 
     /// The sink of a webhook (for direct sends or its dead letters).
     pub fn sink_of(&self, id: &WebhookId) -> Result<WebhookSink, WebhookError> {
-        self.sink(id)
+        self.with(id, |r| r.sink.clone())
     }
 }
 

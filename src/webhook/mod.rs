@@ -66,7 +66,7 @@
 //! | layer | whose |
 //! |---|---|
 //! | retry (the schedule, per-type policies, 410, `Retry-After`) | tower's `Retry`, our policy |
-//! | pause on `Retry-After` | ours: tower has no layer that pauses on an answer |
+//! | pause on `Retry-After` (started by the retry policy, which sees every answer) | ours: tower has no layer that pauses on an answer |
 //! | rate limit | ours: tower's `RateLimit` is a fixed window per service clone; an endpoint has one bucket shared by its subscription, emitter, `test`, `retry_failed` and `update`, with a bounded burst |
 //! | concurrency | tower's `ConcurrencyLimit`; adaptive: ours (tower's limits are fixed) |
 //! | OAuth2 | ours |

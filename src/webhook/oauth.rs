@@ -125,6 +125,10 @@ pub(crate) struct TokenSource {
     settings: OAuth2,
     token_url: url::Url,
     timeout: Duration,
+    /// The endpoint's client (its TLS settings, proxy and guard).
+    client: reqwest::Client,
+    /// The SSRF guard when a proxy connects for us (see `proxy`).
+    proxied_guard: Option<Arc<SsrfGuard>>,
     current: tokio::sync::Mutex<Kept>,
     /// Fetches finished, counted under the lock.
     finished: AtomicU64,
@@ -135,14 +139,6 @@ struct Kept {
     token: Option<Token>,
     /// How the last fetch failed, if it did.
     failure: Option<TokenError>,
-}
-
-impl fmt::Debug for TokenSource {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TokenSource")
-            .field("settings", &self.settings)
-            .finish_non_exhaustive()
-    }
 }
 
 #[derive(Deserialize)]
@@ -159,11 +155,19 @@ struct TokenErrorResponse {
 }
 
 impl TokenSource {
-    pub(crate) fn new(settings: OAuth2, token_url: url::Url, timeout: Duration) -> TokenSource {
+    pub(crate) fn new(
+        settings: OAuth2,
+        token_url: url::Url,
+        timeout: Duration,
+        client: reqwest::Client,
+        proxied_guard: Option<Arc<SsrfGuard>>,
+    ) -> TokenSource {
         TokenSource {
             settings,
             token_url,
             timeout,
+            client,
+            proxied_guard,
             current: tokio::sync::Mutex::new(Kept::default()),
             finished: AtomicU64::new(0),
         }
@@ -173,8 +177,6 @@ impl TokenSource {
     /// receiver refused: if it is still the kept one, a new one is fetched.
     pub(crate) async fn token(
         &self,
-        client: &reqwest::Client,
-        proxied_guard: Option<&SsrfGuard>,
         rejected: Option<&HeaderValue>,
     ) -> Result<HeaderValue, TokenError> {
         let seen = self.finished.load(SeqCst);
@@ -193,7 +195,7 @@ impl TokenSource {
             return Err(e.clone());
         }
         kept.token = None;
-        let fetched = self.fetch(client, proxied_guard).await;
+        let fetched = self.fetch().await;
         self.finished.fetch_add(1, SeqCst);
         match fetched {
             Ok(token) => {
@@ -248,14 +250,10 @@ impl TokenSource {
         Ok((form.finish(), basic))
     }
 
-    async fn fetch(
-        &self,
-        client: &reqwest::Client,
-        proxied_guard: Option<&SsrfGuard>,
-    ) -> Result<Token, TokenError> {
+    async fn fetch(&self) -> Result<Token, TokenError> {
         // Through a proxy the guard's resolver never sees the token host:
         // it is checked here, as the webhook URL is before each request.
-        if let Some(guard) = proxied_guard {
+        if let Some(guard) = &self.proxied_guard {
             super::proxy::check_target(guard, &self.token_url)
                 .await
                 .map_err(|message| TokenError {
@@ -264,7 +262,7 @@ impl TokenSource {
                 })?;
         }
         let (body, basic) = self.request_body()?;
-        let mut request = client
+        let mut request = (self.client)
             .post(self.token_url.clone())
             .timeout(self.timeout)
             .header(reqwest::header::ACCEPT, "application/json")
@@ -361,9 +359,6 @@ impl TokenSource {
 pub(crate) struct OAuth<S> {
     pub(crate) inner: S,
     pub(crate) source: Arc<TokenSource>,
-    pub(crate) client: reqwest::Client,
-    /// The SSRF guard when a proxy connects for us (see `proxy`).
-    pub(crate) guard: Option<Arc<SsrfGuard>>,
 }
 
 impl<S> tower::Service<Request> for OAuth<S>
@@ -388,10 +383,9 @@ where
         // The ready one goes with this call; a clone stays here.
         let mut inner = self.inner.clone();
         std::mem::swap(&mut inner, &mut self.inner);
-        let this = self.clone();
+        let source = self.source.clone();
         Box::pin(async move {
-            let guard = this.guard.as_deref();
-            let token = match this.source.token(&this.client, guard, None).await {
+            let token = match source.token(None).await {
                 Ok(t) => t,
                 Err(e) => return Ok(token_failure(e)),
             };
@@ -403,7 +397,7 @@ where
             tracing::debug!(
                 "hookbus: the receiver refused the OAuth2 token (401); fetching a new one"
             );
-            match this.source.token(&this.client, guard, Some(&token)).await {
+            match source.token(Some(&token)).await {
                 Ok(fresh) => {
                     req.bearer = Some(fresh);
                     inner.ready().await?.call(req).await

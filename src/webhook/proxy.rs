@@ -26,6 +26,7 @@ pub(crate) struct ProxySettings {
 }
 
 /// The proxies chosen for a client, and the hosts they live on.
+#[derive(Default)]
 pub(crate) struct Chosen {
     pub(crate) proxies: Vec<reqwest::Proxy>,
     /// The proxies' hosts (the guard's resolver lets them through).
@@ -48,10 +49,7 @@ impl ProxySettings {
         &self,
         var: impl Fn(&str) -> Option<String>,
     ) -> Result<Chosen, WebhookError> {
-        let mut chosen = Chosen {
-            proxies: Vec::new(),
-            hosts: Vec::new(),
-        };
+        let mut chosen = Chosen::default();
         if let Some(url) = &self.explicit {
             let host = check_proxy_url(url, "proxy")?;
             chosen

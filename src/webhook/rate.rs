@@ -7,15 +7,14 @@
 //! overflow policy. A retry waits for a token too (every request counts),
 //! also without a slot.
 
-use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
+
+use super::attempt::{Timer, poll_until};
 
 /// What is wrong with a [`rate_limit`](super::WebhookBuilder::rate_limit).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -63,15 +62,6 @@ pub(crate) struct RateLimiter {
     /// the bucket itself, shared with the limiter an update replaces (see
     /// [`continuing`](Self::continuing)).
     tat: Arc<Mutex<Option<Instant>>>,
-}
-
-impl fmt::Debug for RateLimiter {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RateLimiter")
-            .field("interval", &self.interval)
-            .field("tolerance", &self.tolerance)
-            .finish_non_exhaustive()
-    }
 }
 
 impl RateLimiter {
@@ -166,7 +156,7 @@ pub(crate) struct RateLimit<S> {
     limiter: Arc<RateLimiter>,
     waits: Arc<RateWaits>,
     held: bool,
-    sleep: Option<Pin<Box<Sleep>>>,
+    timer: Timer,
     waiting: Option<WaitingToken>,
 }
 
@@ -177,7 +167,7 @@ impl<S> RateLimit<S> {
             limiter,
             waits,
             held: false,
-            sleep: None,
+            timer: None,
             waiting: None,
         }
     }
@@ -207,20 +197,13 @@ impl<S: tower::Service<R>, R> tower::Service<R> for RateLimit<S> {
             match self.limiter.try_acquire() {
                 Ok(()) => {
                     self.held = true;
-                    self.sleep = None;
                     self.waiting = None;
                 }
                 Err(at) => {
                     if self.waiting.is_none() {
                         self.waiting = Some(WaitingToken::new(&self.waits));
                     }
-                    let sleep = self
-                        .sleep
-                        .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at)));
-                    if sleep.deadline() != at {
-                        sleep.as_mut().reset(at);
-                    }
-                    std::task::ready!(sleep.as_mut().poll(cx));
+                    std::task::ready!(poll_until(&mut self.timer, at, cx));
                 }
             }
         }

@@ -13,7 +13,7 @@ use std::task::{Context, Poll};
 use tower::Service;
 
 use super::concurrency::AdaptiveLimit;
-use super::delivery::{DeliveryOutcome, Limit, Svc, deliver, spawn_delivery, stack};
+use super::delivery::{DeliveryOutcome, Limit, Svc, deliver, stack};
 use super::endpoint::Endpoint;
 use super::error::WebhookError;
 use super::log::{DeliveryAttempt, WebhookStats};
@@ -55,7 +55,7 @@ pub struct WebhookSink {
     stack: Option<Arc<Mutex<Ready>>>,
     /// The stack of direct sends ([`send`](Self::send), the emitter,
     /// `retry_failed`): no concurrency limit, cloned for each delivery.
-    direct: Arc<Mutex<Svc>>,
+    direct: Svc,
     /// Attached by `subscribe`, which routes the endpoint's patterns in the
     /// bus's table: `accepts` need not check them again.
     routed: bool,
@@ -93,7 +93,7 @@ impl Ready {
 impl WebhookSink {
     pub(crate) fn from_endpoint(endpoint: Arc<Endpoint>) -> WebhookSink {
         WebhookSink {
-            direct: Arc::new(Mutex::new(stack(&endpoint, None, true))),
+            direct: stack(&endpoint, None, true),
             live: Arc::new(ArcSwap::new(endpoint.clone())),
             endpoint,
             stack: None,
@@ -137,21 +137,19 @@ impl WebhookSink {
         // hold no slot. In ordered mode the one delivery keeps its place
         // through its retries.
         let n = b.options.concurrency;
-        let (limit, concurrency) = if b.ordered {
-            (None, 1)
+        let limit = if b.ordered {
+            None
         } else if b.adaptive_concurrency {
             let a = AdaptiveLimit::new(n, ep.state.pressure.clone());
-            (
-                Some(Limit::Adaptive(Arc::new(a))),
-                n.saturating_add(b.retry_capacity),
-            )
+            Some(Limit::Adaptive(Arc::new(a)))
         } else {
             // A semaphore holds at most MAX_PERMITS (and panics past it).
             let s = tokio::sync::Semaphore::new(n.min(tokio::sync::Semaphore::MAX_PERMITS));
-            (
-                Some(Limit::Fixed(Arc::new(s))),
-                n.saturating_add(b.retry_capacity),
-            )
+            Some(Limit::Fixed(Arc::new(s)))
+        };
+        let concurrency = match b.ordered {
+            true => 1,
+            false => n.saturating_add(b.retry_capacity),
         };
         let ready = Ready {
             ep: ep.clone(),
@@ -205,13 +203,8 @@ impl WebhookSink {
     /// [`WebhookEmitter`](super::WebhookEmitter) for that). It runs as a
     /// task of its own, aborted if this future is dropped.
     pub async fn send(&self, events: &[Arc<Event>]) -> DeliveryOutcome {
-        let svc = self
-            .direct
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        let ep = self.endpoint.clone();
-        spawn_delivery(deliver(ep, events.into(), (svc, false), None, None)).await
+        let (ep, svc) = (self.endpoint.clone(), self.direct.clone());
+        deliver(ep, events.into(), (svc, false), None, None).await
     }
 
     /// The endpoint's counters.
@@ -308,7 +301,7 @@ impl Sink for WebhookSink {
         let journal = batch.journal().cloned();
         let events = batch.into_vec().into();
         let delivery = deliver(ep, events, svc, gate, journal);
-        Box::pin(async move { spawn_delivery(delivery).await.into_result() })
+        Box::pin(async move { delivery.await.into_result() })
     }
 
     fn poll_ready(&self, cx: &mut Context<'_>) -> Poll<()> {

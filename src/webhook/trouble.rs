@@ -2,8 +2,8 @@
 //! logs at `warn` (with the status, the error and the start of the
 //! receiver's answer), later failures at `debug` with one `warn` per
 //! [`TROUBLE_WARN_INTERVAL`] saying how many failed meanwhile, and the first
-//! success after them logs once at `info`. A leaf module: it knows nothing
-//! of the endpoint, only what an attempt said.
+//! success after them logs once at `info`. It knows nothing of the
+//! endpoint, only what an attempt said ([`Attempt`]).
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 use tokio::time::Instant;
+
+use super::attempt::Attempt;
 
 /// The least time between two `warn` lines about one failing endpoint.
 pub const TROUBLE_WARN_INTERVAL: Duration = Duration::from_secs(60);
@@ -42,10 +44,8 @@ pub(crate) struct Failure<'a> {
     pub(crate) webhook: &'a str,
     pub(crate) url: &'a str,
     pub(crate) event_id: &'a str,
-    pub(crate) attempt: u32,
-    pub(crate) status: Option<u16>,
-    pub(crate) error: Option<&'a str>,
-    pub(crate) excerpt: Option<&'a str>,
+    /// The attempt (its number, status, error and the start of the answer).
+    pub(crate) answer: &'a Attempt,
     /// The wait before the next attempt, or None when the delivery gives up.
     pub(crate) retry_in: Option<Duration>,
 }
@@ -92,27 +92,27 @@ impl Trouble {
                 (first, Some(quiet.unwrap_or(0)))
             }
         };
-        let response = excerpt(f.excerpt);
+        let (r, response) = (f.answer, excerpt(f.answer.excerpt.as_deref()));
         let next = f
             .retry_in
             .map_or_else(|| "none (given up)".to_owned(), |d| format!("in {d:?}"));
         match quiet {
             Some(_) if first => tracing::warn!(
                 webhook = %f.webhook, url = %f.url, event_id = %f.event_id,
-                attempt = f.attempt, status = ?f.status, error = ?f.error,
+                attempt = r.number, status = ?r.status, error = ?r.error,
                 response = ?response, next_attempt = %next,
                 "hookbus: webhook delivery failing"
             ),
             Some(quiet) => tracing::warn!(
                 webhook = %f.webhook, url = %f.url, event_id = %f.event_id,
-                attempt = f.attempt, status = ?f.status, error = ?f.error,
+                attempt = r.number, status = ?r.status, error = ?r.error,
                 response = ?response, next_attempt = %next,
                 failed_since_last_warning = quiet,
                 "hookbus: webhook delivery still failing"
             ),
             None => tracing::debug!(
-                webhook = %f.webhook, event_id = %f.event_id, attempt = f.attempt,
-                status = ?f.status, error = ?f.error, next_attempt = %next,
+                webhook = %f.webhook, event_id = %f.event_id, attempt = r.number,
+                status = ?r.status, error = ?r.error, next_attempt = %next,
                 "hookbus: webhook attempt failed"
             ),
         }

@@ -265,18 +265,12 @@ pub fn raw_body(event: &Event) -> Bytes {
     }
 }
 
-fn join_lines(mut parts: impl Iterator<Item = Bytes>) -> Bytes {
-    let first = parts.next().unwrap_or_default();
-    let rest: Vec<Bytes> = parts.collect();
-    if rest.is_empty() {
-        return first;
+fn join_lines(parts: impl Iterator<Item = Bytes>) -> Bytes {
+    let mut parts: Vec<Bytes> = parts.collect();
+    match parts.len() {
+        1 => parts.swap_remove(0),
+        _ => Bytes::from(parts.join(&b'\n')),
     }
-    let mut out = BytesMut::from(&first[..]);
-    for p in rest {
-        out.put_u8(b'\n');
-        out.put_slice(&p);
-    }
-    out.freeze()
 }
 
 /// The message id of a request: the event id, or a batch id made from the

@@ -373,3 +373,16 @@ async fn raw_payload_from_a_template_string() {
         .to_string();
     assert!(err.contains("one event per request"), "{err}");
 }
+
+#[test]
+fn raw_payload_of_several_events_is_one_body_a_line() {
+    use hookbus::webhook::wire::payload;
+    let events: Vec<Arc<Event>> = [json!("a,1"), json!({"b": 2})]
+        .into_iter()
+        .map(|d| Arc::new(Event::new("t", d).unwrap()))
+        .collect();
+    let p = payload(&events, WireFormat::Raw, None);
+    assert_eq!(&p.body[..], b"a,1\n{\"b\":2}");
+    let one = payload(&events[..1], WireFormat::Raw, None);
+    assert_eq!(&one.body[..], b"a,1");
+}
