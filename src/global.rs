@@ -438,6 +438,10 @@ pub fn emit_payload<T: Serialize + Send + Sync + 'static>(
 /// mailboxes and for durable subscribers' stores: [`Bus::publish`] on the
 /// default bus.
 pub async fn publish<E: IntoEvent>(event: E) -> Result<(), DefaultEmitError> {
+    // The turn `Bus::publish` takes, taken before the lookup: a `setup`
+    // while this task waited for its turn would have closed the bus it
+    // looked up.
+    crate::hub::take_turn().await;
     let bus = {
         let current = CURRENT.load();
         match current.as_ref() {
@@ -446,7 +450,7 @@ pub async fn publish<E: IntoEvent>(event: E) -> Result<(), DefaultEmitError> {
         }
     };
     match bus {
-        Some(bus) => Ok(bus.publish(event).await?),
+        Some(bus) => Ok(bus.publish_now(event).await?),
         None => Err(DefaultEmitError::ShutDown(event.into_event()?)),
     }
 }

@@ -340,9 +340,21 @@ impl Bus {
     /// Like tokio's own channels, `publish` takes part in tokio's
     /// cooperative scheduling: a task publishing in a loop yields to the
     /// other tasks of its worker (often the subscribers it woke) once its
-    /// budget is spent, before taking the next event.
+    /// budget is spent, before taking the next event. So it may wait even
+    /// with room everywhere: for a call that never waits, use
+    /// [`emit`](Self::emit) (not a zero timeout around `publish`), and do
+    /// not drive `publish` with a blocking executor
+    /// (`futures::executor::block_on`) inside a tokio task, where the turn
+    /// it waits for cannot come.
     pub async fn publish<E: IntoEvent>(&self, event: E) -> Result<(), EmitError> {
         self.hub.publish(event).await
+    }
+
+    /// [`publish`](Self::publish) once the caller took its turn
+    /// (`hub::take_turn`): for the default bus, which looks the bus up after
+    /// its turn, so no `setup` can swap it out between the two.
+    pub(crate) async fn publish_now<E: IntoEvent>(&self, event: E) -> Result<(), EmitError> {
+        self.hub.publish_now(event).await
     }
 
     /// Starts configuring a subscriber for `pattern` (an event type, `*`, or a

@@ -594,13 +594,12 @@ impl Hub {
     /// `publish`: waits for room in full `Block` mailboxes, and for durable
     /// subscribers' stores to have the event on disk.
     pub(crate) async fn publish<E: IntoEvent>(&self, event: E) -> Result<(), EmitError> {
-        // Take part in tokio's cooperative scheduling, as its own channels'
-        // `send` does: a task publishing in a loop gives the subscribers it
-        // woke a turn on this worker once its budget is spent, instead of
-        // leaving them to the other workers (one cross-thread hand-over and
-        // free per event). Before the offer, so that a future dropped while
-        // it yields leaves the event emitted to nobody.
-        tokio::task::coop::consume_budget().await;
+        take_turn().await;
+        self.publish_now(event).await
+    }
+
+    /// `publish` once the caller took its turn ([`take_turn`]).
+    pub(crate) async fn publish_now<E: IntoEvent>(&self, event: E) -> Result<(), EmitError> {
         if !self.filter.may_match(event.event_type()) {
             return self.unmatched(event);
         }
@@ -1187,6 +1186,17 @@ fn deliver(
     } else {
         Offer::Unmatched
     }
+}
+
+/// Takes part in tokio's cooperative scheduling, as tokio's own channels'
+/// `send` does: spends a unit of the task's budget, and yields first when
+/// it is spent. A task publishing in a loop then gives the subscribers it
+/// woke a turn on its worker, instead of leaving them all to the other
+/// workers (a cross-thread hand-over and free per event). Called before an
+/// offer, so that a `publish` dropped while it yields leaves the event
+/// emitted to nobody.
+pub(crate) async fn take_turn() {
+    tokio::task::coop::consume_budget().await;
 }
 
 struct OfferGuard<'a>(&'a AtomicUsize);
