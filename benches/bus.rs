@@ -727,6 +727,27 @@ fn emit_taps(c: &mut Criterion) {
     g.finish();
 }
 
+/// A bus with `n` lossless (`Block`) typed closures on `Tick`, each with
+/// `capacity` places, counting what they receive.
+fn tick_bus(rt: &tokio::runtime::Runtime, done: &Arc<Done>, n: usize, capacity: usize) -> Bus {
+    rt.block_on(async {
+        let bus = Bus::new().unwrap();
+        for _ in 0..n {
+            let d = done.clone();
+            bus.subscriber(Tick::TYPE)
+                .overflow(OverflowPolicy::Block)
+                .capacity(capacity)
+                .on_typed(move |t: hookbus::Typed<Tick>| {
+                    black_box(t.n);
+                    d.hit()
+                })
+                .unwrap()
+                .detach();
+        }
+        bus
+    })
+}
+
 fn fanout_typed(c: &mut Criterion) {
     let rt = runtime();
     let mut g = c.benchmark_group("fanout_typed");
@@ -738,21 +759,7 @@ fn fanout_typed(c: &mut Criterion) {
         let total = EVENTS * subscribers as u64;
 
         let done = Done::new();
-        let bus = rt.block_on(async {
-            let bus = Bus::new().unwrap();
-            for _ in 0..subscribers {
-                let d = done.clone();
-                bus.subscriber(Tick::TYPE)
-                    .overflow(OverflowPolicy::Block)
-                    .on_typed(move |t: hookbus::Typed<Tick>| {
-                        black_box(t.n);
-                        d.hit()
-                    })
-                    .unwrap()
-                    .detach();
-            }
-            bus
-        });
+        let bus = tick_bus(&rt, &done, subscribers, 1024);
         bench_producer(
             &mut g,
             &rt,
@@ -774,22 +781,7 @@ fn fanout_typed(c: &mut Criterion) {
         // budget is spent, which tokio's `broadcast::Sender::send` never
         // does; `routing` measures that against `mpsc`, which does).
         let done = Done::new();
-        let bus = rt.block_on(async {
-            let bus = Bus::new().unwrap();
-            for _ in 0..subscribers {
-                let d = done.clone();
-                bus.subscriber(Tick::TYPE)
-                    .overflow(OverflowPolicy::Block)
-                    .capacity(16_384)
-                    .on_typed(move |t: hookbus::Typed<Tick>| {
-                        black_box(t.n);
-                        d.hit()
-                    })
-                    .unwrap()
-                    .detach();
-            }
-            bus
-        });
+        let bus = tick_bus(&rt, &done, subscribers, 16_384);
         bench_producer(
             &mut g,
             &rt,
