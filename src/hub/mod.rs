@@ -55,6 +55,8 @@ pub use error::{BuildError, EmitError, SubscribeError};
 pub(crate) use journal::{Commit, Journal, Refusal};
 pub(crate) use mailbox::{Mailbox, Pushed};
 pub use options::{BatchConfig, OverflowPolicy, SubscriberOptions};
+#[cfg(feature = "webhook")]
+pub(crate) use options::{millis, millis_vec};
 pub use tap::{DEFAULT_TAP_CAPACITY, Tap};
 
 /// How long shutdown waits for aborted subscriber tasks to end.

@@ -41,18 +41,39 @@ pub struct BatchConfig {
     /// Most events in one batch (≥ 1).
     pub max_size: usize,
     /// Longest a partial batch waits before it is delivered anyway.
-    #[serde(with = "duration_ms")]
+    #[serde(with = "millis")]
     pub max_wait: Duration,
 }
 
-mod duration_ms {
+/// A duration in settings files: whole milliseconds (`serde(with)`); one
+/// longer than `u64::MAX` ms is written as `u64::MAX`.
+pub(crate) mod millis {
     use serde::{Deserialize, Deserializer, Serializer};
     use std::time::Duration;
     pub(crate) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_u64(d.as_millis() as u64)
+        s.serialize_u64(to_millis(d))
     }
     pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         Ok(Duration::from_millis(u64::deserialize(d)?))
+    }
+    pub(super) fn to_millis(d: &Duration) -> u64 {
+        u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+    }
+}
+
+/// A list of [`millis`].
+#[cfg(feature = "webhook")]
+pub(crate) mod millis_vec {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+    pub(crate) fn serialize<S: Serializer>(d: &[Duration], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(d.iter().map(super::millis::to_millis))
+    }
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Duration>, D::Error> {
+        Ok(Vec::<u64>::deserialize(d)?
+            .into_iter()
+            .map(Duration::from_millis)
+            .collect())
     }
 }
 
@@ -109,5 +130,30 @@ impl SubscriberOptions {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_duration_too_long_for_u64_millis_is_written_as_the_largest() {
+        let batch = BatchConfig {
+            max_size: 1,
+            max_wait: Duration::MAX,
+        };
+        let json = serde_json::to_value(batch).unwrap();
+        assert_eq!(json["max_wait"], u64::MAX);
+        let back: BatchConfig = serde_json::from_value(json).unwrap();
+        assert_eq!(back.max_wait, Duration::from_millis(u64::MAX));
+
+        #[cfg(feature = "webhook")]
+        {
+            #[derive(serde::Serialize)]
+            struct Waits(#[serde(with = "millis_vec")] Vec<Duration>);
+            let json = serde_json::to_value(Waits(vec![Duration::MAX, Duration::from_millis(7)]));
+            assert_eq!(json.unwrap(), serde_json::json!([u64::MAX, 7]));
+        }
     }
 }

@@ -277,10 +277,10 @@ async fn spawned(
             return DeliveryOutcome::failed(FailureKind::Handler, 0, error);
         }
     };
-    let what = (panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a non-text panic".to_owned());
-    let error = format!("webhook delivery panicked: {what}");
+    let error = format!(
+        "webhook delivery panicked: {}",
+        crate::sink::panic_message(&panic)
+    );
     if !events.is_empty() {
         give_up(ep, events, &error, None);
     }

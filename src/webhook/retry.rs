@@ -13,6 +13,8 @@ use std::time::{Duration, SystemTime};
 
 use rand::Rng;
 
+use crate::hub::{millis, millis_vec};
+
 /// The longest wait a delivery schedules: a backoff, a `Retry-After` or an
 /// endpoint pause longer than this (up to [`Duration::MAX`], which the
 /// settings accept as "no cap") is cut to it, so no deadline computed from
@@ -249,29 +251,4 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
     }
     let at = httpdate::parse_http_date(value).ok()?;
     Some(at.duration_since(SystemTime::now()).unwrap_or_default())
-}
-
-mod millis {
-    use serde::{Deserialize, Deserializer, Serializer};
-    use std::time::Duration;
-    pub(crate) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_u64(d.as_millis() as u64)
-    }
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        Ok(Duration::from_millis(u64::deserialize(d)?))
-    }
-}
-
-mod millis_vec {
-    use serde::{Deserialize, Deserializer, Serializer};
-    use std::time::Duration;
-    pub(crate) fn serialize<S: Serializer>(d: &[Duration], s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(d.iter().map(|d| d.as_millis() as u64))
-    }
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Duration>, D::Error> {
-        Ok(Vec::<u64>::deserialize(d)?
-            .into_iter()
-            .map(Duration::from_millis)
-            .collect())
-    }
 }
