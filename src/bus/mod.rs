@@ -332,8 +332,9 @@ impl Bus {
     /// waits on lossy subscribers. Durable subscribers' stores are waited
     /// for too: `Ok` means the event is on their disks.
     ///
-    /// Cancel-safe while it waits for room: a future dropped then leaves the
-    /// event emitted to nobody. Once the event is taken (then only the wait
+    /// Cancel-safe while it waits for its turn (below), for room, or for a
+    /// store that is behind: a future dropped then leaves the event emitted
+    /// to nobody. Once the event is taken (then only the wait
     /// for durable stores remains), dropping the future gives up that wait
     /// and nothing else: the event is delivered.
     ///
